@@ -1,0 +1,2 @@
+//! `otaledger`: the OTA Ledger command-line tool.
+fn main() {}

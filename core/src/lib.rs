@@ -1,0 +1,1 @@
+//! Shared protocol for OTA Ledger: contract bindings and protocol types.
