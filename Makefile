@@ -1,0 +1,61 @@
+# OTA Ledger: the two quickstart commands are `make demo` and `make test`.
+# Every target installs what it needs first, idempotently.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+FORGE = $(shell script/foundry-bin.sh forge)
+VENV := .venv
+CARGO ?= cargo
+export FOUNDRY_DISABLE_NIGHTLY_WARNING := 1
+
+.PHONY: help tools demo test lint fmt contracts-test rust-test slither artifacts check-artifacts postgres gas bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+$(VENV)/.installed: script/requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r script/requirements-dev.txt
+	@touch $@
+
+tools: node_modules/.installed $(VENV)/.installed ## install the pinned toolchain (npm: forge, anvil, cast, solc; PyPI: slither)
+
+demo: node_modules/.installed ## the main job: local chain, contracts, one publish-and-purchase round
+	$(CARGO) run --release --locked -p otaledger-cli -- demo
+
+test: tools postgres lint contracts-test slither rust-test ## every check and test CI runs
+	@echo "make test: all checks passed"
+
+postgres: ## make sure PostgreSQL answers on 127.0.0.1:5432 (start it if not)
+	@script/ensure-postgres.sh
+
+lint: node_modules/.installed ## formatting and lints (Rust and Solidity)
+	$(CARGO) fmt --all --check
+	$(FORGE) fmt --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+contracts-test: node_modules/.installed ## forge build --sizes, forge test (ci profile), gas snapshot check
+	script/check-forge-fails.sh
+	$(FORGE) build --sizes
+	FOUNDRY_PROFILE=ci $(FORGE) test
+	$(FORGE) snapshot --check --match-path 'contracts/test/Gas.t.sol'
+	script/export-artifacts.sh --check
+
+slither: tools ## static analysis; every accepted finding is justified in docs/security.md
+	$(VENV)/bin/slither . --config-file slither.config.json
+	$(FORGE) build
+
+rust-test: node_modules/.installed ## the Rust test suite (unit, integration against anvil and Postgres, end to end)
+	$(CARGO) test --locked --workspace --all-targets
+
+artifacts: node_modules/.installed ## re-export the contract ABIs + bytecode that the Rust bindings use
+	script/export-artifacts.sh
+
+gas: node_modules/.installed ## gas report and snapshot of the dedicated gas tests
+	$(FORGE) test --match-path 'contracts/test/Gas.t.sol' --gas-report
+	$(FORGE) snapshot --match-path 'contracts/test/Gas.t.sol'
