@@ -1,0 +1,104 @@
+//! Finding the pinned Foundry binaries (anvil for the demo and the tests).
+//!
+//! The npm package `@foundry-rs/<tool>` ships the real binary in
+//! `node_modules/@foundry-rs/<tool>-<os>-<arch>/bin/<tool>`; its
+//! `node_modules/.bin` wrapper always exits 0, so it is never used.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// A Foundry tool shipped through npm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundryTool {
+    /// The local Ethereum node.
+    Anvil,
+    /// The build and test tool.
+    Forge,
+    /// The RPC command-line client.
+    Cast,
+}
+
+impl FoundryTool {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Anvil => "anvil",
+            Self::Forge => "forge",
+            Self::Cast => "cast",
+        }
+    }
+
+    fn env(self) -> &'static str {
+        match self {
+            Self::Anvil => "OTALEDGER_ANVIL",
+            Self::Forge => "OTALEDGER_FORGE",
+            Self::Cast => "OTALEDGER_CAST",
+        }
+    }
+}
+
+/// Finds `tool`: the path in its environment variable (`OTALEDGER_ANVIL`, …) if
+/// set, else the npm package's real binary under `node_modules` in `start` or
+/// any of its parents, else the tool on `PATH`.
+pub fn find_foundry_tool(tool: FoundryTool, start: &Path) -> Result<PathBuf> {
+    let name = tool.name();
+    if let Some(path) = std::env::var_os(tool.env()) {
+        return Ok(PathBuf::from(path));
+    }
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let relative = format!("node_modules/@foundry-rs/{name}-{os}-{arch}/bin/{name}");
+    let mut looked = Vec::new();
+    for dir in start.ancestors() {
+        let candidate = dir.join(&relative);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        looked.push(candidate.display().to_string());
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            // The npm wrapper in node_modules/.bin always exits 0: skip it.
+            if candidate.is_file() && !dir.ends_with("node_modules/.bin") {
+                return Ok(candidate);
+            }
+        }
+        looked.push("$PATH".into());
+    }
+    Err(Error::ToolNotFound {
+        tool: name,
+        env: tool.env(),
+        looked: looked.join(", "),
+    })
+}
+
+/// The repository root when running from a checkout (the workspace of this
+/// crate), used by tests and the demo to find `node_modules` and `deployments/`.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_anvil_from_a_subdirectory_of_the_checkout() {
+        // `make test` runs `npm ci` first, so the pinned binary is there.
+        let found =
+            find_foundry_tool(FoundryTool::Anvil, &workspace_root().join("core/src")).unwrap();
+        assert!(found.ends_with("bin/anvil"), "{}", found.display());
+        assert!(!found.to_string_lossy().contains("node_modules/.bin"));
+    }
+}
