@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IUpdateMarket} from "./interfaces/IUpdateMarket.sol";
+import {IUpdateRegistry} from "./interfaces/IUpdateRegistry.sol";
+import {ManifestHash} from "./libraries/ManifestHash.sol";
+
+/// @title UpdateMarket
+/// @notice Sells firmware releases per device. Entitlements are bits over device indexes; the money for a release
+/// is escrowed until `publishedAt + REFUND_WINDOW`, then withdrawable to the manufacturer's payee. If the release
+/// is revoked before that time, the devices' owners claim the price back per device instead.
+/// @dev Callers pass the release's manifest; the market hashes it and checks the registry has published that id,
+/// so price, token and model need no storage here. All payments are pulled (checks-effects-interactions under a
+/// transient-storage reentrancy lock). Fee-on-transfer tokens are rejected by a balance-delta check.
+contract UpdateMarket is IUpdateMarket {
+    // ---------------------------------------------------------------- storage (slot order is part of the protocol)
+
+    /// @dev slot 0: release id => word index => entitlement bits of devices 256 * word .. 256 * word + 255.
+    mapping(bytes32 releaseId => mapping(uint256 wordIndex => uint256 bits)) internal _entitlements;
+    /// @dev slot 1: release id => amount held for the release (escrowed, withdrawable or refundable).
+    mapping(bytes32 releaseId => uint256 amount) internal _escrow;
+
+    // ---------------------------------------------------------------- constants
+
+    /// @inheritdoc IUpdateMarket
+    IUpdateRegistry public immutable REGISTRY;
+    /// @inheritdoc IUpdateMarket
+    uint256 public immutable REFUND_WINDOW;
+
+    /// @dev Transient slot of the reentrancy lock: uint256(keccak256("otaledger.UpdateMarket.lock")) - 1.
+    uint256 internal constant _LOCK_SLOT = 0x3c21a8e8f360b35c6615de60fc23e7974182c92c6927b38ab23547274df8851a;
+
+    /// @param registry the registry whose releases are sold.
+    /// @param refundWindow seconds after a release's publication during which a revocation refunds its buyers.
+    constructor(IUpdateRegistry registry, uint256 refundWindow) {
+        if (address(registry) == address(0)) revert UpdateMarketZeroRegistry();
+        REGISTRY = registry;
+        REFUND_WINDOW = refundWindow;
+    }
+
+    modifier nonReentrant() {
+        assembly ("memory-safe") {
+            if tload(_LOCK_SLOT) {
+                mstore(0, 0x3f006698) // UpdateMarketReentrant()
+                revert(0x1c, 0x04)
+            }
+            tstore(_LOCK_SLOT, 1)
+        }
+        _;
+        assembly ("memory-safe") {
+            tstore(_LOCK_SLOT, 0)
+        }
+    }
+
+    // ---------------------------------------------------------------- external
+
+    /// @inheritdoc IUpdateMarket
+    function purchase(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes)
+        external
+        payable
+        nonReentrant
+    {
+        _purchase(manifest, deviceIndexes, msg.sender);
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function purchaseFor(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes)
+        external
+        payable
+        nonReentrant
+    {
+        _purchase(manifest, deviceIndexes, address(0));
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function claimRefund(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes)
+        external
+        nonReentrant
+    {
+        uint256 n = deviceIndexes.length;
+        if (n == 0) revert UpdateMarketNoDevices();
+        bytes32 id = ManifestHash.hash(manifest);
+        IUpdateRegistry.Release memory r = _publishedRelease(id);
+        if (r.revokedAt == 0 || r.revokedAt >= uint256(r.publishedAt) + REFUND_WINDOW) {
+            revert UpdateMarketNotRefundable(id);
+        }
+        REGISTRY.checkDevices(msg.sender, r.modelId, false, deviceIndexes);
+        _updateBits(id, deviceIndexes, false);
+        uint256 amount = uint256(manifest.price) * n;
+        // Every cleared bit was paid at `price` and the escrow of a refundable release is never withdrawn.
+        _escrow[id] -= amount;
+        address token = manifest.paymentToken;
+        emit Refunded(id, msg.sender, deviceIndexes, amount, token);
+        _pay(token, msg.sender, amount);
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function withdraw(IUpdateRegistry.Manifest calldata manifest) external nonReentrant {
+        bytes32 id = ManifestHash.hash(manifest);
+        IUpdateRegistry.Release memory r = _publishedRelease(id);
+        uint256 settles = uint256(r.publishedAt) + REFUND_WINDOW;
+        if (block.timestamp < settles) revert UpdateMarketNotSettled(id, settles);
+        if (r.revokedAt != 0 && r.revokedAt < settles) revert UpdateMarketEarningsRefundable(id);
+        uint256 amount = _escrow[id];
+        if (amount == 0) revert UpdateMarketNothingToWithdraw(id);
+        _escrow[id] = 0;
+        uint32 manufacturerId = REGISTRY.model(r.modelId).manufacturerId;
+        address payee = REGISTRY.manufacturer(manufacturerId).payee;
+        address token = manifest.paymentToken;
+        emit Withdrawn(id, manufacturerId, payee, amount, token);
+        _pay(token, payee, amount);
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function isEntitled(bytes32 releaseId, uint64 deviceIndex) external view returns (bool) {
+        return (_entitlements[releaseId][deviceIndex >> 8] >> (deviceIndex & 255)) & 1 == 1;
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function entitlementWord(bytes32 releaseId, uint256 wordIndex) external view returns (uint256) {
+        return _entitlements[releaseId][wordIndex];
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function escrowOf(bytes32 releaseId) external view returns (uint256) {
+        return _escrow[releaseId];
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function settlesAt(bytes32 releaseId) external view returns (uint256) {
+        return uint256(_publishedRelease(releaseId).publishedAt) + REFUND_WINDOW;
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev Checks the release and devices (owned by `owner`, or any owner if zero), sets the entitlement bits,
+    /// escrows the price, then collects the payment.
+    function _purchase(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes, address owner)
+        internal
+    {
+        uint256 n = deviceIndexes.length;
+        if (n == 0) revert UpdateMarketNoDevices();
+        bytes32 id = ManifestHash.hash(manifest);
+        IUpdateRegistry.Release memory r = _publishedRelease(id);
+        if (r.revokedAt != 0) revert UpdateMarketReleaseRevoked(id);
+        uint64 expiry = manifest.expiry;
+        if (expiry <= block.timestamp) revert UpdateMarketReleaseExpired(id, expiry);
+        REGISTRY.checkDevices(owner, r.modelId, true, deviceIndexes);
+        _updateBits(id, deviceIndexes, true);
+        uint256 amount = uint256(manifest.price) * n;
+        _escrow[id] += amount;
+        address token = manifest.paymentToken;
+        emit Purchased(id, msg.sender, deviceIndexes, amount, token);
+        _collect(token, amount);
+    }
+
+    /// @dev The registry's status of a published release; reverts for unknown ids.
+    function _publishedRelease(bytes32 id) internal view returns (IUpdateRegistry.Release memory r) {
+        r = REGISTRY.release(id);
+        if (r.publishedAt == 0) revert UpdateMarketUnknownRelease(id);
+    }
+
+    /// @dev Sets (`set`) or clears the bits of strictly ascending device indexes, one storage write per word.
+    /// Reverts if a bit to set is already set or a bit to clear is not.
+    function _updateBits(bytes32 id, uint64[] calldata deviceIndexes, bool set) internal {
+        mapping(uint256 => uint256) storage words = _entitlements[id];
+        uint256 n = deviceIndexes.length;
+        uint256 first = deviceIndexes[0];
+        uint256 wordIndex = first >> 8;
+        uint256 bits = words[wordIndex];
+        uint256 prev;
+        for (uint256 i; i < n;) {
+            uint256 index = deviceIndexes[i];
+            if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, uint64(index));
+            prev = index;
+            uint256 w = index >> 8;
+            if (w != wordIndex) {
+                words[wordIndex] = bits;
+                wordIndex = w;
+                bits = words[w];
+            }
+            uint256 mask = 1 << (index & 255);
+            if (set) {
+                if (bits & mask != 0) revert UpdateMarketAlreadyEntitled(id, uint64(index));
+            } else if (bits & mask == 0) {
+                revert UpdateMarketNotEntitled(id, uint64(index));
+            }
+            bits ^= mask;
+            unchecked {
+                ++i;
+            }
+        }
+        words[wordIndex] = bits;
+    }
+
+    /// @dev Takes `amount` from the caller: exactly `msg.value` for ETH, else an ERC-20 `transferFrom` whose
+    /// received amount must equal `amount`.
+    function _collect(address token, uint256 amount) internal {
+        if (token == address(0)) {
+            if (msg.value != amount) revert UpdateMarketWrongPayment(amount, msg.value);
+            return;
+        }
+        if (msg.value != 0) revert UpdateMarketWrongPayment(0, msg.value);
+        if (amount == 0) return;
+        uint256 before = _balanceOf(token);
+        _callToken(token, abi.encodeWithSelector(0x23b872dd, msg.sender, address(this), amount));
+        uint256 received = _balanceOf(token) - before;
+        if (received != amount) revert UpdateMarketTokenAmountMismatch(token, amount, received);
+    }
+
+    /// @dev Sends `amount` of ETH (token zero) or an ERC-20 token to `to`.
+    function _pay(address token, address to, uint256 amount) internal {
+        if (amount == 0) return;
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert UpdateMarketEthTransferFailed(to, amount);
+        } else {
+            _callToken(token, abi.encodeWithSelector(0xa9059cbb, to, amount));
+        }
+    }
+
+    /// @dev Calls an ERC-20 function; success = no revert and either no return data (USDT style, from a contract)
+    /// or a return value of true.
+    function _callToken(address token, bytes memory data) internal {
+        (bool ok, bytes memory ret) = token.call(data);
+        if (!ok || (ret.length == 0 ? token.code.length == 0 : (ret.length < 32 || abi.decode(ret, (uint256)) != 1))) {
+            revert UpdateMarketTokenTransferFailed(token);
+        }
+    }
+
+    /// @dev The market's balance of an ERC-20 token.
+    function _balanceOf(address token) internal view returns (uint256 balance) {
+        (bool ok, bytes memory ret) = token.staticcall(abi.encodeWithSelector(0x70a08231, address(this)));
+        if (!ok || ret.length < 32) revert UpdateMarketTokenTransferFailed(token);
+        balance = abi.decode(ret, (uint256));
+    }
+}

@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IUpdateRegistry} from "./interfaces/IUpdateRegistry.sol";
+import {ManifestHash} from "./libraries/ManifestHash.sol";
+import {Signatures} from "./libraries/Signatures.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+/// @title UpdateRegistry
+/// @notice Holds the authority of OTA Ledger: who may publish for which devices, what was published, and which
+/// devices exist and who owns them. Security-relevant changes need EIP-712 signatures from a threshold of the
+/// manufacturer's current signers; routine operations are done by the manufacturer's operator.
+/// @dev Storage is the protocol: devices verify `_devices` and `_releases` words with storage proofs, so the layout
+/// (docs/contracts.md) must never change. Only hashes and packed status words are stored; full data is in events.
+contract UpdateRegistry is IUpdateRegistry {
+    // ---------------------------------------------------------------- storage (slot order is part of the protocol)
+
+    /// @dev slot 0: sequence counters.
+    Counters internal _counters;
+    /// @dev slot 1: manufacturer id => record.
+    mapping(uint32 manufacturerId => Manufacturer) internal _manufacturers;
+    /// @dev slot 2: model id => record.
+    mapping(uint32 modelId => Model) internal _models;
+    /// @dev slot 3: batch id => record.
+    mapping(uint64 batchId => Batch) internal _batches;
+    /// @dev slot 4: device index => record.
+    mapping(uint64 deviceIndex => Device) internal _devices;
+    /// @dev slot 5: release id => status.
+    mapping(bytes32 releaseId => Release) internal _releases;
+
+    // ---------------------------------------------------------------- constants
+
+    /// @notice Largest signer set (bit i of a release's `signerMask` stands for signer i).
+    uint256 public constant MAX_SIGNERS = 32;
+    /// @notice Rollout fraction of a new release in basis points (phased rollouts are reserved for later).
+    uint16 public constant FULL_ROLLOUT_BPS = 10_000;
+
+    bytes32 internal constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 internal constant _NAME_HASH = keccak256("OTA Ledger UpdateRegistry");
+    bytes32 internal constant _VERSION_HASH = keccak256("1");
+    bytes32 internal constant _ROTATE_TYPEHASH =
+        keccak256("RotateSigners(uint32 manufacturerId,uint64 nonce,address[] signers,uint8 threshold)");
+    bytes32 internal constant _UPDATE_TYPEHASH =
+        keccak256("UpdateManufacturer(uint32 manufacturerId,uint64 nonce,address operator,address payee)");
+    bytes32 internal constant _RAISE_FLOOR_TYPEHASH = keccak256("RaiseFloor(uint32 modelId,uint64 minVersion)");
+    bytes32 internal constant _REVOKE_TYPEHASH = keccak256("RevokeRelease(bytes32 releaseId,string reason)");
+    bytes32 internal constant _CLAIM_TYPEHASH = keccak256("Claim(address owner,uint64 deviceIndex)");
+
+    bytes32 internal immutable _CACHED_DOMAIN_SEPARATOR;
+    uint256 internal immutable _CACHED_CHAIN_ID;
+
+    constructor() {
+        _CACHED_CHAIN_ID = block.chainid;
+        _CACHED_DOMAIN_SEPARATOR = _buildDomainSeparator();
+    }
+
+    // ---------------------------------------------------------------- manufacturers
+
+    /// @inheritdoc IUpdateRegistry
+    function registerManufacturer(
+        string calldata name,
+        address operator,
+        address payee,
+        address[] calldata signers,
+        uint8 threshold,
+        string calldata paramsCid
+    ) external returns (uint32 manufacturerId) {
+        _checkSignerSet(signers, threshold);
+        if (operator == address(0)) operator = msg.sender;
+        if (payee == address(0)) payee = operator;
+        manufacturerId = ++_counters.manufacturers;
+        _manufacturers[manufacturerId] =
+            Manufacturer({signersHash: _signersHash(signers, threshold), operator: operator, nonce: 0, payee: payee});
+        emit ManufacturerRegistered(manufacturerId, operator, payee, name, signers, threshold, paramsCid);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function rotateSigners(
+        uint32 manufacturerId,
+        address[] calldata newSigners,
+        uint8 newThreshold,
+        Approval calldata approval
+    ) external {
+        _checkSignerSet(newSigners, newThreshold);
+        Manufacturer storage mf = _manufacturers[manufacturerId];
+        bytes32 current = mf.signersHash;
+        if (current == bytes32(0)) revert UpdateRegistryUnknownManufacturer(manufacturerId);
+        uint64 nonce = mf.nonce;
+        bytes32 structHash = keccak256(
+            abi.encode(_ROTATE_TYPEHASH, manufacturerId, nonce, keccak256(abi.encodePacked(newSigners)), newThreshold)
+        );
+        _verifyApproval(manufacturerId, current, structHash, approval);
+        mf.signersHash = _signersHash(newSigners, newThreshold);
+        unchecked {
+            mf.nonce = nonce + 1;
+        }
+        emit SignersRotated(manufacturerId, nonce, newSigners, newThreshold);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function updateManufacturer(uint32 manufacturerId, address operator, address payee, Approval calldata approval)
+        external
+    {
+        if (operator == address(0) || payee == address(0)) revert UpdateRegistryZeroAddress();
+        Manufacturer storage mf = _manufacturers[manufacturerId];
+        bytes32 current = mf.signersHash;
+        if (current == bytes32(0)) revert UpdateRegistryUnknownManufacturer(manufacturerId);
+        uint64 nonce = mf.nonce;
+        bytes32 structHash = keccak256(abi.encode(_UPDATE_TYPEHASH, manufacturerId, nonce, operator, payee));
+        _verifyApproval(manufacturerId, current, structHash, approval);
+        mf.operator = operator;
+        unchecked {
+            mf.nonce = nonce + 1;
+        }
+        mf.payee = payee;
+        emit ManufacturerUpdated(manufacturerId, nonce, operator, payee);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function setParamsCid(uint32 manufacturerId, string calldata paramsCid) external {
+        _onlyOperator(manufacturerId);
+        emit ParamsCidSet(manufacturerId, paramsCid);
+    }
+
+    // ---------------------------------------------------------------- models
+
+    /// @inheritdoc IUpdateRegistry
+    function defineModel(uint32 manufacturerId, string calldata name, uint64 minVersion)
+        external
+        returns (uint32 modelId)
+    {
+        _onlyOperator(manufacturerId);
+        modelId = ++_counters.models;
+        _models[modelId] = Model({manufacturerId: manufacturerId, latestVersion: 0, minVersion: minVersion});
+        emit ModelDefined(modelId, manufacturerId, minVersion, name);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function raiseFloor(uint32 modelId, uint64 minVersion, Approval calldata approval) external {
+        Model storage md = _models[modelId];
+        uint32 manufacturerId = md.manufacturerId;
+        if (manufacturerId == 0) revert UpdateRegistryUnknownModel(modelId);
+        uint64 current = md.minVersion;
+        if (minVersion <= current) revert UpdateRegistryFloorNotIncreasing(modelId, current, minVersion);
+        bytes32 structHash = keccak256(abi.encode(_RAISE_FLOOR_TYPEHASH, modelId, minVersion));
+        _verifyApproval(manufacturerId, _manufacturers[manufacturerId].signersHash, structHash, approval);
+        md.minVersion = minVersion;
+        emit FloorRaised(modelId, minVersion);
+    }
+
+    // ---------------------------------------------------------------- devices
+
+    /// @inheritdoc IUpdateRegistry
+    function provisionDevices(uint32 manufacturerId, bytes32 root, uint32 count, string calldata leavesCid)
+        external
+        returns (uint64 batchId, uint64 firstIndex)
+    {
+        _onlyOperator(manufacturerId);
+        if (root == bytes32(0) || count == 0) revert UpdateRegistryEmptyBatch();
+        Counters memory c = _counters;
+        unchecked {
+            // 2^64 batches or device indexes cannot be reached: each batch costs gas and adds at most 2^32 devices.
+            batchId = ++c.batches;
+            firstIndex = c.devices;
+            c.devices = firstIndex + count;
+        }
+        _counters = c;
+        _batches[batchId] = Batch({root: root, manufacturerId: manufacturerId, firstIndex: firstIndex, count: count});
+        emit DevicesProvisioned(batchId, manufacturerId, firstIndex, count, root, leavesCid);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function claimDevice(
+        uint64 batchId,
+        uint64 deviceIndex,
+        address device_,
+        uint32 modelId,
+        address owner,
+        bytes32[] calldata proof,
+        bytes calldata deviceSignature
+    ) external {
+        if (owner == address(0)) revert UpdateRegistryZeroAddress();
+        Batch storage b = _batches[batchId];
+        bytes32 root = b.root;
+        if (root == bytes32(0)) revert UpdateRegistryUnknownBatch(batchId);
+        _checkInBatch(b, batchId, deviceIndex);
+        uint32 manufacturerId = b.manufacturerId;
+        if (_models[modelId].manufacturerId != manufacturerId) {
+            revert UpdateRegistryModelManufacturerMismatch(modelId, manufacturerId);
+        }
+        Device storage d = _devices[deviceIndex];
+        DeviceStatus status = d.status;
+        if (status != DeviceStatus.Unclaimed) revert UpdateRegistryDeviceNotClaimable(deviceIndex, status);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(deviceIndex, device_, modelId))));
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert UpdateRegistryInvalidProof(batchId, deviceIndex);
+        address recovered = _recoverOne(keccak256(abi.encode(_CLAIM_TYPEHASH, owner, deviceIndex)), deviceSignature);
+        if (recovered != device_ || recovered == address(0)) {
+            revert UpdateRegistryInvalidDeviceSignature(deviceIndex, device_, recovered);
+        }
+        _devices[deviceIndex] = Device({owner: owner, modelId: modelId, status: DeviceStatus.Active});
+        emit DeviceClaimed(deviceIndex, owner, device_, modelId, batchId);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function transferDevice(uint64 deviceIndex, address to) external {
+        if (to == address(0)) revert UpdateRegistryZeroAddress();
+        Device storage d = _devices[deviceIndex];
+        address owner = d.owner;
+        if (owner != msg.sender || owner == address(0)) {
+            revert UpdateRegistryNotDeviceOwner(deviceIndex, owner, msg.sender);
+        }
+        d.owner = to;
+        emit DeviceTransferred(deviceIndex, owner, to);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function setDeviceActive(uint64 batchId, uint64 deviceIndex, bool active) external {
+        Batch storage b = _batches[batchId];
+        if (b.root == bytes32(0)) revert UpdateRegistryUnknownBatch(batchId);
+        _onlyOperator(b.manufacturerId);
+        _checkInBatch(b, batchId, deviceIndex);
+        Device storage d = _devices[deviceIndex];
+        DeviceStatus status;
+        if (!active) status = DeviceStatus.Deactivated;
+        else if (d.owner != address(0)) status = DeviceStatus.Active;
+        else status = DeviceStatus.Unclaimed;
+        d.status = status;
+        emit DeviceStatusChanged(deviceIndex, status);
+    }
+
+    // ---------------------------------------------------------------- releases
+
+    /// @inheritdoc IUpdateRegistry
+    function publishRelease(Manifest calldata manifest, Approval calldata approval) external returns (bytes32 id) {
+        uint32 modelId = manifest.modelId;
+        uint64 version = manifest.version;
+        Model storage md = _models[modelId];
+        Model memory m = md;
+        if (m.manufacturerId == 0) revert UpdateRegistryUnknownModel(modelId);
+        if (version <= m.latestVersion) revert UpdateRegistryVersionNotIncreasing(modelId, m.latestVersion, version);
+        if (version < m.minVersion) revert UpdateRegistryVersionBelowFloor(modelId, m.minVersion, version);
+        uint64 expiry = manifest.expiry;
+        if (expiry <= block.timestamp) revert UpdateRegistryExpired(expiry, block.timestamp);
+        id = ManifestHash.hash(manifest);
+        uint256 signerMask =
+            _verifyApproval(m.manufacturerId, _manufacturers[m.manufacturerId].signersHash, id, approval);
+        // A manifest cannot be published twice: its version is now the model's latest.
+        md.latestVersion = version;
+        _releases[id] = Release({
+            version: version,
+            modelId: modelId,
+            publishedAt: uint40(block.timestamp),
+            revokedAt: 0,
+            rolloutBps: FULL_ROLLOUT_BPS
+        });
+        emit ReleasePublished(id, modelId, version, manifest, signerMask);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function revokeRelease(bytes32 releaseId_, string calldata reason, Approval calldata approval) external {
+        (Release storage r, uint32 modelId, uint32 manufacturerId) = _liveRelease(releaseId_);
+        bytes32 structHash = keccak256(abi.encode(_REVOKE_TYPEHASH, releaseId_, keccak256(bytes(reason))));
+        _verifyApproval(manufacturerId, _manufacturers[manufacturerId].signersHash, structHash, approval);
+        r.revokedAt = uint40(block.timestamp);
+        emit ReleaseRevoked(releaseId_, modelId, false, reason);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function emergencyRevoke(bytes32 releaseId_, string calldata reason) external {
+        (Release storage r, uint32 modelId, uint32 manufacturerId) = _liveRelease(releaseId_);
+        _onlyOperator(manufacturerId);
+        r.revokedAt = uint40(block.timestamp);
+        emit ReleaseRevoked(releaseId_, modelId, true, reason);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IUpdateRegistry
+    function manufacturer(uint32 manufacturerId) external view returns (Manufacturer memory) {
+        return _manufacturers[manufacturerId];
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function model(uint32 modelId) external view returns (Model memory) {
+        return _models[modelId];
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function batch(uint64 batchId) external view returns (Batch memory) {
+        return _batches[batchId];
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function device(uint64 deviceIndex) external view returns (Device memory) {
+        return _devices[deviceIndex];
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function release(bytes32 releaseId_) external view returns (Release memory) {
+        return _releases[releaseId_];
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function counters() external view returns (Counters memory) {
+        return _counters;
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparator();
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function releaseId(Manifest calldata manifest) external pure returns (bytes32) {
+        return ManifestHash.hash(manifest);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function signersHash(address[] calldata signers, uint8 threshold) external pure returns (bytes32) {
+        return _signersHash(signers, threshold);
+    }
+
+    /// @inheritdoc IUpdateRegistry
+    function checkDevices(address owner, uint32 modelId, bool requireActive, uint64[] calldata deviceIndexes)
+        external
+        view
+    {
+        uint256 n = deviceIndexes.length;
+        for (uint256 i; i < n;) {
+            uint64 index = deviceIndexes[i];
+            Device memory d = _devices[index];
+            if (d.owner == address(0) || (owner != address(0) && d.owner != owner)) {
+                revert UpdateRegistryNotDeviceOwner(index, d.owner, owner);
+            }
+            if (d.modelId != modelId) revert UpdateRegistryDeviceModelMismatch(index, d.modelId, modelId);
+            if (requireActive && d.status != DeviceStatus.Active) revert UpdateRegistryDeviceInactive(index, d.status);
+            unchecked {
+                ++i;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev Reverts unless `signers` is a non-empty, strictly ascending list of at most MAX_SIGNERS non-zero
+    /// addresses and 1 <= threshold <= signers.length.
+    function _checkSignerSet(address[] calldata signers, uint256 threshold) internal pure {
+        uint256 n = signers.length;
+        if (n == 0 || n > MAX_SIGNERS || threshold == 0 || threshold > n) {
+            revert UpdateRegistryInvalidSignerSet(n, threshold);
+        }
+        address prev;
+        for (uint256 i; i < n;) {
+            address s = signers[i];
+            if (s <= prev) revert UpdateRegistrySignersNotAscending(i, s);
+            prev = s;
+            unchecked {
+                ++i;
+            }
+        }
+    }
+
+    /// @dev keccak256(uint256(threshold) ‖ signers[0] ‖ … ‖ signers[n-1]), each a 32-byte word.
+    function _signersHash(address[] calldata signers, uint256 threshold) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, threshold)
+            let len := shl(5, signers.length)
+            calldatacopy(add(p, 0x20), signers.offset, len)
+            h := keccak256(p, add(len, 0x20))
+        }
+    }
+
+    /// @dev Verifies that at least the threshold of the manufacturer's current signers signed the EIP-712 digest
+    /// of `structHash`. The approval's set must hash to `current`; signatures must recover to strictly ascending
+    /// members of the set (which rules out duplicates and the zero address).
+    /// @return signerMask bit i set = `approval.signers[i]` signed.
+    function _verifyApproval(uint32 manufacturerId, bytes32 current, bytes32 structHash, Approval calldata approval)
+        internal
+        view
+        returns (uint256 signerMask)
+    {
+        address[] calldata signers = approval.signers;
+        uint256 threshold = approval.threshold;
+        bytes32 given = _signersHash(signers, threshold);
+        if (given != current) revert UpdateRegistrySignerSetMismatch(manufacturerId, current, given);
+        bytes calldata sigs = approval.signatures;
+        uint256 len = sigs.length;
+        if (len & 63 != 0) revert UpdateRegistrySignatureLength(len);
+        uint256 count = len >> 6;
+        if (count < threshold) revert UpdateRegistryNotEnoughSignatures(count, threshold);
+        bytes32 digest = Signatures.typedDataDigest(_domainSeparator(), structHash);
+        uint256 n = signers.length;
+        uint256 j;
+        address prev;
+        for (uint256 k; k < count;) {
+            bytes32 r;
+            bytes32 vs;
+            assembly ("memory-safe") {
+                let o := add(sigs.offset, shl(6, k))
+                r := calldataload(o)
+                vs := calldataload(add(o, 0x20))
+            }
+            (address signer, bool highS) = Signatures.recover(digest, r, vs);
+            if (highS) revert UpdateRegistrySignatureMalleable(k);
+            if (signer <= prev) revert UpdateRegistryInvalidSignature(k, signer);
+            // Signers are ascending (checked at registration), so one forward walk finds every member.
+            while (j < n && signers[j] < signer) {
+                unchecked {
+                    ++j;
+                }
+            }
+            if (j == n || signers[j] != signer) revert UpdateRegistryInvalidSignature(k, signer);
+            unchecked {
+                signerMask |= 1 << j;
+                ++j;
+                ++k;
+            }
+            prev = signer;
+        }
+    }
+
+    /// @dev Recovers the signer of the EIP-712 digest of `structHash` from one 64-byte compact signature.
+    function _recoverOne(bytes32 structHash, bytes calldata signature) internal view returns (address signer) {
+        if (signature.length != 64) return address(0);
+        bytes32 r;
+        bytes32 vs;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            vs := calldataload(add(signature.offset, 0x20))
+        }
+        (signer,) = Signatures.recover(Signatures.typedDataDigest(_domainSeparator(), structHash), r, vs);
+    }
+
+    /// @dev Reverts unless `msg.sender` is the manufacturer's operator.
+    function _onlyOperator(uint32 manufacturerId) internal view {
+        if (_manufacturers[manufacturerId].operator != msg.sender || msg.sender == address(0)) {
+            revert UpdateRegistryNotOperator(manufacturerId, msg.sender);
+        }
+    }
+
+    /// @dev Reverts unless `deviceIndex` is inside the batch's index range.
+    function _checkInBatch(Batch storage b, uint64 batchId, uint64 deviceIndex) internal view {
+        uint64 first = b.firstIndex;
+        if (deviceIndex < first || deviceIndex - first >= b.count) {
+            revert UpdateRegistryDeviceNotInBatch(batchId, deviceIndex);
+        }
+    }
+
+    /// @dev The release (must exist and not be revoked), its model and its manufacturer.
+    function _liveRelease(bytes32 releaseId_)
+        internal
+        view
+        returns (Release storage r, uint32 modelId, uint32 manufacturerId)
+    {
+        r = _releases[releaseId_];
+        if (r.publishedAt == 0) revert UpdateRegistryUnknownRelease(releaseId_);
+        if (r.revokedAt != 0) revert UpdateRegistryReleaseRevoked(releaseId_);
+        modelId = r.modelId;
+        manufacturerId = _models[modelId].manufacturerId;
+    }
+
+    /// @dev The cached domain separator, or a fresh one after a chain fork changed the chain id.
+    function _domainSeparator() internal view returns (bytes32) {
+        return block.chainid == _CACHED_CHAIN_ID ? _CACHED_DOMAIN_SEPARATOR : _buildDomainSeparator();
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this)));
+    }
+}
