@@ -1,2 +1,36 @@
 //! `otaledger`: the OTA Ledger command-line tool.
-fn main() {}
+//!
+//! Subcommands: `demo` (the quickstart's main job: a local chain, the contracts,
+//! one publish-and-purchase round). Later commands (manufacturer, owner, key
+//! service) are added beside it.
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+
+/// OTA Ledger: secure, decentralised software updates for IoT fleets.
+#[derive(Debug, Parser)]
+#[command(name = "otaledger", version, about, propagate_version = true)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the end-to-end demo on a local anvil chain it starts.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args, cli.json).await,
+        }
+    })
+}
