@@ -1,0 +1,275 @@
+//! The scheme's objects, their binary encodings and their wiping on drop.
+//!
+//! Layouts (after the 4-byte header of [`crate::codec`]; G1 = 48-byte,
+//! G2 = 96-byte compressed points, GT = 288 bytes, scalars 32 bytes, all big-endian):
+//! - `PublicKey`: `H1 H2` (G2) `T1 T2` (GT): 772 bytes.
+//! - `MasterKey`: `a1 a2 b1 b2 d1 d2 d3` (non-zero scalars): 228 bytes.
+//! - `SecretKey`: `sk0[3]` (G2) `sk'[3]` (G1) `u16 n`, then n times
+//!   `u16 len, attribute, sk_y[3]` (G1), attributes strictly increasing.
+//! - `Capsule`: `u32 len, policy body` `ct0[3]` (G2) `u16 rows`, rows × `ct_i[3]` (G1).
+
+use std::fmt;
+
+use blstrs::{G1Affine, G2Affine, Gt, Scalar};
+use ff::Field;
+use group::prime::PrimeCurveAffine;
+
+use crate::codec::{Kind, Reader, Writer, serde_via_bytes};
+use crate::error::{Error, Result};
+use crate::limits::{MAX_KEY_ATTRIBUTES, MAX_POLICY_LEAVES};
+use crate::policy::{Policy, check_attribute};
+
+/// Public parameters: `H_t = h^{a_t}` and `T_t = e(g, h)^{d_t a_t + d_3}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub(crate) h_a: [G2Affine; 2],
+    pub(crate) t: [Gt; 2],
+}
+
+/// The authority's master secret `(a1, a2, b1, b2, d1, d2, d3)`; wiped on drop.
+#[derive(Clone)]
+pub struct MasterKey {
+    pub(crate) a: [Scalar; 2],
+    pub(crate) b: [Scalar; 2],
+    pub(crate) d: [Scalar; 3],
+}
+
+/// A device's key for a set of attributes; the group elements are wiped on drop.
+#[derive(Clone)]
+pub struct SecretKey {
+    /// Sorted, unique.
+    pub(crate) attributes: Vec<String>,
+    pub(crate) k0: [G2Affine; 3],
+    pub(crate) k_prime: [G1Affine; 3],
+    /// One triple per attribute, same order as `attributes`.
+    pub(crate) k_attr: Vec<[G1Affine; 3]>,
+}
+
+/// A key capsule: the policy and FAME's ciphertext without a message part
+/// (the key is derived from the blinding factor itself).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Capsule {
+    pub(crate) policy: Policy,
+    pub(crate) c0: [G2Affine; 3],
+    pub(crate) rows: Vec<[G1Affine; 3]>,
+}
+
+/// Overwrites `v` and keeps the store from being optimised away.
+fn wipe<T: Copy>(slots: &mut [T], zero: T) {
+    for s in slots.iter_mut() {
+        *s = zero;
+    }
+    std::hint::black_box(slots);
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        wipe(&mut self.a, Scalar::ZERO);
+        wipe(&mut self.b, Scalar::ZERO);
+        wipe(&mut self.d, Scalar::ZERO);
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        let id = G1Affine::identity();
+        wipe(&mut self.k_prime, id);
+        for k in &mut self.k_attr {
+            wipe(k, id);
+        }
+        wipe(&mut self.k0, G2Affine::identity());
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<secret>)")
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("attributes", &self.attributes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Capsule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capsule")
+            .field("policy", &self.policy.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// The binary encoding (772 bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_header(Kind::PublicKey);
+        self.h_a.iter().for_each(|p| w.g2(p));
+        self.t.iter().for_each(|e| w.gt(e));
+        w.into_bytes()
+    }
+
+    /// Decodes and checks (subgroup, non-identity) a public key.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::with_header(bytes, Kind::PublicKey)?;
+        let h_a = [r.g2()?, r.g2()?];
+        let t = [r.gt()?, r.gt()?];
+        r.finish()?;
+        Ok(Self { h_a, t })
+    }
+}
+
+impl MasterKey {
+    /// The binary encoding (228 bytes). Handle as a secret.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_header(Kind::MasterKey);
+        self.a
+            .iter()
+            .chain(&self.b)
+            .chain(&self.d)
+            .for_each(|s| w.scalar(s));
+        w.into_bytes()
+    }
+
+    /// Decodes a master key (canonical, non-zero scalars).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::with_header(bytes, Kind::MasterKey)?;
+        let a = [r.nonzero_scalar()?, r.nonzero_scalar()?];
+        let b = [r.nonzero_scalar()?, r.nonzero_scalar()?];
+        let d = [
+            r.nonzero_scalar()?,
+            r.nonzero_scalar()?,
+            r.nonzero_scalar()?,
+        ];
+        r.finish()?;
+        Ok(Self { a, b, d })
+    }
+}
+
+impl SecretKey {
+    /// The attributes this key holds, sorted.
+    pub fn attributes(&self) -> &[String] {
+        &self.attributes
+    }
+
+    /// The binary encoding. Handle as a secret.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_header(Kind::SecretKey);
+        self.k0.iter().for_each(|p| w.g2(p));
+        self.k_prime.iter().for_each(|p| w.g1(p));
+        w.u16(self.attributes.len() as u16);
+        for (a, k) in self.attributes.iter().zip(&self.k_attr) {
+            w.str16(a);
+            k.iter().for_each(|p| w.g1(p));
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes and checks a secret key: points on the curve, in the subgroup
+    /// and not the identity; attributes valid, sorted and unique; within
+    /// [`MAX_KEY_ATTRIBUTES`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::with_header(bytes, Kind::SecretKey)?;
+        let k0 = [r.g2()?, r.g2()?, r.g2()?];
+        let k_prime = [r.g1()?, r.g1()?, r.g1()?];
+        let n = r.u16()? as usize;
+        if n == 0 {
+            return Err(Error::NoAttributes);
+        }
+        if n > MAX_KEY_ATTRIBUTES {
+            return Err(Error::LimitExceeded {
+                what: "key attributes",
+                actual: n,
+                max: MAX_KEY_ATTRIBUTES,
+            });
+        }
+        let mut attributes: Vec<String> = Vec::with_capacity(n.min(r.remaining() / 147));
+        let mut k_attr = Vec::with_capacity(attributes.capacity());
+        for _ in 0..n {
+            let at = r.offset();
+            let a = r.str16()?;
+            check_attribute(&a)?;
+            if attributes
+                .last()
+                .is_some_and(|prev| prev.as_bytes() >= a.as_bytes())
+            {
+                return Err(Error::UnsortedAttributes { offset: at });
+            }
+            attributes.push(a);
+            k_attr.push([r.g1()?, r.g1()?, r.g1()?]);
+        }
+        r.finish()?;
+        Ok(Self {
+            attributes,
+            k0,
+            k_prime,
+            k_attr,
+        })
+    }
+}
+
+impl Capsule {
+    /// The policy the capsule was made for.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The binary encoding: `4 + 4 + |policy| + 288 + 2 + 144 × rows` bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_header(Kind::Capsule);
+        let body = self.policy.body_bytes();
+        w.u32(body.len() as u32);
+        w.bytes(&body);
+        self.c0.iter().for_each(|p| w.g2(p));
+        w.u16(self.rows.len() as u16);
+        for row in &self.rows {
+            row.iter().for_each(|p| w.g1(p));
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes and checks a capsule: a valid policy within the limits, checked
+    /// non-identity points, exactly one row per policy leaf.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::with_header(bytes, Kind::Capsule)?;
+        let len = r.u32()? as usize;
+        let body = r.take(len)?;
+        let mut pr = Reader::new(body);
+        let policy = Policy::read_body(&mut pr)?;
+        if pr.remaining() != 0 {
+            return Err(Error::TrailingBytes {
+                offset: 8 + pr.offset(),
+                trailing: pr.remaining(),
+            });
+        }
+        let c0 = [r.g2()?, r.g2()?, r.g2()?];
+        let n = r.u16()? as usize;
+        if n != policy.leaf_count() {
+            return Err(Error::RowCountMismatch {
+                expected: policy.leaf_count(),
+                found: n,
+            });
+        }
+        debug_assert!(n <= MAX_POLICY_LEAVES);
+        let mut rows = Vec::with_capacity(n.min(r.remaining() / 144));
+        for _ in 0..n {
+            rows.push([r.g1()?, r.g1()?, r.g1()?]);
+        }
+        r.finish()?;
+        Ok(Self { policy, c0, rows })
+    }
+}
+
+serde_via_bytes!(PublicKey, "a CP-ABE public key");
+serde_via_bytes!(MasterKey, "a CP-ABE master key");
+serde_via_bytes!(SecretKey, "a CP-ABE secret key");
+serde_via_bytes!(Capsule, "a CP-ABE capsule");
