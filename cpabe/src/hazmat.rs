@@ -37,14 +37,21 @@ impl SecretKey {
         SecretKeyParts {
             k0: self.k0,
             k_prime: self.k_prime,
-            attributes: self.attributes.iter().cloned().zip(self.k_attr.iter().copied()).collect(),
+            attributes: self
+                .attributes
+                .iter()
+                .cloned()
+                .zip(self.k_attr.iter().copied())
+                .collect(),
         }
     }
 
     /// Assembles a key from components (through the checked encoding, so the
     /// same rules apply as to decoded keys).
     pub fn from_parts(mut parts: SecretKeyParts) -> Result<Self> {
-        parts.attributes.sort_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
+        parts
+            .attributes
+            .sort_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
         let key = SecretKey {
             attributes: parts.attributes.iter().map(|(a, _)| a.clone()).collect(),
             k0: parts.k0,
@@ -58,15 +65,26 @@ impl SecretKey {
 impl Capsule {
     /// Splits the capsule into its components.
     pub fn to_parts(&self) -> CapsuleParts {
-        CapsuleParts { policy: self.policy.clone(), c0: self.c0, rows: self.rows.clone() }
+        CapsuleParts {
+            policy: self.policy.clone(),
+            c0: self.c0,
+            rows: self.rows.clone(),
+        }
     }
 
     /// Assembles a capsule from components.
     pub fn from_parts(parts: CapsuleParts) -> Result<Self> {
         if parts.rows.len() != parts.policy.leaf_count() {
-            return Err(Error::RowCountMismatch { expected: parts.policy.leaf_count(), found: parts.rows.len() });
+            return Err(Error::RowCountMismatch {
+                expected: parts.policy.leaf_count(),
+                found: parts.rows.len(),
+            });
         }
-        Ok(Capsule { policy: parts.policy, c0: parts.c0, rows: parts.rows })
+        Ok(Capsule {
+            policy: parts.policy,
+            c0: parts.c0,
+            rows: parts.rows,
+        })
     }
 }
 

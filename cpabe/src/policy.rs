@@ -343,12 +343,24 @@ fn read_node(r: &mut Reader<'_>, depth: usize, leaves: &mut usize) -> Result<Pol
 /// with more than one child parenthesized; `Policy::parse` reads it back.
 impl fmt::Display for PolicyNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn child(f: &mut fmt::Formatter<'_>, c: &PolicyNode) -> fmt::Result {
-            match c {
-                PolicyNode::Attr(_) | PolicyNode::Threshold { .. } => write!(f, "{c}"),
-                gate if gate.children().len() == 1 => write!(f, "{c}"),
-                _ => write!(f, "({c})"),
+        /// Single-child AND / OR gates have no text form of their own: show the child.
+        fn unwrap(mut n: &PolicyNode) -> &PolicyNode {
+            while let PolicyNode::And(c) | PolicyNode::Or(c) = n
+                && let [only] = c.as_slice()
+            {
+                n = only;
             }
+            n
+        }
+        fn child(f: &mut fmt::Formatter<'_>, c: &PolicyNode) -> fmt::Result {
+            match unwrap(c) {
+                c @ (PolicyNode::Attr(_) | PolicyNode::Threshold { .. }) => write!(f, "{c}"),
+                c => write!(f, "({c})"),
+            }
+        }
+        let this = unwrap(self);
+        if !core::ptr::eq(this, self) {
+            return this.fmt(f);
         }
         match self {
             Self::Attr(a) => {
