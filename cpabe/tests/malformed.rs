@@ -77,10 +77,13 @@ fn splice(bytes: &[u8], at: usize, with: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Decodes one object kind, dropping the value.
+type Decoder = fn(&[u8]) -> Result<(), Error>;
+
 #[test]
 fn every_truncation_is_reported() {
     let f = fixture();
-    let encodings: [(&str, Vec<u8>, fn(&[u8]) -> Result<(), Error>); 5] = [
+    let encodings: [(&str, Vec<u8>, Decoder); 5] = [
         ("pk", f.pk.to_bytes(), |b| {
             PublicKey::from_bytes(b).map(drop)
         }),
