@@ -41,6 +41,83 @@ pub enum Error {
         /// The places searched.
         looked: String,
     },
+    /// A signer set is empty, has duplicates or the zero address, or its threshold is 0 or above its size.
+    #[error(
+        "invalid signer set: {signers} signers (duplicates: {duplicate}), threshold {threshold}"
+    )]
+    InvalidSignerSet {
+        /// Number of signers given.
+        signers: usize,
+        /// Threshold given.
+        threshold: u8,
+        /// Whether an address appeared twice.
+        duplicate: bool,
+    },
+    /// Fewer distinct keys than the threshold were given to sign.
+    #[error("{given} distinct signing keys given, the threshold is {threshold}")]
+    NotEnoughSigners {
+        /// Distinct keys given.
+        given: usize,
+        /// The set's threshold.
+        threshold: u8,
+    },
+    /// A key that is not in the signer set was asked to sign an approval.
+    #[error("{address} is not a member of the signer set")]
+    NotASigner {
+        /// The key's address.
+        address: alloy::primitives::Address,
+    },
+    /// A key failed to sign.
+    #[error("signer {signer} failed to sign: {reason}")]
+    Signing {
+        /// The key's address.
+        signer: alloy::primitives::Address,
+        /// What the signer said.
+        reason: String,
+    },
+    /// A provisioning batch must contain at least one device.
+    #[error("a provisioning batch needs at least one device")]
+    EmptyBatch,
+    /// A Merkle proof was asked for a position outside the batch.
+    #[error("leaf position {position} is outside the batch of {len}")]
+    LeafOutOfRange {
+        /// The position asked for.
+        position: usize,
+        /// The batch's size.
+        len: usize,
+    },
+    /// A JSON-RPC call failed.
+    #[error("rpc error during {during}: {reason}")]
+    Rpc {
+        /// What was being done.
+        during: &'static str,
+        /// What the node or transport said.
+        reason: String,
+    },
+    /// The chain has no CREATE2 deployer at its well-known address.
+    #[error(
+        "no CREATE2 deployer at {address} on this chain; deploy it first (see docs/contracts.md)"
+    )]
+    NoCreate2Deployer {
+        /// Where it was expected.
+        address: alloy::primitives::Address,
+    },
+    /// A deployment transaction did not create the contract.
+    #[error("deploying {contract} failed in transaction {tx}")]
+    DeploymentFailed {
+        /// The contract.
+        contract: &'static str,
+        /// The transaction.
+        tx: alloy::primitives::B256,
+    },
+    /// A local node could not be started.
+    #[error("could not start {path}: {reason}")]
+    NodeSpawn {
+        /// The binary.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

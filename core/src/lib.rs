@@ -2,12 +2,20 @@
 //!
 //! - [`deployment`]: `deployments/<chain-id>.json`, where one chain's contracts
 //!   live, and CREATE2 addresses;
+//! - [`bindings`]: the contracts' Rust bindings, from the committed Foundry artifacts;
+//! - [`signing`]: EIP-712 messages and m-of-n threshold approvals;
+//! - [`merkle`]: device provisioning batches (leaves, root, proofs);
+//! - [`deploy`]: deploying both contracts at deterministic CREATE2 addresses;
 //! - [`toolchain`]: finding the pinned Foundry binaries (anvil) for the demo and tests.
 
+pub mod bindings;
+pub mod deploy;
 pub mod deployment;
 mod error;
+pub mod merkle;
+pub mod signing;
 pub mod toolchain;
 
 pub use deployment::{CREATE2_DEPLOYER, Deployment, create2_address};
 pub use error::{Error, Result};
-pub use toolchain::{FoundryTool, find_foundry_tool, workspace_root};
+pub use toolchain::{FoundryTool, find_foundry_tool, spawn_anvil, workspace_root};

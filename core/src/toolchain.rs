@@ -102,3 +102,19 @@ mod tests {
         assert!(!found.to_string_lossy().contains("node_modules/.bin"));
     }
 }
+
+/// Spawns the pinned anvil (found with [`find_foundry_tool`] from the current
+/// directory, then from this checkout) on a free port of 127.0.0.1.
+/// The node stops when the returned instance is dropped.
+pub fn spawn_anvil() -> Result<alloy::node_bindings::AnvilInstance> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = find_foundry_tool(FoundryTool::Anvil, &cwd)
+        .or_else(|_| find_foundry_tool(FoundryTool::Anvil, &workspace_root()))?;
+    alloy::node_bindings::Anvil::at(&path)
+        .host("127.0.0.1")
+        .try_spawn()
+        .map_err(|e| Error::NodeSpawn {
+            path,
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,367 @@
+//! Integration test against a real anvil: deploy both contracts at their
+//! CREATE2 addresses, register a manufacturer with a 2-of-3 signer set,
+//! provision and claim devices, publish a release with two k256 signatures,
+//! purchase it, withdraw after the refund window, and decode reverts into the
+//! contracts' typed custom errors.
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+    sol_types::SolStruct,
+};
+use otaledger_core::{
+    bindings::{
+        market::UpdateMarket::{self, UpdateMarketErrors},
+        registry::{
+            IUpdateRegistry::Manifest,
+            UpdateRegistry::{self, UpdateRegistryErrors},
+        },
+    },
+    deploy::{self, DEFAULT_REFUND_WINDOW, DEFAULT_SALT},
+    merkle::{DeviceLeaf, DeviceTree, verify_proof},
+    signing::{Claim, RaiseFloor, SignerSet, registry_domain, release_id, sign_compact},
+    spawn_anvil,
+};
+
+/// The error of a call that must revert (return types have no `Debug`, so no `unwrap_err`).
+fn reverted<T>(result: Result<T, alloy::contract::Error>) -> alloy::contract::Error {
+    match result {
+        Ok(_) => panic!("the call succeeded, expected a revert"),
+        Err(e) => e,
+    }
+}
+
+const PRICE: u128 = 10_000_000_000_000_000; // 0.01 ETH
+
+fn manifest(model_id: u32, version: u64, expiry: u64) -> Manifest {
+    Manifest {
+        modelId: model_id,
+        version,
+        bundleSha256: keccak256(b"bundle"),
+        bundleSize: 1_234_567,
+        bundleCid: Bytes::from_static(b"\x01\x55\x12\x20bundle-cid-bytes-for-the-test-0123"),
+        imageSha256: keccak256(b"image"),
+        price: PRICE,
+        paymentToken: Address::ZERO,
+        policyId: keccak256(b"model:thermo-x and release:2"),
+        expiry,
+        metadataHash: B256::ZERO,
+    }
+}
+
+#[tokio::test]
+async fn publish_and_purchase_round_on_anvil() {
+    let anvil = spawn_anvil().unwrap();
+    let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
+    let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer.clone()))
+        .connect_http(anvil.endpoint_url());
+    let owner_provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(owner.clone()))
+        .connect_http(anvil.endpoint_url());
+
+    // Deterministic deployment: the addresses are known before deploying.
+    let deployed = deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test")
+        .await
+        .unwrap();
+    let d = &deployed.deployment;
+    assert_eq!(
+        (d.registry, d.market),
+        deploy::addresses(DEFAULT_SALT, DEFAULT_REFUND_WINDOW)
+    );
+    assert_eq!(d.chain_id, 31337);
+    assert!(deployed.registry_gas > 0 && deployed.market_gas > 0);
+    // Deploying again keeps what is there.
+    let again = deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test")
+        .await
+        .unwrap();
+    assert_eq!((again.registry_gas, again.market_gas), (0, 0));
+
+    let registry = UpdateRegistry::new(d.registry, &provider);
+    let market = UpdateMarket::new(d.market, &owner_provider);
+    let domain = registry_domain(d.chain_id, d.registry);
+    assert_eq!(
+        registry.DOMAIN_SEPARATOR().call().await.unwrap(),
+        domain.separator()
+    );
+
+    // A manufacturer with a 2-of-3 signer set.
+    let keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let set = SignerSet::new(keys.iter().map(|k| k.address()).collect(), 2).unwrap();
+    let receipt = registry
+        .registerManufacturer(
+            "Acme".into(),
+            Address::ZERO,
+            Address::ZERO,
+            set.signers().to_vec(),
+            2,
+            "bafyparams".into(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let registered = receipt
+        .decoded_log::<UpdateRegistry::ManufacturerRegistered>()
+        .unwrap();
+    let mfr = registered.manufacturerId;
+    assert_eq!(registered.operator, deployer.address());
+    assert_eq!(registered.signers, set.signers());
+    assert_eq!(
+        registry
+            .signersHash(set.signers().to_vec(), 2)
+            .call()
+            .await
+            .unwrap(),
+        registry.manufacturer(mfr).call().await.unwrap().signersHash
+    );
+
+    let receipt = registry
+        .defineModel(mfr, "thermo-x".into(), 1)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let model_id = receipt
+        .decoded_log::<UpdateRegistry::ModelDefined>()
+        .unwrap()
+        .modelId;
+
+    // Provision a batch of four devices; the owner claims two with the devices' own signatures.
+    let device_keys: Vec<PrivateKeySigner> = (0..4).map(|_| PrivateKeySigner::random()).collect();
+    let first_index = registry.counters().call().await.unwrap().devices;
+    let leaves: Vec<DeviceLeaf> = device_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| DeviceLeaf {
+            index: first_index + i as u64,
+            device: k.address(),
+            model_id,
+        })
+        .collect();
+    let tree = DeviceTree::new(&leaves).unwrap();
+    let receipt = registry
+        .provisionDevices(mfr, tree.root(), leaves.len() as u32, "bafyleaves".into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let batch = receipt
+        .decoded_log::<UpdateRegistry::DevicesProvisioned>()
+        .unwrap();
+    assert_eq!(batch.firstIndex, first_index);
+    for (i, leaf) in leaves.iter().enumerate().take(2) {
+        let proof = tree.proof(i).unwrap();
+        assert!(verify_proof(leaf, &proof, tree.root()));
+        let claim = Claim {
+            owner: owner.address(),
+            deviceIndex: leaf.index,
+        };
+        let signature = sign_compact(&device_keys[i], claim.eip712_signing_hash(&domain)).unwrap();
+        registry
+            .claimDevice(
+                batch.batchId,
+                leaf.index,
+                leaf.device,
+                model_id,
+                owner.address(),
+                proof,
+                signature.to_vec().into(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert_eq!(
+            registry.device(leaf.index).call().await.unwrap().owner,
+            owner.address()
+        );
+    }
+
+    // Publish with two of the three signatures; anyone (here the deployer) submits.
+    let now = provider
+        .get_block_by_number(Default::default())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    let m = manifest(model_id, 2, now + 365 * 24 * 3600);
+    let approval = set
+        .approve_typed(&m, &domain, &[&keys[0], &keys[2]])
+        .unwrap();
+    let receipt = registry
+        .publishRelease(m.clone(), approval)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let published = receipt
+        .decoded_log::<UpdateRegistry::ReleasePublished>()
+        .unwrap();
+    let id = release_id(&m);
+    assert_eq!(published.releaseId, id);
+    assert_eq!(registry.releaseId(m.clone()).call().await.unwrap(), id);
+    assert_eq!(published.manifest.bundleCid, m.bundleCid);
+    let status = registry.release(id).call().await.unwrap();
+    assert_eq!(
+        (status.version, status.modelId, status.revokedAt),
+        (2, model_id, 0u64.try_into().unwrap())
+    );
+
+    // One signature is not enough, and a version must increase: typed custom errors.
+    let m3 = manifest(model_id, 3, now + 3600);
+    let one = set.approve_typed(&m3, &domain, &[&keys[1]]);
+    assert!(
+        one.is_err(),
+        "the client refuses to build an approval below the threshold"
+    );
+    let mut short = set
+        .approve_typed(&m3, &domain, &[&keys[0], &keys[1]])
+        .unwrap();
+    short.signatures = short.signatures.slice(..64);
+    let err = reverted(registry.publishRelease(m3, short).call().await);
+    match err.as_decoded_interface_error::<UpdateRegistryErrors>() {
+        Some(UpdateRegistryErrors::UpdateRegistryNotEnoughSignatures(e)) => {
+            assert_eq!((e.given, e.threshold), (U256::from(1), U256::from(2)));
+        }
+        other => panic!("expected UpdateRegistryNotEnoughSignatures, got {other:?} ({err})"),
+    }
+    let again = set
+        .approve_typed(&m, &domain, &[&keys[1], &keys[2]])
+        .unwrap();
+    let err = reverted(registry.publishRelease(m.clone(), again).call().await);
+    match err.as_decoded_interface_error::<UpdateRegistryErrors>() {
+        Some(UpdateRegistryErrors::UpdateRegistryVersionNotIncreasing(e)) => {
+            assert_eq!((e.modelId, e.latest, e.given), (model_id, 2, 2));
+        }
+        other => panic!("expected UpdateRegistryVersionNotIncreasing, got {other:?} ({err})"),
+    }
+
+    // Raising the floor takes the threshold too.
+    let floor = RaiseFloor {
+        modelId: model_id,
+        minVersion: 2,
+    };
+    let approval = set
+        .approve_typed(&floor, &domain, &[&keys[1], &keys[2]])
+        .unwrap();
+    registry
+        .raiseFloor(model_id, 2, approval)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert_eq!(registry.model(model_id).call().await.unwrap().minVersion, 2);
+
+    // The owner buys the release for both claimed devices, paying exactly price × 2.
+    let devices = vec![leaves[0].index, leaves[1].index];
+    let receipt = market
+        .purchase(m.clone().into(), devices.clone())
+        .value(U256::from(PRICE * 2))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let purchased = receipt.decoded_log::<UpdateMarket::Purchased>().unwrap();
+    assert_eq!(
+        (purchased.releaseId, purchased.buyer, purchased.amount),
+        (id, owner.address(), U256::from(PRICE * 2))
+    );
+    assert!(market.isEntitled(id, leaves[0].index).call().await.unwrap());
+    assert!(!market.isEntitled(id, leaves[2].index).call().await.unwrap());
+    assert_eq!(
+        market.escrowOf(id).call().await.unwrap(),
+        U256::from(PRICE * 2)
+    );
+
+    // Buying again for an entitled device reverts with the device named.
+    let err = reverted(
+        market
+            .purchase(m.clone().into(), vec![leaves[0].index])
+            .value(U256::from(PRICE))
+            .call()
+            .await,
+    );
+    match err.as_decoded_interface_error::<UpdateMarketErrors>() {
+        Some(UpdateMarketErrors::UpdateMarketAlreadyEntitled(e)) => {
+            assert_eq!((e.releaseId, e.deviceIndex), (id, leaves[0].index))
+        }
+        other => panic!("expected UpdateMarketAlreadyEntitled, got {other:?} ({err})"),
+    }
+    // An unclaimed device cannot be bought for.
+    let err = reverted(
+        market
+            .purchase(m.clone().into(), vec![leaves[3].index])
+            .value(U256::from(PRICE))
+            .call()
+            .await,
+    );
+    assert!(
+        err.as_decoded_interface_error::<UpdateRegistryErrors>()
+            .is_some()
+            || err
+                .as_decoded_interface_error::<UpdateMarketErrors>()
+                .is_some(),
+        "{err}"
+    );
+
+    // Withdrawing before the refund window ends reverts; afterwards the payee is paid.
+    let market_by_deployer = UpdateMarket::new(d.market, &provider);
+    let err = reverted(market_by_deployer.withdraw(m.clone().into()).call().await);
+    assert!(
+        matches!(
+            err.as_decoded_interface_error::<UpdateMarketErrors>(),
+            Some(UpdateMarketErrors::UpdateMarketNotSettled(_))
+        ),
+        "{err}"
+    );
+    provider
+        .raw_request::<_, serde_json::Value>(
+            "evm_increaseTime".into(),
+            (DEFAULT_REFUND_WINDOW + 1,),
+        )
+        .await
+        .unwrap();
+    provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await
+        .unwrap();
+    let before = provider.get_balance(deployer.address()).await.unwrap();
+    let receipt = market_by_deployer
+        .withdraw(m.clone().into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let withdrawn = receipt.decoded_log::<UpdateMarket::Withdrawn>().unwrap();
+    assert_eq!(
+        (withdrawn.payee, withdrawn.amount),
+        (deployer.address(), U256::from(PRICE * 2))
+    );
+    let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+    assert_eq!(
+        provider.get_balance(deployer.address()).await.unwrap(),
+        before + U256::from(PRICE * 2) - fee
+    );
+    assert_eq!(provider.get_balance(d.market).await.unwrap(), U256::ZERO);
+}
