@@ -1,0 +1,441 @@
+//! Verified fetch: a file by root CID from gateways that are not trusted.
+//!
+//! [`fetch()`] asks each gateway in turn for a CAR of the file (`?format=car&dag-scope=entity`,
+//! `Accept: application/vnd.ipld.car; version=1; order=dfs; dups=n`) and streams it through the
+//! [`Verifier`]: every block is checked against the link that named it before any of its bytes
+//! reach the output. A gateway that does not serve CARs (406/501) is asked block by block
+//! (`?format=raw`) in the order the verifier needs them. On any failure (a bad or unexpected
+//! block, sizes that lie, a truncated or endless response, a rate below the minimum for longer
+//! than the grace period, an HTTP error, an HTML page with status 200) the attempt is recorded
+//! as a typed [`GatewayFailure`] and the next gateway continues from the verified position
+//! (`entity-bytes=<position>:*`), keeping the bytes already written.
+//!
+//! Bytes go to a temporary file beside the output, which is fsynced and renamed into place only
+//! when the whole file was verified; a failed fetch leaves nothing at the output path. Memory
+//! stays at one block plus one path of DAG nodes whatever the file size.
+
+mod body;
+mod error;
+mod options;
+mod output;
+
+use std::path::{Path, PathBuf};
+
+use cid::Cid;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use tokio::runtime::Handle;
+
+use crate::car::CarReader;
+use crate::{Limits, Pushed, Verifier, VerifyError};
+use body::BodyReader;
+pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
+pub use options::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OVERHEAD_PERCENT, DEFAULT_MIN_RATE, DEFAULT_RATE_GRACE,
+    DEFAULT_RESPONSE_TIMEOUT, FetchOptions, FetchProgress, MIN_OVERHEAD_BYTES, ProgressFn,
+};
+use output::Output;
+
+/// The `Accept` header of CAR requests: the one variant the streaming verifier can check.
+const ACCEPT_CAR: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
+/// The `Accept` header of raw block requests.
+const ACCEPT_RAW: &str = "application/vnd.ipld.raw";
+
+/// What a successful fetch did.
+#[derive(Debug)]
+pub struct FetchReport {
+    /// The root CID.
+    pub root: Cid,
+    /// File bytes written (the expected size).
+    pub size: u64,
+    /// Where the file now is.
+    pub path: PathBuf,
+    /// The gateway that delivered the last byte, and how.
+    pub completed_by: (url::Url, FetchMode),
+    /// Attempts that failed before (their verified bytes were kept).
+    pub failures: Vec<GatewayFailure>,
+}
+
+/// Fetch the UnixFS file `root` of `expected_size` bytes from `gateways` into `out_path`,
+/// verifying every block (see the module documentation).
+pub async fn fetch(
+    root: Cid,
+    expected_size: u64,
+    gateways: &[url::Url],
+    out_path: &Path,
+    opts: &FetchOptions,
+) -> Result<FetchReport, FetchError> {
+    if gateways.is_empty() {
+        return Err(FetchError::NoGateways);
+    }
+    for g in gateways {
+        if !matches!(g.scheme(), "http" | "https") {
+            return Err(FetchError::InvalidGateway {
+                url: g.to_string(),
+                reason: "scheme must be http or https",
+            });
+        }
+        if g.query().is_some() {
+            return Err(FetchError::InvalidGateway {
+                url: g.to_string(),
+                reason: "must not have a query",
+            });
+        }
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .build()
+        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
+    let job = Job {
+        handle: Handle::current(),
+        http,
+        root,
+        expected_size,
+        limits: Limits {
+            max_total_size: expected_size,
+            ..opts.limits
+        },
+        opts: opts.clone(),
+    };
+    let gateways = gateways.to_vec();
+    let out_path = out_path.to_path_buf();
+    tokio::task::spawn_blocking(move || job.run(&gateways, &out_path))
+        .await
+        .map_err(|e| FetchError::Task(e.to_string()))?
+}
+
+/// One fetch, run on a blocking thread (the CAR reader, the verifier and the file are
+/// synchronous; HTTP is driven through the runtime handle).
+struct Job {
+    handle: Handle,
+    http: reqwest::Client,
+    root: Cid,
+    expected_size: u64,
+    limits: Limits,
+    opts: FetchOptions,
+}
+
+/// The outcome of one attempt that did not fail.
+enum Attempt {
+    /// The file is complete.
+    Done,
+    /// The gateway does not serve CARs: try it block by block.
+    CarUnsupported,
+}
+
+impl Job {
+    fn run(&self, gateways: &[url::Url], out_path: &Path) -> Result<FetchReport, FetchError> {
+        // Refuse roots the verifier cannot check before touching the disk.
+        Verifier::new(self.root, self.limits).map_err(|source| FetchError::Root {
+            root: self.root,
+            source,
+        })?;
+        let mut out = Output::create(out_path)?;
+        let mut failures = Vec::new();
+        for gateway in gateways {
+            let from = out.written();
+            let mut mode = FetchMode::Car;
+            let mut result = self.attempt_car(gateway, &mut out);
+            if matches!(result, Ok(Attempt::CarUnsupported)) && self.opts.raw_fallback {
+                mode = FetchMode::Raw;
+                result = self.attempt_raw(gateway, &mut out);
+            }
+            match result {
+                Ok(Attempt::Done) => {
+                    let path = out.finish()?;
+                    return Ok(FetchReport {
+                        root: self.root,
+                        size: self.expected_size,
+                        path,
+                        completed_by: (gateway.clone(), mode),
+                        failures,
+                    });
+                }
+                Ok(Attempt::CarUnsupported) => failures.push(GatewayFailure {
+                    gateway: gateway.clone(),
+                    mode,
+                    from,
+                    error: AttemptError::HttpStatus { status: 406 },
+                }),
+                Err(Failed::Gateway(error)) => {
+                    tracing::warn!(%gateway, from, error = %error, "gateway attempt failed");
+                    failures.push(GatewayFailure {
+                        gateway: gateway.clone(),
+                        mode,
+                        from,
+                        error,
+                    });
+                }
+                Err(Failed::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(FetchError::AllGatewaysFailed {
+            root: self.root,
+            expected_size: self.expected_size,
+            position: out.written(),
+            failures,
+        })
+    }
+
+    /// A verifier that resumes at the verified position.
+    fn verifier(&self, out: &mut Output) -> Result<Verifier, Failed> {
+        let from = out.written();
+        out.rewind_to(from).map_err(Failed::Fatal)?;
+        Verifier::with_range(self.root, self.limits, from)
+            .map_err(|e| Failed::Gateway(AttemptError::Verify(e)))
+    }
+
+    fn url(&self, gateway: &url::Url, cid: &Cid, query: &str) -> url::Url {
+        let mut url = gateway.clone();
+        let base = gateway.path().trim_end_matches('/');
+        url.set_path(&format!("{base}/ipfs/{cid}"));
+        url.set_query(Some(query));
+        url
+    }
+
+    /// Send a GET and wait for the headers (bounded by `response_timeout`).
+    fn get(&self, url: url::Url, accept: &'static str) -> Result<reqwest::Response, AttemptError> {
+        let send = self.http.get(url).header(ACCEPT, accept).send();
+        match self
+            .handle
+            .block_on(tokio::time::timeout(self.opts.response_timeout, send))
+        {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(AttemptError::Transport(e)),
+            Err(_) => Err(AttemptError::ResponseTimeout(self.opts.response_timeout)),
+        }
+    }
+
+    fn body(&self, resp: reqwest::Response, limit: u64) -> BodyReader {
+        BodyReader::new(
+            self.handle.clone(),
+            resp,
+            limit,
+            self.opts.min_rate,
+            self.opts.rate_grace,
+        )
+    }
+
+    fn progress(&self, position: u64) {
+        if let Some(p) = &self.opts.progress {
+            p(FetchProgress {
+                position,
+                total: self.expected_size,
+            });
+        }
+    }
+
+    /// Write what a verified block yielded, and any repeated subtrees that follow it.
+    fn emit(
+        &self,
+        verifier: &mut Verifier,
+        out: &mut Output,
+        pushed: Option<&[u8]>,
+    ) -> Result<(), Failed> {
+        if let Some(data) = pushed {
+            out.append(data).map_err(Failed::Fatal)?;
+        }
+        if verifier
+            .expected_size()
+            .is_some_and(|s| s != self.expected_size)
+        {
+            return Err(Failed::Gateway(AttemptError::SizeMismatch {
+                expected: self.expected_size,
+                declared: verifier.expected_size().unwrap_or_default(),
+            }));
+        }
+        while let Some(repeat) = verifier
+            .repeat()
+            .map_err(|e| Failed::Gateway(AttemptError::Verify(e)))?
+        {
+            out.append_repeat(repeat).map_err(Failed::Fatal)?;
+        }
+        self.progress(out.written());
+        Ok(())
+    }
+
+    fn finished(&self, verifier: &Verifier, out: &Output) -> Result<Attempt, Failed> {
+        // The verifier stops at the declared size, which was checked against the expected one.
+        if out.written() != self.expected_size {
+            return Err(Failed::Gateway(AttemptError::SizeMismatch {
+                expected: self.expected_size,
+                declared: verifier.position(),
+            }));
+        }
+        Ok(Attempt::Done)
+    }
+
+    /// One CAR request from the verified position.
+    fn attempt_car(&self, gateway: &url::Url, out: &mut Output) -> Result<Attempt, Failed> {
+        let mut verifier = self.verifier(out)?;
+        let from = verifier.position();
+        let query = if from == 0 {
+            "format=car&dag-scope=entity".to_owned()
+        } else {
+            format!("format=car&dag-scope=entity&entity-bytes={from}:*")
+        };
+        let resp = self.get(self.url(gateway, &self.root, &query), ACCEPT_CAR)?;
+        let status = resp.status().as_u16();
+        if matches!(status, 406 | 501) {
+            return Ok(Attempt::CarUnsupported);
+        }
+        if status != 200 {
+            return Err(AttemptError::HttpStatus { status }.into());
+        }
+        let dups = check_car_type(&resp)?;
+        let limit = self
+            .opts
+            .car_body_limit(self.expected_size.saturating_sub(from));
+        let mut body = self.body(resp, limit);
+        let result = self.stream_car(&mut verifier, out, &mut body, dups);
+        // The reader's own reason (slow, endless, transport) explains a CAR read error best.
+        match (result, body.take_failure()) {
+            (Err(Failed::Gateway(AttemptError::Car(_))), Some(reason)) => Err(reason.into()),
+            (result, _) => result,
+        }
+    }
+
+    fn stream_car(
+        &self,
+        verifier: &mut Verifier,
+        out: &mut Output,
+        body: &mut BodyReader,
+        dups_allowed: bool,
+    ) -> Result<Attempt, Failed> {
+        let car_err = |e| Failed::Gateway(AttemptError::Car(e));
+        let mut car = CarReader::new(body).map_err(car_err)?;
+        self.emit(verifier, out, None)?;
+        while !verifier.is_done() {
+            let Some((cid, block)) = car.next_block().map_err(car_err)? else {
+                return Err(AttemptError::Truncated {
+                    position: verifier.position(),
+                    expected: self.expected_size,
+                }
+                .into());
+            };
+            match verifier.push(&cid, &block) {
+                Ok(Pushed::Data(data)) => self.emit(verifier, out, Some(data))?,
+                Ok(Pushed::Node) => self.emit(verifier, out, None)?,
+                Err(VerifyError::DuplicateBlock { .. }) if dups_allowed => {}
+                Err(e) => return Err(AttemptError::Verify(e).into()),
+            }
+        }
+        self.finished(verifier, out)
+    }
+
+    /// One raw block request per block, in the order the verifier needs them.
+    fn attempt_raw(&self, gateway: &url::Url, out: &mut Output) -> Result<Attempt, Failed> {
+        let mut verifier = self.verifier(out)?;
+        self.emit(&mut verifier, out, None)?;
+        while let Some(cid) = verifier.next_needed().copied() {
+            let resp = self.get(self.url(gateway, &cid, "format=raw"), ACCEPT_RAW)?;
+            let status = resp.status().as_u16();
+            if status != 200 {
+                return Err(AttemptError::HttpStatus { status }.into());
+            }
+            check_type(&resp, ACCEPT_RAW)?;
+            // One byte more than a block may have, so an oversized block is reported as such.
+            let limit = self.limits.max_block_size as u64 + 1;
+            let mut body = self.body(resp, limit);
+            let mut block = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
+                return Err(match body.take_failure() {
+                    Some(AttemptError::EndlessData { .. }) => {
+                        AttemptError::Verify(VerifyError::BlockTooLarge {
+                            cid,
+                            size: block.len(),
+                            max: self.limits.max_block_size,
+                        })
+                    }
+                    Some(reason) => reason,
+                    None => AttemptError::Car(crate::CarError::Io(e)),
+                }
+                .into());
+            }
+            match verifier.push(&cid, &block) {
+                Ok(Pushed::Data(data)) => self.emit(&mut verifier, out, Some(data))?,
+                Ok(Pushed::Node) => self.emit(&mut verifier, out, None)?,
+                Err(e) => return Err(AttemptError::Verify(e).into()),
+            }
+        }
+        self.finished(&verifier, out)
+    }
+}
+
+/// Why an attempt ended without the file.
+enum Failed {
+    /// This gateway failed: record it and go on to the next.
+    Gateway(AttemptError),
+    /// The local side failed (disk): stop.
+    Fatal(FetchError),
+}
+
+impl From<AttemptError> for Failed {
+    fn from(e: AttemptError) -> Self {
+        Self::Gateway(e)
+    }
+}
+
+/// The response's media type (lowercase, without parameters) and its parameters.
+fn content_type(resp: &reqwest::Response) -> (String, Vec<(String, String)>) {
+    let raw = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut parts = raw.split(';').map(str::trim);
+    let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let params = parts
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            )
+        })
+        .collect();
+    (media, params)
+}
+
+fn check_type(resp: &reqwest::Response, expected: &'static str) -> Result<(), AttemptError> {
+    let (media, _) = content_type(resp);
+    if media != expected {
+        return Err(wrong_type(resp, expected));
+    }
+    Ok(())
+}
+
+fn wrong_type(resp: &reqwest::Response, expected: &'static str) -> AttemptError {
+    AttemptError::WrongContentType {
+        got: resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(100)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        expected,
+    }
+}
+
+/// Check a CAR response's type (spec: clients MUST check it before reading): CAR v1, DFS order
+/// (or unstated, which DFS verification then enforces). Returns whether duplicates may appear
+/// (`dups=y`, or unstated: the spec says to ignore them then).
+fn check_car_type(resp: &reqwest::Response) -> Result<bool, AttemptError> {
+    let (media, params) = content_type(resp);
+    if media != "application/vnd.ipld.car" {
+        return Err(wrong_type(resp, ACCEPT_CAR));
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if param("version").is_some_and(|v| v != "1") || param("order").is_some_and(|o| o != "dfs") {
+        return Err(wrong_type(resp, ACCEPT_CAR));
+    }
+    Ok(param("dups") != Some("n"))
+}

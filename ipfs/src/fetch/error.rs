@@ -1,0 +1,166 @@
+//! Errors of a verified fetch: one per gateway attempt, and the fetch's own.
+
+use std::time::Duration;
+
+use cid::Cid;
+
+use crate::{CarError, VerifyError};
+
+/// How an attempt asked a gateway for data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchMode {
+    /// One CAR stream (`?format=car&dag-scope=entity`).
+    Car,
+    /// One raw block request per block (`?format=raw`).
+    Raw,
+}
+
+/// Why one gateway attempt failed. The fetch then resumes at the next gateway.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// Connection refused or reset, DNS failure, broken body.
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// No response headers within [`crate::FetchOptions::response_timeout`].
+    #[error("no response within {0:?}")]
+    ResponseTimeout(Duration),
+    /// A status other than 200.
+    #[error("http status {status}")]
+    HttpStatus {
+        /// The status.
+        status: u16,
+    },
+    /// A 200 with a body that is not what was asked for (an HTML error page, a CAR variant
+    /// that cannot be verified as it streams).
+    #[error("content type {got:?}, expected {expected}")]
+    WrongContentType {
+        /// The `Content-Type` received.
+        got: String,
+        /// What was asked for.
+        expected: &'static str,
+    },
+    /// The CAR stream is malformed or carries a block that does not match its CID.
+    #[error("car: {0}")]
+    Car(#[source] CarError),
+    /// A block failed verification: wrong block, tampered block, sizes that lie, limits.
+    #[error("verify: {0}")]
+    Verify(#[source] VerifyError),
+    /// The root declares a file size other than the one expected (from the chain).
+    #[error("root declares {declared} bytes, expected {expected}")]
+    SizeMismatch {
+        /// The expected size.
+        expected: u64,
+        /// The size the root block declares.
+        declared: u64,
+    },
+    /// The response ended before the file was complete.
+    #[error("response ended at byte {position} of {expected}")]
+    Truncated {
+        /// Verified bytes when it ended.
+        position: u64,
+        /// The expected size.
+        expected: u64,
+    },
+    /// The response carried more bytes than the file needs plus the allowed overhead.
+    #[error("endless data: more than {limit} bytes in one response")]
+    EndlessData {
+        /// The limit that was passed.
+        limit: u64,
+    },
+    /// Fewer than `min_rate` bytes per second over a window of `window`.
+    #[error("too slow: {bytes} bytes in {window:?}, minimum {min_rate} bytes/s")]
+    TooSlow {
+        /// Bytes received in the window.
+        bytes: u64,
+        /// The window (the grace period).
+        window: Duration,
+        /// The minimum rate.
+        min_rate: u64,
+    },
+}
+
+/// One failed attempt at one gateway.
+#[derive(Debug)]
+pub struct GatewayFailure {
+    /// The gateway's base URL.
+    pub gateway: url::Url,
+    /// How it was asked.
+    pub mode: FetchMode,
+    /// The verified position the attempt started from.
+    pub from: u64,
+    /// What went wrong.
+    pub error: AttemptError,
+}
+
+impl std::fmt::Display for GatewayFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            FetchMode::Car => "car",
+            FetchMode::Raw => "raw",
+        };
+        write!(
+            f,
+            "{} ({mode} from byte {}): {}",
+            self.gateway, self.from, self.error
+        )
+    }
+}
+
+/// Why a verified fetch failed. Nothing is left at the output path in any case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The gateway list is empty.
+    #[error("no gateways given")]
+    NoGateways,
+    /// A gateway address cannot be used.
+    #[error("invalid gateway url {url:?}: {reason}")]
+    InvalidGateway {
+        /// The address.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The root CID cannot name a UnixFS file this client verifies.
+    #[error("cannot fetch {root}: {source}")]
+    Root {
+        /// The root.
+        root: Cid,
+        /// Why.
+        #[source]
+        source: VerifyError,
+    },
+    /// Every gateway failed; `failures` says how, in order.
+    #[error("{root}: every gateway failed, verified {position} of {expected_size} bytes: {}", summary(.failures))]
+    AllGatewaysFailed {
+        /// The root.
+        root: Cid,
+        /// The expected size.
+        expected_size: u64,
+        /// Verified bytes when the last gateway failed (discarded).
+        position: u64,
+        /// Every attempt, in order.
+        failures: Vec<GatewayFailure>,
+    },
+    /// Writing the temporary file or renaming it into place failed.
+    #[error("output {path}: {source}")]
+    Output {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fetch task panicked or was cancelled.
+    #[error("fetch task failed: {0}")]
+    Task(String),
+}
+
+fn summary(failures: &[GatewayFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
