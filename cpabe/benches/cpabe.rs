@@ -37,11 +37,25 @@ fn rng() -> ChaCha20Rng {
 /// rabe's AC17 capsule at its most compact (BN254 compressed: G1 32, G2 64, GT 384
 /// bytes), plus its AES-GCM wrap of a 32-byte key (12 + 32 + 16), policy text and row labels.
 fn rabe_ac17_capsule_size(ct: &ac17::Ac17CpCiphertext) -> usize {
-    3 * 64 + ct.ct.c.iter().map(|(a, g)| a.len() + 32 * g.len()).sum::<usize>() + 384 + ct.ct.ct.len() + ct.policy.0.len()
+    3 * 64
+        + ct.ct
+            .c
+            .iter()
+            .map(|(a, g)| a.len() + 32 * g.len())
+            .sum::<usize>()
+        + 384
+        + ct.ct.ct.len()
+        + ct.policy.0.len()
 }
 
 fn rabe_ac17_key_size(sk: &ac17::Ac17CpSecretKey) -> usize {
-    3 * 64 + 3 * 32 + sk.sk.k.iter().map(|(a, g)| a.len() + 32 * g.len()).sum::<usize>()
+    3 * 64
+        + 3 * 32
+        + sk.sk
+            .k
+            .iter()
+            .map(|(a, g)| a.len() + 32 * g.len())
+            .sum::<usize>()
 }
 
 fn print_sizes() {
@@ -49,13 +63,17 @@ fn print_sizes() {
     let (pk, msk) = setup(&mut rng);
     let (rpk, rmsk) = ac17::setup();
     println!("\nsizes in bytes (ours: exact encoding; rabe AC17: compressed lower bound)");
-    println!("| policy | ours capsule | rabe AC17 capsule | ratio | ours key (n attrs) | rabe AC17 key |");
+    println!(
+        "| policy | ours capsule | rabe AC17 capsule | ratio | ours key (n attrs) | rabe AC17 key |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for op in ["and", "or"] {
         for n in SIZES {
             let text = policy_text(n, op);
-            let (capsule, _) = encapsulate(&pk, &Policy::parse(&text).unwrap(), b"", &mut rng).unwrap();
-            let ct = ac17::cp_encrypt(&rpk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap();
+            let (capsule, _) =
+                encapsulate(&pk, &Policy::parse(&text).unwrap(), b"", &mut rng).unwrap();
+            let ct =
+                ac17::cp_encrypt(&rpk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap();
             let names = attrs(n);
             let sk = keygen(&msk, &names, &mut rng).unwrap();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -69,7 +87,11 @@ fn print_sizes() {
             );
         }
     }
-    println!("public key: {} bytes; master key: {} bytes\n", pk.to_bytes().len(), msk.to_bytes().len());
+    println!(
+        "public key: {} bytes; master key: {} bytes\n",
+        pk.to_bytes().len(),
+        msk.to_bytes().len()
+    );
 }
 
 fn bench_setup(c: &mut Criterion) {
@@ -93,7 +115,9 @@ fn bench_keygen(c: &mut Criterion) {
     for n in [5, 20] {
         let names = attrs(n);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        g.bench_with_input(BenchmarkId::new("fame", n), &n, |b, _| b.iter(|| keygen(&msk, &refs, &mut r).unwrap()));
+        g.bench_with_input(BenchmarkId::new("fame", n), &n, |b, _| {
+            b.iter(|| keygen(&msk, &refs, &mut r).unwrap())
+        });
         g.bench_with_input(BenchmarkId::new("rabe-ac17", n), &n, |b, _| {
             b.iter(|| ac17::cp_keygen(&amsk, &refs).unwrap())
         });
@@ -119,10 +143,14 @@ fn bench_encapsulate_decapsulate(c: &mut Criterion) {
                 b.iter(|| encapsulate(&pk, &policy, b"ctx", &mut r).unwrap())
             });
             enc.bench_with_input(BenchmarkId::new("rabe-ac17", n), &n, |b, _| {
-                b.iter(|| ac17::cp_encrypt(&apk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap())
+                b.iter(|| {
+                    ac17::cp_encrypt(&apk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap()
+                })
             });
             enc.bench_with_input(BenchmarkId::new("rabe-bsw07", n), &n, |b, _| {
-                b.iter(|| bsw::encrypt(&bpk, &text, PolicyLanguage::HumanPolicy, &PLAINTEXT).unwrap())
+                b.iter(|| {
+                    bsw::encrypt(&bpk, &text, PolicyLanguage::HumanPolicy, &PLAINTEXT).unwrap()
+                })
             });
         }
         enc.finish();
@@ -133,10 +161,12 @@ fn bench_encapsulate_decapsulate(c: &mut Criterion) {
             let text = policy_text(n, op);
             let names = attrs(n);
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let (capsule, key) = encapsulate(&pk, &Policy::parse(&text).unwrap(), b"ctx", &mut r).unwrap();
+            let (capsule, key) =
+                encapsulate(&pk, &Policy::parse(&text).unwrap(), b"ctx", &mut r).unwrap();
             let sk = keygen(&msk, &refs, &mut r).unwrap();
             assert_eq!(decapsulate(&sk, &capsule, b"ctx").unwrap(), key);
-            let act = ac17::cp_encrypt(&apk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap();
+            let act =
+                ac17::cp_encrypt(&apk, &text, &PLAINTEXT, PolicyLanguage::HumanPolicy).unwrap();
             let ask = ac17::cp_keygen(&amsk, &refs).unwrap();
             assert_eq!(ac17::cp_decrypt(&ask, &act).unwrap(), PLAINTEXT);
             let bct = bsw::encrypt(&bpk, &text, PolicyLanguage::HumanPolicy, &PLAINTEXT).unwrap();
@@ -156,5 +186,10 @@ fn bench_encapsulate_decapsulate(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_setup, bench_keygen, bench_encapsulate_decapsulate);
+criterion_group!(
+    benches,
+    bench_setup,
+    bench_keygen,
+    bench_encapsulate_decapsulate
+);
 criterion_main!(benches);

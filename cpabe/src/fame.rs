@@ -262,7 +262,7 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
             .attributes
             .binary_search_by(|x| x.as_bytes().cmp(attr.as_bytes()))
             .map_err(|_| Error::PolicyNotSatisfied)?;
-        let k = &sk.k_attr[idx];
+        let k = sk.k_attr.get(idx).ok_or(Error::PolicyNotSatisfied)?;
         for l in 0..3 {
             if gamma == Scalar::ONE {
                 a[l] += ct[l];

@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use otaledger_cpabe::{Policy, setup, keygen, encapsulate, decapsulate};
-//! let mut rng = rand_core::OsRng;
+//! let mut rng = otaledger_cpabe::rand_core::OsRng;
 //! let (pk, msk) = setup(&mut rng);
 //! let policy = Policy::parse(r#""model:thermo-x" and ("region:eu" or "region:in")"#)?;
 //! let (capsule, key) = encapsulate(&pk, &policy, b"manifest hash", &mut rng)?;
