@@ -89,20 +89,6 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_anvil_from_a_subdirectory_of_the_checkout() {
-        // `make test` runs `npm ci` first, so the pinned binary is there.
-        let found =
-            find_foundry_tool(FoundryTool::Anvil, &workspace_root().join("core/src")).unwrap();
-        assert!(found.ends_with("bin/anvil"), "{}", found.display());
-        assert!(!found.to_string_lossy().contains("node_modules/.bin"));
-    }
-}
-
 /// Spawns the pinned anvil (found with [`find_foundry_tool`] from the current
 /// directory, then from this checkout) on a free port of 127.0.0.1.
 /// The node stops when the returned instance is dropped.
@@ -117,4 +103,18 @@ pub fn spawn_anvil() -> Result<alloy::node_bindings::AnvilInstance> {
             path,
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_anvil_from_a_subdirectory_of_the_checkout() {
+        // `make test` runs `npm ci` first, so the pinned binary is there.
+        let found =
+            find_foundry_tool(FoundryTool::Anvil, &workspace_root().join("core/src")).unwrap();
+        assert!(found.ends_with("bin/anvil"), "{}", found.display());
+        assert!(!found.to_string_lossy().contains("node_modules/.bin"));
+    }
 }
