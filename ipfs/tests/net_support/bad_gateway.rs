@@ -1,0 +1,177 @@
+//! A test gateway that misbehaves on purpose: a real HTTP server on 127.0.0.1:0.
+//!
+//! Each [`Behavior`] answers every `/ipfs/...` request the same (wrong) way; [`Behavior::Real`]
+//! and [`Behavior::NoCar`] serve a store honestly through the crate's own gateway. Every request
+//! (path and query) is logged so tests can check what a client asked for.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use otaledger_ipfs::{Blockstore, Cid, car::encode_header};
+use tower::ServiceExt;
+
+/// What the gateway does with every request.
+#[derive(Clone)]
+pub enum Behavior {
+    /// The crate's trustless gateway over this store.
+    Real(Blockstore),
+    /// 406 for CAR requests; raw blocks from the store (a gateway without CAR support).
+    NoCar(Blockstore),
+    /// This status, content type and body for everything.
+    Canned {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    /// A CAR body sent `chunk` bytes at a time with `pause` between chunks.
+    Slow {
+        body: Vec<u8>,
+        chunk: usize,
+        pause: Duration,
+    },
+    /// `prefix`, then `repeat` over and over, forever (declared `dups=y`).
+    Endless { prefix: Vec<u8>, repeat: Vec<u8> },
+    /// The first `after` bytes of `body`, then the connection breaks.
+    DieAfter { body: Vec<u8>, after: usize },
+}
+
+/// A running misbehaving gateway.
+pub struct BadGateway {
+    pub url: url::Url,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl BadGateway {
+    /// Requests received so far, as `path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    behavior: Behavior,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Start a gateway with `behavior` on an ephemeral port (runs until the test's runtime ends).
+pub async fn start(behavior: Behavior) -> BadGateway {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let ctx = Ctx {
+        behavior,
+        log: Arc::clone(&log),
+    };
+    let app = Router::new().fallback(handle).with_state(ctx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    BadGateway {
+        url: format!("http://{addr}/").parse().unwrap(),
+        log,
+    }
+}
+
+const CAR_DUPS_N: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
+const CAR_DUPS_Y: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=y";
+
+async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
+    let uri = req.uri().clone();
+    let path_and_query = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    ctx.log.lock().unwrap().push(path_and_query);
+    let query = uri.query().unwrap_or_default().to_owned();
+    match ctx.behavior {
+        Behavior::Real(store) => otaledger_ipfs::router(store).oneshot(req).await.unwrap(),
+        Behavior::NoCar(store) => {
+            if query.contains("format=car") {
+                return (StatusCode::NOT_ACCEPTABLE, "car not supported").into_response();
+            }
+            otaledger_ipfs::router(store).oneshot(req).await.unwrap()
+        }
+        Behavior::Canned {
+            status,
+            content_type,
+            body,
+        } => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap(),
+        Behavior::Slow { body, chunk, pause } => {
+            let chunks: Vec<Bytes> = body.chunks(chunk).map(Bytes::copy_from_slice).collect();
+            let stream = futures_util::stream::unfold(chunks.into_iter(), move |mut it| async move {
+                let next = it.next()?;
+                tokio::time::sleep(pause).await;
+                Some((Ok::<_, std::io::Error>(next), it))
+            });
+            car_response(CAR_DUPS_N, Body::from_stream(stream))
+        }
+        Behavior::Endless { prefix, repeat } => {
+            let first = Bytes::from(prefix);
+            let again = Bytes::from(repeat);
+            let stream = futures_util::stream::unfold(Some(first), move |state| {
+                let again = again.clone();
+                async move {
+                    let chunk = state.unwrap_or_else(|| again.clone());
+                    Some((Ok::<_, std::io::Error>(chunk), None))
+                }
+            });
+            car_response(CAR_DUPS_Y, Body::from_stream(stream))
+        }
+        Behavior::DieAfter { body, after } => {
+            let head = Bytes::copy_from_slice(&body[..after]);
+            let items: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(head), Err(std::io::Error::other("gateway died"))];
+            let stream = futures_util::stream::unfold(items.into_iter(), |mut it| async move {
+                // Let the head reach the client before the break.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                it.next().map(|item| (item, it))
+            });
+            car_response(CAR_DUPS_N, Body::from_stream(stream))
+        }
+    }
+}
+
+fn car_response(content_type: &'static str, body: Body) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .unwrap()
+}
+
+/// Encode a CAR v1 by hand (no checks: tests build wrong ones on purpose).
+pub fn car(root: &Cid, sections: &[(Cid, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let header = encode_header(&[*root]);
+    varint(&mut out, header.len() as u64);
+    out.extend_from_slice(&header);
+    for (cid, data) in sections {
+        out.extend_from_slice(&section(cid, data));
+    }
+    out
+}
+
+/// One CAR section: varint(len) ‖ CID ‖ data.
+pub fn section(cid: &Cid, data: &[u8]) -> Vec<u8> {
+    let cid_bytes = cid.to_bytes();
+    let mut out = Vec::new();
+    varint(&mut out, (cid_bytes.len() + data.len()) as u64);
+    out.extend_from_slice(&cid_bytes);
+    out.extend_from_slice(data);
+    out
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
