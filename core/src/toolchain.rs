@@ -93,11 +93,17 @@ pub fn workspace_root() -> PathBuf {
 /// directory, then from this checkout) on a free port of 127.0.0.1.
 /// The node stops when the returned instance is dropped.
 pub fn spawn_anvil() -> Result<alloy::node_bindings::AnvilInstance> {
+    spawn_anvil_with(&[])
+}
+
+/// [`spawn_anvil`] with extra command-line arguments (e.g. `--chain-id`).
+pub fn spawn_anvil_with(args: &[&str]) -> Result<alloy::node_bindings::AnvilInstance> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let path = find_foundry_tool(FoundryTool::Anvil, &cwd)
         .or_else(|_| find_foundry_tool(FoundryTool::Anvil, &workspace_root()))?;
     alloy::node_bindings::Anvil::at(&path)
         .host("127.0.0.1")
+        .args(args)
         .try_spawn()
         .map_err(|e| Error::NodeSpawn {
             path,
