@@ -49,13 +49,22 @@ fn concurrent_writers_and_readers() {
 fn reopened_store_keeps_blocks_and_layout() {
     let dir = tempfile::tempdir().unwrap();
     let cid = block_cid(cid::Version::V1, RAW, b"persist");
-    Blockstore::open(dir.path()).unwrap().put(&cid, b"persist").unwrap();
+    Blockstore::open(dir.path())
+        .unwrap()
+        .put(&cid, b"persist")
+        .unwrap();
     let store = Blockstore::open(dir.path()).unwrap();
     assert_eq!(store.get(&cid).unwrap().unwrap(), b"persist");
     let path = store.path_of(&cid);
     let name = path.file_name().unwrap().to_str().unwrap().to_owned();
     let key = name.strip_suffix(".data").unwrap();
-    let shard = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let shard = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     assert_eq!(shard, &key[key.len() - 3..key.len() - 1]);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("blocks/SHARDING")).unwrap(),

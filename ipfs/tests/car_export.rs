@@ -52,7 +52,17 @@ fn resume_from_any_offset_with_entity_bytes() {
     let bytes = data(200 * 1024 + 100);
     let (_dir, store, root) = store_with(&bytes, 1024);
     let len = bytes.len() as u64;
-    for from in [0, 1, 1023, 1024, 1025, 174 * 1024, 174 * 1024 + 5, len - 1, len] {
+    for from in [
+        0,
+        1,
+        1023,
+        1024,
+        1025,
+        174 * 1024,
+        174 * 1024 + 5,
+        len - 1,
+        len,
+    ] {
         let blocks: Vec<_> = blocks_for(&store, &root, DagScope::Entity, Some((from, None)))
             .collect::<Result<_, _>>()
             .unwrap();
@@ -75,7 +85,10 @@ fn bounded_range_sends_only_overlapping_leaves() {
     let (v, out) = verify_from(root, from, &blocks);
     assert!(!v.is_done());
     assert!(out.len() as u64 > to - from);
-    assert_eq!(out[..=(to - from) as usize], bytes[from as usize..=to as usize]);
+    assert_eq!(
+        out[..=(to - from) as usize],
+        bytes[from as usize..=to as usize]
+    );
 }
 
 #[test]
@@ -104,7 +117,10 @@ fn no_duplicates_and_repeat_reconstructs() {
     let bytes = vec![0u8; 10 * 1024];
     let (_dir, store, root) = store_with(&bytes, 1024);
     let mut car = Vec::new();
-    assert_eq!(export_car(&store, &root, DagScope::Entity, &mut car).unwrap(), 2);
+    assert_eq!(
+        export_car(&store, &root, DagScope::Entity, &mut car).unwrap(),
+        2
+    );
     let mut reader = CarReader::new(&car[..]).unwrap();
     assert_eq!(reader.roots(), [root]);
     let mut v = Verifier::new(root, Limits::for_size(10 * 1024)).unwrap();

@@ -131,7 +131,13 @@ fn ipld_car_is_read_and_verified_by_ours() {
             chunk_size: Some(1024),
             ..ImportOptions::profile(profile)
         };
-        let ours = import(&bytes[..], &opts, &mut otaledger_ipfs::NullSink, &mut |_| {}).unwrap();
+        let ours = import(
+            &bytes[..],
+            &opts,
+            &mut otaledger_ipfs::NullSink,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(ours.root, car_root);
     }
 }

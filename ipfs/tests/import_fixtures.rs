@@ -39,8 +39,13 @@ fn keystream_file(dir: &Path, seed: &str, size: u64) -> PathBuf {
 fn check(profile: Profile, seed: &str, size: u64, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = keystream_file(dir.path(), seed, size);
-    let got = import_path(&file, &ImportOptions::profile(profile), &mut NullSink, &mut |_| {})
-        .unwrap();
+    let got = import_path(
+        &file,
+        &ImportOptions::profile(profile),
+        &mut NullSink,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(got.size, size);
     assert_eq!(got.root.to_string(), expected, "{profile} {seed} {size}");
 }

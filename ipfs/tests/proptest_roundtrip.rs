@@ -93,14 +93,11 @@ proptest! {
         let Ok(mut reader) = CarReader::new(&car[..]) else { return Ok(()) };
         let mut v = Verifier::new(root, Limits::for_size(bytes.len() as u64)).unwrap();
         let mut out = Vec::new();
-        loop {
-            match reader.next_block() {
-                Ok(Some((cid, block))) => match v.push(&cid, &block) {
-                    Ok(Pushed::Data(d)) => out.extend_from_slice(d),
-                    Ok(Pushed::Node) => {}
-                    Err(_) => break,
-                },
-                Ok(None) | Err(_) => break,
+        while let Ok(Some((cid, block))) = reader.next_block() {
+            match v.push(&cid, &block) {
+                Ok(Pushed::Data(d)) => out.extend_from_slice(d),
+                Ok(Pushed::Node) => {}
+                Err(_) => break,
             }
         }
         prop_assert_eq!(&out[..], &bytes[..out.len()]);

@@ -1,9 +1,8 @@
 //! The verifier against hostile input: one test per attack, asserting the error variant.
 
 use otaledger_ipfs::{
-    cid, multihash,
     Blockstore, Cid, DAG_PB, DecodeError, ImportOptions, Limits, PbLink, Profile, Pushed, RAW,
-    Verifier, VerifyError, block_cid, encode_dag_pb, encode_unixfs_file, import,
+    Verifier, VerifyError, block_cid, cid, encode_dag_pb, encode_unixfs_file, import, multihash,
     traverse::{DagScope, blocks_for},
 };
 
@@ -151,7 +150,11 @@ fn unixfs_sizes_that_lie() {
     v.push(&root, &rb).unwrap();
     assert!(matches!(
         v.push(&a, &ab),
-        Err(VerifyError::SizeMismatch { expected: 4, actual: 3, .. })
+        Err(VerifyError::SizeMismatch {
+            expected: 4,
+            actual: 3,
+            ..
+        })
     ));
 }
 
@@ -177,7 +180,14 @@ fn dag_deeper_than_the_limit() {
             break;
         }
     }
-    assert!(matches!(result, Err(VerifyError::TooDeep { depth: 4, max: 3, .. })));
+    assert!(matches!(
+        result,
+        Err(VerifyError::TooDeep {
+            depth: 4,
+            max: 3,
+            ..
+        })
+    ));
     // The default limit accepts it.
     let mut v = Verifier::new(blocks[0].0, Limits::default()).unwrap();
     for (cid, block) in &blocks {

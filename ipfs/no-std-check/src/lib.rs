@@ -71,8 +71,7 @@ mod runtime {
             let mut current = self.next.load(Ordering::Relaxed);
             loop {
                 let start = (base + current).next_multiple_of(layout.align()) - base;
-                let Some(end) = start.checked_add(layout.size()).filter(|&e| e <= HEAP_SIZE)
-                else {
+                let Some(end) = start.checked_add(layout.size()).filter(|&e| e <= HEAP_SIZE) else {
                     return core::ptr::null_mut();
                 };
                 match self.next.compare_exchange_weak(
