@@ -47,6 +47,10 @@ contract UpdateRegistry is IUpdateRegistry {
     bytes32 internal constant _REVOKE_TYPEHASH = keccak256("RevokeRelease(bytes32 releaseId,string reason)");
     bytes32 internal constant _CLAIM_TYPEHASH = keccak256("Claim(address owner,uint64 deviceIndex)");
 
+    /// @dev Signatures.HALF_ORDER and Signatures.S_MASK, repeated for inline assembly.
+    uint256 internal constant _HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    uint256 internal constant _S_MASK = 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
+
     bytes32 internal immutable _CACHED_DOMAIN_SEPARATOR;
     uint256 internal immutable _CACHED_CHAIN_ID;
 
@@ -233,28 +237,43 @@ contract UpdateRegistry is IUpdateRegistry {
 
     /// @inheritdoc IUpdateRegistry
     function publishRelease(Manifest calldata manifest, Approval calldata approval) external returns (bytes32 id) {
-        uint32 modelId = manifest.modelId;
-        uint64 version = manifest.version;
-        Model storage md = _models[modelId];
-        Model memory m = md;
-        if (m.manufacturerId == 0) revert UpdateRegistryUnknownModel(modelId);
-        if (version <= m.latestVersion) revert UpdateRegistryVersionNotIncreasing(modelId, m.latestVersion, version);
-        if (version < m.minVersion) revert UpdateRegistryVersionBelowFloor(modelId, m.minVersion, version);
-        uint64 expiry = manifest.expiry;
-        if (expiry <= block.timestamp) revert UpdateRegistryExpired(expiry, block.timestamp);
+        // The hot path of the protocol, written for gas: the hash validates every manifest field, so the fields
+        // are then read raw; the model word and the release word are read and written as packed words
+        // (layouts in IUpdateRegistry.Model and IUpdateRegistry.Release).
         id = ManifestHash.hash(manifest);
-        uint256 signerMask =
-            _verifyApproval(m.manufacturerId, _manufacturers[m.manufacturerId].signersHash, id, approval);
+        uint32 modelId;
+        uint64 version;
+        uint64 expiry;
+        uint256 modelSlot;
+        uint256 modelWord;
+        assembly ("memory-safe") {
+            modelId := calldataload(manifest)
+            version := calldataload(add(manifest, 0x20))
+            expiry := calldataload(add(manifest, 0x120))
+            mstore(0x00, modelId)
+            mstore(0x20, _models.slot)
+            modelSlot := keccak256(0x00, 0x40)
+            modelWord := sload(modelSlot)
+        }
+        uint32 manufacturerId = uint32(modelWord);
+        uint64 latest = uint64(modelWord >> 32);
+        uint64 minVersion = uint64(modelWord >> 96);
+        if (manufacturerId == 0) revert UpdateRegistryUnknownModel(modelId);
+        if (version <= latest) revert UpdateRegistryVersionNotIncreasing(modelId, latest, version);
+        if (version < minVersion) revert UpdateRegistryVersionBelowFloor(modelId, minVersion, version);
+        if (expiry <= block.timestamp) revert UpdateRegistryExpired(expiry, block.timestamp);
+        uint256 signerMask = _verifyApproval(manufacturerId, _manufacturers[manufacturerId].signersHash, id, approval);
         // A manifest cannot be published twice: its version is now the model's latest.
-        md.latestVersion = version;
-        _releases[id] = Release({
-            version: version,
-            modelId: modelId,
-            publishedAt: uint40(block.timestamp),
-            revokedAt: 0,
-            rolloutBps: FULL_ROLLOUT_BPS
-        });
-        emit ReleasePublished(id, modelId, version, manifest, signerMask);
+        assembly ("memory-safe") {
+            sstore(modelSlot, or(and(modelWord, not(shl(32, 0xffffffffffffffff))), shl(32, version)))
+            mstore(0x00, id)
+            mstore(0x20, _releases.slot)
+            sstore(
+                keccak256(0x00, 0x40),
+                or(or(version, shl(64, modelId)), or(shl(96, timestamp()), shl(176, FULL_ROLLOUT_BPS)))
+            )
+        }
+        _emitReleasePublished(id, modelId, version, manifest, signerMask);
     }
 
     /// @inheritdoc IUpdateRegistry
@@ -381,43 +400,96 @@ contract UpdateRegistry is IUpdateRegistry {
         view
         returns (uint256 signerMask)
     {
-        address[] calldata signers = approval.signers;
-        uint256 threshold = approval.threshold;
-        bytes32 given = _signersHash(signers, threshold);
+        // Decoded by hand: a malformed encoding reads zeros or garbage, which cannot hash to `current`.
+        uint256 set;
+        uint256 n;
+        uint256 threshold;
+        uint256 sigs;
+        uint256 len;
+        bytes32 given;
+        assembly ("memory-safe") {
+            let s := add(approval, calldataload(approval))
+            n := calldataload(s)
+            set := add(s, 0x20)
+            threshold := calldataload(add(approval, 0x20))
+            let g := add(approval, calldataload(add(approval, 0x40)))
+            len := calldataload(g)
+            sigs := add(g, 0x20)
+            let p := mload(0x40)
+            mstore(p, threshold)
+            calldatacopy(add(p, 0x20), set, shl(5, n))
+            given := keccak256(p, add(shl(5, n), 0x20))
+        }
         if (given != current) revert UpdateRegistrySignerSetMismatch(manufacturerId, current, given);
-        bytes calldata sigs = approval.signatures;
-        uint256 len = sigs.length;
         if (len & 63 != 0) revert UpdateRegistrySignatureLength(len);
         uint256 count = len >> 6;
         if (count < threshold) revert UpdateRegistryNotEnoughSignatures(count, threshold);
         bytes32 digest = Signatures.typedDataDigest(_domainSeparator(), structHash);
-        uint256 n = signers.length;
-        uint256 j;
-        address prev;
-        for (uint256 k; k < count;) {
-            bytes32 r;
-            bytes32 vs;
-            assembly ("memory-safe") {
-                let o := add(sigs.offset, shl(6, k))
-                r := calldataload(o)
-                vs := calldataload(add(o, 0x20))
-            }
-            (address signer, bool highS) = Signatures.recover(digest, r, vs);
-            if (highS) revert UpdateRegistrySignatureMalleable(k);
-            if (signer <= prev) revert UpdateRegistryInvalidSignature(k, signer);
-            // Signers are ascending (checked at registration), so one forward walk finds every member.
-            while (j < n && signers[j] < signer) {
-                unchecked {
-                    ++j;
+        uint256 failure; // 1: malleable signature, 2: signer not an ascending member of the set
+        uint256 failedAt;
+        uint256 failedSigner;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let j := 0
+            let prev := 0
+            for { let k := 0 } lt(k, count) { k := add(k, 1) } {
+                let o := add(sigs, shl(6, k))
+                let vs := calldataload(add(o, 0x20))
+                let s := and(vs, _S_MASK)
+                if gt(s, _HALF_ORDER) {
+                    failure := 1
+                    failedAt := k
+                    break
                 }
+                mstore(p, digest)
+                mstore(add(p, 0x20), add(27, shr(255, vs)))
+                mstore(add(p, 0x40), calldataload(o))
+                mstore(add(p, 0x60), s)
+                let ok := staticcall(gas(), 1, p, 0x80, p, 0x20)
+                let signer := mul(mload(p), and(ok, eq(returndatasize(), 0x20)))
+                // Recovered signers must ascend (no duplicates, never zero). The set ascends too (checked at
+                // registration, bound by the hash), so one forward walk finds every member.
+                for {} and(lt(j, n), lt(calldataload(add(set, shl(5, j))), signer)) { j := add(j, 1) } {}
+                if iszero(and(gt(signer, prev), and(lt(j, n), eq(calldataload(add(set, shl(5, j))), signer)))) {
+                    failure := 2
+                    failedAt := k
+                    failedSigner := signer
+                    break
+                }
+                signerMask := or(signerMask, shl(j, 1))
+                j := add(j, 1)
+                prev := signer
             }
-            if (j == n || signers[j] != signer) revert UpdateRegistryInvalidSignature(k, signer);
-            unchecked {
-                signerMask |= 1 << j;
-                ++j;
-                ++k;
-            }
-            prev = signer;
+        }
+        if (failure == 1) revert UpdateRegistrySignatureMalleable(failedAt);
+        if (failure == 2) revert UpdateRegistryInvalidSignature(failedAt, address(uint160(failedSigner)));
+    }
+
+    /// @dev Emits `ReleasePublished` by copying the manifest's ABI encoding from calldata (cheaper than re-encoding).
+    /// The head is copied as is (every field was validated by `ManifestHash.hash`), the `bundleCid` offset is
+    /// normalised and the CID's padding zeroed, so the data is canonical whatever the caller's encoding.
+    function _emitReleasePublished(
+        bytes32 id,
+        uint32 modelId,
+        uint64 version,
+        Manifest calldata manifest,
+        uint256 signerMask
+    ) internal {
+        bytes32 topic0 = ReleasePublished.selector;
+        assembly ("memory-safe") {
+            let cid := add(manifest, calldataload(add(manifest, 0x80))) // decoded as in ManifestHash.hash
+            let cidLen := calldataload(cid)
+            let p := mload(0x40)
+            mstore(p, 0x40)
+            mstore(add(p, 0x20), signerMask)
+            let h := add(p, 0x40)
+            calldatacopy(h, manifest, 0x160)
+            mstore(add(h, 0x80), 0x160)
+            mstore(add(h, 0x160), cidLen)
+            let padded := and(add(cidLen, 31), not(31))
+            mstore(add(add(h, 0x160), padded), 0)
+            calldatacopy(add(h, 0x180), add(cid, 0x20), cidLen)
+            log4(p, add(0x1c0, padded), topic0, id, modelId, version)
         }
     }
 

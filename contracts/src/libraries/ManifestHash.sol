@@ -15,30 +15,31 @@ library ManifestHash {
     bytes32 internal constant TYPEHASH = keccak256(TYPE);
 
     /// @dev hashStruct(manifest) = keccak256(TYPEHASH ‖ the 11 fields as 32-byte words, `bundleCid` replaced by its
-    /// keccak256). Every field is read through the ABI decoder, so dirty high bits revert instead of hashing.
+    /// keccak256). Dirty high bits in a field (an encoding no EIP-712 signer produces) revert instead of hashing,
+    /// so a manifest has exactly one id and the emitted copy of its calldata is canonical.
     function hash(IUpdateRegistry.Manifest calldata m) internal pure returns (bytes32 h) {
-        bytes32 cidHash = keccak256(m.bundleCid);
-        uint256 modelId = m.modelId;
-        uint256 version = m.version;
-        uint256 bundleSize = m.bundleSize;
-        uint256 price = m.price;
-        uint256 token = uint160(m.paymentToken);
-        uint256 expiry = m.expiry;
         bytes32 typeHash = TYPEHASH;
         assembly ("memory-safe") {
+            // `bundleCid` decoded by hand: an offset out of bounds reads zeros, which only changes the hash (so no
+            // signature matches); the same bytes are what `UpdateRegistry` emits.
+            let cid := add(m, calldataload(add(m, 0x80)))
+            let cidLen := calldataload(cid)
             let p := mload(0x40)
+            calldatacopy(p, add(cid, 0x20), cidLen)
+            let cidHash := keccak256(p, cidLen)
+            let modelId := calldataload(m)
+            let version := calldataload(add(m, 0x20))
+            let bundleSize := calldataload(add(m, 0x60))
+            let price := calldataload(add(m, 0xc0))
+            let token := calldataload(add(m, 0xe0))
+            let expiry := calldataload(add(m, 0x120))
+            if or(
+                or(shr(32, modelId), or(shr(64, version), shr(64, bundleSize))),
+                or(shr(128, price), or(shr(160, token), shr(64, expiry)))
+            ) { revert(0, 0) }
             mstore(p, typeHash)
-            mstore(add(p, 0x20), modelId)
-            mstore(add(p, 0x40), version)
-            mstore(add(p, 0x60), calldataload(add(m, 0x40)))
-            mstore(add(p, 0x80), bundleSize)
+            calldatacopy(add(p, 0x20), m, 0x160)
             mstore(add(p, 0xa0), cidHash)
-            mstore(add(p, 0xc0), calldataload(add(m, 0xa0)))
-            mstore(add(p, 0xe0), price)
-            mstore(add(p, 0x100), token)
-            mstore(add(p, 0x120), calldataload(add(m, 0x100)))
-            mstore(add(p, 0x140), expiry)
-            mstore(add(p, 0x160), calldataload(add(m, 0x140)))
             h := keccak256(p, 0x180)
         }
     }
