@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashSet,
-    io::{BufReader, ErrorKind, Read, Write},
+    io::{BufRead, BufReader, ErrorKind, Read, Write},
 };
 
 use crate::{Cid, block::check_block, error::CarError, limits::MAX_BLOCK_SIZE};
@@ -78,13 +78,26 @@ impl<R: Read> CarReader<R> {
                 max: self.max_section,
             });
         }
-        let mut section = self.exact(len)?;
-        let mut cursor = &section[..];
-        let cid = Cid::read_bytes(&mut cursor).map_err(|_| CarError::BadCid { offset: start })?;
-        let cid_len = section.len() - cursor.len();
-        check_block(&cid, &section[cid_len..])?;
-        section.drain(..cid_len);
-        Ok(Some((cid, section)))
+        // Read the CID straight from the stream (bounded by the section), then the block.
+        let mut section = (&mut self.inner).take(len);
+        let cid = match Cid::read_bytes(&mut section) {
+            Ok(cid) => cid,
+            Err(_) if self.at_eof() => {
+                return Err(CarError::Truncated {
+                    offset: start + len,
+                });
+            }
+            Err(_) => return Err(CarError::BadCid { offset: start }),
+        };
+        let cid_len = len - section.limit();
+        self.offset += cid_len;
+        let block = self.exact(len - cid_len)?;
+        check_block(&cid, &block)?;
+        Ok(Some((cid, block)))
+    }
+
+    fn at_eof(&mut self) -> bool {
+        self.inner.fill_buf().map_or(true, |b| b.is_empty())
     }
 
     /// The underlying reader (buffered bytes not yet consumed are lost).
