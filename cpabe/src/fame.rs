@@ -30,7 +30,7 @@ use crate::hash::{attribute_point, column_point};
 use crate::keys::{Capsule, MasterKey, PublicKey, SecretKey};
 use crate::limits::MAX_KEY_ATTRIBUTES;
 use crate::lsss;
-use crate::policy::{Policy, check_attribute};
+use crate::policy::{Policy, PolicyNode, check_attribute};
 
 /// HKDF salt of the KEM (version 1).
 const KDF_SALT: &[u8] = b"OTALEDGER-CPABE-V1 KEM salt";
@@ -290,13 +290,17 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
     derive_key(&z, &capsule.policy, context)
 }
 
-/// The policy's leaves in row order.
+/// The policy's leaves in row order (depth-first, as `lsss::compile` emits rows).
 fn leaf_attributes(policy: &Policy) -> Vec<&str> {
-    lsss::compile(policy)
-        .rows
-        .into_iter()
-        .map(|r| r.attribute)
-        .collect()
+    fn walk<'a>(node: &'a PolicyNode, out: &mut Vec<&'a str>) {
+        match node {
+            PolicyNode::Attr(a) => out.push(a),
+            gate => gate.children().iter().for_each(|c| walk(c, out)),
+        }
+    }
+    let mut out = Vec::with_capacity(policy.leaf_count());
+    walk(policy.root(), &mut out);
+    out
 }
 
 /// HKDF-SHA256: IKM the compressed blinding factor, salt [`KDF_SALT`], info

@@ -234,8 +234,16 @@ mod tests {
             }
         }
         assert_eq!(sum[0], Scalar::ONE);
+        assert!(m.rows.iter().map(|r| r.attribute).eq(leaves(p.root())));
         assert!(sum[1..].iter().all(|s| bool::from(s.is_zero())));
         true
+    }
+
+    fn leaves(n: &PolicyNode) -> Vec<&str> {
+        match n {
+            PolicyNode::Attr(a) => vec![a.as_str()],
+            gate => gate.children().iter().flat_map(leaves).collect(),
+        }
     }
 
     #[test]
