@@ -7,6 +7,8 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod gateway;
+mod ipfs;
 
 /// OTA Ledger: secure, decentralised software updates for IoT fleets.
 #[derive(Debug, Parser)]
@@ -23,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run the end-to-end demo on a local anvil chain it starts.
     Demo(demo::DemoArgs),
+    /// Content addressing: add files, fetch them verified from gateways, CAR import/export.
+    Ipfs(ipfs::IpfsArgs),
+    /// Run the trustless IPFS gateway over the local block store.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -31,6 +37,8 @@ fn main() -> eyre::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(args, cli.json).await,
+            Command::Ipfs(args) => ipfs::run(args, cli.json).await,
+            Command::Gateway(args) => gateway::run(args, cli.json).await,
         }
     })
 }

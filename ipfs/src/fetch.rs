@@ -103,6 +103,74 @@ pub async fn fetch(
         .map_err(|e| FetchError::Task(e.to_string()))?
 }
 
+/// The file size the root block declares, read from the first gateway that returns a root
+/// block matching `root` (`?format=raw`, hash checked).
+///
+/// For callers that do not know the size in advance. A device knows it from the chain and
+/// passes it to [`fetch()`] instead: a size learnt from a gateway only bounds the download by
+/// what that gateway claims (at most [`Limits::max_total_size`] of `opts.limits`).
+pub async fn probe_size(
+    root: Cid,
+    gateways: &[url::Url],
+    opts: &FetchOptions,
+) -> Result<u64, FetchError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .timeout(opts.response_timeout + opts.rate_grace)
+        .build()
+        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
+    let mut failures = Vec::new();
+    for gateway in gateways {
+        let mut url = gateway.clone();
+        let base = gateway.path().trim_end_matches('/');
+        url.set_path(&format!("{base}/ipfs/{root}"));
+        url.set_query(Some("format=raw"));
+        let attempt = async {
+            let resp = http
+                .get(url)
+                .header(ACCEPT, ACCEPT_RAW)
+                .send()
+                .await
+                .map_err(AttemptError::Transport)?;
+            let status = resp.status().as_u16();
+            if status != 200 {
+                return Err(AttemptError::HttpStatus { status });
+            }
+            check_type(&resp, ACCEPT_RAW)?;
+            if resp
+                .content_length()
+                .is_some_and(|n| n > opts.limits.max_block_size as u64)
+            {
+                return Err(AttemptError::EndlessData {
+                    limit: opts.limits.max_block_size as u64,
+                });
+            }
+            let block = resp.bytes().await.map_err(AttemptError::Transport)?;
+            let mut verifier = Verifier::new(root, opts.limits).map_err(AttemptError::Verify)?;
+            verifier.push(&root, &block).map_err(AttemptError::Verify)?;
+            verifier.expected_size().ok_or(AttemptError::Truncated {
+                position: 0,
+                expected: 0,
+            })
+        };
+        match attempt.await {
+            Ok(size) => return Ok(size),
+            Err(error) => failures.push(GatewayFailure {
+                gateway: gateway.clone(),
+                mode: FetchMode::Raw,
+                from: 0,
+                error,
+            }),
+        }
+    }
+    Err(FetchError::AllGatewaysFailed {
+        root,
+        expected_size: 0,
+        position: 0,
+        failures,
+    })
+}
+
 /// One fetch, run on a blocking thread (the CAR reader, the verifier and the file are
 /// synchronous; HTTP is driven through the runtime handle).
 struct Job {

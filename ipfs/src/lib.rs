@@ -63,7 +63,7 @@ pub mod gateway;
 mod kubo;
 
 #[cfg(feature = "client")]
-pub use fetch::{FetchError, FetchOptions, FetchReport, fetch};
+pub use fetch::{FetchError, FetchOptions, FetchReport, fetch, probe_size};
 #[cfg(feature = "server")]
 pub use gateway::{GatewayConfig, router, serve};
 #[cfg(feature = "client")]

@@ -14,8 +14,8 @@ use net_support::bad_gateway::{self, Behavior, car};
 use net_support::{dfs_blocks, fixture};
 use otaledger_ipfs::fetch::{AttemptError, FetchMode, FetchProgress};
 use otaledger_ipfs::{
-    CarError, Cid, DAG_PB, FetchError, FetchOptions, PbLink, RAW, VerifyError, block_cid, encode_dag_pb,
-    encode_unixfs_file, fetch,
+    CarError, Cid, DAG_PB, FetchError, FetchOptions, PbLink, RAW, VerifyError, block_cid,
+    encode_dag_pb, encode_unixfs_file, fetch,
 };
 
 /// 3 full leaves and a partial one under one root.
@@ -27,18 +27,35 @@ fn out_path(dir: &Path) -> PathBuf {
 
 /// Nothing at the output path and no temporary file left in its directory.
 fn assert_nothing_written(dir: &Path) {
-    assert!(!out_path(dir).exists(), "output must not exist after a failed fetch");
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        !out_path(dir).exists(),
+        "output must not exist after a failed fetch"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
 /// Fetch from one gateway that must fail; returns its attempt error.
-async fn fetch_failing(behavior: Behavior, root: Cid, size: u64, opts: &FetchOptions) -> AttemptError {
+async fn fetch_failing(
+    behavior: Behavior,
+    root: Cid,
+    size: u64,
+    opts: &FetchOptions,
+) -> AttemptError {
     let gw = bad_gateway::start(behavior).await;
     let dir = tempfile::tempdir().unwrap();
-    let err = fetch(root, size, &[gw.url.clone()], &out_path(dir.path()), opts)
-        .await
-        .expect_err("fetch must fail");
+    let err = fetch(
+        root,
+        size,
+        std::slice::from_ref(&gw.url),
+        &out_path(dir.path()),
+        opts,
+    )
+    .await
+    .expect_err("fetch must fail");
     assert_nothing_written(dir.path());
     match err {
         FetchError::AllGatewaysFailed { mut failures, .. } => {
@@ -71,9 +88,15 @@ async fn honest_gateway_delivers_the_file_with_progress() {
         })),
         ..FetchOptions::default()
     };
-    let report = fetch(fx.root, SIZE as u64, &[gw.url.clone()], &out_path(dir.path()), &opts)
-        .await
-        .unwrap();
+    let report = fetch(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&gw.url),
+        &out_path(dir.path()),
+        &opts,
+    )
+    .await
+    .unwrap();
     assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
     assert_eq!(report.completed_by.1, FetchMode::Car);
     assert!(report.failures.is_empty());
@@ -86,7 +109,13 @@ async fn tampered_block() {
     let fx = fixture(SIZE);
     let mut blocks = dfs_blocks(&fx.store, &fx.root);
     blocks[2].1[100] ^= 1;
-    let err = fetch_failing(canned_car(car(&fx.root, &blocks)), fx.root, SIZE as u64, &FetchOptions::default()).await;
+    let err = fetch_failing(
+        canned_car(car(&fx.root, &blocks)),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
     assert!(
         matches!(err, AttemptError::Car(CarError::Block(VerifyError::HashMismatch { cid })) if cid == blocks[2].0),
         "{err:?}"
@@ -100,7 +129,13 @@ async fn block_of_another_cid() {
     let mut blocks = dfs_blocks(&fx.store, &fx.root);
     let expected = blocks[2].0;
     blocks[2] = dfs_blocks(&other.store, &other.root).remove(0);
-    let err = fetch_failing(canned_car(car(&fx.root, &blocks)), fx.root, SIZE as u64, &FetchOptions::default()).await;
+    let err = fetch_failing(
+        canned_car(car(&fx.root, &blocks)),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
     assert!(
         matches!(err, AttemptError::Verify(VerifyError::UnexpectedBlock { expected: e, got }) if e == expected && got == other.root),
         "{err:?}"
@@ -112,8 +147,17 @@ async fn truncated_car_inside_a_block() {
     let fx = fixture(SIZE);
     let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
     let cut = body[..body.len() - 100].to_vec();
-    let err = fetch_failing(canned_car(cut), fx.root, SIZE as u64, &FetchOptions::default()).await;
-    assert!(matches!(err, AttemptError::Car(CarError::Truncated { .. })), "{err:?}");
+    let err = fetch_failing(
+        canned_car(cut),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(err, AttemptError::Car(CarError::Truncated { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +165,13 @@ async fn truncated_car_between_blocks() {
     let fx = fixture(SIZE);
     let blocks = dfs_blocks(&fx.store, &fx.root);
     let body = car(&fx.root, &blocks[..3]);
-    let err = fetch_failing(canned_car(body), fx.root, SIZE as u64, &FetchOptions::default()).await;
+    let err = fetch_failing(
+        canned_car(body),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
     assert!(
         matches!(err, AttemptError::Truncated { position, expected } if position == 2 * 262_144 && expected == SIZE as u64),
         "{err:?}"
@@ -134,8 +184,20 @@ async fn extra_block() {
     let other = fixture(1000);
     let mut blocks = dfs_blocks(&fx.store, &fx.root);
     blocks.insert(2, dfs_blocks(&other.store, &other.root).remove(0));
-    let err = fetch_failing(canned_car(car(&fx.root, &blocks)), fx.root, SIZE as u64, &FetchOptions::default()).await;
-    assert!(matches!(err, AttemptError::Verify(VerifyError::UnexpectedBlock { .. })), "{err:?}");
+    let err = fetch_failing(
+        canned_car(car(&fx.root, &blocks)),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            err,
+            AttemptError::Verify(VerifyError::UnexpectedBlock { .. })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -144,7 +206,13 @@ async fn duplicate_block_in_a_dups_n_car() {
     let mut blocks = dfs_blocks(&fx.store, &fx.root);
     let dup = blocks[1].clone();
     blocks.insert(2, dup.clone());
-    let err = fetch_failing(canned_car(car(&fx.root, &blocks)), fx.root, SIZE as u64, &FetchOptions::default()).await;
+    let err = fetch_failing(
+        canned_car(car(&fx.root, &blocks)),
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
     assert!(
         matches!(err, AttemptError::Verify(VerifyError::DuplicateBlock { cid }) if cid == dup.0),
         "{err:?}"
@@ -159,7 +227,13 @@ async fn endless_stream_of_duplicates() {
     // client may skip duplicates, but not without end).
     let prefix = car(&fx.root, &blocks[..2]);
     let repeat = bad_gateway::section(&blocks[1].0, &blocks[1].1);
-    let err = fetch_failing(Behavior::Endless { prefix, repeat }, fx.root, SIZE as u64, &FetchOptions::default()).await;
+    let err = fetch_failing(
+        Behavior::Endless { prefix, repeat },
+        fx.root,
+        SIZE as u64,
+        &FetchOptions::default(),
+    )
+    .await;
     let limit = FetchOptions::default().max_overhead_percent * SIZE as u64 / 100;
     assert!(
         matches!(err, AttemptError::EndlessData { limit: l } if l >= SIZE as u64 && l <= SIZE as u64 + limit.max(1 << 20)),
@@ -173,8 +247,20 @@ async fn file_larger_than_the_expected_size() {
     // before any leaf is read.
     let fx = fixture(SIZE);
     let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
-    let err = fetch_failing(canned_car(body), fx.root, SIZE as u64 - 1000, &FetchOptions::default()).await;
-    assert!(matches!(err, AttemptError::Verify(VerifyError::TotalSizeExceeded { .. })), "{err:?}");
+    let err = fetch_failing(
+        canned_car(body),
+        fx.root,
+        SIZE as u64 - 1000,
+        &FetchOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            err,
+            AttemptError::Verify(VerifyError::TotalSizeExceeded { .. })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +275,10 @@ async fn unixfs_sizes_that_lie() {
     let root = block_cid(cid_v1(), DAG_PB, &root_block);
     let body = car(&root, &[(root, root_block), (ca, a), (cb, b)]);
     let err = fetch_failing(canned_car(body), root, 200, &FetchOptions::default()).await;
-    assert!(matches!(err, AttemptError::Verify(VerifyError::SizeMismatch { cid, .. }) if cid == cb), "{err:?}");
+    assert!(
+        matches!(err, AttemptError::Verify(VerifyError::SizeMismatch { cid, .. }) if cid == cb),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -210,8 +299,17 @@ async fn dag_deeper_than_the_limit() {
     }
     chain.reverse();
     let root = chain[0].0;
-    let err = fetch_failing(canned_car(car(&root, &chain)), root, leaf.len() as u64, &opts).await;
-    assert!(matches!(err, AttemptError::Verify(VerifyError::TooDeep { .. })), "{err:?}");
+    let err = fetch_failing(
+        canned_car(car(&root, &chain)),
+        root,
+        leaf.len() as u64,
+        &opts,
+    )
+    .await;
+    assert!(
+        matches!(err, AttemptError::Verify(VerifyError::TooDeep { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +328,10 @@ async fn slow_gateway_below_the_minimum_rate() {
         pause: Duration::from_millis(20),
     };
     let err = fetch_failing(slow, fx.root, SIZE as u64, &opts).await;
-    assert!(matches!(err, AttemptError::TooSlow { min_rate, .. } if min_rate == 1 << 20), "{err:?}");
+    assert!(
+        matches!(err, AttemptError::TooSlow { min_rate, .. } if min_rate == 1 << 20),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +350,10 @@ async fn silent_gateway_is_too_slow() {
         pause: Duration::from_secs(30),
     };
     let err = fetch_failing(silent, fx.root, SIZE as u64, &opts).await;
-    assert!(matches!(err, AttemptError::TooSlow { bytes: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, AttemptError::TooSlow { bytes: 0, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +380,10 @@ async fn http_error_status() {
         body: b"bad gateway".to_vec(),
     };
     let err = fetch_failing(e500, fx.root, SIZE as u64, &FetchOptions::default()).await;
-    assert!(matches!(err, AttemptError::HttpStatus { status: 502 }), "{err:?}");
+    assert!(
+        matches!(err, AttemptError::HttpStatus { status: 502 }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -300,7 +407,11 @@ async fn gateway_dies_halfway_and_the_next_resumes() {
     assert_eq!(report.failures.len(), 1);
     let failure = &report.failures[0];
     assert_eq!(failure.gateway, dying.url);
-    assert!(matches!(failure.error, AttemptError::Transport(_)), "{:?}", failure.error);
+    assert!(
+        matches!(failure.error, AttemptError::Transport(_)),
+        "{:?}",
+        failure.error
+    );
     // The honest gateway was asked only for what was still missing: the verified prefix is kept.
     let asked = honest.requests();
     assert_eq!(asked.len(), 1);
@@ -313,9 +424,15 @@ async fn gateway_without_car_support_is_fetched_block_by_block() {
     let fx = fixture(SIZE);
     let gw = bad_gateway::start(Behavior::NoCar(fx.store.clone())).await;
     let dir = tempfile::tempdir().unwrap();
-    let report = fetch(fx.root, SIZE as u64, &[gw.url.clone()], &out_path(dir.path()), &FetchOptions::default())
-        .await
-        .unwrap();
+    let report = fetch(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&gw.url),
+        &out_path(dir.path()),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
     assert_eq!(report.completed_by.1, FetchMode::Raw);
     // One refused CAR request, then the root and 4 leaves.
@@ -335,16 +452,28 @@ async fn every_gateway_failing_leaves_nothing() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let err = fetch(fx.root, SIZE as u64, &[a.url, b.url], &out_path(dir.path()), &FetchOptions::default())
-        .await
-        .unwrap_err();
+    let err = fetch(
+        fx.root,
+        SIZE as u64,
+        &[a.url, b.url],
+        &out_path(dir.path()),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert_nothing_written(dir.path());
-    let FetchError::AllGatewaysFailed { failures, position, .. } = err else {
+    let FetchError::AllGatewaysFailed {
+        failures, position, ..
+    } = err
+    else {
         panic!("{err:?}")
     };
     assert_eq!(failures.len(), 2);
     assert_eq!(failures[1].from, position);
-    assert!(matches!(failures[1].error, AttemptError::HttpStatus { status: 404 }));
+    assert!(matches!(
+        failures[1].error,
+        AttemptError::HttpStatus { status: 404 }
+    ));
 }
 
 fn cid_v1() -> otaledger_ipfs::cid::Version {

@@ -20,7 +20,12 @@ const CAR_TYPE: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
 /// 4 full 256 KiB leaves and a partial one: a root with 5 links.
 const SIZE: usize = 4 * 262_144 + 1000;
 
-async fn send(app: axum::Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+async fn send(
+    app: axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -28,11 +33,21 @@ async fn send(app: axum::Router, method: &str, uri: &str, headers: &[(&str, &str
     let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
-async fn get(fx: &Fixture, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+async fn get(
+    fx: &Fixture,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     send(router(fx.store.clone()), "GET", uri, headers).await
 }
 
@@ -57,7 +72,10 @@ fn verify_car(body: &[u8], root: Cid, from: u64) -> (Vec<u8>, Vec<Cid>) {
 }
 
 fn assert_common(headers: &HeaderMap, cid: &Cid) {
-    assert_eq!(h(headers, "cache-control"), "public, max-age=29030400, immutable");
+    assert_eq!(
+        h(headers, "cache-control"),
+        "public, max-age=29030400, immutable"
+    );
     assert_eq!(h(headers, "x-content-type-options"), "nosniff");
     assert_eq!(h(headers, "x-ipfs-path"), format!("/ipfs/{cid}"));
     assert_eq!(h(headers, "vary"), "Accept");
@@ -71,13 +89,19 @@ async fn raw_block_by_format_and_by_accept() {
     let want = fx.store.get(&root).unwrap().unwrap();
     for (uri, headers) in [
         (format!("/ipfs/{root}?format=raw"), vec![]),
-        (format!("/ipfs/{root}"), vec![("accept", "application/vnd.ipld.raw")]),
+        (
+            format!("/ipfs/{root}"),
+            vec![("accept", "application/vnd.ipld.raw")],
+        ),
     ] {
         let (status, hdrs, body) = get(&fx, &uri, &headers).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, want);
         assert_eq!(h(&hdrs, "content-type"), "application/vnd.ipld.raw");
-        assert_eq!(h(&hdrs, "content-disposition"), format!("attachment; filename=\"{root}.bin\""));
+        assert_eq!(
+            h(&hdrs, "content-disposition"),
+            format!("attachment; filename=\"{root}.bin\"")
+        );
         assert_eq!(h(&hdrs, "etag"), format!("\"{root}.raw\""));
         assert_eq!(h(&hdrs, "content-length"), want.len().to_string());
         assert_common(&hdrs, &root);
@@ -89,12 +113,24 @@ async fn head_gives_headers_without_body() {
     let fx = fixture(SIZE);
     let root = fx.root;
     let app = router(fx.store.clone());
-    let (status, hdrs, body) = send(app.clone(), "HEAD", &format!("/ipfs/{root}?format=raw"), &[]).await;
+    let (status, hdrs, body) = send(
+        app.clone(),
+        "HEAD",
+        &format!("/ipfs/{root}?format=raw"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.is_empty());
     let block_len = fx.store.get(&root).unwrap().unwrap().len();
     assert_eq!(h(&hdrs, "content-length"), block_len.to_string());
-    let (status, hdrs, body) = send(app.clone(), "HEAD", &format!("/ipfs/{root}?format=car"), &[]).await;
+    let (status, hdrs, body) = send(
+        app.clone(),
+        "HEAD",
+        &format!("/ipfs/{root}?format=car"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.is_empty());
     assert_eq!(h(&hdrs, "content-type"), CAR_TYPE);
@@ -111,14 +147,20 @@ async fn car_entity_streams_the_whole_file() {
         (format!("/ipfs/{root}?format=car&dag-scope=entity"), vec![]),
         (
             format!("/ipfs/{root}?dag-scope=entity"),
-            vec![("accept", "application/vnd.ipld.car; version=1; order=dfs; dups=n")],
+            vec![(
+                "accept",
+                "application/vnd.ipld.car; version=1; order=dfs; dups=n",
+            )],
         ),
         (format!("/ipfs/{root}?format=car"), vec![]),
     ] {
         let (status, hdrs, body) = get(&fx, &uri, &headers).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
         assert_eq!(h(&hdrs, "content-type"), CAR_TYPE);
-        assert_eq!(h(&hdrs, "content-disposition"), format!("attachment; filename=\"{root}.car\""));
+        assert_eq!(
+            h(&hdrs, "content-disposition"),
+            format!("attachment; filename=\"{root}.car\"")
+        );
         assert_common(&hdrs, &root);
         let (bytes, cids) = verify_car(&body, root, 0);
         assert!(bytes == fx.bytes);
@@ -129,7 +171,12 @@ async fn car_entity_streams_the_whole_file() {
 #[tokio::test]
 async fn car_block_scope_sends_only_the_root() {
     let fx = fixture(SIZE);
-    let (status, _, body) = get(&fx, &format!("/ipfs/{}?format=car&dag-scope=block", fx.root), &[]).await;
+    let (status, _, body) = get(
+        &fx,
+        &format!("/ipfs/{}?format=car&dag-scope=block", fx.root),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let mut car = CarReader::new(&body[..]).unwrap();
     let (cid, _) = car.next_block().unwrap().unwrap();
@@ -142,21 +189,36 @@ async fn entity_bytes_sends_only_the_blocks_for_the_range() {
     let fx = fixture(SIZE);
     let root = fx.root;
     // Bytes 300000..=600000 lie in leaves 1 and 2.
-    let (status, _, body) = get(&fx, &format!("/ipfs/{root}?format=car&entity-bytes=300000:600000"), &[]).await;
+    let (status, _, body) = get(
+        &fx,
+        &format!("/ipfs/{root}?format=car&entity-bytes=300000:600000"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (bytes, cids) = verify_car(&body, root, 300_000);
     assert_eq!(cids.len(), 3, "root + 2 leaves");
     assert!(bytes == fx.bytes[300_000..3 * 262_144]);
 
     // The last 1000 bytes: root + the last leaf.
-    let (status, _, body) = get(&fx, &format!("/ipfs/{root}?format=car&entity-bytes=-1000:*"), &[]).await;
+    let (status, _, body) = get(
+        &fx,
+        &format!("/ipfs/{root}?format=car&entity-bytes=-1000:*"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (bytes, cids) = verify_car(&body, root, (SIZE - 1000) as u64);
     assert_eq!(cids.len(), 2);
     assert!(bytes == fx.bytes[SIZE - 1000..]);
 
     // Entirely outside the file: 400.
-    let (status, _, _) = get(&fx, &format!("/ipfs/{root}?format=car&entity-bytes={SIZE}:*"), &[]).await;
+    let (status, _, _) = get(
+        &fx,
+        &format!("/ipfs/{root}?format=car&entity-bytes={SIZE}:*"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -165,7 +227,13 @@ async fn etag_varies_with_scope_and_range_and_if_none_match_gives_304() {
     let fx = fixture(SIZE);
     let root = fx.root;
     let mut etags = Vec::new();
-    for q in ["format=car", "format=car&dag-scope=entity", "format=car&dag-scope=block", "format=car&entity-bytes=0:10", "format=raw"] {
+    for q in [
+        "format=car",
+        "format=car&dag-scope=entity",
+        "format=car&dag-scope=block",
+        "format=car&entity-bytes=0:10",
+        "format=raw",
+    ] {
         let (status, hdrs, _) = get(&fx, &format!("/ipfs/{root}?{q}"), &[]).await;
         assert_eq!(status, StatusCode::OK);
         etags.push(h(&hdrs, "etag").to_owned());
@@ -174,33 +242,77 @@ async fn etag_varies_with_scope_and_range_and_if_none_match_gives_304() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), etags.len(), "{etags:?}");
-    let (status, hdrs, body) = get(&fx, &format!("/ipfs/{root}?format=car"), &[("if-none-match", &etags[0])]).await;
+    let (status, hdrs, body) = get(
+        &fx,
+        &format!("/ipfs/{root}?format=car"),
+        &[("if-none-match", &etags[0])],
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
     assert!(body.is_empty());
     assert_eq!(h(&hdrs, "etag"), etags[0]);
 }
+
+/// A request (uri, headers) and the status it must get.
+type Case = (String, Vec<(&'static str, &'static str)>, StatusCode);
 
 #[tokio::test]
 async fn client_errors_map_to_the_spec_statuses() {
     let fx = fixture(1000);
     let root = fx.root;
     let missing = net_support::fixture(10).root;
-    let cases: Vec<(String, Vec<(&str, &str)>, StatusCode)> = vec![
-        ("/ipfs/not-a-cid?format=raw".into(), vec![], StatusCode::BAD_REQUEST),
+    let cases: Vec<Case> = vec![
+        (
+            "/ipfs/not-a-cid?format=raw".into(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
         (format!("/ipfs/{root}"), vec![], StatusCode::BAD_REQUEST),
-        (format!("/ipfs/{root}"), vec![("accept", "text/html")], StatusCode::NOT_ACCEPTABLE),
-        (format!("/ipfs/{root}?format=tar"), vec![], StatusCode::NOT_ACCEPTABLE),
-        (format!("/ipfs/{root}?format=bogus"), vec![], StatusCode::BAD_REQUEST),
+        (
+            format!("/ipfs/{root}"),
+            vec![("accept", "text/html")],
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            format!("/ipfs/{root}?format=tar"),
+            vec![],
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            format!("/ipfs/{root}?format=bogus"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
         (
             format!("/ipfs/{root}"),
             vec![("accept", "application/vnd.ipld.car; version=2")],
             StatusCode::NOT_ACCEPTABLE,
         ),
-        (format!("/ipfs/{root}?format=car&dag-scope=deep"), vec![], StatusCode::BAD_REQUEST),
-        (format!("/ipfs/{root}?format=car&entity-bytes=x:1"), vec![], StatusCode::BAD_REQUEST),
-        (format!("/ipfs/{root}/some/path?format=car"), vec![], StatusCode::BAD_REQUEST),
-        (format!("/ipfs/{missing}?format=raw"), vec![], StatusCode::NOT_FOUND),
-        (format!("/ipfs/{missing}?format=car"), vec![], StatusCode::NOT_FOUND),
+        (
+            format!("/ipfs/{root}?format=car&dag-scope=deep"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ipfs/{root}?format=car&entity-bytes=x:1"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ipfs/{root}/some/path?format=car"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ipfs/{missing}?format=raw"),
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/ipfs/{missing}?format=car"),
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
         (
             format!("/ipfs/{missing}?format=raw"),
             vec![("cache-control", "only-if-cached")],
@@ -209,9 +321,17 @@ async fn client_errors_map_to_the_spec_statuses() {
     ];
     for (uri, headers, want) in cases {
         let (status, hdrs, body) = get(&fx, &uri, &headers).await;
-        assert_eq!(status, want, "{uri} {headers:?}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            want,
+            "{uri} {headers:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(h(&hdrs, "x-content-type-options"), "nosniff");
-        assert!(h(&hdrs, "cache-control").is_empty(), "errors must not be cached as immutable");
+        assert!(
+            h(&hdrs, "cache-control").is_empty(),
+            "errors must not be cached as immutable"
+        );
     }
 }
 
@@ -236,9 +356,15 @@ async fn concurrent_requests_are_served() {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let app = app.clone();
-        let q = if i % 2 == 0 { "format=raw" } else { "format=car" };
+        let q = if i % 2 == 0 {
+            "format=raw"
+        } else {
+            "format=car"
+        };
         let uri = format!("/ipfs/{}?{q}", fx.root);
-        tasks.push(tokio::spawn(async move { send(app, "GET", &uri, &[]).await }));
+        tasks.push(tokio::spawn(
+            async move { send(app, "GET", &uri, &[]).await },
+        ));
     }
     for t in tasks {
         let (status, _, body) = t.await.unwrap();
@@ -263,7 +389,13 @@ async fn requests_beyond_the_limit_get_429_until_a_slot_frees() {
         .await
         .unwrap();
     assert_eq!(held.status(), StatusCode::OK);
-    let (status, hdrs, _) = send(app.clone(), "GET", &format!("/ipfs/{}?format=raw", fx.root), &[]).await;
+    let (status, hdrs, _) = send(
+        app.clone(),
+        "GET",
+        &format!("/ipfs/{}?format=raw", fx.root),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h(&hdrs, "retry-after"), "1");
     // Reading the stream to its end frees the slot.
@@ -271,7 +403,14 @@ async fn requests_beyond_the_limit_get_429_until_a_slot_frees() {
     assert!(verify_car(&body, fx.root, 0).0 == fx.bytes);
     let mut status = StatusCode::TOO_MANY_REQUESTS;
     for _ in 0..200 {
-        status = send(app.clone(), "GET", &format!("/ipfs/{}?format=raw", fx.root), &[]).await.0;
+        status = send(
+            app.clone(),
+            "GET",
+            &format!("/ipfs/{}?format=raw", fx.root),
+            &[],
+        )
+        .await
+        .0;
         if status == StatusCode::OK {
             break;
         }
@@ -286,7 +425,11 @@ async fn missing_child_block_cuts_the_stream() {
     let blocks = net_support::dfs_blocks(&fx.store, &fx.root);
     fx.store.delete(&blocks[3].0).unwrap();
     let resp = router(fx.store.clone())
-        .oneshot(Request::get(format!("/ipfs/{}?format=car", fx.root)).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(format!("/ipfs/{}?format=car", fx.root))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     // The root exists, so the status is already 200 (spec: streaming and missing child blocks) ...
@@ -301,9 +444,14 @@ async fn serves_on_a_real_port() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(otaledger_ipfs::serve(listener, fx.store.clone(), GatewayConfig::default(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(otaledger_ipfs::serve(
+        listener,
+        fx.store.clone(),
+        GatewayConfig::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let url = format!("http://{addr}/ipfs/{}?format=car&dag-scope=entity", fx.root);
     let resp = reqwest::get(&url).await.unwrap();
     assert_eq!(resp.status(), 200);

@@ -22,7 +22,12 @@ const HELLO_V1: &str = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36
 const HELLO_V0: &str = "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD";
 
 fn recorded(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/kubo").join(name)).unwrap()
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/kubo")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// One request as the fake Kubo saw it.
@@ -79,7 +84,10 @@ async fn answer(State(fake): State<Fake>, req: Request) -> Response {
     });
     // Like Kubo: the RPC API refuses anything but POST.
     if method != Method::POST {
-        return Response::builder().status(405).body(Body::from("405 - Method Not Allowed")).unwrap();
+        return Response::builder()
+            .status(405)
+            .body(Body::from("405 - Method Not Allowed"))
+            .unwrap();
     }
     let (status, content_type, body) = fake.answers.get(path.as_str()).cloned().unwrap_or((
         404,
@@ -115,12 +123,19 @@ fn hello_file() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn q(seen: &Seen, key: &str) -> String {
-    seen.query.get(key).cloned().unwrap_or_else(|| panic!("missing query {key} in {:?}", seen.query))
+    seen.query
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("missing query {key} in {:?}", seen.query))
 }
 
 #[tokio::test]
 async fn version_is_parsed_strictly() {
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/version", (200, "application/json", recorded("version.json")))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/version",
+        (200, "application/json", recorded("version.json")),
+    )])
+    .await;
     let v = kubo.version().await.unwrap();
     assert_eq!(v.version, "0.38.1");
     assert_eq!(v.system, "amd64/linux");
@@ -131,7 +146,11 @@ async fn version_is_parsed_strictly() {
 
 #[tokio::test]
 async fn add_sends_the_profile_parameters_and_the_file() {
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/add", (200, "application/json", recorded("add_v1.ndjson")))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/add",
+        (200, "application/json", recorded("add_v1.ndjson")),
+    )])
+    .await;
     let (_dir, path) = hello_file();
     let params = KuboAddParams::from_import(&ImportOptions::profile(Profile::KuboV1));
     let added = kubo.add(&path, &params).await.unwrap();
@@ -167,7 +186,11 @@ async fn add_sends_the_profile_parameters_and_the_file() {
 
 #[tokio::test]
 async fn add_with_kubo_defaults_gives_cidv0() {
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/add", (200, "application/json", recorded("add_v0.ndjson")))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/add",
+        (200, "application/json", recorded("add_v0.ndjson")),
+    )])
+    .await;
     let (_dir, path) = hello_file();
     let mut params = KuboAddParams::from_import(&ImportOptions::profile(Profile::Kubo));
     params.only_hash = true;
@@ -186,15 +209,31 @@ async fn add_with_kubo_defaults_gives_cidv0() {
 async fn add_refuses_undocumented_fields() {
     let (kubo, _) = fake_kubo(vec![(
         "/api/v0/add",
-        (200, "application/json", recorded("add_unknown_field.ndjson")),
+        (
+            200,
+            "application/json",
+            recorded("add_unknown_field.ndjson"),
+        ),
     )])
     .await;
     let (_dir, path) = hello_file();
     let err = kubo
-        .add(&path, &KuboAddParams::from_import(&ImportOptions::default()))
+        .add(
+            &path,
+            &KuboAddParams::from_import(&ImportOptions::default()),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, KuboError::Malformed { endpoint: "/api/v0/add", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            KuboError::Malformed {
+                endpoint: "/api/v0/add",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +245,10 @@ async fn add_reports_an_error_inside_the_stream() {
     .await;
     let (_dir, path) = hello_file();
     let err = kubo
-        .add(&path, &KuboAddParams::from_import(&ImportOptions::default()))
+        .add(
+            &path,
+            &KuboAddParams::from_import(&ImportOptions::default()),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -217,10 +259,17 @@ async fn add_reports_an_error_inside_the_stream() {
 
 #[tokio::test]
 async fn add_refuses_a_cidv0_when_v1_was_asked() {
-    let (kubo, _) = fake_kubo(vec![("/api/v0/add", (200, "application/json", recorded("add_v0.ndjson")))]).await;
+    let (kubo, _) = fake_kubo(vec![(
+        "/api/v0/add",
+        (200, "application/json", recorded("add_v0.ndjson")),
+    )])
+    .await;
     let (_dir, path) = hello_file();
     let err = kubo
-        .add(&path, &KuboAddParams::from_import(&ImportOptions::profile(Profile::KuboV1)))
+        .add(
+            &path,
+            &KuboAddParams::from_import(&ImportOptions::profile(Profile::KuboV1)),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, KuboError::Malformed { .. }), "{err:?}");
@@ -228,7 +277,11 @@ async fn add_refuses_a_cidv0_when_v1_was_asked() {
 
 #[tokio::test]
 async fn kubo_error_objects_become_api_errors() {
-    let (kubo, _) = fake_kubo(vec![("/api/v0/pin/add", (500, "application/json", recorded("error.json")))]).await;
+    let (kubo, _) = fake_kubo(vec![(
+        "/api/v0/pin/add",
+        (500, "application/json", recorded("error.json")),
+    )])
+    .await;
     let cid: Cid = HELLO_V1.parse().unwrap();
     let err = kubo.pin_add(&cid).await.unwrap_err();
     assert!(
@@ -241,12 +294,19 @@ async fn kubo_error_objects_become_api_errors() {
 async fn other_statuses_are_unexpected() {
     let (kubo, _) = fake_kubo(vec![]).await;
     let err = kubo.version().await.unwrap_err();
-    assert!(matches!(err, KuboError::UnexpectedStatus { status: 404, .. }), "{err:?}");
+    assert!(
+        matches!(err, KuboError::UnexpectedStatus { status: 404, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn pin_add_checks_the_pinned_cid() {
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/pin/add", (200, "application/json", recorded("pin_add.json")))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/pin/add",
+        (200, "application/json", recorded("pin_add.json")),
+    )])
+    .await;
     let cid: Cid = HELLO_V1.parse().unwrap();
     kubo.pin_add(&cid).await.unwrap();
     {
@@ -256,19 +316,40 @@ async fn pin_add_checks_the_pinned_cid() {
         assert_eq!(q(&seen[0], "recursive"), "true");
     }
     let other: Cid = HELLO_V0.parse().unwrap();
-    assert!(matches!(kubo.pin_add(&other).await, Err(KuboError::Malformed { .. })));
+    assert!(matches!(
+        kubo.pin_add(&other).await,
+        Err(KuboError::Malformed { .. })
+    ));
 }
 
 #[tokio::test]
 async fn block_get_checks_the_hash() {
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/block/get", (200, "text/plain", recorded("block_get.bin")))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/block/get",
+        (200, "text/plain", recorded("block_get.bin")),
+    )])
+    .await;
     let cid: Cid = HELLO_V1.parse().unwrap();
     assert_eq!(kubo.block_get(&cid).await.unwrap(), b"hello world");
     assert_eq!(q(&seen.lock().unwrap()[0], "arg"), HELLO_V1);
-    let (liar, _) = fake_kubo(vec![("/api/v0/block/get", (200, "text/plain", b"hello World".to_vec()))]).await;
-    assert!(matches!(liar.block_get(&cid).await, Err(KuboError::BlockHashMismatch { .. })));
-    let (huge, _) = fake_kubo(vec![("/api/v0/block/get", (200, "text/plain", vec![0u8; 3 << 20]))]).await;
-    assert!(matches!(huge.block_get(&cid).await, Err(KuboError::BlockTooLarge { .. })));
+    let (liar, _) = fake_kubo(vec![(
+        "/api/v0/block/get",
+        (200, "text/plain", b"hello World".to_vec()),
+    )])
+    .await;
+    assert!(matches!(
+        liar.block_get(&cid).await,
+        Err(KuboError::BlockHashMismatch { .. })
+    ));
+    let (huge, _) = fake_kubo(vec![(
+        "/api/v0/block/get",
+        (200, "text/plain", vec![0u8; 3 << 20]),
+    )])
+    .await;
+    assert!(matches!(
+        huge.block_get(&cid).await,
+        Err(KuboError::BlockTooLarge { .. })
+    ));
 }
 
 #[tokio::test]
@@ -277,7 +358,11 @@ async fn dag_export_streams_the_car() {
     let mut w = CarWriter::new(Vec::new(), &[cid]).unwrap();
     w.write_block(&cid, b"hello world").unwrap();
     let car = w.finish().unwrap();
-    let (kubo, seen) = fake_kubo(vec![("/api/v0/dag/export", (200, "application/vnd.ipld.car", car.clone()))]).await;
+    let (kubo, seen) = fake_kubo(vec![(
+        "/api/v0/dag/export",
+        (200, "application/vnd.ipld.car", car.clone()),
+    )])
+    .await;
     let mut out = Vec::new();
     let n = kubo.dag_export(&cid, &mut out).await.unwrap();
     assert_eq!(n, car.len() as u64);
@@ -287,6 +372,12 @@ async fn dag_export_streams_the_car() {
 
 #[tokio::test]
 async fn api_url_is_validated() {
-    assert!(matches!(KuboClient::new("localhost:5001"), Err(KuboError::InvalidUrl { .. })));
-    assert!(matches!(KuboClient::new("http://h:5001/?x=1"), Err(KuboError::InvalidUrl { .. })));
+    assert!(matches!(
+        KuboClient::new("localhost:5001"),
+        Err(KuboError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        KuboClient::new("http://h:5001/?x=1"),
+        Err(KuboError::InvalidUrl { .. })
+    ));
 }

@@ -56,12 +56,6 @@ impl BodyReader {
         self.failure.take()
     }
 
-    /// Bytes received so far.
-    #[cfg(test)]
-    pub(crate) fn received(&self) -> u64 {
-        self.received
-    }
-
     fn fail(&mut self, e: AttemptError) -> std::io::Error {
         let io = std::io::Error::other(e.to_string());
         self.failure = Some(e);

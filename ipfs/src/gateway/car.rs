@@ -155,7 +155,9 @@ fn produce(
             return;
         }
         Some(None) => {
-            let _ = first.send(Err(GatewayError::Internal(format!("empty traversal of {root}"))));
+            let _ = first.send(Err(GatewayError::Internal(format!(
+                "empty traversal of {root}"
+            ))));
             return;
         }
     };

@@ -84,7 +84,10 @@ const CAR_DUPS_Y: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=y
 
 async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
     let uri = req.uri().clone();
-    let path_and_query = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     ctx.log.lock().unwrap().push(path_and_query);
     let query = uri.query().unwrap_or_default().to_owned();
     match ctx.behavior {
@@ -106,11 +109,12 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
             .unwrap(),
         Behavior::Slow { body, chunk, pause } => {
             let chunks: Vec<Bytes> = body.chunks(chunk).map(Bytes::copy_from_slice).collect();
-            let stream = futures_util::stream::unfold(chunks.into_iter(), move |mut it| async move {
-                let next = it.next()?;
-                tokio::time::sleep(pause).await;
-                Some((Ok::<_, std::io::Error>(next), it))
-            });
+            let stream =
+                futures_util::stream::unfold(chunks.into_iter(), move |mut it| async move {
+                    let next = it.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((Ok::<_, std::io::Error>(next), it))
+                });
             car_response(CAR_DUPS_N, Body::from_stream(stream))
         }
         Behavior::Endless { prefix, repeat } => {
