@@ -186,8 +186,8 @@ struct Job {
 enum Attempt {
     /// The file is complete.
     Done,
-    /// The gateway does not serve CARs: try it block by block.
-    CarUnsupported,
+    /// The gateway does not serve CARs (this status): try it block by block.
+    CarUnsupported(u16),
 }
 
 impl Job {
@@ -203,7 +203,7 @@ impl Job {
             let from = out.written();
             let mut mode = FetchMode::Car;
             let mut result = self.attempt_car(gateway, &mut out);
-            if matches!(result, Ok(Attempt::CarUnsupported)) && self.opts.raw_fallback {
+            if matches!(result, Ok(Attempt::CarUnsupported(_))) && self.opts.raw_fallback {
                 mode = FetchMode::Raw;
                 result = self.attempt_raw(gateway, &mut out);
             }
@@ -218,11 +218,11 @@ impl Job {
                         failures,
                     });
                 }
-                Ok(Attempt::CarUnsupported) => failures.push(GatewayFailure {
+                Ok(Attempt::CarUnsupported(status)) => failures.push(GatewayFailure {
                     gateway: gateway.clone(),
                     mode,
                     from,
-                    error: AttemptError::HttpStatus { status: 406 },
+                    error: AttemptError::HttpStatus { status },
                 }),
                 Err(Failed::Gateway(error)) => {
                     tracing::warn!(%gateway, from, error = %error, "gateway attempt failed");
@@ -344,7 +344,7 @@ impl Job {
         let resp = self.get(self.url(gateway, &self.root, &query), ACCEPT_CAR)?;
         let status = resp.status().as_u16();
         if matches!(status, 406 | 501) {
-            return Ok(Attempt::CarUnsupported);
+            return Ok(Attempt::CarUnsupported(status));
         }
         if status != 200 {
             return Err(AttemptError::HttpStatus { status }.into());
@@ -443,13 +443,16 @@ impl From<AttemptError> for Failed {
     }
 }
 
-/// The response's media type (lowercase, without parameters) and its parameters.
-fn content_type(resp: &reqwest::Response) -> (String, Vec<(String, String)>) {
-    let raw = resp
-        .headers()
+/// The raw `Content-Type` of a response ("" when absent).
+fn raw_content_type(resp: &reqwest::Response) -> &str {
+    resp.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A media type (lowercase, without parameters) and its parameters.
+fn parse_content_type(raw: &str) -> (String, Vec<(String, String)>) {
     let mut parts = raw.split(';').map(str::trim);
     let media = parts.next().unwrap_or_default().to_ascii_lowercase();
     let params = parts
@@ -465,7 +468,7 @@ fn content_type(resp: &reqwest::Response) -> (String, Vec<(String, String)>) {
 }
 
 fn check_type(resp: &reqwest::Response, expected: &'static str) -> Result<(), AttemptError> {
-    let (media, _) = content_type(resp);
+    let (media, _) = parse_content_type(raw_content_type(resp));
     if media != expected {
         return Err(wrong_type(resp, expected));
     }
@@ -474,27 +477,27 @@ fn check_type(resp: &reqwest::Response, expected: &'static str) -> Result<(), At
 
 fn wrong_type(resp: &reqwest::Response, expected: &'static str) -> AttemptError {
     AttemptError::WrongContentType {
-        got: resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .chars()
-                    .take(100)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        got: String::from_utf8_lossy(
+            resp.headers()
+                .get(CONTENT_TYPE)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default(),
+        )
+        .chars()
+        .take(100)
+        .collect(),
         expected,
     }
 }
 
-/// Check a CAR response's type (spec: clients MUST check it before reading): CAR v1, DFS order
-/// (or unstated, which DFS verification then enforces). Returns whether duplicates may appear
-/// (`dups=y`, or unstated: the spec says to ignore them then).
-fn check_car_type(resp: &reqwest::Response) -> Result<bool, AttemptError> {
-    let (media, params) = content_type(resp);
+/// Whether a CAR response's `Content-Type` can be verified as it streams (spec: clients MUST
+/// check it before reading): CAR v1, DFS order (or unstated, which DFS verification then
+/// enforces). `Some(dups_allowed)`: duplicates may appear with `dups=y`, or unstated (the spec
+/// says to ignore them then); `None`: not acceptable.
+fn car_type_dups(raw: &str) -> Option<bool> {
+    let (media, params) = parse_content_type(raw);
     if media != "application/vnd.ipld.car" {
-        return Err(wrong_type(resp, ACCEPT_CAR));
+        return None;
     }
     let param = |name: &str| {
         params
@@ -503,7 +506,37 @@ fn check_car_type(resp: &reqwest::Response) -> Result<bool, AttemptError> {
             .map(|(_, v)| v.as_str())
     };
     if param("version").is_some_and(|v| v != "1") || param("order").is_some_and(|o| o != "dfs") {
-        return Err(wrong_type(resp, ACCEPT_CAR));
+        return None;
     }
-    Ok(param("dups") != Some("n"))
+    Some(param("dups") != Some("n"))
+}
+
+fn check_car_type(resp: &reqwest::Response) -> Result<bool, AttemptError> {
+    car_type_dups(raw_content_type(resp)).ok_or_else(|| wrong_type(resp, ACCEPT_CAR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn car_content_types() {
+        assert_eq!(
+            car_type_dups("application/vnd.ipld.car; version=1; order=dfs; dups=n"),
+            Some(false)
+        );
+        assert_eq!(
+            car_type_dups("application/vnd.ipld.car;version=1;order=dfs;dups=y"),
+            Some(true)
+        );
+        assert_eq!(car_type_dups("application/vnd.ipld.car"), Some(true));
+        assert_eq!(
+            car_type_dups("Application/Vnd.Ipld.Car; version=\"1\""),
+            Some(true)
+        );
+        assert_eq!(car_type_dups("application/vnd.ipld.car; version=2"), None);
+        assert_eq!(car_type_dups("application/vnd.ipld.car; order=unk"), None);
+        assert_eq!(car_type_dups("text/html; charset=utf-8"), None);
+        assert_eq!(car_type_dups(""), None);
+    }
 }

@@ -1,0 +1,125 @@
+//! Shared setup of the gateway and fetch benchmarks: a file of pseudo-random bytes written to
+//! disk in 1 MiB pieces (never held in memory), imported (kubo-v1) into a temporary blockstore,
+//! and one HTTP server on 127.0.0.1 that serves the store as a trustless gateway and the same
+//! file as plain bytes at `/plain` (streamed from disk in 256 KiB reads).
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::routing::get;
+use otaledger_ipfs::{Blockstore, Cid, ImportOptions, Profile, import_path};
+
+/// A served fixture.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub store: Blockstore,
+    pub root: Cid,
+    pub size: u64,
+    pub file: PathBuf,
+    pub base: url::Url,
+}
+
+/// Parse `16M`, `1G`, `1048576`.
+pub fn parse_size(s: &str) -> u64 {
+    let (num, mul) = match s.as_bytes().last() {
+        Some(b'K') => (&s[..s.len() - 1], 1 << 10),
+        Some(b'M') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().expect("size like 16M") * mul
+}
+
+/// Positional arguments (cargo bench adds `--bench`).
+pub fn args() -> Vec<String> {
+    std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect()
+}
+
+fn write_file(path: &Path, size: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for w in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.into_inner().unwrap().sync_all().unwrap();
+}
+
+/// Build the fixture and start the server on the current runtime.
+pub async fn setup(size: u64) -> Setup {
+    let dir = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let file = dir.path().join("input.bin");
+    write_file(&file, size);
+    let store = Blockstore::open(dir.path().join("store")).unwrap();
+    let imported = {
+        let mut sink = &store;
+        import_path(&file, &ImportOptions::profile(Profile::KuboV1), &mut sink, &mut |_| {}).unwrap()
+    };
+    let plain = file.clone();
+    let app = otaledger_ipfs::router(store.clone()).route(
+        "/plain",
+        get(move || {
+            let path = plain.clone();
+            async move { Body::from_stream(file_stream(path)) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Setup {
+        dir,
+        store,
+        root: imported.root,
+        size,
+        file,
+        base: format!("http://{addr}/").parse().unwrap(),
+    }
+}
+
+fn file_stream(path: PathBuf) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(None::<tokio::fs::File>, move |state| {
+        let path = path.clone();
+        async move {
+            let mut f = match state {
+                Some(f) => f,
+                None => tokio::fs::File::open(&path).await.ok()?,
+            };
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), Some(f)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+/// Peak resident set of this process (VmHWM), KiB.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// MiB/s for `bytes` in `secs`.
+pub fn mib_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / secs
+}
