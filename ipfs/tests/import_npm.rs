@@ -40,6 +40,16 @@ fn make_input(dir: &Path, size: u64) -> PathBuf {
 }
 
 fn npm_cid(file: &Path, profile: Profile, chunk: Option<usize>) -> String {
+    npm_cid_with(file, profile, chunk, None, None)
+}
+
+fn npm_cid_with(
+    file: &Path,
+    profile: Profile,
+    chunk: Option<usize>,
+    cid_version: Option<u8>,
+    raw_leaves: Option<bool>,
+) -> String {
     let root = repo_root();
     assert!(
         root.join("node_modules/ipfs-unixfs-importer").exists(),
@@ -50,9 +60,10 @@ fn npm_cid(file: &Path, profile: Profile, chunk: Option<usize>) -> String {
         .arg(file)
         .arg(profile.name())
         .current_dir(&root);
-    if let Some(c) = chunk {
-        cmd.arg(c.to_string());
-    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    cmd.arg(opt(chunk.map(|c| c.to_string())))
+        .arg(opt(cid_version.map(|v| v.to_string())))
+        .arg(opt(raw_leaves.map(|r| r.to_string())));
     let out = cmd.output().expect("node is installed");
     assert!(
         out.status.success(),
@@ -108,5 +119,34 @@ fn chunker_override_matches_npm_importer() {
             ..ImportOptions::profile(profile)
         };
         assert_eq!(our_cid(&file, &opts), npm_cid(&file, profile, Some(1024)));
+    }
+}
+
+#[test]
+fn cid_version_and_raw_leaves_overrides_match_npm_importer() {
+    // npm follows Kubo here: the raw-leaves default is given by the profile, not the CID version,
+    // so both overrides are passed explicitly to compare like with like.
+    let dir = tempfile::tempdir().unwrap();
+    for size in [1000, 3 * KIB256 + 5] {
+        let file = make_input(dir.path(), size);
+        for (profile, version, raw) in [
+            (Profile::Kubo, 0, true),
+            (Profile::Kubo, 1, false),
+            (Profile::Kubo, 1, true),
+            (Profile::KuboV1, 0, false),
+            (Profile::UnixfsV1_2025, 0, false),
+            (Profile::UnixfsV1_2025, 1, false),
+        ] {
+            let opts = ImportOptions {
+                cid_version: Some(version),
+                raw_leaves: Some(raw),
+                ..ImportOptions::profile(profile)
+            };
+            assert_eq!(
+                our_cid(&file, &opts),
+                npm_cid_with(&file, profile, None, Some(version), Some(raw)),
+                "size {size} {profile} v{version} raw={raw}"
+            );
+        }
     }
 }
