@@ -176,8 +176,19 @@ abstract contract Base is Test {
 
     /// @dev Claims position `i` of a batch for `owner` with the device's signature.
     function _claim(uint64 batchId, uint64 first, bytes32[] memory leaves, uint256 i, address owner) internal {
-        uint64 index = first + uint64(i);
-        bytes memory sig = _signCompact(_deviceKey(i), _digest(keccak256(abi.encode(CLAIM_TYPEHASH, owner, index))));
-        registry.claimDevice(batchId, index, vm.addr(_deviceKey(i)), modelId, owner, Merkle.proof(leaves, i), sig);
+        (uint64 index, address dev, bytes32[] memory proof, bytes memory sig) = _claimArgs(first, leaves, i, owner);
+        registry.claimDevice(batchId, index, dev, modelId, owner, proof, sig);
+    }
+
+    /// @dev The arguments of a claim of position `i` (computed before an `expectRevert`).
+    function _claimArgs(uint64 first, bytes32[] memory leaves, uint256 i, address owner)
+        internal
+        view
+        returns (uint64 index, address dev, bytes32[] memory proof, bytes memory sig)
+    {
+        index = first + uint64(i);
+        dev = vm.addr(_deviceKey(i));
+        proof = Merkle.proof(leaves, i);
+        sig = _signCompact(_deviceKey(i), _digest(keccak256(abi.encode(CLAIM_TYPEHASH, owner, index))));
     }
 }

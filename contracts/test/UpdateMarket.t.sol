@@ -1,0 +1,593 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {UpdateMarket} from "../src/UpdateMarket.sol";
+import {IUpdateMarket} from "../src/interfaces/IUpdateMarket.sol";
+import {IUpdateRegistry} from "../src/interfaces/IUpdateRegistry.sol";
+import {Base} from "./Base.t.sol";
+import {
+    EthRejecter,
+    FalseToken,
+    FeeOnTransferToken,
+    MockERC20,
+    NoReturnToken,
+    ReentrantReceiver,
+    ReentrantToken,
+    RevertingToken
+} from "./mocks/Tokens.sol";
+import {Merkle} from "./utils/Merkle.sol";
+
+contract UpdateMarketTest is Base {
+    uint128 internal constant PRICE = 0.01 ether;
+
+    uint64 internal batchId;
+    uint64 internal first;
+    uint64 internal nextVersion = 1;
+    MockERC20 internal token;
+
+    function setUp() public override {
+        super.setUp();
+        bytes32[] memory leaves;
+        (batchId, first, leaves) = _provision(6);
+        for (uint256 i; i < 4; ++i) {
+            _claim(batchId, first, leaves, i, alice);
+        }
+        _claim(batchId, first, leaves, 4, bob);
+        token = new MockERC20();
+        vm.deal(alice, 100 ether);
+        vm.deal(bob, 100 ether);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    function _release(uint128 price, address tok) internal returns (IUpdateRegistry.Manifest memory m, bytes32 id) {
+        m = _manifest(nextVersion++, price, tok);
+        id = _publish(m);
+    }
+
+    function _idx(uint64 a) internal view returns (uint64[] memory x) {
+        x = new uint64[](1);
+        x[0] = first + a;
+    }
+
+    function _idx(uint64 a, uint64 b) internal view returns (uint64[] memory x) {
+        x = new uint64[](2);
+        (x[0], x[1]) = (first + a, first + b);
+    }
+
+    function _revoke(bytes32 id) internal {
+        vm.prank(operator);
+        registry.emergencyRevoke(id, "bad");
+    }
+
+    // ---------------------------------------------------------------- purchase (ETH)
+
+    function test_purchase_eth() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        uint64[] memory idx = _idx(0, 2);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Purchased(id, alice, idx, 2 * PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, idx);
+        assertTrue(market.isEntitled(id, first));
+        assertFalse(market.isEntitled(id, first + 1));
+        assertTrue(market.isEntitled(id, first + 2));
+        assertEq(market.escrowOf(id), 2 * PRICE);
+        assertEq(address(market).balance, 2 * PRICE);
+        assertEq(market.entitlementWord(id, 0), (1 << first) | (1 << (first + 2)));
+        assertEq(market.settlesAt(id), block.timestamp + REFUND_WINDOW);
+    }
+
+    function test_purchase_free() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(0, address(0));
+        vm.prank(alice);
+        market.purchase(m, _idx(1));
+        assertTrue(market.isEntitled(id, first + 1));
+        assertEq(market.escrowOf(id), 0);
+    }
+
+    function test_RevertWhen_purchase_overpaid() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, PRICE, PRICE + 1));
+        vm.prank(alice);
+        market.purchase{value: PRICE + 1}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_underpaid() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, 2 * PRICE, PRICE));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0, 1));
+    }
+
+    function test_RevertWhen_purchase_noDevices() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(IUpdateMarket.UpdateMarketNoDevices.selector);
+        vm.prank(alice);
+        market.purchase(m, new uint64[](0));
+    }
+
+    function test_RevertWhen_purchase_notAscending() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketDevicesNotAscending.selector, 1, first));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(1, 0));
+    }
+
+    function test_RevertWhen_purchase_duplicateInList() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketDevicesNotAscending.selector, 1, first + 1));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(1, 1));
+    }
+
+    function test_RevertWhen_purchase_alreadyEntitled() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(1));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketAlreadyEntitled.selector, id, first + 1));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+    }
+
+    function test_RevertWhen_purchase_notOwner() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateRegistry.UpdateRegistryNotDeviceOwner.selector, first, alice, bob)
+        );
+        vm.prank(bob);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_unclaimedDevice() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IUpdateRegistry.UpdateRegistryNotDeviceOwner.selector, first + 5, address(0), address(0)
+            )
+        );
+        vm.prank(bob);
+        market.purchaseFor{value: PRICE}(m, _idx(5));
+    }
+
+    function test_RevertWhen_purchase_inactiveDevice() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.prank(operator);
+        registry.setDeviceActive(batchId, first, false);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IUpdateRegistry.UpdateRegistryDeviceInactive.selector, first, IUpdateRegistry.DeviceStatus.Deactivated
+            )
+        );
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_otherModel() public {
+        vm.prank(operator);
+        uint32 other = registry.defineModel(mfId, "other", 0);
+        IUpdateRegistry.Manifest memory m = _manifestFor(other, 1, PRICE, address(0));
+        _publish(m);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateRegistry.UpdateRegistryDeviceModelMismatch.selector, first, modelId, other)
+        );
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_unknownRelease() public {
+        IUpdateRegistry.Manifest memory m = _manifest(9, PRICE, address(0));
+        bytes32 id = registry.releaseId(m);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketUnknownRelease.selector, id));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_tamperedPrice() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        m.price = 1;
+        bytes32 id = registry.releaseId(m);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketUnknownRelease.selector, id));
+        vm.prank(alice);
+        market.purchase{value: 1}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_revoked() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        _revoke(id);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketReleaseRevoked.selector, id));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_expired() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.warp(m.expiry);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketReleaseExpired.selector, id, m.expiry));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+    }
+
+    function test_purchaseFor_gift() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Purchased(id, bob, _idx(0, 1), 2 * PRICE, address(0));
+        vm.prank(bob);
+        market.purchaseFor{value: 2 * PRICE}(m, _idx(0, 1));
+        assertTrue(market.isEntitled(id, first));
+        assertTrue(market.isEntitled(id, first + 1));
+        // The refund of a gift goes to the device's owner.
+        _revoke(id);
+        uint256 before = alice.balance;
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0, 1));
+        assertEq(alice.balance, before + 2 * PRICE);
+    }
+
+    function testFuzz_purchase_bitmaps(uint256 seed) public {
+        // A 600-device batch (three entitlement words) whose tree holds only the randomly picked devices.
+        uint64 f = registry.counters().devices;
+        uint64[] memory pick = new uint64[](8);
+        uint256 n;
+        uint256 pos = bound(seed, 0, 40);
+        while (n < 8 && pos < 600) {
+            pick[n++] = f + uint64(pos);
+            pos += 1 + (uint256(keccak256(abi.encode(seed, n))) % 120);
+        }
+        uint64[] memory idx = new uint64[](n);
+        bytes32[] memory leaves = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            idx[i] = pick[i];
+            leaves[i] = _leaf(idx[i], vm.addr(_deviceKey(i)), modelId);
+        }
+        vm.prank(operator);
+        (uint64 b,) = registry.provisionDevices(mfId, Merkle.root(leaves), 600, "");
+        for (uint256 i; i < n; ++i) {
+            bytes memory sig =
+                _signCompact(_deviceKey(i), _digest(keccak256(abi.encode(CLAIM_TYPEHASH, alice, idx[i]))));
+            registry.claimDevice(b, idx[i], vm.addr(_deviceKey(i)), modelId, alice, Merkle.proof(leaves, i), sig);
+        }
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE * n}(m, idx);
+        for (uint256 i; i < n; ++i) {
+            assertTrue(market.isEntitled(id, idx[i]));
+            if (i == 0 || idx[i - 1] != idx[i] - 1) assertFalse(market.isEntitled(id, idx[i] - 1));
+        }
+        assertEq(market.escrowOf(id), PRICE * n);
+    }
+
+    // ---------------------------------------------------------------- purchase (ERC-20)
+
+    function test_purchase_erc20() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(5e6, address(token));
+        token.mint(alice, 1e9);
+        vm.startPrank(alice);
+        token.approve(address(market), 1e7);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Purchased(id, alice, _idx(0, 1), 1e7, address(token));
+        market.purchase(m, _idx(0, 1));
+        vm.stopPrank();
+        assertEq(token.balanceOf(address(market)), 1e7);
+        assertEq(market.escrowOf(id), 1e7);
+    }
+
+    function test_purchase_noReturnToken() public {
+        NoReturnToken usdt = new NoReturnToken();
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(5e6, address(usdt));
+        usdt.mint(alice, 1e9);
+        vm.startPrank(alice);
+        usdt.approve(address(market), 5e6);
+        market.purchase(m, _idx(0));
+        vm.stopPrank();
+        assertEq(usdt.balanceOf(address(market)), 5e6);
+        // Refund path with a no-return token.
+        _revoke(id);
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0));
+        assertEq(usdt.balanceOf(alice), 1e9);
+    }
+
+    function test_RevertWhen_purchase_feeOnTransferToken() public {
+        FeeOnTransferToken fot = new FeeOnTransferToken();
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(fot));
+        fot.mint(alice, 1e9);
+        vm.startPrank(alice);
+        fot.approve(address(market), 1000);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketTokenAmountMismatch.selector, address(fot), 1000, 990)
+        );
+        market.purchase(m, _idx(0));
+        vm.stopPrank();
+    }
+
+    function test_RevertWhen_purchase_falseToken() public {
+        FalseToken ft = new FalseToken();
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(ft));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketTokenTransferFailed.selector, address(ft)));
+        vm.prank(alice);
+        market.purchase(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_revertingToken() public {
+        RevertingToken rt = new RevertingToken();
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(rt));
+        rt.mint(alice, 1e9);
+        rt.setBroken(true);
+        vm.startPrank(alice);
+        rt.approve(address(market), 1000);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketTokenTransferFailed.selector, address(rt)));
+        market.purchase(m, _idx(0));
+        vm.stopPrank();
+    }
+
+    function test_RevertWhen_purchase_noAllowance() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(token));
+        token.mint(alice, 1e9);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketTokenTransferFailed.selector, address(token)));
+        vm.prank(alice);
+        market.purchase(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_tokenNotAContract() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(0xdead));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketTokenTransferFailed.selector, address(0xdead)));
+        vm.prank(alice);
+        market.purchase(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_ethWithTokenRelease() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(token));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, 0, 1));
+        vm.prank(alice);
+        market.purchase{value: 1}(m, _idx(0));
+    }
+
+    function test_RevertWhen_purchase_reentrantToken() public {
+        ReentrantToken rt = new ReentrantToken();
+        (IUpdateRegistry.Manifest memory m,) = _release(1000, address(rt));
+        rt.mint(alice, 1e9);
+        vm.prank(alice);
+        rt.approve(address(market), 1e9);
+        // During transferFrom the token re-enters purchase for another device: the lock rejects it.
+        rt.arm(address(market), abi.encodeCall(market.purchaseFor, (m, _idx(1))));
+        vm.prank(alice);
+        market.purchase(m, _idx(0));
+        assertFalse(rt.reentered());
+        assertEq(
+            keccak256(rt.reentryError()),
+            keccak256(abi.encodeWithSelector(IUpdateMarket.UpdateMarketReentrant.selector))
+        );
+    }
+
+    // ---------------------------------------------------------------- refunds
+
+    function test_claimRefund() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: 3 * PRICE}(m, _toIdx3());
+        vm.warp(block.timestamp + REFUND_WINDOW - 1);
+        _revoke(id);
+        uint256 before = alice.balance;
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Refunded(id, alice, _idx(0, 2), 2 * PRICE, address(0));
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0, 2));
+        assertEq(alice.balance, before + 2 * PRICE);
+        assertEq(market.escrowOf(id), PRICE);
+        assertFalse(market.isEntitled(id, first));
+        assertTrue(market.isEntitled(id, first + 1));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotEntitled.selector, id, first));
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0));
+        // The escrow of a refundable release is never withdrawable.
+        vm.warp(block.timestamp + 30 days);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketEarningsRefundable.selector, id));
+        market.withdraw(m);
+        vm.prank(alice);
+        market.claimRefund(m, _idx(1));
+        assertEq(market.escrowOf(id), 0);
+        assertEq(address(market).balance, 0);
+    }
+
+    function _toIdx3() internal view returns (uint64[] memory x) {
+        x = new uint64[](3);
+        (x[0], x[1], x[2]) = (first, first + 1, first + 2);
+    }
+
+    function test_claimRefund_token() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(5e6, address(token));
+        token.mint(alice, 1e7);
+        vm.startPrank(alice);
+        token.approve(address(market), 1e7);
+        market.purchase(m, _idx(0, 1));
+        vm.stopPrank();
+        _revoke(id);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Refunded(id, alice, _idx(0, 1), 1e7, address(token));
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0, 1));
+        assertEq(token.balanceOf(alice), 1e7);
+    }
+
+    function test_claimRefund_goesToCurrentOwner() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.prank(alice);
+        registry.transferDevice(first, bob);
+        _revoke(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateRegistry.UpdateRegistryNotDeviceOwner.selector, first, bob, alice)
+        );
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0));
+        uint256 before = bob.balance;
+        vm.prank(bob);
+        market.claimRefund(m, _idx(0));
+        assertEq(bob.balance, before + PRICE);
+    }
+
+    function test_RevertWhen_claimRefund_notRevoked() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotRefundable.selector, id));
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0));
+    }
+
+    function test_RevertWhen_claimRefund_revokedAfterWindow() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.warp(block.timestamp + REFUND_WINDOW);
+        _revoke(id);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotRefundable.selector, id));
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0));
+        // The manufacturer keeps the earnings of a release revoked after settlement.
+        market.withdraw(m);
+        assertEq(payee.balance, PRICE);
+    }
+
+    function test_RevertWhen_claimRefund_noDevices() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.expectRevert(IUpdateMarket.UpdateMarketNoDevices.selector);
+        market.claimRefund(m, new uint64[](0));
+    }
+
+    function test_RevertWhen_claimRefund_unknownRelease() public {
+        IUpdateRegistry.Manifest memory m = _manifest(50, PRICE, address(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketUnknownRelease.selector, registry.releaseId(m))
+        );
+        market.claimRefund(m, _idx(0));
+    }
+
+    function test_RevertWhen_claimRefund_rejectingReceiver() public {
+        EthRejecter rejecter = new EthRejecter();
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.prank(alice);
+        registry.transferDevice(first, address(rejecter));
+        _revoke(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketEthTransferFailed.selector, address(rejecter), PRICE)
+        );
+        vm.prank(address(rejecter));
+        market.claimRefund(m, _idx(0));
+    }
+
+    function test_RevertWhen_claimRefund_reentrantReceiver() public {
+        ReentrantReceiver rr = new ReentrantReceiver();
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+        vm.startPrank(alice);
+        registry.transferDevice(first, address(rr));
+        registry.transferDevice(first + 1, address(rr));
+        vm.stopPrank();
+        _revoke(id);
+        // On receiving the first refund the receiver tries to claim the second one inside the call.
+        rr.arm(address(market), abi.encodeCall(market.claimRefund, (m, _idx(1))));
+        rr.call(address(market), abi.encodeCall(market.claimRefund, (m, _idx(0))));
+        assertFalse(rr.reentered());
+        assertEq(
+            keccak256(rr.reentryError()),
+            keccak256(abi.encodeWithSelector(IUpdateMarket.UpdateMarketReentrant.selector))
+        );
+        assertEq(address(rr).balance, PRICE);
+        assertEq(market.escrowOf(id), PRICE);
+    }
+
+    // ---------------------------------------------------------------- withdraw
+
+    function test_withdraw() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+        vm.warp(block.timestamp + REFUND_WINDOW);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Withdrawn(id, mfId, payee, 2 * PRICE, address(0));
+        vm.prank(bob); // anyone may trigger; the payee receives
+        market.withdraw(m);
+        assertEq(payee.balance, 2 * PRICE);
+        assertEq(market.escrowOf(id), 0);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNothingToWithdraw.selector, id));
+        market.withdraw(m);
+        // Purchases after settlement are withdrawable at once.
+        vm.prank(bob);
+        market.purchase{value: PRICE}(m, _idx(4));
+        market.withdraw(m);
+        assertEq(payee.balance, 3 * PRICE);
+    }
+
+    function test_withdraw_token() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(5e6, address(token));
+        token.mint(alice, 5e6);
+        vm.startPrank(alice);
+        token.approve(address(market), 5e6);
+        market.purchase(m, _idx(0));
+        vm.stopPrank();
+        vm.warp(block.timestamp + REFUND_WINDOW);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Withdrawn(id, mfId, payee, 5e6, address(token));
+        market.withdraw(m);
+        assertEq(token.balanceOf(payee), 5e6);
+    }
+
+    function test_withdraw_payeeChangedByThreshold() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        bytes32 h = keccak256(abi.encode(UPDATE_TYPEHASH, mfId, uint64(0), operator, address(0x9A1)));
+        registry.updateManufacturer(mfId, operator, address(0x9A1), _approve(h));
+        vm.warp(block.timestamp + REFUND_WINDOW);
+        market.withdraw(m);
+        assertEq(address(0x9A1).balance, PRICE);
+    }
+
+    function test_RevertWhen_withdraw_notSettled() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.warp(block.timestamp + REFUND_WINDOW - 1);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotSettled.selector, id, block.timestamp + 1));
+        market.withdraw(m);
+    }
+
+    function test_RevertWhen_withdraw_unknownRelease() public {
+        IUpdateRegistry.Manifest memory m = _manifest(50, PRICE, address(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketUnknownRelease.selector, registry.releaseId(m))
+        );
+        market.withdraw(m);
+    }
+
+    function test_RevertWhen_withdraw_reentrantPayee() public {
+        ReentrantReceiver rr = new ReentrantReceiver();
+        bytes32 h = keccak256(abi.encode(UPDATE_TYPEHASH, mfId, uint64(0), operator, address(rr)));
+        registry.updateManufacturer(mfId, operator, address(rr), _approve(h));
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(0));
+        vm.warp(block.timestamp + REFUND_WINDOW);
+        rr.arm(address(market), abi.encodeCall(market.withdraw, (m)));
+        market.withdraw(m);
+        assertFalse(rr.reentered());
+        assertEq(address(rr).balance, PRICE);
+    }
+
+    function test_RevertWhen_constructor_zeroRegistry() public {
+        vm.expectRevert(IUpdateMarket.UpdateMarketZeroRegistry.selector);
+        new UpdateMarket(IUpdateRegistry(address(0)), 1);
+    }
+
+    function test_views() public view {
+        assertEq(address(market.REGISTRY()), address(registry));
+        assertEq(market.REFUND_WINDOW(), REFUND_WINDOW);
+        assertFalse(market.isEntitled(bytes32(0), 0));
+    }
+}
