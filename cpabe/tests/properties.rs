@@ -36,7 +36,7 @@ fn attribute_set() -> impl Strategy<Value = Vec<&'static str>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn decapsulates_iff_satisfied(root in node(), attrs in attribute_set(), seed in any::<[u8; 32]>()) {
