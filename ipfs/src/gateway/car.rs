@@ -142,7 +142,7 @@ fn produce(
     first: oneshot::Sender<Result<(), GatewayError>>,
     out: ChannelWriter,
 ) {
-    let mut abort = out.tx.clone();
+    let abort = (out.tx.clone(), out.handle.clone(), out.idle_timeout);
     // `bafkqaaa` and other identity CIDs: a CAR with the root in its header and no blocks
     // (spec, probe paths). Otherwise the root must be readable before the 200 goes out.
     let identity_probe = root.hash().code() == 0;
@@ -180,12 +180,9 @@ fn produce(
     if let Err(e) = result {
         tracing::warn!(%root, error = %e, "car stream cut short");
         // An error item makes hyper abort the response instead of ending it cleanly.
-        abort_stream(&mut abort, &e.to_string());
+        let (tx, handle, idle) = abort;
+        let _ = handle.block_on(tx.send_timeout(Err(std::io::Error::other(e.to_string())), idle));
     }
-}
-
-fn abort_stream(tx: &mut mpsc::Sender<std::io::Result<Bytes>>, reason: &str) {
-    let _ = tx.try_send(Err(std::io::Error::other(reason.to_owned())));
 }
 
 /// The handler's view of a traversal error on the root.
