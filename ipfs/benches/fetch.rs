@@ -17,11 +17,14 @@ use net_setup::{args, mib_s, parse_size, peak_rss_kib, setup};
 use otaledger_ipfs::{FetchOptions, fetch};
 
 fn main() {
-    let args = args();
+    let args = args(&["speed", "1M", "1"]);
     let mode = args.first().map(String::as_str).unwrap_or("speed");
     let size = parse_size(args.get(1).map(String::as_str).unwrap_or("256M"));
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let s = setup(size).await;
         let out = s.dir.path().join("out.bin");

@@ -15,7 +15,12 @@ use net_setup::{args, mib_s, parse_size, setup};
 use otaledger_ipfs::traverse::{DagScope, blocks_for};
 
 async fn stream_len(client: &reqwest::Client, url: url::Url, accept: &str) -> u64 {
-    let mut resp = client.get(url).header("accept", accept).send().await.unwrap();
+    let mut resp = client
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut n = 0;
     while let Some(chunk) = resp.chunk().await.unwrap() {
@@ -25,11 +30,14 @@ async fn stream_len(client: &reqwest::Client, url: url::Url, accept: &str) -> u6
 }
 
 fn main() {
-    let args = args();
+    let args = args(&["1M", "4", "1"]);
     let size = parse_size(args.first().map(String::as_str).unwrap_or("256M"));
     let clients: usize = args.get(1).and_then(|c| c.parse().ok()).unwrap_or(16);
     let runs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let s = setup(size).await;
         let client = reqwest::Client::new();

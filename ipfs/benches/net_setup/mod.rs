@@ -32,9 +32,15 @@ pub fn parse_size(s: &str) -> u64 {
     num.parse::<u64>().expect("size like 16M") * mul
 }
 
-/// Positional arguments (cargo bench adds `--bench`).
-pub fn args() -> Vec<String> {
-    std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect()
+/// Positional arguments. `cargo bench` passes `--bench`; without it (`cargo test
+/// --all-targets` runs bench targets as tests) the arguments are `smoke` ones: a 1 MiB file
+/// and one run, so CI checks the benchmark works without spending minutes in it.
+pub fn args(smoke: &[&str]) -> Vec<String> {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if !all.iter().any(|a| a == "--bench") {
+        return smoke.iter().map(|s| (*s).to_owned()).collect();
+    }
+    all.into_iter().filter(|a| !a.starts_with("--")).collect()
 }
 
 fn write_file(path: &Path, size: u64) {
@@ -58,13 +64,22 @@ fn write_file(path: &Path, size: u64) {
 
 /// Build the fixture and start the server on the current runtime.
 pub async fn setup(size: u64) -> Setup {
-    let dir = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let dir = match std::env::var_os("BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let file = dir.path().join("input.bin");
     write_file(&file, size);
     let store = Blockstore::open(dir.path().join("store")).unwrap();
     let imported = {
         let mut sink = &store;
-        import_path(&file, &ImportOptions::profile(Profile::KuboV1), &mut sink, &mut |_| {}).unwrap()
+        import_path(
+            &file,
+            &ImportOptions::profile(Profile::KuboV1),
+            &mut sink,
+            &mut |_| {},
+        )
+        .unwrap()
     };
     let plain = file.clone();
     let app = otaledger_ipfs::router(store.clone()).route(
