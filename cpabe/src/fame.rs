@@ -46,6 +46,21 @@ fn nonzero_scalar(rng: &mut (impl CryptoRng + RngCore)) -> Scalar {
     }
 }
 
+/// `s·x` in GT for a secret `s`. blstrs' `Gt * Scalar` is a variable-time
+/// double-and-add (it adds on every set bit), so `s` is split into two fresh
+/// random additive shares: the number of additions, hence the running time,
+/// then follows `HW(s - u) + HW(u)`, which carries almost no information
+/// about `s`. (This blinds timing, not a local observer of branches; see
+/// docs/cpabe.md.)
+fn gt_mul_secret(x: &Gt, s: &Scalar, rng: &mut (impl CryptoRng + RngCore)) -> Gt {
+    let mut u = Scalar::random(&mut *rng);
+    let mut rest = *s - u;
+    let out = x * rest + x * u;
+    [u, rest] = [Scalar::ZERO; 2];
+    std::hint::black_box((&u, &rest));
+    out
+}
+
 /// Creates a new authority: public parameters and master secret.
 pub fn setup(rng: &mut (impl CryptoRng + RngCore)) -> (PublicKey, MasterKey) {
     let msk = MasterKey {
@@ -61,8 +76,8 @@ pub fn setup(rng: &mut (impl CryptoRng + RngCore)) -> (PublicKey, MasterKey) {
     let e_gh = blstrs::pairing(&G1Affine::generator(), &G2Affine::generator());
     let h_a = [(h * msk.a[0]).to_affine(), (h * msk.a[1]).to_affine()];
     let t = [
-        e_gh * (msk.d[0] * msk.a[0] + msk.d[2]),
-        e_gh * (msk.d[1] * msk.a[1] + msk.d[2]),
+        gt_mul_secret(&e_gh, &(msk.d[0] * msk.a[0] + msk.d[2]), rng),
+        gt_mul_secret(&e_gh, &(msk.d[1] * msk.a[1] + msk.d[2]), rng),
     ];
     (PublicKey { h_a, t }, msk)
 }
@@ -126,7 +141,9 @@ pub fn keygen<S: AsRef<str>>(
                     br[2] * a_inv[t],
                     sigma * a_inv[t] + extra[t],
                 ];
-                out[t] = G1Projective::multi_exp(&points, &scalars);
+                // One constant-time scalar multiplication per point: blst's
+                // multi-exponentiation (Pippenger) is not constant-time.
+                out[t] = points.iter().zip(&scalars).map(|(p, s)| p * s).sum();
                 scalars.zeroize_scalars();
             }
             out[2] = g * (extra[2] - sigma);
@@ -228,7 +245,7 @@ pub fn encapsulate(
     G1Projective::batch_normalize(&rows_p, &mut rows_a);
     let rows = rows_a.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
 
-    let z = pk.t[0] * s[0] + pk.t[1] * s[1];
+    let z = gt_mul_secret(&pk.t[0], &s[0], rng) + gt_mul_secret(&pk.t[1], &s[1], rng);
     s.zeroize_scalars();
     let key = derive_key(&z, policy, context)?;
     Ok((
