@@ -2,7 +2,10 @@
 //!
 //! Blocks come in depth-first, left-to-right order without duplicates, as the trustless
 //! gateway specification requires for `order=dfs&dups=n`. The walk is lazy: it holds one path of
-//! nodes' links (plus the set of CIDs already sent, to skip duplicates).
+//! nodes' links (plus the set of CIDs already sent, to skip duplicates). A repeated subtree is
+//! sent once, at its first occurrence; with an `entity-bytes` range whose start falls inside that
+//! first occurrence, its leaves before the start are not sent at all, so a receiver must hold the
+//! file's bytes before the range start to rebuild the repeat (a resuming download does).
 
 use std::{collections::HashSet, io::Write, str::FromStr};
 
@@ -91,10 +94,10 @@ impl Blocks<'_> {
                 self.stack.pop();
                 continue;
             };
-            let seen = self.emitted.contains(&cid);
-            // A subtree already sent whole needs nothing more; with a byte range a repeated
-            // subtree may need other leaves than the first time, so walk it again.
-            if seen && (cid.codec() != DAG_PB || self.range.is_none()) {
+            // A block already sent is skipped with its whole subtree, even when a byte range
+            // would select other leaves of it this time: the receiver reuses the bytes of the
+            // first occurrence (`Verifier::repeat`), as `dups=n` requires.
+            if !self.emitted.insert(cid) {
                 continue;
             }
             let block = self.store.require(&cid)?;
@@ -102,10 +105,7 @@ impl Blocks<'_> {
             if !children.is_empty() {
                 self.stack.push(Frame { children });
             }
-            if !seen {
-                self.emitted.insert(cid);
-                return Ok(Some((cid, block)));
-            }
+            return Ok(Some((cid, block)));
         }
     }
 

@@ -37,10 +37,14 @@ pub enum Pushed<'b> {
 }
 
 /// A subtree the walk needs again that was already verified earlier in this walk (a CAR written
-/// with `dups=n` sends it once): its bytes are those already emitted at `offset`.
+/// with `dups=n` sends it once): its bytes are the file's bytes at `offset..offset + len`.
+///
+/// In a walk resumed at `from` (see [`Verifier::with_range`]), `offset` can be below `from` when
+/// the first occurrence straddled the resume point: those bytes came from the earlier attempt,
+/// which a resuming caller still holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repeat {
-    /// Absolute file offset where the subtree's bytes were emitted the first time.
+    /// Absolute file offset of the subtree's first occurrence.
     pub offset: u64,
     /// Their length.
     pub len: u64,
@@ -213,7 +217,7 @@ impl Verifier {
         if p.depth == 0 {
             self.expected_size = Some(checked.size);
         }
-        if p.offset >= self.from && self.seen.len() < MAX_REMEMBERED_BLOCKS {
+        if self.seen.len() < MAX_REMEMBERED_BLOCKS {
             self.seen.insert(
                 *cid,
                 Seen {
@@ -247,8 +251,9 @@ impl Verifier {
     }
 
     /// If the next needed block is the root of a subtree verified earlier in this walk, skips
-    /// it and says where its bytes were emitted, so the caller can copy them (for CARs without
-    /// duplicate blocks). Returns `Ok(None)` otherwise.
+    /// the whole subtree and says where its bytes are, so the caller can copy them (for CARs
+    /// without duplicate blocks, which never send a block twice). Returns `Ok(None)` otherwise.
+    /// Call it before each [`Verifier::push`].
     pub fn repeat(&mut self) -> Result<Option<Repeat>, VerifyError> {
         let Some(p) = self.pending else {
             return Ok(None);
@@ -256,9 +261,6 @@ impl Verifier {
         let Some(seen) = self.seen.get(&p.cid).copied() else {
             return Ok(None);
         };
-        if p.offset < self.from {
-            return Ok(None);
-        }
         check_eq(&p.cid, "file size given by the parent", p.size, seen.size)?;
         check_eq(&p.cid, "tsize given by the parent", p.tsize, seen.tsize)?;
         self.position = self.position.max(p.offset.saturating_add(seen.size));
@@ -566,6 +568,15 @@ mod tests {
         assert_eq!(v.position(), 4);
         assert_eq!(v.push(&a, &ab).unwrap(), Pushed::Data(b"yz"));
         assert!(v.is_done());
+
+        // Resumed inside the first of two equal leaves: the second is a repeat of bytes 0..3,
+        // partly from before the resume point.
+        let mut v = Verifier::with_range(root, Limits::default(), 1).unwrap();
+        v.push(&root, &rb).unwrap();
+        assert_eq!(v.push(&a, &ab).unwrap(), Pushed::Data(b"yz"));
+        assert_eq!(v.repeat().unwrap(), Some(Repeat { offset: 0, len: 3 }));
+        assert!(v.is_done());
+        assert_eq!(v.position(), 6);
         let mut v = Verifier::with_range(root, Limits::default(), 7).unwrap();
         assert!(matches!(
             v.push(&root, &rb),
