@@ -5,8 +5,8 @@
 //!   UnixFS codec that accepts only the canonical encoding, and an incremental [`Verifier`] that
 //!   checks a file's DAG block by block against its root CID under documented [`Limits`];
 //! - with the `std` feature (on by default): an importer with Kubo-identical profiles
-//!   ([`import()`]), a directory [`Blockstore`], a streaming CAR v1 reader and writer ([`car`]) and
-//!   the DAG traversal the trustless gateway and the CAR export use ([`traverse`]).
+//!   (`import()`), a directory `Blockstore`, a streaming CAR v1 reader and writer (`car`) and
+//!   the DAG traversal the trustless gateway and the CAR export use (`traverse`).
 //!
 //! Only sha2-256 multihashes and the dag-pb and raw codecs are supported: that is what Kubo and
 //! the IPIP-499 profiles produce for files.
