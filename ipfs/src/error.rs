@@ -364,8 +364,8 @@ pub enum ImportError {
     /// A CID version other than 0 and 1.
     #[error("cid version {0} is not 0 or 1")]
     CidVersion(u8),
-    /// CIDv0 can only name dag-pb blocks; links per node must be at least 2.
-    #[error("invalid import options: {0}")]
+    /// Inconsistent import options or builder state.
+    #[error("invalid import: {0}")]
     Options(&'static str),
     /// The sink refused a block.
     #[error("storing block {cid}: {source}")]

@@ -327,7 +327,9 @@ impl Builder<'_> {
     /// Closes every level bottom-up; a single link at the top is the root.
     fn finish(&mut self) -> Result<Link, Error> {
         let mut level = 0;
-        loop {
+        // Every pass either returns the root or moves pending links up; the levels only grow
+        // by one per pass, so this ends (and `import` always pushes at least one leaf).
+        while level < self.levels.len() {
             let is_top = self.levels.iter().skip(level + 1).all(Vec::is_empty);
             let pending = self.levels.get(level).map_or(0, Vec::len);
             if is_top
@@ -342,6 +344,7 @@ impl Builder<'_> {
             }
             level += 1;
         }
+        Err(ImportError::Options("no blocks to build a root from").into())
     }
 }
 
