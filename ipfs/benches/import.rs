@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use otaledger_ipfs::{ImportOptions, NullSink, Profile, import};
+use otaledger_ipfs::{ImportOptions, NullSink, Profile, import, import_with_threads};
 use sha2::{Digest, Sha256};
 
 fn input() -> Vec<u8> {
@@ -57,6 +57,19 @@ fn bench(c: &mut Criterion) {
                 &ImportOptions::profile(Profile::UnixfsV1_2025),
                 &mut NullSink,
                 &mut |_| {},
+            )
+            .unwrap()
+            .root
+        })
+    });
+    g.bench_function("cid_kubo_v1_only_hash_2_threads", |b| {
+        b.iter(|| {
+            import_with_threads(
+                black_box(&data[..]),
+                &ImportOptions::profile(Profile::KuboV1),
+                &mut NullSink,
+                &mut |_| {},
+                2,
             )
             .unwrap()
             .root

@@ -196,34 +196,77 @@ pub fn import_path(
 /// Imports the bytes of `reader` as a UnixFS file, sending every block to `sink` (leaves first,
 /// the root last) and calling `progress` with the bytes read so far after each chunk.
 pub fn import<R: Read>(
-    mut reader: R,
+    reader: R,
     opts: &ImportOptions,
     sink: &mut dyn BlockSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Imported, Error> {
+    import_with_threads(reader, opts, sink, progress, 1)
+}
+
+/// Bytes of input read per batch when leaves are hashed on several threads.
+const PARALLEL_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// [`import`] hashing leaves on `threads` threads (1 = the calling thread only). The result is
+/// identical; memory grows to about `max(threads × chunk, 2 MiB)` of input buffers.
+pub fn import_with_threads<R: Read>(
+    mut reader: R,
+    opts: &ImportOptions,
+    sink: &mut dyn BlockSink,
+    progress: &mut dyn FnMut(u64),
+    threads: usize,
+) -> Result<Imported, Error> {
     let params = opts.resolve()?;
+    let threads = threads.max(1);
+    let per_batch = if threads == 1 {
+        1
+    } else {
+        (PARALLEL_BATCH_BYTES / params.chunk_size).max(threads)
+    };
     let mut builder = Builder {
         params,
         levels: Vec::new(),
         blocks: 0,
         sink,
     };
-    let mut chunk = vec![0u8; params.chunk_size];
+    let mut bufs: Vec<Vec<u8>> = (0..per_batch)
+        .map(|_| vec![0u8; params.chunk_size])
+        .collect();
     let mut size = 0u64;
     let mut chunks = 0u64;
     loop {
-        let n = read_full(&mut reader, &mut chunk).map_err(ImportError::Read)?;
-        if n == 0 && chunks > 0 {
+        let mut filled = 0;
+        let mut eof = false;
+        for buf in bufs.iter_mut() {
+            let n = read_full(&mut reader, buf).map_err(ImportError::Read)?;
+            // The empty file is one empty leaf, as in Kubo; otherwise an empty read ends it.
+            if n > 0 || (chunks == 0 && filled == 0) {
+                buf.truncate(n);
+                filled += 1;
+            }
+            if n < params.chunk_size {
+                eof = true;
+                break;
+            }
+        }
+        let batch = &bufs[..filled];
+        let leaves = if threads == 1 || filled <= 1 {
+            batch.iter().map(|d| make_leaf(&params, d)).collect()
+        } else {
+            hash_parallel(&params, batch, threads)
+        };
+        for (data, (link, block)) in batch.iter().zip(leaves) {
+            builder.put(link.cid, block.as_deref().unwrap_or(data))?;
+            builder.push(0, link)?;
+            chunks += 1;
+            size += data.len() as u64;
+            progress(size);
+        }
+        if eof {
             break;
         }
-        // The empty file is one empty leaf, as in Kubo.
-        let leaf = builder.leaf(&chunk[..n])?;
-        builder.push(0, leaf)?;
-        chunks += 1;
-        size += n as u64;
-        progress(size);
-        if n < chunk.len() {
-            break;
+        for buf in bufs.iter_mut().take(filled) {
+            buf.resize(params.chunk_size, 0);
         }
     }
     let root = builder.finish()?;
@@ -232,6 +275,59 @@ pub fn import<R: Read>(
         size,
         blocks: builder.blocks,
     })
+}
+
+/// Makes the leaves of `batch` on `threads` scoped threads, keeping their order.
+fn hash_parallel(
+    params: &Params,
+    batch: &[Vec<u8>],
+    threads: usize,
+) -> Vec<(Link, Option<Vec<u8>>)> {
+    let per_thread = batch.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let mut groups = batch.chunks(per_thread);
+        let first = groups.next().unwrap_or_default();
+        let handles: Vec<_> = groups
+            .map(|group| {
+                scope.spawn(move || {
+                    group
+                        .iter()
+                        .map(|d| make_leaf(params, d))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out: Vec<_> = first.iter().map(|d| make_leaf(params, d)).collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(leaves) => out.extend(leaves),
+                // make_leaf does not panic; should it ever, re-raise it here.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// The link of one chunk, and its block when it is not the chunk itself (dag-pb leaves).
+fn make_leaf(params: &Params, data: &[u8]) -> (Link, Option<Vec<u8>>) {
+    let size = data.len() as u64;
+    if params.raw_leaves {
+        let cid = block_cid(Version::V1, RAW, data);
+        (
+            Link {
+                cid,
+                size,
+                tsize: size,
+            },
+            None,
+        )
+    } else {
+        let block = encode_dag_pb(&[], Some(&encode_unixfs_file(data, size, &[])));
+        let cid = block_cid(params.version, DAG_PB, &block);
+        let tsize = block.len() as u64;
+        (Link { cid, size, tsize }, Some(block))
+    }
 }
 
 fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -267,26 +363,11 @@ impl Builder<'_> {
         Ok(())
     }
 
+    #[cfg(test)]
     fn leaf(&mut self, data: &[u8]) -> Result<Link, Error> {
-        let size = data.len() as u64;
-        if self.params.raw_leaves {
-            let cid = block_cid(Version::V1, RAW, data);
-            self.put(cid, data)?;
-            Ok(Link {
-                cid,
-                size,
-                tsize: size,
-            })
-        } else {
-            let block = encode_dag_pb(&[], Some(&encode_unixfs_file(data, size, &[])));
-            let cid = block_cid(self.params.version, DAG_PB, &block);
-            self.put(cid, &block)?;
-            Ok(Link {
-                cid,
-                size,
-                tsize: block.len() as u64,
-            })
-        }
+        let (link, block) = make_leaf(&self.params, data);
+        self.put(link.cid, block.as_deref().unwrap_or(data))?;
+        Ok(link)
     }
 
     /// Adds a link at `level`, first turning a full level into a parent one level up.
@@ -411,6 +492,47 @@ mod tests {
         ));
         assert_eq!("kubo-v1".parse::<Profile>().unwrap(), Profile::KuboV1);
         assert!("x".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn threads_give_the_same_dag() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 / 3) as u8).collect();
+        for len in [0, 1, 999, 1000, 1001, 8000, 70_000] {
+            for profile in [Profile::Kubo, Profile::KuboV1] {
+                let opts = ImportOptions {
+                    chunk_size: Some(1000),
+                    ..ImportOptions::profile(profile)
+                };
+                let one = import(&data[..len], &opts, &mut NullSink, &mut |_| {}).unwrap();
+                for threads in [2, 3] {
+                    let mut last = 0;
+                    let many = import_with_threads(
+                        &data[..len],
+                        &opts,
+                        &mut NullSink,
+                        &mut |p| last = p,
+                        threads,
+                    )
+                    .unwrap();
+                    assert_eq!(many, one, "len {len} threads {threads}");
+                    assert_eq!(last, len as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn threads_with_input_ending_on_a_batch_boundary() {
+        // 1 MiB chunks make batches of two chunks: 2 MiB ends exactly on a batch.
+        let data = vec![7u8; 2 << 20];
+        let opts = ImportOptions {
+            chunk_size: Some(1 << 20),
+            ..ImportOptions::default()
+        };
+        let one = import(&data[..], &opts, &mut NullSink, &mut |_| {}).unwrap();
+        let two = import_with_threads(&data[..], &opts, &mut NullSink, &mut |_| {}, 2).unwrap();
+        assert_eq!(one, two);
+        assert_eq!(two.blocks, 3);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use error::{BlockstoreError, CarError, ImportError};
 #[cfg(feature = "std")]
 pub use import::{
     BlockSink, ImportOptions, Imported, MAX_CHUNK_SIZE, NullSink, Profile, import, import_path,
-    parse_chunker,
+    import_with_threads, parse_chunker,
 };
 
 // --- ipfs-net: trustless gateway server (`server`), verified fetch and Kubo RPC (`client`) ---
