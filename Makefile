@@ -28,7 +28,7 @@ tools: node_modules/.installed $(VENV)/.installed ## install the pinned toolchai
 demo: node_modules/.installed ## the main job: local chain, contracts, one publish-and-purchase round
 	$(CARGO) run --release --locked -p otaledger-cli -- demo
 
-test: tools postgres lint contracts-test slither rust-test ## every check and test CI runs
+test: tools postgres lint slither contracts-test rust-test ## every check and test CI runs
 	@echo "make test: all checks passed"
 
 postgres: ## make sure PostgreSQL answers on 127.0.0.1:5432 (start it if not)
@@ -46,9 +46,8 @@ contracts-test: node_modules/.installed ## forge build --sizes, forge test (ci p
 	$(FORGE) snapshot --check --match-path 'contracts/test/Gas.t.sol'
 	script/export-artifacts.sh --check
 
-slither: tools ## static analysis (Slither calls forge from PATH: the real binary); findings triaged in docs/security.md
+slither: tools ## static analysis (runs `forge clean` first, so it goes before contracts-test); findings triaged in docs/security.md
 	PATH="$(dir $(FORGE)):$$PATH" $(VENV)/bin/slither . --config-file slither.config.json
-	$(FORGE) build
 
 rust-test: node_modules/.installed ## the Rust test suite (unit, integration against anvil and Postgres, end to end)
 	$(CARGO) test --locked --workspace --all-targets
