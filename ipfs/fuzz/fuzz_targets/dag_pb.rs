@@ -4,8 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use otaledger_ipfs::{
-    DAG_PB, Limits, Verifier, block_cid, cid::Version, decode_dag_pb, decode_unixfs,
-    encode_dag_pb,
+    DAG_PB, Limits, Verifier, block_cid, cid::Version, decode_dag_pb, decode_unixfs, encode_dag_pb,
 };
 
 fuzz_target!(|data: &[u8]| {
