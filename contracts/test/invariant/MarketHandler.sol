@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {UpdateMarket} from "../../src/UpdateMarket.sol";
+import {UpdateRegistry} from "../../src/UpdateRegistry.sol";
+import {IUpdateRegistry} from "../../src/interfaces/IUpdateRegistry.sol";
+import {MockERC20, NoReturnToken} from "../mocks/Tokens.sol";
+import {Merkle} from "../utils/Merkle.sol";
+import {Vm} from "../utils/Vm.sol";
+
+/// @notice Drives an UpdateMarket with random purchases, gifts, refunds, withdrawals, revocations, device
+/// transfers and time, keeping ghost books of what was paid for which (release, device).
+contract MarketHandler {
+    Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+    bytes32 internal constant CLAIM_TYPEHASH = keccak256("Claim(address owner,uint64 deviceIndex)");
+    uint256 public constant DEVICES = 10;
+    uint256 public constant RELEASES = 4;
+    uint256 public constant WINDOW = 7 days;
+
+    UpdateRegistry public immutable registry;
+    UpdateMarket public immutable market;
+    MockERC20 public immutable token;
+    NoReturnToken public immutable usdt;
+    uint32 public immutable mfId;
+    uint64 public immutable first;
+
+    address[3] public actors = [address(0xA1), address(0xA2), address(0xA3)];
+    uint256 internal signerKey = 0x51;
+
+    IUpdateRegistry.Manifest[RELEASES] internal manifests;
+    bytes32[RELEASES] public ids;
+
+    /// @dev Ghost books.
+    mapping(bytes32 => mapping(uint64 => bool)) public ghostEntitled;
+    mapping(bytes32 => uint256) public ghostEscrow;
+    uint256 public purchases;
+    uint256 public refunds;
+    uint256 public withdrawals;
+
+    constructor() {
+        registry = new UpdateRegistry();
+        market = new UpdateMarket(registry, WINDOW);
+        token = new MockERC20();
+        usdt = new NoReturnToken();
+        address[] memory set = new address[](1);
+        set[0] = vm.addr(signerKey);
+        mfId = registry.registerManufacturer("m", address(this), address(0xFEE), set, 1, "");
+        uint32 modelId = registry.defineModel(mfId, "x", 0);
+
+        // Ten devices, claimed round-robin by the three actors.
+        bytes32[] memory leaves = new bytes32[](DEVICES);
+        for (uint256 i; i < DEVICES; ++i) {
+            leaves[i] = keccak256(bytes.concat(keccak256(abi.encode(uint64(250 + i), _dev(i), modelId))));
+        }
+        // Devices 0..249 belong to an earlier batch so the ten straddle an entitlement word boundary.
+        registry.provisionDevices(mfId, bytes32(uint256(1)), 250, "");
+        (uint64 b, uint64 f) = registry.provisionDevices(mfId, Merkle.root(leaves), uint32(DEVICES), "");
+        first = f;
+        for (uint256 i; i < DEVICES; ++i) {
+            address owner = actors[i % 3];
+            bytes32 digest = keccak256(
+                abi.encodePacked(
+                    hex"1901", registry.DOMAIN_SEPARATOR(), keccak256(abi.encode(CLAIM_TYPEHASH, owner, f + uint64(i)))
+                )
+            );
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(_devKey(i), digest);
+            bytes memory sig = abi.encodePacked(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
+            registry.claimDevice(b, f + uint64(i), _dev(i), modelId, owner, Merkle.proof(leaves, i), sig);
+        }
+
+        // Releases: two in ETH, one in a standard token, one in a no-return token.
+        address[RELEASES] memory tokens = [address(0), address(0), address(token), address(usdt)];
+        uint128[RELEASES] memory prices = [uint128(1 ether), 3 ether, 5e6, 7e6];
+        for (uint256 i; i < RELEASES; ++i) {
+            IUpdateRegistry.Manifest memory m = IUpdateRegistry.Manifest({
+                modelId: modelId,
+                version: uint64(i + 1),
+                bundleSha256: bytes32(i),
+                bundleSize: 1,
+                bundleCid: "cid",
+                imageSha256: bytes32(0),
+                price: prices[i],
+                paymentToken: tokens[i],
+                policyId: bytes32(0),
+                expiry: uint64(block.timestamp + 3650 days),
+                metadataHash: bytes32(0)
+            });
+            manifests[i] = m;
+            bytes32 id = registry.releaseId(m);
+            bytes32 digest = keccak256(abi.encodePacked(hex"1901", registry.DOMAIN_SEPARATOR(), id));
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(signerKey, digest);
+            ids[i] = registry.publishRelease(
+                m,
+                IUpdateRegistry.Approval({
+                    signers: set,
+                    threshold: 1,
+                    signatures: abi.encodePacked(r, bytes32(uint256(s) | (uint256(v - 27) << 255)))
+                })
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    function purchase(uint256 actorSeed, uint256 releaseSeed, uint256 deviceBits, bool gift, uint8 wrongSeed) external {
+        bool wrongAmount = wrongSeed % 10 == 0;
+        address buyer = actors[actorSeed % 3];
+        uint256 k = releaseSeed % RELEASES;
+        IUpdateRegistry.Manifest memory m = manifests[k];
+        uint64[] memory idx = _devices(deviceBits, gift ? address(0) : buyer);
+        if (idx.length == 0) return;
+        uint256 amount = uint256(m.price) * idx.length;
+        uint256 pay = wrongAmount ? amount + 1 : amount;
+        if (m.paymentToken == address(0)) {
+            vm.deal(buyer, pay);
+        } else if (m.paymentToken == address(token)) {
+            token.mint(buyer, pay);
+            vm.prank(buyer);
+            token.approve(address(market), pay);
+        } else {
+            usdt.mint(buyer, pay);
+            vm.prank(buyer);
+            usdt.approve(address(market), pay);
+        }
+        uint256 value = m.paymentToken == address(0) ? pay : 0;
+        try (gift ? this.doPurchaseFor : this.doPurchase)(buyer, value, m, idx) {
+            require(!wrongAmount || m.paymentToken != address(0), "MarketHandler: wrong ETH amount accepted");
+            for (uint256 i; i < idx.length; ++i) {
+                require(!ghostEntitled[ids[k]][idx[i]], "MarketHandler: double purchase accepted");
+                ghostEntitled[ids[k]][idx[i]] = true;
+            }
+            ghostEscrow[ids[k]] += amount;
+            ++purchases;
+        } catch {}
+    }
+
+    /// @dev External so `try` can catch the market's revert; only the handler itself calls these.
+    function doPurchase(address buyer, uint256 value, IUpdateRegistry.Manifest calldata m, uint64[] calldata idx)
+        external
+    {
+        require(msg.sender == address(this));
+        vm.prank(buyer);
+        market.purchase{value: value}(m, idx);
+    }
+
+    function doPurchaseFor(address buyer, uint256 value, IUpdateRegistry.Manifest calldata m, uint64[] calldata idx)
+        external
+    {
+        require(msg.sender == address(this));
+        vm.prank(buyer);
+        market.purchaseFor{value: value}(m, idx);
+    }
+
+    function refund(uint256 actorSeed, uint256 releaseSeed, uint256 deviceBits) external {
+        address owner = actors[actorSeed % 3];
+        uint256 k = releaseSeed % RELEASES;
+        uint64[] memory idx = _devices(deviceBits, owner);
+        if (idx.length == 0) return;
+        vm.prank(owner);
+        try market.claimRefund(manifests[k], idx) {
+            for (uint256 i; i < idx.length; ++i) {
+                ghostEntitled[ids[k]][idx[i]] = false;
+            }
+            ghostEscrow[ids[k]] -= uint256(manifests[k].price) * idx.length;
+            ++refunds;
+        } catch {}
+    }
+
+    function withdraw(uint256 releaseSeed) external {
+        uint256 k = releaseSeed % RELEASES;
+        try market.withdraw(manifests[k]) {
+            ghostEscrow[ids[k]] = 0;
+            ++withdrawals;
+        } catch {}
+    }
+
+    function revoke(uint256 releaseSeed) external {
+        if ((releaseSeed >> 8) % 4 != 0) return; // revocations are rare, or nothing is left to buy
+        try registry.emergencyRevoke(ids[releaseSeed % RELEASES], "inv") {} catch {}
+    }
+
+    function transfer(uint256 deviceSeed, uint256 toSeed) external {
+        uint64 d = first + uint64(deviceSeed % DEVICES);
+        address owner = registry.device(d).owner;
+        vm.prank(owner);
+        registry.transferDevice(d, actors[toSeed % 3]);
+    }
+
+    function warp(uint256 secs) external {
+        vm.warp(block.timestamp + (secs % 4 days));
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function manifest(uint256 k) external view returns (IUpdateRegistry.Manifest memory) {
+        return manifests[k];
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev The ascending device indexes selected by `bits` (owned by `owner`, unless zero).
+    function _devices(uint256 bits, address owner) internal view returns (uint64[] memory idx) {
+        uint64[] memory tmp = new uint64[](DEVICES);
+        uint256 n;
+        for (uint256 i; i < DEVICES; ++i) {
+            if (bits & (1 << i) == 0) continue;
+            uint64 d = first + uint64(i);
+            if (owner != address(0) && registry.device(d).owner != owner) continue;
+            tmp[n++] = d;
+        }
+        idx = new uint64[](n);
+        for (uint256 i; i < n; ++i) {
+            idx[i] = tmp[i];
+        }
+    }
+
+    function _devKey(uint256 i) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode("inv-device", i))) % 1e70 + 1;
+    }
+
+    function _dev(uint256 i) internal pure returns (address) {
+        return vm.addr(_devKey(i));
+    }
+}

