@@ -9,7 +9,7 @@ VENV := .venv
 CARGO ?= cargo
 export FOUNDRY_DISABLE_NIGHTLY_WARNING := 1
 
-.PHONY: help tools demo test lint fmt contracts-test rust-test slither artifacts check-artifacts postgres gas bench
+.PHONY: help tools demo test lint fmt contracts-test no-std rust-test slither artifacts check-artifacts postgres gas bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ tools: node_modules/.installed $(VENV)/.installed ## install the pinned toolchai
 demo: node_modules/.installed ## the main job: local chain, contracts, one publish-and-purchase round
 	$(CARGO) run --release --locked -p otaledger-cli -- demo
 
-test: tools postgres lint slither contracts-test rust-test ## every check and test CI runs
+test: tools postgres lint slither contracts-test no-std rust-test ## every check and test CI runs
 	@echo "make test: all checks passed"
 
 postgres: ## make sure PostgreSQL answers on 127.0.0.1:5432 (start it if not)
@@ -48,6 +48,9 @@ contracts-test: node_modules/.installed ## forge build --sizes, forge test (ci p
 
 slither: tools ## static analysis (runs `forge clean` first, so it goes before contracts-test); findings triaged in docs/security.md
 	PATH="$(dir $(FORGE)):$$PATH" $(VENV)/bin/slither . --config-file slither.config.json
+
+no-std: ## prove the device-side ipfs verifier builds without std (a dependency pulling in std fails to link: E0152)
+	$(CARGO) rustc --locked -p otaledger-ipfs-no-std-check --features strict -- -C panic=abort
 
 rust-test: node_modules/.installed ## the Rust test suite (unit, integration against anvil and Postgres, end to end)
 	$(CARGO) test --locked --workspace --all-targets
