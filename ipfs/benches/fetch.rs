@@ -13,7 +13,7 @@ mod net_setup;
 use std::io::Write;
 use std::time::Instant;
 
-use net_setup::{args, mib_s, parse_size, peak_rss_kib, setup};
+use net_setup::{args, cpu_secs, mib_s, parse_size, peak_rss_kib, setup};
 use otaledger_ipfs::{FetchOptions, fetch};
 
 fn main() {
@@ -45,12 +45,16 @@ fn main() {
                 let client = reqwest::Client::new();
                 let plain_url = s.base.join("plain").unwrap();
                 let (mut best_fetch, mut best_plain) = (f64::MAX, f64::MAX);
+                let (mut cpu_fetch, mut cpu_plain) = (f64::MAX, f64::MAX);
                 for _ in 0..runs {
+                    let c = cpu_secs();
                     let t = Instant::now();
                     fetch(s.root, s.size, &gateways, &out, &FetchOptions::default()).await.unwrap();
                     best_fetch = best_fetch.min(t.elapsed().as_secs_f64());
+                    cpu_fetch = cpu_fetch.min(cpu_secs() - c);
                     std::fs::remove_file(&out).unwrap();
 
+                    let c = cpu_secs();
                     let t = Instant::now();
                     let mut resp = client.get(plain_url.clone()).send().await.unwrap();
                     let mut f = std::fs::File::create(&out).unwrap();
@@ -62,8 +66,12 @@ fn main() {
                     f.sync_all().unwrap();
                     assert_eq!(n, s.size);
                     best_plain = best_plain.min(t.elapsed().as_secs_f64());
+                    cpu_plain = cpu_plain.min(cpu_secs() - c);
                     std::fs::remove_file(&out).unwrap();
                 }
+                println!(
+                    "process CPU (gateway + client, best): verified fetch {cpu_fetch:.2} s, plain HTTP {cpu_plain:.2} s"
+                );
                 println!(
                     "{size} bytes, best of {runs}: verified fetch {best_fetch:.3} s ({:.0} MiB/s), plain HTTP {best_plain:.3} s ({:.0} MiB/s), ratio {:.2}x",
                     mib_s(size, best_fetch),

@@ -15,6 +15,7 @@
 //! stays at one block plus one path of DAG nodes whatever the file size.
 
 mod body;
+mod car_stream;
 mod error;
 mod options;
 mod output;
@@ -25,9 +26,9 @@ use cid::Cid;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::runtime::Handle;
 
-use crate::car::CarReader;
 use crate::{Limits, Pushed, Verifier, VerifyError};
-use body::BodyReader;
+use body::{BodyReader, Guards};
+use car_stream::CarSections;
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
 pub use options::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OVERHEAD_PERCENT, DEFAULT_MIN_RATE, DEFAULT_RATE_GRACE,
@@ -274,13 +275,12 @@ impl Job {
     }
 
     fn body(&self, resp: reqwest::Response, limit: u64) -> BodyReader {
-        BodyReader::new(
-            self.handle.clone(),
-            resp,
+        let guards = Guards {
             limit,
-            self.opts.min_rate,
-            self.opts.rate_grace,
-        )
+            min_rate: self.opts.min_rate,
+            grace: self.opts.rate_grace,
+        };
+        BodyReader::new(&self.handle, resp, guards)
     }
 
     fn progress(&self, position: u64) {
@@ -370,10 +370,11 @@ impl Job {
         dups_allowed: bool,
     ) -> Result<Attempt, Failed> {
         let car_err = |e| Failed::Gateway(AttemptError::Car(e));
-        let mut car = CarReader::new(body).map_err(car_err)?;
+        let mut car = CarSections::new(body).map_err(car_err)?;
         self.emit(verifier, out, None)?;
+        let mut block = Vec::new();
         while !verifier.is_done() {
-            let Some((cid, block)) = car.next_block().map_err(car_err)? else {
+            let Some(cid) = car.next(&mut block).map_err(car_err)? else {
                 return Err(AttemptError::Truncated {
                     position: verifier.position(),
                     expected: self.expected_size,

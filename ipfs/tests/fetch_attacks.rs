@@ -117,7 +117,7 @@ async fn tampered_block() {
     )
     .await;
     assert!(
-        matches!(err, AttemptError::Car(CarError::Block(VerifyError::HashMismatch { cid })) if cid == blocks[2].0),
+        matches!(err, AttemptError::Verify(VerifyError::HashMismatch { cid }) if cid == blocks[2].0),
         "{err:?}"
     );
 }

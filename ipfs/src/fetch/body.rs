@@ -1,53 +1,57 @@
 //! Reading a response body on the fetch's blocking thread, with the rate and size guards.
 //!
-//! The body is pulled chunk by chunk through the runtime handle. Rate is measured over
-//! consecutive windows of `rate_grace`: a window with fewer than `min_rate × rate_grace` bytes
-//! (including total silence, caught by a deadline at the window's end) fails the attempt with
-//! [`AttemptError::TooSlow`]. More than `limit` bytes fails it with [`AttemptError::EndlessData`].
+//! An async task on the runtime pumps the body: it measures the rate over consecutive windows of
+//! `rate_grace` (a window with fewer than `min_rate × rate_grace` bytes, silence included, caught
+//! by a deadline at the window's end, fails with [`AttemptError::TooSlow`]), stops past `limit`
+//! bytes ([`AttemptError::EndlessData`]), and hands the data over in pieces of at least
+//! [`HANDOFF`] bytes through a small bounded channel, so the blocking reader wakes up once per
+//! piece rather than once per network read. Memory: at most `CHANNEL_PIECES + 1` pieces.
 
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::error::AttemptError;
 
+/// Bytes gathered before the pump hands a piece to the reader.
+const HANDOFF: usize = 256 * 1024;
+/// Pieces queued between the pump and the reader.
+const CHANNEL_PIECES: usize = 4;
+
+/// The rate and size guards of one response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guards {
+    /// Most bytes the body may have.
+    pub(crate) limit: u64,
+    /// Slowest acceptable rate, bytes per second.
+    pub(crate) min_rate: u64,
+    /// Window over which the rate is measured.
+    pub(crate) grace: Duration,
+}
+
 /// A response body as `Read`, failing on slow or endless data; the typed reason is kept in
 /// [`BodyReader::take_failure`] (the `io::Error` only carries its text).
 pub(crate) struct BodyReader {
-    handle: Handle,
-    resp: reqwest::Response,
+    rx: mpsc::Receiver<Result<Bytes, AttemptError>>,
     chunk: Bytes,
-    limit: u64,
-    received: u64,
-    min_rate: u64,
-    grace: Duration,
-    window_start: Instant,
-    window_bytes: u64,
     failure: Option<AttemptError>,
+    pump: JoinHandle<()>,
 }
 
 impl BodyReader {
-    pub(crate) fn new(
-        handle: Handle,
-        resp: reqwest::Response,
-        limit: u64,
-        min_rate: u64,
-        grace: Duration,
-    ) -> Self {
+    pub(crate) fn new(handle: &Handle, resp: reqwest::Response, guards: Guards) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
+        let pump = handle.spawn(pump(resp, tx, guards));
         Self {
-            handle,
-            resp,
+            rx,
             chunk: Bytes::new(),
-            limit,
-            received: 0,
-            min_rate,
-            grace,
-            window_start: Instant::now(),
-            window_bytes: 0,
             failure: None,
+            pump,
         }
     }
 
@@ -55,54 +59,12 @@ impl BodyReader {
     pub(crate) fn take_failure(&mut self) -> Option<AttemptError> {
         self.failure.take()
     }
+}
 
-    fn fail(&mut self, e: AttemptError) -> std::io::Error {
-        let io = std::io::Error::other(e.to_string());
-        self.failure = Some(e);
-        io
-    }
-
-    /// Close the window if it is over; fail if it was too slow.
-    fn check_window(&mut self, now: Instant) -> Result<(), AttemptError> {
-        if now < self.window_start + self.grace {
-            return Ok(());
-        }
-        let needed = (self.min_rate as u128 * self.grace.as_millis()) / 1000;
-        if u128::from(self.window_bytes) < needed {
-            return Err(AttemptError::TooSlow {
-                bytes: self.window_bytes,
-                window: self.grace,
-                min_rate: self.min_rate,
-            });
-        }
-        self.window_start = now;
-        self.window_bytes = 0;
-        Ok(())
-    }
-
-    /// The next chunk, `None` at the end of the body.
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
-        loop {
-            let deadline = self.window_start + self.grace;
-            let got = self
-                .handle
-                .block_on(tokio::time::timeout_at(deadline, self.resp.chunk()));
-            match got {
-                Ok(Ok(Some(chunk))) => {
-                    self.received += chunk.len() as u64;
-                    if self.received > self.limit {
-                        return Err(AttemptError::EndlessData { limit: self.limit });
-                    }
-                    self.window_bytes += chunk.len() as u64;
-                    self.check_window(Instant::now())?;
-                    return Ok(Some(chunk));
-                }
-                Ok(Ok(None)) => return Ok(None),
-                Ok(Err(e)) => return Err(AttemptError::Transport(e)),
-                // The window ended with nothing more arriving: judge it, then keep waiting.
-                Err(_) => self.check_window(Instant::now())?,
-            }
-        }
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        // Stop reading the response (closes the connection) when the attempt ends early.
+        self.pump.abort();
     }
 }
 
@@ -112,14 +74,101 @@ impl Read for BodyReader {
             return Ok(0);
         }
         if self.chunk.is_empty() {
-            match self.next_chunk() {
-                Ok(Some(chunk)) => self.chunk = chunk,
-                Ok(None) => return Ok(0),
-                Err(e) => return Err(self.fail(e)),
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => {
+                    let io = std::io::Error::other(e.to_string());
+                    self.failure = Some(e);
+                    return Err(io);
+                }
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        let piece = self.chunk.split_to(n);
+        if let Some(dst) = buf.get_mut(..n) {
+            dst.copy_from_slice(&piece);
+        }
         Ok(n)
+    }
+}
+
+/// Rate windows over a stream of byte counts.
+struct RateWindow {
+    min_rate: u64,
+    grace: Duration,
+    start: Instant,
+    bytes: u64,
+}
+
+impl RateWindow {
+    /// Close the window if it is over; fail if it was too slow.
+    fn check(&mut self, now: Instant) -> Result<(), AttemptError> {
+        if now < self.start + self.grace {
+            return Ok(());
+        }
+        let needed = (u128::from(self.min_rate) * self.grace.as_millis()) / 1000;
+        if u128::from(self.bytes) < needed {
+            return Err(AttemptError::TooSlow {
+                bytes: self.bytes,
+                window: self.grace,
+                min_rate: self.min_rate,
+            });
+        }
+        self.start = now;
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Read the body, enforce the guards and hand pieces to the reader.
+async fn pump(
+    mut resp: reqwest::Response,
+    tx: mpsc::Sender<Result<Bytes, AttemptError>>,
+    guards: Guards,
+) {
+    let mut window = RateWindow {
+        min_rate: guards.min_rate,
+        grace: guards.grace,
+        start: Instant::now(),
+        bytes: 0,
+    };
+    let mut received = 0u64;
+    let mut piece = BytesMut::new();
+    let outcome = loop {
+        let deadline = window.start + window.grace;
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                received += chunk.len() as u64;
+                if received > guards.limit {
+                    break Err(AttemptError::EndlessData {
+                        limit: guards.limit,
+                    });
+                }
+                window.bytes += chunk.len() as u64;
+                if let Err(e) = window.check(Instant::now()) {
+                    break Err(e);
+                }
+                piece.extend_from_slice(&chunk);
+                if piece.len() >= HANDOFF && tx.send(Ok(piece.split().freeze())).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(e)) => break Err(AttemptError::Transport(e)),
+            // The window ended with nothing more arriving: judge it, then keep waiting.
+            Err(_) => {
+                if let Err(e) = window.check(Instant::now()) {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    // What arrived before an error is still delivered (a resume keeps its verified part).
+    if !piece.is_empty() && tx.send(Ok(piece.freeze())).await.is_err() {
+        return;
+    }
+    if let Err(e) = outcome {
+        let _ = tx.send(Err(e)).await;
     }
 }

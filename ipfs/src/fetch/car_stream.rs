@@ -1,0 +1,164 @@
+//! CAR v1 framing for the verified fetch: the header and the sections, without hashing.
+//!
+//! Every block read here goes straight to the [`crate::Verifier`], which hashes it against the
+//! link that named it; hashing it here as well (as [`crate::car::CarReader`] does for callers
+//! without a verifier) would cost a second SHA-256 pass over the whole file. Framing is as strict
+//! as the reader's: minimal varints, bounded header and sections, a header with roots.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+
+use cid::Cid;
+
+use crate::CarError;
+use crate::car::{MAX_HEADER_SIZE, MAX_SECTION_SIZE, decode_header};
+
+/// Sections of a CAR v1 stream.
+pub(crate) struct CarSections<R> {
+    inner: BufReader<R>,
+    offset: u64,
+}
+
+impl<R: Read> CarSections<R> {
+    /// Read and check the header (version 1, at least one root; the roots themselves are
+    /// ignored, as the trustless gateway specification tells clients to).
+    pub(crate) fn new(reader: R) -> Result<Self, CarError> {
+        let mut this = Self {
+            inner: BufReader::with_capacity(64 * 1024, reader),
+            offset: 0,
+        };
+        let len = this.varint()?.ok_or(CarError::Truncated { offset: 0 })?;
+        if len > MAX_HEADER_SIZE {
+            return Err(CarError::HeaderTooLarge {
+                size: len,
+                max: MAX_HEADER_SIZE,
+            });
+        }
+        let mut header = Vec::new();
+        this.exact(len, &mut header)?;
+        decode_header(&header)?;
+        Ok(this)
+    }
+
+    /// The next section's CID, its block in `block` (reused between calls); `None` at a clean end.
+    pub(crate) fn next(&mut self, block: &mut Vec<u8>) -> Result<Option<Cid>, CarError> {
+        let start = self.offset;
+        let Some(len) = self.varint()? else {
+            return Ok(None);
+        };
+        if len == 0 {
+            return Err(CarError::BadCid { offset: start });
+        }
+        if len > MAX_SECTION_SIZE {
+            return Err(CarError::SectionTooLarge {
+                offset: start,
+                size: len,
+                max: MAX_SECTION_SIZE,
+            });
+        }
+        let mut section = (&mut self.inner).take(len);
+        let cid = match Cid::read_bytes(&mut section) {
+            Ok(cid) => cid,
+            Err(_) if section.limit() == 0 || self.at_eof() => {
+                return Err(CarError::Truncated {
+                    offset: start + len,
+                });
+            }
+            Err(_) => return Err(CarError::BadCid { offset: start }),
+        };
+        let cid_len = len - section.limit();
+        self.offset += cid_len;
+        self.exact(len - cid_len, block)?;
+        Ok(Some(cid))
+    }
+
+    fn at_eof(&mut self) -> bool {
+        self.inner.fill_buf().map_or(true, |b| b.is_empty())
+    }
+
+    fn exact(&mut self, len: u64, buf: &mut Vec<u8>) -> Result<(), CarError> {
+        buf.clear();
+        // `len` is bounded by the callers (header or section limit).
+        buf.reserve(len as usize);
+        let got = (&mut self.inner).take(len).read_to_end(buf)?;
+        self.offset += got as u64;
+        if (got as u64) < len {
+            return Err(CarError::Truncated {
+                offset: self.offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// An unsigned LEB128 varint, minimally encoded; `None` on a clean end before its first byte.
+    fn varint(&mut self) -> Result<Option<u64>, CarError> {
+        let start = self.offset;
+        let mut value = 0u64;
+        for i in 0..10 {
+            let mut byte = [0u8; 1];
+            match self.inner.read(&mut byte) {
+                Ok(0) if i == 0 => return Ok(None),
+                Ok(0) => {
+                    return Err(CarError::Truncated {
+                        offset: self.offset,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.offset += 1;
+            let b = byte[0];
+            if i == 9 && b > 1 {
+                return Err(CarError::BadVarint { offset: start });
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 {
+                    return Err(CarError::BadVarint { offset: start });
+                }
+                return Ok(Some(value));
+            }
+        }
+        Err(CarError::BadVarint { offset: start })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::car::CarWriter;
+    use crate::{RAW, block_cid};
+
+    #[test]
+    fn reads_what_the_writer_wrote_and_rejects_bad_framing() {
+        let a = block_cid(cid::Version::V1, RAW, b"a");
+        let b = block_cid(cid::Version::V1, RAW, b"bb");
+        let mut w = CarWriter::new(Vec::new(), &[a]).unwrap();
+        w.write_block(&a, b"a").unwrap();
+        w.write_block(&b, b"bb").unwrap();
+        let car = w.finish().unwrap();
+        let mut s = CarSections::new(&car[..]).unwrap();
+        let mut block = Vec::new();
+        assert_eq!(s.next(&mut block).unwrap(), Some(a));
+        assert_eq!(block, b"a");
+        assert_eq!(s.next(&mut block).unwrap(), Some(b));
+        assert_eq!(block, b"bb");
+        assert_eq!(s.next(&mut block).unwrap(), None);
+        // Cut inside the last block.
+        let mut s = CarSections::new(&car[..car.len() - 1]).unwrap();
+        s.next(&mut block).unwrap();
+        assert!(matches!(
+            s.next(&mut block),
+            Err(CarError::Truncated { .. })
+        ));
+        // A non-minimal varint as the header length.
+        assert!(matches!(
+            CarSections::new(&[0x80u8, 0x00][..]),
+            Err(CarError::BadVarint { .. })
+        ));
+        assert!(matches!(
+            CarSections::new(&[][..]),
+            Err(CarError::Truncated { .. })
+        ));
+    }
+}
