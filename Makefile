@@ -53,7 +53,7 @@ no-std: ## prove the device-side ipfs verifier builds without std (a dependency 
 	$(CARGO) rustc --locked -p otaledger-ipfs-no-std-check --features strict -- -C panic=abort
 
 rust-test: node_modules/.installed ## the Rust test suite (unit, integration against anvil and Postgres, end to end)
-	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --no-fail-fast --workspace --all-targets
 
 artifacts: node_modules/.installed ## re-export the contract ABIs + bytecode that the Rust bindings use
 	script/export-artifacts.sh
