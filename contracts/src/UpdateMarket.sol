@@ -168,7 +168,7 @@ contract UpdateMarket is IUpdateMarket {
         uint256 first = deviceIndexes[0];
         uint256 wordIndex = first >> 8;
         uint256 bits = words[wordIndex];
-        uint256 prev;
+        uint256 prev = 0;
         for (uint256 i; i < n;) {
             uint256 index = deviceIndexes[i];
             if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, uint64(index));
@@ -212,6 +212,9 @@ contract UpdateMarket is IUpdateMarket {
     function _pay(address token, address to, uint256 amount) internal {
         if (amount == 0) return;
         if (token == address(0)) {
+            // `to` is the caller (a refund to the device owner) or the manufacturer's payee set by its signers;
+            // see docs/security.md (arbitrary-send-eth).
+            // slither-disable-next-line arbitrary-send-eth
             (bool ok,) = to.call{value: amount}("");
             if (!ok) revert UpdateMarketEthTransferFailed(to, amount);
         } else {

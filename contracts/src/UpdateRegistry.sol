@@ -369,7 +369,7 @@ contract UpdateRegistry is IUpdateRegistry {
         if (n == 0 || n > MAX_SIGNERS || threshold == 0 || threshold > n) {
             revert UpdateRegistryInvalidSignerSet(n, threshold);
         }
-        address prev;
+        address prev = address(0);
         for (uint256 i; i < n;) {
             address s = signers[i];
             if (s <= prev) revert UpdateRegistrySignersNotAscending(i, s);
@@ -456,6 +456,8 @@ contract UpdateRegistry is IUpdateRegistry {
                     failedSigner := signer
                     break
                 }
+                // Yul shl(shift, value): this is 1 << j (slither's incorrect-shift is a false positive here).
+                // slither-disable-next-line incorrect-shift
                 signerMask := or(signerMask, shl(j, 1))
                 j := add(j, 1)
                 prev := signer
@@ -502,7 +504,9 @@ contract UpdateRegistry is IUpdateRegistry {
             r := calldataload(signature.offset)
             vs := calldataload(add(signature.offset, 0x20))
         }
-        (signer,) = Signatures.recover(Signatures.typedDataDigest(_domainSeparator(), structHash), r, vs);
+        (address recovered, bool highS) =
+            Signatures.recover(Signatures.typedDataDigest(_domainSeparator(), structHash), r, vs);
+        signer = highS ? address(0) : recovered;
     }
 
     /// @dev Reverts unless `msg.sender` is the manufacturer's operator.

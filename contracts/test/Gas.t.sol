@@ -157,3 +157,36 @@ contract GasPurchaseHundred is GasPurchaseBase {
         market.purchase{value: 1 ether}(m, indexes);
     }
 }
+
+/// @notice purchase of one device whose entitlement word is empty, for a release that already has sales.
+contract GasPurchaseOneNewWord is Base {
+    IUpdateRegistry.Manifest internal m;
+    uint64[] internal indexes;
+
+    function setUp() public override {
+        super.setUp();
+        // Devices 0 and 256 (different entitlement words) in one batch whose tree holds just those two leaves.
+        bytes32[] memory leaves = new bytes32[](2);
+        leaves[0] = _leaf(0, vm.addr(_deviceKey(0)), modelId);
+        leaves[1] = _leaf(256, vm.addr(_deviceKey(1)), modelId);
+        vm.prank(operator);
+        (uint64 b,) = registry.provisionDevices(mfId, Merkle.root(leaves), 257, "");
+        for (uint256 i; i < 2; ++i) {
+            uint64 index = uint64(i * 256);
+            bytes memory sig = _signCompact(_deviceKey(i), _digest(keccak256(abi.encode(CLAIM_TYPEHASH, alice, index))));
+            registry.claimDevice(b, index, vm.addr(_deviceKey(i)), modelId, alice, Merkle.proof(leaves, i), sig);
+        }
+        m = _manifest(1, 0.01 ether, address(0));
+        _publish(m);
+        vm.deal(alice, 1 ether);
+        uint64[] memory other = new uint64[](1);
+        vm.prank(alice);
+        market.purchase{value: 0.01 ether}(m, other);
+        indexes.push(256);
+    }
+
+    function test_gas_purchase_1_newWord() public {
+        vm.prank(alice);
+        market.purchase{value: 0.01 ether}(m, indexes);
+    }
+}
