@@ -299,9 +299,8 @@ impl Job {
         out: &mut Output,
         pushed: Option<&[u8]>,
     ) -> Result<(), Failed> {
-        if let Some(data) = pushed {
-            out.append(data).map_err(Failed::Fatal)?;
-        }
+        // The root's declared size is known once the root was pushed: check it before any of
+        // the root's own bytes (a raw-leaf root) reach the output.
         if verifier
             .expected_size()
             .is_some_and(|s| s != self.expected_size)
@@ -310,6 +309,9 @@ impl Job {
                 expected: self.expected_size,
                 declared: verifier.expected_size().unwrap_or_default(),
             }));
+        }
+        if let Some(data) = pushed {
+            out.append(data).map_err(Failed::Fatal)?;
         }
         while let Some(repeat) = verifier
             .repeat()

@@ -264,6 +264,24 @@ async fn file_larger_than_the_expected_size() {
 }
 
 #[tokio::test]
+async fn file_smaller_than_the_expected_size() {
+    // A one-block file whose root declares 1000 bytes when the chain says 1001.
+    let fx = fixture(1000);
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    let err = fetch_failing(canned_car(body), fx.root, 1001, &FetchOptions::default()).await;
+    assert!(
+        matches!(
+            err,
+            AttemptError::SizeMismatch {
+                expected: 1001,
+                declared: 1000
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn unixfs_sizes_that_lie() {
     // A root whose blocksizes say 100 + 100 over leaves of 100 and 120 bytes.
     let a = vec![1u8; 100];
