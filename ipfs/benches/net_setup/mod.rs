@@ -19,6 +19,10 @@ pub struct Setup {
     pub size: u64,
     pub file: PathBuf,
     pub base: url::Url,
+    /// A "gateway" that answers every `/ipfs/..` request with the CAR exported beforehand, sent
+    /// as plain bytes from disk: the server does no more work than for `/plain`, so a fetch from
+    /// it measures the client's side alone.
+    pub precomputed: url::Url,
 }
 
 /// Parse `16M`, `1G`, `1048576`.
@@ -81,14 +85,38 @@ pub async fn setup(size: u64) -> Setup {
         )
         .unwrap()
     };
+    let car_file = dir.path().join("export.car");
+    otaledger_ipfs::traverse::export_car(
+        &store,
+        &imported.root,
+        otaledger_ipfs::traverse::DagScope::Entity,
+        std::io::BufWriter::new(std::fs::File::create(&car_file).unwrap()),
+    )
+    .unwrap();
     let plain = file.clone();
-    let app = otaledger_ipfs::router(store.clone()).route(
-        "/plain",
-        get(move || {
-            let path = plain.clone();
-            async move { Body::from_stream(file_stream(path)) }
-        }),
-    );
+    let app = otaledger_ipfs::router(store.clone())
+        .route(
+            "/plain",
+            get(move || {
+                let path = plain.clone();
+                async move { Body::from_stream(file_stream(path)) }
+            }),
+        )
+        .route(
+            "/precomputed/ipfs/{cid}",
+            get(move || {
+                let path = car_file.clone();
+                async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/vnd.ipld.car; version=1; order=dfs; dups=n",
+                        )],
+                        Body::from_stream(file_stream(path)),
+                    )
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -99,6 +127,7 @@ pub async fn setup(size: u64) -> Setup {
         size,
         file,
         base: format!("http://{addr}/").parse().unwrap(),
+        precomputed: format!("http://{addr}/precomputed/").parse().unwrap(),
     }
 }
 
@@ -145,7 +174,12 @@ pub fn cpu_secs() -> f64 {
     // Fields after the command name (which is in parentheses and may contain spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
