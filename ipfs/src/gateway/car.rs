@@ -99,7 +99,7 @@ fn entity_size(cid: &Cid, root: &[u8]) -> u64 {
     let len = root.len() as u64;
     match cid.codec() {
         RAW => len,
-        DAG_PB => decode_dag_pb(root, usize::MAX)
+        DAG_PB => decode_dag_pb(root, crate::Limits::default().max_links_per_node)
             .ok()
             .and_then(|node| {
                 node.data

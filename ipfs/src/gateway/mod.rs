@@ -3,9 +3,9 @@
 //! `GET`/`HEAD /ipfs/{cid}` answers with one raw block (`Accept: application/vnd.ipld.raw` or
 //! `?format=raw`) or a CAR stream (`Accept: application/vnd.ipld.car` or `?format=car`, with
 //! `dag-scope`, `entity-bytes`, `order=dfs`, `dups=n`). Nothing is deserialized: clients verify
-//! what they get against the CID. Layout after boxo's gateway: request parsing
-//! ([`request`](self)), one file per response format (`block`, `car`), headers, and one
-//! error-to-status mapping (`errors`).
+//! what they get against the CID. Layout after boxo's gateway: request parsing (`request.rs`),
+//! one file per response format (`block.rs`, `car.rs`), the headers (`headers.rs`), and one
+//! error-to-status mapping (`errors.rs`).
 //!
 //! Limits a public gateway needs are in [`GatewayConfig`]: requests in flight (429 beyond), the
 //! time to start a response (504), and how long a CAR stream may wait for a slow reader.
