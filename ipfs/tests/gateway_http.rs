@@ -518,3 +518,41 @@ async fn gateway_streams_256_mib_with_flat_memory() {
     );
     println!("streamed {streamed} bytes; peak RSS {before} KiB -> {after} KiB");
 }
+
+#[tokio::test]
+async fn corrupt_block_in_the_store_is_a_bare_500() {
+    let fx = fixture(1000);
+    std::fs::write(fx.store.path_of(&fx.root), b"bit rot").unwrap();
+    let (status, _, body) = get(&fx, &format!("/ipfs/{}?format=raw", fx.root), &[]).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Internals (paths, the store's error) stay in the log.
+    assert_eq!(body, b"internal error\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn response_not_started_in_time_is_504() {
+    let fx = fixture(1000);
+    // A named pipe in place of the block: reading it blocks until a writer appears, so the
+    // response cannot start within the timeout whatever the machine's speed.
+    let block = fx.store.path_of(&fx.root);
+    std::fs::remove_file(&block).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&block)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = GatewayConfig {
+        request_timeout: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    };
+    let app = router_with(fx.store.clone(), config);
+    let (status, _, _) = send(app, "GET", &format!("/ipfs/{}?format=raw", fx.root), &[]).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    // Release the reader still blocked on the pipe so the runtime can shut down.
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&block)
+            .unwrap(),
+    );
+}
