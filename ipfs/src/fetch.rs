@@ -122,10 +122,7 @@ pub async fn probe_size(
         .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
     let mut failures = Vec::new();
     for gateway in gateways {
-        let mut url = gateway.clone();
-        let base = gateway.path().trim_end_matches('/');
-        url.set_path(&format!("{base}/ipfs/{root}"));
-        url.set_query(Some("format=raw"));
+        let url = gateway_url(gateway, &root, "format=raw");
         let attempt = async {
             let resp = http
                 .get(url)
@@ -254,11 +251,7 @@ impl Job {
     }
 
     fn url(&self, gateway: &url::Url, cid: &Cid, query: &str) -> url::Url {
-        let mut url = gateway.clone();
-        let base = gateway.path().trim_end_matches('/');
-        url.set_path(&format!("{base}/ipfs/{cid}"));
-        url.set_query(Some(query));
-        url
+        gateway_url(gateway, cid, query)
     }
 
     /// Send a GET and wait for the headers (bounded by `response_timeout`).
@@ -446,6 +439,15 @@ impl From<AttemptError> for Failed {
     }
 }
 
+/// `<gateway>/ipfs/<cid>?<query>`, keeping a path prefix the gateway URL may have.
+fn gateway_url(gateway: &url::Url, cid: &Cid, query: &str) -> url::Url {
+    let mut url = gateway.clone();
+    let base = gateway.path().trim_end_matches('/');
+    url.set_path(&format!("{base}/ipfs/{cid}"));
+    url.set_query(Some(query));
+    url
+}
+
 /// The raw `Content-Type` of a response ("" when absent).
 fn raw_content_type(resp: &reqwest::Response) -> &str {
     resp.headers()
@@ -521,6 +523,18 @@ fn check_car_type(resp: &reqwest::Response) -> Result<bool, AttemptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_urls_keep_a_path_prefix() {
+        let cid: Cid = "bafkqaaa".parse().unwrap();
+        let at = |g: &str| gateway_url(&g.parse().unwrap(), &cid, "format=raw").to_string();
+        assert_eq!(
+            at("http://h:8080"),
+            "http://h:8080/ipfs/bafkqaaa?format=raw"
+        );
+        assert_eq!(at("https://h/gw/"), "https://h/gw/ipfs/bafkqaaa?format=raw");
+        assert_eq!(at("https://h/gw"), "https://h/gw/ipfs/bafkqaaa?format=raw");
+    }
 
     #[test]
     fn car_content_types() {

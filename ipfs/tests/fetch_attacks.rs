@@ -494,6 +494,45 @@ async fn every_gateway_failing_leaves_nothing() {
     ));
 }
 
+#[tokio::test]
+async fn unsupported_roots_and_gateways_are_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = out_path(dir.path());
+    let gw: url::Url = "http://127.0.0.1:9/".parse().unwrap();
+    // A dag-cbor root: not a UnixFS file this client can verify.
+    let cbor = otaledger_ipfs::Cid::new_v1(0x71, otaledger_ipfs::sha256_multihash(b"x"));
+    let err = fetch(
+        cbor,
+        1,
+        std::slice::from_ref(&gw),
+        &out,
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::Root {
+                source: VerifyError::UnsupportedCodec { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let root = fixture(10).root;
+    let err = fetch(root, 10, &[], &out, &FetchOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::NoGateways));
+    let ftp: url::Url = "ftp://example.com/".parse().unwrap();
+    let err = fetch(root, 10, &[ftp], &out, &FetchOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::InvalidGateway { .. }));
+    assert_nothing_written(dir.path());
+}
+
 fn cid_v1() -> otaledger_ipfs::cid::Version {
     otaledger_ipfs::cid::Version::V1
 }
