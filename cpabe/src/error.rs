@@ -67,6 +67,14 @@ pub enum Error {
         /// The repeated attribute.
         attribute: String,
     },
+    /// An attribute occurs more than once in a policy. FAME's ciphertext rows
+    /// for one attribute share their hash points, so a repeated attribute
+    /// would let a key that does not hold it cancel it out (see `docs/cpabe.md`).
+    #[error("attribute {attribute:?} occurs more than once in the policy")]
+    RepeatedAttribute {
+        /// The repeated attribute.
+        attribute: String,
+    },
     /// A key was requested for no attributes.
     #[error("a key needs at least one attribute")]
     NoAttributes,

@@ -248,13 +248,116 @@ mod tests {
 
     #[test]
     fn reconstructs_exactly_when_satisfied() {
-        let p = r#"a and (b or c) and 2 of (d, e and f, g) and 3 of (a, h, i, j)"#;
-        assert!(check(p, &["a", "b", "d", "g", "h", "i"]));
+        let p = r#"a and (b or c) and 2 of (d, e and f, g) and 3 of (k, h, i, j)"#;
+        assert!(check(p, &["a", "b", "d", "g", "h", "i", "k"]));
         assert!(check(p, &["a", "c", "e", "f", "g", "h", "j", "i"]));
         assert!(!check(p, &["a", "b", "d", "e", "h", "i"]));
         assert!(!check(p, &["b", "c", "d", "g", "h", "i", "j"]));
-        assert!(check("a or a and b", &["a"]));
-        assert!(check("2 of (a, a, b)", &["a"]));
+        assert!(check("a or b and c", &["a"]));
+        assert!(!check("2 of (a, b, c)", &["a"]));
+    }
+
+    /// Rank of dense rows over the scalar field (Gaussian elimination).
+    fn rank(mut rows: Vec<Vec<Scalar>>) -> usize {
+        let columns = rows.first().map_or(0, Vec::len);
+        let mut rank = 0;
+        for col in 0..columns {
+            let Some(pivot) = (rank..rows.len()).find(|&r| !bool::from(rows[r][col].is_zero()))
+            else {
+                continue;
+            };
+            rows.swap(rank, pivot);
+            let inv = rows[rank][col].invert().unwrap();
+            let pivot_row: Vec<Scalar> = rows[rank].iter().map(|v| *v * inv).collect();
+            for (r, row) in rows.iter_mut().enumerate() {
+                if r != rank {
+                    let f = row[col];
+                    for (x, p) in row.iter_mut().zip(&pivot_row) {
+                        *x -= f * p;
+                    }
+                }
+            }
+            rows[rank] = pivot_row;
+            rank += 1;
+        }
+        rank
+    }
+
+    /// Is `e_0` in the span of the rows whose attribute is in `have`? Decided by
+    /// rank, independently of [`reconstruction`]'s tree walk.
+    fn e0_in_span(m: &Lsss<'_>, have: &BTreeSet<&str>) -> bool {
+        let dense = |entries: &[(usize, Scalar)]| {
+            let mut v = vec![Scalar::ZERO; m.columns];
+            for &(c, x) in entries {
+                v[c] += x;
+            }
+            v
+        };
+        let held: Vec<Vec<Scalar>> = m
+            .rows
+            .iter()
+            .filter(|r| have.contains(r.attribute))
+            .map(|r| dense(&r.entries))
+            .collect();
+        let mut with_target = held.clone();
+        with_target.push(dense(&[(0, Scalar::ONE)]));
+        rank(held) == rank(with_target)
+    }
+
+    /// Random AND / OR / k-of-n trees whose leaves are numbered apart ("a0", "a1", …).
+    fn tree() -> impl proptest::strategy::Strategy<Value = PolicyNode> {
+        use proptest::prelude::*;
+        let leaf = Just(PolicyNode::attr("?"));
+        leaf.prop_recursive(4, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..5).prop_map(PolicyNode::And),
+                prop::collection::vec(inner.clone(), 1..5).prop_map(PolicyNode::Or),
+                prop::collection::vec(inner, 1..6)
+                    .prop_flat_map(|of| (1..=of.len(), Just(of)))
+                    .prop_map(|(k, of)| PolicyNode::Threshold { k, of }),
+            ]
+        })
+        .prop_map(|mut n| {
+            fn number(n: &mut PolicyNode, next: &mut usize) {
+                match n {
+                    PolicyNode::Attr(a) => {
+                        *a = format!("a{next}");
+                        *next += 1;
+                    }
+                    PolicyNode::And(c)
+                    | PolicyNode::Or(c)
+                    | PolicyNode::Threshold { of: c, .. } => {
+                        c.iter_mut().for_each(|c| number(c, next))
+                    }
+                }
+            }
+            number(&mut n, &mut 0);
+            n
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// The LSSS is sound and complete: `e_0` is in the span of the held
+        /// rows exactly when the boolean evaluator says the set satisfies the
+        /// policy, and then [`reconstruction`] finds coefficients.
+        #[test]
+        fn span_contains_e0_iff_satisfied(root in tree(), bits in proptest::prelude::any::<u64>()) {
+            let p = Policy::new(root).unwrap();
+            let m = compile(&p);
+            let names: Vec<String> = (0..p.leaf_count()).map(|i| format!("a{i}")).collect();
+            let have: Vec<&str> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits >> (i % 64) & 1 == 1)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            let set: BTreeSet<&str> = have.iter().copied().collect();
+            let satisfied = p.is_satisfied_by(&have);
+            proptest::prop_assert_eq!(e0_in_span(&m, &set), satisfied, "{}", p);
+            proptest::prop_assert_eq!(check(&p.to_string(), &have), satisfied);
+        }
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! attribute = quoted string with escapes \" \\ \n \t \r \u{hex}
 //!           | bare word of ASCII letters, digits and _ : - . / @ + = (not a keyword)
 //! ```
+//! Every attribute may occur once (FAME is one-use; see [`ParseProblem::RepeatedAttribute`]).
 //! Keywords (`and`, `or`, `of`) are case-insensitive; `and` binds tighter than
 //! `or`. A chain `a and b and c` is one n-ary gate; parentheses keep a group
 //! as its own node.
 
 use core::fmt;
+use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::limits::{MAX_ATTRIBUTE_LEN, MAX_POLICY_DEPTH, MAX_POLICY_LEAVES, MAX_POLICY_TEXT};
@@ -44,6 +46,9 @@ pub enum ParseProblem {
         /// Its length in bytes.
         len: usize,
     },
+    /// The attribute already occurs earlier in the policy (policies are
+    /// one-use: see [`crate::Error::RepeatedAttribute`]).
+    RepeatedAttribute(String),
     /// A bare word is a keyword; quote it to use it as an attribute.
     KeywordAsAttribute(String),
     /// A threshold count is not a number in range.
@@ -83,6 +88,9 @@ impl fmt::Display for ParseProblem {
                     "attribute of {len} bytes (must be 1..={MAX_ATTRIBUTE_LEN})"
                 )
             }
+            Self::RepeatedAttribute(a) => {
+                write!(f, "attribute {a:?} occurs more than once")
+            }
             Self::KeywordAsAttribute(w) => {
                 write!(f, "keyword {w:?} used as an attribute (quote it)")
             }
@@ -109,6 +117,8 @@ struct Parser<'a> {
     text: &'a str,
     pos: usize,
     leaves: usize,
+    /// Attributes met so far (each may occur once).
+    seen: BTreeSet<String>,
 }
 
 fn is_word_char(c: char) -> bool {
@@ -133,6 +143,7 @@ pub(crate) fn parse(text: &str) -> Result<PolicyNode> {
         text,
         pos: 0,
         leaves: 0,
+        seen: BTreeSet::new(),
     };
     let node = p.or(1)?;
     match p.peek()? {
@@ -291,6 +302,9 @@ impl Parser<'_> {
         if self.leaves > MAX_POLICY_LEAVES {
             return Err(err(at, ParseProblem::TooManyLeaves));
         }
+        if !self.seen.insert(attribute.clone()) {
+            return Err(err(at, ParseProblem::RepeatedAttribute(attribute)));
+        }
         Ok(PolicyNode::Attr(attribute))
     }
 
@@ -440,6 +454,14 @@ mod tests {
         assert_eq!(
             problem("99999999999999999999999 of (a)"),
             (0, ParseProblem::InvalidNumber)
+        );
+        assert_eq!(
+            problem(r#""y" and ("y" or a)"#),
+            (9, ParseProblem::RepeatedAttribute("y".into()))
+        );
+        assert_eq!(
+            problem(r#"2 of (y, "\u{79}", a)"#),
+            (9, ParseProblem::RepeatedAttribute("y".into()))
         );
         let deep = format!("{}a{}", "(".repeat(40), ")".repeat(40));
         assert_eq!(problem(&deep).1, ParseProblem::TooDeep);

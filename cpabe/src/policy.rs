@@ -84,8 +84,13 @@ pub(crate) fn check_attribute(attribute: &str) -> Result<()> {
 }
 
 /// A validated policy: non-empty gates, `1 <= k <= n` thresholds, attributes
-/// of 1..=[`MAX_ATTRIBUTE_LEN`] bytes, at most [`MAX_POLICY_LEAVES`] leaves
-/// and [`MAX_POLICY_DEPTH`] levels. An attribute may occur more than once.
+/// of 1..=[`MAX_ATTRIBUTE_LEN`] bytes, each occurring at most once, at most
+/// [`MAX_POLICY_LEAVES`] leaves and [`MAX_POLICY_DEPTH`] levels.
+///
+/// The one-use rule is FAME's (its policy map π is injective): ciphertext
+/// rows of the same attribute share the attribute's hash points, so their
+/// difference is attribute-free and a key lacking the attribute can use it.
+/// For example a key for `{a}` would open `y and (y or a)`.
 ///
 /// Serde uses the JSON node form ([`PolicyNode`]), validated on the way in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +103,7 @@ pub struct Policy {
 impl Policy {
     /// Validates a formula.
     pub fn new(root: PolicyNode) -> Result<Self> {
-        let leaves = validate(&root, 1)?;
+        let leaves = validate(&root, 1, &mut BTreeSet::new())?;
         Ok(Self { root, leaves })
     }
 
@@ -193,8 +198,8 @@ impl core::str::FromStr for Policy {
     }
 }
 
-/// Returns the number of leaves.
-fn validate(node: &PolicyNode, depth: usize) -> Result<usize> {
+/// Returns the number of leaves; `seen` collects the attributes met so far.
+fn validate<'a>(node: &'a PolicyNode, depth: usize, seen: &mut BTreeSet<&'a str>) -> Result<usize> {
     if depth > MAX_POLICY_DEPTH {
         return Err(Error::LimitExceeded {
             what: "policy depth",
@@ -205,6 +210,11 @@ fn validate(node: &PolicyNode, depth: usize) -> Result<usize> {
     let leaves = match node {
         PolicyNode::Attr(a) => {
             check_attribute(a)?;
+            if !seen.insert(a) {
+                return Err(Error::RepeatedAttribute {
+                    attribute: a.clone(),
+                });
+            }
             1
         }
         gate => {
@@ -219,7 +229,7 @@ fn validate(node: &PolicyNode, depth: usize) -> Result<usize> {
             }
             let mut sum = 0usize;
             for c in children {
-                sum += validate(c, depth + 1)?;
+                sum += validate(c, depth + 1, seen)?;
                 if sum > MAX_POLICY_LEAVES {
                     break;
                 }
@@ -468,6 +478,34 @@ mod tests {
             Err(Error::LimitExceeded {
                 what: "policy depth",
                 ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_repeated_attributes_in_every_form() {
+        let repeated = || {
+            Err(Error::RepeatedAttribute {
+                attribute: "y".into(),
+            })
+        };
+        let tree = PolicyNode::And(vec![
+            PolicyNode::attr("y"),
+            PolicyNode::Or(vec![PolicyNode::attr("y"), PolicyNode::attr("a")]),
+        ]);
+        assert_eq!(Policy::new(tree.clone()), repeated());
+        assert!(matches!(
+            Policy::from_json(&serde_json::to_string(&tree).unwrap()),
+            Err(Error::Json { message }) if message.contains("more than once")
+        ));
+        let mut w = Writer::with_header(crate::codec::Kind::Policy);
+        write_node(&mut w, &tree);
+        assert_eq!(Policy::from_bytes(&w.into_bytes()), repeated());
+        assert!(matches!(
+            Policy::parse(r#"2 of ("y", "y", "a")"#),
+            Err(Error::Parse {
+                position: 11,
+                problem: crate::ParseProblem::RepeatedAttribute(_)
             })
         ));
     }

@@ -115,3 +115,39 @@ fn both_keys_holding_the_shared_attribute() {
         }
     }
 }
+
+/// FAME's rows for one attribute share its hash points, so two rows of an
+/// attribute `y` differ by an attribute-free vector. Before policies were made
+/// one-use, a key for `{a}` opened `y and (y or a)`: with rows `y: e0+e1`,
+/// `y: -e1`, `a: -e1`, the coefficients `(1, -1, 2)` sum the rows to `e0` while
+/// `y`'s coefficients sum to 0, so `y`'s key component is never needed (this
+/// was checked against the previous build). Such policies are now refused in
+/// every form, so no capsule for them can be made.
+#[test]
+fn a_policy_repeating_an_attribute_is_refused() {
+    let text = r#""y" and ("y" or "a")"#;
+    assert!(matches!(
+        Policy::parse(text),
+        Err(Error::Parse {
+            position: 9,
+            problem: otaledger_cpabe::ParseProblem::RepeatedAttribute(_)
+        })
+    ));
+    let tree = otaledger_cpabe::PolicyNode::And(vec![
+        otaledger_cpabe::PolicyNode::attr("y"),
+        otaledger_cpabe::PolicyNode::Or(vec![
+            otaledger_cpabe::PolicyNode::attr("y"),
+            otaledger_cpabe::PolicyNode::attr("a"),
+        ]),
+    ]);
+    assert_eq!(
+        Policy::new(tree),
+        Err(Error::RepeatedAttribute {
+            attribute: "y".into()
+        })
+    );
+    assert!(
+        Policy::from_json(r#"{"threshold":{"k":2,"of":[{"attr":"y"},{"attr":"y"},{"attr":"a"}]}}"#)
+            .is_err()
+    );
+}

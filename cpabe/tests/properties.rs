@@ -1,14 +1,14 @@
-//! Property tests: for random policies (AND / OR / k-of-n trees, attributes
-//! reused) and random attribute sets, decapsulation succeeds exactly when the
-//! plain boolean evaluator says the set satisfies the policy, and then gives
-//! the encapsulated key.
+//! Property tests: for random policies (AND / OR / k-of-n trees; every
+//! attribute once, as FAME requires) and random attribute sets, decapsulation
+//! succeeds exactly when the plain boolean evaluator says the set satisfies
+//! the policy, and then gives the encapsulated key.
 
 use otaledger_cpabe::{Error, Policy, PolicyNode, decapsulate, encapsulate, keygen, setup};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-const UNIVERSE: [&str; 6] = [
+const NAMES: [&str; 6] = [
     "model:x",
     "region:eu",
     "region:in",
@@ -17,8 +17,16 @@ const UNIVERSE: [&str; 6] = [
     "ünï \"q\"",
 ];
 
+/// Leaf `i`'s attribute: a few realistic and awkward names, then numbered ones.
+fn name(i: usize) -> String {
+    NAMES
+        .get(i)
+        .map_or_else(|| format!("attr:{i}"), |n| (*n).to_owned())
+}
+
+/// Random trees; the leaves are then named apart in depth-first order.
 fn node() -> impl Strategy<Value = PolicyNode> {
-    let leaf = (0..UNIVERSE.len()).prop_map(|i| PolicyNode::attr(UNIVERSE[i]));
+    let leaf = Just(PolicyNode::attr("?"));
     leaf.prop_recursive(3, 12, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 1..4).prop_map(PolicyNode::And),
@@ -28,21 +36,41 @@ fn node() -> impl Strategy<Value = PolicyNode> {
                 .prop_map(|(k, of)| PolicyNode::Threshold { k, of }),
         ]
     })
+    .prop_map(|mut root| {
+        fn number(n: &mut PolicyNode, next: &mut usize) {
+            match n {
+                PolicyNode::Attr(a) => {
+                    *a = name(*next);
+                    *next += 1;
+                }
+                PolicyNode::And(c) | PolicyNode::Or(c) | PolicyNode::Threshold { of: c, .. } => {
+                    c.iter_mut().for_each(|c| number(c, next))
+                }
+            }
+        }
+        number(&mut root, &mut 0);
+        root
+    })
 }
 
-fn attribute_set() -> impl Strategy<Value = Vec<&'static str>> {
-    prop::collection::btree_set(0..UNIVERSE.len(), 1..=UNIVERSE.len())
-        .prop_map(|s| s.into_iter().map(|i| UNIVERSE[i]).collect())
+/// The attributes of the leaves whose bit is set, plus one the policy never names.
+fn attribute_set(leaves: usize, bits: u64) -> Vec<String> {
+    (0..leaves)
+        .filter(|i| bits >> (i % 64) & 1 == 1)
+        .map(name)
+        .chain(["guest".to_owned()])
+        .collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn decapsulates_iff_satisfied(root in node(), attrs in attribute_set(), seed in any::<[u8; 32]>()) {
+    fn decapsulates_iff_satisfied(root in node(), bits in any::<u64>(), seed in any::<[u8; 32]>()) {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let (pk, msk) = setup(&mut rng);
         let policy = Policy::new(root).unwrap();
+        let attrs = attribute_set(policy.leaf_count(), bits);
         let (capsule, key) = encapsulate(&pk, &policy, b"ctx", &mut rng).unwrap();
         let sk = keygen(&msk, &attrs, &mut rng).unwrap();
         match decapsulate(&sk, &capsule, b"ctx") {
@@ -65,8 +93,9 @@ proptest! {
         // The text form is canonical up to single-child AND/OR wrappers, which it drops.
         let reparsed = Policy::parse(&policy.to_string()).unwrap();
         prop_assert_eq!(reparsed.to_string(), policy.to_string());
-        for attrs in [&UNIVERSE[..2], &UNIVERSE[1..4], &UNIVERSE[..]] {
-            prop_assert_eq!(reparsed.is_satisfied_by(attrs), policy.is_satisfied_by(attrs));
+        for bits in [0b11, 0b1110, u64::MAX, 0x5555_5555_5555_5555] {
+            let attrs = attribute_set(policy.leaf_count(), bits);
+            prop_assert_eq!(reparsed.is_satisfied_by(&attrs), policy.is_satisfied_by(&attrs));
         }
     }
 }
