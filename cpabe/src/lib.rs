@@ -37,6 +37,7 @@ pub mod limits;
 mod lsss;
 mod parse;
 mod policy;
+mod policy_serde;
 
 pub use codec::{FORMAT_VERSION, MAGIC};
 pub use error::{Error, GroupKind, Result};

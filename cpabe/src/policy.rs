@@ -13,9 +13,10 @@ use crate::limits::{MAX_ATTRIBUTE_LEN, MAX_POLICY_DEPTH, MAX_POLICY_LEAVES};
 
 /// One node of a policy formula. This is also the JSON form:
 /// `{"attr": "region:eu"}`, `{"and": [..]}`, `{"or": [..]}`,
-/// `{"threshold": {"k": 2, "of": [..]}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+/// `{"threshold": {"k": 2, "of": [..]}}`. Deserialization is depth-bounded
+/// (see `policy_serde.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PolicyNode {
     /// A leaf: the attribute must be held.
     Attr(String),
@@ -521,5 +522,18 @@ mod tests {
             Policy::from_json(r#"{"threshold":{"k":0,"of":[{"attr":"b"}]}}"#),
             Err(Error::Json { .. })
         ));
+        for bad in [
+            r#"{"threshold":{"k":1,"of":[{"attr":"b"}],"x":0}}"#,
+            r#"{"threshold":{"k":1,"k":1,"of":[{"attr":"b"}]}}"#,
+            r#"{"threshold":{"of":[{"attr":"b"}]}}"#,
+            r#"{"xor":[{"attr":"b"}]}"#,
+            r#"{"and":{"attr":"b"}}"#,
+            r#"{"attr":"b","or":[]}"#,
+        ] {
+            assert!(
+                matches!(Policy::from_json(bad), Err(Error::Json { .. })),
+                "{bad}"
+            );
+        }
     }
 }

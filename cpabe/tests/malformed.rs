@@ -389,3 +389,102 @@ fn fixture_cached() -> &'static (Fixture, Vec<u8>, Vec<u8>) {
         (f, c, k)
     })
 }
+
+/// A deserializer with no recursion limit of its own (as in bincode or
+/// postcard) feeding an endless `{"and": [{"and": [...]}]}`: the policy's serde
+/// form must stop at the depth limit, not recurse until the stack overflows.
+mod endless {
+    use serde::de::{
+        self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, SeqAccess,
+        VariantAccess, Visitor,
+    };
+    use serde::forward_to_deserialize_any;
+
+    type E = de::value::Error;
+
+    /// One `{"and": [<Node>]}` level, forever.
+    pub(super) struct Node;
+    struct Children(bool);
+
+    impl<'de> Deserializer<'de> for Node {
+        type Error = E;
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, E> {
+            v.visit_enum(self)
+        }
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            struct enum identifier ignored_any
+        }
+    }
+
+    impl<'de> EnumAccess<'de> for Node {
+        type Error = E;
+        type Variant = Self;
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), E> {
+            Ok((seed.deserialize("and".into_deserializer())?, self))
+        }
+    }
+
+    impl<'de> VariantAccess<'de> for Node {
+        type Error = E;
+        fn unit_variant(self) -> Result<(), E> {
+            Err(de::Error::custom("not a unit variant"))
+        }
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, E> {
+            seed.deserialize(Children(true))
+        }
+        fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, E> {
+            Err(de::Error::custom("not a tuple variant"))
+        }
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            _: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, E> {
+            Err(de::Error::custom("not a struct variant"))
+        }
+    }
+
+    impl<'de> Deserializer<'de> for Children {
+        type Error = E;
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, E> {
+            v.visit_seq(self)
+        }
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            struct enum identifier ignored_any
+        }
+    }
+
+    impl<'de> SeqAccess<'de> for Children {
+        type Error = E;
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, E> {
+            if std::mem::take(&mut self.0) {
+                seed.deserialize(Node).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[test]
+fn serde_policy_nesting_is_bounded_in_any_format() {
+    use serde::Deserialize;
+    let e = Policy::deserialize(endless::Node).unwrap_err();
+    assert!(e.to_string().contains("depth"), "{e}");
+    // JSON: a tree one level too deep is refused while reading, with the limit named.
+    let deep = format!(
+        "{}{{\"attr\":\"a\"}}{}",
+        "{\"and\":[".repeat(MAX_POLICY_DEPTH),
+        "]}".repeat(MAX_POLICY_DEPTH)
+    );
+    assert!(
+        matches!(Policy::from_json(&deep), Err(Error::Json { message }) if message.contains("depth"))
+    );
+}
