@@ -27,7 +27,7 @@ use zeroize::Zeroize;
 use crate::codec::gt_bytes;
 use crate::error::{Error, Result};
 use crate::hash::{attribute_point, column_point};
-use crate::keys::{Capsule, MasterKey, PublicKey, SecretKey};
+use crate::keys::{Capsule, MasterKey, PublicKey, SecretKey, wipe};
 use crate::limits::MAX_KEY_ATTRIBUTES;
 use crate::lsss;
 use crate::policy::{Policy, PolicyNode, check_attribute};
@@ -245,9 +245,11 @@ pub fn encapsulate(
     G1Projective::batch_normalize(&rows_p, &mut rows_a);
     let rows = rows_a.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
 
-    let z = gt_mul_secret(&pk.t[0], &s[0], rng) + gt_mul_secret(&pk.t[1], &s[1], rng);
+    let mut z = gt_mul_secret(&pk.t[0], &s[0], rng) + gt_mul_secret(&pk.t[1], &s[1], rng);
     s.zeroize_scalars();
-    let key = derive_key(&z, policy, context)?;
+    let key = derive_key(&z, policy, context);
+    wipe(std::slice::from_mut(&mut z), Gt::identity());
+    let key = key?;
     Ok((
         Capsule {
             policy: policy.clone(),
@@ -291,7 +293,7 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
         }
     }
     let mut g1 = [G1Affine::identity(); 6];
-    let points = [b[0], b[1], b[2], -a[0], -a[1], -a[2]];
+    let mut points = [b[0], b[1], b[2], -a[0], -a[1], -a[2]];
     G1Projective::batch_normalize(&points, &mut g1);
     let g2: [G2Prepared; 6] = [
         capsule.c0[0],
@@ -303,8 +305,15 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
     ]
     .map(G2Prepared::from);
     let terms: Vec<(&G1Affine, &G2Prepared)> = g1.iter().zip(g2.iter()).collect();
-    let z = Bls12::multi_miller_loop(&terms).final_exponentiation();
-    derive_key(&z, &capsule.policy, context)
+    let mut z = Bls12::multi_miller_loop(&terms).final_exponentiation();
+    drop(terms);
+    // `b` (and its affine form in `g1[..3]`) is a sum of key components; `z` is the KEM secret.
+    wipe(&mut b, G1Projective::identity());
+    wipe(&mut points, G1Projective::identity());
+    wipe(&mut g1, G1Affine::identity());
+    let key = derive_key(&z, &capsule.policy, context);
+    wipe(std::slice::from_mut(&mut z), Gt::identity());
+    key
 }
 
 /// The policy's leaves in row order (depth-first, as `lsss::compile` emits rows).
@@ -325,11 +334,16 @@ fn leaf_attributes(policy: &Policy) -> Vec<&str> {
 pub(crate) fn derive_key(z: &Gt, policy: &Policy, context: &[u8]) -> Result<[u8; 32]> {
     let mut ikm = gt_bytes(z).ok_or(Error::DegenerateCapsule)?;
     let body = policy.body_bytes();
+    let context_len = u32::try_from(context.len()).map_err(|_| Error::LimitExceeded {
+        what: "context bytes",
+        actual: context.len(),
+        max: u32::MAX as usize,
+    })?;
     let mut info = Vec::with_capacity(KDF_INFO.len() + 8 + body.len() + context.len());
     info.extend_from_slice(KDF_INFO);
     info.extend_from_slice(&(body.len() as u32).to_be_bytes());
     info.extend_from_slice(&body);
-    info.extend_from_slice(&(context.len() as u32).to_be_bytes());
+    info.extend_from_slice(&context_len.to_be_bytes());
     info.extend_from_slice(context);
     let mut key = [0u8; 32];
     let expanded = Hkdf::<Sha256>::new(Some(KDF_SALT), &ikm).expand(&info, &mut key);

@@ -54,8 +54,9 @@ pub struct Capsule {
     pub(crate) rows: Vec<[G1Affine; 3]>,
 }
 
-/// Overwrites `v` and keeps the store from being optimised away.
-fn wipe<T: Copy>(slots: &mut [T], zero: T) {
+/// Overwrites `slots` and keeps the stores from being optimised away
+/// (blstrs' types have no `Zeroize`).
+pub(crate) fn wipe<T: Copy>(slots: &mut [T], zero: T) {
     for s in slots.iter_mut() {
         *s = zero;
     }
