@@ -101,11 +101,19 @@ pub(crate) fn gt_bytes(e: &Gt) -> Option<[u8; GT_LEN]> {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Offset of `buf` within the whole encoding (for error reports).
+    base: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self::with_base(buf, 0)
+    }
+
+    /// A reader over `buf`, which starts at offset `base` of the whole
+    /// encoding (an embedded policy body), so errors report absolute offsets.
+    pub(crate) fn with_base(buf: &'a [u8], base: usize) -> Self {
+        Self { buf, pos: 0, base }
     }
 
     /// Checks the 4-byte header for `kind`.
@@ -130,7 +138,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn offset(&self) -> usize {
-        self.pos
+        self.base + self.pos
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -141,7 +149,7 @@ impl<'a> Reader<'a> {
         let rest = &self.buf[self.pos..];
         if rest.len() < n {
             return Err(Error::Truncated {
-                offset: self.pos,
+                offset: self.offset(),
                 needed: n - rest.len(),
             });
         }
@@ -168,7 +176,7 @@ impl<'a> Reader<'a> {
     /// u16 length + UTF-8.
     pub(crate) fn str16(&mut self) -> Result<String> {
         let len = self.u16()? as usize;
-        let at = self.pos;
+        let at = self.offset();
         let bytes = self.take(len)?;
         core::str::from_utf8(bytes)
             .map(str::to_owned)
@@ -177,7 +185,7 @@ impl<'a> Reader<'a> {
 
     /// A checked (on-curve, subgroup, canonical), non-identity G1 point.
     pub(crate) fn g1(&mut self) -> Result<G1Affine> {
-        let offset = self.pos;
+        let offset = self.offset();
         let bytes = self.array::<G1_LEN>()?;
         let p = Option::<G1Affine>::from(G1Affine::from_compressed(&bytes)).ok_or(
             Error::InvalidPoint {
@@ -196,7 +204,7 @@ impl<'a> Reader<'a> {
 
     /// A checked, non-identity G2 point.
     pub(crate) fn g2(&mut self) -> Result<G2Affine> {
-        let offset = self.pos;
+        let offset = self.offset();
         let bytes = self.array::<G2_LEN>()?;
         let p = Option::<G2Affine>::from(G2Affine::from_compressed(&bytes)).ok_or(
             Error::InvalidPoint {
@@ -216,7 +224,7 @@ impl<'a> Reader<'a> {
     /// A checked (in the order-r subgroup), non-identity GT element.
     pub(crate) fn gt(&mut self) -> Result<Gt> {
         use blstrs::Compress;
-        let offset = self.pos;
+        let offset = self.offset();
         let bytes = self.take(GT_LEN)?;
         if bytes.iter().all(|&b| b == 0) {
             return Err(Error::IdentityPoint {
@@ -240,7 +248,7 @@ impl<'a> Reader<'a> {
     /// A canonical, non-zero scalar.
     pub(crate) fn nonzero_scalar(&mut self) -> Result<Scalar> {
         use ff::Field;
-        let offset = self.pos;
+        let offset = self.offset();
         let bytes = self.array::<SCALAR_LEN>()?;
         let s = Option::<Scalar>::from(Scalar::from_bytes_be(&bytes))
             .ok_or(Error::InvalidScalar { offset })?;
@@ -255,7 +263,7 @@ impl<'a> Reader<'a> {
         match self.remaining() {
             0 => Ok(()),
             trailing => Err(Error::TrailingBytes {
-                offset: self.pos,
+                offset: self.offset(),
                 trailing,
             }),
         }

@@ -243,15 +243,11 @@ impl Capsule {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::with_header(bytes, Kind::Capsule)?;
         let len = r.u32()? as usize;
+        let body_at = r.offset();
         let body = r.take(len)?;
-        let mut pr = Reader::new(body);
+        let mut pr = Reader::with_base(body, body_at);
         let policy = Policy::read_body(&mut pr)?;
-        if pr.remaining() != 0 {
-            return Err(Error::TrailingBytes {
-                offset: 8 + pr.offset(),
-                trailing: pr.remaining(),
-            });
-        }
+        pr.finish()?;
         let c0 = [r.g2()?, r.g2()?, r.g2()?];
         let n = r.u16()? as usize;
         if n != policy.leaf_count() {

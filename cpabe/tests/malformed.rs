@@ -276,6 +276,17 @@ fn bad_scalars_and_structure_are_rejected() {
         Some(Error::InvalidUtf8 { offset: second + 2 })
     );
 
+    // Capsule: errors inside the embedded policy body report offsets in the capsule.
+    let c = f.capsule.to_bytes();
+    assert_eq!(
+        Capsule::from_bytes(&splice(&c, 8, &[9])),
+        Err(Error::InvalidTag { tag: 9, offset: 8 })
+    );
+    assert_eq!(
+        Capsule::from_bytes(&splice(&c, 14, &[0xff])),
+        Err(Error::InvalidUtf8 { offset: 14 })
+    );
+
     // Capsule: row count that does not match its policy.
     let c = f.capsule.to_bytes();
     let (g1_at, _) = capsule_offsets(&f.capsule);
