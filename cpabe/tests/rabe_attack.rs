@@ -97,11 +97,113 @@ fn guessed_dlog(label: &str) -> blstrs::Scalar {
     blstrs::Scalar::from_repr_vartime(bytes).unwrap_or(blstrs::Scalar::ZERO)
 }
 
-#[test]
-fn the_same_attack_fails_against_fame_with_hash_to_curve() {
+/// The attack of the module comment against FAME, with the attacker's
+/// guessed discrete logs: from the key's `sk0`, `sk'`, the capsule's `ct0` and
+/// row 0 (attribute `model=X`, row vector `e_0 + e_1` of our AND chain for
+/// `POLICY`), the blinding factor it would give.
+fn fame_attack(
+    k0: &[blstrs::G2Affine; 3],
+    k_prime: &[blstrs::G1Affine; 3],
+    c0: &[blstrs::G2Affine; 3],
+    row0: &[blstrs::G1Affine; 3],
+) -> blstrs::Gt {
     use blstrs::{G1Projective, Gt as Gt381, pairing};
     use ff::Field;
     use group::{Curve, Group};
+
+    let cf = |l: u8, t: u8| {
+        guessed_dlog(&format!("model=X-{l}-{t}"))
+            + guessed_dlog(&format!("col0-{l}-{t}"))
+            + guessed_dlog(&format!("col1-{l}-{t}"))
+    };
+    let (x0, x1) = (G1Projective::from(row0[0]), G1Projective::from(row0[1]));
+    let inv = (cf(1, 1) * cf(2, 2) - cf(1, 2) * cf(2, 1))
+        .invert()
+        .unwrap();
+    let g_s1 = (x0 * cf(2, 2) - x1 * cf(1, 2)) * inv;
+    let g_s2 = (x1 * cf(1, 1) - x0 * cf(2, 1)) * inv;
+    let mut z = Gt381::identity();
+    for t in 0..3 {
+        z += pairing(&k_prime[t], &c0[t]);
+    }
+    for l in 0..3u8 {
+        let q = (g_s1 * guessed_dlog(&format!("col0-{}-1", l + 1))
+            + g_s2 * guessed_dlog(&format!("col0-{}-2", l + 1)))
+        .to_affine();
+        z -= pairing(&q, &k0[usize::from(l)]);
+    }
+    z
+}
+
+/// Control: the attack code is right. With FAME's equations evaluated over
+/// a hash whose discrete logs are known (`g·guessed_dlog`, rabe's mistake),
+/// using this crate's master secret, [`fame_attack`] recovers the blinding
+/// factor from a key for an unrelated attribute. Its failure on the real
+/// capsule below is therefore due to hash-to-curve, not to a broken attack.
+#[test]
+fn the_attack_recovers_fame_blinding_factors_when_hash_logs_are_known() {
+    use blstrs::{G1Projective, G2Projective, Scalar, pairing};
+    use ff::Field;
+    use group::{Curve, Group, prime::PrimeCurveAffine};
+
+    let mut rng = ChaCha20Rng::from_seed([2; 32]);
+    let (_, msk) = setup(&mut rng);
+    let bytes = msk.to_bytes();
+    let m: Vec<Scalar> = (0..7)
+        .map(|i| {
+            let b: [u8; 32] = bytes[4 + 32 * i..36 + 32 * i].try_into().unwrap();
+            Scalar::from_bytes_be(&b).unwrap()
+        })
+        .collect();
+    let (a, b, d) = ([m[0], m[1]], [m[2], m[3]], [m[4], m[5], m[6]]);
+    let (g, h) = (G1Projective::generator(), G2Projective::generator());
+    let known = |label: String| g * guessed_dlog(&label);
+
+    // KeyGen's sk0 and sk' (no attribute component is used by the attack).
+    let (r1, r2, sigma) = (
+        Scalar::random(&mut rng),
+        Scalar::random(&mut rng),
+        Scalar::random(&mut rng),
+    );
+    let br = [b[0] * r1, b[1] * r2, r1 + r2];
+    let k0 = br.map(|x| (h * x).to_affine());
+    let mut k_prime = [blstrs::G1Affine::identity(); 3];
+    for t in 0..2 {
+        let inv = a[t].invert().unwrap();
+        let mut p = g * d[t] + g * (sigma * inv);
+        for l in 0..3 {
+            p += known(format!("col0-{}-{}", l + 1, t + 1)) * (br[l] * inv);
+        }
+        k_prime[t] = p.to_affine();
+    }
+    k_prime[2] = (g * (d[2] - sigma)).to_affine();
+
+    // Encrypt's ct0 and row 0 (attribute model=X, row vector e_0 + e_1), and Z.
+    let s = [Scalar::random(&mut rng), Scalar::random(&mut rng)];
+    let c0 = [h * (a[0] * s[0]), h * (a[1] * s[1]), h * (s[0] + s[1])].map(|p| p.to_affine());
+    let row0 = [1u8, 2, 3].map(|l| {
+        let mut p = G1Projective::identity();
+        for t in 1..=2u8 {
+            let sum = known(format!("model=X-{l}-{t}"))
+                + known(format!("col0-{l}-{t}"))
+                + known(format!("col1-{l}-{t}"));
+            p += sum * s[usize::from(t - 1)];
+        }
+        p.to_affine()
+    });
+    let e_gh = pairing(
+        &blstrs::G1Affine::generator(),
+        &blstrs::G2Affine::generator(),
+    );
+    let z = e_gh * (s[0] * (d[0] * a[0] + d[2]) + s[1] * (d[1] * a[1] + d[2]));
+
+    assert_eq!(fame_attack(&k0, &k_prime, &c0, &row0), z);
+}
+
+#[test]
+fn the_same_attack_fails_against_fame_with_hash_to_curve() {
+    use blstrs::G1Projective;
+    use group::Group;
 
     let mut rng = ChaCha20Rng::from_seed([1; 32]);
     let (pk, msk) = setup(&mut rng);
@@ -123,31 +225,7 @@ fn the_same_attack_fails_against_fame_with_hash_to_curve() {
             attribute_point("model=X", l, t)
         );
     }
-    // Row 0 of our LSSS for `x and (y and z)` is e_0 + e_1 (AND chain), attribute "model=X".
-    let cf = |l: u8, t: u8| {
-        guessed_dlog(&format!("model=X-{l}-{t}"))
-            + guessed_dlog(&format!("col0-{l}-{t}"))
-            + guessed_dlog(&format!("col1-{l}-{t}"))
-    };
-    let (x0, x1) = (
-        G1Projective::from(c.rows[0][0]),
-        G1Projective::from(c.rows[0][1]),
-    );
-    let inv = (cf(1, 1) * cf(2, 2) - cf(1, 2) * cf(2, 1))
-        .invert()
-        .unwrap();
-    let g_s1 = (x0 * cf(2, 2) - x1 * cf(1, 2)) * inv;
-    let g_s2 = (x1 * cf(1, 1) - x0 * cf(2, 1)) * inv;
-    let mut z = Gt381::identity();
-    for t in 0..3 {
-        z += pairing(&k.k_prime[t], &c.c0[t]);
-    }
-    for l in 0..3u8 {
-        let q = (g_s1 * guessed_dlog(&format!("col0-{}-1", l + 1))
-            + g_s2 * guessed_dlog(&format!("col0-{}-2", l + 1)))
-        .to_affine();
-        z -= pairing(&q, &k.k0[usize::from(l)]);
-    }
+    let z = fame_attack(&k.k0, &k.k_prime, &c.c0, &c.rows[0]);
     let forged = derive_key(&z, &policy, b"ctx").unwrap();
     assert_ne!(forged, key, "the attack must not recover our key");
 }
