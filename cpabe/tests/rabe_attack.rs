@@ -171,8 +171,8 @@ fn the_attack_recovers_fame_blinding_factors_when_hash_logs_are_known() {
     for t in 0..2 {
         let inv = a[t].invert().unwrap();
         let mut p = g * d[t] + g * (sigma * inv);
-        for l in 0..3 {
-            p += known(format!("col0-{}-{}", l + 1, t + 1)) * (br[l] * inv);
+        for (l, x) in br.iter().enumerate() {
+            p += known(format!("col0-{}-{}", l + 1, t + 1)) * (x * inv);
         }
         k_prime[t] = p.to_affine();
     }
