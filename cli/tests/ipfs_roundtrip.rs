@@ -9,12 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 
 fn run(args: &[&str]) -> Output {
-    let out = Command::new(BIN)
+    Command::new(BIN)
         .args(args)
         .env_remove("OTALEDGER_HOME")
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
