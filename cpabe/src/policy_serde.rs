@@ -2,12 +2,15 @@
 //!
 //! A derived `Deserialize` recurses once per nesting level of its input, and
 //! formats without a recursion limit of their own (bincode, postcard, …)
-//! would let a crafted input overflow the stack. This one refuses a node
-//! deeper than [`MAX_POLICY_DEPTH`] and a gate with more than
-//! [`MAX_POLICY_LEAVES`] children before reading them. The accepted forms are
+//! would let a crafted input overflow the stack. This one refuses, while
+//! reading, a node deeper than [`MAX_POLICY_DEPTH`], more than
+//! [`MAX_POLICY_LEAVES`] leaves, and more nodes than a valid policy can have
+//! (every leaf under at most `MAX_POLICY_DEPTH - 1` gates), so neither the
+//! stack nor the heap grows with the input beyond those limits. The accepted forms are
 //! those the derived `Serialize` writes: `{"attr": ..}`, `{"and": [..]}`,
 //! `{"or": [..]}`, `{"threshold": {"k": .., "of": [..]}}`.
 
+use core::cell::Cell;
 use core::fmt;
 
 use serde::Deserialize;
@@ -21,18 +24,44 @@ use crate::policy::PolicyNode;
 const VARIANTS: &[&str] = &["attr", "and", "or", "threshold"];
 const THRESHOLD_FIELDS: &[&str] = &["k", "of"];
 
+/// Most nodes (gates and leaves) of a valid policy.
+const MAX_NODES: usize = MAX_POLICY_LEAVES * MAX_POLICY_DEPTH;
+
 impl<'de> Deserialize<'de> for PolicyNode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Node { depth: 1 }.deserialize(d)
+        let counts = Counts::default();
+        Node {
+            depth: 1,
+            counts: &counts,
+        }
+        .deserialize(d)
     }
 }
 
-/// A node at `depth` (the root is 1).
-struct Node {
-    depth: usize,
+/// Nodes and leaves read so far.
+#[derive(Default)]
+struct Counts {
+    nodes: Cell<usize>,
+    leaves: Cell<usize>,
 }
 
-impl<'de> DeserializeSeed<'de> for Node {
+fn bump<E: de::Error>(counter: &Cell<usize>, max: usize, what: &str) -> Result<(), E> {
+    let n = counter.get() + 1;
+    if n > max {
+        return Err(E::custom(format_args!("policy has more than {max} {what}")));
+    }
+    counter.set(n);
+    Ok(())
+}
+
+/// A node at `depth` (the root is 1).
+#[derive(Clone, Copy)]
+struct Node<'c> {
+    depth: usize,
+    counts: &'c Counts,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = PolicyNode;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PolicyNode, D::Error> {
         if self.depth > MAX_POLICY_DEPTH {
@@ -40,20 +69,24 @@ impl<'de> DeserializeSeed<'de> for Node {
                 "policy depth exceeds the limit of {MAX_POLICY_DEPTH}"
             )));
         }
+        bump(&self.counts.nodes, MAX_NODES, "nodes")?;
         d.deserialize_enum("PolicyNode", VARIANTS, self)
     }
 }
 
-impl<'de> Visitor<'de> for Node {
+impl<'de> Visitor<'de> for Node<'_> {
     type Value = PolicyNode;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a policy node (attr, and, or or threshold)")
     }
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<PolicyNode, A::Error> {
         let (tag, variant) = data.variant::<Tag>()?;
-        let children = Children { depth: self.depth };
+        let children = Children(self);
         match tag {
-            Tag::Attr => variant.newtype_variant().map(PolicyNode::Attr),
+            Tag::Attr => {
+                bump(&self.counts.leaves, MAX_POLICY_LEAVES, "leaves")?;
+                variant.newtype_variant().map(PolicyNode::Attr)
+            }
             Tag::And => variant.newtype_variant_seed(children).map(PolicyNode::And),
             Tag::Or => variant.newtype_variant_seed(children).map(PolicyNode::Or),
             Tag::Threshold => variant.struct_variant(THRESHOLD_FIELDS, Threshold(children)),
@@ -99,42 +132,37 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
-/// The children of a gate at `depth`.
+/// The children of the gate `.0`.
 #[derive(Clone, Copy)]
-struct Children {
-    depth: usize,
-}
+struct Children<'c>(Node<'c>);
 
-impl<'de> DeserializeSeed<'de> for Children {
+impl<'de> DeserializeSeed<'de> for Children<'_> {
     type Value = Vec<PolicyNode>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<PolicyNode>, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for Children {
+impl<'de> Visitor<'de> for Children<'_> {
     type Value = Vec<PolicyNode>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of policy nodes")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<PolicyNode>, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(child) = seq.next_element_seed(Node {
-            depth: self.depth + 1,
-        })? {
-            if out.len() == MAX_POLICY_LEAVES {
-                return Err(de::Error::custom(format_args!(
-                    "a policy gate has more than {MAX_POLICY_LEAVES} children"
-                )));
-            }
-            out.push(child);
+        let child = Node {
+            depth: self.0.depth + 1,
+            counts: self.0.counts,
+        };
+        while let Some(c) = seq.next_element_seed(child)? {
+            out.push(c);
         }
         Ok(out)
     }
 }
 
 /// `{"k": .., "of": [..]}` of a threshold gate.
-struct Threshold(Children);
+struct Threshold<'c>(Children<'c>);
 
 enum Field {
     K,
@@ -168,7 +196,7 @@ impl<'de> Deserialize<'de> for Field {
     }
 }
 
-impl<'de> Visitor<'de> for Threshold {
+impl<'de> Visitor<'de> for Threshold<'_> {
     type Value = PolicyNode;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a threshold gate {k, of}")

@@ -498,4 +498,14 @@ fn serde_policy_nesting_is_bounded_in_any_format() {
     assert!(
         matches!(Policy::from_json(&deep), Err(Error::Json { message }) if message.contains("depth"))
     );
+    // Leaves and nodes are counted while reading, before a huge input is built up.
+    let json = |children: &str, n: usize| format!("{{\"or\":[{}]}}", vec![children; n].join(","));
+    let wide = json(r#"{"attr":"a"}"#, 600);
+    assert!(
+        matches!(Policy::from_json(&wide), Err(Error::Json { message }) if message.contains("more than 512 leaves"))
+    );
+    let empty = json(r#"{"and":[]}"#, 20_000);
+    assert!(
+        matches!(Policy::from_json(&empty), Err(Error::Json { message }) if message.contains("nodes"))
+    );
 }
