@@ -374,6 +374,22 @@ proptest! {
         let _ = MasterKey::from_bytes(&bytes);
     }
 
+    /// Policy text and JSON: never a panic; anything accepted prints and
+    /// re-parses to the same canonical text.
+    #[test]
+    fn random_policy_text_never_panics(
+        text in prop_oneof![
+            r#"[a-c0-3 (),"\\u{}é]{0,40}|(and|or|of|2|\(|\)|,| |a|b|"x"|"\\u\{e9\}")*"#,
+            any::<String>(),
+        ]
+    ) {
+        if let Ok(p) = Policy::parse(&text) {
+            let shown = p.to_string();
+            prop_assert_eq!(Policy::parse(&shown).map(|q| q.to_string()), Ok(shown));
+        }
+        let _ = Policy::from_json(&text);
+    }
+
     /// Mutated valid encodings: never a panic; decapsulating whatever decodes never panics.
     #[test]
     fn mutated_encodings_never_panic(
