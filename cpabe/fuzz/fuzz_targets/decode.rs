@@ -1,6 +1,7 @@
-//! Fuzzes every decoder (capsule, secret key, public key, master key, policy)
-//! and decapsulation of whatever capsule or key decodes. Invariants: no
-//! panic; anything accepted re-encodes to the same bytes.
+//! Fuzzes every decoder (capsule, secret key, public key, master key, policy
+//! in binary, text and JSON) and decapsulation of whatever capsule or key
+//! decodes. Invariants: no panic; anything accepted re-encodes to the same
+//! bytes (text: re-parses to the same canonical text).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -43,5 +44,14 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(msk) = MasterKey::from_bytes(data) {
         assert_eq!(msk.to_bytes(), data);
+    }
+    if let Ok(text) = core::str::from_utf8(data) {
+        if let Ok(p) = Policy::parse(text) {
+            let shown = p.to_string();
+            assert_eq!(Policy::parse(&shown).map(|q| q.to_string()), Ok(shown));
+        }
+        if let Ok(p) = Policy::from_json(text) {
+            assert_eq!(Policy::from_json(&p.to_json()), Ok(p));
+        }
     }
 });
