@@ -38,6 +38,7 @@ contract UpdateMarket is IUpdateMarket {
         REFUND_WINDOW = refundWindow;
     }
 
+    /// @dev One transient-storage lock for every state-changing function (EIP-1153, cleared on exit).
     modifier nonReentrant() {
         assembly ("memory-safe") {
             if tload(_LOCK_SLOT) {
@@ -99,6 +100,7 @@ contract UpdateMarket is IUpdateMarket {
         bytes32 id = ManifestHash.hash(manifest);
         IUpdateRegistry.Release memory r = _publishedRelease(id);
         uint256 settles = uint256(r.publishedAt) + REFUND_WINDOW;
+        // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < settles) revert UpdateMarketNotSettled(id, settles);
         if (r.revokedAt != 0 && r.revokedAt < settles) revert UpdateMarketEarningsRefundable(id);
         uint256 amount = _escrow[id];
@@ -144,6 +146,7 @@ contract UpdateMarket is IUpdateMarket {
         IUpdateRegistry.Release memory r = _publishedRelease(id);
         if (r.revokedAt != 0) revert UpdateMarketReleaseRevoked(id);
         uint64 expiry = manifest.expiry;
+        // forge-lint: disable-next-line(block-timestamp)
         if (expiry <= block.timestamp) revert UpdateMarketReleaseExpired(id, expiry);
         REGISTRY.checkDevices(owner, r.modelId, true, deviceIndexes);
         _updateBits(id, deviceIndexes, true);
@@ -165,25 +168,25 @@ contract UpdateMarket is IUpdateMarket {
     function _updateBits(bytes32 id, uint64[] calldata deviceIndexes, bool set) internal {
         mapping(uint256 => uint256) storage words = _entitlements[id];
         uint256 n = deviceIndexes.length;
-        uint256 first = deviceIndexes[0];
-        uint256 wordIndex = first >> 8;
+        uint256 wordIndex = uint256(deviceIndexes[0]) >> 8;
         uint256 bits = words[wordIndex];
-        uint256 prev = 0;
+        uint64 prev = 0;
         for (uint256 i; i < n;) {
-            uint256 index = deviceIndexes[i];
-            if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, uint64(index));
+            uint64 index = deviceIndexes[i];
+            if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, index);
             prev = index;
-            uint256 w = index >> 8;
+            uint256 w = uint256(index) >> 8;
             if (w != wordIndex) {
                 words[wordIndex] = bits;
                 wordIndex = w;
                 bits = words[w];
             }
-            uint256 mask = 1 << (index & 255);
+            // forge-lint: disable-next-line(incorrect-shift)
+            uint256 mask = uint256(1) << (index & 255);
             if (set) {
-                if (bits & mask != 0) revert UpdateMarketAlreadyEntitled(id, uint64(index));
+                if (bits & mask != 0) revert UpdateMarketAlreadyEntitled(id, index);
             } else if (bits & mask == 0) {
-                revert UpdateMarketNotEntitled(id, uint64(index));
+                revert UpdateMarketNotEntitled(id, index);
             }
             bits ^= mask;
             unchecked {

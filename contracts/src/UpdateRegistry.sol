@@ -255,12 +255,17 @@ contract UpdateRegistry is IUpdateRegistry {
             modelSlot := keccak256(0x00, 0x40)
             modelWord := sload(modelSlot)
         }
+        // Unpacking the model word (bits 0..31, 32..95, 96..159): truncation is the point.
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint32 manufacturerId = uint32(modelWord);
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint64 latest = uint64(modelWord >> 32);
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint64 minVersion = uint64(modelWord >> 96);
         if (manufacturerId == 0) revert UpdateRegistryUnknownModel(modelId);
         if (version <= latest) revert UpdateRegistryVersionNotIncreasing(modelId, latest, version);
         if (version < minVersion) revert UpdateRegistryVersionBelowFloor(modelId, minVersion, version);
+        // forge-lint: disable-next-line(block-timestamp)
         if (expiry <= block.timestamp) revert UpdateRegistryExpired(expiry, block.timestamp);
         uint256 signerMask = _verifyApproval(manufacturerId, _manufacturers[manufacturerId].signersHash, id, approval);
         // A manifest cannot be published twice: its version is now the model's latest.
@@ -464,6 +469,8 @@ contract UpdateRegistry is IUpdateRegistry {
             }
         }
         if (failure == 1) revert UpdateRegistrySignatureMalleable(failedAt);
+        // `failedSigner` is an ecrecover result, an address-sized word.
+        // forge-lint: disable-next-line(unsafe-typecast)
         if (failure == 2) revert UpdateRegistryInvalidSignature(failedAt, address(uint160(failedSigner)));
     }
 
