@@ -51,7 +51,8 @@ fn nonzero_scalar(rng: &mut (impl CryptoRng + RngCore)) -> Scalar {
 /// random additive shares: the number of additions, hence the running time,
 /// then follows `HW(s - u) + HW(u)`, which carries almost no information
 /// about `s`. (This blinds timing, not a local observer of branches; see
-/// docs/cpabe.md.)
+/// docs/cpabe.md.) Used only for encapsulation's ephemeral `s_t`, the one
+/// place FAME needs GT exponentiation by a secret with no G1 or G2 way round.
 fn gt_mul_secret(x: &Gt, s: &Scalar, rng: &mut (impl CryptoRng + RngCore)) -> Gt {
     let mut u = Scalar::random(&mut *rng);
     let mut rest = *s - u;
@@ -73,12 +74,18 @@ pub fn setup(rng: &mut (impl CryptoRng + RngCore)) -> (PublicKey, MasterKey) {
         ],
     };
     let h = G2Projective::generator();
-    let e_gh = blstrs::pairing(&G1Affine::generator(), &G2Affine::generator());
     let h_a = [(h * msk.a[0]).to_affine(), (h * msk.a[1]).to_affine()];
-    let t = [
-        gt_mul_secret(&e_gh, &(msk.d[0] * msk.a[0] + msk.d[2]), rng),
-        gt_mul_secret(&e_gh, &(msk.d[1] * msk.a[1] + msk.d[2]), rng),
+    // T_t = e(x_t·g, h) with x_t = d_t a_t + d_3: a constant-time scalar
+    // multiplication and a pairing, instead of GT exponentiation by the
+    // master secret (blstrs' is variable-time).
+    let mut x = [
+        msk.d[0] * msk.a[0] + msk.d[2],
+        msk.d[1] * msk.a[1] + msk.d[2],
     ];
+    let mut xg = x.map(|x| (G1Projective::generator() * x).to_affine());
+    let t = xg.map(|p| blstrs::pairing(&p, &G2Affine::generator()));
+    x.zeroize_scalars();
+    wipe(&mut xg, G1Affine::identity());
     (PublicKey { h_a, t }, msk)
 }
 
