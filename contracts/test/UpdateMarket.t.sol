@@ -585,6 +585,11 @@ contract UpdateMarketTest is Base {
         new UpdateMarket(IUpdateRegistry(address(0)), 1);
     }
 
+    function test_RevertWhen_settlesAt_unknownRelease() public {
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketUnknownRelease.selector, bytes32(uint256(1))));
+        market.settlesAt(bytes32(uint256(1)));
+    }
+
     function test_views() public view {
         assertEq(address(market.REGISTRY()), address(registry));
         assertEq(market.REFUND_WINDOW(), REFUND_WINDOW);

@@ -304,6 +304,39 @@ contract UpdateRegistryTest is Base {
         registry.defineModel(mfId, "y", 0);
     }
 
+    function test_RevertWhen_updateManufacturer_replayed() public {
+        bytes32 h = keccak256(abi.encode(UPDATE_TYPEHASH, mfId, uint64(0), alice, bob));
+        IUpdateRegistry.Approval memory a = _approve(h);
+        registry.updateManufacturer(mfId, alice, bob, a);
+        registry.updateManufacturer(
+            mfId, operator, payee, _approve(keccak256(abi.encode(UPDATE_TYPEHASH, mfId, uint64(1), operator, payee)))
+        );
+        // The nonce moved on: the first approval no longer recovers to members of the set.
+        vm.expectRevert();
+        registry.updateManufacturer(mfId, alice, bob, a);
+        assertEq(registry.manufacturer(mfId).operator, operator);
+    }
+
+    function test_RevertWhen_rotateSigners_signedByNewSetOnly() public {
+        // Stolen keys cannot install themselves: the approval must come from the current set.
+        (uint256[] memory nk, address[] memory ns) = _sortedKeys(0xBAD, 3);
+        bytes32 h = _rotateHash(mfId, 0, ns, 2);
+        IUpdateRegistry.Approval memory a = _approvalBy(h, nk, ns, 2, _pair(0, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IUpdateRegistry.UpdateRegistrySignerSetMismatch.selector,
+                mfId,
+                registry.signersHash(signers, 2),
+                registry.signersHash(ns, 2)
+            )
+        );
+        registry.rotateSigners(mfId, ns, 2, a);
+        // Current set hash with outsiders' signatures fails on membership.
+        a.signers = signers;
+        vm.expectRevert();
+        registry.rotateSigners(mfId, ns, 2, a);
+    }
+
     function test_RevertWhen_updateManufacturer_zeroAddress() public {
         IUpdateRegistry.Approval memory a =
             _approve(keccak256(abi.encode(UPDATE_TYPEHASH, mfId, uint64(0), alice, address(0))));
