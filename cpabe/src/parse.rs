@@ -113,6 +113,32 @@ enum Token {
     Comma,
 }
 
+/// A parsed subtree, its height in nodes (a leaf is 1) and the position of
+/// its deepest leaf (where a too-deep policy is reported).
+struct Parsed {
+    node: PolicyNode,
+    height: usize,
+    deepest: usize,
+}
+
+/// A gate over `items`, checking its height against [`MAX_POLICY_DEPTH`]
+/// as `Policy::new` counts it, so a too-deep policy is reported with a position.
+fn gate(items: Vec<Parsed>, make: impl FnOnce(Vec<PolicyNode>) -> PolicyNode) -> Result<Parsed> {
+    let (height, deepest) = items
+        .iter()
+        .map(|p| (p.height, p.deepest))
+        .max_by_key(|&(h, _)| h)
+        .unwrap_or((0, 0));
+    if height + 1 > MAX_POLICY_DEPTH {
+        return Err(err(deepest, ParseProblem::TooDeep));
+    }
+    Ok(Parsed {
+        node: make(items.into_iter().map(|p| p.node).collect()),
+        height: height + 1,
+        deepest,
+    })
+}
+
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
@@ -145,9 +171,9 @@ pub(crate) fn parse(text: &str) -> Result<PolicyNode> {
         leaves: 0,
         seen: BTreeSet::new(),
     };
-    let node = p.or(1)?;
+    let parsed = p.or(1)?;
     match p.peek()? {
-        None => Ok(node),
+        None => Ok(parsed.node),
         Some((at, _)) => Err(err(at, ParseProblem::TrailingInput)),
     }
 }
@@ -265,31 +291,35 @@ impl Parser<'_> {
         }
     }
 
-    fn or(&mut self, depth: usize) -> Result<PolicyNode> {
-        let mut items = vec![self.and(depth)?];
+    /// `depth` counts open groups (parentheses and thresholds), which bounds
+    /// the recursion; node heights are checked by [`gate`].
+    fn or(&mut self, depth: usize) -> Result<Parsed> {
+        let first = self.and(depth)?;
+        let mut items = Vec::new();
         while self.keyword("or")? {
             items.push(self.and(depth)?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            PolicyNode::Or(items)
-        })
+        if items.is_empty() {
+            return Ok(first);
+        }
+        items.insert(0, first);
+        gate(items, PolicyNode::Or)
     }
 
-    fn and(&mut self, depth: usize) -> Result<PolicyNode> {
-        let mut items = vec![self.primary(depth)?];
+    fn and(&mut self, depth: usize) -> Result<Parsed> {
+        let first = self.primary(depth)?;
+        let mut items = Vec::new();
         while self.keyword("and")? {
             items.push(self.primary(depth)?);
         }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            PolicyNode::And(items)
-        })
+        if items.is_empty() {
+            return Ok(first);
+        }
+        items.insert(0, first);
+        gate(items, PolicyNode::And)
     }
 
-    fn leaf(&mut self, at: usize, attribute: String) -> Result<PolicyNode> {
+    fn leaf(&mut self, at: usize, attribute: String) -> Result<Parsed> {
         if attribute.is_empty() || attribute.len() > MAX_ATTRIBUTE_LEN {
             return Err(err(
                 at,
@@ -305,10 +335,14 @@ impl Parser<'_> {
         if !self.seen.insert(attribute.clone()) {
             return Err(err(at, ParseProblem::RepeatedAttribute(attribute)));
         }
-        Ok(PolicyNode::Attr(attribute))
+        Ok(Parsed {
+            node: PolicyNode::Attr(attribute),
+            height: 1,
+            deepest: at,
+        })
     }
 
-    fn primary(&mut self, depth: usize) -> Result<PolicyNode> {
+    fn primary(&mut self, depth: usize) -> Result<Parsed> {
         let end = self.text.len();
         let Some((at, tok)) = self.next()? else {
             return Err(err(end, ParseProblem::UnexpectedEnd));
@@ -339,7 +373,7 @@ impl Parser<'_> {
         }
     }
 
-    fn threshold(&mut self, at: usize, count: &str, depth: usize) -> Result<PolicyNode> {
+    fn threshold(&mut self, at: usize, count: &str, depth: usize) -> Result<Parsed> {
         let k: usize = count
             .parse()
             .map_err(|_| err(at, ParseProblem::InvalidNumber))?;
@@ -366,7 +400,7 @@ impl Parser<'_> {
         if k == 0 || k > of.len() {
             return Err(err(at, ParseProblem::InvalidThreshold { k, n: of.len() }));
         }
-        Ok(PolicyNode::Threshold { k, of })
+        gate(of, |of| PolicyNode::Threshold { k, of })
     }
 
     fn close(&mut self) -> Result<()> {
@@ -401,6 +435,31 @@ mod tests {
         assert_eq!(items[0], PolicyNode::attr("model:thermo-x"));
         assert!(matches!(&items[1], PolicyNode::Or(o) if o.len() == 2));
         assert!(matches!(&items[2], PolicyNode::Threshold { k: 2, of } if of.len() == 3));
+    }
+
+    #[test]
+    fn the_deepest_valid_policy_prints_and_parses_back() {
+        // Alternating AND / OR gates down to depth MAX_POLICY_DEPTH (leaves included).
+        let mut node = PolicyNode::attr("leaf");
+        for i in 0..crate::limits::MAX_POLICY_DEPTH - 1 {
+            let pair = vec![PolicyNode::attr(format!("a{i}")), node];
+            node = if i % 2 == 0 {
+                PolicyNode::And(pair)
+            } else {
+                PolicyNode::Or(pair)
+            };
+        }
+        let policy = crate::Policy::new(node.clone()).unwrap();
+        assert_eq!(crate::Policy::parse(&policy.to_string()).unwrap(), policy);
+        let too_deep = PolicyNode::And(vec![PolicyNode::attr("top"), node]);
+        assert!(crate::Policy::new(too_deep.clone()).is_err());
+        assert!(matches!(
+            parse(&too_deep.to_string()),
+            Err(Error::Parse {
+                problem: ParseProblem::TooDeep,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -463,6 +522,16 @@ mod tests {
             problem(r#"2 of (y, "\u{79}", a)"#),
             (9, ParseProblem::RepeatedAttribute("y".into()))
         );
+        // Each group adds an OR and an AND level: 16 groups are too deep for
+        // Policy::new although only 16 parentheses are open; the parser says
+        // so, with the position of the deepest attribute.
+        let mut text = String::from("x16 or y16 and z16");
+        for i in (0..16).rev() {
+            text = format!("x{i} or y{i} and ({text})");
+        }
+        let (at, what) = problem(&text);
+        assert_eq!(what, ParseProblem::TooDeep);
+        assert_eq!(&text[at..at + 3], "z16");
         let deep = format!("{}a{}", "(".repeat(40), ")".repeat(40));
         assert_eq!(problem(&deep).1, ParseProblem::TooDeep);
     }
