@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::keys::{Capsule, SecretKey};
 use crate::policy::Policy;
 
-/// The components of a [`SecretKey`].
-#[derive(Debug, Clone)]
+/// The components of a [`SecretKey`]. `Debug` shows the attributes only.
+#[derive(Clone)]
 pub struct SecretKeyParts {
     /// `sk0 = (b1 r1, b2 r2, r1 + r2)·h`.
     pub k0: [G2Affine; 3],
@@ -18,6 +18,17 @@ pub struct SecretKeyParts {
     pub k_prime: [G1Affine; 3],
     /// Per attribute `(y, sk_y)`, in any order.
     pub attributes: Vec<(String, [G1Affine; 3])>,
+}
+
+impl core::fmt::Debug for SecretKeyParts {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SecretKeyParts")
+            .field(
+                "attributes",
+                &self.attributes.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// The components of a [`Capsule`].
@@ -101,4 +112,23 @@ pub fn attribute_point(attribute: &str, l: u8, t: u8) -> blstrs::G1Projective {
 /// `H(0, j, l, t)`, the point of LSSS column `j` (0-based).
 pub fn column_point(column: usize, l: u8, t: u8) -> blstrs::G1Projective {
     crate::hash::column_point(column, l, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn debug_output_holds_no_key_material() {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([4; 32]);
+        let (_, msk) = crate::setup(&mut rng);
+        let sk = crate::keygen(&msk, &["model:x"], &mut rng).unwrap();
+        let parts = sk.to_parts();
+        let point = hex::encode(parts.k_prime[0].to_compressed());
+        for shown in [format!("{parts:?}"), format!("{sk:?}"), format!("{msk:?}")] {
+            assert!(!shown.contains(&point[..16]), "{shown}");
+            assert!(!shown.contains("G1Affine"), "{shown}");
+        }
+        assert!(format!("{parts:?}").contains("model:x"));
+    }
 }
