@@ -5,12 +5,15 @@
 //! by a deadline at the window's end, fails with [`AttemptError::TooSlow`]), stops past `limit`
 //! bytes ([`AttemptError::EndlessData`]), and hands the data over in pieces of at least
 //! [`HANDOFF`] bytes through a small bounded channel, so the blocking reader wakes up once per
-//! piece rather than once per network read. Memory: at most `CHANNEL_PIECES + 1` pieces.
+//! piece rather than once per network read. A piece is the list of the network reads' buffers
+//! as they came (not copied into one buffer). Memory: at most `CHANNEL_PIECES + 1` pieces.
 
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,8 +40,8 @@ pub(crate) struct Guards {
 /// A response body as `Read`, failing on slow or endless data; the typed reason is kept in
 /// [`BodyReader::take_failure`] (the `io::Error` only carries its text).
 pub(crate) struct BodyReader {
-    rx: mpsc::Receiver<Result<Bytes, AttemptError>>,
-    chunk: Bytes,
+    rx: mpsc::Receiver<Result<Piece, AttemptError>>,
+    piece: Piece,
     failure: Option<AttemptError>,
     pump: JoinHandle<()>,
 }
@@ -49,7 +52,7 @@ impl BodyReader {
         let pump = handle.spawn(pump(resp, tx, guards));
         Self {
             rx,
-            chunk: Bytes::new(),
+            piece: Piece::new(),
             failure: None,
             pump,
         }
@@ -73,9 +76,12 @@ impl Read for BodyReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.chunk.is_empty() {
+        while self.piece.front().is_none_or(Bytes::is_empty) {
+            if self.piece.pop_front().is_some() {
+                continue;
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Ok(piece)) => self.piece = piece,
                 Some(Err(e)) => {
                     let io = std::io::Error::other(e.to_string());
                     self.failure = Some(e);
@@ -84,14 +90,20 @@ impl Read for BodyReader {
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.chunk.len());
-        let piece = self.chunk.split_to(n);
+        let Some(chunk) = self.piece.front_mut() else {
+            return Ok(0);
+        };
+        let n = buf.len().min(chunk.len());
+        let src = chunk.split_to(n);
         if let Some(dst) = buf.get_mut(..n) {
-            dst.copy_from_slice(&piece);
+            dst.copy_from_slice(&src);
         }
         Ok(n)
     }
 }
+
+/// Network reads handed over together, in order.
+type Piece = VecDeque<Bytes>;
 
 /// Rate windows over a stream of byte counts.
 struct RateWindow {
@@ -124,7 +136,7 @@ impl RateWindow {
 /// Read the body, enforce the guards and hand pieces to the reader.
 async fn pump(
     mut resp: reqwest::Response,
-    tx: mpsc::Sender<Result<Bytes, AttemptError>>,
+    tx: mpsc::Sender<Result<Piece, AttemptError>>,
     guards: Guards,
 ) {
     let mut window = RateWindow {
@@ -134,7 +146,8 @@ async fn pump(
         bytes: 0,
     };
     let mut received = 0u64;
-    let mut piece = BytesMut::new();
+    let mut piece = Piece::new();
+    let mut piece_len = 0usize;
     let outcome = loop {
         let deadline = window.start + window.grace;
         match tokio::time::timeout_at(deadline, resp.chunk()).await {
@@ -149,9 +162,13 @@ async fn pump(
                 if let Err(e) = window.check(Instant::now()) {
                     break Err(e);
                 }
-                piece.extend_from_slice(&chunk);
-                if piece.len() >= HANDOFF && tx.send(Ok(piece.split().freeze())).await.is_err() {
-                    return;
+                piece_len += chunk.len();
+                piece.push_back(chunk);
+                if piece_len >= HANDOFF {
+                    piece_len = 0;
+                    if tx.send(Ok(std::mem::take(&mut piece))).await.is_err() {
+                        return;
+                    }
                 }
             }
             Ok(Ok(None)) => break Ok(()),
@@ -165,7 +182,7 @@ async fn pump(
         }
     };
     // What arrived before an error is still delivered (a resume keeps its verified part).
-    if !piece.is_empty() && tx.send(Ok(piece.freeze())).await.is_err() {
+    if !piece.is_empty() && tx.send(Ok(piece)).await.is_err() {
         return;
     }
     if let Err(e) = outcome {
