@@ -206,12 +206,11 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
     );
 
     // 3. A batch of devices: one Merkle root on chain, the leaves off chain.
-    let first_index = registry.counters().call().await?.devices;
     let device_keys: Vec<PrivateKeySigner> =
         (0..args.buy).map(|_| PrivateKeySigner::random()).collect();
     let leaves: Vec<DeviceLeaf> = (0..args.devices)
         .map(|i| DeviceLeaf {
-            index: first_index + u64::from(i),
+            position: u64::from(i),
             device: device_keys.get(i as usize).map_or_else(
                 || Address::from_word(keccak256(i.to_be_bytes())),
                 |k| k.address(),
@@ -231,12 +230,6 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
     let batch = receipt
         .decoded_log::<UpdateRegistry::DevicesProvisioned>()
         .ok_or_else(|| eyre!("no DevicesProvisioned event"))?;
-    if batch.firstIndex != first_index {
-        bail!(
-            "another batch was provisioned concurrently (first index {} instead of {first_index}); run the demo again",
-            batch.firstIndex
-        );
-    }
     let per_device = receipt.gas_used / u64::from(args.devices);
     out.gas(
         "provisionDevices",
@@ -247,16 +240,17 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
     // 4. The owner claims devices; each device signs its consent with its own key.
     for (i, key) in device_keys.iter().enumerate() {
         let leaf = leaves[i];
+        let index = batch.firstIndex + leaf.position;
         let claim = Claim {
             owner: owner.address(),
-            deviceIndex: leaf.index,
+            deviceIndex: index,
         };
         let signature = sign_compact(key, claim.eip712_signing_hash(&domain))?;
         let receipt = mined(
             registry
                 .claimDevice(
                     batch.batchId,
-                    leaf.index,
+                    index,
                     leaf.device,
                     model_id,
                     owner.address(),
@@ -269,7 +263,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
         )
         .await?;
         out.gas(
-            format!("claimDevice #{}", leaf.index),
+            format!("claimDevice #{index}"),
             receipt.gas_used,
             format!("owner {}", owner.address()),
         );
@@ -317,7 +311,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
     let devices: Vec<u64> = leaves
         .iter()
         .take(device_keys.len())
-        .map(|l| l.index)
+        .map(|l| batch.firstIndex + l.position)
         .collect();
     let total = U256::from(price) * U256::from(devices.len());
     let receipt = mined(

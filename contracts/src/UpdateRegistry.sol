@@ -188,7 +188,7 @@ contract UpdateRegistry is IUpdateRegistry {
         Batch storage b = _batches[batchId];
         bytes32 root = b.root;
         if (root == bytes32(0)) revert UpdateRegistryUnknownBatch(batchId);
-        _checkInBatch(b, batchId, deviceIndex);
+        uint64 position = _checkInBatch(b, batchId, deviceIndex);
         uint32 manufacturerId = b.manufacturerId;
         if (_models[modelId].manufacturerId != manufacturerId) {
             revert UpdateRegistryModelManufacturerMismatch(modelId, manufacturerId);
@@ -196,7 +196,9 @@ contract UpdateRegistry is IUpdateRegistry {
         Device storage d = _devices[deviceIndex];
         DeviceStatus status = d.status;
         if (status != DeviceStatus.Unclaimed) revert UpdateRegistryDeviceNotClaimable(deviceIndex, status);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(deviceIndex, device_, modelId))));
+        // The leaf names the device's position in its batch, not its global index: a batch's tree can be built
+        // before the transaction that assigns its index range lands, whatever other batches land first.
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(position, device_, modelId))));
         if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert UpdateRegistryInvalidProof(batchId, deviceIndex);
         address recovered = _recoverOne(keccak256(abi.encode(_CLAIM_TYPEHASH, owner, deviceIndex)), deviceSignature);
         if (recovered != device_ || recovered == address(0)) {
@@ -523,11 +525,18 @@ contract UpdateRegistry is IUpdateRegistry {
         }
     }
 
-    /// @dev Reverts unless `deviceIndex` is inside the batch's index range.
-    function _checkInBatch(Batch storage b, uint64 batchId, uint64 deviceIndex) internal view {
+    /// @dev Reverts unless `deviceIndex` is inside the batch's index range; returns its position in the batch.
+    function _checkInBatch(Batch storage b, uint64 batchId, uint64 deviceIndex)
+        internal
+        view
+        returns (uint64 position)
+    {
         uint64 first = b.firstIndex;
         if (deviceIndex < first || deviceIndex - first >= b.count) {
             revert UpdateRegistryDeviceNotInBatch(batchId, deviceIndex);
+        }
+        unchecked {
+            position = deviceIndex - first;
         }
     }
 

@@ -154,22 +154,23 @@ abstract contract Base is Test {
         return uint256(keccak256(abi.encode("device", i))) % (SECP256K1_N - 1) + 1;
     }
 
-    function _leaf(uint64 index, address dev, uint32 model) internal pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(index, dev, model))));
+    /// @dev The leaf of the device at `position` in its batch.
+    function _leaf(uint64 position, address dev, uint32 model) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(position, dev, model))));
     }
 
-    /// @dev Leaves for `count` devices of `model` starting at device index `first`.
-    function _leaves(uint64 first, uint256 count, uint32 model) internal pure returns (bytes32[] memory leaves) {
+    /// @dev Leaves for `count` devices of `model` (positions 0 .. count - 1).
+    function _leaves(uint256 count, uint32 model) internal pure returns (bytes32[] memory leaves) {
         leaves = new bytes32[](count);
         for (uint256 i; i < count; ++i) {
-            leaves[i] = _leaf(first + uint64(i), vm.addr(_deviceKey(i)), model);
+            leaves[i] = _leaf(uint64(i), vm.addr(_deviceKey(i)), model);
         }
     }
 
     /// @dev Provisions `count` devices of the fixture model; returns the batch id and first index.
     function _provision(uint256 count) internal returns (uint64 batchId, uint64 first, bytes32[] memory leaves) {
         first = registry.counters().devices;
-        leaves = _leaves(first, count, modelId);
+        leaves = _leaves(count, modelId);
         vm.prank(operator);
         (batchId,) = registry.provisionDevices(mfId, Merkle.root(leaves), uint32(count), "bafyleaves");
     }

@@ -238,7 +238,7 @@ contract UpdateMarketTest is Base {
         bytes32[] memory leaves = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
             idx[i] = pick[i];
-            leaves[i] = _leaf(idx[i], vm.addr(_deviceKey(i)), modelId);
+            leaves[i] = _leaf(idx[i] - f, vm.addr(_deviceKey(i)), modelId);
         }
         vm.prank(operator);
         (uint64 b,) = registry.provisionDevices(mfId, Merkle.root(leaves), 600, "");

@@ -475,6 +475,18 @@ contract UpdateRegistryTest is Base {
         assertEq(registry.device(first + uint64(pos)).owner, alice);
     }
 
+    function test_claimDevice_treeBuiltBeforeAnotherBatchLands() public {
+        // The operator builds its tree while index 0.. is free; another batch takes those indexes first.
+        bytes32[] memory leaves = _leaves(4, modelId);
+        vm.prank(operator);
+        registry.provisionDevices(mfId, bytes32(uint256(1)), 7, "someone-else-first");
+        vm.prank(operator);
+        (uint64 b, uint64 first) = registry.provisionDevices(mfId, Merkle.root(leaves), 4, "bafyleaves");
+        assertEq(first, 7);
+        _claim(b, first, leaves, 2, alice);
+        assertEq(registry.device(first + 2).owner, alice);
+    }
+
     function test_RevertWhen_claimDevice_twice() public {
         (uint64 b, uint64 first, bytes32[] memory leaves) = _provision(2);
         _claim(b, first, leaves, 1, alice);

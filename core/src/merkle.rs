@@ -1,8 +1,11 @@
 //! Device provisioning batches: leaves, the Merkle tree the registry stores the
 //! root of, and the proofs owners claim devices with.
 //!
-//! Leaf = `keccak256(keccak256(abi.encode(uint64 deviceIndex, address device, uint32 modelId)))`
-//! (double hashed, so a leaf can never be mistaken for an inner node); inner
+//! Leaf = `keccak256(keccak256(abi.encode(uint64 position, address device, uint32 modelId)))`
+//! where `position` is the device's place in its batch (double hashed, so a
+//! leaf can never be mistaken for an inner node). The device's global index is
+//! `firstIndex + position`, with `firstIndex` from the `DevicesProvisioned`
+//! event: the tree is built before the index range is known. Inner
 //! node = `keccak256(min(a, b) ‖ max(a, b))` (sorted pairs, as OpenZeppelin's
 //! `MerkleProof` verifies). Levels are built left to right; an odd node moves
 //! up unchanged.
@@ -17,8 +20,8 @@ use crate::{Error, Result};
 /// One device of a provisioning batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceLeaf {
-    /// The device's global index (the batch's `firstIndex` + its position).
-    pub index: u64,
+    /// The device's place in its batch (0-based); its global index is the batch's `firstIndex` plus this.
+    pub position: u64,
     /// The device's secp256k1 identity address.
     pub device: Address,
     /// The model it is.
@@ -29,7 +32,7 @@ impl DeviceLeaf {
     /// The leaf hash the contract recomputes in `claimDevice`.
     pub fn hash(&self) -> B256 {
         keccak256(keccak256(
-            (self.index, self.device, self.model_id).abi_encode(),
+            (self.position, self.device, self.model_id).abi_encode(),
         ))
     }
 }
@@ -126,7 +129,7 @@ mod tests {
     fn leaves(n: u64) -> Vec<DeviceLeaf> {
         (0..n)
             .map(|i| DeviceLeaf {
-                index: 100 + i,
+                position: i,
                 device: Address::with_last_byte(i as u8 + 1),
                 model_id: 7,
             })

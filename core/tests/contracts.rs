@@ -136,17 +136,27 @@ async fn publish_and_purchase_round_on_anvil() {
 
     // Provision a batch of four devices; the owner claims two with the devices' own signatures.
     let device_keys: Vec<PrivateKeySigner> = (0..4).map(|_| PrivateKeySigner::random()).collect();
-    let first_index = registry.counters().call().await.unwrap().devices;
+    // Another batch lands between building the tree and provisioning it: leaves name
+    // positions in the batch, so the tree stays valid.
+    let predicted_first = registry.counters().call().await.unwrap().devices;
     let leaves: Vec<DeviceLeaf> = device_keys
         .iter()
         .enumerate()
         .map(|(i, k)| DeviceLeaf {
-            index: first_index + i as u64,
+            position: i as u64,
             device: k.address(),
             model_id,
         })
         .collect();
     let tree = DeviceTree::new(&leaves).unwrap();
+    registry
+        .provisionDevices(mfr, B256::repeat_byte(1), 5, String::new())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     let receipt = registry
         .provisionDevices(mfr, tree.root(), leaves.len() as u32, "bafyleaves".into())
         .send()
@@ -158,19 +168,20 @@ async fn publish_and_purchase_round_on_anvil() {
     let batch = receipt
         .decoded_log::<UpdateRegistry::DevicesProvisioned>()
         .unwrap();
-    assert_eq!(batch.firstIndex, first_index);
+    assert_eq!(batch.firstIndex, predicted_first + 5);
+    let index = |i: usize| batch.firstIndex + i as u64;
     for (i, leaf) in leaves.iter().enumerate().take(2) {
         let proof = tree.proof(i).unwrap();
         assert!(verify_proof(leaf, &proof, tree.root()));
         let claim = Claim {
             owner: owner.address(),
-            deviceIndex: leaf.index,
+            deviceIndex: index(i),
         };
         let signature = sign_compact(&device_keys[i], claim.eip712_signing_hash(&domain)).unwrap();
         registry
             .claimDevice(
                 batch.batchId,
-                leaf.index,
+                index(i),
                 leaf.device,
                 model_id,
                 owner.address(),
@@ -184,7 +195,7 @@ async fn publish_and_purchase_round_on_anvil() {
             .await
             .unwrap();
         assert_eq!(
-            registry.device(leaf.index).call().await.unwrap().owner,
+            registry.device(index(i)).call().await.unwrap().owner,
             owner.address()
         );
     }
@@ -270,7 +281,7 @@ async fn publish_and_purchase_round_on_anvil() {
     assert_eq!(registry.model(model_id).call().await.unwrap().minVersion, 2);
 
     // The owner buys the release for both claimed devices, paying exactly price × 2.
-    let devices = vec![leaves[0].index, leaves[1].index];
+    let devices = vec![index(0), index(1)];
     let receipt = market
         .purchase(m.clone().into(), devices.clone())
         .value(U256::from(PRICE * 2))
@@ -285,8 +296,8 @@ async fn publish_and_purchase_round_on_anvil() {
         (purchased.releaseId, purchased.buyer, purchased.amount),
         (id, owner.address(), U256::from(PRICE * 2))
     );
-    assert!(market.isEntitled(id, leaves[0].index).call().await.unwrap());
-    assert!(!market.isEntitled(id, leaves[2].index).call().await.unwrap());
+    assert!(market.isEntitled(id, index(0)).call().await.unwrap());
+    assert!(!market.isEntitled(id, index(2)).call().await.unwrap());
     assert_eq!(
         market.escrowOf(id).call().await.unwrap(),
         U256::from(PRICE * 2)
@@ -295,21 +306,21 @@ async fn publish_and_purchase_round_on_anvil() {
     // Buying again for an entitled device reverts with the device named.
     let err = reverted(
         market
-            .purchase(m.clone().into(), vec![leaves[0].index])
+            .purchase(m.clone().into(), vec![index(0)])
             .value(U256::from(PRICE))
             .call()
             .await,
     );
     match err.as_decoded_interface_error::<UpdateMarketErrors>() {
         Some(UpdateMarketErrors::UpdateMarketAlreadyEntitled(e)) => {
-            assert_eq!((e.releaseId, e.deviceIndex), (id, leaves[0].index))
+            assert_eq!((e.releaseId, e.deviceIndex), (id, index(0)))
         }
         other => panic!("expected UpdateMarketAlreadyEntitled, got {other:?} ({err})"),
     }
     // An unclaimed device cannot be bought for.
     let err = reverted(
         market
-            .purchase(m.clone().into(), vec![leaves[3].index])
+            .purchase(m.clone().into(), vec![index(3)])
             .value(U256::from(PRICE))
             .call()
             .await,

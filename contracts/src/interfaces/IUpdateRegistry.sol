@@ -250,7 +250,8 @@ interface IUpdateRegistry {
         returns (uint64 batchId, uint64 firstIndex);
 
     /// @notice Claims a provisioned device for `owner`; anyone may submit, the device's key must have signed.
-    /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(uint64 deviceIndex, address device, uint32 modelId)))),
+    /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(uint64 position, address device, uint32 modelId)))),
+    /// with `position = deviceIndex - firstIndex` (the device's place in its batch),
     /// sorted-pair proof. Device signs EIP-712 `Claim(address owner,uint64 deviceIndex)`, 64-byte EIP-2098.
     function claimDevice(
         uint64 batchId,

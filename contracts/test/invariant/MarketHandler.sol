@@ -50,7 +50,7 @@ contract MarketHandler {
         // Ten devices, claimed round-robin by the three actors.
         bytes32[] memory leaves = new bytes32[](DEVICES);
         for (uint256 i; i < DEVICES; ++i) {
-            leaves[i] = keccak256(bytes.concat(keccak256(abi.encode(uint64(250 + i), _dev(i), modelId))));
+            leaves[i] = keccak256(bytes.concat(keccak256(abi.encode(uint64(i), _dev(i), modelId))));
         }
         // Devices 0..249 belong to an earlier batch so the ten straddle an entitlement word boundary.
         registry.provisionDevices(mfId, bytes32(uint256(1)), 250, "");
