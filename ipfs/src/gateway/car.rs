@@ -236,3 +236,33 @@ impl BodySender {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block_cid;
+
+    #[test]
+    fn sections_frame_as_the_car_writer_does() {
+        // Lengths with one-, two- and three-byte varints.
+        let blocks: Vec<Vec<u8>> = [1usize, 90, 200, 300 * 1024]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
+            .collect();
+        let cids: Vec<Cid> = blocks
+            .iter()
+            .map(|b| block_cid(cid::Version::V1, RAW, b))
+            .collect();
+        let mut writer = CarWriter::new(Vec::new(), &cids[..1]).unwrap();
+        let mut framed = CarWriter::new(Vec::new(), &cids[..1])
+            .unwrap()
+            .finish()
+            .unwrap();
+        for (cid, block) in cids.iter().zip(&blocks) {
+            writer.write_block(cid, block).unwrap();
+            framed.extend_from_slice(&section_prefix(cid, block.len()));
+            framed.extend_from_slice(block);
+        }
+        assert_eq!(framed, writer.finish().unwrap());
+    }
+}
