@@ -12,6 +12,14 @@ const require = createRequire(import.meta.url);
 const solc = require("solc");
 const args = process.argv.slice(2);
 
+// The compiler version this project builds with (also pinned exactly in
+// package.json and by every `pragma solidity`): refuse any other solc-js.
+const PINNED = "0.8.37";
+if (!solc.version().startsWith(`${PINNED}+`)) {
+  process.stderr.write(`solc.mjs: solc-js ${solc.version()} is installed, this project pins ${PINNED}; run 'npm ci'\n`);
+  process.exit(2);
+}
+
 if (args.includes("--version")) {
   process.stdout.write(`solc, the solidity compiler commandline interface\nVersion: ${solc.version()}\n`);
   process.exit(0);
