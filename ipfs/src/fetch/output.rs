@@ -1,9 +1,16 @@
 //! The output of a fetch: a temporary file beside the destination, renamed into place only when
 //! every byte was verified. Dropping it unfinished deletes the temporary file, so a failed fetch
 //! never leaves anything at the destination.
+//!
+//! While the fetch runs, a helper thread asks the kernel to write the file's dirty pages to disk
+//! every [`WRITEBACK_EVERY`] bytes (`sync_data` on a second handle), so the disk works while the
+//! network and the verifier do, and the final fsync only has the tail left. A request is skipped
+//! when the previous one is still running, so the writer never waits for it.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
 
 use super::error::FetchError;
 use crate::Repeat;
@@ -11,11 +18,48 @@ use crate::Repeat;
 /// Size of the copy buffer for repeated subtrees.
 const COPY_CHUNK: usize = 64 * 1024;
 
+/// Bytes written between two background writeback requests.
+const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
+
 /// The partly written file; `written` equals the verifier's position.
 pub(crate) struct Output {
     tmp: tempfile::NamedTempFile,
     dest: PathBuf,
     written: u64,
+    writeback: Option<Writeback>,
+}
+
+/// The background writeback thread and its request channel (one request at most).
+struct Writeback {
+    requests: SyncSender<()>,
+    thread: JoinHandle<std::io::Result<()>>,
+}
+
+impl Writeback {
+    /// Start it on a second handle of `file`; `None` if the handle or thread cannot be had
+    /// (the fetch then simply syncs everything at the end).
+    fn start(file: &std::fs::File) -> Option<Self> {
+        let file = file.try_clone().ok()?;
+        let (requests, rx) = sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("fetch-writeback".into())
+            .spawn(move || {
+                for () in rx {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })
+            .ok()?;
+        Some(Self { requests, thread })
+    }
+
+    /// Stop the thread and report the first error it met.
+    fn stop(self) -> std::io::Result<()> {
+        drop(self.requests);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("writeback thread panicked")))
+    }
 }
 
 impl Output {
@@ -34,10 +78,12 @@ impl Output {
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(|source| FetchError::Output { path: dir, source })?;
+        let writeback = Writeback::start(tmp.as_file());
         Ok(Self {
             tmp,
             dest: dest.to_path_buf(),
             written: 0,
+            writeback,
         })
     }
 
@@ -57,8 +103,22 @@ impl Output {
     pub(crate) fn append(&mut self, data: &[u8]) -> Result<(), FetchError> {
         let r = self.tmp.as_file_mut().write_all(data);
         r.map_err(|e| self.err(e))?;
+        let before = self.written;
         self.written += data.len() as u64;
+        if before / WRITEBACK_EVERY != self.written / WRITEBACK_EVERY {
+            self.request_writeback();
+        }
         Ok(())
+    }
+
+    /// Ask the writeback thread to flush what was written so far, unless it is still busy.
+    fn request_writeback(&mut self) {
+        if let Some(wb) = &self.writeback
+            && let Err(TrySendError::Disconnected(())) = wb.requests.try_send(())
+        {
+            // The thread stopped on an error; `finish` reports it.
+            tracing::debug!("fetch writeback thread has stopped");
+        }
     }
 
     /// Append a copy of bytes written earlier (a subtree the DAG repeats, sent once).
@@ -94,7 +154,10 @@ impl Output {
     }
 
     /// fsync, rename into place, fsync the directory.
-    pub(crate) fn finish(self) -> Result<PathBuf, FetchError> {
+    pub(crate) fn finish(mut self) -> Result<PathBuf, FetchError> {
+        if let Some(wb) = self.writeback.take() {
+            wb.stop().map_err(|e| self.err(e))?;
+        }
         self.tmp.as_file().sync_all().map_err(|e| self.err(e))?;
         let dest = self.dest.clone();
         self.tmp.persist(&dest).map_err(|e| FetchError::Output {
@@ -111,5 +174,45 @@ impl Output {
                 })?;
         }
         Ok(dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_past_several_writeback_points_and_renames_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("file.bin");
+        let mut out = Output::create(&dest).unwrap();
+        assert!(out.writeback.is_some());
+        let piece: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
+        let pieces = (2 * WRITEBACK_EVERY as usize) / piece.len() + 3;
+        for _ in 0..pieces {
+            out.append(&piece).unwrap();
+        }
+        out.append_repeat(Repeat {
+            offset: 5,
+            len: 1000,
+        })
+        .unwrap();
+        assert_eq!(out.finish().unwrap(), dest);
+        let got = std::fs::read(&dest).unwrap();
+        assert_eq!(got.len(), pieces * piece.len() + 1000);
+        assert!(got.chunks(piece.len()).take(pieces).all(|c| c == piece));
+        assert_eq!(got[pieces * piece.len()..], piece[5..1005]);
+        // Only the destination is left: no temporary file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_unfinished_output_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Output::create(&dir.path().join("file.bin")).unwrap();
+        out.append(&vec![7u8; WRITEBACK_EVERY as usize + 1])
+            .unwrap();
+        drop(out);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
