@@ -107,35 +107,7 @@ impl<R: Read> CarReader<R> {
 
     /// Reads an unsigned LEB128 varint; `None` on a clean end of stream before its first byte.
     fn varint(&mut self) -> Result<Option<u64>, CarError> {
-        let start = self.offset;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let mut byte = [0u8; 1];
-            match self.inner.read(&mut byte) {
-                Ok(0) if i == 0 => return Ok(None),
-                Ok(0) => {
-                    return Err(CarError::Truncated {
-                        offset: self.offset,
-                    });
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
-            self.offset += 1;
-            let b = byte[0];
-            if i == 9 && b > 1 {
-                return Err(CarError::BadVarint { offset: start });
-            }
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if i > 0 && b == 0 {
-                    return Err(CarError::BadVarint { offset: start });
-                }
-                return Ok(Some(value));
-            }
-        }
-        Err(CarError::BadVarint { offset: start })
+        read_varint(&mut self.inner, &mut self.offset)
     }
 
     fn exact(&mut self, len: u64) -> Result<Vec<u8>, CarError> {
@@ -385,9 +357,96 @@ pub fn decode_header(buf: &[u8]) -> Result<Vec<Cid>, CarError> {
     Ok(roots)
 }
 
+/// Reads a minimally encoded unsigned LEB128 varint from `reader`, advancing
+/// `offset` by the bytes consumed; `None` on a clean end of stream before its
+/// first byte. Shared by [`CarReader`] and the fetch client's section reader.
+pub(crate) fn read_varint<R: Read>(
+    reader: &mut R,
+    offset: &mut u64,
+) -> Result<Option<u64>, CarError> {
+    let start = *offset;
+    let mut value = 0u64;
+    let mut i = 0;
+    while i < 10 {
+        let mut byte = [0u8; 1];
+        match reader.read(&mut byte) {
+            Ok(0) if i == 0 => return Ok(None),
+            Ok(0) => return Err(CarError::Truncated { offset: *offset }),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+        *offset += 1;
+        let b = byte[0];
+        if i == 9 && b > 1 {
+            return Err(CarError::BadVarint { offset: start });
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return Err(CarError::BadVarint { offset: start });
+            }
+            return Ok(Some(value));
+        }
+        i += 1;
+    }
+    Err(CarError::BadVarint { offset: start })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Returns `ErrorKind::Interrupted` before every byte it hands out.
+    struct Interrupting<'a> {
+        data: &'a [u8],
+        interrupt: bool,
+    }
+
+    impl Read for Interrupting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.data.len()).min(1);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_varint_retries_interrupted_reads_without_losing_bits() {
+        // 300 = 0xac 0x02; then a clean end.
+        let mut r = Interrupting {
+            data: &[0xac, 0x02],
+            interrupt: false,
+        };
+        let mut offset = 0;
+        assert_eq!(read_varint(&mut r, &mut offset).unwrap(), Some(300));
+        assert_eq!(offset, 2);
+        assert_eq!(read_varint(&mut r, &mut offset).unwrap(), None);
+    }
+
+    #[test]
+    fn read_varint_rejects_non_minimal_overlong_and_truncated() {
+        let mut offset = 0;
+        assert!(matches!(
+            read_varint(&mut &[0x80, 0x00][..], &mut offset),
+            Err(CarError::BadVarint { offset: 0 })
+        ));
+        let mut offset = 0;
+        assert!(matches!(
+            read_varint(&mut &[0xff; 11][..], &mut offset),
+            Err(CarError::BadVarint { .. })
+        ));
+        let mut offset = 0;
+        assert!(matches!(
+            read_varint(&mut &[0x80][..], &mut offset),
+            Err(CarError::Truncated { offset: 1 })
+        ));
+    }
     use crate::{DAG_PB, RAW, block_cid};
 
     #[test]

@@ -5,7 +5,7 @@
 //! without a verifier) would cost a second SHA-256 pass over the whole file. Framing is as strict
 //! as the reader's: minimal varints, bounded header and sections, a header with roots.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use cid::Cid;
 
@@ -91,35 +91,7 @@ impl<R: Read> CarSections<R> {
 
     /// An unsigned LEB128 varint, minimally encoded; `None` on a clean end before its first byte.
     fn varint(&mut self) -> Result<Option<u64>, CarError> {
-        let start = self.offset;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let mut byte = [0u8; 1];
-            match self.inner.read(&mut byte) {
-                Ok(0) if i == 0 => return Ok(None),
-                Ok(0) => {
-                    return Err(CarError::Truncated {
-                        offset: self.offset,
-                    });
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
-            self.offset += 1;
-            let b = byte[0];
-            if i == 9 && b > 1 {
-                return Err(CarError::BadVarint { offset: start });
-            }
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if i > 0 && b == 0 {
-                    return Err(CarError::BadVarint { offset: start });
-                }
-                return Ok(Some(value));
-            }
-        }
-        Err(CarError::BadVarint { offset: start })
+        crate::car::read_varint(&mut self.inner, &mut self.offset)
     }
 }
 
