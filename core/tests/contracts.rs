@@ -25,6 +25,13 @@ use otaledger_core::{
     spawn_anvil,
 };
 
+/// Sends a contract call and waits for its receipt.
+macro_rules! mined {
+    ($call:expr) => {
+        $call.send().await.unwrap().get_receipt().await.unwrap()
+    };
+}
+
 /// The error of a call that must revert (return types have no `Debug`, so no `unwrap_err`).
 fn reverted<T>(result: Result<T, alloy::contract::Error>) -> alloy::contract::Error {
     match result {
@@ -91,21 +98,14 @@ async fn publish_and_purchase_round_on_anvil() {
     // A manufacturer with a 2-of-3 signer set.
     let keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
     let set = SignerSet::new(keys.iter().map(|k| k.address()).collect(), 2).unwrap();
-    let receipt = registry
-        .registerManufacturer(
-            "Acme".into(),
-            Address::ZERO,
-            Address::ZERO,
-            set.signers().to_vec(),
-            2,
-            "bafyparams".into(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(registry.registerManufacturer(
+        "Acme".into(),
+        Address::ZERO,
+        Address::ZERO,
+        set.signers().to_vec(),
+        2,
+        "bafyparams".into(),
+    ));
     let registered = receipt
         .decoded_log::<UpdateRegistry::ManufacturerRegistered>()
         .unwrap();
@@ -121,14 +121,7 @@ async fn publish_and_purchase_round_on_anvil() {
         registry.manufacturer(mfr).call().await.unwrap().signersHash
     );
 
-    let receipt = registry
-        .defineModel(mfr, "thermo-x".into(), 1)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(registry.defineModel(mfr, "thermo-x".into(), 1));
     let model_id = receipt
         .decoded_log::<UpdateRegistry::ModelDefined>()
         .unwrap()
@@ -149,22 +142,13 @@ async fn publish_and_purchase_round_on_anvil() {
         })
         .collect();
     let tree = DeviceTree::new(&leaves).unwrap();
-    registry
-        .provisionDevices(mfr, B256::repeat_byte(1), 5, String::new())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let receipt = registry
-        .provisionDevices(mfr, tree.root(), leaves.len() as u32, "bafyleaves".into())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(registry.provisionDevices(mfr, B256::repeat_byte(1), 5, String::new()));
+    let receipt = mined!(registry.provisionDevices(
+        mfr,
+        tree.root(),
+        leaves.len() as u32,
+        "bafyleaves".into()
+    ));
     let batch = receipt
         .decoded_log::<UpdateRegistry::DevicesProvisioned>()
         .unwrap();
@@ -178,22 +162,15 @@ async fn publish_and_purchase_round_on_anvil() {
             deviceIndex: index(i),
         };
         let signature = sign_compact(&device_keys[i], claim.eip712_signing_hash(&domain)).unwrap();
-        registry
-            .claimDevice(
-                batch.batchId,
-                index(i),
-                leaf.device,
-                model_id,
-                owner.address(),
-                proof,
-                signature.to_vec().into(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        mined!(registry.claimDevice(
+            batch.batchId,
+            index(i),
+            leaf.device,
+            model_id,
+            owner.address(),
+            proof,
+            signature.to_vec().into(),
+        ));
         assert_eq!(
             registry.device(index(i)).call().await.unwrap().owner,
             owner.address()
@@ -212,14 +189,7 @@ async fn publish_and_purchase_round_on_anvil() {
     let approval = set
         .approve_typed(&m, &domain, &[&keys[0], &keys[2]])
         .unwrap();
-    let receipt = registry
-        .publishRelease(m.clone(), approval)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(registry.publishRelease(m.clone(), approval));
     let published = receipt
         .decoded_log::<UpdateRegistry::ReleasePublished>()
         .unwrap();
@@ -270,27 +240,16 @@ async fn publish_and_purchase_round_on_anvil() {
     let approval = set
         .approve_typed(&floor, &domain, &[&keys[1], &keys[2]])
         .unwrap();
-    registry
-        .raiseFloor(model_id, 2, approval)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(registry.raiseFloor(model_id, 2, approval));
     assert_eq!(registry.model(model_id).call().await.unwrap().minVersion, 2);
 
     // The owner buys the release for both claimed devices, paying exactly price × 2.
     let devices = vec![index(0), index(1)];
-    let receipt = market
-        .purchase(m.clone().into(), devices.clone())
-        .value(U256::from(PRICE * 2))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(
+        market
+            .purchase(m.clone().into(), devices.clone())
+            .value(U256::from(PRICE * 2))
+    );
     let purchased = receipt.decoded_log::<UpdateMarket::Purchased>().unwrap();
     assert_eq!(
         (purchased.releaseId, purchased.buyer, purchased.amount),
@@ -356,14 +315,7 @@ async fn publish_and_purchase_round_on_anvil() {
         .await
         .unwrap();
     let before = provider.get_balance(deployer.address()).await.unwrap();
-    let receipt = market_by_deployer
-        .withdraw(m.clone().into())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(market_by_deployer.withdraw(m.clone().into()));
     let withdrawn = receipt.decoded_log::<UpdateMarket::Withdrawn>().unwrap();
     assert_eq!(
         (withdrawn.payee, withdrawn.amount),
