@@ -26,7 +26,7 @@ $(VENV)/.installed: script/requirements-dev.txt
 tools: node_modules/.installed $(VENV)/.installed ## install the pinned toolchain (npm: forge, anvil, cast, solc; PyPI: slither)
 
 demo: node_modules/.installed ## the main job: local chain, contracts, one publish-and-purchase round
-	$(CARGO) run --release --locked -p otaledger-cli -- demo
+	$(CARGO) run --locked -p otaledger-cli -- demo
 
 test: tools postgres lint slither contracts-test no-std rust-test ## every check and test CI runs
 	@echo "make test: all checks passed"
