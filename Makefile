@@ -9,7 +9,7 @@ VENV := .venv
 CARGO ?= cargo
 export FOUNDRY_DISABLE_NIGHTLY_WARNING := 1
 
-.PHONY: help tools demo test lint fmt contracts-test no-std rust-test slither artifacts check-artifacts postgres gas bench
+.PHONY: help tools demo test lint contracts-test no-std rust-test slither artifacts postgres gas
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
