@@ -53,7 +53,7 @@ slither: tools ## static analysis, failing on medium/high; accepted findings are
 no-std: ## prove the device-side ipfs verifier builds without std (a dependency pulling in std fails to link: E0152)
 	$(CARGO) rustc --locked -p otaledger-ipfs-no-std-check --features strict -- -C panic=abort
 
-rust-test: node_modules/.installed ## the Rust test suite (unit, integration against anvil and Postgres, end to end)
+rust-test: node_modules/.installed ## the Rust test suite (unit, integration against a real anvil, CLI end to end)
 	$(CARGO) test --locked --no-fail-fast --workspace --all-targets
 
 artifacts: node_modules/.installed ## re-export the contract ABIs + bytecode that the Rust bindings use
