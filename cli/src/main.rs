@@ -1,8 +1,13 @@
 //! `otaledger`: the OTA Ledger command-line tool.
 //!
-//! Subcommands: `demo` (the quickstart's main job: a local chain, the contracts,
-//! one publish-and-purchase round). Later commands (manufacturer, owner, key
-//! service) are added beside it.
+//! Subcommands:
+//! - `demo`: the quickstart's main job (a local chain, the contracts, one
+//!   publish-and-purchase round, with the gas of every step);
+//! - `ipfs add | get | car export | car import`: content addressing that agrees
+//!   with Kubo, and verified fetches from untrusted gateways;
+//! - `gateway serve`: a trustless gateway over the local block store.
+//!
+//! Manufacturer, owner and key-service commands come with their issues.
 
 use clap::{Parser, Subcommand};
 
