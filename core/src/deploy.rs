@@ -33,19 +33,22 @@ pub struct Deployed {
     pub market_gas: u64,
 }
 
-/// The init code (creation bytecode + constructor arguments) of both contracts.
-pub fn init_codes(registry: Address, refund_window: u64) -> (Bytes, Bytes) {
-    let registry_code = UpdateRegistry::BYTECODE.clone();
-    let mut market_code = UpdateMarket::BYTECODE.to_vec();
-    market_code.extend_from_slice(&(registry, U256::from(refund_window)).abi_encode_params());
-    (registry_code, Bytes::from(market_code))
+/// The market's init code: creation bytecode + ABI-encoded constructor
+/// arguments. (The registry has no constructor arguments: its init code is
+/// `UpdateRegistry::BYTECODE`.)
+pub fn market_init_code(registry: Address, refund_window: u64) -> Bytes {
+    let mut code = UpdateMarket::BYTECODE.to_vec();
+    code.extend_from_slice(&(registry, U256::from(refund_window)).abi_encode_params());
+    Bytes::from(code)
 }
 
 /// The addresses [`deploy`] gives for `salt` and `refund_window`, on any chain.
 pub fn addresses(salt: B256, refund_window: u64) -> (Address, Address) {
     let registry = create2_address(salt, &UpdateRegistry::BYTECODE);
-    let (_, market_code) = init_codes(registry, refund_window);
-    (registry, create2_address(salt, &market_code))
+    (
+        registry,
+        create2_address(salt, &market_init_code(registry, refund_window)),
+    )
 }
 
 async fn create2<P: Provider>(
@@ -116,12 +119,15 @@ pub async fn deploy<P: Provider>(
         during: "eth_chainId",
         reason: e.to_string(),
     })?;
-    let (registry_code, _) = init_codes(Address::ZERO, refund_window);
     let (registry, registry_gas, registry_block) =
-        create2(provider, salt, &registry_code, "UpdateRegistry").await?;
-    let (_, market_code) = init_codes(registry, refund_window);
-    let (market, market_gas, market_block) =
-        create2(provider, salt, &market_code, "UpdateMarket").await?;
+        create2(provider, salt, &UpdateRegistry::BYTECODE, "UpdateRegistry").await?;
+    let (market, market_gas, market_block) = create2(
+        provider,
+        salt,
+        &market_init_code(registry, refund_window),
+        "UpdateMarket",
+    )
+    .await?;
     let deployment_block = match registry_block.or(market_block) {
         Some(block) => block,
         None => provider.get_block_number().await.map_err(|e| Error::Rpc {
