@@ -1,11 +1,13 @@
 //! FAME (this crate) side by side with rabe 0.4.2's AC17 and BSW07 in one run:
 //! setup; keygen with 5 and 20 attributes; encapsulate / decapsulate for AND
-//! and OR policies of 2, 5, 10 and 20 attributes. Prints capsule and key sizes
-//! first. Run: `cargo bench -p otaledger-cpabe --bench cpabe -- --warm-up-time 1 --measurement-time 3`.
+//! and OR policies of 2, 5, 10 and 20 attributes; the key derivation alone
+//! (encoding the capsule and HKDF over it, part of every decapsulation).
+//! Prints capsule and key sizes first. Run: `cargo bench -p otaledger-cpabe --bench cpabe -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use otaledger_cpabe::hazmat::{blinding_factor, derive_key};
 use otaledger_cpabe::{Policy, decapsulate, encapsulate, keygen, setup};
 use rabe::schemes::{ac17, bsw};
 use rabe::utils::policy::pest::PolicyLanguage;
@@ -186,10 +188,32 @@ fn bench_encapsulate_decapsulate(c: &mut Criterion) {
     }
 }
 
+/// The KDF step of decapsulation: it encodes the whole capsule and runs HKDF
+/// over it (key derivation version 2), so its cost grows with the rows.
+fn bench_key_derivation(c: &mut Criterion) {
+    let mut r = rng();
+    let (pk, msk) = setup(&mut r);
+    let mut g = c.benchmark_group("derive-key-and");
+    for n in SIZES {
+        let names = attrs(n);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let policy = Policy::parse(&policy_text(n, "and")).unwrap();
+        let (capsule, key) = encapsulate(&pk, &policy, b"ctx", &mut r).unwrap();
+        let sk = keygen(&msk, &refs, &mut r).unwrap();
+        let z = blinding_factor(&sk, &capsule).unwrap();
+        assert_eq!(derive_key(&z, &capsule, b"ctx").unwrap(), key);
+        g.bench_with_input(BenchmarkId::new("fame", n), &n, |b, _| {
+            b.iter(|| derive_key(black_box(&z), black_box(&capsule), b"ctx").unwrap())
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_setup,
     bench_keygen,
-    bench_encapsulate_decapsulate
+    bench_encapsulate_decapsulate,
+    bench_key_derivation
 );
 criterion_main!(benches);

@@ -4,6 +4,7 @@ use crate::parse::ParseProblem;
 
 /// Which group an encoded element belongs to (for error reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupKind {
     /// BLS12-381 G1 (48-byte compressed points).
     G1,
@@ -27,6 +28,7 @@ impl core::fmt::Display for GroupKind {
 ///
 /// Decoding errors carry the byte offset at which the problem was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The human policy syntax could not be parsed.
     #[error("policy syntax error at byte {position}: {problem}")]

@@ -22,20 +22,22 @@ use hkdf::Hkdf;
 use pairing::{MillerLoopResult, MultiMillerLoop};
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 use crate::codec::gt_bytes;
 use crate::error::{Error, Result};
 use crate::hash::{attribute_point, column_point};
-use crate::keys::{Capsule, MasterKey, PublicKey, SecretKey, wipe};
+use crate::keys::{Capsule, MasterKey, PublicKey, SecretKey};
 use crate::limits::MAX_KEY_ATTRIBUTES;
 use crate::lsss;
 use crate::policy::{Policy, PolicyNode, check_attribute};
+use crate::secret::{Secret, SharedKey};
 
-/// HKDF salt of the KEM (version 1).
-const KDF_SALT: &[u8] = b"OTALEDGER-CPABE-V1 KEM salt";
-/// Prefix of the HKDF info; the policy body and the context follow, length-prefixed.
-const KDF_INFO: &[u8] = b"OTALEDGER-CPABE-V1 key";
+/// HKDF salt of the KEM. Version 2 binds the whole capsule encoding;
+/// version 1 bound only its policy (the encodings did not change).
+const KDF_SALT: &[u8] = b"OTALEDGER-CPABE-V2 KEM salt";
+/// Prefix of the HKDF info; the capsule encoding and the context follow, length-prefixed.
+const KDF_INFO: &[u8] = b"OTALEDGER-CPABE-V2 key";
 
 fn nonzero_scalar(rng: &mut (impl CryptoRng + RngCore)) -> Scalar {
     loop {
@@ -53,13 +55,12 @@ fn nonzero_scalar(rng: &mut (impl CryptoRng + RngCore)) -> Scalar {
 /// about `s`. (This blinds timing, not a local observer of branches; see
 /// docs/cpabe.md.) Used only for encapsulation's ephemeral `s_t`, the one
 /// place FAME needs GT exponentiation by a secret with no G1 or G2 way round.
+/// The shares and the two partial products are wiped; the caller wraps the result.
 fn gt_mul_secret(x: &Gt, s: &Scalar, rng: &mut (impl CryptoRng + RngCore)) -> Gt {
-    let mut u = Scalar::random(&mut *rng);
-    let mut rest = *s - u;
-    let out = x * rest + x * u;
-    [u, rest] = [Scalar::ZERO; 2];
-    std::hint::black_box((&u, &rest));
-    out
+    let mut shares = Secret::new([Scalar::random(&mut *rng), Scalar::ZERO]);
+    shares[1] = *s - shares[0];
+    let parts = Secret::new([x * shares[1], x * shares[0]]);
+    parts[0] + parts[1]
 }
 
 /// Creates a new authority: public parameters and master secret.
@@ -78,19 +79,21 @@ pub fn setup(rng: &mut (impl CryptoRng + RngCore)) -> (PublicKey, MasterKey) {
     // T_t = e(x_t·g, h) with x_t = d_t a_t + d_3: a constant-time scalar
     // multiplication and a pairing, instead of GT exponentiation by the
     // master secret (blstrs' is variable-time).
-    let mut x = [
+    let x = Secret::new([
         msk.d[0] * msk.a[0] + msk.d[2],
         msk.d[1] * msk.a[1] + msk.d[2],
-    ];
-    let mut xg = x.map(|x| (G1Projective::generator() * x).to_affine());
-    let t = xg.map(|p| blstrs::pairing(&p, &G2Affine::generator()));
-    x.zeroize_scalars();
-    wipe(&mut xg, G1Affine::identity());
+    ]);
+    let xg = Secret::new([0, 1].map(|i| (G1Projective::generator() * x[i]).to_affine()));
+    let t = [0, 1].map(|i| blstrs::pairing(&xg[i], &G2Affine::generator()));
     (PublicKey { h_a, t }, msk)
 }
 
 /// Issues a key for `attributes` (any order, no duplicates, at most
 /// [`MAX_KEY_ATTRIBUTES`]).
+///
+/// Every secret intermediate (`r`, `b·r`, `1/a`, each `σ`, the component
+/// sums) is wiped on every way out, and the key under construction is a
+/// [`SecretKey`] from the start, so it is wiped too if this unwinds.
 pub fn keygen<S: AsRef<str>>(
     msk: &MasterKey,
     attributes: &[S],
@@ -117,24 +120,31 @@ pub fn keygen<S: AsRef<str>>(
     }
     sorted.iter().try_for_each(|a| check_attribute(a))?;
 
-    let mut r = [nonzero_scalar(rng), nonzero_scalar(rng)];
-    let mut br = [msk.b[0] * r[0], msk.b[1] * r[1], r[0] + r[1]];
+    let r = Secret::new([nonzero_scalar(rng), nonzero_scalar(rng)]);
+    let br = Secret::new([msk.b[0] * r[0], msk.b[1] * r[1], r[0] + r[1]]);
     // a_t are non-zero by construction and by decoding.
-    let mut a_inv = [invert(&msk.a[0])?, invert(&msk.a[1])?];
+    let a_inv = Secret::new([invert(&msk.a[0])?, invert(&msk.a[1])?]);
     let h = G2Projective::generator();
     let g = G1Projective::generator();
-    let k0 = [
-        (h * br[0]).to_affine(),
-        (h * br[1]).to_affine(),
-        (h * br[2]).to_affine(),
-    ];
+    let n = sorted.len();
+    let mut key = SecretKey {
+        attributes: sorted,
+        k0: [
+            (h * br[0]).to_affine(),
+            (h * br[1]).to_affine(),
+            (h * br[2]).to_affine(),
+        ],
+        k_prime: [G1Affine::identity(); 3],
+        // Exact capacity: pushing never reallocates (which would leave an unwiped copy).
+        k_attr: Vec::with_capacity(n),
+    };
 
     // One component triple for hash points `hash(l, t)` and blinding σ:
     // t ∈ {1,2}: Σ_l (br_l / a_t)·hash(l, t) + (σ / a_t)·g + extra_t·g; third: (extra_3 - σ)·g.
     let mut component =
-        |hash: &dyn Fn(u8, u8) -> G1Projective, extra: [Scalar; 3]| -> [G1Affine; 3] {
-            let mut sigma = Scalar::random(&mut *rng);
-            let mut out = [G1Projective::identity(); 3];
+        |hash: &dyn Fn(u8, u8) -> G1Projective, extra: &[Scalar; 3]| -> [G1Affine; 3] {
+            let sigma = Secret::new(Scalar::random(&mut *rng));
+            let mut out = Secret::new([G1Projective::identity(); 3]);
             for t in 0..2 {
                 let points = [
                     hash(1, t as u8 + 1),
@@ -142,68 +152,50 @@ pub fn keygen<S: AsRef<str>>(
                     hash(3, t as u8 + 1),
                     g,
                 ];
-                let mut scalars = [
+                let scalars = Secret::new([
                     br[0] * a_inv[t],
                     br[1] * a_inv[t],
                     br[2] * a_inv[t],
-                    sigma * a_inv[t] + extra[t],
-                ];
+                    *sigma * a_inv[t] + extra[t],
+                ]);
                 // One constant-time scalar multiplication per point: blst's
                 // multi-exponentiation (Pippenger) is not constant-time.
-                out[t] = points.iter().zip(&scalars).map(|(p, s)| p * s).sum();
-                scalars.zeroize_scalars();
+                out[t] = points.iter().zip(scalars.iter()).map(|(p, s)| p * s).sum();
             }
-            out[2] = g * (extra[2] - sigma);
-            sigma = Scalar::ZERO;
-            std::hint::black_box(&sigma);
+            out[2] = g * (extra[2] - *sigma);
             let mut affine = [G1Affine::identity(); 3];
-            G1Projective::batch_normalize(&out, &mut affine);
+            G1Projective::batch_normalize(&out[..], &mut affine);
             affine
         };
-    let k_prime = component(&|l, t| column_point(0, l, t), msk.d);
-    let k_attr = sorted
-        .iter()
-        .map(|y| component(&|l, t| attribute_point(y, l, t), [Scalar::ZERO; 3]))
-        .collect();
-    r.zeroize_scalars();
-    br.zeroize_scalars();
-    a_inv.zeroize_scalars();
-    Ok(SecretKey {
-        attributes: sorted,
-        k0,
-        k_prime,
-        k_attr,
-    })
-}
-
-/// Overwrites scalar temporaries (blstrs' `Scalar` has no `Zeroize`).
-trait WipeScalars {
-    fn zeroize_scalars(&mut self);
-}
-
-impl<const N: usize> WipeScalars for [Scalar; N] {
-    fn zeroize_scalars(&mut self) {
-        for s in self.iter_mut() {
-            *s = Scalar::ZERO;
-        }
-        std::hint::black_box(self);
+    key.k_prime = component(&|l, t| column_point(0, l, t), &msk.d);
+    for y in &key.attributes {
+        key.k_attr.push(component(
+            &|l, t| attribute_point(y, l, t),
+            &[Scalar::ZERO; 3],
+        ));
     }
+    Ok(key)
 }
 
 fn invert(s: &Scalar) -> Result<Scalar> {
     Option::from(s.invert()).ok_or(Error::InvalidScalar { offset: 0 })
 }
 
-/// Encapsulates a fresh 32-byte key under `policy`, bound to `context`
-/// (the bundle format passes the manifest hash).
+/// Encapsulates a fresh key under `policy`, bound to `context` (the bundle
+/// format passes the manifest hash) and to the capsule it returns.
+///
+/// The ephemerals `s_t`, the per-column points `Σ_t s_t·H(0,j,l,t)` and the
+/// per-attribute points `Σ_t s_t·H(y,l,t)` (with any key's `sk0` and `sk'`,
+/// column 0's points give the blinding factor `Z`), and `Z` itself, are held
+/// in containers that wipe them on every way out, errors included.
 pub fn encapsulate(
     pk: &PublicKey,
     policy: &Policy,
     context: &[u8],
     rng: &mut (impl CryptoRng + RngCore),
-) -> Result<(Capsule, [u8; 32])> {
+) -> Result<(Capsule, SharedKey)> {
     let m = lsss::compile(policy);
-    let mut s = [nonzero_scalar(rng), nonzero_scalar(rng)];
+    let s = Secret::new([nonzero_scalar(rng), nonzero_scalar(rng)]);
     let h = G2Projective::generator();
     let c0p = [
         G2Projective::from(pk.h_a[0]) * s[0],
@@ -215,68 +207,74 @@ pub fn encapsulate(
 
     // P_{j,l} = Σ_t s_t·H(0,j,l,t) for every column.
     let mix = |f: &dyn Fn(u8) -> G1Projective| -> G1Projective { f(1) * s[0] + f(2) * s[1] };
-    let columns: Vec<[G1Projective; 3]> = (0..m.columns)
-        .map(|j| [1u8, 2, 3].map(|l| mix(&|t| column_point(j, l, t))))
-        .collect();
-    // A_{y,l} = Σ_t s_t·H(y,l,t), once per distinct attribute.
-    let mut per_attribute = std::collections::BTreeMap::new();
-    for row in &m.rows {
-        per_attribute
-            .entry(row.attribute)
-            .or_insert_with(|| [1u8, 2, 3].map(|l| mix(&|t| attribute_point(row.attribute, l, t))));
-    }
+    let mut columns = Secret::new(Vec::with_capacity(m.columns));
+    columns.extend((0..m.columns).map(|j| [1u8, 2, 3].map(|l| mix(&|t| column_point(j, l, t)))));
     let one = Scalar::ONE;
     let minus_one = -Scalar::ONE;
+    let mut attribute = Secret::new([G1Projective::identity(); 3]);
+    let mut term = Secret::new(G1Projective::identity());
     let mut rows_p: Vec<G1Projective> = Vec::with_capacity(3 * m.rows.len());
     for row in &m.rows {
-        let base = per_attribute
-            .get(row.attribute)
-            .copied()
-            .unwrap_or([G1Projective::identity(); 3]);
+        // A_{y,l} = Σ_t s_t·H(y,l,t); a policy names each attribute once.
+        *attribute = [1u8, 2, 3].map(|l| mix(&|t| attribute_point(row.attribute, l, t)));
         for l in 0..3 {
-            let mut acc = base[l];
+            // Ends as the public row value `ct_{i,l}`.
+            let mut acc = attribute[l];
             for &(j, v) in &row.entries {
-                let p = columns.get(j).map_or(G1Projective::identity(), |c| c[l]);
-                if v == one {
-                    acc += p;
-                } else if v == minus_one {
-                    acc -= p;
-                } else {
-                    acc += p * v;
+                *term = columns.get(j).map_or(G1Projective::identity(), |c| c[l]);
+                if v == minus_one {
+                    *term = -*term;
+                } else if v != one {
+                    *term *= v;
                 }
+                acc += *term;
             }
             rows_p.push(acc);
         }
     }
     let mut rows_a = vec![G1Affine::identity(); rows_p.len()];
     G1Projective::batch_normalize(&rows_p, &mut rows_a);
-    let rows = rows_a.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    let capsule = Capsule {
+        policy: policy.clone(),
+        c0,
+        rows: rows_a.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
+    };
 
-    let mut z = gt_mul_secret(&pk.t[0], &s[0], rng) + gt_mul_secret(&pk.t[1], &s[1], rng);
-    s.zeroize_scalars();
-    let key = derive_key(&z, policy, context);
-    wipe(std::slice::from_mut(&mut z), Gt::identity());
-    let key = key?;
-    Ok((
-        Capsule {
-            policy: policy.clone(),
-            c0,
-            rows,
-        },
-        key,
-    ))
+    let z = Secret::new(gt_mul_secret(&pk.t[0], &s[0], rng) + gt_mul_secret(&pk.t[1], &s[1], rng));
+    let key = derive_key(&z, &capsule.to_bytes(), context)?;
+    Ok((capsule, key))
 }
 
 /// Recovers the key of `capsule` with `sk`, if its attributes satisfy the policy.
 ///
-/// A capsule not made for this `context`, or tampered with, yields a
-/// different key (the AEAD that uses it then fails); it is not detected here.
-pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<[u8; 32]> {
+/// What the key is bound to: the key is HKDF over the blinding factor `Z`,
+/// the capsule's whole canonical encoding (policy, `ct0` and every row,
+/// including rows this key does not use) and `context`. A capsule not made
+/// for this `context`, or changed in any way that still decodes, yields a
+/// different key (the AEAD that uses it then fails) or an error; it is not
+/// detected here. The pairing equations alone bind less: `Z` depends only on
+/// `ct0` and the rows the reconstruction uses, so the rows it skips are bound
+/// by the KDF input and nothing else (test `tampering_an_unused_row_changes_the_key`).
+///
+/// The sums of key components, the Miller-loop result and `Z` are wiped on
+/// every way out. blstrs' `G2Prepared` form of `sk0` has private fields and
+/// cannot be wiped (see docs/cpabe.md).
+pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<SharedKey> {
+    let z = blinding_factor(sk, capsule)?;
+    derive_key(&z, &capsule.to_bytes(), context)
+}
+
+/// `Z` as decapsulation computes it (before the KDF).
+pub(crate) fn blinding_factor(sk: &SecretKey, capsule: &Capsule) -> Result<Secret<Gt>> {
     let have: BTreeSet<&str> = sk.attributes.iter().map(String::as_str).collect();
     let coefficients = lsss::reconstruction(&capsule.policy, &have)?;
     let leaves = leaf_attributes(&capsule.policy);
+    // `a` combines public capsule rows with public coefficients; `b` combines key components.
     let mut a = [G1Projective::identity(); 3];
-    let mut b = sk.k_prime.map(G1Projective::from);
+    let mut b = Secret::new([G1Projective::identity(); 3]);
+    for l in 0..3 {
+        b[l] = G1Projective::from(sk.k_prime[l]);
+    }
     for (row, gamma) in coefficients {
         let (Some(ct), Some(attr)) = (capsule.rows.get(row), leaves.get(row)) else {
             return Err(Error::RowCountMismatch {
@@ -299,9 +297,9 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
             }
         }
     }
-    let mut g1 = [G1Affine::identity(); 6];
-    let mut points = [b[0], b[1], b[2], -a[0], -a[1], -a[2]];
-    G1Projective::batch_normalize(&points, &mut g1);
+    let points = Secret::new([b[0], b[1], b[2], -a[0], -a[1], -a[2]]);
+    let mut g1 = Secret::new([G1Affine::identity(); 6]);
+    G1Projective::batch_normalize(&points[..], &mut g1[..]);
     let g2: [G2Prepared; 6] = [
         capsule.c0[0],
         capsule.c0[1],
@@ -312,15 +310,8 @@ pub fn decapsulate(sk: &SecretKey, capsule: &Capsule, context: &[u8]) -> Result<
     ]
     .map(G2Prepared::from);
     let terms: Vec<(&G1Affine, &G2Prepared)> = g1.iter().zip(g2.iter()).collect();
-    let mut z = Bls12::multi_miller_loop(&terms).final_exponentiation();
-    drop(terms);
-    // `b` (and its affine form in `g1[..3]`) is a sum of key components; `z` is the KEM secret.
-    wipe(&mut b, G1Projective::identity());
-    wipe(&mut points, G1Projective::identity());
-    wipe(&mut g1, G1Affine::identity());
-    let key = derive_key(&z, &capsule.policy, context);
-    wipe(std::slice::from_mut(&mut z), Gt::identity());
-    key
+    let miller = Secret::new(Bls12::multi_miller_loop(&terms));
+    Ok(Secret::new(miller.final_exponentiation()))
 }
 
 /// The policy's leaves in row order (depth-first, as `lsss::compile` emits rows).
@@ -337,25 +328,28 @@ fn leaf_attributes(policy: &Policy) -> Vec<&str> {
 }
 
 /// HKDF-SHA256: IKM the compressed blinding factor, salt [`KDF_SALT`], info
-/// `KDF_INFO || u32(len policy) || policy body || u32(len context) || context`.
-pub(crate) fn derive_key(z: &Gt, policy: &Policy, context: &[u8]) -> Result<[u8; 32]> {
-    let mut ikm = gt_bytes(z).ok_or(Error::DegenerateCapsule)?;
-    let body = policy.body_bytes();
-    let context_len = u32::try_from(context.len()).map_err(|_| Error::LimitExceeded {
-        what: "context bytes",
-        actual: context.len(),
-        max: u32::MAX as usize,
-    })?;
-    let mut info = Vec::with_capacity(KDF_INFO.len() + 8 + body.len() + context.len());
+/// `KDF_INFO || u32(len capsule) || capsule encoding || u32(len context) || context`.
+pub(crate) fn derive_key(z: &Gt, capsule: &[u8], context: &[u8]) -> Result<SharedKey> {
+    let ikm = Zeroizing::new(gt_bytes(z).ok_or(Error::DegenerateCapsule)?);
+    let len = |what: &'static str, bytes: &[u8]| {
+        u32::try_from(bytes.len()).map_err(|_| Error::LimitExceeded {
+            what,
+            actual: bytes.len(),
+            max: u32::MAX as usize,
+        })
+    };
+    let capsule_len = len("capsule bytes", capsule)?;
+    let context_len = len("context bytes", context)?;
+    let mut info = Vec::with_capacity(KDF_INFO.len() + 8 + capsule.len() + context.len());
     info.extend_from_slice(KDF_INFO);
-    info.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    info.extend_from_slice(&body);
+    info.extend_from_slice(&capsule_len.to_be_bytes());
+    info.extend_from_slice(capsule);
     info.extend_from_slice(&context_len.to_be_bytes());
     info.extend_from_slice(context);
-    let mut key = [0u8; 32];
-    let expanded = Hkdf::<Sha256>::new(Some(KDF_SALT), &ikm).expand(&info, &mut key);
-    ikm.zeroize();
-    expanded.map_err(|_| Error::DegenerateCapsule)?;
+    let mut key = SharedKey::zeroed();
+    Hkdf::<Sha256>::new(Some(KDF_SALT), &ikm[..])
+        .expand(&info, key.bytes_mut())
+        .map_err(|_| Error::DegenerateCapsule)?;
     Ok(key)
 }
 

@@ -8,6 +8,7 @@ use blstrs::{G1Affine, G2Affine, Gt};
 use crate::error::{Error, Result};
 use crate::keys::{Capsule, SecretKey};
 use crate::policy::Policy;
+use crate::secret::SharedKey;
 
 /// The components of a [`SecretKey`]. `Debug` shows the attributes only.
 #[derive(Clone)]
@@ -99,9 +100,17 @@ impl Capsule {
     }
 }
 
-/// The KEM's key derivation from a blinding factor `Z` (as decapsulation computes it).
-pub fn derive_key(z: &Gt, policy: &Policy, context: &[u8]) -> Result<[u8; 32]> {
-    crate::fame::derive_key(z, policy, context)
+/// The KEM's key derivation from a blinding factor `Z` (as decapsulation
+/// computes it) for `capsule` and `context`.
+pub fn derive_key(z: &Gt, capsule: &Capsule, context: &[u8]) -> Result<SharedKey> {
+    crate::fame::derive_key(z, &capsule.to_bytes(), context)
+}
+
+/// The blinding factor `Z` that decapsulation computes from the pairings,
+/// before the key derivation (for tests of what the pairing equations bind).
+/// The returned copy is not wiped.
+pub fn blinding_factor(sk: &SecretKey, capsule: &Capsule) -> Result<Gt> {
+    crate::fame::blinding_factor(sk, capsule).map(|z| *z)
 }
 
 /// `H(y, l, t)`, the hash-to-curve point of attribute `y` (`l ∈ 1..=3`, `t ∈ 1..=2`).

@@ -11,13 +11,13 @@
 use std::fmt;
 
 use blstrs::{G1Affine, G2Affine, Gt, Scalar};
-use ff::Field;
-use group::prime::PrimeCurveAffine;
+use zeroize::ZeroizeOnDrop;
 
 use crate::codec::{Kind, Reader, Writer, serde_via_bytes};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_KEY_ATTRIBUTES, MAX_POLICY_LEAVES};
 use crate::policy::{Policy, check_attribute};
+use crate::secret::Wipe;
 
 /// Public parameters: `H_t = h^{a_t}` and `T_t = e(g, h)^{d_t a_t + d_3}`.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,33 +54,28 @@ pub struct Capsule {
     pub(crate) rows: Vec<[G1Affine; 3]>,
 }
 
-/// Overwrites `slots` and keeps the stores from being optimised away
-/// (blstrs' types have no `Zeroize`).
-pub(crate) fn wipe<T: Copy>(slots: &mut [T], zero: T) {
-    for s in slots.iter_mut() {
-        *s = zero;
-    }
-    std::hint::black_box(slots);
-}
-
 impl Drop for MasterKey {
     fn drop(&mut self) {
-        wipe(&mut self.a, Scalar::ZERO);
-        wipe(&mut self.b, Scalar::ZERO);
-        wipe(&mut self.d, Scalar::ZERO);
+        self.a.wipe();
+        self.b.wipe();
+        self.d.wipe();
     }
 }
+
+/// The scalars are overwritten with zero on drop.
+impl ZeroizeOnDrop for MasterKey {}
 
 impl Drop for SecretKey {
     fn drop(&mut self) {
-        let id = G1Affine::identity();
-        wipe(&mut self.k_prime, id);
-        for k in &mut self.k_attr {
-            wipe(k, id);
-        }
-        wipe(&mut self.k0, G2Affine::identity());
+        self.k_prime.wipe();
+        self.k_attr.wipe();
+        self.k0.wipe();
     }
 }
+
+/// The group elements are overwritten with the identity on drop (the
+/// attribute names are not secret).
+impl ZeroizeOnDrop for SecretKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,6 +22,7 @@ use crate::policy::PolicyNode;
 
 /// What is wrong at the reported position of a policy text.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseProblem {
     /// The text ended where more was expected.
     UnexpectedEnd,

@@ -17,6 +17,7 @@ use crate::limits::{MAX_ATTRIBUTE_LEN, MAX_POLICY_DEPTH, MAX_POLICY_LEAVES};
 /// (see `policy_serde.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PolicyNode {
     /// A leaf: the attribute must be held.
     Attr(String),

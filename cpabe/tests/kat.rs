@@ -38,7 +38,7 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
         ("sk.hex", sk.to_bytes()),
         ("policy.hex", policy.to_bytes()),
         ("capsule.hex", capsule.to_bytes()),
-        ("key.hex", key.to_vec()),
+        ("key.hex", key.as_bytes().to_vec()),
     ]
 }
 
@@ -77,7 +77,10 @@ fn committed_vectors_decode_and_decapsulate() {
         Policy::parse(POLICY).unwrap().to_string()
     );
     assert_eq!(
-        decapsulate(&sk, &capsule, CONTEXT).unwrap().to_vec(),
+        decapsulate(&sk, &capsule, CONTEXT)
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
         read("key.hex")
     );
     // Sizes are part of the format.

@@ -46,6 +46,7 @@ fn node() -> impl Strategy<Value = PolicyNode> {
                 PolicyNode::And(c) | PolicyNode::Or(c) | PolicyNode::Threshold { of: c, .. } => {
                     c.iter_mut().for_each(|c| number(c, next))
                 }
+                other => panic!("a node kind this test does not know: {other:?}"),
             }
         }
         number(&mut root, &mut 0);

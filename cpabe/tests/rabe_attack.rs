@@ -226,6 +226,6 @@ fn the_same_attack_fails_against_fame_with_hash_to_curve() {
         );
     }
     let z = fame_attack(&k.k0, &k.k_prime, &c.c0, &c.rows[0]);
-    let forged = derive_key(&z, &policy, b"ctx").unwrap();
+    let forged = derive_key(&z, &capsule, b"ctx").unwrap();
     assert_ne!(forged, key, "the attack must not recover our key");
 }
