@@ -716,3 +716,54 @@ async fn response_not_started_in_time_is_504() {
             .unwrap(),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_without_end_is_not_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = fixture(SIZE);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(otaledger_ipfs::serve(
+        listener,
+        fx.store.clone(),
+        GatewayConfig::default(),
+        std::future::pending(),
+    ));
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "GET /ipfs/{}?format=raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n",
+        fx.root
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    // A chunked body that never ends, until the server closes the connection (or 96 MiB).
+    const CAP: u64 = 96 << 20;
+    let writer = tokio::spawn(async move {
+        let mut chunk = b"10000\r\n".to_vec();
+        chunk.extend(std::iter::repeat_n(b'x', 0x10000));
+        chunk.extend_from_slice(b"\r\n");
+        let mut sent = 0u64;
+        while sent < CAP {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    // The answer comes without the body being read, and the connection is then closed.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let block = fx.store.get(&fx.root).unwrap().unwrap();
+    assert!(answer.ends_with(&block));
+    let sent = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("writing stops once the server closed")
+        .unwrap();
+    assert!(sent < CAP, "the server read the endless body: {sent} bytes");
+}

@@ -137,4 +137,23 @@ mod tests {
             Err(CarError::Truncated { .. })
         ));
     }
+
+    #[test]
+    fn sections_above_the_block_limit_are_refused_unread() {
+        let a = block_cid(cid::Version::V1, RAW, &[7u8; 1000]);
+        let mut w = CarWriter::new(Vec::new(), &[a]).unwrap();
+        w.write_block(&a, &[7u8; 1000]).unwrap();
+        let car = w.finish().unwrap();
+        // With a 512-byte block limit the section (CID + 1000 bytes) is refused on its length.
+        let mut s = CarSections::new(&car[..], 512 + 256).unwrap();
+        let mut block = Vec::new();
+        assert!(matches!(
+            s.next(&mut block),
+            Err(CarError::SectionTooLarge { max: 768, .. })
+        ));
+        assert!(block.is_empty());
+        // The limit never exceeds the reader's own.
+        let s = CarSections::new(&car[..], u64::MAX).unwrap();
+        assert_eq!(s.max_section, MAX_SECTION_SIZE);
+    }
 }
