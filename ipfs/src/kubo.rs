@@ -336,7 +336,13 @@ impl KuboClient {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = read_limited(endpoint, resp).await?;
+        // The status says what went wrong even if its body breaks off; a body past the limit
+        // is refused like any other answer.
+        let body = match read_limited(endpoint, resp).await {
+            Ok(body) => body,
+            Err(KuboError::Transport { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         if let Ok(err) = serde_json::from_slice::<ErrorBody>(&body)
             && err.kind == "error"
         {
