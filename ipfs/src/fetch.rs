@@ -21,6 +21,8 @@ mod options;
 mod output;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cid::Cid;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -96,6 +98,7 @@ pub async fn fetch(
             ..opts.limits
         },
         opts: opts.clone(),
+        received: Arc::new(AtomicU64::new(0)),
     };
     let gateways = gateways.to_vec();
     let out_path = out_path.to_path_buf();
@@ -110,6 +113,10 @@ pub async fn fetch(
 /// For callers that do not know the size in advance. A device knows it from the chain and
 /// passes it to [`fetch()`] instead: a size learnt from a gateway only bounds the download by
 /// what that gateway claims (at most [`Limits::max_total_size`] of `opts.limits`).
+///
+/// The root block is read as it streams and refused past [`Limits::max_block_size`] of
+/// `opts.limits` ([`AttemptError::BlockTooLarge`]), whatever `Content-Length` says or whether
+/// there is one; an error response's body is not read at all.
 pub async fn probe_size(
     root: Cid,
     gateways: &[url::Url],
@@ -123,6 +130,7 @@ pub async fn probe_size(
     let mut failures = Vec::new();
     for gateway in gateways {
         let url = gateway_url(gateway, &root, "format=raw");
+        let received = AtomicU64::new(0);
         let attempt = async {
             let resp = http
                 .get(url)
@@ -135,15 +143,7 @@ pub async fn probe_size(
                 return Err(AttemptError::HttpStatus { status });
             }
             check_type(&resp, ACCEPT_RAW)?;
-            if resp
-                .content_length()
-                .is_some_and(|n| n > opts.limits.max_block_size as u64)
-            {
-                return Err(AttemptError::EndlessData {
-                    limit: opts.limits.max_block_size as u64,
-                });
-            }
-            let block = resp.bytes().await.map_err(AttemptError::Transport)?;
+            let block = read_block(resp, root, opts.limits.max_block_size, &received).await?;
             let mut verifier = Verifier::new(root, opts.limits).map_err(AttemptError::Verify)?;
             verifier.push(&root, &block).map_err(AttemptError::Verify)?;
             verifier.expected_size().ok_or(AttemptError::Truncated {
@@ -157,6 +157,7 @@ pub async fn probe_size(
                 gateway: gateway.clone(),
                 mode: FetchMode::Raw,
                 from: 0,
+                received: received.load(Ordering::Relaxed),
                 error,
             }),
         }
@@ -169,6 +170,38 @@ pub async fn probe_size(
     })
 }
 
+/// Read a raw block response as it streams, refusing it once it is past `max` bytes (or when its
+/// `Content-Length` says it will be); every body byte read is added to `received`.
+async fn read_block(
+    mut resp: reqwest::Response,
+    cid: Cid,
+    max: usize,
+    received: &AtomicU64,
+) -> Result<Vec<u8>, AttemptError> {
+    let max = max as u64;
+    let declared = resp.content_length();
+    let too_large = |read| AttemptError::BlockTooLarge {
+        cid,
+        max,
+        read,
+        declared,
+    };
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(0));
+    }
+    let mut block = Vec::new();
+    let mut read = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(AttemptError::Transport)? {
+        read += chunk.len() as u64;
+        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if read > max {
+            return Err(too_large(read));
+        }
+        block.extend_from_slice(&chunk);
+    }
+    Ok(block)
+}
+
 /// One fetch, run on a blocking thread (the CAR reader, the verifier and the file are
 /// synchronous; HTTP is driven through the runtime handle).
 struct Job {
@@ -178,6 +211,8 @@ struct Job {
     expected_size: u64,
     limits: Limits,
     opts: FetchOptions,
+    /// Body bytes read by the current attempt (reset before each).
+    received: Arc<AtomicU64>,
 }
 
 /// The outcome of one attempt that did not fail.
@@ -199,6 +234,7 @@ impl Job {
         let mut failures = Vec::new();
         for gateway in gateways {
             let from = out.written();
+            self.received.store(0, Ordering::Relaxed);
             let mut mode = FetchMode::Car;
             let mut result = self.attempt_car(gateway, &mut out);
             if matches!(result, Ok(Attempt::CarUnsupported(_))) && self.opts.raw_fallback {
@@ -220,6 +256,7 @@ impl Job {
                     gateway: gateway.clone(),
                     mode,
                     from,
+                    received: self.received.load(Ordering::Relaxed),
                     error: AttemptError::HttpStatus { status },
                 }),
                 Err(Failed::Gateway(error)) => {
@@ -228,6 +265,7 @@ impl Job {
                         gateway: gateway.clone(),
                         mode,
                         from,
+                        received: self.received.load(Ordering::Relaxed),
                         error,
                     });
                 }
@@ -273,7 +311,7 @@ impl Job {
             min_rate: self.opts.min_rate,
             grace: self.opts.rate_grace,
         };
-        BodyReader::new(&self.handle, resp, guards)
+        BodyReader::new(&self.handle, resp, guards, Arc::clone(&self.received))
     }
 
     fn progress(&self, position: u64) {
@@ -365,7 +403,9 @@ impl Job {
         dups_allowed: bool,
     ) -> Result<Attempt, Failed> {
         let car_err = |e| Failed::Gateway(AttemptError::Car(e));
-        let mut car = CarSections::new(body).map_err(car_err)?;
+        // A section is a CID (at most a few dozen bytes; 256 allowed) and a block.
+        let max_section = self.limits.max_block_size as u64 + 256;
+        let mut car = CarSections::new(body, max_section).map_err(car_err)?;
         self.emit(verifier, out, None)?;
         let mut block = Vec::new();
         while !verifier.is_done() {
@@ -397,19 +437,24 @@ impl Job {
                 return Err(AttemptError::HttpStatus { status }.into());
             }
             check_type(&resp, ACCEPT_RAW)?;
-            // One byte more than a block may have, so an oversized block is reported as such.
-            let limit = self.limits.max_block_size as u64 + 1;
-            let mut body = self.body(resp, limit);
+            // Counted as it streams (the pump stops one network read past the limit); a
+            // `Content-Length` above the limit is refused before anything is read.
+            let max = self.limits.max_block_size as u64;
+            let declared = resp.content_length();
+            let too_large = |read| AttemptError::BlockTooLarge {
+                cid,
+                max,
+                read,
+                declared,
+            };
+            if declared.is_some_and(|n| n > max) {
+                return Err(too_large(0).into());
+            }
+            let mut body = self.body(resp, max);
             let mut block = Vec::new();
             if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
                 return Err(match body.take_failure() {
-                    Some(AttemptError::EndlessData { .. }) => {
-                        AttemptError::Verify(VerifyError::BlockTooLarge {
-                            cid,
-                            size: block.len(),
-                            max: self.limits.max_block_size,
-                        })
-                    }
+                    Some(AttemptError::EndlessData { read, .. }) => too_large(read),
                     Some(reason) => reason,
                     None => AttemptError::Car(crate::CarError::Io(e)),
                 }

@@ -22,8 +22,10 @@ use crate::import::{ImportOptions, Profile};
 
 /// Largest block `block/get` accepts (the IPFS block size limit, 2 MiB).
 pub const KUBO_MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
-/// Largest JSON answer read from Kubo (one NDJSON line or one JSON body).
+/// Largest JSON answer read from Kubo (one NDJSON line, one JSON body, or an error body).
 pub const KUBO_MAX_JSON_SIZE: usize = 64 * 1024;
+/// Largest whole NDJSON answer of `add` (with `progress=false` Kubo sends one line per file).
+pub const KUBO_MAX_STREAM_SIZE: u64 = 1024 * 1024;
 /// Default time allowed to connect to the Kubo API.
 pub const KUBO_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,13 +80,20 @@ pub enum KuboError {
         /// What did not match.
         reason: String,
     },
-    /// A JSON answer or NDJSON line longer than [`KUBO_MAX_JSON_SIZE`].
-    #[error("kubo {endpoint}: answer line longer than {limit} bytes")]
+    /// An answer longer than its limit: a JSON body, an NDJSON line or an error body longer than
+    /// [`KUBO_MAX_JSON_SIZE`], an NDJSON stream longer than [`KUBO_MAX_STREAM_SIZE`], or a
+    /// `dag/export` longer than the caller's `max_bytes`. Counted as it streams; reading stops
+    /// there (at most one network read past the limit).
+    #[error("kubo {endpoint}: answer (http {status}) longer than {limit} bytes (read {read})")]
     AnswerTooLarge {
         /// The RPC endpoint.
         endpoint: &'static str,
+        /// The answer's HTTP status.
+        status: u16,
         /// The limit.
-        limit: usize,
+        limit: u64,
+        /// Bytes read when the client stopped.
+        read: u64,
     },
     /// `block/get` returned bytes that do not hash to the requested CID.
     #[error("kubo block/get returned a block that does not match {cid}")]
@@ -92,13 +101,15 @@ pub enum KuboError {
         /// The CID that was asked for.
         cid: Cid,
     },
-    /// `block/get` returned more than [`KUBO_MAX_BLOCK_SIZE`] bytes.
-    #[error("kubo block/get returned more than {limit} bytes for {cid}")]
+    /// `block/get` returned more than [`KUBO_MAX_BLOCK_SIZE`] bytes (counted as it streams).
+    #[error("kubo block/get returned more than {limit} bytes for {cid} (read {read})")]
     BlockTooLarge {
         /// The CID that was asked for.
         cid: Cid,
         /// The limit.
         limit: usize,
+        /// Bytes read when the client stopped.
+        read: u64,
     },
     /// The CID uses a hash function this client cannot check.
     #[error("cannot verify {cid}: unsupported multihash code {code:#x}")]
@@ -325,7 +336,13 @@ impl KuboClient {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = read_limited(endpoint, resp).await.unwrap_or_default();
+        // The status says what went wrong even if its body breaks off; a body past the limit
+        // is refused like any other answer.
+        let body = match read_limited(endpoint, resp).await {
+            Ok(body) => body,
+            Err(KuboError::Transport { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         if let Ok(err) = serde_json::from_slice::<ErrorBody>(&body)
             && err.kind == "error"
         {
@@ -462,14 +479,17 @@ impl KuboClient {
         let req = self.post(EP).query(&[("arg", cid.to_string())]);
         let mut resp = self.send(EP, req).await?;
         let mut block = Vec::new();
+        let mut read = 0u64;
         while let Some(chunk) = resp.chunk().await.map_err(|source| KuboError::Transport {
             endpoint: EP,
             source,
         })? {
-            if block.len() + chunk.len() > KUBO_MAX_BLOCK_SIZE {
+            read += chunk.len() as u64;
+            if read > KUBO_MAX_BLOCK_SIZE as u64 {
                 return Err(KuboError::BlockTooLarge {
                     cid: *cid,
                     limit: KUBO_MAX_BLOCK_SIZE,
+                    read,
                 });
             }
             block.extend_from_slice(&chunk);
@@ -480,9 +500,16 @@ impl KuboClient {
 
     /// `POST /api/v0/dag/export?arg=<cid>`: streams Kubo's CAR of the DAG into `out`.
     ///
-    /// Returns the number of bytes written. The CAR is not verified here:
+    /// Returns the number of bytes written. More than `max_bytes` is refused
+    /// ([`KuboError::AnswerTooLarge`]; what was written before stays in `out`): pass the file's
+    /// size plus room for the CAR framing and interior nodes. The CAR is not verified here:
     /// import it with `car import`, which checks every block.
-    pub async fn dag_export(&self, cid: &Cid, out: &mut (dyn Write + Send)) -> KuboResult<u64> {
+    pub async fn dag_export(
+        &self,
+        cid: &Cid,
+        out: &mut (dyn Write + Send),
+        max_bytes: u64,
+    ) -> KuboResult<u64> {
         const EP: &str = "/api/v0/dag/export";
         let req = self
             .post(EP)
@@ -493,6 +520,14 @@ impl KuboClient {
             endpoint: EP,
             source,
         })? {
+            if written + chunk.len() as u64 > max_bytes {
+                return Err(KuboError::AnswerTooLarge {
+                    endpoint: EP,
+                    status: 200,
+                    limit: max_bytes,
+                    read: written + chunk.len() as u64,
+                });
+            }
             out.write_all(&chunk).map_err(|source| KuboError::Io {
                 endpoint: EP,
                 path: "export output".into(),
@@ -532,18 +567,24 @@ fn parse_cid(endpoint: &'static str, s: &str) -> KuboResult<Cid> {
     Cid::try_from(s).map_err(|e| malformed(endpoint, &format!("invalid CID {s:?}: {e}")))
 }
 
-/// Read a whole (small) JSON body, refusing more than [`KUBO_MAX_JSON_SIZE`].
+/// Read a whole (small) JSON or error body, refusing more than [`KUBO_MAX_JSON_SIZE`] as it
+/// streams (whatever `Content-Length` says).
 async fn read_limited(endpoint: &'static str, mut resp: reqwest::Response) -> KuboResult<Vec<u8>> {
+    let status = resp.status().as_u16();
     let mut body = Vec::new();
+    let mut read = 0u64;
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|source| KuboError::Transport { endpoint, source })?
     {
-        if body.len() + chunk.len() > KUBO_MAX_JSON_SIZE {
+        read += chunk.len() as u64;
+        if read > KUBO_MAX_JSON_SIZE as u64 {
             return Err(KuboError::AnswerTooLarge {
                 endpoint,
-                limit: KUBO_MAX_JSON_SIZE,
+                status,
+                limit: KUBO_MAX_JSON_SIZE as u64,
+                read,
             });
         }
         body.extend_from_slice(&chunk);
@@ -551,12 +592,14 @@ async fn read_limited(endpoint: &'static str, mut resp: reqwest::Response) -> Ku
     Ok(body)
 }
 
-/// Splits a streamed NDJSON body into lines of at most [`KUBO_MAX_JSON_SIZE`] bytes.
+/// Splits a streamed NDJSON body into lines of at most [`KUBO_MAX_JSON_SIZE`] bytes, and the
+/// whole stream into at most [`KUBO_MAX_STREAM_SIZE`] bytes.
 struct NdjsonLines {
     endpoint: &'static str,
     resp: reqwest::Response,
     buf: Vec<u8>,
     eof: bool,
+    read: u64,
 }
 
 impl NdjsonLines {
@@ -566,6 +609,16 @@ impl NdjsonLines {
             resp,
             buf: Vec::new(),
             eof: false,
+            read: 0,
+        }
+    }
+
+    fn too_large(&self, limit: u64) -> KuboError {
+        KuboError::AnswerTooLarge {
+            endpoint: self.endpoint,
+            status: self.resp.status().as_u16(),
+            limit,
+            read: self.read,
         }
     }
 
@@ -583,10 +636,7 @@ impl NdjsonLines {
                 return Ok(Some(line));
             }
             if self.buf.len() > KUBO_MAX_JSON_SIZE {
-                return Err(KuboError::AnswerTooLarge {
-                    endpoint: self.endpoint,
-                    limit: KUBO_MAX_JSON_SIZE,
-                });
+                return Err(self.too_large(KUBO_MAX_JSON_SIZE as u64));
             }
             if self.eof {
                 if self.buf.is_empty() {
@@ -602,7 +652,13 @@ impl NdjsonLines {
                     endpoint: self.endpoint,
                     source,
                 })? {
-                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                Some(chunk) => {
+                    self.read += chunk.len() as u64;
+                    if self.read > KUBO_MAX_STREAM_SIZE {
+                        return Err(self.too_large(KUBO_MAX_STREAM_SIZE));
+                    }
+                    self.buf.extend_from_slice(&chunk);
+                }
                 None => self.eof = true,
             }
         }

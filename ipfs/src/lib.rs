@@ -68,6 +68,6 @@ pub use fetch::{FetchError, FetchOptions, FetchReport, fetch, probe_size};
 pub use gateway::{GatewayConfig, router, serve};
 #[cfg(feature = "client")]
 pub use kubo::{
-    KUBO_CONNECT_TIMEOUT, KUBO_MAX_BLOCK_SIZE, KUBO_MAX_JSON_SIZE, KuboAddParams, KuboAdded,
-    KuboClient, KuboError, KuboResult, KuboVersion,
+    KUBO_CONNECT_TIMEOUT, KUBO_MAX_BLOCK_SIZE, KUBO_MAX_JSON_SIZE, KUBO_MAX_STREAM_SIZE,
+    KuboAddParams, KuboAdded, KuboClient, KuboError, KuboResult, KuboVersion,
 };

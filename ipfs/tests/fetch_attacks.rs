@@ -236,7 +236,7 @@ async fn endless_stream_of_duplicates() {
     .await;
     let limit = FetchOptions::default().max_overhead_percent * SIZE as u64 / 100;
     assert!(
-        matches!(err, AttemptError::EndlessData { limit: l } if l >= SIZE as u64 && l <= SIZE as u64 + limit.max(1 << 20)),
+        matches!(err, AttemptError::EndlessData { limit: l, read } if l >= SIZE as u64 && l <= SIZE as u64 + limit.max(1 << 20) && read > l && read <= l + (512 << 10)),
         "{err:?}"
     );
 }

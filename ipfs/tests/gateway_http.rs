@@ -8,6 +8,7 @@ mod net_support;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use net_support::{Fixture, fixture};
@@ -373,50 +374,209 @@ async fn concurrent_requests_are_served() {
     }
 }
 
+/// A request as if from `peer` (what `serve` adds to every request).
+fn from_peer(uri: &str, peer: &str) -> Request<Body> {
+    let mut req = Request::get(uri).body(Body::empty()).unwrap();
+    let addr: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+/// Send `req`; status, headers and body.
+async fn answer(app: &axum::Router, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+/// Start a CAR stream that nobody reads: it holds its slot until dropped.
+async fn hold_slot(app: &axum::Router, fx: &Fixture, peer: &str) -> axum::response::Response {
+    let uri = format!("/ipfs/{}?format=car", fx.root);
+    let held = app.clone().oneshot(from_peer(&uri, peer)).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    held
+}
+
+fn small_queue() -> GatewayConfig {
+    GatewayConfig {
+        max_concurrent_requests: 4,
+        max_requests_per_client: 2,
+        max_queued_requests: 8,
+        max_queued_per_client: 3,
+        queue_timeout: Duration::from_secs(60),
+        ..GatewayConfig::default()
+    }
+}
+
 #[tokio::test]
-async fn requests_beyond_the_limit_get_429_until_a_slot_frees() {
+async fn requests_wait_for_a_slot_and_a_flood_beyond_the_queue_gets_429() {
+    let fx = fixture(SIZE);
+    let app = router_with(fx.store.clone(), small_queue());
+    let raw = format!("/ipfs/{}?format=raw", fx.root);
+    // Client A holds its whole share (2 slots) with streams nobody reads.
+    let held = [
+        hold_slot(&app, &fx, "10.0.0.1").await,
+        hold_slot(&app, &fx, "10.0.0.1").await,
+    ];
+    // A floods: 3 requests fit its queue and wait; the 4 beyond get 429 at once.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..7 {
+        let (app, raw, tx) = (app.clone(), raw.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(answer(&app, from_peer(&raw, "10.0.0.1")).await);
+        });
+    }
+    drop(tx);
+    for _ in 0..4 {
+        let (status, hdrs, body) = rx.recv().await.unwrap();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(h(&hdrs, "retry-after"), "1");
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains("requests of this client in flight or queued"),
+            "{text}"
+        );
+    }
+    // Nothing else has answered: the 3 queued requests are still waiting.
+    assert!(rx.try_recv().is_err());
+    // Releasing A's slots serves every queued request.
+    drop(held);
+    for _ in 0..3 {
+        let (status, _, body) = rx.recv().await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, fx.store.get(&fx.root).unwrap().unwrap());
+    }
+    assert!(rx.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn a_second_client_is_served_while_one_floods() {
+    let fx = fixture(SIZE);
+    let app = router_with(fx.store.clone(), small_queue());
+    let raw = format!("/ipfs/{}?format=raw", fx.root);
+    let _held = [
+        hold_slot(&app, &fx, "10.0.0.1").await,
+        hold_slot(&app, &fx, "10.0.0.1").await,
+    ];
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let (app, raw) = (app.clone(), raw.clone());
+        waiting.push(tokio::spawn(async move {
+            answer(&app, from_peer(&raw, "10.0.0.1")).await.0
+        }));
+    }
+    // Let the 3 tasks reach the queue (on this single-threaded runtime they run before the test
+    // continues).
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // A is at its share and its queue is full (a probe that was queued instead is given up after
+    // a moment, which takes it out of the queue) ...
+    let mut refused = None;
+    for _ in 0..1000 {
+        let probe = answer(&app, from_peer(&raw, "10.0.0.1"));
+        if let Ok((status, _, body)) = tokio::time::timeout(Duration::from_millis(20), probe).await
+        {
+            refused = Some((status, String::from_utf8(body).unwrap()));
+            break;
+        }
+    }
+    let (status, text) = refused.expect("a flood beyond the queue is refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        text.contains("requests of this client in flight or queued"),
+        "{text}"
+    );
+    // ... and client B (another IP; an IPv6 client too) is still served at once, in full.
+    for peer in ["10.0.0.2", "[2001:db8::7]"] {
+        let (status, _, body) = answer(&app, from_peer(&raw, peer)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, fx.store.get(&fx.root).unwrap().unwrap());
+        let car = format!("/ipfs/{}?format=car", fx.root);
+        let (status, _, body) = answer(&app, from_peer(&car, peer)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(verify_car(&body, fx.root, 0).0 == fx.bytes);
+    }
+    // A's queued requests were waiting all along.
+    for w in waiting {
+        assert!(!w.is_finished());
+        w.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_waits_too_long_gets_429() {
     let fx = fixture(SIZE);
     let config = GatewayConfig {
         max_concurrent_requests: 1,
+        queue_timeout: Duration::from_millis(100),
         ..GatewayConfig::default()
     };
     let app = router_with(fx.store.clone(), config);
-    let uri = format!("/ipfs/{}?format=car", fx.root);
-    // A CAR stream that nobody reads holds the only slot.
-    let held = app
-        .clone()
-        .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(held.status(), StatusCode::OK);
-    let (status, hdrs, _) = send(
-        app.clone(),
-        "GET",
-        &format!("/ipfs/{}?format=raw", fx.root),
-        &[],
-    )
-    .await;
+    let held = hold_slot(&app, &fx, "10.0.0.1").await;
+    let raw = format!("/ipfs/{}?format=raw", fx.root);
+    // Another client: the gateway's only slot is taken, so it waits, then gives up.
+    let (status, hdrs, body) = answer(&app, from_peer(&raw, "10.0.0.2")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h(&hdrs, "retry-after"), "1");
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("no free slot within")
+    );
     // Reading the stream to its end frees the slot.
     let body = held.into_body().collect().await.unwrap().to_bytes();
     assert!(verify_car(&body, fx.root, 0).0 == fx.bytes);
-    let mut status = StatusCode::TOO_MANY_REQUESTS;
-    for _ in 0..200 {
-        status = send(
-            app.clone(),
-            "GET",
-            &format!("/ipfs/{}?format=raw", fx.root),
-            &[],
-        )
-        .await
-        .0;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (status, _, _) = answer(&app, from_peer(&raw, "10.0.0.2")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_fetching_every_block_at_once_is_served_in_full() {
+    // A two-level DAG: 400 leaves of 1 KiB under 3 interior nodes, fetched as a block-by-block
+    // client does, every block at once (more than the slots and the client's share), over
+    // real connections from one IP with the default limits.
+    let fx = net_support::fixture_with(
+        net_support::data(400 * 1024, 3),
+        otaledger_ipfs::Profile::KuboV1,
+        Some(1024),
+    );
+    let blocks = net_support::dfs_blocks(&fx.store, &fx.root);
+    assert!(blocks.len() > 2 * GatewayConfig::default().max_concurrent_requests);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(otaledger_ipfs::serve(
+        listener,
+        fx.store.clone(),
+        GatewayConfig::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for (cid, data) in blocks {
+        let url = format!("http://{addr}/ipfs/{cid}?format=raw");
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = client.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{cid}");
+            assert!(resp.bytes().await.unwrap() == data, "{cid}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -555,4 +715,55 @@ async fn response_not_started_in_time_is_504() {
             .open(&block)
             .unwrap(),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_without_end_is_not_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = fixture(SIZE);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(otaledger_ipfs::serve(
+        listener,
+        fx.store.clone(),
+        GatewayConfig::default(),
+        std::future::pending(),
+    ));
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "GET /ipfs/{}?format=raw HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n",
+        fx.root
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    // A chunked body that never ends, until the server closes the connection (or 96 MiB).
+    const CAP: u64 = 96 << 20;
+    let writer = tokio::spawn(async move {
+        let mut chunk = b"10000\r\n".to_vec();
+        chunk.extend(std::iter::repeat_n(b'x', 0x10000));
+        chunk.extend_from_slice(b"\r\n");
+        let mut sent = 0u64;
+        while sent < CAP {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    // The answer comes without the body being read, and the connection is then closed.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let block = fx.store.get(&fx.root).unwrap().unwrap();
+    assert!(answer.ends_with(&block));
+    let sent = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("writing stops once the server closed")
+        .unwrap();
+    assert!(sent < CAP, "the server read the endless body: {sent} bytes");
 }

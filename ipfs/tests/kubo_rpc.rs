@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -15,8 +16,12 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 use otaledger_ipfs::car::CarWriter;
-use otaledger_ipfs::{Cid, ImportOptions, KuboAddParams, KuboClient, KuboError, Profile};
+use otaledger_ipfs::{
+    Cid, ImportOptions, KUBO_MAX_BLOCK_SIZE, KUBO_MAX_JSON_SIZE, KUBO_MAX_STREAM_SIZE,
+    KuboAddParams, KuboClient, KuboError, Profile,
+};
 
 const HELLO_V1: &str = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e";
 const HELLO_V0: &str = "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD";
@@ -364,7 +369,7 @@ async fn dag_export_streams_the_car() {
     )])
     .await;
     let mut out = Vec::new();
-    let n = kubo.dag_export(&cid, &mut out).await.unwrap();
+    let n = kubo.dag_export(&cid, &mut out, 1 << 20).await.unwrap();
     assert_eq!(n, car.len() as u64);
     assert_eq!(out, car);
     assert_eq!(q(&seen.lock().unwrap()[0], "arg"), HELLO_V1);
@@ -380,4 +385,95 @@ async fn api_url_is_validated() {
         KuboClient::new("http://h:5001/?x=1"),
         Err(KuboError::InvalidUrl { .. })
     ));
+}
+
+/// A fake Kubo whose every answer is `status` with `unit` repeated without end (chunked, no
+/// `Content-Length`); returns its client and the count of bytes it handed to the server.
+async fn endless_kubo(status: u16, unit: &'static [u8]) -> (KuboClient, Arc<AtomicU64>) {
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&sent);
+    let app = Router::new().fallback(move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            // 64 KiB pieces of whole units.
+            let piece = Bytes::from(unit.repeat((64 * 1024 / unit.len()).max(1)));
+            let stream = futures_util::stream::unfold((), move |()| {
+                let piece = piece.clone();
+                let counter = Arc::clone(&counter);
+                async move {
+                    // Stop at 96 MiB so a client without a bound fails the test instead of hanging.
+                    let before = counter.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                    (before < 96 << 20).then_some((Ok::<_, std::io::Error>(piece), ()))
+                }
+            });
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (KuboClient::new(&format!("http://{addr}")).unwrap(), sent)
+}
+
+/// At most one network read (hyper's read buffer, at most 408 KiB) past a limit.
+const MAX_NETWORK_READ: u64 = 512 * 1024;
+
+fn assert_too_large(err: &KuboError, want_status: u16, want_limit: u64) {
+    let KuboError::AnswerTooLarge {
+        status,
+        limit,
+        read,
+        ..
+    } = *err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status, limit), (want_status, want_limit), "{err:?}");
+    assert!(read > limit && read <= limit + MAX_NETWORK_READ, "{err:?}");
+}
+
+#[tokio::test]
+async fn endless_answers_are_refused_at_their_limits() {
+    let json = KUBO_MAX_JSON_SIZE as u64;
+    // A JSON body without end.
+    let (kubo, sent) = endless_kubo(200, b"{\"Version\":\"0.38.1\",").await;
+    assert_too_large(&kubo.version().await.unwrap_err(), 200, json);
+    // An error body without end: refused the same way, the status kept.
+    let (kubo, _) = endless_kubo(500, b"{\"Message\":\"xxxxxxxx").await;
+    assert_too_large(&kubo.version().await.unwrap_err(), 500, json);
+    let (kubo, _) = endless_kubo(500, b"x").await;
+    let cid: Cid = HELLO_V1.parse().unwrap();
+    assert_too_large(&kubo.pin_add(&cid).await.unwrap_err(), 500, json);
+    // An NDJSON line without end, and endless short lines (progress objects).
+    let (_dir, file) = hello_file();
+    let params = KuboAddParams::from_import(&ImportOptions::profile(Profile::KuboV1));
+    let (kubo, _) = endless_kubo(200, b"{\"Name\":\"").await;
+    assert_too_large(&kubo.add(&file, &params).await.unwrap_err(), 200, json);
+    let (kubo, _) = endless_kubo(200, b"{\"Name\":\"\",\"Bytes\":1}\n").await;
+    assert_too_large(
+        &kubo.add(&file, &params).await.unwrap_err(),
+        200,
+        KUBO_MAX_STREAM_SIZE,
+    );
+    // A block without end.
+    let (kubo, _) = endless_kubo(200, b"\0").await;
+    let err = kubo.block_get(&cid).await.unwrap_err();
+    assert!(
+        matches!(err, KuboError::BlockTooLarge { limit, read, .. }
+            if limit == KUBO_MAX_BLOCK_SIZE && read > limit as u64 && read <= limit as u64 + MAX_NETWORK_READ),
+        "{err:?}"
+    );
+    // An export without end: stopped at the caller's bound, no more written.
+    let (kubo, _) = endless_kubo(200, b"\0").await;
+    let mut out = Vec::new();
+    let err = kubo.dag_export(&cid, &mut out, 1 << 20).await.unwrap_err();
+    assert_too_large(&err, 200, 1 << 20);
+    assert!(out.len() as u64 <= 1 << 20);
+    // The first stub could push no more than the client read plus what the kernel's socket
+    // buffers took: far from its 96 MiB cap.
+    assert!(sent.load(Ordering::SeqCst) < 96 << 20);
 }

@@ -8,10 +8,11 @@
 //! piece rather than once per network read. A piece is the list of the network reads' buffers
 //! as they came (not copied into one buffer). Memory: at most `CHANNEL_PIECES + 1` pieces.
 
-use std::io::Read;
-use std::time::Duration;
-
 use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -47,9 +48,15 @@ pub(crate) struct BodyReader {
 }
 
 impl BodyReader {
-    pub(crate) fn new(handle: &Handle, resp: reqwest::Response, guards: Guards) -> Self {
+    /// Start pumping `resp`; every body byte taken from the network is added to `received`.
+    pub(crate) fn new(
+        handle: &Handle,
+        resp: reqwest::Response,
+        guards: Guards,
+        received: Arc<AtomicU64>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
-        let pump = handle.spawn(pump(resp, tx, guards));
+        let pump = handle.spawn(pump(resp, tx, guards, received));
         Self {
             rx,
             piece: Piece::new(),
@@ -138,6 +145,7 @@ async fn pump(
     mut resp: reqwest::Response,
     tx: mpsc::Sender<Result<Piece, AttemptError>>,
     guards: Guards,
+    counter: Arc<AtomicU64>,
 ) {
     let mut window = RateWindow {
         min_rate: guards.min_rate,
@@ -152,10 +160,14 @@ async fn pump(
         let deadline = window.start + window.grace;
         match tokio::time::timeout_at(deadline, resp.chunk()).await {
             Ok(Ok(Some(chunk))) => {
+                // A network read is at most hyper's read buffer; counting it before keeping it
+                // bounds the body at the limit plus one read, whatever `Content-Length` said.
                 received += chunk.len() as u64;
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 if received > guards.limit {
                     break Err(AttemptError::EndlessData {
                         limit: guards.limit,
+                        read: received,
                     });
                 }
                 window.bytes += chunk.len() as u64;

@@ -16,15 +16,19 @@ use crate::car::{MAX_HEADER_SIZE, MAX_SECTION_SIZE, decode_header};
 pub(crate) struct CarSections<R> {
     inner: BufReader<R>,
     offset: u64,
+    max_section: u64,
 }
 
 impl<R: Read> CarSections<R> {
     /// Read and check the header (version 1, at least one root; the roots themselves are
-    /// ignored, as the trustless gateway specification tells clients to).
-    pub(crate) fn new(reader: R) -> Result<Self, CarError> {
+    /// ignored, as the trustless gateway specification tells clients to). The header is refused
+    /// past [`MAX_HEADER_SIZE`] and every section past `max_section` (at most
+    /// [`MAX_SECTION_SIZE`]) before any of it is read.
+    pub(crate) fn new(reader: R, max_section: u64) -> Result<Self, CarError> {
         let mut this = Self {
             inner: BufReader::with_capacity(64 * 1024, reader),
             offset: 0,
+            max_section: max_section.min(MAX_SECTION_SIZE),
         };
         let len = this.varint()?.ok_or(CarError::Truncated { offset: 0 })?;
         if len > MAX_HEADER_SIZE {
@@ -48,11 +52,11 @@ impl<R: Read> CarSections<R> {
         if len == 0 {
             return Err(CarError::BadCid { offset: start });
         }
-        if len > MAX_SECTION_SIZE {
+        if len > self.max_section {
             return Err(CarError::SectionTooLarge {
                 offset: start,
                 size: len,
-                max: MAX_SECTION_SIZE,
+                max: self.max_section,
             });
         }
         let mut section = (&mut self.inner).take(len);
@@ -109,7 +113,7 @@ mod tests {
         w.write_block(&a, b"a").unwrap();
         w.write_block(&b, b"bb").unwrap();
         let car = w.finish().unwrap();
-        let mut s = CarSections::new(&car[..]).unwrap();
+        let mut s = CarSections::new(&car[..], MAX_SECTION_SIZE).unwrap();
         let mut block = Vec::new();
         assert_eq!(s.next(&mut block).unwrap(), Some(a));
         assert_eq!(block, b"a");
@@ -117,7 +121,7 @@ mod tests {
         assert_eq!(block, b"bb");
         assert_eq!(s.next(&mut block).unwrap(), None);
         // Cut inside the last block.
-        let mut s = CarSections::new(&car[..car.len() - 1]).unwrap();
+        let mut s = CarSections::new(&car[..car.len() - 1], MAX_SECTION_SIZE).unwrap();
         s.next(&mut block).unwrap();
         assert!(matches!(
             s.next(&mut block),
@@ -125,12 +129,31 @@ mod tests {
         ));
         // A non-minimal varint as the header length.
         assert!(matches!(
-            CarSections::new(&[0x80u8, 0x00][..]),
+            CarSections::new(&[0x80u8, 0x00][..], MAX_SECTION_SIZE),
             Err(CarError::BadVarint { .. })
         ));
         assert!(matches!(
-            CarSections::new(&[][..]),
+            CarSections::new(&[][..], MAX_SECTION_SIZE),
             Err(CarError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn sections_above_the_block_limit_are_refused_unread() {
+        let a = block_cid(cid::Version::V1, RAW, &[7u8; 1000]);
+        let mut w = CarWriter::new(Vec::new(), &[a]).unwrap();
+        w.write_block(&a, &[7u8; 1000]).unwrap();
+        let car = w.finish().unwrap();
+        // With a 512-byte block limit the section (CID + 1000 bytes) is refused on its length.
+        let mut s = CarSections::new(&car[..], 512 + 256).unwrap();
+        let mut block = Vec::new();
+        assert!(matches!(
+            s.next(&mut block),
+            Err(CarError::SectionTooLarge { max: 768, .. })
+        ));
+        assert!(block.is_empty());
+        // The limit never exceeds the reader's own.
+        let s = CarSections::new(&car[..], u64::MAX).unwrap();
+        assert_eq!(s.max_section, MAX_SECTION_SIZE);
     }
 }

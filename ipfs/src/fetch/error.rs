@@ -63,10 +63,26 @@ pub enum AttemptError {
         expected: u64,
     },
     /// The response carried more bytes than the file needs plus the allowed overhead.
-    #[error("endless data: more than {limit} bytes in one response")]
+    #[error("endless data: more than {limit} bytes in one response (read {read})")]
     EndlessData {
         /// The limit that was passed.
         limit: u64,
+        /// Body bytes read when the client stopped (the limit plus at most one network read).
+        read: u64,
+    },
+    /// A raw block response (`?format=raw`) longer than the block-size limit
+    /// ([`crate::Limits::max_block_size`]), counted as it streamed or declared by
+    /// `Content-Length`. The block's real size is unknown: reading stopped past the limit.
+    #[error("block {cid} is more than {max} bytes (read {read}{})", declared_note(*.declared))]
+    BlockTooLarge {
+        /// The block asked for.
+        cid: Cid,
+        /// The limit.
+        max: u64,
+        /// Body bytes read before the client stopped (0 when `Content-Length` was refused).
+        read: u64,
+        /// The response's `Content-Length`, if it had one.
+        declared: Option<u64>,
     },
     /// Fewer than `min_rate` bytes per second over a window of `window`.
     #[error("too slow: {bytes} bytes in {window:?}, minimum {min_rate} bytes/s")]
@@ -80,6 +96,10 @@ pub enum AttemptError {
     },
 }
 
+fn declared_note(declared: Option<u64>) -> String {
+    declared.map_or_else(String::new, |n| format!(", content-length {n}"))
+}
+
 /// One failed attempt at one gateway.
 #[derive(Debug)]
 pub struct GatewayFailure {
@@ -89,6 +109,9 @@ pub struct GatewayFailure {
     pub mode: FetchMode,
     /// The verified position the attempt started from.
     pub from: u64,
+    /// Response body bytes the attempt read from the network, over all its requests (bodies of
+    /// error responses are never read). Every read is bounded, so this is too.
+    pub received: u64,
     /// What went wrong.
     pub error: AttemptError,
 }

@@ -12,12 +12,13 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use cid::Cid;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::Ctx;
 use super::block::{load, not_modified_response};
 use super::errors::GatewayError;
 use super::headers::{car_etag, insert_car, insert_common, not_modified};
+use super::limit::Slot;
 use super::request::CarRequest;
 use crate::car::CarWriter;
 use crate::traverse::{DagScope, blocks_for};
@@ -33,7 +34,7 @@ pub(super) async fn serve(
     ctx: &Ctx<'_>,
     cid: Cid,
     car: CarRequest,
-    permit: OwnedSemaphorePermit,
+    permit: Slot,
     idle_timeout: Duration,
 ) -> Result<Response, GatewayError> {
     let etag = car_etag(&cid, &car);

@@ -46,15 +46,29 @@ pub(crate) enum GatewayError {
     /// The byte range lies outside the file (400).
     #[error("entity-bytes {from}:{to} is outside the {size}-byte entity")]
     RangeOutside { from: String, to: String, size: u64 },
-    /// Too many requests in flight (429).
-    #[error("gateway busy: too many requests in flight, retry later")]
-    Busy,
+    /// No slot for the request: the queue is full or it waited too long (429).
+    #[error("gateway busy: {0}; retry later")]
+    Busy(Busy),
     /// The response could not be started within the request timeout (504).
     #[error("timed out preparing the response")]
     Timeout,
     /// Storage or internal failure (500; details only in the log).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a request got no slot (see `gateway::limit`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Busy {
+    /// The gateway's slots and queue are all taken.
+    #[error("{queued} requests in flight or queued")]
+    QueueFull { queued: usize },
+    /// This client's share of slots and its queue are all taken.
+    #[error("{queued} requests of this client in flight or queued")]
+    ClientQueueFull { queued: usize },
+    /// No slot freed up within the queue timeout.
+    #[error("no free slot within {waited:?}")]
+    WaitedTooLong { waited: std::time::Duration },
 }
 
 impl GatewayError {
@@ -69,7 +83,7 @@ impl GatewayError {
             Self::UnsupportedFormat(_) | Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotCached(_) => StatusCode::PRECONDITION_FAILED,
-            Self::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,7 +128,12 @@ mod tests {
             406
         );
         assert_eq!(GatewayError::UnsupportedFormat("tar".into()).status(), 406);
-        assert_eq!(GatewayError::Busy.status(), 429);
+        let busy = GatewayError::Busy(Busy::QueueFull { queued: 576 });
+        assert_eq!(busy.status(), 429);
+        assert_eq!(
+            busy.to_string(),
+            "gateway busy: 576 requests in flight or queued; retry later"
+        );
         assert_eq!(GatewayError::Timeout.status(), 504);
     }
 

@@ -4,6 +4,7 @@
 //! and [`Behavior::NoCar`] serve a store honestly through the crate's own gateway. Every request
 //! (path and query) is logged so tests can check what a client asked for.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,96 @@ pub enum Behavior {
     Endless { prefix: Vec<u8>, repeat: Vec<u8> },
     /// The first `after` bytes of `body`, then the connection breaks.
     DieAfter { body: Vec<u8>, after: usize },
+    /// This status and content type, `prefix`, then 0xff bytes without end (no
+    /// `Content-Length`, chunked), counted in `flood`.
+    Flood {
+        status: u16,
+        content_type: &'static str,
+        prefix: Vec<u8>,
+        flood: Arc<Flood>,
+    },
+    /// Like [`Behavior::NoCar`], but the raw block `target` is an endless 200
+    /// `application/vnd.ipld.raw` body of 0xff bytes, counted in `flood`.
+    NoCarFlood {
+        store: Blockstore,
+        target: Cid,
+        flood: Arc<Flood>,
+    },
+}
+
+/// The most an endless body sends before it gives up (so a client without a bound makes a test
+/// fail instead of running forever).
+pub const FLOOD_CAP: u64 = 96 << 20;
+/// Size of each piece of an endless body.
+const FLOOD_PIECE: usize = 64 * 1024;
+
+/// What an endless body sent.
+#[derive(Debug, Default)]
+pub struct Flood {
+    /// Bytes handed to the HTTP server for sending (the client read at most this; the kernel's
+    /// socket buffers hold the difference).
+    pub sent: AtomicU64,
+    /// The body was dropped: the client closed the connection (or [`FLOOD_CAP`] was reached).
+    pub ended: AtomicBool,
+    /// [`FLOOD_CAP`] was reached.
+    pub capped: AtomicBool,
+}
+
+impl Flood {
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Wait (at most 20 s) until the body was dropped; whether it was.
+    pub async fn wait_ended(&self) -> bool {
+        for _ in 0..2000 {
+            if self.ended.load(Ordering::SeqCst) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+}
+
+/// Marks the flood ended when the body is dropped.
+struct FloodGuard(Arc<Flood>);
+
+impl Drop for FloodGuard {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::SeqCst);
+    }
+}
+
+fn flood_body(prefix: Vec<u8>, flood: Arc<Flood>) -> Body {
+    let piece = Bytes::from(vec![0xffu8; FLOOD_PIECE]);
+    let first = (!prefix.is_empty()).then(|| Bytes::from(prefix));
+    let stream = futures_util::stream::unfold((first, FloodGuard(flood)), move |(first, guard)| {
+        let chunk = first.unwrap_or_else(|| piece.clone());
+        async move {
+            let before = guard.0.sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            if before >= FLOOD_CAP {
+                guard.0.capped.store(true, Ordering::SeqCst);
+                return None;
+            }
+            Some((Ok::<_, std::io::Error>(chunk), (None, guard)))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The largest amount of data the kernel may hold between the stub and the client on loopback:
+/// the largest TCP receive and send buffers (`tcp_rmem`, `tcp_wmem`; autotuning grows them up
+/// to these), plus 1 MiB for the HTTP libraries' own buffers.
+pub fn kernel_slack() -> u64 {
+    let max = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
+            .unwrap_or(32 << 20)
+    };
+    max("/proc/sys/net/ipv4/tcp_rmem") + max("/proc/sys/net/ipv4/tcp_wmem") + (1 << 20)
 }
 
 /// A running misbehaving gateway.
@@ -128,6 +219,32 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
                 }
             });
             car_response(CAR_DUPS_Y, Body::from_stream(stream))
+        }
+        Behavior::Flood {
+            status,
+            content_type,
+            prefix,
+            flood,
+        } => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(flood_body(prefix, flood))
+            .unwrap(),
+        Behavior::NoCarFlood {
+            store,
+            target,
+            flood,
+        } => {
+            if query.contains("format=car") {
+                return (StatusCode::NOT_ACCEPTABLE, "car not supported").into_response();
+            }
+            if uri.path().ends_with(&format!("/ipfs/{target}")) {
+                return Response::builder()
+                    .header(header::CONTENT_TYPE, "application/vnd.ipld.raw")
+                    .body(flood_body(Vec::new(), flood))
+                    .unwrap();
+            }
+            otaledger_ipfs::router(store).oneshot(req).await.unwrap()
         }
         Behavior::DieAfter { body, after } => {
             let head = Bytes::copy_from_slice(&body[..after]);
