@@ -279,9 +279,11 @@ macro_rules! serde_via_bytes {
                 &self,
                 s: S,
             ) -> core::result::Result<S::Ok, S::Error> {
-                let bytes = self.to_bytes();
+                // Master and secret keys go through here: every buffer holding
+                // an encoding (bytes, hex) is wiped when dropped.
+                let bytes = ::zeroize::Zeroizing::new(self.to_bytes());
                 if s.is_human_readable() {
-                    s.serialize_str(&hex::encode(bytes))
+                    s.serialize_str(&::zeroize::Zeroizing::new(hex::encode(&bytes[..])))
                 } else {
                     s.serialize_bytes(&bytes)
                 }
@@ -302,7 +304,7 @@ macro_rules! serde_via_bytes {
                         self,
                         v: &str,
                     ) -> core::result::Result<$t, E> {
-                        let bytes = hex::decode(v).map_err(E::custom)?;
+                        let bytes = ::zeroize::Zeroizing::new(hex::decode(v).map_err(E::custom)?);
                         <$t>::from_bytes(&bytes).map_err(E::custom)
                     }
                     fn visit_bytes<E: serde::de::Error>(
@@ -315,9 +317,19 @@ macro_rules! serde_via_bytes {
                         self,
                         mut seq: A,
                     ) -> core::result::Result<$t, A::Error> {
-                        let mut bytes =
-                            Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                        let mut bytes = ::zeroize::Zeroizing::new(Vec::with_capacity(
+                            seq.size_hint().unwrap_or(0).min(1 << 16),
+                        ));
                         while let Some(b) = seq.next_element::<u8>()? {
+                            if bytes.len() == bytes.capacity() {
+                                // Grow into a new buffer and wipe the old one
+                                // (`push` would free it unwiped).
+                                let mut grown = ::zeroize::Zeroizing::new(Vec::with_capacity(
+                                    (2 * bytes.capacity()).max(256),
+                                ));
+                                grown.extend_from_slice(&bytes);
+                                bytes = grown;
+                            }
                             bytes.push(b);
                         }
                         <$t>::from_bytes(&bytes).map_err(serde::de::Error::custom)

@@ -103,6 +103,33 @@ impl<T: Wipe> ZeroizeOnDrop for Secret<T> {}
 /// [`ConstantTimeEq`]), prints as `SharedKey(<redacted>)`, and gives its
 /// bytes only through [`SharedKey::as_bytes`]. It is deliberately not
 /// `Clone`; a copy of the bytes taken from `as_bytes` is the caller's to wipe.
+///
+/// Every other way out fails to compile (these examples are tests; each
+/// differs from the first, which compiles, only in the way out):
+/// ```
+/// fn ok(k: &otaledger_cpabe::SharedKey) -> [u8; 32] { *k.as_bytes() }
+/// ```
+/// ```compile_fail
+/// fn clone(k: &otaledger_cpabe::SharedKey) -> otaledger_cpabe::SharedKey { k.clone() }
+/// ```
+/// ```compile_fail
+/// fn deref(k: &otaledger_cpabe::SharedKey) -> [u8; 32] { **k }
+/// ```
+/// ```compile_fail
+/// fn slice(k: &otaledger_cpabe::SharedKey) -> &[u8] { k.as_ref() }
+/// ```
+/// ```compile_fail
+/// fn display(k: &otaledger_cpabe::SharedKey) -> String { format!("{k}") }
+/// ```
+/// ```compile_fail
+/// fn order(k: &otaledger_cpabe::SharedKey) -> bool { k < k }
+/// ```
+/// ```compile_fail
+/// fn hash(k: otaledger_cpabe::SharedKey) { std::collections::HashSet::new().insert(k); }
+/// ```
+/// ```compile_fail
+/// fn serde(k: &otaledger_cpabe::SharedKey) -> String { serde_json::to_string(k).unwrap() }
+/// ```
 pub struct SharedKey([u8; SharedKey::LEN]);
 
 impl SharedKey {
