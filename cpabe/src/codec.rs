@@ -85,10 +85,11 @@ impl Writer {
 }
 
 /// The 288-byte compressed form of a GT element, `None` for the identity
-/// (blstrs' compression panics on it).
+/// and for blstrs' `Gt::default()`, the zero of Fp12 (not in GT; reachable
+/// through `hazmat::derive_key`): blstrs' compression panics on both.
 pub(crate) fn gt_bytes(e: &Gt) -> Option<[u8; GT_LEN]> {
     use blstrs::Compress;
-    if bool::from(e.is_identity()) {
+    if bool::from(e.is_identity()) || *e == Gt::default() {
         return None;
     }
     let mut out = [0u8; GT_LEN];

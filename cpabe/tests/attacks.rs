@@ -245,3 +245,17 @@ proptest! {
         }
     }
 }
+
+/// `Gt::default()` is blstrs' zero of Fp12, not the identity and not in GT
+/// at all, and blstrs' compression panics on it. The KDF refuses it (an
+/// earlier build panicked here, through `hazmat::derive_key`).
+#[test]
+fn a_zero_gt_element_is_an_error_not_a_panic() {
+    let mut w = world(37);
+    let (capsule, _) = encapsulate(&w.pk, &Policy::parse("a").unwrap(), b"", &mut w.rng).unwrap();
+    let zero = otaledger_cpabe::hazmat::blstrs::Gt::default();
+    assert_eq!(
+        derive_key(&zero, &capsule, b"").err(),
+        Some(Error::DegenerateCapsule)
+    );
+}
