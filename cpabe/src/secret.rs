@@ -274,4 +274,27 @@ mod tests {
         a.zeroize();
         assert_eq!(a.as_bytes(), &[0; 32]);
     }
+
+    /// Every byte takes part in the comparison: a one-bit difference at any
+    /// position, or in every position, is found (a comparison that stopped
+    /// early or read a prefix would miss some).
+    #[test]
+    fn shared_key_equality_reads_every_byte() {
+        let key = |bytes: [u8; 32]| {
+            let mut k = SharedKey::zeroed();
+            *k.bytes_mut() = bytes;
+            k
+        };
+        let base: [u8; 32] = core::array::from_fn(|i| i as u8 * 7);
+        for i in 0..32 {
+            for bit in [0x01u8, 0x80] {
+                let mut other = base;
+                other[i] ^= bit;
+                assert!(!bool::from(key(base).ct_eq(&key(other))), "byte {i}");
+                assert_ne!(key(base), key(other));
+            }
+        }
+        assert_ne!(key(base), key(base.map(|b| !b)));
+        assert_eq!(key(base), key(base));
+    }
 }
