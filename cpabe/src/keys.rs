@@ -19,7 +19,7 @@ use crate::codec::{Kind, Reader, Writer, serde_via_bytes};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_KEY_ATTRIBUTES, MAX_POLICY_LEAVES};
 use crate::policy::{Policy, check_attribute};
-use crate::secret::Wipe;
+use crate::secret::{Secret, Wipe};
 
 /// Public parameters: `H_t = h^{a_t}` and `T_t = e(g, h)^{d_t a_t + d_3}`.
 #[derive(Clone, PartialEq, Eq)]
@@ -226,12 +226,16 @@ impl SecretKey {
                 return Err(Error::UnsortedAttributes { offset: at });
             }
             key.attributes.push(a);
-            // Pushed before it is filled, so it is wiped if a point fails.
-            key.k_attr.push([G1Affine::identity(); 3]);
-            let last = key.k_attr.len() - 1;
-            for p in &mut key.k_attr[last] {
+            // Read into a wiping container and pushed only when complete: a
+            // truncated last entry then fails before the push, so the push
+            // stays within the capacity (a reallocation would free an
+            // unwiped copy of the components read so far).
+            let mut triple = Secret::new([G1Affine::identity(); 3]);
+            for p in triple.iter_mut() {
                 *p = r.g1()?;
             }
+            debug_assert!(key.k_attr.len() < key.k_attr.capacity(), "would reallocate");
+            key.k_attr.push(*triple);
         }
         r.finish()?;
         Ok(key)
@@ -336,7 +340,9 @@ mod tests {
         assert_eq!(wipes(), before + 1);
 
         // Secret key: cut inside the last point of the second attribute,
-        // after sk0, sk' and the first attribute's components were read;
+        // after sk0, sk' and the first attribute's components were read
+        // (this input also leaves room for only one entry in the vectors:
+        // the debug assertion in the decoder checks no push reallocates);
         // and trailing bytes after a complete key.
         for bad in [sb[..sb.len() - 1].to_vec(), [&sb[..], &[0]].concat()] {
             let before = wipes();
