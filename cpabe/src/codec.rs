@@ -7,6 +7,7 @@
 use blstrs::{G1Affine, G2Affine, Gt, Scalar};
 use group::prime::PrimeCurveAffine;
 use pairing::group::Group;
+use zeroize::Zeroize;
 
 use crate::error::{Error, GroupKind, Result};
 
@@ -44,22 +45,36 @@ impl Writer {
 
     pub(crate) fn with_header(kind: Kind) -> Self {
         let mut w = Self::new();
-        w.buf.extend_from_slice(&MAGIC);
-        w.buf.push(FORMAT_VERSION);
-        w.buf.push(kind as u8);
+        w.bytes(&MAGIC);
+        w.u8(FORMAT_VERSION);
+        w.u8(kind as u8);
         w
     }
 
+    /// Makes room for `n` more bytes. Growing copies into a new buffer and
+    /// wipes the old one: `Vec`'s own growth would free it unwiped, and the
+    /// master and secret keys are encoded through here (test
+    /// `tests/heap_residue.rs`).
+    fn reserve(&mut self, n: usize) {
+        let needed = self.buf.len() + n;
+        if needed > self.buf.capacity() {
+            let mut grown = Vec::with_capacity(needed.max(2 * self.buf.capacity()).max(256));
+            grown.extend_from_slice(&self.buf);
+            core::mem::replace(&mut self.buf, grown).zeroize();
+        }
+    }
+
     pub(crate) fn u8(&mut self, v: u8) {
-        self.buf.push(v);
+        self.bytes(&[v]);
     }
     pub(crate) fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.bytes(&v.to_be_bytes());
     }
     pub(crate) fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.bytes(&v.to_be_bytes());
     }
     pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.reserve(b.len());
         self.buf.extend_from_slice(b);
     }
     /// u16 length + UTF-8 bytes (callers keep strings within limits).
@@ -305,7 +320,14 @@ macro_rules! serde_via_bytes {
                         self,
                         v: &str,
                     ) -> core::result::Result<$t, E> {
-                        let bytes = ::zeroize::Zeroizing::new(hex::decode(v).map_err(E::custom)?);
+                        // Decoded into a buffer of the final size that wipes
+                        // itself (`hex::decode` grows a plain `Vec`, leaving
+                        // unwiped copies of a key, and drops it unwiped on a bad digit).
+                        if v.len() % 2 != 0 {
+                            return Err(E::custom(hex::FromHexError::OddLength));
+                        }
+                        let mut bytes = ::zeroize::Zeroizing::new(vec![0u8; v.len() / 2]);
+                        hex::decode_to_slice(v, &mut bytes[..]).map_err(E::custom)?;
                         <$t>::from_bytes(&bytes).map_err(E::custom)
                     }
                     fn visit_bytes<E: serde::de::Error>(
