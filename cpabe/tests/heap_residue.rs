@@ -1,5 +1,6 @@
 //! Freed heap memory holds no copy of a key's encoding after `to_bytes` or
-//! serde (in either direction, on success and on error).
+//! serde (in either direction, on success and on error), nor of the shared
+//! key or the compressed blinding factor after encapsulation and decapsulation.
 //!
 //! This binary installs a global allocator that, while armed, scans every
 //! block being freed (and every block a reallocation leaves behind) for a
@@ -16,7 +17,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
 
-use otaledger_cpabe::{MasterKey, SecretKey, keygen, setup};
+use otaledger_cpabe::hazmat::{blinding_factor, blstrs::Compress};
+use otaledger_cpabe::{MasterKey, Policy, SecretKey, decapsulate, encapsulate, keygen, setup};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Deserialize;
@@ -73,7 +75,7 @@ fn set_needle(bytes: &[u8]) {
 #[test]
 fn encoding_and_serde_of_keys_leave_no_copy_in_freed_memory() {
     let mut rng = ChaCha20Rng::from_seed([41; 32]);
-    let (_, msk) = setup(&mut rng);
+    let (pk, msk) = setup(&mut rng);
     let encoding = zeroize::Zeroizing::new(msk.to_bytes());
     set_needle(&encoding[4..36]);
 
@@ -144,4 +146,43 @@ fn encoding_and_serde_of_keys_leave_no_copy_in_freed_memory() {
         0,
         "secret key serde"
     );
+
+    // The KEM: neither the shared key nor the compressed blinding factor
+    // (the HKDF input) is left on the heap by encapsulation or decapsulation.
+    let policy = Policy::parse(r#""model:x" and ("region:eu" or "region:in")"#).unwrap();
+    let (capsule, key) = encapsulate(&pk, &policy, b"ctx", &mut rng).unwrap();
+    let mut z = zeroize::Zeroizing::new(Vec::new());
+    blinding_factor(&sk, &capsule)
+        .unwrap()
+        .write_compressed(&mut *z)
+        .unwrap();
+    for needle in [&key.as_bytes()[..], &z[..32]] {
+        set_needle(needle);
+        assert_eq!(residue(|| drop(needle.to_vec())), 1, "control");
+        assert_eq!(
+            residue(|| {
+                assert_eq!(decapsulate(&sk, &capsule, b"ctx").unwrap(), key);
+            }),
+            0,
+            "decapsulate"
+        );
+    }
+    // Encapsulation, replayed from the same RNG state so its key and Z are known.
+    let (replay, replay_key) = encapsulate(&pk, &policy, b"ctx", &mut rng.clone()).unwrap();
+    let mut replay_z = zeroize::Zeroizing::new(Vec::new());
+    blinding_factor(&sk, &replay)
+        .unwrap()
+        .write_compressed(&mut *replay_z)
+        .unwrap();
+    for needle in [&replay_key.as_bytes()[..], &replay_z[..32]] {
+        set_needle(needle);
+        assert_eq!(
+            residue(|| {
+                let (c, k) = encapsulate(&pk, &policy, b"ctx", &mut rng.clone()).unwrap();
+                assert!(c == replay && k == replay_key, "replayed");
+            }),
+            0,
+            "encapsulate"
+        );
+    }
 }
