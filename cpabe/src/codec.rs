@@ -7,6 +7,7 @@
 use blstrs::{G1Affine, G2Affine, Gt, Scalar};
 use group::prime::PrimeCurveAffine;
 use pairing::group::Group;
+use zeroize::Zeroize;
 
 use crate::error::{Error, GroupKind, Result};
 
@@ -44,22 +45,36 @@ impl Writer {
 
     pub(crate) fn with_header(kind: Kind) -> Self {
         let mut w = Self::new();
-        w.buf.extend_from_slice(&MAGIC);
-        w.buf.push(FORMAT_VERSION);
-        w.buf.push(kind as u8);
+        w.bytes(&MAGIC);
+        w.u8(FORMAT_VERSION);
+        w.u8(kind as u8);
         w
     }
 
+    /// Makes room for `n` more bytes. Growing copies into a new buffer and
+    /// wipes the old one: `Vec`'s own growth would free it unwiped, and the
+    /// master and secret keys are encoded through here (test
+    /// `tests/heap_residue.rs`).
+    fn reserve(&mut self, n: usize) {
+        let needed = self.buf.len() + n;
+        if needed > self.buf.capacity() {
+            let mut grown = Vec::with_capacity(needed.max(2 * self.buf.capacity()).max(256));
+            grown.extend_from_slice(&self.buf);
+            core::mem::replace(&mut self.buf, grown).zeroize();
+        }
+    }
+
     pub(crate) fn u8(&mut self, v: u8) {
-        self.buf.push(v);
+        self.bytes(&[v]);
     }
     pub(crate) fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.bytes(&v.to_be_bytes());
     }
     pub(crate) fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.bytes(&v.to_be_bytes());
     }
     pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.reserve(b.len());
         self.buf.extend_from_slice(b);
     }
     /// u16 length + UTF-8 bytes (callers keep strings within limits).
@@ -85,10 +100,11 @@ impl Writer {
 }
 
 /// The 288-byte compressed form of a GT element, `None` for the identity
-/// (blstrs' compression panics on it).
+/// and for blstrs' `Gt::default()`, the zero of Fp12 (not in GT; reachable
+/// through `hazmat::derive_key`): blstrs' compression panics on both.
 pub(crate) fn gt_bytes(e: &Gt) -> Option<[u8; GT_LEN]> {
     use blstrs::Compress;
-    if bool::from(e.is_identity()) {
+    if bool::from(e.is_identity()) || *e == Gt::default() {
         return None;
     }
     let mut out = [0u8; GT_LEN];
@@ -279,9 +295,11 @@ macro_rules! serde_via_bytes {
                 &self,
                 s: S,
             ) -> core::result::Result<S::Ok, S::Error> {
-                let bytes = self.to_bytes();
+                // Master and secret keys go through here: every buffer holding
+                // an encoding (bytes, hex) is wiped when dropped.
+                let bytes = ::zeroize::Zeroizing::new(self.to_bytes());
                 if s.is_human_readable() {
-                    s.serialize_str(&hex::encode(bytes))
+                    s.serialize_str(&::zeroize::Zeroizing::new(hex::encode(&bytes[..])))
                 } else {
                     s.serialize_bytes(&bytes)
                 }
@@ -302,7 +320,14 @@ macro_rules! serde_via_bytes {
                         self,
                         v: &str,
                     ) -> core::result::Result<$t, E> {
-                        let bytes = hex::decode(v).map_err(E::custom)?;
+                        // Decoded into a buffer of the final size that wipes
+                        // itself (`hex::decode` grows a plain `Vec`, leaving
+                        // unwiped copies of a key, and drops it unwiped on a bad digit).
+                        if v.len() % 2 != 0 {
+                            return Err(E::custom(hex::FromHexError::OddLength));
+                        }
+                        let mut bytes = ::zeroize::Zeroizing::new(vec![0u8; v.len() / 2]);
+                        hex::decode_to_slice(v, &mut bytes[..]).map_err(E::custom)?;
                         <$t>::from_bytes(&bytes).map_err(E::custom)
                     }
                     fn visit_bytes<E: serde::de::Error>(
@@ -315,9 +340,19 @@ macro_rules! serde_via_bytes {
                         self,
                         mut seq: A,
                     ) -> core::result::Result<$t, A::Error> {
-                        let mut bytes =
-                            Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                        let mut bytes = ::zeroize::Zeroizing::new(Vec::with_capacity(
+                            seq.size_hint().unwrap_or(0).min(1 << 16),
+                        ));
                         while let Some(b) = seq.next_element::<u8>()? {
+                            if bytes.len() == bytes.capacity() {
+                                // Grow into a new buffer and wipe the old one
+                                // (`push` would free it unwiped).
+                                let mut grown = ::zeroize::Zeroizing::new(Vec::with_capacity(
+                                    (2 * bytes.capacity()).max(256),
+                                ));
+                                grown.extend_from_slice(&bytes);
+                                bytes = grown;
+                            }
                             bytes.push(b);
                         }
                         <$t>::from_bytes(&bytes).map_err(serde::de::Error::custom)

@@ -3,6 +3,29 @@
 use crate::parse::ParseProblem;
 
 /// Which group an encoded element belongs to (for error reports).
+///
+/// The public enums (this one, [`Error`], [`crate::ParseProblem`],
+/// [`crate::PolicyNode`]) are `#[non_exhaustive]`: outside the crate a
+/// `match` needs a wildcard arm (these examples are tests).
+/// ```
+/// # use otaledger_cpabe::GroupKind;
+/// fn name(g: GroupKind) -> &'static str {
+///     match g { GroupKind::G1 => "g1", GroupKind::G2 => "g2", GroupKind::Gt => "gt", _ => "?" }
+/// }
+/// ```
+/// ```compile_fail
+/// # use otaledger_cpabe::GroupKind;
+/// fn name(g: GroupKind) -> &'static str {
+///     match g { GroupKind::G1 => "g1", GroupKind::G2 => "g2", GroupKind::Gt => "gt" }
+/// }
+/// ```
+/// ```compile_fail
+/// # use otaledger_cpabe::PolicyNode;
+/// fn leaf(n: &PolicyNode) -> bool {
+///     match n { PolicyNode::Attr(_) => true, PolicyNode::And(_) | PolicyNode::Or(_) => false,
+///         PolicyNode::Threshold { .. } => false }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupKind {

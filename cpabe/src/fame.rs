@@ -122,8 +122,12 @@ pub fn keygen<S: AsRef<str>>(
 
     let r = Secret::new([nonzero_scalar(rng), nonzero_scalar(rng)]);
     let br = Secret::new([msk.b[0] * r[0], msk.b[1] * r[1], r[0] + r[1]]);
-    // a_t are non-zero by construction and by decoding.
-    let a_inv = Secret::new([invert(&msk.a[0])?, invert(&msk.a[1])?]);
+    // a_t are non-zero by construction and by decoding. Filled in place: in
+    // an array literal, a first inverse would escape the wipe if the second failed.
+    let mut a_inv = Secret::new([Scalar::ZERO; 2]);
+    for (inv, a) in a_inv.iter_mut().zip(&msk.a) {
+        *inv = invert(a)?;
+    }
     let h = G2Projective::generator();
     let g = G1Projective::generator();
     let n = sorted.len();
@@ -375,6 +379,19 @@ mod tests {
         assert_eq!(
             decapsulate(&bad, &capsule, b"ctx"),
             Err(Error::PolicyNotSatisfied)
+        );
+    }
+
+    /// The error path of `invert` (unreachable through the API: `a_t` are
+    /// non-zero by construction and decoding) returns an error, not a panic.
+    #[test]
+    fn keygen_with_a_zero_a_is_an_error() {
+        let mut rng = rng();
+        let (_, mut msk) = setup(&mut rng);
+        msk.a[1] = Scalar::ZERO;
+        assert_eq!(
+            keygen(&msk, &["a"], &mut rng).err(),
+            Some(Error::InvalidScalar { offset: 0 })
         );
     }
 

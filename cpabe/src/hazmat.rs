@@ -70,7 +70,7 @@ impl SecretKey {
             k_prime: parts.k_prime,
             k_attr: parts.attributes.iter().map(|(_, k)| *k).collect(),
         };
-        SecretKey::from_bytes(&key.to_bytes())
+        SecretKey::from_bytes(&zeroize::Zeroizing::new(key.to_bytes()))
     }
 }
 

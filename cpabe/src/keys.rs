@@ -11,13 +11,15 @@
 use std::fmt;
 
 use blstrs::{G1Affine, G2Affine, Gt, Scalar};
+use ff::Field;
+use group::prime::PrimeCurveAffine;
 use zeroize::ZeroizeOnDrop;
 
 use crate::codec::{Kind, Reader, Writer, serde_via_bytes};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_KEY_ATTRIBUTES, MAX_POLICY_LEAVES};
 use crate::policy::{Policy, check_attribute};
-use crate::secret::Wipe;
+use crate::secret::{Secret, Wipe};
 
 /// Public parameters: `H_t = h^{a_t}` and `T_t = e(g, h)^{d_t a_t + d_3}`.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct Capsule {
 
 impl Drop for MasterKey {
     fn drop(&mut self) {
+        #[cfg(test)]
+        tests::count_wipe();
         self.a.wipe();
         self.b.wipe();
         self.d.wipe();
@@ -67,6 +71,8 @@ impl ZeroizeOnDrop for MasterKey {}
 
 impl Drop for SecretKey {
     fn drop(&mut self) {
+        #[cfg(test)]
+        tests::count_wipe();
         self.k_prime.wipe();
         self.k_attr.wipe();
         self.k0.wipe();
@@ -139,15 +145,18 @@ impl MasterKey {
     /// Decodes a master key (canonical, non-zero scalars).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::with_header(bytes, Kind::MasterKey)?;
-        let a = [r.nonzero_scalar()?, r.nonzero_scalar()?];
-        let b = [r.nonzero_scalar()?, r.nonzero_scalar()?];
-        let d = [
-            r.nonzero_scalar()?,
-            r.nonzero_scalar()?,
-            r.nonzero_scalar()?,
-        ];
+        // Filled in place, so a scalar read before a later error is wiped
+        // with the partial key (its `Drop`).
+        let mut key = Self {
+            a: [Scalar::ZERO; 2],
+            b: [Scalar::ZERO; 2],
+            d: [Scalar::ZERO; 3],
+        };
+        for s in key.a.iter_mut().chain(&mut key.b).chain(&mut key.d) {
+            *s = r.nonzero_scalar()?;
+        }
         r.finish()?;
-        Ok(Self { a, b, d })
+        Ok(key)
     }
 }
 
@@ -175,8 +184,20 @@ impl SecretKey {
     /// [`MAX_KEY_ATTRIBUTES`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::with_header(bytes, Kind::SecretKey)?;
-        let k0 = [r.g2()?, r.g2()?, r.g2()?];
-        let k_prime = [r.g1()?, r.g1()?, r.g1()?];
+        // Filled in place, so the components read before a later error are
+        // wiped with the partial key (its `Drop`).
+        let mut key = Self {
+            attributes: Vec::new(),
+            k0: [G2Affine::identity(); 3],
+            k_prime: [G1Affine::identity(); 3],
+            k_attr: Vec::new(),
+        };
+        for p in &mut key.k0 {
+            *p = r.g2()?;
+        }
+        for p in &mut key.k_prime {
+            *p = r.g1()?;
+        }
         let n = r.u16()? as usize;
         if n == 0 {
             return Err(Error::NoAttributes);
@@ -188,28 +209,36 @@ impl SecretKey {
                 max: MAX_KEY_ATTRIBUTES,
             });
         }
-        let mut attributes: Vec<String> = Vec::with_capacity(n.min(r.remaining() / 147));
-        let mut k_attr = Vec::with_capacity(attributes.capacity());
+        // Each entry takes at least 147 bytes, so a valid input never
+        // outgrows this capacity (a reallocation would leave an unwiped copy).
+        let capacity = n.min(r.remaining() / 147);
+        key.attributes = Vec::with_capacity(capacity);
+        key.k_attr = Vec::with_capacity(capacity);
         for _ in 0..n {
             let at = r.offset();
             let a = r.str16()?;
             check_attribute(&a)?;
-            if attributes
+            if key
+                .attributes
                 .last()
                 .is_some_and(|prev| prev.as_bytes() >= a.as_bytes())
             {
                 return Err(Error::UnsortedAttributes { offset: at });
             }
-            attributes.push(a);
-            k_attr.push([r.g1()?, r.g1()?, r.g1()?]);
+            key.attributes.push(a);
+            // Read into a wiping container and pushed only when complete: a
+            // truncated last entry then fails before the push, so the push
+            // stays within the capacity (a reallocation would free an
+            // unwiped copy of the components read so far).
+            let mut triple = Secret::new([G1Affine::identity(); 3]);
+            for p in triple.iter_mut() {
+                *p = r.g1()?;
+            }
+            debug_assert!(key.k_attr.len() < key.k_attr.capacity(), "would reallocate");
+            key.k_attr.push(*triple);
         }
         r.finish()?;
-        Ok(Self {
-            attributes,
-            k0,
-            k_prime,
-            k_attr,
-        })
+        Ok(key)
     }
 }
 
@@ -265,3 +294,111 @@ serde_via_bytes!(PublicKey, "a CP-ABE public key");
 serde_via_bytes!(MasterKey, "a CP-ABE master key");
 serde_via_bytes!(SecretKey, "a CP-ABE secret key");
 serde_via_bytes!(Capsule, "a CP-ABE capsule");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+    use std::cell::Cell;
+
+    thread_local! {
+        static WIPES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Called by the `Drop` of `MasterKey` and `SecretKey` in test builds.
+    pub(super) fn count_wipe() {
+        WIPES.with(|w| w.set(w.get() + 1));
+    }
+
+    fn wipes() -> usize {
+        WIPES.with(Cell::get)
+    }
+
+    /// A decoder that fails after reading secret components must drop them
+    /// through the key's wiping `Drop`, not as loose arrays and vectors.
+    /// (An earlier build read them into locals: an error after the first
+    /// attribute left `sk0`, `sk'` and the read components unwiped.)
+    #[test]
+    fn decoding_errors_after_secret_parts_wipe_them() {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([9; 32]);
+        let (_, msk) = crate::setup(&mut rng);
+        let sk = crate::keygen(&msk, &["a", "b"], &mut rng).unwrap();
+        let (mb, sb) = (msk.to_bytes(), sk.to_bytes());
+
+        // Master key: cut inside d3, after six scalars were read.
+        let before = wipes();
+        assert!(matches!(
+            MasterKey::from_bytes(&mb[..mb.len() - 1]),
+            Err(Error::Truncated { .. })
+        ));
+        assert_eq!(wipes(), before + 1, "partial master key not wiped");
+        // A zero scalar in the last place.
+        let mut zero_d3 = mb.clone();
+        zero_d3[mb.len() - 32..].fill(0);
+        let before = wipes();
+        assert!(MasterKey::from_bytes(&zero_d3).is_err());
+        assert_eq!(wipes(), before + 1);
+
+        // Secret key: cut inside the last point of the second attribute,
+        // after sk0, sk' and the first attribute's components were read
+        // (this input also leaves room for only one entry in the vectors:
+        // the debug assertion in the decoder checks no push reallocates);
+        // and trailing bytes after a complete key.
+        for bad in [sb[..sb.len() - 1].to_vec(), [&sb[..], &[0]].concat()] {
+            let before = wipes();
+            assert!(SecretKey::from_bytes(&bad).is_err());
+            assert_eq!(wipes(), before + 1, "partial secret key not wiped");
+        }
+        // Unsorted attributes: the error comes after the first component triple.
+        let before = wipes();
+        let swapped = {
+            let mut b = sb.clone();
+            let first = 4 + 3 * 96 + 3 * 48 + 2;
+            let (x, y) = (first + 2, first + 147 + 2);
+            b.swap(x, y);
+            b
+        };
+        assert!(matches!(
+            SecretKey::from_bytes(&swapped),
+            Err(Error::UnsortedAttributes { .. })
+        ));
+        assert_eq!(wipes(), before + 1);
+        // A decoded key is wiped once, when dropped.
+        let before = wipes();
+        drop(SecretKey::from_bytes(&sb).unwrap());
+        assert_eq!(wipes(), before + 1);
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+    use rand_core::SeedableRng;
+    use serde::Deserialize;
+    use serde::de::value::{Error as DeError, SeqDeserializer};
+
+    /// Secret keys through serde: hex (JSON) and a byte sequence of unknown
+    /// length (the path that grows its buffer, wiping each outgrown one)
+    /// decode to the same key; a broken sequence is refused.
+    #[test]
+    fn secret_keys_round_trip_through_every_serde_path() {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([10; 32]);
+        let (_, msk) = crate::setup(&mut rng);
+        let sk = crate::keygen(&msk, &["a", "b", "c"], &mut rng).unwrap();
+        let json = serde_json::to_string(&sk).unwrap();
+        let back: SecretKey = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_bytes(), sk.to_bytes());
+        let back: MasterKey = serde_json::from_str(&serde_json::to_string(&msk).unwrap()).unwrap();
+        assert_eq!(back.to_bytes(), msk.to_bytes());
+
+        // `filter` hides the length: the visitor starts from an empty buffer.
+        let seq = |b: Vec<u8>| SeqDeserializer::<_, DeError>::new(b.into_iter().filter(|_| true));
+        let sb = sk.to_bytes();
+        assert!(sb.len() > 2 * 256, "the buffer grows more than once");
+        let back = SecretKey::deserialize(seq(sb.clone())).unwrap();
+        assert_eq!(back.to_bytes(), sb);
+        let back = MasterKey::deserialize(seq(msk.to_bytes())).unwrap();
+        assert_eq!(back.to_bytes(), msk.to_bytes());
+        assert!(SecretKey::deserialize(seq(sb[..sb.len() - 1].to_vec())).is_err());
+    }
+}

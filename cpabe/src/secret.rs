@@ -103,6 +103,33 @@ impl<T: Wipe> ZeroizeOnDrop for Secret<T> {}
 /// [`ConstantTimeEq`]), prints as `SharedKey(<redacted>)`, and gives its
 /// bytes only through [`SharedKey::as_bytes`]. It is deliberately not
 /// `Clone`; a copy of the bytes taken from `as_bytes` is the caller's to wipe.
+///
+/// Every other way out fails to compile (these examples are tests; each
+/// differs from the first, which compiles, only in the way out):
+/// ```
+/// fn ok(k: &otaledger_cpabe::SharedKey) -> [u8; 32] { *k.as_bytes() }
+/// ```
+/// ```compile_fail
+/// fn clone(k: &otaledger_cpabe::SharedKey) -> otaledger_cpabe::SharedKey { k.clone() }
+/// ```
+/// ```compile_fail
+/// fn deref(k: &otaledger_cpabe::SharedKey) -> [u8; 32] { **k }
+/// ```
+/// ```compile_fail
+/// fn slice(k: &otaledger_cpabe::SharedKey) -> &[u8] { k.as_ref() }
+/// ```
+/// ```compile_fail
+/// fn display(k: &otaledger_cpabe::SharedKey) -> String { format!("{k}") }
+/// ```
+/// ```compile_fail
+/// fn order(k: &otaledger_cpabe::SharedKey) -> bool { k < k }
+/// ```
+/// ```compile_fail
+/// fn hash(k: otaledger_cpabe::SharedKey) { std::collections::HashSet::new().insert(k); }
+/// ```
+/// ```compile_fail
+/// fn serde(k: &otaledger_cpabe::SharedKey) -> String { serde_json::to_string(k).unwrap() }
+/// ```
 pub struct SharedKey([u8; SharedKey::LEN]);
 
 impl SharedKey {
@@ -246,5 +273,28 @@ mod tests {
         assert_ne!(a, b);
         a.zeroize();
         assert_eq!(a.as_bytes(), &[0; 32]);
+    }
+
+    /// Every byte takes part in the comparison: a one-bit difference at any
+    /// position, or in every position, is found (a comparison that stopped
+    /// early or read a prefix would miss some).
+    #[test]
+    fn shared_key_equality_reads_every_byte() {
+        let key = |bytes: [u8; 32]| {
+            let mut k = SharedKey::zeroed();
+            *k.bytes_mut() = bytes;
+            k
+        };
+        let base: [u8; 32] = core::array::from_fn(|i| i as u8 * 7);
+        for i in 0..32 {
+            for bit in [0x01u8, 0x80] {
+                let mut other = base;
+                other[i] ^= bit;
+                assert!(!bool::from(key(base).ct_eq(&key(other))), "byte {i}");
+                assert_ne!(key(base), key(other));
+            }
+        }
+        assert_ne!(key(base), key(base.map(|b| !b)));
+        assert_eq!(key(base), key(base));
     }
 }

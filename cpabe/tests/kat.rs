@@ -91,3 +91,29 @@ fn committed_vectors_decode_and_decapsulate() {
         8 + policy.to_bytes().len() - 4 + 288 + 2 + 144 * 7
     );
 }
+
+/// The committed key vector is the KDF of docs/cpabe.md ("key = HKDF-SHA256
+/// ...") applied to the committed capsule vector, recomputed here from the
+/// document's definition rather than by the crate's own derivation.
+#[test]
+fn key_vector_is_the_documented_hkdf_of_the_capsule_vector() {
+    use otaledger_cpabe::hazmat::{blinding_factor, blstrs::Compress};
+    let sk = SecretKey::from_bytes(&read("sk.hex")).unwrap();
+    let capsule_bytes = read("capsule.hex");
+    let capsule = Capsule::from_bytes(&capsule_bytes).unwrap();
+    let mut ikm = Vec::new();
+    blinding_factor(&sk, &capsule)
+        .unwrap()
+        .write_compressed(&mut ikm)
+        .unwrap();
+    let mut info = b"OTALEDGER-CPABE-V2 key".to_vec();
+    info.extend_from_slice(&u32::try_from(capsule_bytes.len()).unwrap().to_be_bytes());
+    info.extend_from_slice(&capsule_bytes);
+    info.extend_from_slice(&u32::try_from(CONTEXT.len()).unwrap().to_be_bytes());
+    info.extend_from_slice(CONTEXT);
+    let mut okm = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"OTALEDGER-CPABE-V2 KEM salt"), &ikm)
+        .expand(&info, &mut okm)
+        .unwrap();
+    assert_eq!(okm.to_vec(), read("key.hex"));
+}
