@@ -14,33 +14,92 @@ library ManifestHash {
     /// @dev keccak256(TYPE).
     bytes32 internal constant TYPEHASH = keccak256(TYPE);
 
+    /// @notice A manifest field holds a value wider than its type (an encoding no EIP-712 signer produces and
+    /// `abi.decode` refuses).
+    /// @param field the field's position in `Manifest` (0 `modelId`, 1 `version`, 3 `bundleSize`, 6 `price`,
+    /// 7 `paymentToken`, 9 `expiry`).
+    /// @param word the 32-byte word found there.
+    error ManifestHashDirtyField(uint256 field, uint256 word);
+
+    /// @notice The manifest's `bundleCid` does not lie inside the calldata.
+    /// @param offset the `bundleCid` offset word (relative to the manifest).
+    /// @param length the length word read (zero if the offset is already out of bounds).
+    /// @param calldataSize the size of the calldata.
+    error ManifestHashCidOutOfBounds(uint256 offset, uint256 length, uint256 calldataSize);
+
     /// @dev hashStruct(manifest) = keccak256(TYPEHASH ‖ the 11 fields as 32-byte words, `bundleCid` replaced by its
-    /// keccak256). Dirty high bits in a field (an encoding no EIP-712 signer produces) revert instead of hashing,
-    /// so a manifest has exactly one id and the emitted copy of its calldata is canonical.
+    /// keccak256). Dirty high bits in a field revert instead of hashing, so a manifest has exactly one id.
+    /// @param m the manifest; its 11 head words lie inside the calldata (the ABI decoder checks that).
+    /// @return h the struct hash (the release id).
     function hash(IUpdateRegistry.Manifest calldata m) internal pure returns (bytes32 h) {
+        (h,,) = hashWithCid(m);
+    }
+
+    /// @dev `hash`, also returning where the `bundleCid` bytes are, bounds-checked against the calldata: the
+    /// offset word is at most `calldatasize()` (so `m + offset` cannot wrap), the length word and the
+    /// `length` bytes after it end inside the calldata. Checked before any of them is used.
+    /// @param m the manifest (head inside the calldata).
+    /// @return h the struct hash (the release id).
+    /// @return cid calldata position of the first byte of `bundleCid`.
+    /// @return cidLen the length of `bundleCid` (at most `calldatasize()`).
+    function hashWithCid(IUpdateRegistry.Manifest calldata m)
+        internal
+        pure
+        returns (bytes32 h, uint256 cid, uint256 cidLen)
+    {
         bytes32 typeHash = TYPEHASH;
+        uint256 rel;
+        bool outOfBounds;
+        bool dirty;
         assembly ("memory-safe") {
-            // `bundleCid` decoded by hand: an offset out of bounds reads zeros, which only changes the hash (so no
-            // signature matches); the same bytes are what `UpdateRegistry` emits.
-            let cid := add(m, calldataload(add(m, 0x80)))
-            let cidLen := calldataload(cid)
-            let p := mload(0x40)
-            calldatacopy(p, add(cid, 0x20), cidLen)
-            let cidHash := keccak256(p, cidLen)
+            let end := calldatasize()
+            rel := calldataload(add(m, 0x80))
+            // With rel <= end, m + rel + 0x20 cannot wrap; cidLen is read only once its word is inside.
+            cid := add(add(m, rel), 0x20)
+            outOfBounds := or(gt(rel, end), gt(cid, end))
+            if iszero(outOfBounds) {
+                cidLen := calldataload(sub(cid, 0x20))
+                outOfBounds := gt(cidLen, sub(end, cid))
+            }
             let modelId := calldataload(m)
             let version := calldataload(add(m, 0x20))
             let bundleSize := calldataload(add(m, 0x60))
             let price := calldataload(add(m, 0xc0))
             let token := calldataload(add(m, 0xe0))
             let expiry := calldataload(add(m, 0x120))
-            if or(
-                or(shr(32, modelId), or(shr(64, version), shr(64, bundleSize))),
-                or(shr(128, price), or(shr(160, token), shr(64, expiry)))
-            ) { revert(0, 0) }
-            mstore(p, typeHash)
-            calldatacopy(add(p, 0x20), m, 0x160)
-            mstore(add(p, 0xa0), cidHash)
-            h := keccak256(p, 0x180)
+            dirty := iszero(
+                iszero(
+                    or(
+                        or(shr(32, modelId), or(shr(64, version), shr(64, bundleSize))),
+                        or(shr(128, price), or(shr(160, token), shr(64, expiry)))
+                    )
+                )
+            )
+            if iszero(or(outOfBounds, dirty)) {
+                let p := mload(0x40)
+                calldatacopy(p, cid, cidLen)
+                let cidHash := keccak256(p, cidLen)
+                mstore(p, typeHash)
+                calldatacopy(add(p, 0x20), m, 0x160)
+                mstore(add(p, 0xa0), cidHash)
+                h := keccak256(p, 0x180)
+            }
+        }
+        if (outOfBounds) revert ManifestHashCidOutOfBounds(rel, cidLen, msg.data.length);
+        if (dirty) _revertDirty(m);
+    }
+
+    /// @dev Reverts with the first field whose word has bits above its type's width.
+    function _revertDirty(IUpdateRegistry.Manifest calldata m) private pure {
+        uint256[6] memory fields = [uint256(0), 1, 3, 6, 7, 9];
+        uint256[6] memory bits = [uint256(32), 64, 64, 128, 160, 64];
+        for (uint256 i; i < 6; ++i) {
+            uint256 word;
+            uint256 pos = fields[i] * 32;
+            assembly ("memory-safe") {
+                word := calldataload(add(m, pos))
+            }
+            if (word >> bits[i] != 0) revert ManifestHashDirtyField(fields[i], word);
         }
     }
 }

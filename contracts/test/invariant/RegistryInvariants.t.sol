@@ -43,5 +43,24 @@ contract RegistryInvariants is Test {
     /// @notice The stored signer-set hash is always the handler's ghost set.
     function invariant_signerSetMatchesGhost() public view {
         assertEq(registry.manufacturer(handler.mfId()).nonce, handler.rotations(), "nonce counts successful rotations");
+        assertEq(registry.manufacturer(handler.mfId()).signersHash, handler.ghostSignersHash());
+    }
+
+    /// @notice No state change is authorised without at least the threshold of distinct current signers, whatever
+    /// the calldata (`RegistryHandler.raw` sends forged, mutated encodings of every threshold action): no raw
+    /// call without such a threshold ever succeeded, and payee, floors and revocations are exactly the ghost
+    /// copies that only authorised calls update.
+    function invariant_noChangeWithoutThresholdOfCurrentSigners() public view {
+        assertEq(handler.unauthorised(), 0, "a call without a threshold of current signers changed state");
+        assertEq(registry.manufacturer(handler.mfId()).payee, handler.ghostPayee());
+        for (uint256 k; k < 2; ++k) {
+            uint32 modelId = handler.models(k);
+            assertEq(registry.model(modelId).minVersion, handler.ghostFloor(modelId));
+        }
+        uint256 n = handler.publishedCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.publishedIds(i);
+            assertEq(registry.release(id).revokedAt != 0, handler.ghostRevoked(id));
+        }
     }
 }

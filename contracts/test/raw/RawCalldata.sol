@@ -3,38 +3,38 @@ pragma solidity 0.8.37;
 
 import {IUpdateRegistry} from "../../src/interfaces/IUpdateRegistry.sol";
 import {Base} from "../Base.t.sol";
+import {RawBytes} from "./RawBytes.sol";
 
 /// @notice Calldata the way an attacker handles it: encode with `abi.encodeCall`, then read and patch 32-byte words
 /// in the bytes (positions include the 4-byte selector) and send them with a low-level call.
 abstract contract RawCalldata is Base {
-    /// @dev The wrapped signer count of the review: `shl(5, n)` is 96 (three words) for this `n`.
-    uint256 internal constant WRAPPED_THREE = (1 << 251) + 3;
+    uint256 internal constant WRAPPED_THREE = RawBytes.WRAPPED_THREE;
 
-    /// @dev Word at byte position `pos` of `cd` (zero-padded past the end, like `calldataload`).
-    function _word(bytes memory cd, uint256 pos) internal pure returns (uint256 w) {
-        for (uint256 i; i < 32; ++i) {
-            w <<= 8;
-            if (pos + i < cd.length) w |= uint8(cd[pos + i]);
-        }
+    function _word(bytes memory cd, uint256 pos) internal pure returns (uint256) {
+        return RawBytes.word(cd, pos);
     }
 
-    /// @dev Overwrites the word at byte position `pos` of `cd` (which must hold it).
+    function _hasWord(bytes memory cd, uint256 pos) internal pure returns (bool) {
+        return RawBytes.hasWord(cd, pos);
+    }
+
     function _setWord(bytes memory cd, uint256 pos, uint256 value) internal pure {
-        require(pos + 32 <= cd.length, "RawCalldata: word outside the bytes");
-        assembly ("memory-safe") {
-            mstore(add(add(cd, 0x20), pos), value)
-        }
+        RawBytes.setWord(cd, pos, value);
     }
 
     /// @dev Position of the approval struct of a call whose approval is head argument `arg`.
     function _approvalAt(bytes memory cd, uint256 arg) internal pure returns (uint256) {
-        return 4 + _word(cd, 4 + 32 * arg);
+        unchecked {
+            return 4 + _word(cd, 4 + 32 * arg);
+        }
     }
 
     /// @dev Position of the length word of the approval's `signers` (field 0) or `signatures` (field 2).
     function _approvalFieldAt(bytes memory cd, uint256 arg, uint256 field) internal pure returns (uint256) {
         uint256 a = _approvalAt(cd, arg);
-        return a + _word(cd, a + 32 * field);
+        unchecked {
+            return a + _word(cd, a + 32 * field);
+        }
     }
 
     /// @dev Two throwaway keys (no relation to the manufacturer) whose addresses ascend above the highest real
