@@ -421,14 +421,12 @@ contract UpdateRegistry is IUpdateRegistry {
         uint256 threshold;
         uint256 sigs;
         uint256 len;
-        uint256 setRel;
-        uint256 sigsRel;
         bool malformed;
         bytes32 given;
         assembly ("memory-safe") {
             let end := calldatasize()
-            setRel := calldataload(approval)
-            sigsRel := calldataload(add(approval, 0x40))
+            let setRel := calldataload(approval)
+            let sigsRel := calldataload(add(approval, 0x40))
             threshold := calldataload(add(approval, 0x20))
             set := add(add(approval, setRel), 0x20)
             sigs := add(add(approval, sigsRel), 0x20)
@@ -440,15 +438,15 @@ contract UpdateRegistry is IUpdateRegistry {
             malformed := or(or(gt(setRel, end), gt(sigsRel, end)), or(gt(n, MAX_SIGNERS), gt(len, end)))
             if iszero(malformed) {
                 malformed := or(gt(add(set, shl(5, n)), end), gt(add(sigs, len), end))
-            }
-            if iszero(malformed) {
-                let p := mload(0x40)
-                mstore(p, threshold)
-                calldatacopy(add(p, 0x20), set, shl(5, n))
-                given := keccak256(p, add(shl(5, n), 0x20))
+                if iszero(malformed) {
+                    let p := mload(0x40)
+                    mstore(p, threshold)
+                    calldatacopy(add(p, 0x20), set, shl(5, n))
+                    given := keccak256(p, add(shl(5, n), 0x20))
+                }
             }
         }
-        if (malformed) _revertMalformedApproval(setRel, set, n, threshold, sigsRel, len);
+        if (malformed) _revertMalformedApproval(approval);
         if (given != current) revert UpdateRegistrySignerSetMismatch(manufacturerId, current, given);
         if (len & 63 != 0) revert UpdateRegistrySignatureLength(len);
         uint256 count = len >> 6;
@@ -499,18 +497,23 @@ contract UpdateRegistry is IUpdateRegistry {
     }
 
     /// @dev Reverts for an approval `_verifyApproval` found malformed: too many signers if the signer count word
-    /// itself lies inside the calldata, else the offsets and lengths that do not fit.
-    function _revertMalformedApproval(
-        uint256 setRel,
-        uint256 set,
-        uint256 n,
-        uint256 threshold,
-        uint256 sigsRel,
-        uint256 len
-    ) internal pure {
-        if (n > MAX_SIGNERS && setRel <= msg.data.length && set <= msg.data.length) {
-            revert UpdateRegistryInvalidSignerSet(n, threshold);
+    /// itself lies inside the calldata, else the offsets and lengths (as read) that do not fit.
+    function _revertMalformedApproval(Approval calldata approval) internal pure {
+        uint256 setRel;
+        uint256 n;
+        uint256 threshold;
+        uint256 sigsRel;
+        uint256 len;
+        bool countInside;
+        assembly ("memory-safe") {
+            setRel := calldataload(approval)
+            sigsRel := calldataload(add(approval, 0x40))
+            threshold := calldataload(add(approval, 0x20))
+            countInside := iszero(or(gt(setRel, calldatasize()), gt(add(add(approval, setRel), 0x20), calldatasize())))
+            n := calldataload(add(approval, setRel))
+            len := calldataload(add(approval, sigsRel))
         }
+        if (countInside && n > MAX_SIGNERS) revert UpdateRegistryInvalidSignerSet(n, threshold);
         revert UpdateRegistryApprovalOutOfBounds(setRel, n, sigsRel, len, msg.data.length);
     }
 

@@ -48,45 +48,60 @@ library ManifestHash {
         returns (bytes32 h, uint256 cid, uint256 cidLen)
     {
         bytes32 typeHash = TYPEHASH;
+        bool bad;
+        assembly ("memory-safe") {
+            let end := calldatasize()
+            let rel := calldataload(add(m, 0x80))
+            // With rel <= end, m + rel + 0x20 cannot wrap; cidLen is used only once it and its bytes are inside.
+            cid := add(add(m, rel), 0x20)
+            cidLen := calldataload(sub(cid, 0x20))
+            bad := or(
+                or(gt(rel, end), gt(cid, end)),
+                or(
+                    or(
+                        shr(32, calldataload(m)),
+                        or(shr(64, calldataload(add(m, 0x20))), shr(64, calldataload(add(m, 0x60))))
+                    ),
+                    or(
+                        shr(128, calldataload(add(m, 0xc0))),
+                        or(shr(160, calldataload(add(m, 0xe0))), shr(64, calldataload(add(m, 0x120))))
+                    )
+                )
+            )
+            if iszero(bad) {
+                bad := gt(cidLen, sub(end, cid))
+                if iszero(bad) {
+                    let p := mload(0x40)
+                    calldatacopy(p, cid, cidLen)
+                    let cidHash := keccak256(p, cidLen)
+                    mstore(p, typeHash)
+                    calldatacopy(add(p, 0x20), m, 0x160)
+                    mstore(add(p, 0xa0), cidHash)
+                    h := keccak256(p, 0x180)
+                }
+            }
+        }
+        if (bad) _revert(m);
+    }
+
+    /// @dev Reverts for a manifest `hashWithCid` refused: the CID out of bounds (with the values read), else the
+    /// first field whose word has bits above its type's width.
+    function _revert(IUpdateRegistry.Manifest calldata m) private pure {
         uint256 rel;
+        uint256 cidLen;
         bool outOfBounds;
-        bool dirty;
         assembly ("memory-safe") {
             let end := calldatasize()
             rel := calldataload(add(m, 0x80))
-            // With rel <= end, m + rel + 0x20 cannot wrap; cidLen is read only once its word is inside.
-            cid := add(add(m, rel), 0x20)
+            let cid := add(add(m, rel), 0x20)
             outOfBounds := or(gt(rel, end), gt(cid, end))
             if iszero(outOfBounds) {
                 cidLen := calldataload(sub(cid, 0x20))
                 outOfBounds := gt(cidLen, sub(end, cid))
             }
-            let modelId := calldataload(m)
-            let version := calldataload(add(m, 0x20))
-            let bundleSize := calldataload(add(m, 0x60))
-            let price := calldataload(add(m, 0xc0))
-            let token := calldataload(add(m, 0xe0))
-            let expiry := calldataload(add(m, 0x120))
-            dirty := iszero(
-                iszero(
-                    or(
-                        or(shr(32, modelId), or(shr(64, version), shr(64, bundleSize))),
-                        or(shr(128, price), or(shr(160, token), shr(64, expiry)))
-                    )
-                )
-            )
-            if iszero(or(outOfBounds, dirty)) {
-                let p := mload(0x40)
-                calldatacopy(p, cid, cidLen)
-                let cidHash := keccak256(p, cidLen)
-                mstore(p, typeHash)
-                calldatacopy(add(p, 0x20), m, 0x160)
-                mstore(add(p, 0xa0), cidHash)
-                h := keccak256(p, 0x180)
-            }
         }
         if (outOfBounds) revert ManifestHashCidOutOfBounds(rel, cidLen, msg.data.length);
-        if (dirty) _revertDirty(m);
+        _revertDirty(m);
     }
 
     /// @dev Reverts with the first field whose word has bits above its type's width.
