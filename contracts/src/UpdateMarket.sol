@@ -162,8 +162,7 @@ contract UpdateMarket is IUpdateMarket {
         uint256 amount = price * bought;
         _escrow[id] += amount;
         address token = manifest.paymentToken;
-        if (bought == n) emit Purchased(id, msg.sender, deviceIndexes, amount, token);
-        else emit Purchased(id, msg.sender, boughtList, amount, token);
+        emit Purchased(id, msg.sender, boughtList, amount, token);
         _collect(token, amount, price * n);
     }
 
@@ -176,17 +175,17 @@ contract UpdateMarket is IUpdateMarket {
     /// @dev Sets the bits of strictly ascending device indexes, one storage write per word, skipping devices whose
     /// bit is already set.
     /// @return bought how many bits were set.
-    /// @return boughtList the indexes whose bits were set, filled only if some were skipped (else empty).
+    /// @return boughtList the indexes whose bits were set.
     function _setBits(bytes32 id, uint64[] calldata deviceIndexes)
         internal
         returns (uint256 bought, uint64[] memory boughtList)
     {
         mapping(uint256 => uint256) storage words = _entitlements[id];
         uint256 n = deviceIndexes.length;
+        boughtList = new uint64[](n);
         uint256 wordIndex = uint256(deviceIndexes[0]) >> 8;
         uint256 bits = words[wordIndex];
         uint64 prev = 0;
-        bool skipped;
         for (uint256 i; i < n;) {
             uint64 index = deviceIndexes[i];
             if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, index);
@@ -199,18 +198,9 @@ contract UpdateMarket is IUpdateMarket {
             }
             // forge-lint: disable-next-line(incorrect-shift)
             uint256 mask = uint256(1) << (index & 255);
-            if (bits & mask != 0) {
-                if (!skipped) {
-                    // First skip: from now on the bought indexes are listed (the ones before, all bought).
-                    skipped = true;
-                    boughtList = new uint64[](n);
-                    for (uint256 j; j < i; ++j) {
-                        boughtList[j] = deviceIndexes[j];
-                    }
-                }
-            } else {
+            if (bits & mask == 0) {
                 bits |= mask;
-                if (skipped) boughtList[bought] = index;
+                boughtList[bought] = index;
                 unchecked {
                     ++bought;
                 }
@@ -220,10 +210,8 @@ contract UpdateMarket is IUpdateMarket {
             }
         }
         words[wordIndex] = bits;
-        if (skipped) {
-            assembly ("memory-safe") {
-                mstore(boughtList, bought) // shrink to the bought indexes
-            }
+        assembly ("memory-safe") {
+            mstore(boughtList, bought) // shrink to the bought indexes
         }
     }
 

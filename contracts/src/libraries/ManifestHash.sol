@@ -106,15 +106,15 @@ library ManifestHash {
 
     /// @dev Reverts with the first field whose word has bits above its type's width.
     function _revertDirty(IUpdateRegistry.Manifest calldata m) private pure {
-        uint256[6] memory fields = [uint256(0), 1, 3, 6, 7, 9];
-        uint256[6] memory bits = [uint256(32), 64, 64, 128, 160, 64];
-        for (uint256 i; i < 6; ++i) {
+        // (width << 8 | field) per checked field, lowest first: modelId 32, version 64, bundleSize 64, price 128,
+        // paymentToken 160, expiry 64.
+        for (uint256 layout = 0x4009a0078006400340012000; layout != 0; layout >>= 16) {
+            uint256 field = layout & 0xff;
             uint256 word;
-            uint256 pos = fields[i] * 32;
             assembly ("memory-safe") {
-                word := calldataload(add(m, pos))
+                word := calldataload(add(m, shl(5, field)))
             }
-            if (word >> bits[i] != 0) revert ManifestHashDirtyField(fields[i], word);
+            if (word >> ((layout >> 8) & 0xff) != 0) revert ManifestHashDirtyField(field, word);
         }
     }
 }
