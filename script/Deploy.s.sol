@@ -3,7 +3,6 @@ pragma solidity 0.8.37;
 
 import {UpdateMarket} from "../contracts/src/UpdateMarket.sol";
 import {UpdateRegistry} from "../contracts/src/UpdateRegistry.sol";
-import {IUpdateRegistry} from "../contracts/src/interfaces/IUpdateRegistry.sol";
 
 /// @dev The cheatcodes this script uses (forge-std is not a dependency).
 interface ScriptVm {
@@ -12,6 +11,7 @@ interface ScriptVm {
     function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
     function projectRoot() external view returns (string memory);
+    function getCode(string calldata artifactPath) external view returns (bytes memory creationBytecode);
     function serializeUint(string calldata objectKey, string calldata valueKey, uint256 value)
         external
         returns (string memory);
@@ -52,16 +52,18 @@ contract Deploy {
         uint256 refundWindow = VM.envOr("REFUND_WINDOW", DEFAULT_REFUND_WINDOW);
         uint256 deploymentBlock = block.number;
 
-        address registryAddress = _create2Address(type(UpdateRegistry).creationCode);
-        address marketAddress = _create2Address(
-            abi.encodePacked(type(UpdateMarket).creationCode, abi.encode(registryAddress, refundWindow))
+        // Init code from the build's artifacts rather than `type(C).creationCode`: embedding both contracts'
+        // code would put this script itself over the EIP-170 size limit that `forge build --sizes` checks.
+        bytes memory registryCode = VM.getCode("UpdateRegistry.sol:UpdateRegistry");
+        bytes memory marketCode = abi.encodePacked(
+            VM.getCode("UpdateMarket.sol:UpdateMarket"), abi.encode(_create2Address(registryCode), refundWindow)
         );
+        address registryAddress = _create2Address(registryCode);
+        address marketAddress = _create2Address(marketCode);
 
         VM.startBroadcast();
-        registry = registryAddress.code.length > 0 ? UpdateRegistry(registryAddress) : new UpdateRegistry{salt: SALT}();
-        market = marketAddress.code.length > 0
-            ? UpdateMarket(marketAddress)
-            : new UpdateMarket{salt: SALT}(IUpdateRegistry(address(registry)), refundWindow);
+        registry = UpdateRegistry(registryAddress.code.length > 0 ? registryAddress : _deploy(registryCode));
+        market = UpdateMarket(marketAddress.code.length > 0 ? marketAddress : _deploy(marketCode));
         VM.stopBroadcast();
         require(address(registry) == registryAddress && address(market) == marketAddress, "Deploy: address mismatch");
 
@@ -75,6 +77,13 @@ contract Deploy {
         VM.writeJson(
             json, string.concat(VM.projectRoot(), "/deployments/", VM.toString(block.chainid), ".json.pending")
         );
+    }
+
+    /// @dev Deploys `initCode` with `SALT` through the CREATE2 deployer (which returns the 20-byte address).
+    function _deploy(bytes memory initCode) private returns (address deployed) {
+        (bool ok, bytes memory ret) = CREATE2_DEPLOYER.call(abi.encodePacked(SALT, initCode));
+        require(ok && ret.length == 20, "Deploy: CREATE2 deployer failed");
+        deployed = address(bytes20(ret));
     }
 
     function _create2Address(bytes memory initCode) private pure returns (address) {

@@ -27,13 +27,18 @@ contract UpdateMarket is IUpdateMarket {
     /// @inheritdoc IUpdateMarket
     uint256 public immutable REFUND_WINDOW;
 
+    /// @inheritdoc IUpdateMarket
+    uint256 public constant MAX_REFUND_WINDOW = 365 days;
+
     /// @dev Transient slot of the reentrancy lock: uint256(keccak256("otaledger.UpdateMarket.lock")) - 1.
     uint256 internal constant _LOCK_SLOT = 0x3c21a8e8f360b35c6615de60fc23e7974182c92c6927b38ab23547274df8851a;
 
     /// @param registry the registry whose releases are sold.
-    /// @param refundWindow seconds after a release's publication during which a revocation refunds its buyers.
+    /// @param refundWindow seconds after a release's publication during which a revocation refunds its buyers, at
+    /// most `MAX_REFUND_WINDOW` (so `publishedAt + refundWindow` cannot overflow and every escrow settles).
     constructor(IUpdateRegistry registry, uint256 refundWindow) {
         if (address(registry) == address(0)) revert UpdateMarketZeroRegistry();
+        if (refundWindow > MAX_REFUND_WINDOW) revert UpdateMarketRefundWindowTooLong(refundWindow, MAX_REFUND_WINDOW);
         REGISTRY = registry;
         REFUND_WINDOW = refundWindow;
     }
@@ -86,7 +91,7 @@ contract UpdateMarket is IUpdateMarket {
             revert UpdateMarketNotRefundable(id);
         }
         REGISTRY.checkDevices(msg.sender, r.modelId, false, deviceIndexes);
-        _updateBits(id, deviceIndexes, false);
+        _clearBits(id, deviceIndexes);
         uint256 amount = uint256(manifest.price) * n;
         // Every cleared bit was paid at `price` and the escrow of a refundable release is never withdrawn.
         _escrow[id] -= amount;
@@ -135,8 +140,10 @@ contract UpdateMarket is IUpdateMarket {
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev Checks the release and devices (owned by `owner`, or any owner if zero), sets the entitlement bits,
-    /// escrows the price, then collects the payment.
+    /// @dev Checks the release and devices (owned by `owner`, or any owner if zero), sets the entitlement bits of
+    /// the devices not yet entitled, escrows their price, then collects the payment. Devices already entitled
+    /// (e.g. gifted with `purchaseFor` while the purchase was pending) are skipped and not charged; if every device
+    /// is, the purchase reverts (nothing to buy).
     function _purchase(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes, address owner)
         internal
     {
@@ -149,12 +156,14 @@ contract UpdateMarket is IUpdateMarket {
         // forge-lint: disable-next-line(block-timestamp)
         if (expiry <= block.timestamp) revert UpdateMarketReleaseExpired(id, expiry);
         REGISTRY.checkDevices(owner, r.modelId, true, deviceIndexes);
-        _updateBits(id, deviceIndexes, true);
-        uint256 amount = uint256(manifest.price) * n;
+        (uint256 bought, uint64[] memory boughtList) = _setBits(id, deviceIndexes);
+        if (bought == 0) revert UpdateMarketAlreadyEntitled(id, deviceIndexes[0]);
+        uint256 price = manifest.price;
+        uint256 amount = price * bought;
         _escrow[id] += amount;
         address token = manifest.paymentToken;
-        emit Purchased(id, msg.sender, deviceIndexes, amount, token);
-        _collect(token, amount);
+        emit Purchased(id, msg.sender, boughtList, amount, token);
+        _collect(token, amount, price * n);
     }
 
     /// @dev The registry's status of a published release; reverts for unknown ids.
@@ -163,9 +172,52 @@ contract UpdateMarket is IUpdateMarket {
         if (r.publishedAt == 0) revert UpdateMarketUnknownRelease(id);
     }
 
-    /// @dev Sets (`set`) or clears the bits of strictly ascending device indexes, one storage write per word.
-    /// Reverts if a bit to set is already set or a bit to clear is not.
-    function _updateBits(bytes32 id, uint64[] calldata deviceIndexes, bool set) internal {
+    /// @dev Sets the bits of strictly ascending device indexes, one storage write per word, skipping devices whose
+    /// bit is already set.
+    /// @return bought how many bits were set.
+    /// @return boughtList the indexes whose bits were set.
+    function _setBits(bytes32 id, uint64[] calldata deviceIndexes)
+        internal
+        returns (uint256 bought, uint64[] memory boughtList)
+    {
+        mapping(uint256 => uint256) storage words = _entitlements[id];
+        uint256 n = deviceIndexes.length;
+        boughtList = new uint64[](n);
+        uint256 wordIndex = uint256(deviceIndexes[0]) >> 8;
+        uint256 bits = words[wordIndex];
+        uint64 prev = 0;
+        for (uint256 i; i < n;) {
+            uint64 index = deviceIndexes[i];
+            if (i != 0 && index <= prev) revert UpdateMarketDevicesNotAscending(i, index);
+            prev = index;
+            uint256 w = uint256(index) >> 8;
+            if (w != wordIndex) {
+                words[wordIndex] = bits;
+                wordIndex = w;
+                bits = words[w];
+            }
+            // forge-lint: disable-next-line(incorrect-shift)
+            uint256 mask = uint256(1) << (index & 255);
+            if (bits & mask == 0) {
+                bits |= mask;
+                boughtList[bought] = index;
+                unchecked {
+                    ++bought;
+                }
+            }
+            unchecked {
+                ++i;
+            }
+        }
+        words[wordIndex] = bits;
+        assembly ("memory-safe") {
+            mstore(boughtList, bought) // shrink to the bought indexes
+        }
+    }
+
+    /// @dev Clears the bits of strictly ascending device indexes, one storage write per word; reverts if a bit is
+    /// not set.
+    function _clearBits(bytes32 id, uint64[] calldata deviceIndexes) internal {
         mapping(uint256 => uint256) storage words = _entitlements[id];
         uint256 n = deviceIndexes.length;
         uint256 wordIndex = uint256(deviceIndexes[0]) >> 8;
@@ -183,11 +235,7 @@ contract UpdateMarket is IUpdateMarket {
             }
             // forge-lint: disable-next-line(incorrect-shift)
             uint256 mask = uint256(1) << (index & 255);
-            if (set) {
-                if (bits & mask != 0) revert UpdateMarketAlreadyEntitled(id, index);
-            } else if (bits & mask == 0) {
-                revert UpdateMarketNotEntitled(id, index);
-            }
+            if (bits & mask == 0) revert UpdateMarketNotEntitled(id, index);
             bits ^= mask;
             unchecked {
                 ++i;
@@ -196,11 +244,13 @@ contract UpdateMarket is IUpdateMarket {
         words[wordIndex] = bits;
     }
 
-    /// @dev Takes `amount` from the caller: exactly `msg.value` for ETH, else an ERC-20 `transferFrom` whose
-    /// received amount must equal `amount`.
-    function _collect(address token, uint256 amount) internal {
+    /// @dev Takes `amount` from the caller for a purchase quoted at `quoted` (the price of every listed device).
+    /// ETH: `msg.value` must be exactly `quoted`, and the price of skipped devices (`quoted - amount`) is sent
+    /// back to the caller. ERC-20: no ETH, and a `transferFrom` of `amount` whose received amount must equal it.
+    function _collect(address token, uint256 amount, uint256 quoted) internal {
         if (token == address(0)) {
-            if (msg.value != amount) revert UpdateMarketWrongPayment(amount, msg.value);
+            if (msg.value != quoted) revert UpdateMarketWrongPayment(quoted, msg.value);
+            _pay(address(0), msg.sender, quoted - amount);
             return;
         }
         if (msg.value != 0) revert UpdateMarketWrongPayment(0, msg.value);
@@ -215,8 +265,8 @@ contract UpdateMarket is IUpdateMarket {
     function _pay(address token, address to, uint256 amount) internal {
         if (amount == 0) return;
         if (token == address(0)) {
-            // `to` is the caller (a refund to the device owner) or the manufacturer's payee set by its signers;
-            // see docs/security.md (arbitrary-send-eth).
+            // `to` is the caller (a refund to the device owner, or the price of devices a purchase skipped) or
+            // the manufacturer's payee set by its signers; see docs/security.md (arbitrary-send-eth).
             // slither-disable-next-line arbitrary-send-eth
             (bool ok,) = to.call{value: amount}("");
             if (!ok) revert UpdateMarketEthTransferFailed(to, amount);

@@ -239,10 +239,13 @@ contract UpdateRegistry is IUpdateRegistry {
 
     /// @inheritdoc IUpdateRegistry
     function publishRelease(Manifest calldata manifest, Approval calldata approval) external returns (bytes32 id) {
-        // The hot path of the protocol, written for gas: the hash validates every manifest field, so the fields
-        // are then read raw; the model word and the release word are read and written as packed words
-        // (layouts in IUpdateRegistry.Model and IUpdateRegistry.Release).
-        id = ManifestHash.hash(manifest);
+        // The hot path of the protocol, written for gas: the hash validates every manifest field and bounds the
+        // `bundleCid` offset and length, so the fields are then read raw (the 11 head words are inside the
+        // calldata: the ABI decoder checks that); the model word and the release word are read and written as
+        // packed words (layouts in IUpdateRegistry.Model and IUpdateRegistry.Release).
+        uint256 cid;
+        uint256 cidLen;
+        (id, cid, cidLen) = ManifestHash.hashWithCid(manifest);
         uint32 modelId;
         uint64 version;
         uint64 expiry;
@@ -280,7 +283,7 @@ contract UpdateRegistry is IUpdateRegistry {
                 or(or(version, shl(64, modelId)), or(shl(96, timestamp()), shl(176, FULL_ROLLOUT_BPS)))
             )
         }
-        _emitReleasePublished(id, modelId, version, manifest, signerMask);
+        _emitReleasePublished(id, modelId, version, manifest, cid, cidLen, signerMask);
     }
 
     /// @inheritdoc IUpdateRegistry
@@ -407,26 +410,43 @@ contract UpdateRegistry is IUpdateRegistry {
         view
         returns (uint256 signerMask)
     {
-        // Decoded by hand: a malformed encoding reads zeros or garbage, which cannot hash to `current`.
+        // Decoded by hand (gas: docs/benchmarks.md), every offset and length bounded before it is used. Nothing
+        // may be assumed about a word read from calldata: without these bounds a signer count of 2^251 + 3 made
+        // `shl(5, n)` wrap to 96, so the set hash covered three real signers while the membership walk ran on
+        // into words the caller appended (docs/security.md, "Hand-decoded calldata").
+        // The approval's three head words lie inside the calldata: the ABI decoder of the external function
+        // checks that before the body runs.
         uint256 set;
         uint256 n;
         uint256 threshold;
         uint256 sigs;
         uint256 len;
+        bool malformed;
         bytes32 given;
         assembly ("memory-safe") {
-            let s := add(approval, calldataload(approval))
-            n := calldataload(s)
-            set := add(s, 0x20)
+            let end := calldatasize()
+            let setRel := calldataload(approval)
+            let sigsRel := calldataload(add(approval, 0x40))
             threshold := calldataload(add(approval, 0x20))
-            let g := add(approval, calldataload(add(approval, 0x40)))
-            len := calldataload(g)
-            sigs := add(g, 0x20)
-            let p := mload(0x40)
-            mstore(p, threshold)
-            calldatacopy(add(p, 0x20), set, shl(5, n))
-            given := keccak256(p, add(shl(5, n), 0x20))
+            set := add(add(approval, setRel), 0x20)
+            sigs := add(add(approval, sigsRel), 0x20)
+            // Reading a length word is harmless wherever it points (past the end reads zero); using it is not.
+            n := calldataload(sub(set, 0x20))
+            len := calldataload(sub(sigs, 0x20))
+            // Offsets and lengths at most `end` (< 2^32 in practice) and n <= MAX_SIGNERS: then the sums below
+            // cannot wrap, and both arrays (length words included) must end inside the calldata.
+            malformed := or(or(gt(setRel, end), gt(sigsRel, end)), or(gt(n, MAX_SIGNERS), gt(len, end)))
+            if iszero(malformed) {
+                malformed := or(gt(add(set, shl(5, n)), end), gt(add(sigs, len), end))
+                if iszero(malformed) {
+                    let p := mload(0x40)
+                    mstore(p, threshold)
+                    calldatacopy(add(p, 0x20), set, shl(5, n))
+                    given := keccak256(p, add(shl(5, n), 0x20))
+                }
+            }
         }
+        if (malformed) _revertMalformedApproval(approval);
         if (given != current) revert UpdateRegistrySignerSetMismatch(manufacturerId, current, given);
         if (len & 63 != 0) revert UpdateRegistrySignatureLength(len);
         uint256 count = len >> 6;
@@ -476,20 +496,42 @@ contract UpdateRegistry is IUpdateRegistry {
         if (failure == 2) revert UpdateRegistryInvalidSignature(failedAt, address(uint160(failedSigner)));
     }
 
+    /// @dev Reverts for an approval `_verifyApproval` found malformed: too many signers if the signer count word
+    /// itself lies inside the calldata, else the offsets and lengths (as read) that do not fit.
+    function _revertMalformedApproval(Approval calldata approval) internal pure {
+        uint256 setRel;
+        uint256 n;
+        uint256 threshold;
+        uint256 sigsRel;
+        uint256 len;
+        bool countInside;
+        assembly ("memory-safe") {
+            setRel := calldataload(approval)
+            sigsRel := calldataload(add(approval, 0x40))
+            threshold := calldataload(add(approval, 0x20))
+            countInside := iszero(or(gt(setRel, calldatasize()), gt(add(add(approval, setRel), 0x20), calldatasize())))
+            n := calldataload(add(approval, setRel))
+            len := calldataload(add(approval, sigsRel))
+        }
+        if (countInside && n > MAX_SIGNERS) revert UpdateRegistryInvalidSignerSet(n, threshold);
+        revert UpdateRegistryApprovalOutOfBounds(setRel, n, sigsRel, len, msg.data.length);
+    }
+
     /// @dev Emits `ReleasePublished` by copying the manifest's ABI encoding from calldata (cheaper than re-encoding).
-    /// The head is copied as is (every field was validated by `ManifestHash.hash`), the `bundleCid` offset is
-    /// normalised and the CID's padding zeroed, so the data is canonical whatever the caller's encoding.
+    /// The head is copied as is (every field was validated by `ManifestHash.hashWithCid`), the `bundleCid` offset
+    /// is normalised and the CID's padding zeroed, so the data is canonical whatever the caller's encoding.
+    /// @param cid calldata position of the CID bytes and `cidLen` their length, as bounded by `hashWithCid`.
     function _emitReleasePublished(
         bytes32 id,
         uint32 modelId,
         uint64 version,
         Manifest calldata manifest,
+        uint256 cid,
+        uint256 cidLen,
         uint256 signerMask
     ) internal {
         bytes32 topic0 = ReleasePublished.selector;
         assembly ("memory-safe") {
-            let cid := add(manifest, calldataload(add(manifest, 0x80))) // decoded as in ManifestHash.hash
-            let cidLen := calldataload(cid)
             let p := mload(0x40)
             mstore(p, 0x40)
             mstore(add(p, 0x20), signerMask)
@@ -499,7 +541,7 @@ contract UpdateRegistry is IUpdateRegistry {
             mstore(add(h, 0x160), cidLen)
             let padded := and(add(cidLen, 31), not(31))
             mstore(add(add(h, 0x160), padded), 0)
-            calldatacopy(add(h, 0x180), add(cid, 0x20), cidLen)
+            calldatacopy(add(h, 0x180), cid, cidLen)
             log4(p, add(0x1c0, padded), topic0, id, modelId, version)
         }
     }

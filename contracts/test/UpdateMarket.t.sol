@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {UpdateMarket} from "../src/UpdateMarket.sol";
 import {IUpdateMarket} from "../src/interfaces/IUpdateMarket.sol";
 import {IUpdateRegistry} from "../src/interfaces/IUpdateRegistry.sol";
+import {ManifestHash} from "../src/libraries/ManifestHash.sol";
 import {Base} from "./Base.t.sol";
 import {
     EthRejecter,
@@ -122,12 +123,94 @@ contract UpdateMarketTest is Base {
     }
 
     function test_RevertWhen_purchase_alreadyEntitled() public {
+        // Every listed device already entitled: nothing to buy, the purchase reverts (no money moves).
         (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
         vm.prank(alice);
-        market.purchase{value: PRICE}(m, _idx(1));
-        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketAlreadyEntitled.selector, id, first + 1));
+        market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketAlreadyEntitled.selector, id, first));
         vm.prank(alice);
         market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+    }
+
+    /// @dev A griefer gifts one of the owner's devices (free when the price is 0, or for one price) while the
+    /// owner's purchase of several is pending: the purchase still goes through, the gifted device is skipped and
+    /// not charged, and the ETH for it comes back to the owner in the same call.
+    function test_purchase_skipsGiftedDevice_eth() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(bob);
+        market.purchaseFor{value: PRICE}(m, _idx(1));
+        uint256 before = alice.balance;
+        uint64[] memory bought = new uint64[](2);
+        (bought[0], bought[1]) = (first, first + 2);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Purchased(id, alice, bought, 2 * PRICE, address(0));
+        vm.prank(alice);
+        market.purchase{value: 3 * PRICE}(m, _idx3(0, 1, 2));
+        assertEq(alice.balance, before - 2 * PRICE);
+        assertEq(market.escrowOf(id), 3 * PRICE);
+        assertEq(address(market).balance, 3 * PRICE);
+        for (uint64 i; i < 3; ++i) {
+            assertTrue(market.isEntitled(id, first + i));
+        }
+        // The quote is still the whole list: paying only for the devices left is refused.
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, 2 * PRICE, PRICE));
+        vm.prank(alice);
+        market.purchase{value: PRICE}(m, _idx(2, 3));
+    }
+
+    /// @dev The same with a free release (the griefer's gift costs nothing).
+    function test_purchase_skipsGiftedDevice_free() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(0, address(0));
+        vm.prank(bob);
+        market.purchaseFor(m, _idx(2));
+        vm.prank(alice);
+        market.purchase(m, _idx3(0, 2, 3));
+        assertTrue(market.isEntitled(id, first) && market.isEntitled(id, first + 3));
+        assertEq(market.escrowOf(id), 0);
+    }
+
+    /// @dev ERC-20: only the devices bought are pulled with `transferFrom`.
+    function test_purchase_skipsGiftedDevice_erc20() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(5e6, address(token));
+        token.mint(bob, 5e6);
+        vm.startPrank(bob);
+        token.approve(address(market), 5e6);
+        market.purchaseFor(m, _idx(0));
+        vm.stopPrank();
+        token.mint(alice, 1e9);
+        vm.startPrank(alice);
+        token.approve(address(market), 15e6);
+        uint64[] memory bought = new uint64[](2);
+        (bought[0], bought[1]) = (first + 1, first + 3);
+        vm.expectEmit(address(market));
+        emit IUpdateMarket.Purchased(id, alice, bought, 1e7, address(token));
+        market.purchase(m, _idx3(0, 1, 3));
+        vm.stopPrank();
+        assertEq(token.balanceOf(alice), 1e9 - 1e7);
+        assertEq(token.allowance(alice, address(market)), 5e6);
+        assertEq(market.escrowOf(id), 15e6);
+        assertEq(token.balanceOf(address(market)), 15e6);
+    }
+
+    /// @dev A refund after a skip pays each device's price once, to its owner.
+    function test_claimRefund_afterSkippedPurchase() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(bob);
+        market.purchaseFor{value: PRICE}(m, _idx(1));
+        vm.prank(alice);
+        market.purchase{value: 2 * PRICE}(m, _idx(0, 1));
+        _revoke(id);
+        uint256 before = alice.balance;
+        vm.prank(alice);
+        market.claimRefund(m, _idx(0, 1));
+        assertEq(alice.balance, before + 2 * PRICE);
+        assertEq(market.escrowOf(id), 0);
+        assertEq(address(market).balance, 0);
+    }
+
+    function _idx3(uint64 a, uint64 b, uint64 c) internal view returns (uint64[] memory x) {
+        x = new uint64[](3);
+        (x[0], x[1], x[2]) = (first + a, first + b, first + c);
     }
 
     function test_RevertWhen_purchase_notOwner() public {
@@ -583,6 +666,44 @@ contract UpdateMarketTest is Base {
     function test_RevertWhen_constructor_zeroRegistry() public {
         vm.expectRevert(IUpdateMarket.UpdateMarketZeroRegistry.selector);
         new UpdateMarket(IUpdateRegistry(address(0)), 1);
+    }
+
+    /// @dev A refund window longer than MAX_REFUND_WINDOW is refused by name; the longest one settles.
+    function test_RevertWhen_constructor_refundWindowTooLong() public {
+        uint256 max = market.MAX_REFUND_WINDOW();
+        assertEq(max, 365 days);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketRefundWindowTooLong.selector, max + 1, max));
+        new UpdateMarket(registry, max + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketRefundWindowTooLong.selector, type(uint256).max, max)
+        );
+        new UpdateMarket(registry, type(uint256).max);
+        // The longest accepted window: a release's escrow settles and is withdrawn.
+        UpdateMarket longMarket = new UpdateMarket(registry, max);
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.prank(alice);
+        longMarket.purchase{value: PRICE}(m, _idx(0));
+        assertEq(longMarket.settlesAt(id), block.timestamp + max);
+        vm.warp(block.timestamp + max);
+        longMarket.withdraw(m);
+        assertEq(payee.balance, PRICE);
+    }
+
+    /// @dev Dirty high bits in a manifest field revert with the field and the word (market and registry alike).
+    function test_RevertWhen_purchase_dirtyManifestField() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        bytes memory cd = abi.encodeCall(market.purchase, (m, _idx(0)));
+        uint256 word = (uint256(1) << 200) | m.bundleSize;
+        uint256 pos = 4 + 0x40 + 0x60; // the manifest's head starts after the two offset words; bundleSize is field 3
+        assembly ("memory-safe") {
+            mstore(add(add(cd, 0x20), pos), word)
+        }
+        vm.prank(alice);
+        (bool ok, bytes memory ret) = address(market).call{value: PRICE}(cd);
+        assertFalse(ok);
+        assertEq(
+            keccak256(ret), keccak256(abi.encodeWithSelector(ManifestHash.ManifestHashDirtyField.selector, 3, word))
+        );
     }
 
     function test_RevertWhen_settlesAt_unknownRelease() public {

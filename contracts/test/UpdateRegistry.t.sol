@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {UpdateRegistry} from "../src/UpdateRegistry.sol";
 import {IUpdateRegistry} from "../src/interfaces/IUpdateRegistry.sol";
+import {ManifestHash} from "../src/libraries/ManifestHash.sol";
 import {Base} from "./Base.t.sol";
 import {Merkle} from "./utils/Merkle.sol";
 
@@ -722,8 +723,38 @@ contract UpdateRegistryTest is Base {
         bytes memory cd = abi.encodeCall(registry.publishRelease, (m, a));
         // Set a high bit in the uint64 `bundleSize` word (head of the manifest at 4 + 0x40 + 3 * 0x20).
         cd[4 + 0x40 + 0x60] = 0x01;
-        (bool ok,) = address(registry).call(cd);
+        (bool ok, bytes memory ret) = address(registry).call(cd);
         assertFalse(ok);
+        assertEq(
+            keccak256(ret),
+            keccak256(
+                abi.encodeWithSelector(
+                    ManifestHash.ManifestHashDirtyField.selector, 3, (uint256(1) << 248) | m.bundleSize
+                )
+            )
+        );
+    }
+
+    /// @dev Each checked field names itself: its position in `Manifest` and the word found (the first dirty one).
+    function test_RevertWhen_releaseId_dirtyFields() public {
+        IUpdateRegistry.Manifest memory m = _manifest(1, 0, address(0));
+        uint256[6] memory fields = [uint256(0), 1, 3, 6, 7, 9];
+        uint256[6] memory bits = [uint256(32), 64, 64, 128, 160, 64];
+        for (uint256 i; i < 6; ++i) {
+            bytes memory cd = abi.encodeCall(registry.releaseId, (m));
+            uint256 pos = 4 + 0x20 + 32 * fields[i];
+            uint256 word;
+            assembly ("memory-safe") {
+                word := or(mload(add(add(cd, 0x20), pos)), shl(mload(add(bits, mul(i, 0x20))), 1))
+                mstore(add(add(cd, 0x20), pos), word)
+            }
+            (bool ok, bytes memory ret) = address(registry).call(cd);
+            assertFalse(ok);
+            assertEq(
+                keccak256(ret),
+                keccak256(abi.encodeWithSelector(ManifestHash.ManifestHashDirtyField.selector, fields[i], word))
+            );
+        }
     }
 
     function test_RevertWhen_publishRelease_versionNotIncreasing() public {

@@ -5,9 +5,10 @@
 //! contracts' typed custom errors.
 
 use alloy::{
-    network::EthereumWallet,
+    network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, B256, Bytes, U256, keccak256},
     providers::{Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
 };
@@ -220,6 +221,28 @@ async fn publish_and_purchase_round_on_anvil() {
             assert_eq!((e.given, e.threshold), (U256::from(1), U256::from(2)));
         }
         other => panic!("expected UpdateRegistryNotEnoughSignatures, got {other:?} ({err})"),
+    }
+    // Raw calldata shaped as an attacker shapes it: the approval's signer count patched to 2^251 + 3 (it once
+    // wrapped `shl(5, n)` and passed the threshold without keys) is refused with the typed error naming it.
+    let m4 = manifest(model_id, 3, now + 3600);
+    let approval = set
+        .approve_typed(&m4, &domain, &[&keys[0], &keys[1]])
+        .unwrap();
+    let mut cd = registry.publishRelease(m4, approval).calldata().to_vec();
+    let word = |cd: &[u8], at: usize| U256::from_be_slice(&cd[at..at + 32]).to::<usize>();
+    let approval_at = 4 + word(&cd, 4 + 32);
+    let count_at = approval_at + word(&cd, approval_at);
+    let wrapped: U256 = (U256::from(1) << 251) + U256::from(3);
+    cd[count_at..count_at + 32].copy_from_slice(&wrapped.to_be_bytes::<32>());
+    let tx = TransactionRequest::default()
+        .with_to(d.registry)
+        .with_input(Bytes::from(cd));
+    let err = alloy::contract::Error::from(provider.call(tx).await.unwrap_err());
+    match err.as_decoded_interface_error::<UpdateRegistryErrors>() {
+        Some(UpdateRegistryErrors::UpdateRegistryInvalidSignerSet(e)) => {
+            assert_eq!((e.signerCount, e.threshold), (wrapped, U256::from(2)));
+        }
+        other => panic!("expected UpdateRegistryInvalidSignerSet, got {other:?} ({err})"),
     }
     let again = set
         .approve_typed(&m, &domain, &[&keys[1], &keys[2]])

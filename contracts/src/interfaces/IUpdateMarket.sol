@@ -45,6 +45,8 @@ interface IUpdateMarket {
     error UpdateMarketReentrant();
     /// @notice The registry address is zero.
     error UpdateMarketZeroRegistry();
+    /// @notice The refund window is longer than `MAX_REFUND_WINDOW`.
+    error UpdateMarketRefundWindowTooLong(uint256 refundWindow, uint256 maxRefundWindow);
 
     // ---------------------------------------------------------------- events
 
@@ -64,36 +66,63 @@ interface IUpdateMarket {
     // ---------------------------------------------------------------- functions
 
     /// @notice Buys the release for devices the caller owns (claimed, active, of the release's model).
-    /// @dev Pays exactly `price * deviceIndexes.length`: as `msg.value` for ETH releases, else by `transferFrom`
-    /// (approve the market first). `deviceIndexes` strictly ascending; already entitled devices revert.
+    /// @dev Quoted at `price * deviceIndexes.length`. Devices already entitled (e.g. gifted with `purchaseFor`
+    /// while this purchase was pending) are skipped and not charged; if all are, it reverts with
+    /// `UpdateMarketAlreadyEntitled`. ETH releases: `msg.value` must be exactly the quote and the price of skipped
+    /// devices is sent back to the caller. ERC-20 releases: no ETH; `transferFrom` of the price of the devices
+    /// bought only (approve the market first). `Purchased` lists the devices bought and the amount charged.
+    /// @param manifest the release's manifest, exactly as published.
+    /// @param deviceIndexes the devices, strictly ascending.
     function purchase(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes) external payable;
 
     /// @notice Buys the release as a gift for devices of any owner (claimed, active, of the release's model).
-    /// @dev Same payment rules as `purchase`; entitlements and any refund belong to the devices' owners.
+    /// @dev Same payment and skipping rules as `purchase`; entitlements and any refund belong to the devices'
+    /// owners.
+    /// @param manifest the release's manifest, exactly as published.
+    /// @param deviceIndexes the devices, strictly ascending.
     function purchaseFor(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes) external payable;
 
     /// @notice Refunds the price per device to the devices' current owner (the caller) for a release revoked
     /// inside its refund window; the entitlements are cleared.
+    /// @param manifest the release's manifest, exactly as published.
+    /// @param deviceIndexes the caller's entitled devices, strictly ascending.
     function claimRefund(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes) external;
 
     /// @notice Pays a settled release's escrow to its manufacturer's payee. Anyone may call.
+    /// @param manifest the release's manifest, exactly as published.
     function withdraw(IUpdateRegistry.Manifest calldata manifest) external;
 
     /// @notice Whether `deviceIndex` holds an entitlement for `releaseId`.
-    function isEntitled(bytes32 releaseId, uint64 deviceIndex) external view returns (bool);
+    /// @param releaseId the release id (the manifest's EIP-712 struct hash).
+    /// @param deviceIndex the device.
+    /// @return entitled true if the device's bit is set.
+    function isEntitled(bytes32 releaseId, uint64 deviceIndex) external view returns (bool entitled);
 
     /// @notice The entitlement bitmap word `wordIndex` (devices `256 * wordIndex ..`) of a release.
-    function entitlementWord(bytes32 releaseId, uint256 wordIndex) external view returns (uint256);
+    /// @param releaseId the release id.
+    /// @param wordIndex the word (device index >> 8).
+    /// @return bits bit i set = device `256 * wordIndex + i` is entitled.
+    function entitlementWord(bytes32 releaseId, uint256 wordIndex) external view returns (uint256 bits);
 
     /// @notice The amount escrowed for a release (in its payment token).
-    function escrowOf(bytes32 releaseId) external view returns (uint256);
+    /// @param releaseId the release id.
+    /// @return amount escrowed, withdrawable or refundable amount held for the release.
+    function escrowOf(bytes32 releaseId) external view returns (uint256 amount);
 
     /// @notice The time from which a release's escrow may be withdrawn (`publishedAt + refundWindow`).
-    function settlesAt(bytes32 releaseId) external view returns (uint256);
+    /// @param releaseId the release id (must be published).
+    /// @return timestamp the settlement time in seconds.
+    function settlesAt(bytes32 releaseId) external view returns (uint256 timestamp);
 
     /// @notice The registry this market sells releases of.
-    function REGISTRY() external view returns (IUpdateRegistry);
+    /// @return registry the `UpdateRegistry`.
+    function REGISTRY() external view returns (IUpdateRegistry registry);
 
     /// @notice The refund window in seconds.
-    function REFUND_WINDOW() external view returns (uint256);
+    /// @return window seconds after publication during which a revocation refunds buyers.
+    function REFUND_WINDOW() external view returns (uint256 window);
+
+    /// @notice The longest refund window a market accepts (365 days).
+    /// @return window the bound in seconds.
+    function MAX_REFUND_WINDOW() external view returns (uint256 window);
 }

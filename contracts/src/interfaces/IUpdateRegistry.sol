@@ -112,6 +112,15 @@ interface IUpdateRegistry {
     error UpdateRegistrySignersNotAscending(uint256 index, address signer);
     /// @notice The approval's signer set or threshold is not the manufacturer's current one.
     error UpdateRegistrySignerSetMismatch(uint32 manufacturerId, bytes32 expected, bytes32 given);
+    /// @notice An approval's `signers` or `signatures` does not lie inside the calldata (offset or length out of
+    /// bounds). Values as read from the calldata, offsets relative to the approval.
+    error UpdateRegistryApprovalOutOfBounds(
+        uint256 signersOffset,
+        uint256 signerCount,
+        uint256 signaturesOffset,
+        uint256 signaturesLength,
+        uint256 calldataSize
+    );
     /// @notice The signatures blob is not a whole number of 64-byte signatures.
     error UpdateRegistrySignatureLength(uint256 length);
     /// @notice Fewer signatures than the threshold.
@@ -201,7 +210,12 @@ interface IUpdateRegistry {
     // ---------------------------------------------------------------- manufacturers
 
     /// @notice Registers a manufacturer (permissionless).
-    /// @dev `operator` zero means the caller; `payee` zero means the operator.
+    /// @param name display name (event only).
+    /// @param operator account for routine operations; zero means the caller.
+    /// @param payee account paid by `UpdateMarket`; zero means the operator.
+    /// @param signers the signer set, strictly ascending non-zero addresses, at most `MAX_SIGNERS`.
+    /// @param threshold signatures needed, 1 ..= `signers.length`.
+    /// @param paramsCid CID of the manufacturer's CP-ABE public parameters (event only).
     /// @return manufacturerId sequential id, from 1.
     function registerManufacturer(
         string calldata name,
@@ -214,6 +228,10 @@ interface IUpdateRegistry {
 
     /// @notice Replaces the signer set and threshold, approved by a threshold of the current signers.
     /// @dev EIP-712 `RotateSigners(uint32 manufacturerId,uint64 nonce,address[] signers,uint8 threshold)`.
+    /// @param manufacturerId the manufacturer.
+    /// @param newSigners the new set (rules of `registerManufacturer`).
+    /// @param newThreshold the new threshold.
+    /// @param approval the current set, its threshold and their signatures.
     function rotateSigners(
         uint32 manufacturerId,
         address[] calldata newSigners,
@@ -223,15 +241,24 @@ interface IUpdateRegistry {
 
     /// @notice Replaces the operator and payee, approved by a threshold of the current signers.
     /// @dev EIP-712 `UpdateManufacturer(uint32 manufacturerId,uint64 nonce,address operator,address payee)`.
+    /// @param manufacturerId the manufacturer.
+    /// @param operator the new operator (non-zero).
+    /// @param payee the new payee (non-zero).
+    /// @param approval the current set, its threshold and their signatures.
     function updateManufacturer(uint32 manufacturerId, address operator, address payee, Approval calldata approval)
         external;
 
     /// @notice Publishes the CID of new CP-ABE public parameters (operator).
+    /// @param manufacturerId the manufacturer.
+    /// @param paramsCid the parameters' CID (event only).
     function setParamsCid(uint32 manufacturerId, string calldata paramsCid) external;
 
     // ---------------------------------------------------------------- models
 
     /// @notice Defines a model (product line) with an initial version floor (operator).
+    /// @param manufacturerId the manufacturer.
+    /// @param name display name (event only).
+    /// @param minVersion the initial version floor.
     /// @return modelId sequential id, from 1, global across manufacturers.
     function defineModel(uint32 manufacturerId, string calldata name, uint64 minVersion)
         external
@@ -239,12 +266,21 @@ interface IUpdateRegistry {
 
     /// @notice Raises a model's version floor, approved by a threshold of the current signers.
     /// @dev EIP-712 `RaiseFloor(uint32 modelId,uint64 minVersion)`; replay-safe because the floor only rises.
+    /// @param modelId the model.
+    /// @param minVersion the new floor, above the current one.
+    /// @param approval the current set, its threshold and their signatures.
     function raiseFloor(uint32 modelId, uint64 minVersion, Approval calldata approval) external;
 
     // ---------------------------------------------------------------- devices
 
     /// @notice Provisions `count` devices whose leaves form the Merkle tree `root` (operator).
     /// @dev Device indexes `firstIndex .. firstIndex + count - 1` are reserved for the batch.
+    /// @param manufacturerId the manufacturer.
+    /// @param root the Merkle root of the batch's leaves (non-zero).
+    /// @param count the number of devices (non-zero).
+    /// @param leavesCid CID of the leaf list (event only).
+    /// @return batchId sequential id, from 1.
+    /// @return firstIndex the global index of the batch's first device.
     function provisionDevices(uint32 manufacturerId, bytes32 root, uint32 count, string calldata leavesCid)
         external
         returns (uint64 batchId, uint64 firstIndex);
@@ -253,6 +289,13 @@ interface IUpdateRegistry {
     /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(uint64 position, address device, uint32 modelId)))),
     /// with `position = deviceIndex - firstIndex` (the device's place in its batch),
     /// sorted-pair proof. Device signs EIP-712 `Claim(address owner,uint64 deviceIndex)`, 64-byte EIP-2098.
+    /// @param batchId the device's batch.
+    /// @param deviceIndex the device's global index (inside the batch's range).
+    /// @param device the device's address (its key signs the claim).
+    /// @param modelId the device's model (of the batch's manufacturer).
+    /// @param owner the first owner (non-zero).
+    /// @param proof the Merkle proof of the device's leaf.
+    /// @param deviceSignature the device's 64-byte compact signature of the claim.
     function claimDevice(
         uint64 batchId,
         uint64 deviceIndex,
@@ -264,47 +307,80 @@ interface IUpdateRegistry {
     ) external;
 
     /// @notice Transfers a device to a new owner (current owner only).
+    /// @param deviceIndex the device.
+    /// @param to the new owner (non-zero).
     function transferDevice(uint64 deviceIndex, address to) external;
 
     /// @notice Deactivates (e.g. stolen) or reactivates a device of one of the manufacturer's batches (operator).
+    /// @param batchId the device's batch.
+    /// @param deviceIndex the device.
+    /// @param active false to deactivate; true to reactivate (active if claimed, else unclaimed).
     function setDeviceActive(uint64 batchId, uint64 deviceIndex, bool active) external;
 
     // ---------------------------------------------------------------- releases
 
     /// @notice Publishes a release signed by a threshold of the model's manufacturer's signers. Anyone may submit.
+    /// @param manifest the release; the signers signed its EIP-712 digest.
+    /// @param approval the current set, its threshold and their signatures.
     /// @return releaseId the EIP-712 struct hash of the manifest.
     function publishRelease(Manifest calldata manifest, Approval calldata approval) external returns (bytes32 releaseId);
 
     /// @notice Revokes a release, approved by a threshold of the current signers.
     /// @dev EIP-712 `RevokeRelease(bytes32 releaseId,string reason)`.
+    /// @param releaseId the live release.
+    /// @param reason why (signed; event only).
+    /// @param approval the current set, its threshold and their signatures.
     function revokeRelease(bytes32 releaseId, string calldata reason, Approval calldata approval) external;
 
     /// @notice Emergency revocation by the manufacturer's operator (no signatures; revocation is final).
+    /// @param releaseId the live release.
+    /// @param reason why (event only).
     function emergencyRevoke(bytes32 releaseId, string calldata reason) external;
 
     // ---------------------------------------------------------------- views
 
     /// @notice The manufacturer record.
-    function manufacturer(uint32 manufacturerId) external view returns (Manufacturer memory);
+    /// @param manufacturerId the manufacturer.
+    /// @return record the stored record (zero if unknown).
+    function manufacturer(uint32 manufacturerId) external view returns (Manufacturer memory record);
     /// @notice The model record.
-    function model(uint32 modelId) external view returns (Model memory);
+    /// @param modelId the model.
+    /// @return record the stored record (zero if unknown).
+    function model(uint32 modelId) external view returns (Model memory record);
     /// @notice The batch record.
-    function batch(uint64 batchId) external view returns (Batch memory);
+    /// @param batchId the batch.
+    /// @return record the stored record (zero if unknown).
+    function batch(uint64 batchId) external view returns (Batch memory record);
     /// @notice The device record (zero for unclaimed devices).
-    function device(uint64 deviceIndex) external view returns (Device memory);
+    /// @param deviceIndex the device.
+    /// @return record the stored record.
+    function device(uint64 deviceIndex) external view returns (Device memory record);
     /// @notice The release status (zero if unknown).
-    function release(bytes32 releaseId) external view returns (Release memory);
+    /// @param releaseId the release.
+    /// @return record the stored status word.
+    function release(bytes32 releaseId) external view returns (Release memory record);
     /// @notice The sequence counters.
-    function counters() external view returns (Counters memory);
+    /// @return record the counters.
+    function counters() external view returns (Counters memory record);
     /// @notice The EIP-712 domain separator (recomputed if the chain id changed).
-    function DOMAIN_SEPARATOR() external view returns (bytes32);
+    /// @return separator the domain separator.
+    function DOMAIN_SEPARATOR() external view returns (bytes32 separator);
     /// @notice The release id (EIP-712 struct hash) of a manifest.
-    function releaseId(Manifest calldata manifest) external pure returns (bytes32);
+    /// @param manifest the manifest.
+    /// @return id its struct hash.
+    function releaseId(Manifest calldata manifest) external pure returns (bytes32 id);
     /// @notice The signer-set hash stored for `signers` and `threshold`.
-    function signersHash(address[] calldata signers, uint8 threshold) external pure returns (bytes32);
+    /// @param signers the set as registered.
+    /// @param threshold its threshold.
+    /// @return hash keccak256(uint256(threshold) ‖ signers, each a 32-byte word).
+    function signersHash(address[] calldata signers, uint8 threshold) external pure returns (bytes32 hash);
     /// @notice Reverts unless every device is claimed, of `modelId`, owned by `owner` (if non-zero) and, if
     /// `requireActive`, active.
     /// @dev Used by `UpdateMarket` in one call per purchase or refund.
+    /// @param owner the owner every device must have, or zero for any owner.
+    /// @param modelId the model every device must be of.
+    /// @param requireActive whether every device must be active.
+    /// @param deviceIndexes the devices.
     function checkDevices(address owner, uint32 modelId, bool requireActive, uint64[] calldata deviceIndexes)
         external
         view;

@@ -10,7 +10,10 @@ library Signatures {
     /// @dev Low 255 bits of the second word of a compact signature.
     uint256 internal constant S_MASK = 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
 
-    /// @dev Recovers the signer of `digest` from the compact signature (`r`, `vs`).
+    /// @dev Recovers the signer of `digest` from the compact signature (`r`, `vs`). Takes words, reads no calldata.
+    /// @param digest the signed 32-byte digest.
+    /// @param r the signature's `r`.
+    /// @param vs the y parity in bit 255 and `s` in the low 255 bits (EIP-2098).
     /// @return signer the address, or zero if `s` is high (malleable) or ecrecover fails.
     /// @return highS whether the signature was rejected for a high `s`.
     function recover(bytes32 digest, bytes32 r, bytes32 vs) internal view returns (address signer, bool highS) {
@@ -30,6 +33,9 @@ library Signatures {
     }
 
     /// @dev keccak256("\x19\x01" ‖ domainSeparator ‖ structHash).
+    /// @param domainSeparator the EIP-712 domain separator.
+    /// @param structHash the EIP-712 struct hash.
+    /// @return digest the digest to sign.
     function typedDataDigest(bytes32 domainSeparator, bytes32 structHash) internal pure returns (bytes32 digest) {
         assembly ("memory-safe") {
             let p := mload(0x40)

@@ -123,13 +123,23 @@ contract MarketHandler {
             usdt.approve(address(market), pay);
         }
         uint256 value = m.paymentToken == address(0) ? pay : 0;
+        uint256 fresh;
+        for (uint256 i; i < idx.length; ++i) {
+            if (!ghostEntitled[ids[k]][idx[i]]) ++fresh;
+        }
+        uint256 ethBefore = buyer.balance;
         try (gift ? this.doPurchaseFor : this.doPurchase)(buyer, value, m, idx) {
             require(!wrongAmount || m.paymentToken != address(0), "MarketHandler: wrong ETH amount accepted");
+            require(fresh != 0, "MarketHandler: purchase of entitled devices only accepted");
+            // Devices already entitled are skipped: not charged (ETH: the difference comes back to the buyer).
             for (uint256 i; i < idx.length; ++i) {
-                require(!ghostEntitled[ids[k]][idx[i]], "MarketHandler: double purchase accepted");
                 ghostEntitled[ids[k]][idx[i]] = true;
             }
-            ghostEscrow[ids[k]] += amount;
+            uint256 charged = uint256(m.price) * fresh;
+            if (m.paymentToken == address(0)) {
+                require(buyer.balance == ethBefore - charged, "MarketHandler: skipped devices charged (ETH)");
+            }
+            ghostEscrow[ids[k]] += charged;
             ++purchases;
         } catch {}
     }

@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {UpdateRegistry} from "../../src/UpdateRegistry.sol";
+import {IUpdateRegistry} from "../../src/interfaces/IUpdateRegistry.sol";
 import {Test} from "../utils/Test.sol";
 import {RegistryHandler} from "./RegistryHandler.sol";
 
@@ -40,8 +41,25 @@ contract RegistryInvariants is Test {
         }
     }
 
-    /// @notice The stored signer-set hash is always the handler's ghost set.
-    function invariant_signerSetMatchesGhost() public view {
-        assertEq(registry.manufacturer(handler.mfId()).nonce, handler.rotations(), "nonce counts successful rotations");
+    /// @notice No state change is authorised without at least the threshold of distinct current signers, whatever
+    /// the calldata (`RegistryHandler.raw` sends forged, mutated encodings of every threshold action): no raw
+    /// call without such a threshold ever succeeded, and the signer set, nonce, payee, floors and revocations are
+    /// exactly the ghost copies that only authorised calls update. (One invariant function: each is a separate
+    /// campaign, and the ci profile's time is bounded.)
+    function invariant_noChangeWithoutThresholdOfCurrentSigners() public view {
+        IUpdateRegistry.Manufacturer memory mf = registry.manufacturer(handler.mfId());
+        assertEq(mf.nonce, handler.rotations() + handler.updates(), "nonce counts successful rotations and updates");
+        assertEq(mf.signersHash, handler.ghostSignersHash());
+        assertEq(handler.unauthorised(), 0, "a call without a threshold of current signers changed state");
+        assertEq(mf.payee, handler.ghostPayee());
+        for (uint256 k; k < 2; ++k) {
+            uint32 modelId = handler.models(k);
+            assertEq(registry.model(modelId).minVersion, handler.ghostFloor(modelId));
+        }
+        uint256 n = handler.publishedCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.publishedIds(i);
+            assertEq(registry.release(id).revokedAt != 0, handler.ghostRevoked(id));
+        }
     }
 }

@@ -3,6 +3,13 @@ pragma solidity 0.8.37;
 
 /// @notice The Foundry cheatcodes these tests use (forge-std is not a dependency).
 interface Vm {
+    /// @dev A log recorded by `recordLogs`.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
@@ -24,4 +31,8 @@ interface Vm {
     function toString(address value) external pure returns (string memory);
     function toString(bytes32 value) external pure returns (string memory);
     function toString(bool value) external pure returns (string memory);
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
 }
