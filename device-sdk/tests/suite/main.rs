@@ -1,0 +1,9 @@
+//! The device SDK's integration suite, one binary (so the alloy-heavy test code links once):
+//! equivalence with `otaledger-core`, the storage layout against a real deployment, and one
+//! file per attack, each against a real anvil, the real contracts and, where the attack is a
+//! lying endpoint, a test-made malicious RPC transport.
+
+mod common;
+mod core_equivalence;
+mod layout;
+mod update;
