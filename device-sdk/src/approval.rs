@@ -44,7 +44,7 @@ pub fn verify(
         });
     }
     let len = approval.signatures.len();
-    if len % 64 != 0 {
+    if !len.is_multiple_of(64) {
         return Err(Error::SignatureLength { len });
     }
     let count = len / 64;

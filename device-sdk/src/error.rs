@@ -185,7 +185,7 @@ pub enum Error {
         /// The trusted head's state root.
         state_root: B256,
         /// What the verifier found.
-        source: ProofVerificationError,
+        source: alloc::boxed::Box<ProofVerificationError>,
     },
     /// The account does not exist at the head (wrong address or wrong chain).
     #[error("account {address} does not exist at state root {state_root}")]
@@ -205,7 +205,7 @@ pub enum Error {
         /// The value the endpoint claimed.
         value: U256,
         /// What the verifier found.
-        source: ProofVerificationError,
+        source: alloc::boxed::Box<ProofVerificationError>,
     },
 
     // --- step 3: policy ---

@@ -121,7 +121,7 @@ pub fn verify_account(
         return Err(Error::AccountProof {
             address,
             state_root: head.state_root,
-            source,
+            source: alloc::boxed::Box::new(source),
         });
     }
 
@@ -148,6 +148,6 @@ pub fn verify_storage(address: Address, storage_root: B256, proof: &StorageProof
         address,
         slot: proof.key,
         value: proof.value,
-        source,
+        source: alloc::boxed::Box::new(source),
     })
 }

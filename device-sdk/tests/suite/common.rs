@@ -61,7 +61,6 @@ pub(crate) struct World {
     /// Two claimed, active devices of `model`, and one of `other_model`.
     pub(crate) devices: [u64; 2],
     pub(crate) other_device: u64,
-    pub(crate) owner: PrivateKeySigner,
 }
 
 impl World {
@@ -171,7 +170,6 @@ impl World {
             other_model,
             devices: [batch.firstIndex, batch.firstIndex + 1],
             other_device: batch.firstIndex + 2,
-            owner,
         }
     }
 
@@ -299,6 +297,10 @@ impl World {
 
 pub(crate) fn to_device(m: &IUpdateRegistry::Manifest) -> Manifest {
     Manifest::abi_decode(&m.abi_encode()).unwrap()
+}
+
+pub(crate) fn to_core(m: &Manifest) -> IUpdateRegistry::Manifest {
+    IUpdateRegistry::Manifest::abi_decode(&m.abi_encode()).unwrap()
 }
 
 pub(crate) fn to_device_approval(a: &IUpdateRegistry::Approval) -> Approval {

@@ -3,7 +3,16 @@
 //! file per attack, each against a real anvil, the real contracts and, where the attack is a
 //! lying endpoint, a test-made malicious RPC transport.
 
+mod attack_arbitrary_software;
+mod attack_cross_chain;
+mod attack_freeze;
+mod attack_lying_rpc;
+mod attack_mix_and_match;
+mod attack_revoked;
+mod attack_rollback;
+mod attack_unpaid;
 mod common;
 mod core_equivalence;
 mod layout;
+mod properties;
 mod update;
