@@ -81,3 +81,102 @@ pub fn verify(
     }
     Ok(signed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Bytes, keccak256};
+    use k256::ecdsa::SigningKey;
+
+    /// Three keys and their addresses, ascending.
+    fn keys() -> Vec<(SigningKey, Address)> {
+        let mut keys: Vec<_> = (1..=3u8)
+            .map(|i| {
+                let key = SigningKey::from_slice(&[i; 32]).unwrap();
+                let address = Address::from_public_key(key.verifying_key());
+                (key, address)
+            })
+            .collect();
+        keys.sort_by_key(|(_, a)| *a);
+        keys
+    }
+
+    fn sign(key: &SigningKey, digest: B256) -> [u8; 64] {
+        let (sig, recid) = key.sign_prehash_recoverable(digest.as_slice()).unwrap();
+        Signature::from_signature_and_parity(sig, recid.is_y_odd()).as_erc2098()
+    }
+
+    fn approval(digest: B256, signing: &[usize]) -> (Approval, B256) {
+        let keys = keys();
+        let signers: Vec<Address> = keys.iter().map(|(_, a)| *a).collect();
+        let signatures: Vec<u8> = signing
+            .iter()
+            .flat_map(|&i| sign(&keys[i].0, digest))
+            .collect();
+        let hash = signers_hash(&signers, 2);
+        (
+            Approval {
+                signers,
+                threshold: 2,
+                signatures: Bytes::from(signatures),
+            },
+            hash,
+        )
+    }
+
+    #[test]
+    fn threshold_signatures_in_order_verify() {
+        let digest = keccak256(b"manifest");
+        let (a, hash) = approval(digest, &[0, 2]);
+        let keys = keys();
+        assert_eq!(
+            verify(&a, hash, digest).unwrap(),
+            vec![keys[0].1, keys[2].1]
+        );
+        let (all, _) = approval(digest, &[0, 1, 2]);
+        assert_eq!(verify(&all, hash, digest).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn malformed_approvals_are_refused_with_their_variant() {
+        let digest = keccak256(b"manifest");
+        let (a, hash) = approval(digest, &[0, 2]);
+
+        // Out of order: the second signer is below the first.
+        let (reversed, _) = approval(digest, &[2, 0]);
+        assert!(matches!(
+            verify(&reversed, hash, digest),
+            Err(Error::InvalidSignature { index: 1, .. })
+        ));
+        // A trailing partial signature.
+        let mut partial = a.clone();
+        partial.signatures = [a.signatures.as_ref(), &[0u8; 10]].concat().into();
+        assert!(matches!(
+            verify(&partial, hash, digest),
+            Err(Error::SignatureLength { len: 138 })
+        ));
+        // More signatures than signers.
+        let mut many = a.clone();
+        many.signatures = a.signatures.repeat(2).into();
+        assert!(matches!(
+            verify(&many, hash, digest),
+            Err(Error::NotEnoughSignatures { given: 4, .. })
+        ));
+        // An `s` above n/2 (EIP-2098 can carry one up to 2^255 − 1): the malleable half.
+        let mut bytes = a.signatures.to_vec();
+        bytes[32..64].copy_from_slice(&(HALF_ORDER + U256::from(1)).to_be_bytes::<32>());
+        let mut malleable = a.clone();
+        malleable.signatures = bytes.into();
+        assert!(matches!(
+            verify(&malleable, hash, digest),
+            Err(Error::SignatureMalleable { index: 0 })
+        ));
+        // A set of 33 signers.
+        let mut big = a.clone();
+        big.signers = vec![Address::ZERO; MAX_SIGNERS + 1];
+        assert!(matches!(
+            verify(&big, hash, digest),
+            Err(Error::TooManySigners { given: 33, .. })
+        ));
+    }
+}

@@ -111,3 +111,149 @@ pub fn check(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, Bytes};
+
+    const DEVICE: u64 = 300;
+
+    fn config() -> DeviceConfig {
+        DeviceConfig {
+            chain_id: 1,
+            registry: Address::repeat_byte(1),
+            market: Address::repeat_byte(2),
+            manufacturer_id: 4,
+            model_id: 7,
+            device_index: DEVICE,
+        }
+    }
+
+    fn manifest(model: u32, version: u64) -> Manifest {
+        Manifest {
+            modelId: model,
+            version,
+            bundleSha256: B256::ZERO,
+            bundleSize: 1,
+            bundleCid: Bytes::new(),
+            imageSha256: B256::ZERO,
+            price: 0,
+            paymentToken: Address::ZERO,
+            policyId: B256::ZERO,
+            expiry: 0,
+            metadataHash: B256::ZERO,
+        }
+    }
+
+    /// Words under which `manifest(7, 5)` passes for a device at version 4.
+    fn words() -> ProvenWords {
+        ProvenWords {
+            signers_hash: B256::ZERO,
+            model: ModelWord {
+                manufacturer_id: 4,
+                latest_version: 5,
+                min_version: 3,
+            },
+            device: DeviceWord {
+                owner: Address::repeat_byte(9),
+                model_id: 7,
+                status: DeviceStatus::Active,
+            },
+            release_id: B256::repeat_byte(5),
+            release: ReleaseWord {
+                version: 5,
+                model_id: 7,
+                published_at: 1000,
+                revoked_at: 0,
+                rollout_bps: 10_000,
+            },
+            entitlement: U256::from(1) << (DEVICE & 255),
+        }
+    }
+
+    fn refuse(words: &ProvenWords, installed: u64, m: &Manifest) -> Error {
+        check(&config(), installed, words, m).unwrap_err()
+    }
+
+    #[test]
+    fn every_rule_refuses_with_its_variant() {
+        let m = manifest(7, 5);
+        check(&config(), 4, &words(), &m).unwrap();
+
+        let mut w = words();
+        w.device.status = DeviceStatus::Deactivated;
+        assert!(matches!(refuse(&w, 4, &m), Error::DeviceNotActive { .. }));
+        let mut w = words();
+        w.device.model_id = 8;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::DeviceNotActive { model_id: 8, .. }
+        ));
+        let mut w = words();
+        w.model.manufacturer_id = 5;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::ModelNotOfManufacturer { found: 5, .. }
+        ));
+        let mut w = words();
+        w.release.published_at = 0;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::ReleaseNotPublished { .. }
+        ));
+        let mut w = words();
+        w.release.revoked_at = 2000;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::ReleaseRevoked {
+                revoked_at: 2000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refuse(&words(), 4, &manifest(8, 5)),
+            Error::WrongModel { .. }
+        ));
+        let mut w = words();
+        w.release.version = 6;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::ReleaseWordMismatch { .. }
+        ));
+        assert!(matches!(
+            refuse(&words(), 5, &m),
+            Error::Rollback {
+                version: 5,
+                installed: 5
+            }
+        ));
+        let mut w = words();
+        w.model.min_version = 6;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::BelowFloor {
+                version: 5,
+                floor: 6
+            }
+        ));
+        let mut w = words();
+        w.model.latest_version = 6;
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::NotLatest {
+                version: 5,
+                latest: 6
+            }
+        ));
+        let mut w = words();
+        w.entitlement = U256::from(1) << ((DEVICE + 1) & 255);
+        assert!(matches!(
+            refuse(&w, 4, &m),
+            Error::NotEntitled {
+                device_index: DEVICE,
+                ..
+            }
+        ));
+    }
+}

@@ -202,3 +202,83 @@ impl Rpc for HttpRpc {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    /// A one-connection HTTP server on 127.0.0.1 that answers every request with `head` + `body`.
+    async fn serve(head: &'static str, body: Vec<u8>) -> reqwest::Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        url.parse().unwrap()
+    }
+
+    fn rpc(url: reqwest::Url) -> HttpRpc {
+        HttpRpc::with_limits(url, Duration::from_secs(5), 1024).unwrap()
+    }
+
+    #[tokio::test]
+    async fn responses_are_read_up_to_the_bound() {
+        let ok = br#"{"jsonrpc":"2.0","id":1,"result":"0x2a"}"#.to_vec();
+        let url = serve("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", ok).await;
+        assert_eq!(rpc(url).block_number().await.unwrap(), 42);
+
+        // No length announced, the body just keeps going: cut off at the bound.
+        let mut endless = br#"{"jsonrpc":"2.0","id":1,"result":""#.to_vec();
+        endless.extend(std::iter::repeat_n(b'0', 64 * 1024));
+        let url = serve("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", endless).await;
+        let err = rpc(url).block_number().await.unwrap_err();
+        assert!(err.contains("exceeds 1024 bytes"), "{err}");
+
+        // An announced length above the bound is refused before reading.
+        let url = serve(
+            "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\nconnection: close\r\n\r\n",
+            vec![b' '; 10],
+        )
+        .await;
+        let err = rpc(url).block_number().await.unwrap_err();
+        assert!(err.contains("response of 100000 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn errors_and_missing_results_are_refused() {
+        let url = serve(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#.to_vec(),
+        )
+        .await;
+        assert!(
+            rpc(url)
+                .block_number()
+                .await
+                .unwrap_err()
+                .contains("endpoint error")
+        );
+        let url = serve(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+            br#"{"jsonrpc":"2.0","id":1,"result":null}"#.to_vec(),
+        )
+        .await;
+        assert!(rpc(url).header(1).await.unwrap_err().contains("no result"));
+        let url = serve(
+            "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n",
+            vec![],
+        )
+        .await;
+        assert!(rpc(url).block_number().await.unwrap_err().contains("503"));
+    }
+}

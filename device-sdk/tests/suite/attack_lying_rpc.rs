@@ -33,6 +33,33 @@ async fn forged_and_truncated_proofs_are_refused() {
 }
 
 #[tokio::test]
+async fn answers_for_other_slots_accounts_or_of_endless_size_are_refused() {
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = w.client(&dir, vec![Liar::boxed(w.honest(), Lie::WrongSlot)]);
+    assert!(matches!(
+        refused(&client, &m, &a).await,
+        Error::ProofWrongSlots { address, .. } if address == *w.registry.address()
+    ));
+    let client = w.client(&dir, vec![Liar::boxed(w.honest(), Lie::WrongAccount)]);
+    assert!(matches!(
+        refused(&client, &m, &a).await,
+        Error::ProofWrongAccount { expected, .. } if expected == *w.registry.address()
+    ));
+    let client = w.client(&dir, vec![Liar::boxed(w.honest(), Lie::Bloat)]);
+    assert!(matches!(
+        refused(&client, &m, &a).await,
+        Error::ProofTooLarge {
+            slot: None,
+            max_nodes: 72,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
 async fn a_header_whose_hash_does_not_match_its_fields_is_refused() {
     let w = World::new().await;
     let (m, a) = w.release(1).await;

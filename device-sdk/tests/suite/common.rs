@@ -61,6 +61,8 @@ pub(crate) struct World {
     /// Two claimed, active devices of `model`, and one of `other_model`.
     pub(crate) devices: [u64; 2],
     pub(crate) other_device: u64,
+    /// The devices' provisioning batch.
+    pub(crate) batch: u64,
 }
 
 impl World {
@@ -170,6 +172,7 @@ impl World {
             other_model,
             devices: [batch.firstIndex, batch.firstIndex + 1],
             other_device: batch.firstIndex + 2,
+            batch: batch.batchId,
         }
     }
 
@@ -338,6 +341,12 @@ pub(crate) enum Lie {
     Fork,
     /// Serves the header of an older block than asked.
     OldBlock,
+    /// Answers the last slot's neighbour instead of the slot asked for.
+    WrongSlot,
+    /// Answers for another account (the other contract).
+    WrongAccount,
+    /// Pads the account proof with a hundred extra nodes.
+    Bloat,
 }
 
 /// An endpoint that forwards to an honest one and lies as configured.
@@ -398,8 +407,23 @@ impl Rpc for Liar {
         number: u64,
     ) -> RpcFuture<'_, AccountProof> {
         Box::pin(async move {
+            let mut slots = slots;
+            let mut address = address;
+            match self.lie {
+                Lie::WrongSlot => {
+                    if let Some(last) = slots.last_mut() {
+                        *last = B256::from(U256::from_be_bytes(last.0).wrapping_add(U256::from(1)));
+                    }
+                }
+                Lie::WrongAccount => address = Address::repeat_byte(0x42),
+                _ => {}
+            }
             let mut p = self.inner.proof(address, slots, number).await?;
             match self.lie {
+                Lie::Bloat => {
+                    let first = p.account_proof[0].clone();
+                    p.account_proof.extend(std::iter::repeat_n(first, 100));
+                }
                 Lie::ForgeStorageValue => {
                     if let Some(s) = p.storage_proof.last_mut() {
                         s.value = if s.value.is_zero() {

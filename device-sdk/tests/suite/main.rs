@@ -5,6 +5,7 @@
 
 mod attack_arbitrary_software;
 mod attack_cross_chain;
+mod attack_deactivated_device;
 mod attack_freeze;
 mod attack_lying_rpc;
 mod attack_mix_and_match;
