@@ -131,6 +131,21 @@ pub enum Error {
         /// The limit.
         max_age: u64,
     },
+    /// The agreed head is timestamped further after the device clock than the skew allows: the
+    /// device clock is wrong, so freshness cannot be judged.
+    #[error(
+        "head {number} has timestamp {timestamp}, after the device clock {now} by more than {max_skew} s"
+    )]
+    HeadInFuture {
+        /// The head's number.
+        number: u64,
+        /// Its timestamp.
+        timestamp: u64,
+        /// The device clock.
+        now: u64,
+        /// The tolerance.
+        max_skew: u64,
+    },
     /// The agreed head is below the highest block this device already trusted (rewind).
     #[error("head {number} is below block {highest_seen}, already seen")]
     HeadBehindHighestSeen {

@@ -5,7 +5,8 @@
 //! Attacks stopped: a lying endpoint (its header is decoded from RLP and its hash recomputed,
 //! never taken from the node: [`HeaderFault::HashMismatch`]); a minority of endpoints on a fork or
 //! lying in concert ([`Error::NoQuorum`]); an endpoint serving another block than asked
-//! ([`HeaderFault::WrongNumber`]); a frozen view of the chain ([`Error::StaleHead`]); a rewind to
+//! ([`HeaderFault::WrongNumber`]); a frozen view of the chain ([`Error::StaleHead`], and
+//! [`Error::HeadInFuture`] when the device clock is too far behind to judge); a rewind to
 //! an older state after a newer one was seen ([`Error::HeadBehindHighestSeen`]).
 //!
 //! Not stopped: a quorum of endpoints that collude on a fabricated chain. The quorum is a trust
@@ -13,7 +14,7 @@
 
 use alloc::{string::ToString, vec::Vec};
 
-use alloy_consensus::Header;
+pub use alloy_consensus::Header;
 use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 
@@ -180,6 +181,14 @@ pub fn trusted_head(
             max_age: limits.max_age_secs,
         });
     }
+    if head.timestamp > now.saturating_add(limits.max_clock_skew_secs) {
+        return Err(Error::HeadInFuture {
+            number: head.number,
+            timestamp: head.timestamp,
+            now,
+            max_skew: limits.max_clock_skew_secs,
+        });
+    }
     if head.number < highest_seen {
         return Err(Error::HeadBehindHighestSeen {
             number: head.number,
@@ -288,6 +297,16 @@ mod tests {
         assert!(matches!(
             trusted_head(&l, 10, &[Ok(h.clone())], 1001 + l.max_age_secs, 0),
             Err(Error::StaleHead { age, .. }) if age == l.max_age_secs + 1
+        ));
+        // A device clock far behind the chain (reset, never set) cannot judge freshness.
+        assert!(trusted_head(&l, 10, &[Ok(h.clone())], 1000 - l.max_clock_skew_secs, 0).is_ok());
+        assert!(matches!(
+            trusted_head(&l, 10, &[Ok(h.clone())], 0, 0),
+            Err(Error::HeadInFuture {
+                now: 0,
+                timestamp: 1000,
+                ..
+            })
         ));
         assert!(matches!(
             trusted_head(&l, 10, &[Ok(h)], 1000, 11),

@@ -11,6 +11,11 @@ pub const DEFAULT_CONFIRMATIONS: u64 = 6;
 /// newer release) is refused once it is older than this.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 3600;
 
+/// Default tolerance for a head timestamped after the device clock: 5 minutes. A larger gap
+/// means the device clock is wrong (e.g. reset to 1970), which would also disable the freeze
+/// check, so the device refuses rather than trusting a clock it cannot use.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 300;
+
 /// Largest header RLP accepted: 4 KiB. Mainnet headers are about 600 bytes; the bound stops an
 /// endpoint from making the device decode and hash unbounded data.
 pub const MAX_HEADER_SIZE: usize = 4096;
@@ -69,6 +74,9 @@ pub struct Limits {
     /// Maximum age of the head's timestamp against the device clock, in seconds
     /// ([`DEFAULT_MAX_AGE_SECS`]).
     pub max_age_secs: u64,
+    /// How far the head's timestamp may be ahead of the device clock, in seconds
+    /// ([`DEFAULT_MAX_CLOCK_SKEW_SECS`]).
+    pub max_clock_skew_secs: u64,
     /// Largest header RLP accepted ([`MAX_HEADER_SIZE`]).
     pub max_header_size: usize,
     /// Most nodes per proof ([`MAX_PROOF_NODES`]).
@@ -84,6 +92,7 @@ impl Limits {
             quorum,
             confirmations: DEFAULT_CONFIRMATIONS,
             max_age_secs: DEFAULT_MAX_AGE_SECS,
+            max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
             max_header_size: MAX_HEADER_SIZE,
             max_proof_nodes: MAX_PROOF_NODES,
             max_proof_node_size: MAX_PROOF_NODE_SIZE,

@@ -30,6 +30,29 @@ async fn a_stale_head_is_refused() {
 }
 
 #[tokio::test]
+async fn a_device_clock_too_far_behind_to_judge_freshness_is_refused() {
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A clock reset to 1970 would make every head look fresh.
+    let client = w.client_with(
+        &dir,
+        vec![Box::new(w.honest())],
+        Box::new(FixedClock(0)),
+        w.devices[0],
+    );
+    assert!(matches!(
+        refused(&client, &m, &a).await,
+        Error::HeadInFuture {
+            now: 0,
+            max_skew: 300,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
 async fn endpoints_serving_an_older_block_are_refused() {
     let w = World::new().await;
     let (m, a) = w.release(1).await;

@@ -123,3 +123,43 @@ proptest! {
         prop_assert!(check_header(0, 0, &raw, &limits).is_err());
     }
 }
+
+/// Regenerates the fuzz seed corpora in `device-sdk/fuzz/corpus/` from a real anvil:
+/// `cargo test -p otaledger-device-sdk --test suite -- --ignored write_fuzz_seeds`.
+#[tokio::test]
+#[ignore = "writes the committed fuzz seeds; run by hand after a format change"]
+async fn write_fuzz_seeds() {
+    use alloy::sol_types::SolValue;
+
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let rpc = w.honest();
+    let number = rpc.block_number().await.unwrap();
+    let header = rpc.header(number).await.unwrap();
+    let slots = vec![layout::model(w.model), layout::device(w.devices[0])];
+    let proof = rpc
+        .proof(*w.registry.address(), slots, number)
+        .await
+        .unwrap();
+
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    write("header", "anvil-header.bin", &header.rlp);
+    for (i, s) in proof.storage_proof.iter().enumerate() {
+        let mut seed = proof.storage_hash.to_vec();
+        seed.extend_from_slice(s.key.as_slice());
+        seed.extend_from_slice(&s.value.to_be_bytes::<32>());
+        seed.extend_from_slice(&alloy::rlp::encode(&s.proof));
+        write("storage_proof", &format!("anvil-slot-{i}.bin"), &seed);
+    }
+    let digest =
+        otaledger_device_sdk::contracts::signing_digest(&m, w.chain_id, *w.registry.address());
+    let mut seed = digest.to_vec();
+    seed.extend_from_slice(&a.abi_encode());
+    write("approval", "anvil-2-of-3.bin", &seed);
+}
