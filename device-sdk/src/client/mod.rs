@@ -140,7 +140,7 @@ impl Client {
                 configured: self.limits.quorum.n(),
             }));
         };
-        tracing::info!(release = %request.registry.1[3], "step 2: state proven");
+        tracing::info!(release = %verified.words().release_id, "step 2: state proven");
 
         // Steps 3 and 4.
         let update = verified.policy()?.signatures(approval)?;
