@@ -76,3 +76,33 @@ async fn a_release_of_another_registry_is_refused() {
         Error::ReleaseNotPublished { .. }
     ));
 }
+
+#[tokio::test]
+async fn endpoints_of_a_chain_without_the_registry_are_refused() {
+    use otaledger_device_sdk::{
+        Limits, Quorum,
+        client::{Client, FileStorage, SystemClock},
+    };
+
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    // The device's registry does not exist where its endpoints point (another chain).
+    let mut config = w.config(w.devices[0]);
+    config.registry = alloy::primitives::Address::repeat_byte(0x77);
+    let mut limits = Limits::new(Quorum::new(1, 1).unwrap());
+    limits.confirmations = crate::common::CONFIRMATIONS;
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(
+        config,
+        limits,
+        vec![Box::new(w.honest())],
+        Box::new(SystemClock),
+        Box::new(FileStorage::new(dir.path().join("state.json"))),
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(&client, &m, &a).await,
+        Error::AccountMissing { address, .. } if address == alloy::primitives::Address::repeat_byte(0x77)
+    ));
+}
