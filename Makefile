@@ -50,8 +50,9 @@ slither: tools ## static analysis, failing on medium/high; accepted findings are
 	PATH="$(dir $(FORGE)):$$PATH" FOUNDRY_OUT=.slither/out FOUNDRY_CACHE_PATH=.slither/cache \
 		$(VENV)/bin/slither . --config-file slither.config.json --fail-medium
 
-no-std: ## prove the device-side ipfs verifier builds without std (a dependency pulling in std fails to link: E0152)
+no-std: ## prove the device-side ipfs verifier and device-sdk core build without std (a dependency pulling in std fails to link: E0152)
 	$(CARGO) rustc --locked -p otaledger-ipfs-no-std-check --features strict -- -C panic=abort
+	$(CARGO) rustc --locked -p otaledger-device-sdk-no-std-check --features strict -- -C panic=abort
 
 rust-test: node_modules/.installed ## the Rust test suite (unit, integration against a real anvil, CLI end to end)
 	$(CARGO) test --locked --no-fail-fast --workspace --all-targets

@@ -1,0 +1,169 @@
+//! The std client: runs the [`crate::pipeline`] over real transports. Every transport is a
+//! trait ([`Rpc`], [`Clock`], [`Storage`]) so tests inject malicious ones.
+//!
+//! One update check, [`Client::check`]:
+//! 1. asks every endpoint for its latest block, picks `k-th highest − confirmations`, asks every
+//!    endpoint for that header and lets the pipeline vote ([`crate::head`]);
+//! 2. asks the endpoints in turn for the registry's and the market's proofs until one set
+//!    verifies against the voted state root (a lying endpoint costs a retry, never a wrong
+//!    answer);
+//! 3. and 4. policy and signatures, in the core;
+//! 5. only then stores the head's number as the highest block seen.
+
+mod rpc;
+mod storage;
+
+pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
+pub use storage::{FileStorage, Storage};
+
+use futures_util::future::join_all;
+
+use crate::{
+    Approval, ApprovedUpdate, Checker, DeviceConfig, DeviceState, Error, Limits, Manifest, Result,
+};
+
+/// The device's clock, in unix seconds.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A device's update checker over its transports.
+pub struct Client {
+    config: DeviceConfig,
+    limits: Limits,
+    rpcs: Vec<Box<dyn Rpc>>,
+    clock: Box<dyn Clock>,
+    storage: Box<dyn Storage>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("limits", &self.limits)
+            .field("endpoints", &self.rpcs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client; `rpcs` must be exactly the `n` endpoints of `limits.quorum`.
+    pub fn new(
+        config: DeviceConfig,
+        limits: Limits,
+        rpcs: Vec<Box<dyn Rpc>>,
+        clock: Box<dyn Clock>,
+        storage: Box<dyn Storage>,
+    ) -> Result<Self> {
+        if rpcs.len() != limits.quorum.n() {
+            return Err(Error::AnswerCount {
+                given: rpcs.len(),
+                configured: limits.quorum.n(),
+            });
+        }
+        Ok(Self {
+            config,
+            limits,
+            rpcs,
+            clock,
+            storage,
+        })
+    }
+
+    /// The stored device state.
+    pub fn state(&self) -> Result<DeviceState> {
+        self.storage.load()
+    }
+
+    /// Checks whether `manifest`, approved by `approval` (both from anywhere: the indexer, a
+    /// gateway, a file), may be installed now. On success the head's number is stored as the
+    /// highest block seen; on any refusal nothing is stored.
+    pub async fn check(&self, manifest: &Manifest, approval: &Approval) -> Result<ApprovedUpdate> {
+        let state = self.storage.load()?;
+        let checker = Checker::new(&self.config, &self.limits, state, self.clock.now());
+
+        // Step 1: trusted head.
+        let latests: Vec<Option<u64>> = join_all(self.rpcs.iter().map(|r| r.block_number()))
+            .await
+            .into_iter()
+            .map(Result::ok)
+            .collect();
+        let number = checker.target_block(&latests)?;
+        let answers = join_all(self.rpcs.iter().map(|r| r.header(number))).await;
+        let head = checker.head(number, &answers)?;
+        tracing::info!(
+            block = number,
+            hash = %head.head().hash,
+            "step 1: trusted head"
+        );
+
+        // Step 2: state proofs, from the first endpoint whose proofs verify.
+        let request = head.proof_request(manifest);
+        let mut last = None;
+        let mut verified = None;
+        for (endpoint, rpc) in self.rpcs.iter().enumerate() {
+            let (registry, market) = tokio::join!(
+                rpc.proof(request.registry.0, request.registry.1.clone(), number),
+                rpc.proof(request.market.0, request.market.1.clone(), number),
+            );
+            let result = match (registry, market) {
+                (Ok(registry), Ok(market)) => head.clone().state(manifest, &registry, &market),
+                (Err(reason), _) | (_, Err(reason)) => Err(Error::Rpc { endpoint, reason }),
+            };
+            match result {
+                Ok(state) => {
+                    verified = Some(state);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint, error = %e, "step 2: proofs refused, trying the next endpoint");
+                    last = Some(e);
+                }
+            }
+        }
+        let Some(verified) = verified else {
+            return Err(last.unwrap_or(Error::AnswerCount {
+                given: 0,
+                configured: self.limits.quorum.n(),
+            }));
+        };
+        tracing::info!(release = %verified.words().release_id, "step 2: state proven");
+
+        // Steps 3 and 4.
+        let update = verified.policy()?.signatures(approval)?;
+        tracing::info!(
+            version = update.manifest.version,
+            signers = update.signers.len(),
+            "steps 3-4: policy and signatures passed"
+        );
+
+        self.storage.store(&DeviceState {
+            highest_block: state.highest_block.max(update.head.number),
+            ..state
+        })?;
+        Ok(update)
+    }
+
+    /// Records that `update` was installed: its version becomes the installed version (the
+    /// install step calls this once the new image is confirmed).
+    pub fn record_installed(&self, update: &ApprovedUpdate) -> Result<()> {
+        let state = self.storage.load()?;
+        self.storage.store(&DeviceState {
+            installed_version: update.manifest.version,
+            highest_block: state.highest_block.max(update.head.number),
+        })
+    }
+}

@@ -1,0 +1,278 @@
+//! The update check as one numbered pipeline, in the manner of TUF's client workflow (and AWS
+//! tough's `load_root → load_timestamp → …`). Each step is a method that consumes the previous
+//! step's verified value, so no step can be skipped or reordered:
+//!
+//! 1. [`Checker::head`]: trusted head ([`crate::head`]);
+//! 2. [`HeadVerified::state`]: state proofs against its state root ([`crate::state`]);
+//! 3. [`StateVerified::policy`]: policy over the proven words ([`crate::policy`]);
+//! 4. [`PolicyPassed::signatures`]: the manifest's threshold signatures ([`crate::approval`]).
+//!
+//! The result, an [`ApprovedUpdate`], is what the later steps (key, download, decryption,
+//! install, report) act on. The pipeline is sans-IO: the caller fetches what
+//! [`HeadVerified::proof_request`] names and passes the untrusted answers in. It never writes the
+//! device state: the caller persists [`ApprovedUpdate::head`]'s number (and later the installed
+//! version) only once every step passed.
+
+use alloc::vec::Vec;
+
+use alloy_primitives::{Address, B256};
+
+use crate::{
+    Approval, Limits, Manifest, Result, approval,
+    contracts::{release_id, signing_digest},
+    head::{self, RawHeader, TrustedHead},
+    layout::{self, DeviceWord, ModelWord, ReleaseWord},
+    policy::{self, ProvenWords},
+    state::{AccountProof, verify_account},
+};
+
+/// What a device is, fixed at provisioning: its trust roots on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The chain id (part of the EIP-712 domain).
+    pub chain_id: u64,
+    /// The `UpdateRegistry` address.
+    pub registry: Address,
+    /// The `UpdateMarket` address.
+    pub market: Address,
+    /// The device's manufacturer.
+    pub manufacturer_id: u32,
+    /// The device's model.
+    pub model_id: u32,
+    /// The device's global index in the registry.
+    pub device_index: u64,
+}
+
+/// What a device remembers between checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "std",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "camelCase", deny_unknown_fields)
+)]
+pub struct DeviceState {
+    /// The installed firmware's version (0 before the first update).
+    pub installed_version: u64,
+    /// The highest block number the device trusted: a head is never taken below it.
+    pub highest_block: u64,
+}
+
+/// The pipeline's entry: a device's configuration, limits, state and clock reading.
+#[derive(Debug, Clone)]
+pub struct Checker<'a> {
+    config: &'a DeviceConfig,
+    limits: &'a Limits,
+    state: DeviceState,
+    now: u64,
+}
+
+impl<'a> Checker<'a> {
+    /// Starts a check at device time `now` (unix seconds).
+    pub fn new(config: &'a DeviceConfig, limits: &'a Limits, state: DeviceState, now: u64) -> Self {
+        Self {
+            config,
+            limits,
+            state,
+            now,
+        }
+    }
+
+    /// The block to ask every endpoint for, from each endpoint's reported latest block (`None`
+    /// where it failed).
+    pub fn target_block(&self, latests: &[Option<u64>]) -> Result<u64> {
+        head::target_block(latests, self.limits)
+    }
+
+    /// Step 1, trusted head: block `number` as a quorum of endpoints reported it (one answer per
+    /// configured endpoint, `Err` where it failed).
+    pub fn head(
+        self,
+        number: u64,
+        answers: &[core::result::Result<RawHeader, alloc::string::String>],
+    ) -> Result<HeadVerified<'a>> {
+        let head = head::trusted_head(
+            self.limits,
+            number,
+            answers,
+            self.now,
+            self.state.highest_block,
+        )?;
+        Ok(HeadVerified {
+            checker: self,
+            head,
+        })
+    }
+}
+
+/// The state proofs step 2 needs: `eth_getProof(address, slots, block)` for each account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofRequest {
+    /// The trusted head's number.
+    pub block: u64,
+    /// The registry and its slots: signers hash, model, device, release.
+    pub registry: (Address, Vec<B256>),
+    /// The market and its slot: the device's entitlement word.
+    pub market: (Address, Vec<B256>),
+}
+
+/// Step 1 passed: the head is trusted.
+#[derive(Debug, Clone)]
+pub struct HeadVerified<'a> {
+    checker: Checker<'a>,
+    head: TrustedHead,
+}
+
+impl<'a> HeadVerified<'a> {
+    /// The trusted head.
+    pub fn head(&self) -> &TrustedHead {
+        &self.head
+    }
+
+    /// The proofs to fetch for `manifest` (its release id selects the release and entitlement
+    /// words; slots from [`crate::layout`]).
+    pub fn proof_request(&self, manifest: &Manifest) -> ProofRequest {
+        let c = self.checker.config;
+        let id = release_id(manifest);
+        ProofRequest {
+            block: self.head.number,
+            registry: (
+                c.registry,
+                alloc::vec![
+                    layout::manufacturer_signers_hash(c.manufacturer_id),
+                    layout::model(c.model_id),
+                    layout::device(c.device_index),
+                    layout::release(id),
+                ],
+            ),
+            market: (
+                c.market,
+                alloc::vec![layout::entitlement_word(id, c.device_index)],
+            ),
+        }
+    }
+
+    /// Step 2, state proofs: verifies the registry's and the market's answers to
+    /// [`Self::proof_request`] against the head's state root.
+    pub fn state(
+        self,
+        manifest: &Manifest,
+        registry: &AccountProof,
+        market: &AccountProof,
+    ) -> Result<StateVerified<'a>> {
+        let request = self.proof_request(manifest);
+        let limits = self.checker.limits;
+        let r = verify_account(
+            &self.head,
+            limits,
+            request.registry.0,
+            &request.registry.1,
+            registry,
+        )?;
+        let m = verify_account(
+            &self.head,
+            limits,
+            request.market.0,
+            &request.market.1,
+            market,
+        )?;
+        let words = ProvenWords {
+            signers_hash: B256::from(r[0]),
+            model: ModelWord::decode(r[1]),
+            device: DeviceWord::decode(r[2]),
+            release_id: release_id(manifest),
+            release: ReleaseWord::decode(r[3]),
+            entitlement: m[0],
+        };
+        Ok(StateVerified {
+            checker: self.checker,
+            head: self.head,
+            manifest: manifest.clone(),
+            words,
+        })
+    }
+}
+
+/// Step 2 passed: the words are proven.
+#[derive(Debug, Clone)]
+pub struct StateVerified<'a> {
+    checker: Checker<'a>,
+    head: TrustedHead,
+    manifest: Manifest,
+    words: ProvenWords,
+}
+
+impl<'a> StateVerified<'a> {
+    /// The proven words.
+    pub fn words(&self) -> &ProvenWords {
+        &self.words
+    }
+
+    /// Step 3, policy.
+    pub fn policy(self) -> Result<PolicyPassed<'a>> {
+        policy::check(
+            self.checker.config,
+            self.checker.state.installed_version,
+            &self.words,
+            &self.manifest,
+        )?;
+        Ok(PolicyPassed { inner: self })
+    }
+}
+
+/// Step 3 passed: the chain allows this device to install this manifest.
+#[derive(Debug, Clone)]
+pub struct PolicyPassed<'a> {
+    inner: StateVerified<'a>,
+}
+
+impl PolicyPassed<'_> {
+    /// Step 4, manifest and signatures: `approval` must be the proven signer set's approval of
+    /// the manifest under this chain's and registry's domain.
+    pub fn signatures(self, approval: &Approval) -> Result<ApprovedUpdate> {
+        let s = self.inner;
+        let c = s.checker.config;
+        let digest = signing_digest(&s.manifest, c.chain_id, c.registry);
+        let signers = approval::verify(approval, s.words.signers_hash, digest)?;
+        Ok(ApprovedUpdate {
+            release_id: s.words.release_id,
+            manifest: s.manifest,
+            head: s.head,
+            signers,
+        })
+    }
+}
+
+/// An update every step approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovedUpdate {
+    /// The release id (the manifest's struct hash).
+    pub release_id: B256,
+    /// The manifest (sizes and hashes the download and decryption steps enforce).
+    pub manifest: Manifest,
+    /// The head the decision was made at.
+    pub head: TrustedHead,
+    /// The signers whose signatures were verified, ascending.
+    pub signers: Vec<Address>,
+}
+
+/// Runs steps 1–4 in order over answers already fetched (the whole pipeline in one call, for
+/// callers that fetch everything up front, fuzzing and benchmarks).
+#[allow(clippy::too_many_arguments)]
+pub fn check_update(
+    config: &DeviceConfig,
+    limits: &Limits,
+    state: DeviceState,
+    now: u64,
+    number: u64,
+    headers: &[core::result::Result<RawHeader, alloc::string::String>],
+    manifest: &Manifest,
+    registry: &AccountProof,
+    market: &AccountProof,
+    approval: &Approval,
+) -> Result<ApprovedUpdate> {
+    Checker::new(config, limits, state, now)
+        .head(number, headers)?
+        .state(manifest, registry, market)?
+        .policy()?
+        .signatures(approval)
+}
