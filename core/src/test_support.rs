@@ -87,7 +87,8 @@ impl Chain {
         };
         let provider = wallet(0);
         let owner = wallet(1);
-        let deployed = deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test").await?;
+        let deployed =
+            deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test").await?;
         Ok(Self {
             anvil,
             deployment: deployed.deployment,
@@ -102,7 +103,11 @@ impl Chain {
     }
 
     /// A raw JSON-RPC call to the node (`evm_snapshot`, `evm_revert`, `evm_mine`, …).
-    pub async fn raw(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value> {
+    pub async fn raw(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value> {
         self.provider
             .raw_request::<_, serde_json::Value>(method.into(), params)
             .await
@@ -185,8 +190,13 @@ impl Scenario {
     async fn publish(&self, chain: &Chain, m: &Manifest) -> Result<()> {
         let registry = UpdateRegistry::new(self.registry, &chain.provider);
         let domain = registry_domain(self.chain_id, self.registry);
-        let approval = self.set.approve_typed(m, &domain, &[&self.keys[0], &self.keys[2]])?;
-        send!("publishRelease", registry.publishRelease(m.clone(), approval));
+        let approval = self
+            .set
+            .approve_typed(m, &domain, &[&self.keys[0], &self.keys[2]])?;
+        send!(
+            "publishRelease",
+            registry.publishRelease(m.clone(), approval)
+        );
         Ok(())
     }
 
@@ -228,7 +238,8 @@ impl Scenario {
             .modelId;
 
         // Three devices, claimed by the owner with their own signatures.
-        let device_keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+        let device_keys: Vec<PrivateKeySigner> =
+            (0..3).map(|_| PrivateKeySigner::random()).collect();
         let leaves: Vec<DeviceLeaf> = device_keys
             .iter()
             .enumerate()
@@ -307,7 +318,9 @@ impl Scenario {
             releaseId: release_id(&v2),
             reason: format!("bad build {r}"),
         };
-        let approval = self.set.approve_typed(&revoke, &domain, &[&self.keys[1], &self.keys[2]])?;
+        let approval = self
+            .set
+            .approve_typed(&revoke, &domain, &[&self.keys[1], &self.keys[2]])?;
         send!(
             "revokeRelease",
             registry.revokeRelease(revoke.releaseId, revoke.reason.clone(), approval)
@@ -328,7 +341,9 @@ impl Scenario {
             modelId: model_id,
             minVersion: 1,
         };
-        let approval = self.set.approve_typed(&floor, &domain, &[&self.keys[0], &self.keys[1]])?;
+        let approval = self
+            .set
+            .approve_typed(&floor, &domain, &[&self.keys[0], &self.keys[1]])?;
         send!("raiseFloor", registry.raiseFloor(model_id, 1, approval));
 
         // Operator/payee update, then a signer rotation (both consume the nonce).
@@ -345,7 +360,9 @@ impl Scenario {
             operator,
             payee: operator,
         };
-        let approval = self.set.approve_typed(&update, &domain, &[&self.keys[0], &self.keys[2]])?;
+        let approval = self
+            .set
+            .approve_typed(&update, &domain, &[&self.keys[0], &self.keys[2]])?;
         send!(
             "updateManufacturer",
             registry.updateManufacturer(self.manufacturer, operator, operator, approval)
@@ -358,7 +375,9 @@ impl Scenario {
             signers: new_set.signers().to_vec(),
             threshold: 2,
         };
-        let approval = self.set.approve_typed(&rotate, &domain, &[&self.keys[1], &self.keys[2]])?;
+        let approval = self
+            .set
+            .approve_typed(&rotate, &domain, &[&self.keys[1], &self.keys[2]])?;
         send!(
             "rotateSigners",
             registry.rotateSigners(self.manufacturer, new_set.signers().to_vec(), 2, approval)
@@ -371,7 +390,10 @@ impl Scenario {
 
         // Past the refund window, v1's earnings go to the payee.
         chain
-            .raw("evm_increaseTime", serde_json::json!([DEFAULT_REFUND_WINDOW + 1]))
+            .raw(
+                "evm_increaseTime",
+                serde_json::json!([DEFAULT_REFUND_WINDOW + 1]),
+            )
             .await?;
         let market_by_deployer = UpdateMarket::new(self.market, &chain.provider);
         send!("withdraw", market_by_deployer.withdraw(v1.into()));

@@ -88,7 +88,10 @@ pub trait FollowStore: Send {
 
     /// Deletes every row and remembered hash above `ancestor` and moves the
     /// checkpoint to it, in one transaction.
-    fn rewind(&mut self, ancestor: BlockRef) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn rewind(
+        &mut self,
+        ancestor: BlockRef,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// How a follower fetches.
@@ -308,7 +311,8 @@ impl<S: FollowStore> Follower<S> {
             self.store.apply(&batch).await.map_err(store_error)?;
             last = Some(to_ref);
         }
-        last.map(|l| (l, written)).ok_or(Error::EmptyRange { from, to })
+        last.map(|l| (l, written))
+            .ok_or(Error::EmptyRange { from, to })
     }
 
     /// Writes the unfinalised blocks `from..=to` with every block head
@@ -433,12 +437,32 @@ async fn fetch_range(
         let size = to - from + 1;
         let current = range.load(Ordering::Relaxed);
         if logs.len() < config.target_logs && size >= current {
-            range.store((current.saturating_mul(2)).min(config.max_range), Ordering::Relaxed);
+            range.store(
+                (current.saturating_mul(2)).min(config.max_range),
+                Ordering::Relaxed,
+            );
         } else if logs.len() > config.target_logs * 2 {
             range.store((current / 2).max(1), Ordering::Relaxed);
         }
     }
     Ok((from, head, sorted(logs)))
+}
+
+/// Every log of `config.addresses` in `from..=to`, fetched like a backfill
+/// (adaptive ranges, retries, failover) but without a store: for re-reading
+/// the chain to check what a store holds.
+pub async fn fetch_logs(rpc: &Rpc, config: &FollowConfig, from: u64, to: u64) -> Result<Vec<Log>> {
+    let range = AtomicU64::new(config.initial_range.max(1));
+    let mut logs = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let size = range.load(Ordering::Relaxed).max(1);
+        let end = start.saturating_add(size - 1).min(to);
+        let (_, _, mut got) = fetch_range(rpc, config, &range, start, end).await?;
+        logs.append(&mut got);
+        start = end + 1;
+    }
+    Ok(logs)
 }
 
 /// Where to cut a refused range `a..=b`: the provider's hint if it is inside
@@ -478,7 +502,10 @@ mod tests {
             Some(15)
         );
         assert_eq!(split_point(10, 20, Some(RangeHint::MaxBlocks(3))), Some(12));
-        assert_eq!(split_point(10, 20, Some(RangeHint::MaxBlocks(11))), Some(15));
+        assert_eq!(
+            split_point(10, 20, Some(RangeHint::MaxBlocks(11))),
+            Some(15)
+        );
         assert_eq!(split_point(10, 11, Some(RangeHint::MaxBlocks(1))), Some(10));
     }
 }

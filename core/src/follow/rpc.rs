@@ -209,7 +209,10 @@ impl Rpc {
             let index = self.endpoint();
             match op(index).await {
                 Ok(value) => return Ok(value),
-                Err(CallError::Transient(reason)) | Err(CallError::RangeLimit { message: reason, .. }) => {
+                Err(CallError::Transient(reason))
+                | Err(CallError::RangeLimit {
+                    message: reason, ..
+                }) => {
                     tracing::warn!(endpoint = self.url(index), attempt, %reason, "rpc call failed, retrying");
                     last = reason;
                     self.fail_over(index);
@@ -245,7 +248,11 @@ impl Rpc {
     /// The head of block `number` from endpoint `index` (a node that does not
     /// have the block yet answers `null`: a transient failure, so a lagging
     /// node is skipped rather than believed).
-    pub(crate) async fn block_head_at(&self, index: usize, number: u64) -> Result<BlockHead, CallError> {
+    pub(crate) async fn block_head_at(
+        &self,
+        index: usize,
+        number: u64,
+    ) -> Result<BlockHead, CallError> {
         let head: Option<BlockHead> = self
             .call(
                 index,
