@@ -36,16 +36,13 @@ fn rpc(during: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     }
 }
 
-/// Sends a call, waits for its receipt and fails on a revert.
+/// Sends a call, waits for its receipt and fails on a revert. (It polls the
+/// receipt itself: alloy's block heartbeat does not notice blocks mined again
+/// at the same heights after an `evm_revert`.)
 macro_rules! send {
     ($during:literal, $call:expr) => {{
-        let receipt = $call
-            .send()
-            .await
-            .map_err(|e| rpc($during)(&e))?
-            .get_receipt()
-            .await
-            .map_err(|e| rpc($during)(&e))?;
+        let pending = $call.send().await.map_err(|e| rpc($during)(&e))?;
+        let receipt = wait_receipt(pending.provider(), *pending.tx_hash(), $during).await?;
         if !receipt.status() {
             return Err(Error::Rpc {
                 during: $during,
@@ -54,6 +51,27 @@ macro_rules! send {
         }
         receipt
     }};
+}
+
+async fn wait_receipt<P: Provider>(
+    provider: &P,
+    tx: B256,
+    during: &'static str,
+) -> Result<alloy::rpc::types::TransactionReceipt> {
+    for _ in 0..1_000 {
+        if let Some(receipt) = provider
+            .get_transaction_receipt(tx)
+            .await
+            .map_err(|e| rpc(during)(&e))?
+        {
+            return Ok(receipt);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(Error::Rpc {
+        during,
+        reason: format!("transaction {tx} not mined after 10 s"),
+    })
 }
 
 /// A running anvil with both contracts deployed.
@@ -80,7 +98,13 @@ impl Chain {
     pub async fn on(anvil: AnvilInstance) -> Result<Self> {
         let wallet = |i: usize| {
             let key: PrivateKeySigner = anvil.keys()[i].clone().into();
+            // The nonce is asked for before every transaction (not cached), so
+            // sending goes on after an `evm_revert`.
             ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .with_gas_estimation()
+                .with_simple_nonce_management()
+                .fetch_chain_id()
                 .wallet(EthereumWallet::from(key))
                 .connect_http(anvil.endpoint_url())
                 .erased()

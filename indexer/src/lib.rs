@@ -64,6 +64,21 @@ impl IndexerConfig {
     }
 }
 
+/// The deployment the nodes at `rpc_urls` serve: asks them their chain id
+/// and reads `<deployments_dir>/<chain-id>.json`.
+pub async fn load_deployment(
+    rpc_urls: &[String],
+    deployments_dir: &std::path::Path,
+) -> Result<Deployment> {
+    let rpc = Rpc::new(
+        rpc_urls.to_vec(),
+        Duration::from_secs(10),
+        RetryPolicy::default(),
+    )?;
+    let chain_id = rpc.chain_id().await?;
+    Ok(Deployment::load(deployments_dir, chain_id)?)
+}
+
 /// A running indexer: the follower over its database store.
 #[derive(Debug)]
 pub struct Indexer {
