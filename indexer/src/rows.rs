@@ -275,7 +275,7 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Vec<Row>>
                 &at,
                 vec![
                     int(e.deviceIndex, "device_index")?,
-                    Value::Int(i64::from(u8::from(e.status))),
+                    Value::Int(i64::from(e.status)),
                 ],
             )),
             E::ReleasePublished(e) => {

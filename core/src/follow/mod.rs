@@ -324,30 +324,36 @@ impl<S: FollowStore> Follower<S> {
         to: u64,
     ) -> Result<Option<(BlockRef, usize)>> {
         let rpc = self.rpc.clone();
-        let addresses = self.config.addresses.clone();
-        let fetched = rpc
+        let mut heads = Vec::with_capacity((to - from + 1) as usize);
+        for n in from..=to {
+            heads.push(rpc.block_head(n).await?);
+        }
+        let addresses = &self.config.addresses;
+        let tip_hash = heads[heads.len() - 1].hash;
+        let logs = rpc
             .retrying("following the tip", |i| {
                 let rpc = rpc.clone();
-                let addresses = addresses.clone();
                 async move {
-                    let mut heads = Vec::with_capacity((to - from + 1) as usize);
-                    for n in from..=to {
-                        heads.push(rpc.block_head_at(i, n).await?);
+                    // The node must have the last block, or it would answer
+                    // for fewer blocks than asked (a lagging node).
+                    let last = rpc.block_head_at(i, to).await?;
+                    if last.hash != tip_hash {
+                        return Ok(None);
                     }
-                    let logs = match rpc.logs_at(i, &addresses, from, to).await {
-                        Ok(logs) => logs,
+                    match rpc.logs_at(i, addresses, from, to).await {
+                        Ok(logs) => Ok(Some(logs)),
                         // The tip is at most `finality_depth` blocks: a provider
                         // refusing it is misconfigured, not a reason to split.
                         Err(CallError::RangeLimit { message, .. }) => {
-                            return Err(CallError::Transient(message));
+                            Err(CallError::Transient(message))
                         }
-                        Err(e) => return Err(e),
-                    };
-                    Ok((heads, logs))
+                        Err(e) => Err(e),
+                    }
                 }
             })
             .await?;
-        let (heads, logs) = fetched;
+        // Another endpoint sees another tip: the chain moved, start over.
+        let Some(logs) = logs else { return Ok(None) };
         // Chain the heads to the checkpoint and to each other.
         let mut expected_parent = parent.map(|p| p.hash);
         for head in &heads {
@@ -395,9 +401,13 @@ fn sorted(mut logs: Vec<Log>) -> Vec<Log> {
     logs
 }
 
-/// Fetches the logs of `from..=to` and the head of `to` from one endpoint (so
-/// a lagging node that lacks `to` is skipped, never believed), splitting the
-/// range where the provider refuses it and adapting the shared range size.
+/// Fetches the logs of `from..=to` and the head of `to`, splitting the range
+/// where a provider refuses it and adapting the shared range size.
+///
+/// Every sub-range is fetched from an endpoint that first proved it has block
+/// `to` (with the same hash), so a lagging node that lacks `to` is skipped,
+/// never believed. Sub-ranges already fetched survive a failover; the retry
+/// budget counts consecutive failures.
 async fn fetch_range(
     rpc: &Rpc,
     config: &FollowConfig,
@@ -405,29 +415,64 @@ async fn fetch_range(
     from: u64,
     to: u64,
 ) -> Result<(u64, BlockHead, Vec<Log>)> {
-    let (head, logs, split) = rpc
-        .retrying("eth_getLogs", |i| async move {
-            let head = rpc.block_head_at(i, to).await?;
-            let mut logs = Vec::new();
-            let mut split = false;
-            // Pending sub-ranges, next first.
-            let mut pending = vec![(from, to)];
-            while let Some((a, b)) = pending.pop() {
-                match rpc.logs_at(i, &config.addresses, a, b).await {
-                    Ok(mut got) => logs.append(&mut got),
-                    Err(CallError::RangeLimit { hint, message }) => {
-                        let cut = split_point(a, b, hint).ok_or(CallError::Transient(message))?;
-                        split = true;
-                        range.store((cut - a + 1).max(1), Ordering::Relaxed);
-                        pending.push((cut + 1, b));
-                        pending.push((a, cut));
-                    }
-                    Err(e) => return Err(e),
+    let policy = rpc.retry_policy();
+    let mut pending = vec![(from, to)];
+    let mut logs = Vec::new();
+    let mut split = false;
+    let mut head: Option<BlockHead> = None;
+    let mut proven: Option<usize> = None;
+    let mut failures = 0u32;
+    while let Some(&(a, b)) = pending.last() {
+        let i = rpc.endpoint();
+        let outcome = async {
+            if proven != Some(i) {
+                let h = rpc.block_head_at(i, to).await?;
+                if head.is_some_and(|known| known.hash != h.hash) {
+                    return Ok(Err(Error::InconsistentRange { from, to }));
                 }
+                head = Some(h);
+                proven = Some(i);
             }
-            Ok((head, logs, split))
-        })
-        .await?;
+            rpc.logs_at(i, &config.addresses, a, b).await.map(Ok)
+        }
+        .await;
+        let failure = match outcome {
+            Ok(Ok(mut got)) => {
+                pending.pop();
+                logs.append(&mut got);
+                failures = 0;
+                continue;
+            }
+            Ok(Err(fatal)) => return Err(fatal),
+            Err(CallError::RangeLimit { hint, message }) => match split_point(a, b, hint) {
+                Some(cut) => {
+                    pending.pop();
+                    pending.push((cut + 1, b));
+                    pending.push((a, cut));
+                    split = true;
+                    range.store((cut - a + 1).max(1), Ordering::Relaxed);
+                    continue;
+                }
+                None => message,
+            },
+            Err(CallError::Transient(reason)) => reason,
+        };
+        tracing::warn!(endpoint = rpc.url(i), failures, %failure, "eth_getLogs range failed, retrying");
+        failures += 1;
+        if failures >= policy.attempts.max(1) {
+            return Err(Error::RpcExhausted {
+                during: "eth_getLogs",
+                attempts: failures,
+                last: failure,
+            });
+        }
+        rpc.fail_over(i);
+        tokio::time::sleep(policy.backoff(failures - 1)).await;
+    }
+    let head = match head {
+        Some(h) => h,
+        None => rpc.block_head(to).await?,
+    };
     for log in &logs {
         if log.block_number == Some(to) && log.block_hash != Some(head.hash) {
             return Err(Error::InconsistentRange { from, to });

@@ -235,14 +235,38 @@ impl Rpc {
         Ok(id.to())
     }
 
-    /// `eth_blockNumber`, with retries.
+    /// `eth_blockNumber`: the highest head any endpoint reports (asked of all
+    /// at once), and requests move to that endpoint, so a lagging node never
+    /// holds the follower back; retried while none answers.
     pub async fn block_number(&self) -> Result<u64> {
-        let n: U64 = self
-            .retrying("eth_blockNumber", |i| {
-                self.call(i, "eth_blockNumber", json!([]))
-            })
-            .await?;
-        Ok(n.to())
+        let mut last = String::new();
+        for attempt in 0..self.retry.attempts.max(1) {
+            let answers = futures_util::future::join_all(
+                (0..self.urls.len()).map(|i| self.call::<U64>(i, "eth_blockNumber", json!([]))),
+            )
+            .await;
+            let best = answers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.as_ref().ok().map(|n| (n.to::<u64>(), i)))
+                .max_by_key(|(n, i)| (*n, std::cmp::Reverse(*i)));
+            if let Some((head, index)) = best {
+                self.current.store(index, Ordering::Relaxed);
+                return Ok(head);
+            }
+            if let Some(Err(CallError::Transient(e) | CallError::RangeLimit { message: e, .. })) =
+                answers.into_iter().next_back()
+            {
+                last = e;
+            }
+            tracing::warn!(attempt, %last, "no endpoint answered eth_blockNumber, retrying");
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+        }
+        Err(Error::RpcExhausted {
+            during: "eth_blockNumber",
+            attempts: self.retry.attempts.max(1),
+            last,
+        })
     }
 
     /// The head of block `number` from endpoint `index` (a node that does not
