@@ -2,8 +2,10 @@
 //! PostgreSQL and SQLite (`$n` placeholders and types both accept), through
 //! sqlx's `Any` driver; forward-only migrations run at start-up.
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, B256};
-use otaledger_core::follow::{Batch, BlockRef, FollowStore};
+use otaledger_core::follow::{Batch, BlockRef, FollowStore, rpc::Rpc};
 use sqlx::{
     AnyPool, Row as _,
     any::{AnyPoolOptions, AnyRow},
@@ -11,7 +13,7 @@ use sqlx::{
 
 use crate::{
     Error, Result,
-    rows::{Kind, Row, TABLES, Table, Value, decode},
+    rows::{Kind, Row, TABLES, Table, Value, decode_logs},
 };
 
 /// Rows per multi-row INSERT (well under both databases' parameter limits).
@@ -126,15 +128,18 @@ pub async fn checkpoint(pool: &AnyPool) -> Result<Option<BlockRef>> {
 #[derive(Debug, Clone)]
 pub struct DbStore {
     pool: AnyPool,
+    rpc: Arc<Rpc>,
     registry: Address,
     market: Address,
 }
 
 impl DbStore {
-    /// A store on `pool` (already migrated and claimed) for these contracts.
-    pub fn new(pool: AnyPool, registry: Address, market: Address) -> Self {
+    /// A store on `pool` (already migrated and claimed) for these contracts;
+    /// `rpc` fetches the calldata of publishing transactions.
+    pub fn new(pool: AnyPool, rpc: Arc<Rpc>, registry: Address, market: Address) -> Self {
         Self {
             pool,
+            rpc,
             registry,
             market,
         }
@@ -233,10 +238,7 @@ impl FollowStore for DbStore {
 
     async fn apply(&mut self, batch: &Batch) -> Result<()> {
         // Decode before the transaction: a bad log writes nothing.
-        let mut rows = Vec::new();
-        for log in &batch.logs {
-            rows.extend(decode(log, self.registry, self.market)?);
-        }
+        let rows = decode_logs(&self.rpc, &batch.logs, self.registry, self.market).await?;
         let mut tx = self
             .pool
             .begin()

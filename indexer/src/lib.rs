@@ -110,7 +110,7 @@ impl Indexer {
         }
         let pool = db::connect(&config.database_url).await?;
         db::claim(&pool, d.chain_id, d.registry, d.market).await?;
-        let store = DbStore::new(pool.clone(), d.registry, d.market);
+        let store = DbStore::new(pool.clone(), rpc.clone(), d.registry, d.market);
         let follower = Follower::new(rpc.clone(), config.follow.clone(), store);
         Ok(Self {
             follower,

@@ -1,16 +1,26 @@
 //! From logs to table rows: every event of both contracts, decoded through
 //! the `sol!` bindings' event types, becomes rows of the normalized tables of
-//! `migrations/0001_schema.sql` (see [`TABLES`]). The matches over the
+//! `migrations/` (see [`TABLES`]); a release's approval comes from its
+//! publishing transaction's calldata, decoded as the bindings' `publishRelease` call. The matches over the
 //! bindings' event enums are exhaustive: an event added to a contract does not
 //! compile until it has a table.
+
+use std::collections::HashMap;
 
 use alloy::{
     primitives::{Address, B256, U256},
     rpc::types::Log,
-    sol_types::SolEventInterface,
+    sol_types::{SolCall, SolEvent, SolEventInterface},
 };
-use otaledger_core::bindings::{
-    market::UpdateMarket::UpdateMarketEvents, registry::UpdateRegistry::UpdateRegistryEvents,
+use otaledger_core::{
+    bindings::{
+        market::UpdateMarket::UpdateMarketEvents,
+        registry::{
+            IUpdateRegistry::Approval,
+            UpdateRegistry::{ReleasePublished, UpdateRegistryEvents, publishReleaseCall},
+        },
+    },
+    follow::rpc::{Rpc, TransactionInput},
 };
 
 use crate::{Error, Result};
@@ -114,6 +124,8 @@ tables! {
         ("payment_token", Text), ("policy_id", Text), ("expiry", Text), ("metadata_hash", Text),
         ("signer_mask", Text),
     ];
+    RELEASE_APPROVALS "release_approvals" positioned=false [("release_id", Text), ("threshold", Int), ("signatures", Text)];
+    RELEASE_APPROVAL_SIGNERS "release_approval_signers" positioned=true [("position", Int), ("release_id", Text), ("signer", Text)];
     REVOCATIONS "revocations" positioned=false [("release_id", Text), ("model_id", Int), ("emergency", Int), ("reason", Text)];
     PURCHASES "purchases" positioned=false [("release_id", Text), ("buyer", Text), ("amount", Text), ("token", Text)];
     PURCHASE_DEVICES "purchase_devices" positioned=true [("position", Int), ("release_id", Text), ("device_index", Int)];
@@ -171,9 +183,33 @@ fn row(table: &'static Table, at: &[Value; 4], rest: Vec<Value>) -> Row {
     Row { table, values }
 }
 
+/// The transactions whose calldata [`decode`] needs: those of `ReleasePublished`
+/// logs of `registry`.
+pub fn needs_input(log: &Log, registry: Address) -> Option<B256> {
+    (log.address() == registry && log.topic0() == Some(&ReleasePublished::SIGNATURE_HASH))
+        .then_some(log.transaction_hash)
+        .flatten()
+}
+
+/// The approval in a publishing transaction's calldata, if it is a direct
+/// `publishRelease` call to `registry` of the manifest with `release_id`.
+fn approval(input: &TransactionInput, registry: Address, release_id: B256) -> Option<Approval> {
+    if input.to != Some(registry) {
+        return None;
+    }
+    let call = publishReleaseCall::abi_decode(&input.input).ok()?;
+    (otaledger_core::signing::release_id(&call.manifest) == release_id).then_some(call.approval)
+}
+
 /// The rows of one log of `registry` or `market` (decoded with the bindings;
-/// a log the bindings do not know is an error, never skipped).
-pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Vec<Row>> {
+/// a log the bindings do not know is an error, never skipped). `inputs` holds
+/// the calldata of the transactions [`needs_input`] names.
+pub fn decode(
+    log: &Log,
+    registry: Address,
+    market: Address,
+    inputs: &HashMap<B256, TransactionInput>,
+) -> Result<Vec<Row>> {
     let at = position(log)?;
     let undecodable = |source: alloy::sol_types::Error| Error::UndecodableLog {
         tx: log.transaction_hash.unwrap_or_default(),
@@ -299,6 +335,29 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Vec<Row>>
                         Value::Text(format!("{:#x}", e.signerMask)),
                     ],
                 ));
+                let input = log.transaction_hash.and_then(|tx| inputs.get(&tx));
+                if let Some(a) = input.and_then(|i| approval(i, registry, e.releaseId)) {
+                    rows.push(row(
+                        &RELEASE_APPROVALS,
+                        &at,
+                        vec![
+                            hash(e.releaseId),
+                            Value::Int(i64::from(a.threshold)),
+                            hex(&a.signatures),
+                        ],
+                    ));
+                    for (i, signer) in a.signers.iter().enumerate() {
+                        rows.push(row(
+                            &RELEASE_APPROVAL_SIGNERS,
+                            &at,
+                            vec![
+                                int(i as u64, "position")?,
+                                hash(e.releaseId),
+                                address(*signer),
+                            ],
+                        ));
+                    }
+                }
             }
             E::ReleaseRevoked(e) => rows.push(row(
                 &REVOCATIONS,
@@ -373,6 +432,31 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Vec<Row>>
     Ok(rows)
 }
 
+/// The rows of `logs`, fetching the calldata of publishing transactions first
+/// (up to 8 requests at once).
+pub async fn decode_logs(
+    rpc: &Rpc,
+    logs: &[Log],
+    registry: Address,
+    market: Address,
+) -> Result<Vec<Row>> {
+    use futures_util::{StreamExt, TryStreamExt, stream};
+    let wanted: Vec<B256> = logs
+        .iter()
+        .filter_map(|l| needs_input(l, registry))
+        .collect();
+    let inputs: HashMap<B256, TransactionInput> = stream::iter(wanted)
+        .map(|tx| async move { rpc.transaction_input(tx).await.map(|input| (tx, input)) })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    let mut rows = Vec::new();
+    for log in logs {
+        rows.extend(decode(log, registry, market, &inputs)?);
+    }
+    Ok(rows)
+}
+
 fn signer_set(
     rows: &mut Vec<Row>,
     at: &[Value; 4],
@@ -435,6 +519,10 @@ mod tests {
 
     use super::*;
 
+    fn decode_(log: &Log, registry: Address, market: Address) -> Result<Vec<Row>> {
+        decode(log, registry, market, &HashMap::new())
+    }
+
     const REGISTRY: Address = Address::repeat_byte(0x11);
     const MARKET: Address = Address::repeat_byte(0x22);
 
@@ -464,7 +552,7 @@ mod tests {
 
     #[test]
     fn purchase_becomes_one_row_and_one_per_device() {
-        let rows = decode(&log_of(MARKET, purchase()), REGISTRY, MARKET).unwrap();
+        let rows = decode_(&log_of(MARKET, purchase()), REGISTRY, MARKET).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].table.name, "purchases");
         assert_eq!(
@@ -492,11 +580,11 @@ mod tests {
     fn mutated_logs_are_refused_not_misread() {
         // A market event at the registry's address is unknown there.
         assert!(matches!(
-            decode(&log_of(REGISTRY, purchase()), REGISTRY, MARKET),
+            decode_(&log_of(REGISTRY, purchase()), REGISTRY, MARKET),
             Err(Error::UndecodableLog { .. })
         ));
         assert!(matches!(
-            decode(
+            decode_(
                 &log_of(Address::repeat_byte(3), purchase()),
                 REGISTRY,
                 MARKET
@@ -510,7 +598,7 @@ mod tests {
             let mutated =
                 LogData::new_unchecked(good.topics().to_vec(), Bytes::from(data[..cut].to_vec()));
             assert!(
-                decode(&log_of(MARKET, mutated), REGISTRY, MARKET).is_err(),
+                decode_(&log_of(MARKET, mutated), REGISTRY, MARKET).is_err(),
                 "cut {cut}"
             );
         }
@@ -519,20 +607,62 @@ mod tests {
             bad[word * 32..word * 32 + 32].fill(0xff);
             let mutated = LogData::new_unchecked(good.topics().to_vec(), Bytes::from(bad));
             // Either refused, or (for a value word) decoded into well-formed rows.
-            if let Ok(rows) = decode(&log_of(MARKET, mutated), REGISTRY, MARKET) {
+            if let Ok(rows) = decode_(&log_of(MARKET, mutated), REGISTRY, MARKET) {
                 assert!(rows.iter().all(|r| r.values.len() == r.table.columns.len()));
             }
         }
         // Missing topics.
         let mutated = LogData::new_unchecked(vec![good.topics()[0]], good.data.clone());
-        assert!(decode(&log_of(MARKET, mutated), REGISTRY, MARKET).is_err());
+        assert!(decode_(&log_of(MARKET, mutated), REGISTRY, MARKET).is_err());
         // Incomplete log position.
         let mut log = log_of(MARKET, purchase());
         log.block_hash = None;
         assert!(matches!(
-            decode(&log, REGISTRY, MARKET),
+            decode_(&log, REGISTRY, MARKET),
             Err(Error::IncompleteLog { .. })
         ));
+    }
+
+    #[test]
+    fn approval_only_from_a_direct_publish_of_the_same_manifest() {
+        use otaledger_core::bindings::registry::IUpdateRegistry::Manifest;
+        let manifest = Manifest {
+            modelId: 1,
+            version: 2,
+            bundleSha256: B256::repeat_byte(3),
+            bundleSize: 4,
+            bundleCid: Bytes::from_static(b"cid"),
+            imageSha256: B256::repeat_byte(5),
+            price: 6,
+            paymentToken: Address::ZERO,
+            policyId: B256::repeat_byte(7),
+            expiry: 8,
+            metadataHash: B256::ZERO,
+        };
+        let id = otaledger_core::signing::release_id(&manifest);
+        let call = publishReleaseCall {
+            manifest,
+            approval: Approval {
+                signers: vec![Address::repeat_byte(1), Address::repeat_byte(2)],
+                threshold: 2,
+                signatures: Bytes::from(vec![9u8; 128]),
+            },
+        };
+        let input = TransactionInput {
+            to: Some(REGISTRY),
+            input: call.abi_encode().into(),
+        };
+        assert_eq!(approval(&input, REGISTRY, id).unwrap().threshold, 2);
+        // Another release, another recipient, cut or garbage calldata: none.
+        assert!(approval(&input, REGISTRY, B256::ZERO).is_none());
+        assert!(approval(&input, MARKET, id).is_none());
+        for cut in [0, 4, 36, input.input.len() - 1] {
+            let short = TransactionInput {
+                to: Some(REGISTRY),
+                input: input.input.slice(..cut),
+            };
+            assert!(approval(&short, REGISTRY, id).is_none(), "cut {cut}");
+        }
     }
 
     #[test]

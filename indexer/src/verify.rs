@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 
 use crate::{
     IndexerConfig, Result, db,
-    rows::{Row, TABLES, Value, decode},
+    rows::{Row, TABLES, Value, decode_logs},
 };
 
 /// The difference found in one table.
@@ -94,9 +94,7 @@ pub async fn verify(pool: &AnyPool, rpc: &Rpc, config: &IndexerConfig) -> Result
             cp.number,
         )
         .await?;
-        for log in &logs {
-            expected.extend(decode(log, d.registry, d.market)?);
-        }
+        expected = decode_logs(rpc, &logs, d.registry, d.market).await?;
     }
     let mut report = Report {
         checkpoint: checkpoint.map(|c| c.number),

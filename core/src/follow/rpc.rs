@@ -75,6 +75,15 @@ pub struct BlockHead {
     pub parent_hash: B256,
 }
 
+/// The fields of a transaction the indexer reads: where it went and its calldata.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TransactionInput {
+    /// Recipient (none for a contract creation).
+    pub to: Option<Address>,
+    /// Calldata.
+    pub input: alloy::primitives::Bytes,
+}
+
 /// Why one call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CallError {
@@ -294,6 +303,18 @@ impl Rpc {
                 "block {number} not found (the node lags)"
             ))),
         }
+    }
+
+    /// The recipient and calldata of transaction `hash`, with retries (a node
+    /// that does not know it answers `null`: retried on the next endpoint).
+    pub async fn transaction_input(&self, hash: B256) -> Result<TransactionInput> {
+        self.retrying("eth_getTransactionByHash", |i| async move {
+            let tx: Option<TransactionInput> = self
+                .call(i, "eth_getTransactionByHash", json!([hash]))
+                .await?;
+            tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))
+        })
+        .await
     }
 
     /// The head of block `number`, with retries.
