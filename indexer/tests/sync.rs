@@ -6,8 +6,14 @@
 mod common;
 
 use common::{Kind, TestDb, config};
-use otaledger_core::test_support::{Chain, Scenario};
-use otaledger_indexer::{Error, Indexer, db, rows::TABLES};
+use std::{sync::Arc, time::Duration};
+
+use alloy::primitives::B256;
+use otaledger_core::{
+    follow::{Batch, BlockRef, FollowStore, RetryPolicy, rpc::Rpc},
+    test_support::{Chain, Scenario},
+};
+use otaledger_indexer::{DbStore, Error, Indexer, db, rows::TABLES};
 use serde_json::json;
 
 async fn params_cids(indexer: &Indexer) -> Vec<String> {
@@ -53,6 +59,42 @@ async fn history_mirrors_exactly(kind: Kind) {
         "\"bafy-later\""
     );
     assert!(indexer.verify().await.unwrap().is_clean());
+
+    // A batch that does not follow the checkpoint is refused, writing nothing
+    // (another writer, or a bug, cannot skip or repeat blocks).
+    let cp = otaledger_indexer::db::checkpoint(indexer.pool())
+        .await
+        .unwrap()
+        .unwrap();
+    let rpc = Rpc::new(
+        vec![chain.url()],
+        Duration::from_secs(5),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let mut store = DbStore::new(
+        indexer.pool().clone(),
+        Arc::new(rpc),
+        chain.deployment.registry,
+        chain.deployment.market,
+    );
+    let gap = Batch {
+        from: cp.number + 5,
+        to: BlockRef {
+            number: cp.number + 5,
+            hash: B256::repeat_byte(7),
+        },
+        logs: vec![],
+        blocks: vec![],
+        keep_from: 0,
+    };
+    match store.apply(&gap).await {
+        Err(Error::CheckpointMoved { expected, found }) => {
+            assert_eq!((expected, found), (cp.number as i64 + 4, cp.number as i64))
+        }
+        other => panic!("expected CheckpointMoved, got {other:?}"),
+    }
+    assert_eq!(store.checkpoint().await.unwrap(), Some(cp));
 
     // verify notices a row that differs from the chain.
     sqlx::query("UPDATE transfers SET to_address = '0x00' WHERE block_number = (SELECT MIN(block_number) FROM transfers)")
