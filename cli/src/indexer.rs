@@ -15,11 +15,24 @@ pub(crate) struct IndexerArgs {
 
 #[derive(Debug, Subcommand)]
 enum IndexerCommand {
-    /// Mirror every contract event into the database and follow the head until Ctrl-C.
-    Run(Common),
+    /// Mirror every contract event into the database and follow the head until
+    /// Ctrl-C, serving the read API.
+    Run(RunArgs),
     /// Re-read the chain up to the database's checkpoint and diff it table by
     /// table; exits with status 1 on any difference.
     Verify(Common),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address the read API (`/v1`, `/healthz`, `/readyz`) listens on; `off` for none.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    listen: String,
+    /// `/readyz` is ready when at most this many blocks behind the head.
+    #[arg(long, default_value_t = 5)]
+    ready_lag: u64,
 }
 
 #[derive(Debug, Args)]
@@ -67,8 +80,21 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
 /// Run `otaledger indexer …`.
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
     match args.command {
-        IndexerCommand::Run(c) => {
-            let mut indexer = open(c).await?;
+        IndexerCommand::Run(r) => {
+            let mut indexer = open(r.common).await?;
+            if r.listen != "off" {
+                let listener = tokio::net::TcpListener::bind(&r.listen)
+                    .await
+                    .wrap_err_with(|| format!("listening on {}", r.listen))?;
+                let addr = listener.local_addr()?;
+                let app = otaledger_indexer::api::app(indexer.api_state(r.ready_lag));
+                if json {
+                    println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
+                } else {
+                    println!("indexer api on http://{addr}");
+                }
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
             indexer
                 .run(async {
                     let _ = tokio::signal::ctrl_c().await;

@@ -327,21 +327,68 @@ fn read_value(row: &AnyRow, index: usize, kind: Kind) -> Result<Value> {
 
 /// Every row of `table`, in chain order.
 pub async fn read_table(pool: &AnyPool, table: &'static Table) -> Result<Vec<Row>> {
+    select(pool, table, &[], None, None).await
+}
+
+/// An equality condition on a column (the column name comes from the code,
+/// the value is bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The column.
+    pub column: &'static str,
+    /// The value it must equal.
+    pub value: Value,
+}
+
+/// Rows of `table` matching every filter, in chain order, after the position
+/// `after` (block number, log index), at most `limit`.
+pub async fn select(
+    pool: &AnyPool,
+    table: &'static Table,
+    filters: &[Filter],
+    after: Option<(i64, i64)>,
+    limit: Option<i64>,
+) -> Result<Vec<Row>> {
     let columns: Vec<&str> = table.column_names().collect();
-    let order = if table.positioned {
-        "block_number, log_index, position"
-    } else {
-        "block_number, log_index"
+    let mut conditions = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
     };
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {order}",
-        columns.join(", "),
-        table.name
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-        .map_err(db("reading a table"))?;
+    for f in filters {
+        conditions.push(format!("{} = {}", f.column, next()));
+    }
+    if after.is_some() {
+        let (b1, b2, l) = (next(), next(), next());
+        conditions.push(format!(
+            "(block_number > {b1} OR (block_number = {b2} AND log_index > {l}))"
+        ));
+    }
+    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), table.name);
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(if table.positioned {
+        " ORDER BY block_number, log_index, position"
+    } else {
+        " ORDER BY block_number, log_index"
+    });
+    if limit.is_some() {
+        sql.push_str(&format!(" LIMIT {}", next()));
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for f in filters {
+        query = bind(query, &f.value);
+    }
+    if let Some((block, log)) = after {
+        query = query.bind(block).bind(block).bind(log);
+    }
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let rows = query.fetch_all(pool).await.map_err(db("selecting rows"))?;
     rows.iter()
         .map(|r| {
             let values = table
@@ -353,6 +400,15 @@ pub async fn read_table(pool: &AnyPool, table: &'static Table) -> Result<Vec<Row
             Ok(Row { table, values })
         })
         .collect()
+}
+
+/// Whether the database answers.
+pub async fn ping(pool: &AnyPool) -> Result<()> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map_err(db("pinging the database"))?;
+    Ok(())
 }
 
 #[cfg(test)]

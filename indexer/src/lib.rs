@@ -5,18 +5,26 @@
 //!   `sol!` bindings) into their rows;
 //! - [`db`]: every SQL statement, one schema for both databases, migrations at
 //!   start-up, and the follower's [`DbStore`];
-//! - [`verify`]: re-reading the chain and diffing it against the database.
+//! - [`verify`]: re-reading the chain and diffing it against the database;
+//! - [`api`]: the auditors' read API (axum, JSON under `/v1`).
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
 //! The design and its guarantees, each with its test, are in `docs/indexer.md`.
 
+pub mod api;
 pub mod db;
 mod error;
 pub mod rows;
 pub mod verify;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use otaledger_core::{
     Deployment,
@@ -86,6 +94,7 @@ pub struct Indexer {
     pool: AnyPool,
     rpc: Arc<Rpc>,
     config: IndexerConfig,
+    head: Arc<AtomicU64>,
 }
 
 impl Indexer {
@@ -117,6 +126,7 @@ impl Indexer {
             pool,
             rpc,
             config,
+            head: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -125,14 +135,39 @@ impl Indexer {
         &self.pool
     }
 
-    /// One pass: repair a reorg if any, then write everything up to the head.
-    pub async fn sync(&mut self) -> Result<Progress> {
-        Ok(self.follower.sync().await?)
+    /// The newest head seen (0 before the first pass), shared with the API's `/readyz`.
+    pub fn head(&self) -> Arc<AtomicU64> {
+        self.head.clone()
     }
 
-    /// Follows the chain until `stop` completes.
+    /// The API's state over this indexer's database, ready when at most
+    /// `max_lag` blocks behind the head.
+    pub fn api_state(&self, max_lag: u64) -> api::ApiState {
+        api::ApiState {
+            pool: self.pool.clone(),
+            head: self.head.clone(),
+            max_lag,
+        }
+    }
+
+    /// One pass: repair a reorg if any, then write everything up to the head.
+    pub async fn sync(&mut self) -> Result<Progress> {
+        let progress = self.follower.sync().await?;
+        self.head.store(progress.head, Ordering::Relaxed);
+        Ok(progress)
+    }
+
+    /// Follows the chain (one pass per poll interval) until `stop` completes.
     pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
-        Ok(self.follower.run(stop).await?)
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let progress = self.sync().await?;
+            tracing::debug!(?progress, "sync pass done");
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tokio::time::sleep(self.config.follow.poll_interval) => {}
+            }
+        }
     }
 
     /// Re-reads the chain up to the checkpoint and diffs it with the database.
