@@ -84,11 +84,13 @@ async fn crash_trials(kind: Kind, trials: usize, rounds: usize) {
     // and the schema migrated, before any child runs).
     let watch = otaledger_indexer::db::connect(&db.url).await.unwrap();
     let mut checkpoints = Vec::new();
-    let mut last = 0;
+    let mut last = chain.deployment.deployment_block;
+    // Spread the kills over the whole backfill.
+    let step = (head - last) / trials as u64;
     for _ in 0..trials {
         // Kill once the checkpoint passes a random block ahead, plus a random
         // few milliseconds, so kills land before, inside and after commits.
-        let target = last + 1 + random_below(head.saturating_sub(last + 1).max(1));
+        let target = last + 1 + random_below(step);
         let mut child = spawn();
         loop {
             let cp = otaledger_indexer::db::checkpoint(&watch).await.unwrap();
@@ -105,7 +107,7 @@ async fn crash_trials(kind: Kind, trials: usize, rounds: usize) {
         let report = indexer.verify().await.unwrap();
         assert!(report.is_clean(), "after a kill:\n{report}");
         checkpoints.push(report.checkpoint);
-        last = report.checkpoint.unwrap_or(0);
+        last = report.checkpoint.unwrap_or(last);
     }
     eprintln!("checkpoints after kills: {checkpoints:?} (head {head})");
     // A last run to completion reaches the head, equal to the chain.
