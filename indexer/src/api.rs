@@ -1,6 +1,7 @@
 //! The auditors' read API (axum, JSON under `/v1`): manufacturers, models,
 //! releases, devices and purchases, each row with its block and transaction,
-//! cursor pagination; `/healthz` and `/readyz`. Handler tests run the router
+//! cursor pagination; `/healthz`, `/readyz`, and the OpenAPI document at
+//! `/v1/openapi.json` (utoipa). Handler tests run the router
 //! in-process with `app(state).oneshot(request)`.
 
 use std::sync::{
@@ -96,7 +97,44 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/releases/{id}", get(release))
         .route("/v1/devices/{index}", get(device))
         .route("/v1/purchases", get(purchases))
+        .route("/v1/openapi.json", get(openapi))
         .with_state(state)
+}
+
+/// The OpenAPI document of this API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "OTA Ledger indexer",
+        description = "Read API over the mirror of UpdateRegistry and UpdateMarket events."
+    ),
+    paths(
+        healthz,
+        readyz,
+        manufacturers,
+        models,
+        releases,
+        release,
+        device,
+        purchases
+    )
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    match ApiDoc::openapi().to_json() {
+        Ok(doc) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            doc,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "serialising the openapi document failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn to_json(row: &Row) -> Json {
@@ -117,7 +155,8 @@ fn list(rows: &[Row]) -> Json {
 }
 
 /// Pagination and filters of list endpoints.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Opaque cursor from a previous page's `next`.
     after: Option<String>,
@@ -183,11 +222,13 @@ async fn page(
     ))
 }
 
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the database answers"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn healthz(State(state): State<ApiState>) -> ApiResult {
     db::ping(&state.pool).await?;
     Ok(json_response(StatusCode::OK, &json!({ "status": "ok" })))
 }
 
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "caught up"), (status = 503, description = "not caught up"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn readyz(State(state): State<ApiState>) -> ApiResult {
     let head = state.head.load(Ordering::Relaxed);
     let checkpoint = db::checkpoint(&state.pool).await?.map(|c| c.number);
@@ -203,6 +244,7 @@ async fn readyz(State(state): State<ApiState>) -> ApiResult {
     ))
 }
 
+#[utoipa::path(get, path = "/v1/manufacturers", params(Page), responses((status = 200, description = "a page of manufacturer registrations"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn manufacturers(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
     let mut filters = Vec::new();
     if let Some(m) = p.manufacturer {
@@ -214,6 +256,7 @@ async fn manufacturers(State(state): State<ApiState>, Query(p): Query<Page>) -> 
     page(&state, &rows::MANUFACTURERS, filters, &p).await
 }
 
+#[utoipa::path(get, path = "/v1/models", params(Page), responses((status = 200, description = "a page of models"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn models(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
     let mut filters = Vec::new();
     if let Some(m) = p.manufacturer {
@@ -225,6 +268,7 @@ async fn models(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResu
     page(&state, &rows::MODELS, filters, &p).await
 }
 
+#[utoipa::path(get, path = "/v1/releases", params(Page), responses((status = 200, description = "a page of releases with their manifests"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
     let mut filters = Vec::new();
     if let Some(m) = p.model {
@@ -236,6 +280,7 @@ async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiRe
     page(&state, &rows::RELEASES, filters, &p).await
 }
 
+#[utoipa::path(get, path = "/v1/purchases", params(Page), responses((status = 200, description = "a page of purchases"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn purchases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
     let mut filters = Vec::new();
     if let Some(r) = &p.release {
@@ -254,6 +299,7 @@ async fn purchases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiR
 }
 
 /// One release: its row, approval (with signers), revocations and purchases.
+#[utoipa::path(get, path = "/v1/releases/{id}", params(("id" = String, Path, description = "release id, 0x and 64 hex digits")), responses((status = 200, description = "the release with its approval, revocations and purchases"), (status = 404, description = "unknown release"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let id = hex_id(&id, 32, "release id")?;
     let by_id = || {
@@ -291,6 +337,7 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// One device: its claim, transfers, status changes and purchases (its audit trail).
+#[utoipa::path(get, path = "/v1/devices/{index}", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the device's audit trail"), (status = 404, description = "device never claimed"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn device(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
     let index: i64 = index.parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
         ApiError::BadRequest(format!("device index must be a number, got {index:?}"))

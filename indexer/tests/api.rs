@@ -34,6 +34,33 @@ async fn every_endpoint(kind: Kind) {
     let state = indexer.api_state(2);
 
     assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    let (status, doc) = get(&state, "/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/v1/manufacturers",
+        "/v1/models",
+        "/v1/releases",
+        "/v1/releases/{id}",
+        "/v1/devices/{index}",
+        "/v1/purchases",
+    ] {
+        assert!(
+            paths.contains_key(route),
+            "{route} missing from the openapi document"
+        );
+    }
+    let params = &doc["paths"]["/v1/releases"]["get"]["parameters"];
+    assert!(
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "after"),
+        "{params}"
+    );
     // Not ready before the first pass.
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
