@@ -96,6 +96,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{id}", get(release))
         .route("/v1/devices/{index}", get(device))
+        .route("/v1/devices/{index}/update", get(update))
         .route("/v1/purchases", get(purchases))
         .route("/v1/openapi.json", get(openapi))
         .with_state(state)
@@ -116,6 +117,7 @@ pub fn app(state: ApiState) -> Router {
         releases,
         release,
         device,
+        update,
         purchases
     )
 )]
@@ -334,6 +336,153 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     body["revocations"] = list(&revocations);
     body["purchases"] = list(&purchases);
     Ok(json_response(StatusCode::OK, &body))
+}
+
+fn text(row: &Row, column: &str) -> Option<String> {
+    let i = row.table.column_names().position(|c| c == column)?;
+    match &row.values[i] {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn int_of(row: &Row, column: &str) -> Option<i64> {
+    let i = row.table.column_names().position(|c| c == column)?;
+    match &row.values[i] {
+        Value::Int(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn parse_index(index: &str) -> Result<i64, ApiError> {
+    index.parse().ok().filter(|i: &i64| *i >= 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
+    })
+}
+
+/// The devices' update question: the newest release of the device's model it
+/// may install (not revoked, at or above the model's floor, bought for this
+/// device and not refunded), with what the device needs to verify it: the
+/// manifest, the approval, the bundle CID and the manufacturer's current
+/// signer set. An untrusted hint: the device proves all of it against the chain.
+#[utoipa::path(get, path = "/v1/devices/{index}/update", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the newest installable release"), (status = 404, description = "device never claimed, or no installable release"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
+    let index = parse_index(&index)?;
+    let pool = &state.pool;
+    let f = |column, value| Filter { column, value };
+    let claims = db::select(
+        pool,
+        &rows::CLAIMS,
+        &[f("device_index", Value::Int(index))],
+        None,
+        Some(1),
+    )
+    .await?;
+    let model = claims
+        .first()
+        .and_then(|c| int_of(c, "model_id"))
+        .ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
+    let by_model = || vec![f("model_id", Value::Int(model))];
+    let defined = db::select(pool, &rows::MODELS, &by_model(), None, Some(1)).await?;
+    let floors = db::select(pool, &rows::FLOORS, &by_model(), None, None).await?;
+    let floor = defined
+        .iter()
+        .chain(&floors)
+        .filter_map(|r| text(r, "min_version"))
+        .max()
+        .unwrap_or_default();
+    let manufacturer = defined.first().and_then(|m| int_of(m, "manufacturer_id"));
+    let mut candidates = db::select(pool, &rows::RELEASES, &by_model(), None, None).await?;
+    candidates.sort_by_key(|r| std::cmp::Reverse(text(r, "version")));
+    for release in candidates {
+        let (Some(id), Some(version)) = (text(&release, "release_id"), text(&release, "version"))
+        else {
+            continue;
+        };
+        if version < floor {
+            continue;
+        }
+        let by_id = || vec![f("release_id", Value::Text(id.clone()))];
+        if !db::select(pool, &rows::REVOCATIONS, &by_id(), None, Some(1))
+            .await?
+            .is_empty()
+        {
+            continue;
+        }
+        let mine = || {
+            vec![
+                f("release_id", Value::Text(id.clone())),
+                f("device_index", Value::Int(index)),
+            ]
+        };
+        let bought = db::select(pool, &rows::PURCHASE_DEVICES, &mine(), None, None)
+            .await?
+            .len();
+        let refunded = db::select(pool, &rows::REFUND_DEVICES, &mine(), None, None)
+            .await?
+            .len();
+        if bought <= refunded {
+            continue;
+        }
+        let approval = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
+        let signers =
+            db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
+        let mut signer_set = Json::Null;
+        if let Some(m) = manufacturer {
+            let sets = db::select(
+                pool,
+                &rows::SIGNER_SETS,
+                &[f("manufacturer_id", Value::Int(m))],
+                None,
+                None,
+            )
+            .await?;
+            if let Some(current) = sets.last() {
+                let members = db::select(
+                    pool,
+                    &rows::SIGNER_SET_MEMBERS,
+                    &[
+                        f("block_number", current.values[0].clone()),
+                        f("log_index", current.values[3].clone()),
+                    ],
+                    None,
+                    None,
+                )
+                .await?;
+                signer_set = json!({
+                    "manufacturer_id": m,
+                    "threshold": int_of(current, "threshold"),
+                    "signers": members.iter().filter_map(|r| text(r, "signer")).collect::<Vec<_>>(),
+                    "block_number": int_of(current, "block_number"),
+                });
+            }
+        }
+        let mut approval_json = approval.first().map(to_json).unwrap_or(Json::Null);
+        if let Some(a) = approval_json.as_object_mut() {
+            a.insert(
+                "signers".into(),
+                json!(
+                    signers
+                        .iter()
+                        .filter_map(|r| text(r, "signer"))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "device_index": index,
+                "bundle_cid": text(&release, "bundle_cid"),
+                "release": to_json(&release),
+                "approval": approval_json,
+                "signer_set": signer_set,
+            }),
+        ));
+    }
+    Err(ApiError::NotFound(format!(
+        "no installable release for device {index}"
+    )))
 }
 
 /// One device: its claim, transfers, status changes and purchases (its audit trail).

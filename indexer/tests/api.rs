@@ -45,6 +45,7 @@ async fn every_endpoint(kind: Kind) {
         "/v1/releases",
         "/v1/releases/{id}",
         "/v1/devices/{index}",
+        "/v1/devices/{index}/update",
         "/v1/purchases",
     ] {
         assert!(
@@ -134,6 +135,42 @@ async fn every_endpoint(kind: Kind) {
     assert_eq!(d["owner"], d["transfers"][0]["to_address"]);
     assert_ne!(d["owner"], d["claim"]["owner"]);
     assert_eq!(d["status"], 2); // deactivated after the transfer
+
+    // The update question. Device 0 bought v1 and v2; v2 was revoked and
+    // refunded, v3 revoked in an emergency: v1 it is, with what the device
+    // needs to verify it. The deactivated device never bought anything: 404.
+    let bought_devices = otaledger_indexer::db::read_table(
+        indexer.pool(),
+        &otaledger_indexer::rows::PURCHASE_DEVICES,
+    )
+    .await
+    .unwrap();
+    let first = match &bought_devices[0].values[6] {
+        otaledger_indexer::rows::Value::Int(i) => *i,
+        other => panic!("{other:?}"),
+    };
+    let (status, update) = get(&state, &format!("/v1/devices/{first}/update")).await;
+    assert_eq!(status, StatusCode::OK, "{update}");
+    assert_eq!(update["release"]["release_id"], ids[0].as_str());
+    assert_eq!(update["release"]["version"], "00000000000000000001");
+    assert_eq!(update["bundle_cid"], update["release"]["bundle_cid"]);
+    assert_eq!(update["approval"]["threshold"], 2);
+    // The current signer set is the rotated one, not the set that approved v1.
+    assert_eq!(update["signer_set"]["signers"].as_array().unwrap().len(), 3);
+    assert_ne!(
+        update["signer_set"]["signers"],
+        update["approval"]["signers"]
+    );
+    let (status, body) = get(&state, &format!("/v1/devices/{index}/update")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        get(&state, "/v1/devices/999999/update").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_lenient(&state, "/v1/devices/x/update").await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     // Bad input is 400 with a message; unknown ids are 404.
     for uri in [
