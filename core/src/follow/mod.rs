@@ -148,6 +148,9 @@ pub struct Progress {
     pub reorg_depth: u64,
 }
 
+/// Restarts of one pass when the tip changes while it is read.
+const MAX_RESTARTS: u32 = 8;
+
 /// Follows the chain into a [`FollowStore`].
 #[derive(Debug)]
 pub struct Follower<S> {
@@ -207,6 +210,7 @@ impl<S: FollowStore> Follower<S> {
             ..Progress::default()
         };
         let mut checkpoint = self.checkpoint().await?;
+        let mut restarts = 0;
         loop {
             if let Some(cp) = checkpoint {
                 let (ancestor, depth) = self.check_fork(cp).await?;
@@ -232,8 +236,10 @@ impl<S: FollowStore> Follower<S> {
                     checkpoint = Some(cp);
                     break;
                 }
-                // The chain moved under us: check for a fork again.
-                None => continue,
+                // The chain moved under us: check for a fork again, a few
+                // times; then leave the rest to the next pass.
+                None if restarts < MAX_RESTARTS => restarts += 1,
+                None => break,
             }
         }
         progress.checkpoint = checkpoint;
