@@ -5,7 +5,9 @@
 //!   publish-and-purchase round, with the gas of every step);
 //! - `ipfs add | get | car export | car import`: content addressing that agrees
 //!   with Kubo, and verified fetches from untrusted gateways;
-//! - `gateway serve`: a trustless gateway over the local block store.
+//! - `gateway serve`: a trustless gateway over the local block store;
+//! - `indexer run | verify`: the event mirror in SQLite or PostgreSQL, and its
+//!   check against the chain.
 //!
 //! Manufacturer, owner and key-service commands come with their issues.
 
@@ -13,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod gateway;
+mod indexer;
 mod ipfs;
 
 /// OTA Ledger: secure, decentralised software updates for IoT fleets.
@@ -34,6 +37,8 @@ enum Command {
     Ipfs(ipfs::IpfsArgs),
     /// Run the trustless IPFS gateway over the local block store.
     Gateway(gateway::GatewayArgs),
+    /// Mirror the contracts' events into SQLite or PostgreSQL, and verify the mirror.
+    Indexer(indexer::IndexerArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -46,6 +51,7 @@ fn main() -> eyre::Result<()> {
             Command::Demo(args) => demo::run(args, cli.json).await,
             Command::Ipfs(args) => ipfs::run(args, cli.json).await,
             Command::Gateway(args) => gateway::run(args, cli.json).await,
+            Command::Indexer(args) => indexer::run(args, cli.json).await,
         }
     })
 }

@@ -118,6 +118,56 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The follower was given no RPC URL.
+    #[error("no rpc url given")]
+    NoRpcUrl,
+    /// A JSON-RPC request failed on every try and every endpoint.
+    #[error("rpc {during} failed {attempts} times, last: {last}")]
+    RpcExhausted {
+        /// What was being done.
+        during: &'static str,
+        /// Tries made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// The chain no longer has any block hash the follower kept: the reorg is
+    /// deeper than its window, and continuing would serve data the chain does
+    /// not have.
+    #[error(
+        "reorg deeper than the window of {window} blocks: block {block} (stored hash {stored}) is no longer on the chain"
+    )]
+    ReorgTooDeep {
+        /// The oldest kept block, which the chain replaced too.
+        block: u64,
+        /// Its hash as stored.
+        stored: alloy::primitives::B256,
+        /// The follower's window (finality depth).
+        window: u64,
+    },
+    /// The follower's store failed.
+    #[error("store: {source}")]
+    Store {
+        /// The store's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A block range yielded no block (an internal invariant).
+    #[error("block range {from}..={to} is empty")]
+    EmptyRange {
+        /// First block.
+        from: u64,
+        /// Last block.
+        to: u64,
+    },
+    /// Logs of a final block range name another hash for its last block than
+    /// its head does: the node's view changed below the finality depth.
+    #[error("logs of blocks {from}..={to} disagree with the head of block {to}")]
+    InconsistentRange {
+        /// First block.
+        from: u64,
+        /// Last block.
+        to: u64,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

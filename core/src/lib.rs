@@ -6,14 +6,21 @@
 //! - [`signing`]: EIP-712 messages and m-of-n threshold approvals;
 //! - [`merkle`]: device provisioning batches (leaves, root, proofs);
 //! - [`deploy`]: deploying both contracts at deterministic CREATE2 addresses;
+//! - [`follow`]: the chain follower (adaptive `eth_getLogs`, reorgs, exactly-once
+//!   checkpoints) behind the indexer and the key service;
+//! - `test_support` (feature `test-support`): a deployed local chain and a
+//!   scenario emitting every contract event, for integration tests;
 //! - [`toolchain`]: finding the pinned Foundry binaries (anvil) for the demo and tests.
 
 pub mod bindings;
 pub mod deploy;
 pub mod deployment;
 mod error;
+pub mod follow;
 pub mod merkle;
 pub mod signing;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod toolchain;
 
 pub use deployment::{CREATE2_DEPLOYER, Deployment, create2_address};

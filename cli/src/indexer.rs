@@ -1,0 +1,132 @@
+//! `otaledger indexer run | verify`: the event mirror (logic in `otaledger-indexer`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use eyre::WrapErr;
+use otaledger_indexer::{Indexer, IndexerConfig};
+
+/// `otaledger indexer` subcommands.
+#[derive(Debug, Args)]
+pub(crate) struct IndexerArgs {
+    #[command(subcommand)]
+    command: IndexerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexerCommand {
+    /// Mirror every contract event into the database and follow the head until
+    /// Ctrl-C, serving the read API.
+    Run(RunArgs),
+    /// Re-read the chain up to the database's checkpoint and diff it table by
+    /// table; exits with status 1 on any difference.
+    Verify(Common),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address the read API (`/v1`, `/healthz`, `/readyz`) listens on; `off` for none.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    listen: String,
+    /// `/readyz` is ready when at most this many blocks behind the head.
+    #[arg(long, default_value_t = 5)]
+    ready_lag: u64,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Database: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "OTALEDGER_DATABASE",
+        default_value = "sqlite://otaledger-index.db"
+    )]
+    database: String,
+    /// JSON-RPC URL of a node; repeat for failover across equivalent nodes.
+    #[arg(
+        long = "rpc-url",
+        env = "OTALEDGER_RPC_URL",
+        default_value = "http://127.0.0.1:8545",
+        value_delimiter = ','
+    )]
+    rpc_urls: Vec<String>,
+    /// Directory of `<chain-id>.json` deployment files.
+    #[arg(long, default_value = "deployments")]
+    deployments: PathBuf,
+    /// Blocks below the head treated as final (also the deepest reorg repaired).
+    #[arg(long, default_value_t = 64)]
+    finality_depth: u64,
+    /// `eth_getLogs` requests in flight during backfill.
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
+    /// Milliseconds between polls of the head.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+}
+
+async fn open(c: Common) -> eyre::Result<Indexer> {
+    let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
+        .await
+        .wrap_err("finding the deployment")?;
+    let mut config = IndexerConfig::new(c.database, c.rpc_urls, deployment);
+    config.follow.finality_depth = c.finality_depth;
+    config.follow.in_flight = c.in_flight.max(1);
+    config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
+    Indexer::open(config).await.wrap_err("opening the indexer")
+}
+
+/// Run `otaledger indexer …`.
+pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
+    match args.command {
+        IndexerCommand::Run(r) => {
+            let mut indexer = open(r.common).await?;
+            if r.listen != "off" {
+                let listener = tokio::net::TcpListener::bind(&r.listen)
+                    .await
+                    .wrap_err_with(|| format!("listening on {}", r.listen))?;
+                let addr = listener.local_addr()?;
+                let app = otaledger_indexer::api::app(indexer.api_state(r.ready_lag));
+                if json {
+                    println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
+                } else {
+                    println!("indexer api on http://{addr}");
+                }
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            indexer
+                .run(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .wrap_err("indexer stopped")
+        }
+        IndexerCommand::Verify(c) => {
+            let indexer = open(c).await?;
+            let report = indexer.verify().await.wrap_err("verifying")?;
+            if json {
+                let diffs: Vec<_> = report
+                    .diffs
+                    .iter()
+                    .map(|d| serde_json::json!({"table": d.table, "missing": d.missing, "unexpected": d.unexpected, "example": d.example}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "checkpoint": report.checkpoint,
+                        "checkpointOnChain": report.checkpoint_on_chain,
+                        "clean": report.is_clean(),
+                        "diffs": diffs,
+                    })
+                );
+            } else {
+                print!("{report}");
+            }
+            if !report.is_clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! A small JSON-RPC client for the follower: several endpoints with failover,
+//! retries with exponential backoff and jitter, a timeout per request, and
+//! classification of `eth_getLogs` range-limit errors (with the providers'
+//! hints parsed by [`super::hint`]).
+//!
+//! It is written on `reqwest` rather than an alloy provider so that every
+//! failure mode a flaky node shows (HTTP errors, timeouts, truncated or
+//! malformed JSON, range limits) is classified in one place.
+
+use std::{
+    hash::{BuildHasher, Hasher},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, B256, U64},
+    rpc::types::Log,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::hint::{RangeHint, parse_range_hint};
+use crate::{Error, Result};
+
+/// Retry schedule of one request: `attempts` tries in all (over every
+/// endpoint in turn), sleeping `base · 2^n` (capped at `max`) plus up to 50 %
+/// random jitter between tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries per request before giving up with [`Error::RpcExhausted`].
+    pub attempts: u32,
+    /// First backoff.
+    pub base: Duration,
+    /// Longest backoff.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 12 tries, 100 ms doubling to 5 s: about half a minute of outage per request.
+    fn default() -> Self {
+        Self {
+            attempts: 12,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `attempt` (0-based), with jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+            .min(self.max);
+        // std's RandomState is seeded randomly per instance: enough for jitter.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let jitter = exp.mul_f64((random % 1000) as f64 / 2000.0);
+        exp + jitter
+    }
+}
+
+/// The head of one block: what the follower needs to chain blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockHead {
+    /// Block number.
+    pub number: U64,
+    /// Block hash.
+    pub hash: B256,
+    /// Parent block hash.
+    pub parent_hash: B256,
+}
+
+/// The fields of a transaction the indexer reads: where it went and its calldata.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TransactionInput {
+    /// Recipient (none for a contract creation).
+    pub to: Option<Address>,
+    /// Calldata.
+    pub input: alloy::primitives::Bytes,
+}
+
+/// Why one call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallError {
+    /// Worth retrying (possibly on another endpoint): transport, HTTP status,
+    /// timeout, malformed or truncated JSON, a node error.
+    Transient(String),
+    /// `eth_getLogs` refused the range; `hint` is what the provider suggested.
+    RangeLimit {
+        /// The provider's hint, if it gave one.
+        hint: Option<RangeHint>,
+        /// The provider's message.
+        message: String,
+    },
+}
+
+/// JSON-RPC over HTTP to one or more equivalent endpoints.
+#[derive(Debug)]
+pub struct Rpc {
+    client: reqwest::Client,
+    urls: Vec<String>,
+    current: AtomicUsize,
+    retry: RetryPolicy,
+}
+
+impl Rpc {
+    /// A client over `urls` (tried in order, moving on when one fails), with a
+    /// `timeout` per request.
+    pub fn new(urls: Vec<String>, timeout: Duration, retry: RetryPolicy) -> Result<Self> {
+        if urls.is_empty() {
+            return Err(Error::NoRpcUrl);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Rpc {
+                during: "building the http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            urls,
+            current: AtomicUsize::new(0),
+            retry,
+        })
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Index of the endpoint requests go to now.
+    pub(crate) fn endpoint(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.urls.len()
+    }
+
+    /// Moves on to the next endpoint after `failed` misbehaved (unless another
+    /// task already did).
+    pub(crate) fn fail_over(&self, failed: usize) {
+        let _ = self.current.compare_exchange(
+            failed,
+            (failed + 1) % self.urls.len(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The URL of endpoint `index`, for logs.
+    pub(crate) fn url(&self, index: usize) -> &str {
+        &self.urls[index % self.urls.len()]
+    }
+
+    /// One JSON-RPC call to endpoint `index`, no retry.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = self
+            .client
+            .post(self.url(index))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| CallError::Transient(format!("{method}: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Transient(format!("{method}: reading the body: {e}")))?;
+        let envelope: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            CallError::Transient(format!("{method}: http {status}, invalid json: {e}"))
+        })?;
+        if let Some(error) = envelope.get("error").filter(|e| !e.is_null()) {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+            if method == "eth_getLogs" && is_range_limit(code, &message) {
+                let hint = parse_range_hint(&message);
+                return Err(CallError::RangeLimit { hint, message });
+            }
+            return Err(CallError::Transient(format!(
+                "{method}: node error {code}: {message}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(CallError::Transient(format!("{method}: http {status}")));
+        }
+        let result = envelope
+            .get("result")
+            .cloned()
+            .ok_or_else(|| CallError::Transient(format!("{method}: response has no result")))?;
+        serde_json::from_value(result)
+            .map_err(|e| CallError::Transient(format!("{method}: unexpected result: {e}")))
+    }
+
+    /// Runs `op` against the current endpoint, retrying transient failures with
+    /// backoff and failing over to the next endpoint each time.
+    pub(crate) async fn retrying<T, F, Fut>(&self, during: &'static str, mut op: F) -> Result<T>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let mut last = String::new();
+        for attempt in 0..self.retry.attempts.max(1) {
+            let index = self.endpoint();
+            match op(index).await {
+                Ok(value) => return Ok(value),
+                Err(CallError::Transient(reason))
+                | Err(CallError::RangeLimit {
+                    message: reason, ..
+                }) => {
+                    tracing::warn!(endpoint = self.url(index), attempt, %reason, "rpc call failed, retrying");
+                    last = reason;
+                    self.fail_over(index);
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+            }
+        }
+        Err(Error::RpcExhausted {
+            during,
+            attempts: self.retry.attempts.max(1),
+            last,
+        })
+    }
+
+    /// `eth_chainId`, with retries.
+    pub async fn chain_id(&self) -> Result<u64> {
+        let id: U64 = self
+            .retrying("eth_chainId", |i| self.call(i, "eth_chainId", json!([])))
+            .await?;
+        Ok(id.to())
+    }
+
+    /// `eth_blockNumber`: the highest head any endpoint reports (asked of all
+    /// at once), and requests move to that endpoint, so a lagging node never
+    /// holds the follower back; retried while none answers.
+    pub async fn block_number(&self) -> Result<u64> {
+        let mut last = String::new();
+        for attempt in 0..self.retry.attempts.max(1) {
+            let answers = futures_util::future::join_all(
+                (0..self.urls.len()).map(|i| self.call::<U64>(i, "eth_blockNumber", json!([]))),
+            )
+            .await;
+            let best = answers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.as_ref().ok().map(|n| (n.to::<u64>(), i)))
+                .max_by_key(|(n, i)| (*n, std::cmp::Reverse(*i)));
+            if let Some((head, index)) = best {
+                self.current.store(index, Ordering::Relaxed);
+                return Ok(head);
+            }
+            if let Some(Err(CallError::Transient(e) | CallError::RangeLimit { message: e, .. })) =
+                answers.into_iter().next_back()
+            {
+                last = e;
+            }
+            tracing::warn!(attempt, %last, "no endpoint answered eth_blockNumber, retrying");
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+        }
+        Err(Error::RpcExhausted {
+            during: "eth_blockNumber",
+            attempts: self.retry.attempts.max(1),
+            last,
+        })
+    }
+
+    /// The head of block `number` from endpoint `index` (a node that does not
+    /// have the block yet answers `null`: a transient failure, so a lagging
+    /// node is skipped rather than believed).
+    pub(crate) async fn block_head_at(
+        &self,
+        index: usize,
+        number: u64,
+    ) -> Result<BlockHead, CallError> {
+        let head: Option<BlockHead> = self
+            .call(
+                index,
+                "eth_getBlockByNumber",
+                json!([U64::from(number), false]),
+            )
+            .await?;
+        match head {
+            Some(h) if h.number.to::<u64>() == number => Ok(h),
+            Some(h) => Err(CallError::Transient(format!(
+                "eth_getBlockByNumber({number}) answered block {}",
+                h.number
+            ))),
+            None => Err(CallError::Transient(format!(
+                "block {number} not found (the node lags)"
+            ))),
+        }
+    }
+
+    /// The recipient and calldata of transaction `hash`, with retries (a node
+    /// that does not know it answers `null`: retried on the next endpoint).
+    pub async fn transaction_input(&self, hash: B256) -> Result<TransactionInput> {
+        self.retrying("eth_getTransactionByHash", |i| async move {
+            let tx: Option<TransactionInput> = self
+                .call(i, "eth_getTransactionByHash", json!([hash]))
+                .await?;
+            tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))
+        })
+        .await
+    }
+
+    /// The head of block `number`, with retries.
+    pub async fn block_head(&self, number: u64) -> Result<BlockHead> {
+        self.retrying("eth_getBlockByNumber", |i| self.block_head_at(i, number))
+            .await
+    }
+
+    /// `eth_getLogs` of `addresses` over `from..=to` on endpoint `index`, every
+    /// log checked to be complete, inside the range and from one of the addresses.
+    pub(crate) async fn logs_at(
+        &self,
+        index: usize,
+        addresses: &[Address],
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Log>, CallError> {
+        let logs: Vec<Log> = self
+            .call(
+                index,
+                "eth_getLogs",
+                json!([{"address": addresses, "fromBlock": U64::from(from), "toBlock": U64::from(to)}]),
+            )
+            .await?;
+        for log in &logs {
+            let complete = log.block_hash.is_some()
+                && log.transaction_hash.is_some()
+                && log.log_index.is_some()
+                && !log.removed;
+            let inside = log.block_number.is_some_and(|n| (from..=to).contains(&n));
+            if !complete || !inside || !addresses.contains(&log.address()) {
+                return Err(CallError::Transient(format!(
+                    "eth_getLogs({from}..={to}) returned a log outside the request or incomplete: {log:?}"
+                )));
+            }
+        }
+        Ok(logs)
+    }
+}
+
+/// Whether a node's `eth_getLogs` error says the range or result set is too
+/// large (rather than the node being broken).
+fn is_range_limit(code: i64, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    code == -32005
+        || [
+            "too many",
+            "more than",
+            "range",
+            "limit",
+            "exceed",
+            "too large",
+            "response size",
+            "too wide",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_at_most_half() {
+        let p = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for attempt in 0..40 {
+            let exp = (Duration::from_millis(100) * 2u32.pow(attempt.min(16)))
+                .min(Duration::from_secs(1));
+            let b = p.backoff(attempt);
+            assert!(b >= exp && b <= exp + exp / 2, "{attempt}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn range_limit_messages_are_recognised() {
+        for (code, m) in [
+            (-32005, "query returned more than 10000 results"),
+            (-32600, "Log response size exceeded."),
+            (-32000, "block range is too wide"),
+            (-32602, "eth_getLogs is limited to a 10,000 range"),
+        ] {
+            assert!(is_range_limit(code, m), "{m}");
+        }
+        assert!(!is_range_limit(-32000, "header not found"));
+        assert!(!is_range_limit(-32603, "internal error"));
+    }
+}

@@ -1,0 +1,532 @@
+//! The auditors' read API (axum, JSON under `/v1`): manufacturers, models,
+//! releases, devices and purchases, each row with its block and transaction,
+//! cursor pagination; `/healthz`, `/readyz`, and the OpenAPI document at
+//! `/v1/openapi.json` (utoipa). Handler tests run the router
+//! in-process with `app(state).oneshot(request)`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+use sqlx::AnyPool;
+
+use crate::{
+    Error, db,
+    db::Filter,
+    rows::{self, Row, Table, Value},
+};
+
+/// Largest page; the default is 50.
+pub const MAX_PAGE: i64 = 500;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The mirror.
+    pub pool: AnyPool,
+    /// The newest chain head the follower saw (0 until it saw one).
+    pub head: Arc<AtomicU64>,
+    /// `/readyz` answers 200 only when the checkpoint is at most this many blocks behind the head.
+    pub max_lag: u64,
+}
+
+/// An error a handler answers with: client errors keep their status and say
+/// why; internal errors are logged once and answered with a bare 500.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    BadRequest(String),
+    /// 404: no such thing.
+    NotFound(String),
+    /// 500: the database failed.
+    Internal(Error),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "api request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        json_response(status, &json!({ "error": message }))
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The router: every route of the API over `state`.
+pub fn app(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/manufacturers", get(manufacturers))
+        .route("/v1/models", get(models))
+        .route("/v1/releases", get(releases))
+        .route("/v1/releases/{id}", get(release))
+        .route("/v1/devices/{index}", get(device))
+        .route("/v1/devices/{index}/update", get(update))
+        .route("/v1/purchases", get(purchases))
+        .route("/v1/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+/// The OpenAPI document of this API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "OTA Ledger indexer",
+        description = "Read API over the mirror of UpdateRegistry and UpdateMarket events."
+    ),
+    paths(
+        healthz,
+        readyz,
+        manufacturers,
+        models,
+        releases,
+        release,
+        device,
+        update,
+        purchases
+    )
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    match ApiDoc::openapi().to_json() {
+        Ok(doc) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            doc,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "serialising the openapi document failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn to_json(row: &Row) -> Json {
+    let mut object = Map::new();
+    for (column, value) in row.table.column_names().zip(&row.values) {
+        let v = match value {
+            Value::Null => Json::Null,
+            Value::Int(i) => json!(i),
+            Value::Text(s) => json!(s),
+        };
+        object.insert(column.to_owned(), v);
+    }
+    Json::Object(object)
+}
+
+fn list(rows: &[Row]) -> Json {
+    Json::Array(rows.iter().map(to_json).collect())
+}
+
+/// Pagination and filters of list endpoints.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Opaque cursor from a previous page's `next`.
+    after: Option<String>,
+    /// Page size (1..=500, default 50).
+    limit: Option<i64>,
+    /// Filter: manufacturer id.
+    manufacturer: Option<i64>,
+    /// Filter: model id.
+    model: Option<i64>,
+    /// Filter: release id.
+    release: Option<String>,
+    /// Filter: buyer address.
+    buyer: Option<String>,
+}
+
+fn cursor_of(row: &Row) -> String {
+    match (&row.values[0], &row.values[3]) {
+        (Value::Int(b), Value::Int(l)) => format!("{b}.{l}"),
+        _ => String::new(),
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, i64), ApiError> {
+    let bad = || ApiError::BadRequest(format!("invalid cursor {cursor:?}"));
+    let (b, l) = cursor.split_once('.').ok_or_else(bad)?;
+    Ok((b.parse().map_err(|_| bad())?, l.parse().map_err(|_| bad())?))
+}
+
+fn hex_id(s: &str, bytes: usize, what: &str) -> Result<Value, ApiError> {
+    let lower = s.to_ascii_lowercase();
+    let ok = lower.len() == 2 + 2 * bytes
+        && lower.starts_with("0x")
+        && lower[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must be 0x and {} hex digits, got {s:?}",
+            2 * bytes
+        )));
+    }
+    Ok(Value::Text(lower))
+}
+
+async fn page(
+    state: &ApiState,
+    table: &'static Table,
+    filters: Vec<Filter>,
+    p: &Page,
+) -> ApiResult {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_PAGE}, got {limit}"
+        )));
+    }
+    let after = p.after.as_deref().map(parse_cursor).transpose()?;
+    let rows = db::select(&state.pool, table, &filters, after, Some(limit)).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(cursor_of))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": list(&rows), "next": next }),
+    ))
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the database answers"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn healthz(State(state): State<ApiState>) -> ApiResult {
+    db::ping(&state.pool).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "status": "ok" })))
+}
+
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "caught up"), (status = 503, description = "not caught up"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn readyz(State(state): State<ApiState>) -> ApiResult {
+    let head = state.head.load(Ordering::Relaxed);
+    let checkpoint = db::checkpoint(&state.pool).await?.map(|c| c.number);
+    let ready = head > 0 && checkpoint.is_some_and(|c| head.saturating_sub(c) <= state.max_lag);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(json_response(
+        status,
+        &json!({ "ready": ready, "head": head, "checkpoint": checkpoint }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/manufacturers", params(Page), responses((status = 200, description = "a page of manufacturer registrations"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn manufacturers(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
+    let mut filters = Vec::new();
+    if let Some(m) = p.manufacturer {
+        filters.push(Filter {
+            column: "manufacturer_id",
+            value: Value::Int(m),
+        });
+    }
+    page(&state, &rows::MANUFACTURERS, filters, &p).await
+}
+
+#[utoipa::path(get, path = "/v1/models", params(Page), responses((status = 200, description = "a page of models"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn models(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
+    let mut filters = Vec::new();
+    if let Some(m) = p.manufacturer {
+        filters.push(Filter {
+            column: "manufacturer_id",
+            value: Value::Int(m),
+        });
+    }
+    page(&state, &rows::MODELS, filters, &p).await
+}
+
+#[utoipa::path(get, path = "/v1/releases", params(Page), responses((status = 200, description = "a page of releases with their manifests"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
+    let mut filters = Vec::new();
+    if let Some(m) = p.model {
+        filters.push(Filter {
+            column: "model_id",
+            value: Value::Int(m),
+        });
+    }
+    page(&state, &rows::RELEASES, filters, &p).await
+}
+
+#[utoipa::path(get, path = "/v1/purchases", params(Page), responses((status = 200, description = "a page of purchases"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn purchases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiResult {
+    let mut filters = Vec::new();
+    if let Some(r) = &p.release {
+        filters.push(Filter {
+            column: "release_id",
+            value: hex_id(r, 32, "release")?,
+        });
+    }
+    if let Some(b) = &p.buyer {
+        filters.push(Filter {
+            column: "buyer",
+            value: hex_id(b, 20, "buyer")?,
+        });
+    }
+    page(&state, &rows::PURCHASES, filters, &p).await
+}
+
+/// One release: its row, approval (with signers), revocations and purchases.
+#[utoipa::path(get, path = "/v1/releases/{id}", params(("id" = String, Path, description = "release id, 0x and 64 hex digits")), responses((status = 200, description = "the release with its approval, revocations and purchases"), (status = 404, description = "unknown release"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let id = hex_id(&id, 32, "release id")?;
+    let by_id = || {
+        vec![Filter {
+            column: "release_id",
+            value: id.clone(),
+        }]
+    };
+    let pool = &state.pool;
+    let found = db::select(pool, &rows::RELEASES, &by_id(), None, Some(1)).await?;
+    let Some(release) = found.first() else {
+        return Err(ApiError::NotFound(format!("no release {id}")));
+    };
+    let approval = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
+    let signers = db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
+    let revocations = db::select(pool, &rows::REVOCATIONS, &by_id(), None, None).await?;
+    let purchases = db::select(pool, &rows::PURCHASES, &by_id(), None, None).await?;
+    let mut body = to_json(release);
+    body["approval"] = approval.first().map(to_json).unwrap_or(Json::Null);
+    if let Some(a) = body["approval"].as_object_mut() {
+        let addresses: Vec<Json> = signers
+            .iter()
+            .map(|s| {
+                s.values
+                    .last()
+                    .map(|v| json!(v.to_string().trim_matches('"')))
+                    .unwrap_or_default()
+            })
+            .collect();
+        a.insert("signers".into(), Json::Array(addresses));
+    }
+    body["revocations"] = list(&revocations);
+    body["purchases"] = list(&purchases);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn text(row: &Row, column: &str) -> Option<String> {
+    let i = row.table.column_names().position(|c| c == column)?;
+    match &row.values[i] {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn int_of(row: &Row, column: &str) -> Option<i64> {
+    let i = row.table.column_names().position(|c| c == column)?;
+    match &row.values[i] {
+        Value::Int(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn parse_index(index: &str) -> Result<i64, ApiError> {
+    index.parse().ok().filter(|i: &i64| *i >= 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
+    })
+}
+
+/// The devices' update question: the newest release of the device's model it
+/// may install (not revoked, at or above the model's floor, bought for this
+/// device and not refunded), with what the device needs to verify it: the
+/// manifest, the approval, the bundle CID and the manufacturer's current
+/// signer set. An untrusted hint: the device proves all of it against the chain.
+#[utoipa::path(get, path = "/v1/devices/{index}/update", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the newest installable release"), (status = 404, description = "device never claimed, or no installable release"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
+    let index = parse_index(&index)?;
+    let pool = &state.pool;
+    let f = |column, value| Filter { column, value };
+    let claims = db::select(
+        pool,
+        &rows::CLAIMS,
+        &[f("device_index", Value::Int(index))],
+        None,
+        Some(1),
+    )
+    .await?;
+    let model = claims
+        .first()
+        .and_then(|c| int_of(c, "model_id"))
+        .ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
+    let by_model = || vec![f("model_id", Value::Int(model))];
+    let defined = db::select(pool, &rows::MODELS, &by_model(), None, Some(1)).await?;
+    let floors = db::select(pool, &rows::FLOORS, &by_model(), None, None).await?;
+    let floor = defined
+        .iter()
+        .chain(&floors)
+        .filter_map(|r| text(r, "min_version"))
+        .max()
+        .unwrap_or_default();
+    let manufacturer = defined.first().and_then(|m| int_of(m, "manufacturer_id"));
+    let mut candidates = db::select(pool, &rows::RELEASES, &by_model(), None, None).await?;
+    candidates.sort_by_key(|r| std::cmp::Reverse(text(r, "version")));
+    for release in candidates {
+        let (Some(id), Some(version)) = (text(&release, "release_id"), text(&release, "version"))
+        else {
+            continue;
+        };
+        if version < floor {
+            continue;
+        }
+        let by_id = || vec![f("release_id", Value::Text(id.clone()))];
+        if !db::select(pool, &rows::REVOCATIONS, &by_id(), None, Some(1))
+            .await?
+            .is_empty()
+        {
+            continue;
+        }
+        let mine = || {
+            vec![
+                f("release_id", Value::Text(id.clone())),
+                f("device_index", Value::Int(index)),
+            ]
+        };
+        let bought = db::select(pool, &rows::PURCHASE_DEVICES, &mine(), None, None)
+            .await?
+            .len();
+        let refunded = db::select(pool, &rows::REFUND_DEVICES, &mine(), None, None)
+            .await?
+            .len();
+        if bought <= refunded {
+            continue;
+        }
+        let approval = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
+        let signers =
+            db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
+        let mut signer_set = Json::Null;
+        if let Some(m) = manufacturer {
+            let sets = db::select(
+                pool,
+                &rows::SIGNER_SETS,
+                &[f("manufacturer_id", Value::Int(m))],
+                None,
+                None,
+            )
+            .await?;
+            if let Some(current) = sets.last() {
+                let members = db::select(
+                    pool,
+                    &rows::SIGNER_SET_MEMBERS,
+                    &[
+                        f("block_number", current.values[0].clone()),
+                        f("log_index", current.values[3].clone()),
+                    ],
+                    None,
+                    None,
+                )
+                .await?;
+                signer_set = json!({
+                    "manufacturer_id": m,
+                    "threshold": int_of(current, "threshold"),
+                    "signers": members.iter().filter_map(|r| text(r, "signer")).collect::<Vec<_>>(),
+                    "block_number": int_of(current, "block_number"),
+                });
+            }
+        }
+        let mut approval_json = approval.first().map(to_json).unwrap_or(Json::Null);
+        if let Some(a) = approval_json.as_object_mut() {
+            a.insert(
+                "signers".into(),
+                json!(
+                    signers
+                        .iter()
+                        .filter_map(|r| text(r, "signer"))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "device_index": index,
+                "bundle_cid": text(&release, "bundle_cid"),
+                "release": to_json(&release),
+                "approval": approval_json,
+                "signer_set": signer_set,
+            }),
+        ));
+    }
+    Err(ApiError::NotFound(format!(
+        "no installable release for device {index}"
+    )))
+}
+
+/// One device: its claim, transfers, status changes and purchases (its audit trail).
+#[utoipa::path(get, path = "/v1/devices/{index}", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the device's audit trail"), (status = 404, description = "device never claimed"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn device(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
+    let index: i64 = index.parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
+    })?;
+    let by_index = || {
+        vec![Filter {
+            column: "device_index",
+            value: Value::Int(index),
+        }]
+    };
+    let pool = &state.pool;
+    let claims = db::select(pool, &rows::CLAIMS, &by_index(), None, Some(1)).await?;
+    let Some(claim) = claims.first() else {
+        return Err(ApiError::NotFound(format!(
+            "device {index} was never claimed"
+        )));
+    };
+    let transfers = db::select(pool, &rows::TRANSFERS, &by_index(), None, None).await?;
+    let statuses = db::select(pool, &rows::STATUS_CHANGES, &by_index(), None, None).await?;
+    let purchases = db::select(pool, &rows::PURCHASE_DEVICES, &by_index(), None, None).await?;
+    let refunds = db::select(pool, &rows::REFUND_DEVICES, &by_index(), None, None).await?;
+    let owner = transfers
+        .last()
+        .map(|t| to_json(t)["to_address"].clone())
+        .unwrap_or_else(|| to_json(claim)["owner"].clone());
+    let status = statuses
+        .last()
+        .map(|s| to_json(s)["status"].clone())
+        .unwrap_or(json!(1));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "device_index": index,
+            "owner": owner,
+            "status": status,
+            "claim": to_json(claim),
+            "transfers": list(&transfers),
+            "status_changes": list(&statuses),
+            "purchases": list(&purchases),
+            "refunds": list(&refunds),
+        }),
+    ))
+}

@@ -1,0 +1,216 @@
+//! The read API in-process (`app(state).oneshot(request)`, no port) over a
+//! database the indexer filled from a real anvil history, on SQLite and on
+//! PostgreSQL: every endpoint, pagination, bad input (400) and unknown ids (404).
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use common::{Kind, TestDb, config};
+use http_body_util::BodyExt;
+use otaledger_core::test_support::{Chain, Scenario};
+use otaledger_indexer::{Indexer, api::app};
+use serde_json::Value;
+use tower::ServiceExt;
+
+async fn get(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, Value) {
+    let response = app(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn every_endpoint(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut scenario = Scenario::register(&chain).await.unwrap();
+    scenario.round(&chain).await.unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
+    let state = indexer.api_state(2);
+
+    assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    let (status, doc) = get(&state, "/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/v1/manufacturers",
+        "/v1/models",
+        "/v1/releases",
+        "/v1/releases/{id}",
+        "/v1/devices/{index}",
+        "/v1/devices/{index}/update",
+        "/v1/purchases",
+    ] {
+        assert!(
+            paths.contains_key(route),
+            "{route} missing from the openapi document"
+        );
+    }
+    let params = &doc["paths"]["/v1/releases"]["get"]["parameters"];
+    assert!(
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "after"),
+        "{params}"
+    );
+    // Not ready before the first pass.
+    let (status, body) = get(&state, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let head = indexer.sync().await.unwrap().head;
+    let (status, body) = get(&state, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checkpoint"], head);
+
+    let (status, body) = get(&state, "/v1/manufacturers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"][0]["name"], "Acme");
+    assert_eq!(body["items"][0]["manufacturer_id"], scenario.manufacturer);
+    let model = get(&state, "/v1/models").await.1["items"][0]["model_id"].clone();
+
+    // Three releases of the model, paged one by one with the cursor.
+    let mut ids = Vec::new();
+    let mut uri = format!("/v1/releases?model={model}&limit=1");
+    loop {
+        let (status, body) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for item in body["items"].as_array().unwrap() {
+            ids.push(item["release_id"].as_str().unwrap().to_owned());
+            assert!(item["tx_hash"].as_str().unwrap().starts_with("0x"));
+        }
+        match body["next"].as_str() {
+            Some(next) => uri = format!("/v1/releases?model={model}&limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let all = get(&state, "/v1/releases?limit=500").await.1;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    assert!(all["next"].is_null());
+
+    // One release: manifest, approval with the signer set, revocation, purchases.
+    let (status, v2) = get(&state, &format!("/v1/releases/{}", ids[1])).await;
+    assert_eq!(status, StatusCode::OK, "{v2}");
+    assert_eq!(v2["version"], "00000000000000000002");
+    assert_eq!(v2["approval"]["threshold"], 2);
+    assert_eq!(v2["approval"]["signers"].as_array().unwrap().len(), 3);
+    assert_eq!(v2["revocations"][0]["emergency"], 0);
+    assert_eq!(v2["purchases"].as_array().unwrap().len(), 1);
+    let buyer = v2["purchases"][0]["buyer"].as_str().unwrap().to_owned();
+    let upper = ids[1].to_uppercase().replace("0X", "0x");
+    assert_eq!(
+        get(&state, &format!("/v1/releases/{upper}")).await.0,
+        StatusCode::OK
+    );
+
+    // Purchases by buyer (v1 and v2; v3 was revoked before anyone bought it).
+    let bought = get(&state, &format!("/v1/purchases?buyer={buyer}")).await.1;
+    assert_eq!(bought["items"].as_array().unwrap().len(), 2);
+    let of_v1 = get(&state, &format!("/v1/purchases?release={}", ids[0]))
+        .await
+        .1;
+    assert_eq!(of_v1["items"].as_array().unwrap().len(), 1);
+
+    // A device's audit trail: the transferred and deactivated one.
+    let index = {
+        let rows =
+            otaledger_indexer::db::read_table(indexer.pool(), &otaledger_indexer::rows::TRANSFERS)
+                .await
+                .unwrap();
+        match rows[0].values[4] {
+            otaledger_indexer::rows::Value::Int(i) => i,
+            _ => unreachable!(),
+        }
+    };
+    let (status, d) = get(&state, &format!("/v1/devices/{index}")).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["owner"], d["transfers"][0]["to_address"]);
+    assert_ne!(d["owner"], d["claim"]["owner"]);
+    assert_eq!(d["status"], 2); // deactivated after the transfer
+
+    // The update question. Device 0 bought v1 and v2; v2 was revoked and
+    // refunded, v3 revoked in an emergency: v1 it is, with what the device
+    // needs to verify it. The deactivated device never bought anything: 404.
+    let bought_devices = otaledger_indexer::db::read_table(
+        indexer.pool(),
+        &otaledger_indexer::rows::PURCHASE_DEVICES,
+    )
+    .await
+    .unwrap();
+    let first = match &bought_devices[0].values[6] {
+        otaledger_indexer::rows::Value::Int(i) => *i,
+        other => panic!("{other:?}"),
+    };
+    let (status, update) = get(&state, &format!("/v1/devices/{first}/update")).await;
+    assert_eq!(status, StatusCode::OK, "{update}");
+    assert_eq!(update["release"]["release_id"], ids[0].as_str());
+    assert_eq!(update["release"]["version"], "00000000000000000001");
+    assert_eq!(update["bundle_cid"], update["release"]["bundle_cid"]);
+    assert_eq!(update["approval"]["threshold"], 2);
+    // The current signer set is the rotated one, not the set that approved v1.
+    assert_eq!(update["signer_set"]["signers"].as_array().unwrap().len(), 3);
+    assert_ne!(
+        update["signer_set"]["signers"],
+        update["approval"]["signers"]
+    );
+    let (status, body) = get(&state, &format!("/v1/devices/{index}/update")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        get(&state, "/v1/devices/999999/update").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_lenient(&state, "/v1/devices/x/update").await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Bad input is 400 with a message; unknown ids are 404.
+    for uri in [
+        "/v1/releases/0x1234",
+        "/v1/releases/zz",
+        "/v1/devices/abc",
+        "/v1/devices/-1",
+        "/v1/releases?limit=0",
+        "/v1/releases?limit=501",
+        "/v1/releases?after=nonsense",
+        "/v1/purchases?buyer=0xnot-an-address",
+        "/v1/models?manufacturer=x",
+    ] {
+        let (status, body) = get_lenient(&state, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
+    let unknown = format!("/v1/releases/0x{}", "ab".repeat(32));
+    let (status, body) = get(&state, &unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("no release"));
+    assert_eq!(
+        get(&state, "/v1/devices/999999").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    drop(indexer);
+    db.remove().await;
+}
+
+/// Like `get`, for responses that may not be JSON (axum's own query rejections).
+async fn get_lenient(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, String) {
+    let response = app(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+both_databases! {
+    every_endpoint,
+}

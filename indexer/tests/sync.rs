@@ -1,0 +1,211 @@
+//! The indexer against a real anvil and real databases (each test on SQLite
+//! and on PostgreSQL, each with its own database): a real history mirrors
+//! exactly, reorgs of depth 1 and 3 are repaired, a reorg deeper than the
+//! window stops with the block named, and `verify` notices a tampered row.
+
+mod common;
+
+use common::{Kind, TestDb, config};
+use std::{sync::Arc, time::Duration};
+
+use alloy::primitives::B256;
+use otaledger_core::{
+    follow::{Batch, BlockRef, FollowStore, RetryPolicy, rpc::Rpc},
+    test_support::{Chain, Scenario},
+};
+use otaledger_indexer::{DbStore, Error, Indexer, db, rows::TABLES};
+use serde_json::json;
+
+async fn params_cids(indexer: &Indexer) -> Vec<String> {
+    db::read_table(indexer.pool(), &otaledger_indexer::rows::PARAMS_CIDS)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.values.last().unwrap().to_string())
+        .collect()
+}
+
+async fn history_mirrors_exactly(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut scenario = Scenario::register(&chain).await.unwrap();
+    scenario.round(&chain).await.unwrap();
+    scenario.round(&chain).await.unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
+    let progress = indexer.sync().await.unwrap();
+    assert_eq!(progress.head, chain.head().await.unwrap());
+    assert_eq!(progress.checkpoint.unwrap().number, progress.head);
+
+    let report = indexer.verify().await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    // Every table holds rows: every event kind was mirrored.
+    for (table, n) in &report.rows {
+        assert!(*n > 0, "no {table} rows\n{report}");
+    }
+    assert_eq!(report.rows.len(), TABLES.len());
+
+    // A second pass and a restart write nothing twice.
+    indexer.sync().await.unwrap();
+    drop(indexer);
+    let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
+    assert_eq!(indexer.sync().await.unwrap().logs, 0);
+    assert!(indexer.verify().await.unwrap().is_clean());
+
+    // Following: new events arrive block by block.
+    scenario.touch(&chain, "later").await.unwrap();
+    indexer.sync().await.unwrap();
+    assert_eq!(
+        params_cids(&indexer).await.last().unwrap(),
+        "\"bafy-later\""
+    );
+    assert!(indexer.verify().await.unwrap().is_clean());
+
+    // A batch that does not follow the checkpoint is refused, writing nothing
+    // (another writer, or a bug, cannot skip or repeat blocks).
+    let cp = otaledger_indexer::db::checkpoint(indexer.pool())
+        .await
+        .unwrap()
+        .unwrap();
+    let rpc = Rpc::new(
+        vec![chain.url()],
+        Duration::from_secs(5),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let mut store = DbStore::new(
+        indexer.pool().clone(),
+        Arc::new(rpc),
+        chain.deployment.registry,
+        chain.deployment.market,
+    );
+    let gap = Batch {
+        from: cp.number + 5,
+        to: BlockRef {
+            number: cp.number + 5,
+            hash: B256::repeat_byte(7),
+        },
+        logs: vec![],
+        blocks: vec![],
+        keep_from: 0,
+    };
+    match store.apply(&gap).await {
+        Err(Error::CheckpointMoved { expected, found }) => {
+            assert_eq!((expected, found), (cp.number as i64 + 4, cp.number as i64))
+        }
+        other => panic!("expected CheckpointMoved, got {other:?}"),
+    }
+    assert_eq!(store.checkpoint().await.unwrap(), Some(cp));
+
+    // verify notices a row that differs from the chain.
+    sqlx::query("UPDATE transfers SET to_address = '0x00' WHERE block_number = (SELECT MIN(block_number) FROM transfers)")
+        .execute(indexer.pool())
+        .await
+        .unwrap();
+    let report = indexer.verify().await.unwrap();
+    assert!(!report.is_clean());
+    assert_eq!(report.diffs.len(), 1, "{report}");
+    assert_eq!(report.diffs[0].table, "transfers");
+    assert_eq!(
+        (report.diffs[0].missing, report.diffs[0].unexpected),
+        (1, 1)
+    );
+
+    drop(indexer);
+    db.remove().await;
+}
+
+async fn snapshot(chain: &Chain) -> serde_json::Value {
+    chain.raw("evm_snapshot", json!([])).await.unwrap()
+}
+
+async fn revert(chain: &Chain, id: serde_json::Value) {
+    assert_eq!(
+        chain.raw("evm_revert", json!([id])).await.unwrap(),
+        json!(true)
+    );
+}
+
+async fn reorgs_are_repaired(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let scenario = Scenario::register(&chain).await.unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 5)).await.unwrap();
+    indexer.sync().await.unwrap();
+
+    for depth in [1usize, 3] {
+        let id = snapshot(&chain).await;
+        for i in 0..depth {
+            scenario
+                .touch(&chain, &format!("lost-{depth}-{i}"))
+                .await
+                .unwrap();
+        }
+        indexer.sync().await.unwrap();
+        assert!(
+            params_cids(&indexer)
+                .await
+                .iter()
+                .any(|c| c.contains("lost"))
+        );
+        revert(&chain, id).await;
+        // A longer branch with other events replaces the indexed blocks.
+        for i in 0..=depth {
+            scenario
+                .touch(&chain, &format!("kept-{depth}-{i}"))
+                .await
+                .unwrap();
+        }
+        let progress = indexer.sync().await.unwrap();
+        assert_eq!(progress.reorg_depth, depth as u64, "depth {depth}");
+        let cids = params_cids(&indexer).await;
+        assert!(cids.iter().all(|c| !c.contains("lost")), "{cids:?}");
+        assert_eq!(
+            cids.iter()
+                .filter(|c| c.contains(&format!("kept-{depth}")))
+                .count(),
+            depth + 1
+        );
+        let report = indexer.verify().await.unwrap();
+        assert!(report.is_clean(), "{report}");
+    }
+    drop(indexer);
+    db.remove().await;
+}
+
+async fn a_reorg_deeper_than_the_window_stops(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let scenario = Scenario::register(&chain).await.unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 2)).await.unwrap();
+    let id = snapshot(&chain).await;
+    for i in 0..4 {
+        scenario.touch(&chain, &format!("lost-{i}")).await.unwrap();
+    }
+    let head = indexer.sync().await.unwrap().head;
+    revert(&chain, id).await;
+    for i in 0..5 {
+        scenario.touch(&chain, &format!("other-{i}")).await.unwrap();
+    }
+    match indexer.sync().await {
+        Err(Error::Follow {
+            source: otaledger_core::Error::ReorgTooDeep { block, window, .. },
+        }) => {
+            // The oldest block the window kept (head - finality depth) is gone too.
+            assert_eq!((block, window), (head - 2, 2));
+        }
+        other => panic!("expected ReorgTooDeep, got {other:?}"),
+    }
+    // Nothing was rewound: the database still says what it verified, and
+    // verify reports that its checkpoint left the chain.
+    let report = indexer.verify().await.unwrap();
+    assert_eq!(report.checkpoint, Some(head));
+    assert!(!report.checkpoint_on_chain);
+    drop(indexer);
+    db.remove().await;
+}
+
+both_databases! {
+    history_mirrors_exactly,
+    reorgs_are_repaired,
+    a_reorg_deeper_than_the_window_stops,
+}
