@@ -128,3 +128,91 @@ async fn a_redirect_loop_costs_one_request() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// CRC-32 (IEEE) of `data`, bit by bit: gzip's trailer.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A valid gzip member holding `data` in stored (uncompressed) deflate blocks.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let blocks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        out.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// Responses are not decompressed, so every limit counts the bytes that arrive (no gzip bomb):
+/// a gateway sending the file's honest CAR gzipped, with `Content-Encoding: gzip`, fails on the
+/// CAR framing of the compressed bytes, having read exactly those; the next gateway completes.
+#[tokio::test]
+async fn compressed_responses_are_not_decompressed() {
+    let fx = fixture(SIZE);
+    let mut car = otaledger_ipfs::car::CarWriter::new(Vec::new(), &[fx.root]).unwrap();
+    for (cid, block) in net_support::dfs_blocks(&fx.store, &fx.root) {
+        car.write_block(&cid, &block).unwrap();
+    }
+    let gz = gzip_stored(&car.finish().unwrap());
+    let len = gz.len() as u64;
+    let app = Router::new().fallback(move || {
+        let gz = gz.clone();
+        async move {
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.ipld.car; version=1; order=dfs; dups=n",
+                    ),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                gz,
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let hostile: url::Url = format!("http://{addr}/").parse().unwrap();
+    let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("firmware.bin");
+    let report = fetch(
+        fx.root,
+        SIZE as u64,
+        &[hostile, honest.url.clone()],
+        &out,
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(std::fs::read(&out).unwrap() == fx.bytes);
+    assert_eq!(report.completed_by, (honest.url.clone(), FetchMode::Car));
+    let failure = &report.failures[0];
+    // 0x1f 0x8b is read as a CAR header length and refused: the gzip was not undone.
+    assert!(
+        matches!(failure.error, AttemptError::Car(_)),
+        "{:?}",
+        failure.error
+    );
+    assert!(failure.received <= len, "{} of {len}", failure.received);
+}
