@@ -295,6 +295,9 @@ impl KuboClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(KUBO_CONNECT_TIMEOUT)
+            // The RPC answers where it is asked; a 3xx is an unexpected status, not an order to
+            // send the call (and its `Authorization`) to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(Self {
