@@ -296,7 +296,8 @@ impl KuboClient {
         let http = reqwest::Client::builder()
             .connect_timeout(KUBO_CONNECT_TIMEOUT)
             // The RPC answers where it is asked; a 3xx is an unexpected status, not an order to
-            // send the call (and its `Authorization`) to another host.
+            // replay the call on another host (reqwest would drop `Authorization` there, not the
+            // call).
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid(&e.to_string()))?;
