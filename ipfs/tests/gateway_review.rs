@@ -117,3 +117,61 @@ async fn a_queued_request_whose_client_left_gives_its_place_back() {
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
 }
+
+/// Request heads are bounded by hyper: a header line without end, or too many headers, is
+/// refused (431, or the connection closed) after a bounded read, never buffered whole.
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let fx = fixture(1000);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(otaledger_ipfs::serve(
+        listener,
+        fx.store.clone(),
+        GatewayConfig::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let raw = format!("/ipfs/{}?format=raw", fx.root);
+    // One header line of up to 8 MiB, written in 64 KiB pieces until the gateway stops taking it.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {raw} HTTP/1.1\r\nHost: gw\r\nX-Long: ").as_bytes())
+        .await
+        .unwrap();
+    let piece = vec![b'a'; 64 * 1024];
+    let mut written = 0usize;
+    for _ in 0..128 {
+        match tokio::time::timeout(Duration::from_secs(5), s.write_all(&piece)).await {
+            Ok(Ok(())) => written += piece.len(),
+            // Refused (reset) or no longer read: either way the gateway stopped taking it.
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    assert!(written < 8 << 20, "the gateway took the whole 8 MiB header");
+
+    // 200 short headers: more than hyper's 100.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {raw} HTTP/1.1\r\nHost: gw\r\n");
+    for i in 0..200 {
+        req.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // The gateway still serves.
+    let mut s = send_get(addr, &raw, false).await;
+    assert!(read_answer(&mut s).await.starts_with("HTTP/1.1 200"));
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
