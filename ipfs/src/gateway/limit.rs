@@ -273,6 +273,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cancelled_wait_frees_its_place_at_either_stage() {
+        // Waiting for the client's share, then for a shared slot: cancelling either frees
+        // everything it held, and the counts return to what the holders account for.
+        let limiter = Limiter::new(config(2, 1, 4, 4));
+        let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+        let held_a = limiter.acquire(a).await.unwrap();
+        let held_c = limiter.acquire(key("10.0.0.3")).await.unwrap();
+        // a's second request waits for a's share; b's waits for a shared slot.
+        let (l1, l2) = (Arc::clone(&limiter), Arc::clone(&limiter));
+        let wait_share = tokio::spawn(async move { l1.acquire(a).await.map(drop) });
+        let wait_slot = tokio::spawn(async move { l2.acquire(b).await.map(drop) });
+        while limiter.admitted().0 < 4 {
+            tokio::task::yield_now().await;
+        }
+        wait_share.abort();
+        wait_slot.abort();
+        assert!(wait_share.await.unwrap_err().is_cancelled());
+        assert!(wait_slot.await.unwrap_err().is_cancelled());
+        assert_eq!(limiter.admitted(), (2, 2));
+        // No permit leaked: with both holders gone, 2 clients get the 2 slots at once.
+        drop((held_a, held_c));
+        assert_eq!(limiter.admitted(), (0, 0));
+        let _x = limiter.acquire(a).await.unwrap();
+        let _y = limiter.acquire(b).await.unwrap();
+        assert_eq!(limiter.slots.available_permits(), 0);
+    }
+
+    #[tokio::test]
     async fn limits_at_the_integer_edge_neither_panic_nor_wrap() {
         // "No limit" written as usize::MAX: no panic creating the semaphores, no overflow
         // adding share and queue (which, wrapped, would refuse nearly everything).
