@@ -86,6 +86,9 @@ pub async fn fetch(
     }
     let http = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
+        // Only listed gateways are asked: a redirect is that gateway's failure, not an order to
+        // send the device to another host (its LAN, a metadata address) or round a loop.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
     let job = Job {
@@ -125,6 +128,7 @@ pub async fn probe_size(
     let http = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.response_timeout + opts.rate_grace)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
     let mut failures = Vec::new();

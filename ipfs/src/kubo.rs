@@ -295,6 +295,10 @@ impl KuboClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(KUBO_CONNECT_TIMEOUT)
+            // The RPC answers where it is asked; a 3xx is an unexpected status, not an order to
+            // replay the call on another host (reqwest would drop `Authorization` there, not the
+            // call).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(Self {
@@ -597,7 +601,7 @@ async fn read_limited(endpoint: &'static str, mut resp: reqwest::Response) -> Ku
 struct NdjsonLines {
     endpoint: &'static str,
     resp: reqwest::Response,
-    buf: Vec<u8>,
+    lines: LineBuffer,
     eof: bool,
     read: u64,
 }
@@ -607,7 +611,7 @@ impl NdjsonLines {
         Self {
             endpoint,
             resp,
-            buf: Vec::new(),
+            lines: LineBuffer::default(),
             eof: false,
             read: 0,
         }
@@ -624,25 +628,14 @@ impl NdjsonLines {
 
     async fn next(&mut self) -> KuboResult<Option<Vec<u8>>> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if line.is_empty() {
-                    continue;
-                }
+            if let Some(line) = self.lines.next_line() {
                 return Ok(Some(line));
             }
-            if self.buf.len() > KUBO_MAX_JSON_SIZE {
+            if self.lines.pending() > KUBO_MAX_JSON_SIZE {
                 return Err(self.too_large(KUBO_MAX_JSON_SIZE as u64));
             }
             if self.eof {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Ok(Some(std::mem::take(&mut self.buf)));
+                return Ok(self.lines.rest());
             }
             match self
                 .resp
@@ -657,11 +650,82 @@ impl NdjsonLines {
                     if self.read > KUBO_MAX_STREAM_SIZE {
                         return Err(self.too_large(KUBO_MAX_STREAM_SIZE));
                     }
-                    self.buf.extend_from_slice(&chunk);
+                    self.lines.push(&chunk);
                 }
                 None => self.eof = true,
             }
         }
+    }
+}
+
+/// Bytes received but not yet returned as lines. Each byte is searched for a newline once and
+/// moved at most once per push, so a peer cannot make the work grow with the square of what it
+/// sends (a line arriving a byte at a time, or a piece of many empty lines).
+#[derive(Debug, Default)]
+struct LineBuffer {
+    buf: Vec<u8>,
+    /// Start of the first line not yet returned.
+    start: usize,
+    /// Bytes before this offset hold no newline after `start`.
+    scanned: usize,
+    /// Bytes searched for a newline, in all (to test the linear bound).
+    #[cfg(test)]
+    searched: usize,
+}
+
+impl LineBuffer {
+    fn push(&mut self, data: &[u8]) {
+        // Drop the lines already returned, once per push rather than once per line.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete, non-empty line without its `\n` (or `\r\n`).
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let tail = self.buf.get(self.scanned..)?;
+            let Some(at) = tail.iter().position(|&b| b == b'\n') else {
+                #[cfg(test)]
+                {
+                    self.searched += tail.len();
+                }
+                self.scanned = self.buf.len();
+                return None;
+            };
+            #[cfg(test)]
+            {
+                self.searched += at + 1;
+            }
+            let end = self.scanned + at;
+            let mut line = self.buf.get(self.start..end)?;
+            if let Some(stripped) = line.strip_suffix(b"\r") {
+                line = stripped;
+            }
+            let line = line.to_vec();
+            self.start = end + 1;
+            self.scanned = self.start;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Bytes of the line being received.
+    fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The last line, when the stream ended without a newline.
+    fn rest(&mut self) -> Option<Vec<u8>> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        self.scanned = 0;
+        (!rest.is_empty()).then_some(rest)
     }
 }
 
@@ -729,6 +793,36 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn lines_are_split_in_linear_time() {
+        let mut lines = LineBuffer::default();
+        // A line arriving one byte at a time is searched once, not once per byte received.
+        let line = vec![b'x'; KUBO_MAX_JSON_SIZE];
+        for b in &line {
+            lines.push(std::slice::from_ref(b));
+            assert_eq!(lines.next_line(), None);
+        }
+        assert_eq!(lines.searched, KUBO_MAX_JSON_SIZE);
+        assert_eq!(lines.pending(), KUBO_MAX_JSON_SIZE);
+        lines.push(b"\r\n");
+        assert_eq!(lines.next_line(), Some(line));
+        // A piece of many empty lines, then lines; each byte searched once.
+        let mut piece = vec![b'\n'; 100_000];
+        piece.extend_from_slice(b"{\"a\":1}\n\n{\"b\":2}");
+        lines.push(&piece);
+        assert_eq!(lines.next_line(), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(lines.next_line(), None);
+        assert_eq!(lines.pending(), 7);
+        assert_eq!(
+            lines.searched,
+            KUBO_MAX_JSON_SIZE + 2 + piece.len(),
+            "every byte searched once"
+        );
+        // A last line without a newline.
+        assert_eq!(lines.rest(), Some(b"{\"b\":2}".to_vec()));
+        assert_eq!(lines.rest(), None);
     }
 
     #[test]

@@ -58,6 +58,14 @@ struct Admitted {
     clients: HashMap<ClientKey, Client>,
 }
 
+/// The slots of `config`: at least one, at most what a semaphore can count (a larger
+/// configured value, e.g. `usize::MAX` meaning "no limit", would make it panic).
+fn slots(config: &GatewayConfig) -> usize {
+    config
+        .max_concurrent_requests
+        .clamp(1, Semaphore::MAX_PERMITS)
+}
+
 /// The gateway's slots and queue.
 #[derive(Debug)]
 pub(crate) struct Limiter {
@@ -99,7 +107,7 @@ impl Drop for Ticket {
 impl Limiter {
     pub(crate) fn new(config: GatewayConfig) -> Arc<Self> {
         Arc::new(Self {
-            slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            slots: Arc::new(Semaphore::new(slots(&config))),
             config,
             admitted: Mutex::new(Admitted::default()),
         })
@@ -114,7 +122,7 @@ impl Limiter {
     fn share(&self) -> usize {
         self.config
             .max_requests_per_client
-            .clamp(1, self.config.max_concurrent_requests.max(1))
+            .clamp(1, slots(&self.config))
     }
 
     /// Wait for a slot for a request of `key`, or say why not.
@@ -123,11 +131,10 @@ impl Limiter {
         let (ticket, client_share) = {
             let mut admitted = self.lock();
             let queued = admitted.clients.get(&key).map_or(0, |c| c.admitted);
-            if queued >= share + self.config.max_queued_per_client {
+            if queued >= share.saturating_add(self.config.max_queued_per_client) {
                 return Err(GatewayError::Busy(Busy::ClientQueueFull { queued }));
             }
-            let total_cap =
-                self.config.max_concurrent_requests.max(1) + self.config.max_queued_requests;
+            let total_cap = slots(&self.config).saturating_add(self.config.max_queued_requests);
             if admitted.total >= total_cap {
                 return Err(GatewayError::Busy(Busy::QueueFull {
                     queued: admitted.total,
@@ -263,6 +270,61 @@ mod tests {
         for w in waiting {
             w.abort();
         }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_frees_its_place_at_either_stage() {
+        // Waiting for the client's share, then for a shared slot: cancelling either frees
+        // everything it held, and the counts return to what the holders account for.
+        let limiter = Limiter::new(config(2, 1, 4, 4));
+        let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+        let held_a = limiter.acquire(a).await.unwrap();
+        let held_c = limiter.acquire(key("10.0.0.3")).await.unwrap();
+        // a's second request waits for a's share; b's waits for a shared slot.
+        let (l1, l2) = (Arc::clone(&limiter), Arc::clone(&limiter));
+        let wait_share = tokio::spawn(async move { l1.acquire(a).await.map(drop) });
+        let wait_slot = tokio::spawn(async move { l2.acquire(b).await.map(drop) });
+        while limiter.admitted().0 < 4 {
+            tokio::task::yield_now().await;
+        }
+        wait_share.abort();
+        wait_slot.abort();
+        assert!(wait_share.await.unwrap_err().is_cancelled());
+        assert!(wait_slot.await.unwrap_err().is_cancelled());
+        assert_eq!(limiter.admitted(), (2, 2));
+        // No permit leaked: with both holders gone, 2 clients get the 2 slots at once.
+        drop((held_a, held_c));
+        assert_eq!(limiter.admitted(), (0, 0));
+        let _x = limiter.acquire(a).await.unwrap();
+        let _y = limiter.acquire(b).await.unwrap();
+        assert_eq!(limiter.slots.available_permits(), 0);
+    }
+
+    #[tokio::test]
+    async fn limits_at_the_integer_edge_neither_panic_nor_wrap() {
+        // "No limit" written as usize::MAX: no panic creating the semaphores, no overflow
+        // adding share and queue (which, wrapped, would refuse nearly everything).
+        let limiter = Limiter::new(config(usize::MAX, usize::MAX, usize::MAX, usize::MAX));
+        let a = key("10.0.0.1");
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            held.push(limiter.acquire(a).await.unwrap());
+        }
+        assert_eq!(limiter.admitted(), (100, 1));
+        drop(held);
+        assert_eq!(limiter.admitted(), (0, 0));
+        // A share of usize::MAX with 2 slots is 2 slots; the queue of usize::MAX does not wrap.
+        let limiter = Limiter::new(GatewayConfig {
+            queue_timeout: Duration::from_millis(20),
+            ..config(2, usize::MAX, usize::MAX, usize::MAX)
+        });
+        let _x = limiter.acquire(a).await.unwrap();
+        let _y = limiter.acquire(a).await.unwrap();
+        assert!(matches!(
+            limiter.acquire(a).await,
+            Err(GatewayError::Busy(Busy::WaitedTooLong { .. }))
+        ));
+        assert_eq!(limiter.admitted(), (2, 1));
     }
 
     #[tokio::test]
