@@ -463,3 +463,139 @@ impl SignatureFile {
         write_atomic(path, self.to_json().as_bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> ManifestFile {
+        let policy = crate::bundle::default_policy(3, 7);
+        ManifestFile {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0x11),
+            policy: policy.to_string(),
+            manifest: Manifest {
+                modelId: 3,
+                version: 7,
+                bundleSha256: B256::repeat_byte(1),
+                bundleSize: 1048,
+                bundleCid: Bytes::from_static(b"\x01\x55\x12\x20abc"),
+                imageSha256: B256::repeat_byte(2),
+                price: u128::MAX,
+                paymentToken: Address::ZERO,
+                policyId: policy_id(&policy),
+                expiry: 0,
+                metadataHash: B256::ZERO,
+            },
+        }
+    }
+
+    fn key(i: u8) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(i)).unwrap()
+    }
+
+    #[test]
+    fn json_round_trips_canonically() {
+        let f = file();
+        let text = f.to_json();
+        assert!(text.contains(r#""price": "340282366920938463463374607431768211455""#));
+        assert!(text.contains(r#""bundleCid": "0x01551220616263""#));
+        let back = ManifestFile::from_json(&text, Path::new("m.json")).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.to_json(), text);
+    }
+
+    #[test]
+    fn malformed_files_name_the_problem() {
+        let p = Path::new("m.json");
+        let text = file().to_json();
+        let err = ManifestFile::from_json(&text.replace(r#""version": 7,"#, ""), p).unwrap_err();
+        assert!(err.to_string().contains("missing field `version`"), "{err}");
+        let err =
+            ManifestFile::from_json(&text.replace(r#""expiry": 0"#, r#""expiry": 0, "x": 1"#), p)
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown field `x`"), "{err}");
+        let err = ManifestFile::from_json(
+            &text.replace(r#""340282366920938463463374607431768211455""#, "5"),
+            p,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::ManifestFile { .. }), "{err}");
+        let err = ManifestFile::from_json(&text.replace(r#""version": 7"#, r#""version": 8"#), p)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DerivedFieldMismatch {
+                    field: "releaseId",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err =
+            ManifestFile::from_json(&text.replace("release:3/7", "release:3/8"), p).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DerivedFieldMismatch {
+                    field: "manifest.policyId",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = ManifestFile::from_json(
+            &text.replace("otaledger-manifest/1", "otaledger-manifest/2"),
+            p,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::FormatTag { .. }), "{err}");
+        assert!(ManifestFile::from_json("{", p).is_err());
+    }
+
+    #[test]
+    fn approvals_take_signature_files_in_any_order_and_refuse_strangers() {
+        let f = file();
+        let keys: Vec<_> = (1..=4).map(key).collect();
+        let set = SignerSet::new(keys[..3].iter().map(|k| k.address()).collect(), 2).unwrap();
+        let sigs: Vec<SignatureFile> = [&keys[2], &keys[0]]
+            .iter()
+            .map(|k| {
+                let s = f.sign(k).unwrap();
+                SignatureFile::from_json(&s.to_json(), Path::new("s.json")).unwrap()
+            })
+            .collect();
+        let approval = f.approval(&set, &sigs).unwrap();
+        let expected = set.approve(f.digest(), &[&keys[0], &keys[2]]).unwrap();
+        assert_eq!(approval.signatures, expected.signatures);
+
+        let stranger = f.sign(&keys[3]).unwrap();
+        assert!(matches!(
+            f.approval(&set, &[sigs[0].clone(), stranger]),
+            Err(Error::NotASigner { .. })
+        ));
+        assert!(matches!(
+            f.approval(&set, &sigs[..1]),
+            Err(Error::NotEnoughSigners {
+                given: 1,
+                threshold: 2
+            })
+        ));
+        let mut other = file();
+        other.manifest.version = 8;
+        let wrong = other.sign(&keys[1]).unwrap();
+        assert!(matches!(
+            f.approval(&set, &[sigs[0].clone(), wrong]),
+            Err(Error::DerivedFieldMismatch {
+                field: "digest",
+                ..
+            })
+        ));
+        // A file that names another signer than the one who signed.
+        let mut forged = sigs[0].clone();
+        forged.signer = keys[1].address();
+        let err = SignatureFile::from_json(&forged.to_json(), Path::new("s.json")).unwrap_err();
+        assert!(matches!(err, Error::SignatureSigner { .. }), "{err}");
+    }
+}
