@@ -5,12 +5,14 @@
 //!   publish-and-purchase round, with the gas of every step);
 //! - `ipfs add | get | car export | car import`: content addressing that agrees
 //!   with Kubo, and verified fetches from untrusted gateways;
-//! - `gateway serve`: a trustless gateway over the local block store.
-//!
-//! Manufacturer, owner and key-service commands come with their issues.
+//! - `gateway serve`: a trustless gateway over the local block store;
+//! - `authority init`, `manufacturer register | show`, `model define | show`,
+//!   `release create | sign | publish`: the manufacturer's side (logic in the
+//!   `otaledger_cli` library).
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
 mod demo;
 mod gateway;
 mod ipfs;
@@ -34,6 +36,14 @@ enum Command {
     Ipfs(ipfs::IpfsArgs),
     /// Run the trustless IPFS gateway over the local block store.
     Gateway(gateway::GatewayArgs),
+    /// The manufacturer's CP-ABE authority.
+    Authority(cmd::authority::AuthorityArgs),
+    /// Manufacturers: register, show.
+    Manufacturer(cmd::manufacturer::ManufacturerArgs),
+    /// Models (product lines): define, show.
+    Model(cmd::model::ModelArgs),
+    /// Releases: create (encrypt + bundle + IPFS), sign (offline), publish.
+    Release(cmd::release::ReleaseArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -46,6 +56,20 @@ fn main() -> eyre::Result<()> {
             Command::Demo(args) => demo::run(args, cli.json).await,
             Command::Ipfs(args) => ipfs::run(args, cli.json).await,
             Command::Gateway(args) => gateway::run(args, cli.json).await,
+            Command::Authority(args) => cmd::authority::run(args, cli.json).await,
+            Command::Manufacturer(args) => cmd::manufacturer::run(args, cli.json).await,
+            Command::Model(args) => cmd::model::run(args, cli.json).await,
+            Command::Release(args) => cmd::release::run(args, cli.json).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -63,8 +63,9 @@ pub struct ManifestBuilder {
 }
 
 impl ManifestBuilder {
-    /// A free release that never expires, for `sealed` stored under `bundle_cid`
-    /// (the CID's binary form).
+    /// A free release for `sealed` stored under `bundle_cid` (the CID's binary
+    /// form). Set [`ManifestBuilder::expiry`]: the registry and the market
+    /// refuse a manifest whose expiry is not in the future.
     pub fn new(sealed: &Sealed, bundle_cid: Vec<u8>) -> Self {
         let target = sealed.header.target();
         Self {
@@ -96,7 +97,7 @@ impl ManifestBuilder {
         self
     }
 
-    /// Unix time after which the release cannot be published or bought (0: never).
+    /// Unix time from which the release can no longer be published or bought.
     pub fn expiry(mut self, expiry: u64) -> Self {
         self.manifest.expiry = expiry;
         self

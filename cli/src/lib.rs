@@ -1,0 +1,20 @@
+//! The library behind the `otaledger` binary: every command's logic lives
+//! here, so tests, the demo and other tools call it directly; the binary only
+//! parses arguments, calls these functions and prints.
+//!
+//! - [`chain`]: `--rpc-url` / `--chain` / `deployments/<chain-id>.json`,
+//!   providers, sending transactions and decoding reverts into the contracts'
+//!   custom errors;
+//! - [`wallet`]: `--private-key`, or `cast wallet` keystores with a password file;
+//! - [`authority`]: the manufacturer's CP-ABE authority (`authority init`);
+//! - [`registry`]: manufacturers, signer sets and models;
+//! - [`release`]: `release create | sign | publish`.
+
+pub mod authority;
+pub mod chain;
+mod error;
+pub mod registry;
+pub mod release;
+pub mod wallet;
+
+pub use error::{Error, Result};
