@@ -8,11 +8,15 @@
 //! - [`wallet`]: `--private-key`, or `cast wallet` keystores with a password file;
 //! - [`authority`]: the manufacturer's CP-ABE authority (`authority init`);
 //! - [`registry`]: manufacturers, signer sets and models;
-//! - [`release`]: `release create | sign | publish`.
+//! - [`release`]: `release create | sign | publish`;
+//! - [`device`]: `device provision | claim` and `device.toml`;
+//! - [`market`]: buying releases (`purchase`).
 
 pub mod authority;
 pub mod chain;
+pub mod device;
 mod error;
+pub mod market;
 pub mod registry;
 pub mod release;
 pub mod wallet;

@@ -7,8 +7,8 @@
 //!   with Kubo, and verified fetches from untrusted gateways;
 //! - `gateway serve`: a trustless gateway over the local block store;
 //! - `authority init`, `manufacturer register | show`, `model define | show`,
-//!   `release create | sign | publish`: the manufacturer's side (logic in the
-//!   `otaledger_cli` library).
+//!   `release create | sign | publish`, `device provision | claim`, `purchase`:
+//!   the manufacturer's and owner's side (logic in the `otaledger_cli` library).
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +44,10 @@ enum Command {
     Model(cmd::model::ModelArgs),
     /// Releases: create (encrypt + bundle + IPFS), sign (offline), publish.
     Release(cmd::release::ReleaseArgs),
+    /// Devices: provision a batch, claim one.
+    Device(cmd::device::DeviceArgs),
+    /// Buy a release for devices (ETH or ERC-20).
+    Purchase(cmd::purchase::PurchaseArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -60,6 +64,8 @@ fn main() -> eyre::Result<()> {
             Command::Manufacturer(args) => cmd::manufacturer::run(args, cli.json).await,
             Command::Model(args) => cmd::model::run(args, cli.json).await,
             Command::Release(args) => cmd::release::run(args, cli.json).await,
+            Command::Device(args) => cmd::device::run(args, cli.json).await,
+            Command::Purchase(args) => cmd::purchase::run(args, cli.json).await,
         }
     })
 }

@@ -348,6 +348,118 @@ async fn manufacturer_flow_through_the_binary() {
         "{err}"
     );
 
+    // device provision: four devices with their directories and the batch on chain.
+    let fleet = dir.path().join("fleet");
+    let key_service = PrivateKeySigner::random().address();
+    let provisioned = call(with(
+        &[
+            "device",
+            "provision",
+            "--manufacturer",
+            &mfr.to_string(),
+            "--model",
+            &model.to_string(),
+            "--count",
+            "4",
+            "--out",
+            s(&fleet),
+            "--key-service",
+            &key_service.to_string(),
+            "--authority",
+            s(&authority),
+            "--master-password-file",
+            s(&master_pw),
+            "--store",
+            s(&store),
+            "--private-key",
+            &op_key,
+        ],
+        &chain,
+    ));
+    let first = provisioned["firstIndex"].as_u64().unwrap();
+    let device_dir = |i: usize| fleet.join(format!("device-{i:05}"));
+    let config = otaledger_cli::device::DeviceConfig::load(&device_dir(1)).unwrap();
+    assert_eq!(config.device_index, first + 1);
+    assert_eq!(config.key_service, key_service);
+    assert_eq!(config.attributes, vec![model_attribute(model)]);
+    // A device's provisioned key holds only its static attributes: the release stays closed.
+    let static_key = otaledger_cpabe::SecretKey::from_bytes(
+        &std::fs::read(device_dir(1).join("cpabe.key")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        open_to_path(
+            &release_dir.join("bundle.bin"),
+            &static_key,
+            &dir.path().join("no.bin")
+        )
+        .is_err()
+    );
+    assert!(!dir.path().join("no.bin").exists());
+
+    // An owner claims two devices (with the devices' own signatures) and buys the release for them.
+    let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
+    let owner_key = hex_key(&owner);
+    for i in [1, 2] {
+        let claimed = call(with(
+            &[
+                "device",
+                "claim",
+                "--device-dir",
+                s(&device_dir(i)),
+                "--private-key",
+                &owner_key,
+            ],
+            &chain,
+        ));
+        assert_eq!(claimed["deviceIndex"], first + i as u64);
+    }
+    let release_id = created["releaseId"].as_str().unwrap().to_owned();
+    let (d1, d2) = ((first + 1).to_string(), (first + 2).to_string());
+    let bought = call(with(
+        &[
+            "purchase",
+            "--release",
+            &release_id,
+            "--device",
+            &d2,
+            "--device",
+            &d1,
+            "--private-key",
+            &owner_key,
+        ],
+        &chain,
+    ));
+    assert_eq!(bought["amount"], "0x71afd498d0000"); // 2 × 0.001 ETH
+    let market =
+        otaledger_core::bindings::market::UpdateMarket::new(deployed.deployment.market, &provider);
+    let id: alloy::primitives::B256 = release_id.parse().unwrap();
+    assert!(market.isEntitled(id, first + 1).call().await.unwrap());
+    assert!(!market.isEntitled(id, first + 3).call().await.unwrap());
+    let err = fails(
+        &with(
+            &[
+                "purchase",
+                "--release",
+                &release_id,
+                "--device",
+                &d1,
+                "--private-key",
+                &owner_key,
+            ],
+            &chain,
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(
+        err.contains(&format!(
+            "UpdateMarketAlreadyEntitled {{ releaseId: {release_id}, deviceIndex: {d1} }}"
+        )),
+        "{err}"
+    );
+
     // A malformed manifest names the field.
     let text = std::fs::read_to_string(&manifest).unwrap();
     let broken = dir.path().join("broken.json");

@@ -2,8 +2,10 @@
 //! logic is in the `otaledger_cli` library.
 
 pub(crate) mod authority;
+pub(crate) mod device;
 pub(crate) mod manufacturer;
 pub(crate) mod model;
+pub(crate) mod purchase;
 pub(crate) mod release;
 
 use std::io::{IsTerminal, Write};
