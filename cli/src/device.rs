@@ -21,6 +21,7 @@
 //! device_index = 12            # global index on chain
 //! position = 3                 # leaf position in the batch
 //! address = "0x…"              # the identity key's address
+//! public_key = "0x04…"         # its uncompressed public key
 //! key_service = "0x…"          # signs key deliveries (docs/bundle-format.md)
 //! identity_key_file = "identity.key"
 //! cpabe_key_file = "cpabe.key"
@@ -32,7 +33,8 @@
 //! gateways = ["http://…"]
 //! ```
 //!
-//! The batch's leaf list (`leaves.json`: position, device, modelId per leaf)
+//! The batch's leaf list (`leaves.json`: position, device, modelId and the
+//! identity public key per leaf)
 //! is written beside the directories and added to the IPFS store; its CID
 //! goes on chain with the batch.
 
@@ -91,6 +93,8 @@ pub struct DeviceConfig {
     pub position: u64,
     /// Its identity address.
     pub address: Address,
+    /// Its identity public key (uncompressed SEC1, 65 bytes): key deliveries are encrypted to it.
+    pub public_key: alloy::primitives::Bytes,
     /// The key service whose signatures on key deliveries it accepts.
     pub key_service: Address,
     /// File (in the device directory) with the identity secret key, hex.
@@ -207,12 +211,41 @@ fn restrict(path: &Path) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LeafJson {
-    position: u64,
-    device: Address,
-    model_id: u32,
+/// One entry of `leaves.json`: a leaf of the batch and the device's public key
+/// (which the key service encrypts key deliveries to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeafEntry {
+    /// Position in the batch.
+    pub position: u64,
+    /// The device's address.
+    pub device: Address,
+    /// Its model.
+    pub model_id: u32,
+    /// Its identity public key, uncompressed SEC1.
+    pub public_key: alloy::primitives::Bytes,
+}
+
+/// Reads a batch's `leaves.json`, checking each public key against its address.
+pub fn load_leaves(path: &Path) -> Result<Vec<LeafEntry>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let leaves: Vec<LeafEntry> = serde_json::from_str(&text).map_err(|e| Error::Input {
+        field: "leaves.json",
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    for leaf in &leaves {
+        let address = otaledger_core::key_delivery::public_key_address(&leaf.public_key)?;
+        if address != leaf.device {
+            return Err(Error::Input {
+                field: "leaves.json",
+                reason: format!(
+                    "the public key of position {} is {address}'s, not {}'s",
+                    leaf.position, leaf.device
+                ),
+            });
+        }
+    }
+    Ok(leaves)
 }
 
 /// Provisions a batch: keys and CP-ABE keys first (so none is lost if the
@@ -245,6 +278,7 @@ pub async fn provision(
     attributes.extend(opts.attributes.iter().cloned());
 
     let mut leaves = Vec::with_capacity(opts.count as usize);
+    let mut public_keys = Vec::with_capacity(opts.count as usize);
     let mut dirs = Vec::with_capacity(opts.count as usize);
     for position in 0..u64::from(opts.count) {
         let identity = PrivateKeySigner::random();
@@ -268,17 +302,22 @@ pub async fn provision(
             device: identity.address(),
             model_id: opts.model_id,
         });
+        public_keys.push(alloy::primitives::Bytes::from(
+            otaledger_core::key_delivery::identity_public_key(&identity),
+        ));
         dirs.push(dir);
         progress(position + 1);
     }
     let tree = DeviceTree::new(&leaves)?;
     let leaves_path = opts.out_dir.join("leaves.json");
-    let leaves_json: Vec<LeafJson> = leaves
+    let leaves_json: Vec<LeafEntry> = leaves
         .iter()
-        .map(|l| LeafJson {
+        .zip(&public_keys)
+        .map(|(l, k)| LeafEntry {
             position: l.position,
             device: l.device,
             model_id: l.model_id,
+            public_key: k.clone(),
         })
         .collect();
     let mut text = serde_json::to_string_pretty(&leaves_json).unwrap_or_default();
@@ -320,7 +359,7 @@ pub async fn provision(
         .ok_or_else(|| Error::NotFound {
             what: "the DevicesProvisioned event in the receipt".into(),
         })?;
-    for (leaf, dir) in leaves.iter().zip(&dirs) {
+    for ((leaf, dir), public_key) in leaves.iter().zip(&dirs).zip(&public_keys) {
         let config = DeviceConfig {
             format: DEVICE_FORMAT.into(),
             chain_id: chain.chain_id(),
@@ -332,6 +371,7 @@ pub async fn provision(
             device_index: event.firstIndex + leaf.position,
             position: leaf.position,
             address: leaf.device,
+            public_key: public_key.clone(),
             key_service: opts.key_service,
             identity_key_file: "identity.key".into(),
             cpabe_key_file: "cpabe.key".into(),

@@ -83,6 +83,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A device is not entitled to a release on chain: no key is issued.
+    #[error("device {device_index} is not entitled to release {release_id}: no key issued")]
+    NotEntitled {
+        /// The release.
+        release_id: alloy::primitives::B256,
+        /// The device.
+        device_index: u64,
+    },
     /// Something expected on chain is not there.
     #[error("not found on chain: {what}")]
     NotFound {

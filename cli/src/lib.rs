@@ -10,12 +10,15 @@
 //! - [`registry`]: manufacturers, signer sets and models;
 //! - [`release`]: `release create | sign | publish`;
 //! - [`device`]: `device provision | claim` and `device.toml`;
-//! - [`market`]: buying releases (`purchase`).
+//! - [`market`]: buying releases (`purchase`);
+//! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
+//!   as a device does (`device open`).
 
 pub mod authority;
 pub mod chain;
 pub mod device;
 mod error;
+pub mod keys;
 pub mod market;
 pub mod registry;
 pub mod release;

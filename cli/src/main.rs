@@ -7,7 +7,8 @@
 //!   with Kubo, and verified fetches from untrusted gateways;
 //! - `gateway serve`: a trustless gateway over the local block store;
 //! - `authority init`, `manufacturer register | show`, `model define | show`,
-//!   `release create | sign | publish`, `device provision | claim`, `purchase`:
+//!   `release create | sign | publish`, `device provision | claim | open`,
+//!   `purchase`, `keys issue`:
 //!   the manufacturer's and owner's side (logic in the `otaledger_cli` library).
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     Device(cmd::device::DeviceArgs),
     /// Buy a release for devices (ETH or ERC-20).
     Purchase(cmd::purchase::PurchaseArgs),
+    /// Purchased keys: issue one by hand (the key service does this per purchase).
+    Keys(cmd::keys::KeysArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -66,6 +69,7 @@ fn main() -> eyre::Result<()> {
             Command::Release(args) => cmd::release::run(args, cli.json).await,
             Command::Device(args) => cmd::device::run(args, cli.json).await,
             Command::Purchase(args) => cmd::purchase::run(args, cli.json).await,
+            Command::Keys(args) => cmd::keys::run(args, cli.json).await,
         }
     })
 }

@@ -350,7 +350,8 @@ async fn manufacturer_flow_through_the_binary() {
 
     // device provision: four devices with their directories and the batch on chain.
     let fleet = dir.path().join("fleet");
-    let key_service = PrivateKeySigner::random().address();
+    let key_service_key = PrivateKeySigner::random();
+    let key_service = key_service_key.address();
     let provisioned = call(with(
         &[
             "device",
@@ -397,10 +398,10 @@ async fn manufacturer_flow_through_the_binary() {
     );
     assert!(!dir.path().join("no.bin").exists());
 
-    // An owner claims two devices (with the devices' own signatures) and buys the release for them.
+    // An owner claims three devices (with the devices' own signatures) and buys the release for two.
     let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
     let owner_key = hex_key(&owner);
-    for i in [1, 2] {
+    for i in [1, 2, 3] {
         let claimed = call(with(
             &[
                 "device",
@@ -459,6 +460,83 @@ async fn manufacturer_flow_through_the_binary() {
         )),
         "{err}"
     );
+
+    // keys issue: the paid device gets its key (signed by the key service), the unpaid one none.
+    let leaves = fleet.join("leaves.json");
+    let issue = |index: u64, position: u64, out: &Path| -> Vec<String> {
+        with(
+            &[
+                "keys",
+                "issue",
+                "--release",
+                &release_id,
+                "--device",
+                &index.to_string(),
+                "--leaves",
+                s(&leaves),
+                "--position",
+                &position.to_string(),
+                "--authority",
+                s(&authority),
+                "--master-password-file",
+                s(&master_pw),
+                "--out",
+                s(out),
+                "--private-key",
+                &hex_key(&key_service_key),
+            ],
+            &chain,
+        )
+    };
+    let key1 = dir.path().join("key-1.bin");
+    let issued = call(issue(first + 1, 1, &key1));
+    assert_eq!(
+        issued["attributes"],
+        serde_json::json!([model_attribute(model), release_attribute(model, 1)])
+    );
+    let key3 = dir.path().join("key-3.bin");
+    let err = fails(
+        &issue(first + 3, 3, &key3)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        err.contains("no claim of device") || err.contains("not entitled"),
+        "{err}"
+    );
+    assert!(!key3.exists());
+    // The paid device opens the bundle byte for byte.
+    let installed = dir.path().join("installed.bin");
+    let opened = ok(&[
+        "device",
+        "open",
+        "--device-dir",
+        s(&device_dir(1)),
+        "--key",
+        s(&key1),
+        "--bundle",
+        s(&release_dir.join("bundle.bin")),
+        "--out",
+        s(&installed),
+    ]);
+    assert_eq!(opened["imageSha256"], created["imageSha256"]);
+    assert_eq!(std::fs::read(&installed).unwrap(), image_bytes);
+    // Another device cannot use device 1's delivery.
+    let err = fails(&[
+        "device",
+        "open",
+        "--device-dir",
+        s(&device_dir(2)),
+        "--key",
+        s(&key1),
+        "--bundle",
+        s(&release_dir.join("bundle.bin")),
+        "--out",
+        s(&dir.path().join("stolen.bin")),
+    ]);
+    assert!(err.contains("key delivery"), "{err}");
+    assert!(!dir.path().join("stolen.bin").exists());
 
     // A malformed manifest names the field.
     let text = std::fs::read_to_string(&manifest).unwrap();

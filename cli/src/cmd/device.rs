@@ -25,6 +25,21 @@ enum DeviceCommand {
     /// Provision a batch: identity keys, CP-ABE keys, the Merkle batch on chain, one directory
     /// per device with its device.toml.
     Provision(ProvisionArgs),
+    /// Decrypt a bundle as the device in DIR does: its key delivery, its checks, all-or-nothing output.
+    Open {
+        /// The device's directory.
+        #[arg(long, value_name = "DIR")]
+        device_dir: PathBuf,
+        /// The key delivery (`keys issue` output).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The bundle.
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// Where to write the image (only if every segment verified).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Claim a provisioned device for an owner, with the device's consent signature.
     Claim {
         /// The device's directory (from `device provision`).
@@ -85,6 +100,24 @@ struct ProvisionArgs {
 pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         DeviceCommand::Provision(a) => provision(a, json).await,
+        DeviceCommand::Open {
+            device_dir,
+            key,
+            bundle,
+            out,
+        } => {
+            let opened = otaledger_cli::keys::device_open(&device_dir, &key, &bundle, &out)?;
+            print(json, &opened, |o| {
+                format!(
+                    "model {} version {}: {} bytes, sha256 {} -> {}",
+                    o.model_id,
+                    o.version,
+                    o.image_len,
+                    o.image_sha256,
+                    out.display()
+                )
+            })
+        }
         DeviceCommand::Claim {
             device_dir,
             owner,

@@ -3,6 +3,7 @@
 
 pub(crate) mod authority;
 pub(crate) mod device;
+pub(crate) mod keys;
 pub(crate) mod manufacturer;
 pub(crate) mod model;
 pub(crate) mod purchase;
