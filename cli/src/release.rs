@@ -306,3 +306,68 @@ pub async fn publish(
         mined,
     })
 }
+
+/// A published release: its manifest (from `ReleasePublished`) and on-chain status.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseInfo {
+    /// The release id.
+    pub release_id: B256,
+    /// Model.
+    pub model_id: u32,
+    /// Version.
+    pub version: u64,
+    /// Price per device.
+    pub price: String,
+    /// Payment token (zero: ETH).
+    pub payment_token: Address,
+    /// Bundle size in bytes.
+    pub bundle_size: u64,
+    /// The bundle's CID.
+    pub bundle_cid: String,
+    /// SHA-256 of the bundle.
+    pub bundle_sha256: B256,
+    /// SHA-256 of the image.
+    pub image_sha256: B256,
+    /// The policy id.
+    pub policy_id: B256,
+    /// Expiry (unix time).
+    pub expiry: u64,
+    /// When it was published (unix time).
+    pub published_at: u64,
+    /// When it was revoked (unix time), if it was.
+    pub revoked_at: Option<u64>,
+}
+
+/// Reads a published release.
+pub async fn show(
+    chain: &Chain,
+    provider: &alloy::providers::DynProvider,
+    release_id: B256,
+) -> Result<ReleaseInfo> {
+    let m = crate::market::published_manifest(chain, provider, release_id).await?;
+    let status = UpdateRegistry::new(chain.registry(), provider)
+        .release(release_id)
+        .call()
+        .await
+        .map_err(|e| crate::chain::contract_error("reading the release", e))?;
+    let cid = otaledger_ipfs::Cid::try_from(m.bundleCid.as_ref())
+        .map(|c| c.to_string())
+        .unwrap_or_else(|_| m.bundleCid.to_string());
+    let revoked_at: u64 = status.revokedAt.to();
+    Ok(ReleaseInfo {
+        release_id,
+        model_id: m.modelId,
+        version: m.version,
+        price: m.price.to_string(),
+        payment_token: m.paymentToken,
+        bundle_size: m.bundleSize,
+        bundle_cid: cid,
+        bundle_sha256: m.bundleSha256,
+        image_sha256: m.imageSha256,
+        policy_id: m.policyId,
+        expiry: m.expiry,
+        published_at: status.publishedAt.to(),
+        revoked_at: (revoked_at != 0).then_some(revoked_at),
+    })
+}

@@ -333,6 +333,18 @@ async fn manufacturer_flow_through_the_binary() {
     assert!(published["gasUsed"].as_u64().unwrap() > 0);
     let shown = call(with(&["model", "show", "--id", &model.to_string()], &chain));
     assert_eq!(shown["latestVersion"], 1);
+    let shown = call(with(
+        &[
+            "release",
+            "show",
+            "--release",
+            created["releaseId"].as_str().unwrap(),
+        ],
+        &chain,
+    ));
+    assert_eq!(shown["bundleCid"], created["cid"]);
+    assert_eq!(shown["bundleSha256"], created["bundleSha256"]);
+    assert_eq!(shown["revokedAt"], Value::Null);
 
     // The same version again: the registry's custom error, decoded with its values.
     let err = fails(

@@ -24,6 +24,14 @@ enum ReleaseCommand {
     Sign(SignArgs),
     /// Publish a manifest with a threshold of signature files.
     Publish(PublishArgs),
+    /// Show a published release: manifest and status.
+    Show {
+        /// The release id.
+        #[arg(long)]
+        release: B256,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +145,33 @@ pub(crate) async fn run(args: ReleaseArgs, json: bool) -> eyre::Result<()> {
                     s.release_id,
                     s.signer,
                     s.signature_file.display()
+                )
+            })
+        }
+        ReleaseCommand::Show { release, chain } => {
+            let chain = chain.resolve().await?;
+            let info = release::show(&chain, &chain.reader()?, release).await?;
+            print(json, &info, |r| {
+                format!(
+                    "release {}: model {} version {}\n  bundle   {} ({} bytes, sha256 {})\n  image    sha256 {}\n  price    {} ({})\n  expiry   {}\n  status   published at {}{}",
+                    r.release_id,
+                    r.model_id,
+                    r.version,
+                    r.bundle_cid,
+                    r.bundle_size,
+                    r.bundle_sha256,
+                    r.image_sha256,
+                    r.price,
+                    if r.payment_token.is_zero() {
+                        "wei".to_owned()
+                    } else {
+                        format!("token {}", r.payment_token)
+                    },
+                    r.expiry,
+                    r.published_at,
+                    r.revoked_at
+                        .map(|t| format!(", revoked at {t}"))
+                        .unwrap_or_default()
                 )
             })
         }
