@@ -92,6 +92,10 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    // What sealing adds besides the AEAD: two SHA-256 passes (image and bundle; opening has one).
+    g.bench_function("sha256", |b| {
+        b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(black_box(&image)))
+    });
     g.bench_function("bundle-seal", |b| {
         b.iter(|| {
             seal(
