@@ -8,11 +8,14 @@
 //! - `gateway serve`: a trustless gateway over the local block store;
 //! - `indexer run | verify`: the event mirror in SQLite or PostgreSQL, and its
 //!   check against the chain.
-//!
-//! Manufacturer, owner and key-service commands come with their issues.
+//! - `authority init`, `manufacturer register | show`, `model define | show`,
+//!   `release create | sign | publish`, `device provision | claim | open`,
+//!   `purchase`, `keys issue`:
+//!   the manufacturer's and owner's side (logic in the `otaledger_cli` library).
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
 mod demo;
 mod gateway;
 mod indexer;
@@ -39,6 +42,20 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Mirror the contracts' events into SQLite or PostgreSQL, and verify the mirror.
     Indexer(indexer::IndexerArgs),
+    /// The manufacturer's CP-ABE authority.
+    Authority(cmd::authority::AuthorityArgs),
+    /// Manufacturers: register, show.
+    Manufacturer(cmd::manufacturer::ManufacturerArgs),
+    /// Models (product lines): define, show.
+    Model(cmd::model::ModelArgs),
+    /// Releases: create (encrypt + bundle + IPFS), sign (offline), publish.
+    Release(cmd::release::ReleaseArgs),
+    /// Devices: provision a batch, claim one.
+    Device(cmd::device::DeviceArgs),
+    /// Buy a release for devices (ETH or ERC-20).
+    Purchase(cmd::purchase::PurchaseArgs),
+    /// Purchased keys: issue one by hand (the key service does this per purchase).
+    Keys(cmd::keys::KeysArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -52,6 +69,23 @@ fn main() -> eyre::Result<()> {
             Command::Ipfs(args) => ipfs::run(args, cli.json).await,
             Command::Gateway(args) => gateway::run(args, cli.json).await,
             Command::Indexer(args) => indexer::run(args, cli.json).await,
+            Command::Authority(args) => cmd::authority::run(args, cli.json).await,
+            Command::Manufacturer(args) => cmd::manufacturer::run(args, cli.json).await,
+            Command::Model(args) => cmd::model::run(args, cli.json).await,
+            Command::Release(args) => cmd::release::run(args, cli.json).await,
+            Command::Device(args) => cmd::device::run(args, cli.json).await,
+            Command::Purchase(args) => cmd::purchase::run(args, cli.json).await,
+            Command::Keys(args) => cmd::keys::run(args, cli.json).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

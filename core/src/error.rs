@@ -168,6 +168,222 @@ pub enum Error {
         /// Last block.
         to: u64,
     },
+    /// Bytes claimed to be a `format` object do not start with its magic.
+    #[error("not a {format}: bad magic {found}")]
+    BadMagic {
+        /// Which format was expected.
+        format: &'static str,
+        /// The first bytes found, hex.
+        found: String,
+    },
+    /// A `format` object has a format version this build does not read.
+    #[error("{format} format version {found} is not supported (this build reads {supported})")]
+    UnsupportedVersion {
+        /// Which format.
+        format: &'static str,
+        /// The version found.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
+    /// Input ended inside a `format` object.
+    #[error("{format} truncated: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Which format.
+        format: &'static str,
+        /// Bytes needed to go on.
+        needed: u64,
+        /// Bytes there were.
+        available: u64,
+    },
+    /// A length or size field is outside its documented bounds.
+    #[error("{format} field {field} is {value}, must be within {min}..={max}")]
+    FieldOutOfRange {
+        /// Which format.
+        format: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
+    /// Bytes follow a complete `format` object that must stand alone.
+    #[error("{extra} unexpected bytes after the {format}")]
+    TrailingBytes {
+        /// Which format.
+        format: &'static str,
+        /// How many bytes follow.
+        extra: u64,
+    },
+    /// A bundle header names an AEAD this build does not know.
+    #[error("unknown aead algorithm {id} in the bundle header")]
+    UnsupportedAead {
+        /// The algorithm id found.
+        id: u8,
+    },
+    /// The bundle header's policy text is not valid UTF-8 or does not parse.
+    #[error("bundle header policy text is invalid: {reason}")]
+    PolicyText {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The header's policy text is not the canonical text of the capsule's policy.
+    #[error("bundle header policy {text:?} is not the capsule's policy {capsule:?}")]
+    PolicyMismatch {
+        /// The header's text.
+        text: String,
+        /// The capsule's policy, canonical text.
+        capsule: String,
+    },
+    /// The bundle's CP-ABE capsule does not decode.
+    #[error("bundle capsule is invalid: {source}")]
+    Capsule {
+        /// What the CP-ABE decoder said.
+        source: otaledger_cpabe::Error,
+    },
+    /// A CP-ABE operation failed (for decryption: the key's attributes do not satisfy the policy).
+    #[error("cp-abe {during} failed: {source}")]
+    CpAbe {
+        /// What was being done.
+        during: &'static str,
+        /// What the CP-ABE crate said.
+        source: otaledger_cpabe::Error,
+    },
+    /// The content key does not match the header's key commitment: the header or
+    /// the capsule was altered, or the key comes from another authority.
+    #[error(
+        "the bundle header's key commitment does not match (header or capsule altered, or a foreign key)"
+    )]
+    KeyCommitment,
+    /// A segment failed authentication at its position and at every other position
+    /// checked: its bytes were altered.
+    #[error("bundle segment {index} failed authentication (altered)")]
+    SegmentTampered {
+        /// Segment position in the stream (0-based).
+        index: u32,
+    },
+    /// A segment authenticates, but at a later position: segments were reordered.
+    #[error("bundle segment at position {position} belongs at position {belongs_at} (reordered)")]
+    SegmentReordered {
+        /// Where it was found.
+        position: u32,
+        /// Where it belongs.
+        belongs_at: u32,
+    },
+    /// A segment authenticates, but at an earlier position: a segment was duplicated.
+    #[error("bundle segment at position {position} is a copy of segment {copy_of} (duplicated)")]
+    SegmentDuplicated {
+        /// Where it was found.
+        position: u32,
+        /// The position it is a copy of.
+        copy_of: u32,
+    },
+    /// The encrypted stream ended before its last segment.
+    #[error("bundle stream truncated: {expected} encrypted bytes expected, {received} received")]
+    StreamTruncated {
+        /// Encrypted bytes the header promises.
+        expected: u64,
+        /// Encrypted bytes received.
+        received: u64,
+    },
+    /// Bytes follow the stream's last segment.
+    #[error("bundle stream extended: bytes follow the last segment (stream length is {expected})")]
+    StreamExtended {
+        /// Encrypted bytes the header promises.
+        expected: u64,
+    },
+    /// The image reader gave another number of bytes than declared.
+    #[error("image length mismatch: declared {declared} bytes, read {actual}")]
+    ImageLength {
+        /// The declared length.
+        declared: u64,
+        /// Bytes actually read (stops one past the declared length).
+        actual: u64,
+    },
+    /// Reading or writing a stream failed.
+    #[error("i/o error while {during}: {source}")]
+    Stream {
+        /// What was being done.
+        during: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A secp256k1 key (identity, key-service) is not valid.
+    #[error("invalid secp256k1 {what}")]
+    InvalidKey {
+        /// Which key.
+        what: &'static str,
+    },
+    /// A key delivery is not signed by the expected key service.
+    #[error("key delivery signed by {recovered:?}, expected key service {expected}")]
+    KeyDeliverySigner {
+        /// The signer recovered from the signature, if any.
+        recovered: Option<alloy::primitives::Address>,
+        /// The key service the device trusts.
+        expected: alloy::primitives::Address,
+    },
+    /// A key delivery is addressed to another device or chain.
+    #[error("key delivery is for {field} {found}, this device expects {expected}")]
+    KeyDeliveryMismatch {
+        /// The field that differs.
+        field: &'static str,
+        /// What the delivery says.
+        found: String,
+        /// What the device expected.
+        expected: String,
+    },
+    /// The ECIES layer of a key delivery did not decrypt (wrong identity key or altered ciphertext).
+    #[error("key delivery ciphertext does not decrypt with this identity key")]
+    KeyDeliveryDecrypt,
+    /// ECIES encryption failed.
+    #[error("ecies encryption failed: {reason}")]
+    Ecies {
+        /// What the ECIES crate said.
+        reason: String,
+    },
+    /// A manifest file is not valid JSON of the documented shape.
+    #[error("manifest file {path} is invalid: {source}")]
+    ManifestFile {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (names the field and position).
+        source: serde_json::Error,
+    },
+    /// A JSON document of a versioned format has another format tag.
+    #[error("{path}: format {found:?} is not {expected:?}")]
+    FormatTag {
+        /// The file.
+        path: PathBuf,
+        /// The tag found.
+        found: String,
+        /// The tag this build reads.
+        expected: &'static str,
+    },
+    /// A derived field of a manifest or signature file disagrees with the fields it derives from.
+    #[error("{path}: field {field} is {found}, but the manifest gives {expected}")]
+    DerivedFieldMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// What the file says.
+        found: String,
+        /// What it must be.
+        expected: String,
+    },
+    /// A signature file's signature does not recover to the signer it names.
+    #[error("{path}: signature recovers to {recovered}, the file names signer {signer}")]
+    SignatureSigner {
+        /// The file.
+        path: PathBuf,
+        /// The signer the file names.
+        signer: alloy::primitives::Address,
+        /// Who actually signed.
+        recovered: alloy::primitives::Address,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

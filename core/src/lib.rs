@@ -3,6 +3,10 @@
 //! - [`deployment`]: `deployments/<chain-id>.json`, where one chain's contracts
 //!   live, and CREATE2 addresses;
 //! - [`bindings`]: the contracts' Rust bindings, from the committed Foundry artifacts;
+//! - [`bundle`]: the encrypted release bundle (`otaledger-bundle` v1);
+//! - [`manifest`]: the release manifest, its `manifest.json` file and signature files;
+//! - [`key_delivery`]: a device's purchased CP-ABE key, encrypted and signed for it;
+//! - [`fsutil`]: all-or-nothing file output;
 //! - [`signing`]: EIP-712 messages and m-of-n threshold approvals;
 //! - [`merkle`]: device provisioning batches (leaves, root, proofs);
 //! - [`deploy`]: deploying both contracts at deterministic CREATE2 addresses;
@@ -13,10 +17,14 @@
 //! - [`toolchain`]: finding the pinned Foundry binaries (anvil) for the demo and tests.
 
 pub mod bindings;
+pub mod bundle;
 pub mod deploy;
 pub mod deployment;
 mod error;
 pub mod follow;
+pub mod fsutil;
+pub mod key_delivery;
+pub mod manifest;
 pub mod merkle;
 pub mod signing;
 #[cfg(feature = "test-support")]

@@ -351,3 +351,153 @@ async fn publish_and_purchase_round_on_anvil() {
     );
     assert_eq!(provider.get_balance(d.market).await.unwrap(), U256::ZERO);
 }
+
+/// A manifest with every field random (bytes of random length).
+fn random_manifest(rng: &mut impl rand_chacha::rand_core::RngCore) -> Manifest {
+    let mut word = || {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        B256::from(b)
+    };
+    let (a, b, c, d, e, f) = (word(), word(), word(), word(), word(), word());
+    let cid_len = (a[0] % 80) as usize;
+    Manifest {
+        modelId: u32::from_be_bytes(a[1..5].try_into().unwrap()),
+        version: u64::from_be_bytes(a[5..13].try_into().unwrap()),
+        bundleSha256: b,
+        bundleSize: u64::from_be_bytes(a[13..21].try_into().unwrap()),
+        bundleCid: Bytes::copy_from_slice(
+            &[c.as_slice(), d.as_slice(), e.as_slice()].concat()[..cid_len],
+        ),
+        imageSha256: c,
+        price: u128::from_be_bytes(d[..16].try_into().unwrap()),
+        paymentToken: Address::from_slice(&e[..20]),
+        policyId: f,
+        expiry: u64::from_be_bytes(a[21..29].try_into().unwrap()),
+        metadataHash: if a[29] & 1 == 0 { B256::ZERO } else { d },
+    }
+}
+
+/// Random manifests: the release id (struct hash) and the EIP-712 digest the
+/// client computes equal the deployed registry's, through the `manifest.json`
+/// form; then a real sealed bundle's manifest goes through `manifest.json`,
+/// two offline signature files and an assembled approval into `publishRelease`.
+#[tokio::test]
+async fn manifest_files_agree_with_the_contract() {
+    use otaledger_core::{
+        bundle::{BundleSpec, SealOptions, default_policy, seal},
+        manifest::{ManifestBuilder, ManifestFile, SignatureFile},
+    };
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+
+    let anvil = spawn_anvil().unwrap();
+    let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer.clone()))
+        .connect_http(anvil.endpoint_url());
+    let deployed = deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test")
+        .await
+        .unwrap();
+    let d = &deployed.deployment;
+    let registry = UpdateRegistry::new(d.registry, &provider);
+    let separator = registry.DOMAIN_SEPARATOR().call().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.json");
+
+    let mut rng = ChaCha20Rng::seed_from_u64(0x07a1);
+    for i in 0..48 {
+        let m = random_manifest(&mut rng);
+        let file = ManifestFile {
+            chain_id: d.chain_id,
+            registry: d.registry,
+            policy: format!(
+                "\"model:{}\" and \"release:{}/{}\"",
+                m.modelId, m.modelId, m.version
+            ),
+            manifest: m,
+        };
+        let mut file = file;
+        file.manifest.policyId = otaledger_core::bundle::policy_id(
+            &otaledger_core::bundle::parse_policy(&file.policy).unwrap(),
+        );
+        file.store(&path).unwrap();
+        let loaded = ManifestFile::load(&path).unwrap();
+        assert_eq!(
+            loaded, file,
+            "manifest {i} round-trips through manifest.json"
+        );
+        let on_chain = registry
+            .releaseId(loaded.manifest.clone())
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(loaded.release_id(), on_chain, "manifest {i}");
+        let digest =
+            keccak256([&[0x19, 0x01][..], separator.as_slice(), on_chain.as_slice()].concat());
+        assert_eq!(loaded.digest(), digest, "manifest {i}");
+    }
+
+    // A real release: seal, build the manifest, sign offline twice, publish.
+    let keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let set = SignerSet::new(keys.iter().map(|k| k.address()).collect(), 2).unwrap();
+    let receipt = mined!(registry.registerManufacturer(
+        "Acme".into(),
+        Address::ZERO,
+        Address::ZERO,
+        set.signers().to_vec(),
+        2,
+        String::new(),
+    ));
+    let mfr = receipt
+        .decoded_log::<UpdateRegistry::ManufacturerRegistered>()
+        .unwrap()
+        .manufacturerId;
+    let receipt = mined!(registry.defineModel(mfr, "thermo-x".into(), 1));
+    let model_id = receipt
+        .decoded_log::<UpdateRegistry::ModelDefined>()
+        .unwrap()
+        .modelId;
+    let (params, _) = otaledger_cpabe::setup(&mut rng);
+    let policy = default_policy(model_id, 3);
+    let target = otaledger_core::bundle::ReleaseTarget {
+        chain_id: d.chain_id,
+        registry: d.registry,
+        model_id,
+        version: 3,
+    };
+    let image = vec![0xabu8; 5000];
+    let sealed = seal(
+        &params,
+        &BundleSpec {
+            target,
+            policy: &policy,
+            options: SealOptions::default(),
+        },
+        &image[..],
+        5000,
+        std::io::sink(),
+        &mut rng,
+    )
+    .unwrap();
+    let manifest = ManifestBuilder::new(&sealed, b"\x01\x55\x12\x20cid".to_vec())
+        .price(PRICE)
+        .expiry(u64::MAX / 2)
+        .build();
+    let file = ManifestFile::new(&sealed, manifest);
+    file.store(&path).unwrap();
+    let loaded = ManifestFile::load(&path).unwrap();
+    let mut sig_files = Vec::new();
+    for (n, key) in [&keys[2], &keys[0]].iter().enumerate() {
+        let sig_path = dir.path().join(format!("sig{n}.json"));
+        loaded.sign(key).unwrap().store(&sig_path).unwrap();
+        sig_files.push(SignatureFile::load(&sig_path).unwrap());
+    }
+    let approval = loaded.approval(&set, &sig_files).unwrap();
+    let receipt = mined!(registry.publishRelease(loaded.manifest.clone(), approval));
+    let published = receipt
+        .decoded_log::<UpdateRegistry::ReleasePublished>()
+        .unwrap();
+    assert_eq!(published.releaseId, loaded.release_id());
+    assert_eq!(published.manifest.policyId, sealed.header.policy_id());
+    assert_eq!(published.manifest.bundleSha256, sealed.bundle_sha256);
+}

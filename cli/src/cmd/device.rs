@@ -1,0 +1,202 @@
+//! `otaledger device provision | claim`.
+
+use std::path::PathBuf;
+
+use alloy::primitives::Address;
+use clap::{Args, Subcommand};
+use otaledger_cli::{
+    authority::{MASTER_FILE, load_master},
+    device::{self, ProvisionOptions},
+    wallet::read_password_file,
+};
+
+use super::{ChainArgs, WalletArgs, print, progress_bar};
+
+/// `otaledger device …`.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceArgs {
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+enum DeviceCommand {
+    /// Provision a batch: identity keys, CP-ABE keys, the Merkle batch on chain, one directory
+    /// per device with its device.toml.
+    Provision(ProvisionArgs),
+    /// Decrypt a bundle as the device in DIR does: its key delivery, its checks, all-or-nothing output.
+    Open {
+        /// The device's directory.
+        #[arg(long, value_name = "DIR")]
+        device_dir: PathBuf,
+        /// The key delivery (`keys issue` output).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The bundle.
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// Where to write the image (only if every segment verified).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Claim a provisioned device for an owner, with the device's consent signature.
+    Claim {
+        /// The device's directory (from `device provision`).
+        #[arg(long, value_name = "DIR")]
+        device_dir: PathBuf,
+        /// The first owner [default: the sender].
+        #[arg(long)]
+        owner: Option<Address>,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(flatten)]
+        wallet: WalletArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ProvisionArgs {
+    /// Manufacturer id (the sender must be its operator).
+    #[arg(long)]
+    manufacturer: u32,
+    /// Model id.
+    #[arg(long)]
+    model: u32,
+    /// Number of devices.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(device::MAX_BATCH)))]
+    count: u32,
+    /// Output directory (one `device-NNNNN` directory per device).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// A static attribute besides `model:<M>`; repeat for more.
+    #[arg(long = "attribute")]
+    attributes: Vec<String>,
+    /// The key service's address (devices accept key deliveries it signs).
+    #[arg(long)]
+    key_service: Address,
+    /// RPC endpoint written into the devices; repeat for more [default: --rpc-url].
+    #[arg(long = "device-rpc", value_name = "URL")]
+    device_rpc: Vec<url::Url>,
+    /// Trustless gateway written into the devices; repeat for more.
+    #[arg(long = "gateway", value_name = "URL")]
+    gateways: Vec<url::Url>,
+    /// The authority directory (master.json).
+    #[arg(long, default_value = "authority", value_name = "DIR")]
+    authority: PathBuf,
+    /// File holding the master key's password.
+    #[arg(long, value_name = "FILE")]
+    master_password_file: PathBuf,
+    /// Block store directory [default: $OTALEDGER_HOME/ipfs or ~/.otaledger/ipfs].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+/// Runs `otaledger device …`.
+pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
+    match args.command {
+        DeviceCommand::Provision(a) => provision(a, json).await,
+        DeviceCommand::Open {
+            device_dir,
+            key,
+            bundle,
+            out,
+        } => {
+            let opened = otaledger_cli::keys::device_open(&device_dir, &key, &bundle, &out)?;
+            print(json, &opened, |o| {
+                format!(
+                    "model {} version {}: {} bytes, sha256 {} -> {}",
+                    o.model_id,
+                    o.version,
+                    o.image_len,
+                    o.image_sha256,
+                    out.display()
+                )
+            })
+        }
+        DeviceCommand::Claim {
+            device_dir,
+            owner,
+            chain,
+            wallet,
+        } => {
+            let chain = chain.resolve().await?;
+            let sender = wallet.signer()?;
+            let provider = chain.signer(&sender)?;
+            let c = device::claim(
+                &chain,
+                &provider,
+                &device_dir,
+                owner.unwrap_or(sender.address()),
+            )
+            .await?;
+            print(json, &c, |c| {
+                format!(
+                    "device {} ({}) claimed by {}\ntx {} gas {}",
+                    c.device_index, c.device, c.owner, c.mined.tx, c.mined.gas_used
+                )
+            })
+        }
+    }
+}
+
+async fn provision(a: ProvisionArgs, json: bool) -> eyre::Result<()> {
+    let chain = a.chain.resolve().await?;
+    let provider = chain.signer(&a.wallet.signer()?)?;
+    let password = read_password_file(&a.master_password_file)?;
+    let master_path = a.authority.join(MASTER_FILE);
+    let master =
+        tokio::task::spawn_blocking(move || load_master(&master_path, &password)).await??;
+    let store = match a.store {
+        Some(s) => s,
+        None => crate::ipfs::default_store_dir()?,
+    };
+    let rpc_urls = if a.device_rpc.is_empty() {
+        chain.rpc_url.iter().cloned().collect()
+    } else {
+        a.device_rpc
+    };
+    let opts = ProvisionOptions {
+        manufacturer_id: a.manufacturer,
+        model_id: a.model,
+        count: a.count,
+        out_dir: a.out,
+        attributes: a.attributes,
+        key_service: a.key_service,
+        rpc_urls,
+        gateways: a.gateways,
+        store,
+    };
+    let bar = progress_bar(json);
+    if let Some(b) = &bar {
+        b.set_length(u64::from(a.count));
+        b.set_message("keys");
+    }
+    let bar2 = bar.clone();
+    let made = device::provision(&chain, &provider, &master, &opts, &mut |n| {
+        if let Some(b) = &bar2 {
+            b.set_position(n);
+        }
+    })
+    .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print(json, &made, |p| {
+        format!(
+            "batch {} provisioned: devices {}..{} in {}\n  root {}  leaves {}\ntx {} gas {}",
+            p.batch_id,
+            p.first_index,
+            p.first_index + u64::from(p.count),
+            p.out_dir.display(),
+            p.root,
+            p.leaves_cid,
+            p.mined.tx,
+            p.mined.gas_used
+        )
+    })
+}

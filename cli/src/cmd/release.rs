@@ -1,0 +1,262 @@
+//! `otaledger release create | sign | publish`.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, B256};
+use clap::{Args, Subcommand};
+use otaledger_cli::release::{self, CreateOptions, Stage};
+use otaledger_core::bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE};
+
+use super::{ChainArgs, WalletArgs, print, progress_bar};
+
+/// `otaledger release …`.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    #[command(subcommand)]
+    command: ReleaseCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReleaseCommand {
+    /// Encrypt an image into a bundle, add it to the local IPFS store, write the unsigned manifest.json.
+    Create(CreateArgs),
+    /// Sign a manifest.json (offline: one signer, one signature file).
+    Sign(SignArgs),
+    /// Publish a manifest with a threshold of signature files.
+    Publish(PublishArgs),
+    /// Show a published release: manifest and status.
+    Show {
+        /// The release id.
+        #[arg(long)]
+        release: B256,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+struct CreateArgs {
+    /// Model id.
+    #[arg(long)]
+    model: u32,
+    /// Version (must be above the model's latest on chain when published).
+    #[arg(long)]
+    version: u64,
+    /// The firmware image.
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+    /// CP-ABE policy [default: "model:<M>" and "release:<M>/<V>"].
+    #[arg(long)]
+    policy: Option<String>,
+    /// Price per device in wei (or the token's smallest unit).
+    #[arg(long, default_value_t = 0)]
+    price: u128,
+    /// ERC-20 token to pay in [default: ETH].
+    #[arg(long, default_value_t = Address::ZERO)]
+    token: Address,
+    /// When the release stops being publishable and buyable: a unix time, or a duration from
+    /// now such as `90d` or `12h`.
+    #[arg(long, default_value = "365d", value_parser = parse_expiry)]
+    expiry: u64,
+    /// SHA-256 of the release metadata document (notes, SBOM, provenance).
+    #[arg(long, default_value_t = B256::ZERO)]
+    metadata_hash: B256,
+    /// The authority's CP-ABE public parameters.
+    #[arg(long, default_value = "authority/params.cpabe", value_name = "FILE")]
+    params: PathBuf,
+    /// Output directory for bundle.bin and manifest.json [default: release-<M>-<V>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Block store directory [default: $OTALEDGER_HOME/ipfs or ~/.otaledger/ipfs].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Plaintext bytes per bundle segment.
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
+    segment_size: u32,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// The manifest to sign.
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+    /// Where to write the signature [default: <manifest dir>/<signer>.sig.json].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// The manifest to publish.
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+    /// A signature file; repeat for each signer (any order).
+    #[arg(long = "sig", value_name = "FILE", required = true)]
+    sigs: Vec<PathBuf>,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+/// `--expiry`: a unix time, or `<n>d` / `<n>h` from now.
+fn parse_expiry(text: &str) -> Result<u64, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let relative = |n: &str, unit: u64| {
+        n.parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit))
+            .and_then(|d| d.checked_add(now))
+            .ok_or_else(|| format!("{text:?} is not a number of days or hours"))
+    };
+    if let Some(n) = text.strip_suffix('d') {
+        return relative(n, 86_400);
+    }
+    if let Some(n) = text.strip_suffix('h') {
+        return relative(n, 3_600);
+    }
+    let at: u64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is neither a unix time nor a duration like 90d"))?;
+    if at <= now {
+        return Err(format!("{at} is not in the future (now is {now})"));
+    }
+    Ok(at)
+}
+
+/// Runs `otaledger release …`.
+pub(crate) async fn run(args: ReleaseArgs, json: bool) -> eyre::Result<()> {
+    match args.command {
+        ReleaseCommand::Create(a) => create(a, json).await,
+        ReleaseCommand::Sign(a) => {
+            let key = a.wallet.signer()?;
+            let signed = release::sign(&a.manifest, &key, a.out)?;
+            print(json, &signed, |s| {
+                format!(
+                    "signed release {} as {}\nsignature: {}",
+                    s.release_id,
+                    s.signer,
+                    s.signature_file.display()
+                )
+            })
+        }
+        ReleaseCommand::Show { release, chain } => {
+            let chain = chain.resolve().await?;
+            let info = release::show(&chain, &chain.reader()?, release).await?;
+            print(json, &info, |r| {
+                format!(
+                    "release {}: model {} version {}\n  bundle   {} ({} bytes, sha256 {})\n  image    sha256 {}\n  price    {} ({})\n  expiry   {}\n  status   published at {}{}",
+                    r.release_id,
+                    r.model_id,
+                    r.version,
+                    r.bundle_cid,
+                    r.bundle_size,
+                    r.bundle_sha256,
+                    r.image_sha256,
+                    r.price,
+                    if r.payment_token.is_zero() {
+                        "wei".to_owned()
+                    } else {
+                        format!("token {}", r.payment_token)
+                    },
+                    r.expiry,
+                    r.published_at,
+                    r.revoked_at
+                        .map(|t| format!(", revoked at {t}"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        ReleaseCommand::Publish(a) => {
+            let chain = a.chain.resolve().await?;
+            let sender = a.wallet.signer()?;
+            let published = release::publish(&chain, &sender, &a.manifest, &a.sigs).await?;
+            print(json, &published, |p| {
+                format!(
+                    "published release {} (model {} version {}) signed by {}\ntx {} block {} gas {}",
+                    p.release_id,
+                    p.model_id,
+                    p.version,
+                    p.signers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    p.mined.tx,
+                    p.mined.block,
+                    p.mined.gas_used
+                )
+            })
+        }
+    }
+}
+
+async fn create(a: CreateArgs, json: bool) -> eyre::Result<()> {
+    let chain = a.chain.resolve().await?;
+    let store = match a.store {
+        Some(s) => s,
+        None => crate::ipfs::default_store_dir()?,
+    };
+    let opts = CreateOptions {
+        target: ReleaseTarget {
+            chain_id: chain.chain_id(),
+            registry: chain.registry(),
+            model_id: a.model,
+            version: a.version,
+        },
+        image: a.image,
+        policy: a.policy,
+        price: a.price,
+        token: a.token,
+        expiry: a.expiry,
+        metadata_hash: a.metadata_hash,
+        params: a.params,
+        out_dir: a
+            .out
+            .unwrap_or_else(|| format!("release-{}-{}", a.model, a.version).into()),
+        store,
+        segment_size: a.segment_size,
+    };
+    let bar = progress_bar(json);
+    let bar2 = bar.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        let mut stage_seen = None;
+        release::create(&opts, &mut |stage, done, total| {
+            if let Some(b) = &bar2 {
+                if stage_seen != Some(stage) {
+                    stage_seen = Some(stage);
+                    b.set_message(match stage {
+                        Stage::Encrypting => "encrypt",
+                        Stage::Importing => "ipfs add",
+                    });
+                    b.set_length(total);
+                }
+                b.set_position(done);
+            }
+        })
+    })
+    .await??;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print(json, &created, |c| {
+        format!(
+            "release {}\n  policy   {}\n  bundle   {} ({} bytes, cid {})\n  manifest {} (unsigned: `otaledger release sign --manifest {}`)",
+            c.release_id,
+            c.policy,
+            c.bundle.display(),
+            c.bundle_size,
+            c.cid,
+            c.manifest.display(),
+            c.manifest.display()
+        )
+    })
+}

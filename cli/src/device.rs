@@ -1,0 +1,467 @@
+//! `device provision | claim`: a batch of devices with their identity keys,
+//! Merkle batch on chain, and one directory per device with everything it
+//! boots with.
+//!
+//! A device directory (`<out>/device-<position>/`) holds:
+//! - `identity.key`: the device's secp256k1 identity secret key, hex, one line
+//!   (owner-only permissions); its address is the device's id on chain;
+//! - `cpabe.key`: its CP-ABE key for its static attributes (`model:<modelId>`
+//!   and any `--attribute`), `otaledger-cpabe` encoding (owner-only);
+//! - `device.toml` (format `otaledger-device/1`), written last, once the
+//!   batch is on chain:
+//!
+//! ```toml
+//! format = "otaledger-device/1"
+//! chain_id = 31337
+//! registry = "0x…"
+//! market = "0x…"
+//! manufacturer_id = 1
+//! model_id = 1
+//! batch_id = 1
+//! device_index = 12            # global index on chain
+//! position = 3                 # leaf position in the batch
+//! address = "0x…"              # the identity key's address
+//! public_key = "0x04…"         # its uncompressed public key
+//! key_service = "0x…"          # signs key deliveries (docs/bundle-format.md)
+//! identity_key_file = "identity.key"
+//! cpabe_key_file = "cpabe.key"
+//! attributes = ["model:1"]
+//! merkle_proof = ["0x…", …]    # for claimDevice
+//! [rpc]
+//! urls = ["http://…"]
+//! [ipfs]
+//! gateways = ["http://…"]
+//! ```
+//!
+//! The batch's leaf list (`leaves.json`: position, device, modelId and the
+//! identity public key per leaf)
+//! is written beside the directories and added to the IPFS store; its CID
+//! goes on chain with the batch.
+
+use std::path::{Path, PathBuf};
+
+use alloy::{
+    primitives::{Address, B256},
+    providers::DynProvider,
+    signers::local::PrivateKeySigner,
+    sol_types::SolStruct,
+};
+use otaledger_core::{
+    bindings::registry::UpdateRegistry::{self, DevicesProvisioned},
+    bundle::model_attribute,
+    fsutil::write_atomic,
+    merkle::{DeviceLeaf, DeviceTree},
+    signing::{Claim, registry_domain, sign_compact},
+};
+use otaledger_cpabe::{MasterKey, keygen, rand_core::OsRng};
+use otaledger_ipfs::{Blockstore, ImportOptions, Profile, import_path};
+use serde::{Deserialize, Serialize};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::{
+    Error, Result,
+    chain::{Chain, Mined, mined},
+};
+
+/// The `format` tag of `device.toml`.
+pub const DEVICE_FORMAT: &str = "otaledger-device/1";
+/// Most devices in one `device provision` run.
+pub const MAX_BATCH: u32 = 100_000;
+
+/// `device.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Always [`DEVICE_FORMAT`].
+    pub format: String,
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The registry.
+    pub registry: Address,
+    /// The market.
+    pub market: Address,
+    /// The manufacturer.
+    pub manufacturer_id: u32,
+    /// The device's model.
+    pub model_id: u32,
+    /// Its provisioning batch.
+    pub batch_id: u64,
+    /// Its global index on chain.
+    pub device_index: u64,
+    /// Its leaf position in the batch.
+    pub position: u64,
+    /// Its identity address.
+    pub address: Address,
+    /// Its identity public key (uncompressed SEC1, 65 bytes): key deliveries are encrypted to it.
+    pub public_key: alloy::primitives::Bytes,
+    /// The key service whose signatures on key deliveries it accepts.
+    pub key_service: Address,
+    /// File (in the device directory) with the identity secret key, hex.
+    pub identity_key_file: String,
+    /// File with the CP-ABE key for the static attributes.
+    pub cpabe_key_file: String,
+    /// The static attributes in that key.
+    pub attributes: Vec<String>,
+    /// Merkle proof of the device's leaf (for `claimDevice`).
+    pub merkle_proof: Vec<B256>,
+    /// JSON-RPC settings.
+    pub rpc: RpcConfig,
+    /// IPFS settings.
+    pub ipfs: IpfsConfig,
+}
+
+/// `[rpc]` of `device.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Endpoints the device asks (k-of-n agreement is the device SDK's).
+    pub urls: Vec<String>,
+}
+
+/// `[ipfs]` of `device.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsConfig {
+    /// Trustless gateways, tried in order.
+    pub gateways: Vec<String>,
+}
+
+impl DeviceConfig {
+    /// Reads `<dir>/device.toml`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("device.toml");
+        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+        let config: Self = toml::from_str(&text).map_err(|e| Error::Input {
+            field: "device.toml",
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        if config.format != DEVICE_FORMAT {
+            return Err(Error::Input {
+                field: "device.toml",
+                reason: format!("format {:?} is not {DEVICE_FORMAT:?}", config.format),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The device's identity key from its directory.
+    pub fn identity(&self, dir: &Path) -> Result<PrivateKeySigner> {
+        let path = dir.join(&self.identity_key_file);
+        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(Error::io(&path))?);
+        text.trim().parse().map_err(|_| Error::Input {
+            field: "identity.key",
+            reason: format!("{} is not a hex secp256k1 secret key", path.display()),
+        })
+    }
+}
+
+/// What `device provision` needs.
+#[derive(Debug, Clone)]
+pub struct ProvisionOptions {
+    /// The manufacturer (the sender must be its operator).
+    pub manufacturer_id: u32,
+    /// The model of every device in the batch.
+    pub model_id: u32,
+    /// How many devices.
+    pub count: u32,
+    /// Output directory (created; must be empty or absent).
+    pub out_dir: PathBuf,
+    /// Static attributes besides `model:<modelId>`.
+    pub attributes: Vec<String>,
+    /// The key service's address, written into every device.
+    pub key_service: Address,
+    /// RPC endpoints for the devices.
+    pub rpc_urls: Vec<Url>,
+    /// Gateways for the devices.
+    pub gateways: Vec<Url>,
+    /// The IPFS block store for the leaf list.
+    pub store: PathBuf,
+}
+
+/// What `device provision` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provisioned {
+    /// The batch id.
+    pub batch_id: u64,
+    /// Global index of the first device.
+    pub first_index: u64,
+    /// Devices in the batch.
+    pub count: u32,
+    /// The batch's Merkle root.
+    pub root: B256,
+    /// CID of `leaves.json`.
+    pub leaves_cid: String,
+    /// The directory holding one directory per device.
+    pub out_dir: PathBuf,
+    /// The transaction.
+    #[serde(flatten)]
+    pub mined: Mined,
+}
+
+/// Owner-only permissions on a secret file.
+fn restrict(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(Error::io(path))?;
+    }
+    Ok(())
+}
+
+/// One entry of `leaves.json`: a leaf of the batch and the device's public key
+/// (which the key service encrypts key deliveries to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeafEntry {
+    /// Position in the batch.
+    pub position: u64,
+    /// The device's address.
+    pub device: Address,
+    /// Its model.
+    pub model_id: u32,
+    /// Its identity public key, uncompressed SEC1.
+    pub public_key: alloy::primitives::Bytes,
+}
+
+/// Reads a batch's `leaves.json`, checking each public key against its address.
+pub fn load_leaves(path: &Path) -> Result<Vec<LeafEntry>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let leaves: Vec<LeafEntry> = serde_json::from_str(&text).map_err(|e| Error::Input {
+        field: "leaves.json",
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    for leaf in &leaves {
+        let address = otaledger_core::key_delivery::public_key_address(&leaf.public_key)?;
+        if address != leaf.device {
+            return Err(Error::Input {
+                field: "leaves.json",
+                reason: format!(
+                    "the public key of position {} is {address}'s, not {}'s",
+                    leaf.position, leaf.device
+                ),
+            });
+        }
+    }
+    Ok(leaves)
+}
+
+/// Provisions a batch: keys and CP-ABE keys first (so none is lost if the
+/// transaction fails), then the batch on chain, then each `device.toml`.
+pub async fn provision(
+    chain: &Chain,
+    provider: &DynProvider,
+    master: &MasterKey,
+    opts: &ProvisionOptions,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Provisioned> {
+    if opts.count == 0 || opts.count > MAX_BATCH {
+        return Err(Error::Input {
+            field: "--count",
+            reason: format!("{} is outside 1..={MAX_BATCH}", opts.count),
+        });
+    }
+    if opts.out_dir.exists()
+        && std::fs::read_dir(&opts.out_dir)
+            .map_err(Error::io(&opts.out_dir))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::Input {
+            field: "--out",
+            reason: format!("{} is not empty", opts.out_dir.display()),
+        });
+    }
+    let mut attributes = vec![model_attribute(opts.model_id)];
+    attributes.extend(opts.attributes.iter().cloned());
+
+    let mut leaves = Vec::with_capacity(opts.count as usize);
+    let mut public_keys = Vec::with_capacity(opts.count as usize);
+    let mut dirs = Vec::with_capacity(opts.count as usize);
+    for position in 0..u64::from(opts.count) {
+        let identity = PrivateKeySigner::random();
+        let dir = opts.out_dir.join(format!("device-{position:05}"));
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let key_path = dir.join("identity.key");
+        let secret = Zeroizing::new(format!("{}\n", alloy::hex::encode(identity.to_bytes())));
+        write_atomic(&key_path, secret.as_bytes())?;
+        restrict(&key_path)?;
+        let cpabe = keygen(master, &attributes, &mut OsRng).map_err(|source| {
+            otaledger_core::Error::CpAbe {
+                during: "issuing a device key",
+                source,
+            }
+        })?;
+        let cpabe_path = dir.join("cpabe.key");
+        write_atomic(&cpabe_path, &Zeroizing::new(cpabe.to_bytes()))?;
+        restrict(&cpabe_path)?;
+        leaves.push(DeviceLeaf {
+            position,
+            device: identity.address(),
+            model_id: opts.model_id,
+        });
+        public_keys.push(alloy::primitives::Bytes::from(
+            otaledger_core::key_delivery::identity_public_key(&identity),
+        ));
+        dirs.push(dir);
+        progress(position + 1);
+    }
+    let tree = DeviceTree::new(&leaves)?;
+    let leaves_path = opts.out_dir.join("leaves.json");
+    let leaves_json: Vec<LeafEntry> = leaves
+        .iter()
+        .zip(&public_keys)
+        .map(|(l, k)| LeafEntry {
+            position: l.position,
+            device: l.device,
+            model_id: l.model_id,
+            public_key: k.clone(),
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&leaves_json).unwrap_or_default();
+    text.push('\n');
+    write_atomic(&leaves_path, text.as_bytes())?;
+    let store = Blockstore::open(&opts.store).map_err(|source| Error::Ipfs {
+        during: "opening the block store",
+        source: Box::new(source.into()),
+    })?;
+    let leaves_cid = import_path(
+        &leaves_path,
+        &ImportOptions::profile(Profile::KuboV1),
+        &mut &store,
+        &mut |_| {},
+    )
+    .map_err(|source| Error::Ipfs {
+        during: "importing the leaf list",
+        source: Box::new(source),
+    })?
+    .root
+    .to_string();
+
+    let registry = UpdateRegistry::new(chain.registry(), provider);
+    let (mined, receipt) = mined(
+        "provisioning the batch",
+        registry
+            .provisionDevices(
+                opts.manufacturer_id,
+                tree.root(),
+                opts.count,
+                leaves_cid.clone(),
+            )
+            .send()
+            .await,
+    )
+    .await?;
+    let event = receipt
+        .decoded_log::<DevicesProvisioned>()
+        .ok_or_else(|| Error::NotFound {
+            what: "the DevicesProvisioned event in the receipt".into(),
+        })?;
+    for ((leaf, dir), public_key) in leaves.iter().zip(&dirs).zip(&public_keys) {
+        let config = DeviceConfig {
+            format: DEVICE_FORMAT.into(),
+            chain_id: chain.chain_id(),
+            registry: chain.registry(),
+            market: chain.market(),
+            manufacturer_id: opts.manufacturer_id,
+            model_id: opts.model_id,
+            batch_id: event.batchId,
+            device_index: event.firstIndex + leaf.position,
+            position: leaf.position,
+            address: leaf.device,
+            public_key: public_key.clone(),
+            key_service: opts.key_service,
+            identity_key_file: "identity.key".into(),
+            cpabe_key_file: "cpabe.key".into(),
+            attributes: attributes.clone(),
+            merkle_proof: tree.proof(leaf.position as usize)?,
+            rpc: RpcConfig {
+                urls: opts.rpc_urls.iter().map(ToString::to_string).collect(),
+            },
+            ipfs: IpfsConfig {
+                gateways: opts.gateways.iter().map(ToString::to_string).collect(),
+            },
+        };
+        let text = toml::to_string(&config).map_err(|e| Error::Input {
+            field: "device.toml",
+            reason: e.to_string(),
+        })?;
+        write_atomic(&dir.join("device.toml"), text.as_bytes())?;
+    }
+    Ok(Provisioned {
+        batch_id: event.batchId,
+        first_index: event.firstIndex,
+        count: opts.count,
+        root: tree.root(),
+        leaves_cid,
+        out_dir: opts.out_dir.clone(),
+        mined,
+    })
+}
+
+/// What `device claim` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claimed {
+    /// The device's global index.
+    pub device_index: u64,
+    /// Its address.
+    pub device: Address,
+    /// Its new owner.
+    pub owner: Address,
+    /// The transaction.
+    #[serde(flatten)]
+    pub mined: Mined,
+}
+
+/// Claims the device in `dir` for `owner`, with the device's own consent
+/// signature (made here from its identity key, as the device would).
+pub async fn claim(
+    chain: &Chain,
+    provider: &DynProvider,
+    dir: &Path,
+    owner: Address,
+) -> Result<Claimed> {
+    let config = DeviceConfig::load(dir)?;
+    if config.chain_id != chain.chain_id() || config.registry != chain.registry() {
+        return Err(Error::Input {
+            field: "--device-dir",
+            reason: format!(
+                "the device is for chain {} registry {}",
+                config.chain_id, config.registry
+            ),
+        });
+    }
+    let identity = config.identity(dir)?;
+    let claim = Claim {
+        owner,
+        deviceIndex: config.device_index,
+    };
+    let digest = claim.eip712_signing_hash(&registry_domain(chain.chain_id(), chain.registry()));
+    let signature = sign_compact(&identity, digest)?;
+    let registry = UpdateRegistry::new(chain.registry(), provider);
+    let (mined, _) = mined(
+        "claiming the device",
+        registry
+            .claimDevice(
+                config.batch_id,
+                config.device_index,
+                config.address,
+                config.model_id,
+                owner,
+                config.merkle_proof.clone(),
+                signature.to_vec().into(),
+            )
+            .send()
+            .await,
+    )
+    .await?;
+    Ok(Claimed {
+        device_index: config.device_index,
+        device: config.address,
+        owner,
+        mined,
+    })
+}

@@ -1,0 +1,27 @@
+//! The library behind the `otaledger` binary: every command's logic lives
+//! here, so tests, the demo and other tools call it directly; the binary only
+//! parses arguments, calls these functions and prints.
+//!
+//! - [`chain`]: `--rpc-url` / `--chain` / `deployments/<chain-id>.json`,
+//!   providers, sending transactions and decoding reverts into the contracts'
+//!   custom errors;
+//! - [`wallet`]: `--private-key`, or `cast wallet` keystores with a password file;
+//! - [`authority`]: the manufacturer's CP-ABE authority (`authority init`);
+//! - [`registry`]: manufacturers, signer sets and models;
+//! - [`release`]: `release create | sign | publish`;
+//! - [`device`]: `device provision | claim` and `device.toml`;
+//! - [`market`]: buying releases (`purchase`);
+//! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
+//!   as a device does (`device open`).
+
+pub mod authority;
+pub mod chain;
+pub mod device;
+mod error;
+pub mod keys;
+pub mod market;
+pub mod registry;
+pub mod release;
+pub mod wallet;
+
+pub use error::{Error, Result};

@@ -1,0 +1,373 @@
+//! `release create | sign | publish`: from an image file to a threshold-signed
+//! release on chain.
+//!
+//! - `create` (offline): encrypts the image into a bundle (`otaledger-bundle`
+//!   v1) under the release policy, imports the bundle into the local IPFS block
+//!   store with the `kubo-v1` profile (the CID `ipfs add --cid-version=1`
+//!   gives), and writes the unsigned `manifest.json`;
+//! - `sign` (offline, one signer): a signature file over the manifest's digest;
+//! - `publish`: assembles the signature files into the registry's approval
+//!   (ordered by signer), and sends `publishRelease`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, B256};
+use otaledger_core::{
+    bindings::registry::UpdateRegistry,
+    bundle::{BundleSpec, ReleaseTarget, SealOptions, default_policy, parse_policy, seal},
+    fsutil::write_atomic_with,
+    manifest::{ManifestBuilder, ManifestFile, SignatureFile},
+};
+use otaledger_cpabe::{PublicKey, rand_core::OsRng};
+use otaledger_ipfs::{Blockstore, ImportOptions, Profile, import_path};
+use serde::Serialize;
+
+use crate::{
+    Error, Result,
+    chain::{Chain, Mined, mined},
+    registry::current_signer_set,
+};
+
+/// What `release create` needs.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Chain, registry, model and version of the release.
+    pub target: ReleaseTarget,
+    /// The firmware image.
+    pub image: PathBuf,
+    /// A policy in `otaledger-cpabe`'s syntax; default
+    /// `"model:<modelId>" and "release:<modelId>/<version>"`.
+    pub policy: Option<String>,
+    /// Price per device (wei, or the token's smallest unit).
+    pub price: u128,
+    /// ERC-20 to pay in; zero for ETH.
+    pub token: Address,
+    /// Unix time from which the release can no longer be published or bought.
+    pub expiry: u64,
+    /// SHA-256 of the release metadata document, or zero.
+    pub metadata_hash: B256,
+    /// The authority's CP-ABE public parameters (`authority init` writes them).
+    pub params: PathBuf,
+    /// Directory for `bundle.bin` and `manifest.json` (created; must not hold a manifest yet).
+    pub out_dir: PathBuf,
+    /// The IPFS block store directory.
+    pub store: PathBuf,
+    /// Plaintext bytes per bundle segment.
+    pub segment_size: u32,
+}
+
+/// The stages `create` reports progress for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Encrypting the image (bytes of the image done).
+    Encrypting,
+    /// Importing the bundle into the block store (bytes of the bundle done).
+    Importing,
+}
+
+/// What `release create` made.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// The unsigned manifest.
+    pub manifest: PathBuf,
+    /// The bundle's CID (`kubo-v1`).
+    pub cid: String,
+    /// The release id (what signers approve, what buyers buy).
+    pub release_id: B256,
+    /// The EIP-712 digest signers sign.
+    pub digest: B256,
+    /// The release policy.
+    pub policy: String,
+    /// Bundle bytes.
+    pub bundle_size: u64,
+    /// Image bytes.
+    pub image_size: u64,
+    /// SHA-256 of the image.
+    pub image_sha256: B256,
+    /// SHA-256 of the bundle.
+    pub bundle_sha256: B256,
+}
+
+/// Counts bytes read, for progress.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(self.done);
+        Ok(n)
+    }
+}
+
+/// Encrypts, bundles, imports and writes the unsigned manifest.
+pub fn create(opts: &CreateOptions, progress: &mut dyn FnMut(Stage, u64, u64)) -> Result<Created> {
+    let t = &opts.target;
+    let policy = match &opts.policy {
+        Some(text) => parse_policy(text)?,
+        None => default_policy(t.model_id, t.version),
+    };
+    let params_bytes = std::fs::read(&opts.params).map_err(Error::io(&opts.params))?;
+    let params = PublicKey::from_bytes(&params_bytes).map_err(|e| Error::Input {
+        field: "--params",
+        reason: format!(
+            "{} is not CP-ABE public parameters: {e}",
+            opts.params.display()
+        ),
+    })?;
+    let image = std::fs::File::open(&opts.image).map_err(Error::io(&opts.image))?;
+    let image_len = image.metadata().map_err(Error::io(&opts.image))?.len();
+    std::fs::create_dir_all(&opts.out_dir).map_err(Error::io(&opts.out_dir))?;
+    let bundle_path = opts.out_dir.join("bundle.bin");
+    let manifest_path = opts.out_dir.join("manifest.json");
+    if manifest_path.exists() {
+        return Err(Error::Input {
+            field: "--out",
+            reason: format!(
+                "{} already exists: use a new directory per release",
+                manifest_path.display()
+            ),
+        });
+    }
+
+    let spec = BundleSpec {
+        target: *t,
+        policy: &policy,
+        options: SealOptions {
+            segment_size: opts.segment_size,
+        },
+    };
+    let mut report = |done: u64| progress(Stage::Encrypting, done, image_len);
+    let reader = Counting {
+        inner: std::io::BufReader::with_capacity(256 * 1024, image),
+        done: 0,
+        report: &mut report,
+    };
+    let sealed = write_atomic_with(&bundle_path, |out| {
+        seal(&params, &spec, reader, image_len, out, &mut OsRng)
+    })?;
+
+    let store = Blockstore::open(&opts.store).map_err(|source| Error::Ipfs {
+        during: "opening the block store",
+        source: Box::new(source.into()),
+    })?;
+    let bundle_len = sealed.bundle_len;
+    let imported = import_path(
+        &bundle_path,
+        &ImportOptions::profile(Profile::KuboV1),
+        &mut &store,
+        &mut |done| progress(Stage::Importing, done, bundle_len),
+    )
+    .map_err(|source| Error::Ipfs {
+        during: "importing the bundle",
+        source: Box::new(source),
+    })?;
+
+    let manifest = ManifestBuilder::new(&sealed, imported.root.to_bytes())
+        .price(opts.price)
+        .payment_token(opts.token)
+        .expiry(opts.expiry)
+        .metadata_hash(opts.metadata_hash)
+        .build();
+    let file = ManifestFile::new(&sealed, manifest);
+    file.store(&manifest_path)?;
+    Ok(Created {
+        bundle: bundle_path,
+        manifest: manifest_path,
+        cid: imported.root.to_string(),
+        release_id: file.release_id(),
+        digest: file.digest(),
+        policy: file.policy.clone(),
+        bundle_size: sealed.bundle_len,
+        image_size: image_len,
+        image_sha256: sealed.image_sha256,
+        bundle_sha256: sealed.bundle_sha256,
+    })
+}
+
+/// What `release sign` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signed {
+    /// The signature file.
+    pub signature_file: PathBuf,
+    /// Who signed.
+    pub signer: Address,
+    /// The release id.
+    pub release_id: B256,
+    /// The digest signed.
+    pub digest: B256,
+}
+
+/// Signs `manifest` with `key` (offline) into `out`, default
+/// `<manifest dir>/<signer>.sig.json`.
+pub fn sign(
+    manifest: &Path,
+    key: &alloy::signers::local::PrivateKeySigner,
+    out: Option<PathBuf>,
+) -> Result<Signed> {
+    let file = ManifestFile::load(manifest)?;
+    let signature = file.sign(key)?;
+    let out = out.unwrap_or_else(|| {
+        manifest
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("{}.sig.json", key.address()))
+    });
+    signature.store(&out)?;
+    Ok(Signed {
+        signature_file: out,
+        signer: signature.signer,
+        release_id: signature.release_id,
+        digest: signature.digest,
+    })
+}
+
+/// What `release publish` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// The release id.
+    pub release_id: B256,
+    /// Model and version.
+    pub model_id: u32,
+    /// The version.
+    pub version: u64,
+    /// The signers whose signatures were used, ascending.
+    pub signers: Vec<Address>,
+    /// The transaction.
+    #[serde(flatten)]
+    pub mined: Mined,
+}
+
+/// Publishes `manifest` with the signature files `signatures` (any order),
+/// sent by `sender` (anyone may submit).
+pub async fn publish(
+    chain: &Chain,
+    sender: &alloy::signers::local::PrivateKeySigner,
+    manifest: &Path,
+    signatures: &[PathBuf],
+) -> Result<Published> {
+    let file = ManifestFile::load(manifest)?;
+    if file.chain_id != chain.chain_id() || file.registry != chain.registry() {
+        return Err(Error::Input {
+            field: "--manifest",
+            reason: format!(
+                "the manifest is for chain {} registry {}, the node is chain {} registry {}",
+                file.chain_id,
+                file.registry,
+                chain.chain_id(),
+                chain.registry()
+            ),
+        });
+    }
+    let sigs = signatures
+        .iter()
+        .map(|p| SignatureFile::load(p))
+        .collect::<otaledger_core::Result<Vec<_>>>()?;
+    let provider = chain.signer(sender)?;
+    let registry = UpdateRegistry::new(chain.registry(), &provider);
+    let model = registry
+        .model(file.manifest.modelId)
+        .call()
+        .await
+        .map_err(|e| crate::chain::contract_error("reading the model", e))?;
+    if model.manufacturerId == 0 {
+        return Err(Error::NotFound {
+            what: format!("model {}", file.manifest.modelId),
+        });
+    }
+    let set = current_signer_set(chain, &provider, model.manufacturerId).await?;
+    let approval = file.approval(&set, &sigs)?;
+    let mut signers: Vec<Address> = sigs.iter().map(|s| s.signer).collect();
+    signers.sort_unstable();
+    signers.dedup();
+    let (mined, _) = mined(
+        "publishing the release",
+        registry
+            .publishRelease(file.manifest.clone(), approval)
+            .send()
+            .await,
+    )
+    .await?;
+    Ok(Published {
+        release_id: file.release_id(),
+        model_id: file.manifest.modelId,
+        version: file.manifest.version,
+        signers,
+        mined,
+    })
+}
+
+/// A published release: its manifest (from `ReleasePublished`) and on-chain status.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseInfo {
+    /// The release id.
+    pub release_id: B256,
+    /// Model.
+    pub model_id: u32,
+    /// Version.
+    pub version: u64,
+    /// Price per device.
+    pub price: String,
+    /// Payment token (zero: ETH).
+    pub payment_token: Address,
+    /// Bundle size in bytes.
+    pub bundle_size: u64,
+    /// The bundle's CID.
+    pub bundle_cid: String,
+    /// SHA-256 of the bundle.
+    pub bundle_sha256: B256,
+    /// SHA-256 of the image.
+    pub image_sha256: B256,
+    /// The policy id.
+    pub policy_id: B256,
+    /// Expiry (unix time).
+    pub expiry: u64,
+    /// When it was published (unix time).
+    pub published_at: u64,
+    /// When it was revoked (unix time), if it was.
+    pub revoked_at: Option<u64>,
+}
+
+/// Reads a published release.
+pub async fn show(
+    chain: &Chain,
+    provider: &alloy::providers::DynProvider,
+    release_id: B256,
+) -> Result<ReleaseInfo> {
+    let m = crate::market::published_manifest(chain, provider, release_id).await?;
+    let status = UpdateRegistry::new(chain.registry(), provider)
+        .release(release_id)
+        .call()
+        .await
+        .map_err(|e| crate::chain::contract_error("reading the release", e))?;
+    let cid = otaledger_ipfs::Cid::try_from(m.bundleCid.as_ref())
+        .map(|c| c.to_string())
+        .unwrap_or_else(|_| m.bundleCid.to_string());
+    let revoked_at: u64 = status.revokedAt.to();
+    Ok(ReleaseInfo {
+        release_id,
+        model_id: m.modelId,
+        version: m.version,
+        price: m.price.to_string(),
+        payment_token: m.paymentToken,
+        bundle_size: m.bundleSize,
+        bundle_cid: cid,
+        bundle_sha256: m.bundleSha256,
+        image_sha256: m.imageSha256,
+        policy_id: m.policyId,
+        expiry: m.expiry,
+        published_at: status.publishedAt.to(),
+        revoked_at: (revoked_at != 0).then_some(revoked_at),
+    })
+}
