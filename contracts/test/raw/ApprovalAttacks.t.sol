@@ -261,10 +261,10 @@ contract ApprovalAttackTest is Differential {
     }
 
     /// @dev EIP-2098 encodings. The high-s twin of a valid signature (s' = n - s, parity flipped) is a real
-    /// signature by the same key, but s' >= 2^255 for every low s (n - 2^255 < n / 2), so it cannot be written in
-    /// 64 bytes: its top bit lands on the parity bit and the masked s is another number (no member recovers).
-    /// An s that fits but lies above n / 2 is refused as malleable; a flipped parity bit recovers some other
-    /// address; r = 0 or s = 0 recovers nothing.
+    /// signature by the same key, but s' >= 2^255 unless s > n - 2^255 (a 2^-128 fraction of low s), so it
+    /// cannot be written in 64 bytes: its top bit lands on the parity bit and the masked s is another number (no
+    /// member recovers). Any s that fits but lies above n / 2 (where the rare encodable twins are) is refused as
+    /// malleable; a flipped parity bit recovers some other address; r = 0 or s = 0 recovers nothing.
     function test_RevertWhen_signatureEncodingTampered() public {
         uint256 half = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
         for (uint256 action; action < ACTIONS; ++action) {
