@@ -716,4 +716,243 @@ contract UpdateMarketTest is Base {
         assertEq(market.REFUND_WINDOW(), REFUND_WINDOW);
         assertFalse(market.isEntitled(bytes32(0), 0));
     }
+    // ---------------------------------------------------------------- second review: buyer and griefer attacks
+    // Each attempt is raw calldata (`abi.encodeCall`, patched where noted) sent with a low-level call.
+
+    function _raw(address from, uint256 value, bytes memory cd) internal returns (bool ok, bytes memory ret) {
+        vm.prank(from);
+        (ok, ret) = address(market).call{value: value}(cd);
+    }
+
+    function _err(bytes memory ret, bytes memory expected) internal pure {
+        assertEq(keccak256(ret), keccak256(expected));
+    }
+
+    /// @dev The ETH a purchase sends back for skipped devices goes to a buyer contract that re-enters the market
+    /// from `receive` (a refund claim, another purchase): the lock refuses it, the purchase completes, and the
+    /// books hold exactly the price of the device bought.
+    function test_purchase_skipRefund_reentryRefused() public {
+        ReentrantReceiver rr = new ReentrantReceiver();
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        vm.startPrank(alice);
+        registry.transferDevice(first, address(rr));
+        registry.transferDevice(first + 1, address(rr));
+        vm.stopPrank();
+        vm.prank(bob);
+        market.purchaseFor{value: PRICE}(m, _idx(1));
+        bytes[2] memory reentries =
+            [abi.encodeCall(market.claimRefund, (m, _idx(1))), abi.encodeCall(market.purchaseFor, (m, _idx(2)))];
+        for (uint256 i; i < 2; ++i) {
+            uint256 snap = vm.snapshotState();
+            rr.arm(address(market), reentries[i]);
+            vm.deal(address(this), 2 * PRICE);
+            rr.call{value: 2 * PRICE}(address(market), abi.encodeCall(market.purchase, (m, _idx(0, 1))));
+            assertFalse(rr.reentered());
+            _err(rr.reentryError(), abi.encodeWithSelector(IUpdateMarket.UpdateMarketReentrant.selector));
+            assertEq(address(rr).balance, PRICE); // the gifted device's price came back
+            assertEq(market.escrowOf(id), 2 * PRICE);
+            assertEq(address(market).balance, 2 * PRICE);
+            assertFalse(market.isEntitled(id, first + 2));
+            vm.revertToState(snap);
+        }
+    }
+
+    /// @dev A buyer contract that cannot receive ETH, one of whose devices a griefer gifted: the price of the
+    /// skipped device cannot be sent back, so the purchase reverts as a whole (nothing charged, nothing kept) and
+    /// the buyer resends without the gifted device. A free gift (price 0) sends nothing back and cannot block.
+    function test_RevertWhen_purchase_skipRefundToRejectingBuyer() public {
+        RejectingBuyer buyer = new RejectingBuyer();
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        (IUpdateRegistry.Manifest memory free, bytes32 freeId) = _release(0, address(0));
+        vm.startPrank(alice);
+        registry.transferDevice(first, address(buyer));
+        registry.transferDevice(first + 1, address(buyer));
+        vm.stopPrank();
+        vm.startPrank(bob);
+        market.purchaseFor{value: PRICE}(m, _idx(1));
+        market.purchaseFor(free, _idx(1));
+        vm.stopPrank();
+        vm.deal(address(buyer), 2 * PRICE);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUpdateMarket.UpdateMarketEthTransferFailed.selector, address(buyer), PRICE)
+        );
+        buyer.buy(market, m, _idx(0, 1), 2 * PRICE);
+        assertEq(address(buyer).balance, 2 * PRICE);
+        assertEq(market.escrowOf(id), PRICE);
+        assertFalse(market.isEntitled(id, first));
+        buyer.buy(market, m, _idx(0), PRICE);
+        assertTrue(market.isEntitled(id, first));
+        buyer.buy(market, free, _idx(0, 1), 0);
+        assertTrue(market.isEntitled(freeId, first));
+    }
+
+    /// @dev A gifted device refunded twice, or by the gifter: the refund goes to the device's owner once (the
+    /// gifter's price included, as for any device), a second claim finds the bit cleared, the gifter owns
+    /// nothing to claim, and a list naming a device twice is refused.
+    function test_RevertWhen_claimRefund_giftRefundedTwice() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        (bool ok, bytes memory ret) = _raw(bob, PRICE, abi.encodeCall(market.purchaseFor, (m, _idx(1))));
+        assertTrue(ok);
+        (ok,) = _raw(alice, 2 * PRICE, abi.encodeCall(market.purchase, (m, _idx(0, 1))));
+        assertTrue(ok);
+        _revoke(id);
+        (ok, ret) = _raw(bob, 0, abi.encodeCall(market.claimRefund, (m, _idx(1))));
+        assertFalse(ok);
+        _err(ret, abi.encodeWithSelector(IUpdateRegistry.UpdateRegistryNotDeviceOwner.selector, first + 1, alice, bob));
+        uint64[] memory twice = new uint64[](2);
+        (twice[0], twice[1]) = (first + 1, first + 1);
+        (ok, ret) = _raw(alice, 0, abi.encodeCall(market.claimRefund, (m, twice)));
+        assertFalse(ok);
+        _err(ret, abi.encodeWithSelector(IUpdateMarket.UpdateMarketDevicesNotAscending.selector, 1, first + 1));
+        uint256 before = alice.balance;
+        (ok,) = _raw(alice, 0, abi.encodeCall(market.claimRefund, (m, _idx(0, 1))));
+        assertTrue(ok);
+        assertEq(alice.balance, before + 2 * PRICE);
+        (ok, ret) = _raw(alice, 0, abi.encodeCall(market.claimRefund, (m, _idx(1))));
+        assertFalse(ok);
+        _err(ret, abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotEntitled.selector, id, first + 1));
+        assertEq(market.escrowOf(id), 0);
+        assertEq(address(market).balance, 0);
+    }
+
+    /// @dev A list naming a device twice, or descending, is refused before anything is set or charged, even when
+    /// the device was gifted (skipped) first.
+    function test_RevertWhen_purchase_duplicateAfterGift() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        (bool ok,) = _raw(bob, PRICE, abi.encodeCall(market.purchaseFor, (m, _idx(1))));
+        assertTrue(ok);
+        uint64[][2] memory lists;
+        lists[0] = new uint64[](3);
+        (lists[0][0], lists[0][1], lists[0][2]) = (first, first + 1, first + 1);
+        lists[1] = _idx(1, 0);
+        uint64[2] memory where = [first + 1, first];
+        for (uint256 i; i < 2; ++i) {
+            bytes memory ret;
+            (ok, ret) = _raw(alice, PRICE * lists[i].length, abi.encodeCall(market.purchase, (m, lists[i])));
+            assertFalse(ok);
+            _err(
+                ret,
+                abi.encodeWithSelector(IUpdateMarket.UpdateMarketDevicesNotAscending.selector, i == 0 ? 2 : 1, where[i])
+            );
+        }
+        assertEq(market.escrowOf(id), PRICE);
+        assertFalse(market.isEntitled(id, first));
+    }
+
+    /// @dev msg.value edge cases with a skipped device: the quote is the whole list; paying only for the fresh
+    /// devices, one wei more or less, or ETH for a token release is refused; a list of only entitled devices is
+    /// refused and the ETH stays with the buyer.
+    function test_RevertWhen_purchase_msgValueEdges() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        (IUpdateRegistry.Manifest memory tm,) = _release(PRICE, address(token));
+        (bool ok,) = _raw(bob, PRICE, abi.encodeCall(market.purchaseFor, (m, _idx(1))));
+        assertTrue(ok);
+        bytes memory cd = abi.encodeCall(market.purchase, (m, _idx(0, 1)));
+        uint256[4] memory values = [uint256(PRICE), 2 * PRICE - 1, 2 * PRICE + 1, 0];
+        for (uint256 i; i < values.length; ++i) {
+            (bool ok2, bytes memory ret) = _raw(alice, values[i], cd);
+            assertFalse(ok2);
+            _err(ret, abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, 2 * PRICE, values[i]));
+        }
+        uint256 before = alice.balance;
+        (bool ok3, bytes memory ret3) = _raw(alice, PRICE, abi.encodeCall(market.purchase, (m, _idx(1))));
+        assertFalse(ok3);
+        _err(ret3, abi.encodeWithSelector(IUpdateMarket.UpdateMarketAlreadyEntitled.selector, id, first + 1));
+        assertEq(alice.balance, before);
+        (ok3, ret3) = _raw(alice, 1, abi.encodeCall(market.purchase, (tm, _idx(0))));
+        assertFalse(ok3);
+        _err(ret3, abi.encodeWithSelector(IUpdateMarket.UpdateMarketWrongPayment.selector, 0, 1));
+        assertEq(address(market).balance, PRICE);
+    }
+
+    /// @dev price × count at the largest price (uint128 max) does not wrap: the quote and escrow are exact.
+    function test_purchase_maxPrice_noOverflow() public {
+        uint128 max = type(uint128).max;
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(max, address(0));
+        uint256 quote = uint256(max) * 3;
+        vm.deal(alice, quote);
+        uint64[] memory three = new uint64[](3);
+        (three[0], three[1], three[2]) = (first, first + 1, first + 2);
+        (bool ok,) = _raw(alice, quote, abi.encodeCall(market.purchase, (m, three)));
+        assertTrue(ok);
+        assertEq(market.escrowOf(id), quote);
+        assertEq(address(market).balance, quote);
+    }
+
+    /// @dev A device index word with bits above 64 (raw calldata): refused by the checked decoding of the list,
+    /// nothing set (it cannot alias another device's bit).
+    function test_RevertWhen_purchase_dirtyDeviceIndex() public {
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(PRICE, address(0));
+        bytes memory cd = abi.encodeCall(market.purchase, (m, _idx(0)));
+        uint256 pos = 4 + _wordAt(cd, 4 + 32) + 32; // the list's first element
+        uint256 dirty = _wordAt(cd, pos) | (uint256(1) << 64);
+        assembly ("memory-safe") {
+            mstore(add(add(cd, 0x20), pos), dirty)
+        }
+        (bool ok, bytes memory ret) = _raw(alice, PRICE, cd);
+        assertFalse(ok);
+        assertEq(ret.length, 0);
+        assertFalse(market.isEntitled(id, first));
+    }
+
+    /// @dev The manifest's `bundleCid` length patched to run past the calldata (market side of ManifestHash):
+    /// refused with the values read before any payment or entitlement.
+    function test_RevertWhen_purchase_cidLengthOutOfBounds() public {
+        (IUpdateRegistry.Manifest memory m,) = _release(PRICE, address(0));
+        bytes memory cd = abi.encodeCall(market.purchase, (m, _idx(0)));
+        uint256 mAt = 4 + _wordAt(cd, 4);
+        uint256 rel = _wordAt(cd, mAt + 0x80);
+        uint256 lenAt = mAt + rel;
+        uint256 huge = type(uint256).max - lenAt; // lenAt + 32 + huge wraps to 31
+        assembly ("memory-safe") {
+            mstore(add(add(cd, 0x20), lenAt), huge)
+        }
+        (bool ok, bytes memory ret) = _raw(alice, PRICE, cd);
+        assertFalse(ok);
+        _err(ret, abi.encodeWithSelector(ManifestHash.ManifestHashCidOutOfBounds.selector, rel, huge, cd.length));
+    }
+
+    /// @dev The refund window's edges with the longest window: revoked one second before
+    /// `publishedAt + MAX_REFUND_WINDOW` refunds; revoked at that second, the escrow settles to the payee and no
+    /// refund can be claimed (each release pays out exactly once).
+    function test_maxRefundWindow_boundaries() public {
+        uint256 max = market.MAX_REFUND_WINDOW();
+        UpdateMarket longMarket = new UpdateMarket(registry, max);
+        (IUpdateRegistry.Manifest memory a, bytes32 ida) = _release(PRICE, address(0));
+        (IUpdateRegistry.Manifest memory b, bytes32 idb) = _release(PRICE, address(0));
+        uint256 published = block.timestamp;
+        vm.startPrank(alice);
+        longMarket.purchase{value: PRICE}(a, _idx(0));
+        longMarket.purchase{value: PRICE}(b, _idx(0));
+        vm.stopPrank();
+        vm.warp(published + max - 1);
+        _revoke(ida);
+        vm.warp(published + max);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketEarningsRefundable.selector, ida));
+        longMarket.withdraw(a);
+        vm.prank(alice);
+        longMarket.claimRefund(a, _idx(0));
+        _revoke(idb);
+        vm.expectRevert(abi.encodeWithSelector(IUpdateMarket.UpdateMarketNotRefundable.selector, idb));
+        vm.prank(alice);
+        longMarket.claimRefund(b, _idx(0));
+        longMarket.withdraw(b);
+        assertEq(payee.balance, PRICE);
+        assertEq(address(longMarket).balance, 0);
+    }
+
+    function _wordAt(bytes memory cd, uint256 pos) internal pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := mload(add(add(cd, 0x20), pos))
+        }
+    }
+}
+
+/// @notice A buyer contract without `receive`: it can buy, but cannot be sent ETH.
+contract RejectingBuyer {
+    function buy(UpdateMarket market, IUpdateRegistry.Manifest calldata m, uint64[] calldata idx, uint256 value)
+        external
+    {
+        market.purchase{value: value}(m, idx);
+    }
 }

@@ -16,6 +16,7 @@ contract MarketHandler {
     uint256 public constant DEVICES = 10;
     uint256 public constant RELEASES = 4;
     uint256 public constant WINDOW = 7 days;
+    address public constant PAYEE = address(0xFEE);
 
     UpdateRegistry public immutable registry;
     UpdateMarket public immutable market;
@@ -37,6 +38,12 @@ contract MarketHandler {
     uint256 public refunds;
     uint256 public withdrawals;
 
+    /// @dev Checks made inside the handler count here: with `fail_on_revert = false` a `require` in a handler
+    /// only discards the call, so a broken check would pass silently. `invariant_handlerChecksHold` asserts zero.
+    uint256 public violations;
+    /// @dev The first violated check.
+    string public firstViolation;
+
     constructor() {
         registry = new UpdateRegistry();
         market = new UpdateMarket(registry, WINDOW);
@@ -44,7 +51,7 @@ contract MarketHandler {
         usdt = new NoReturnToken();
         address[] memory set = new address[](1);
         set[0] = vm.addr(signerKey);
-        mfId = registry.registerManufacturer("m", address(this), address(0xFEE), set, 1, "");
+        mfId = registry.registerManufacturer("m", address(this), PAYEE, set, 1, "");
         uint32 modelId = registry.defineModel(mfId, "x", 0);
 
         // Ten devices, claimed round-robin by the three actors.
@@ -128,20 +135,28 @@ contract MarketHandler {
             if (!ghostEntitled[ids[k]][idx[i]]) ++fresh;
         }
         uint256 ethBefore = buyer.balance;
+        IUpdateRegistry.Release memory r = registry.release(ids[k]);
+        // Must go through: the exact quote, something left to buy, a live release, devices the buyer (or, for a
+        // gift, anyone) owns.
+        bool mustSucceed = (!wrongAmount || m.paymentToken != address(0)) && fresh != 0 && r.revokedAt == 0
+            && m.expiry > block.timestamp;
         try (gift ? this.doPurchaseFor : this.doPurchase)(buyer, value, m, idx) {
-            require(!wrongAmount || m.paymentToken != address(0), "MarketHandler: wrong ETH amount accepted");
-            require(fresh != 0, "MarketHandler: purchase of entitled devices only accepted");
+            _check(!wrongAmount || m.paymentToken != address(0), "wrong ETH amount accepted");
+            _check(fresh != 0, "purchase of entitled devices only accepted");
+            _check(r.revokedAt == 0, "purchase of a revoked release accepted");
             // Devices already entitled are skipped: not charged (ETH: the difference comes back to the buyer).
             for (uint256 i; i < idx.length; ++i) {
                 ghostEntitled[ids[k]][idx[i]] = true;
             }
             uint256 charged = uint256(m.price) * fresh;
             if (m.paymentToken == address(0)) {
-                require(buyer.balance == ethBefore - charged, "MarketHandler: skipped devices charged (ETH)");
+                _check(buyer.balance == ethBefore - charged, "skipped devices charged (ETH)");
             }
             ghostEscrow[ids[k]] += charged;
             ++purchases;
-        } catch {}
+        } catch {
+            _check(!mustSucceed, "valid purchase refused");
+        }
     }
 
     /// @dev External so `try` can catch the market's revert; only the handler itself calls these.
@@ -166,22 +181,45 @@ contract MarketHandler {
         uint256 k = releaseSeed % RELEASES;
         uint64[] memory idx = _devices(deviceBits, owner);
         if (idx.length == 0) return;
+        IUpdateRegistry.Manifest memory m = manifests[k];
+        IUpdateRegistry.Release memory r = registry.release(ids[k]);
+        bool allEntitled = true;
+        for (uint256 i; i < idx.length; ++i) {
+            allEntitled = allEntitled && ghostEntitled[ids[k]][idx[i]];
+        }
+        bool refundable = r.revokedAt != 0 && r.revokedAt < uint256(r.publishedAt) + WINDOW;
+        uint256 amount = uint256(m.price) * idx.length;
+        uint256 before = _balance(m.paymentToken, owner);
         vm.prank(owner);
-        try market.claimRefund(manifests[k], idx) {
+        try market.claimRefund(m, idx) {
+            _check(refundable && allEntitled, "refund of a device not refundable");
+            _check(_balance(m.paymentToken, owner) == before + amount, "refund paid a wrong amount");
             for (uint256 i; i < idx.length; ++i) {
                 ghostEntitled[ids[k]][idx[i]] = false;
             }
-            ghostEscrow[ids[k]] -= uint256(manifests[k].price) * idx.length;
+            ghostEscrow[ids[k]] -= amount;
             ++refunds;
-        } catch {}
+        } catch {
+            _check(!(refundable && allEntitled), "valid refund refused");
+        }
     }
 
     function withdraw(uint256 releaseSeed) external {
         uint256 k = releaseSeed % RELEASES;
-        try market.withdraw(manifests[k]) {
+        IUpdateRegistry.Manifest memory m = manifests[k];
+        IUpdateRegistry.Release memory r = registry.release(ids[k]);
+        uint256 settles = uint256(r.publishedAt) + WINDOW;
+        bool refundable = r.revokedAt != 0 && r.revokedAt < settles;
+        bool due = !refundable && block.timestamp >= settles && ghostEscrow[ids[k]] != 0;
+        uint256 before = _balance(m.paymentToken, PAYEE);
+        try market.withdraw(m) {
+            _check(due, "withdrawal not due accepted");
+            _check(_balance(m.paymentToken, PAYEE) == before + ghostEscrow[ids[k]], "withdrawal paid a wrong amount");
             ghostEscrow[ids[k]] = 0;
             ++withdrawals;
-        } catch {}
+        } catch {
+            _check(!due, "due withdrawal refused");
+        }
     }
 
     function revoke(uint256 releaseSeed) external {
@@ -222,6 +260,17 @@ contract MarketHandler {
         for (uint256 i; i < n; ++i) {
             idx[i] = tmp[i];
         }
+    }
+
+    function _check(bool ok, string memory what) internal {
+        if (ok) return;
+        if (violations == 0) firstViolation = what;
+        ++violations;
+    }
+
+    function _balance(address tok, address who) internal view returns (uint256) {
+        if (tok == address(0)) return who.balance;
+        return MockERC20(tok).balanceOf(who);
     }
 
     function _devKey(uint256 i) internal pure returns (uint256) {

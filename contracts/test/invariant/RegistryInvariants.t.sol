@@ -17,6 +17,7 @@ contract RegistryInvariants is Test {
     }
 
     /// @notice A release exists only if at least the threshold of distinct current signers signed it.
+    /// forge-config: ci.invariant.runs = 96
     function invariant_releaseNeedsThresholdOfCurrentSigners() public view {
         uint256 n = handler.attemptedCount();
         for (uint256 i; i < n; ++i) {
@@ -28,6 +29,7 @@ contract RegistryInvariants is Test {
     }
 
     /// @notice Versions per model strictly increase, and the model's latest is the last one published.
+    /// forge-config: ci.invariant.runs = 96
     function invariant_versionsStrictlyIncrease() public view {
         for (uint256 k; k < 2; ++k) {
             uint32 modelId = handler.models(k);
@@ -46,6 +48,7 @@ contract RegistryInvariants is Test {
     /// call without such a threshold ever succeeded, and the signer set, nonce, payee, floors and revocations are
     /// exactly the ghost copies that only authorised calls update. (One invariant function: each is a separate
     /// campaign, and the ci profile's time is bounded.)
+    /// forge-config: ci.invariant.runs = 256
     function invariant_noChangeWithoutThresholdOfCurrentSigners() public view {
         IUpdateRegistry.Manufacturer memory mf = registry.manufacturer(handler.mfId());
         assertEq(mf.nonce, handler.rotations() + handler.updates(), "nonce counts successful rotations and updates");
