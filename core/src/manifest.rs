@@ -248,28 +248,15 @@ impl ManifestFile {
             digest: self.digest(),
             manifest: (&self.manifest).into(),
         };
-        // A struct of strings, numbers and hex serializes infallibly.
-        let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
-        text.push('\n');
-        text
+        pretty_json(&json)
     }
 
     /// Parses and checks `manifest.json` text (`path` names it in errors): the
     /// format tag, every field, the derived release id and digest, and that the
     /// policy text hashes to `policyId`.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let json: ManifestJson =
-            serde_json::from_str(text).map_err(|source| Error::ManifestFile {
-                path: path.to_owned(),
-                source,
-            })?;
-        if json.format != MANIFEST_FORMAT {
-            return Err(Error::FormatTag {
-                path: path.to_owned(),
-                found: json.format,
-                expected: MANIFEST_FORMAT,
-            });
-        }
+        let json: ManifestJson = parse_json(text, path)?;
+        check_format(&json.format, MANIFEST_FORMAT, path)?;
         let file = Self {
             chain_id: json.chain_id,
             registry: json.registry,
@@ -400,25 +387,13 @@ impl SignatureFile {
             digest: self.digest,
             signature: Bytes::copy_from_slice(&self.signature),
         };
-        let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
-        text.push('\n');
-        text
+        pretty_json(&json)
     }
 
     /// Parses a signature file and checks that the signature recovers to its signer.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let json: SignatureJson =
-            serde_json::from_str(text).map_err(|source| Error::ManifestFile {
-                path: path.to_owned(),
-                source,
-            })?;
-        if json.format != SIGNATURE_FORMAT {
-            return Err(Error::FormatTag {
-                path: path.to_owned(),
-                found: json.format,
-                expected: SIGNATURE_FORMAT,
-            });
-        }
+        let json: SignatureJson = parse_json(text, path)?;
+        check_format(&json.format, SIGNATURE_FORMAT, path)?;
         let signature: [u8; 64] =
             json.signature
                 .as_ref()
@@ -462,6 +437,35 @@ impl SignatureFile {
     /// Writes the file, all or nothing.
     pub fn store(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_json().as_bytes())
+    }
+}
+
+/// The pretty JSON text of a file form, with a final newline. The file forms
+/// are structs of strings, numbers and hex, which serialize infallibly.
+fn pretty_json(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Parses the JSON text of a file form (`path` names it in errors).
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    serde_json::from_str(text).map_err(|source| Error::ManifestFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Refuses a file form whose format tag is not `expected`.
+fn check_format(found: &str, expected: &'static str, path: &Path) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::FormatTag {
+            path: path.to_owned(),
+            found: found.to_owned(),
+            expected,
+        })
     }
 }
 
