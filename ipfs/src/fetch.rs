@@ -183,16 +183,7 @@ async fn read_block(
     received: &AtomicU64,
 ) -> Result<Vec<u8>, AttemptError> {
     let max = max as u64;
-    let declared = resp.content_length();
-    let too_large = |read| AttemptError::BlockTooLarge {
-        cid,
-        max,
-        read,
-        declared,
-    };
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large(0));
-    }
+    let too_large = block_limit(&resp, cid, max)?;
     let mut block = Vec::new();
     let mut read = 0u64;
     while let Some(chunk) = resp.chunk().await.map_err(AttemptError::Transport)? {
@@ -204,6 +195,26 @@ async fn read_block(
         block.extend_from_slice(&chunk);
     }
     Ok(block)
+}
+
+/// Refuses a raw block response whose `Content-Length` is above `max` before anything is read;
+/// otherwise returns the error to give once `read` bytes have gone past `max` as it streams.
+fn block_limit(
+    resp: &reqwest::Response,
+    cid: Cid,
+    max: u64,
+) -> Result<impl Fn(u64) -> AttemptError + use<>, AttemptError> {
+    let declared = resp.content_length();
+    let too_large = move |read| AttemptError::BlockTooLarge {
+        cid,
+        max,
+        read,
+        declared,
+    };
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(0));
+    }
+    Ok(too_large)
 }
 
 /// One fetch, run on a blocking thread (the CAR reader, the verifier and the file are
@@ -444,16 +455,7 @@ impl Job {
             // Counted as it streams (the pump stops one network read past the limit); a
             // `Content-Length` above the limit is refused before anything is read.
             let max = self.limits.max_block_size as u64;
-            let declared = resp.content_length();
-            let too_large = |read| AttemptError::BlockTooLarge {
-                cid,
-                max,
-                read,
-                declared,
-            };
-            if declared.is_some_and(|n| n > max) {
-                return Err(too_large(0).into());
-            }
+            let too_large = block_limit(&resp, cid, max)?;
             let mut body = self.body(resp, max);
             let mut block = Vec::new();
             if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
