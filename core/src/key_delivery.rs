@@ -105,15 +105,7 @@ impl KeyDelivery {
 
     fn signed_bytes(&self) -> Result<Vec<u8>> {
         let len = self.ciphertext.len();
-        if !(ECIES_OVERHEAD + 1..=MAX_CIPHERTEXT_LEN).contains(&len) {
-            return Err(Error::FieldOutOfRange {
-                format: FORMAT,
-                field: "ciphertext length",
-                value: len as u64,
-                min: (ECIES_OVERHEAD + 1) as u64,
-                max: MAX_CIPHERTEXT_LEN as u64,
-            });
-        }
+        check_ciphertext_len(len)?;
         let mut b = Vec::with_capacity(FIXED_LEN + len + SIGNATURE_LEN);
         b.extend_from_slice(&MAGIC);
         b.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -164,15 +156,7 @@ impl KeyDelivery {
             u64::from_be_bytes(a)
         };
         let len = u32::from_be_bytes([bytes[90], bytes[91], bytes[92], bytes[93]]) as usize;
-        if !(ECIES_OVERHEAD + 1..=MAX_CIPHERTEXT_LEN).contains(&len) {
-            return Err(Error::FieldOutOfRange {
-                format: FORMAT,
-                field: "ciphertext length",
-                value: len as u64,
-                min: (ECIES_OVERHEAD + 1) as u64,
-                max: MAX_CIPHERTEXT_LEN as u64,
-            });
-        }
+        check_ciphertext_len(len)?;
         let total = FIXED_LEN + len + SIGNATURE_LEN;
         if bytes.len() < total {
             return Err(truncated(total));
@@ -271,4 +255,19 @@ pub fn identity_public_key(identity: &PrivateKeySigner) -> Vec<u8> {
         .to_encoded_point(false)
         .as_bytes()
         .to_vec()
+}
+
+/// Refuses a ciphertext length outside `ECIES_OVERHEAD + 1..=MAX_CIPHERTEXT_LEN` (on encoding
+/// and, before anything is sliced, on decoding).
+fn check_ciphertext_len(len: usize) -> Result<()> {
+    if (ECIES_OVERHEAD + 1..=MAX_CIPHERTEXT_LEN).contains(&len) {
+        return Ok(());
+    }
+    Err(Error::FieldOutOfRange {
+        format: FORMAT,
+        field: "ciphertext length",
+        value: len as u64,
+        min: (ECIES_OVERHEAD + 1) as u64,
+        max: MAX_CIPHERTEXT_LEN as u64,
+    })
 }
