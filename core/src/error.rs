@@ -384,6 +384,14 @@ pub enum Error {
         /// Who actually signed.
         recovered: alloy::primitives::Address,
     },
+    /// An install report is malformed (the field and what is wrong with it).
+    #[error("invalid install report: {field}: {reason}")]
+    InvalidReport {
+        /// The field (`body` for the document as a whole).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

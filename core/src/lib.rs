@@ -6,6 +6,7 @@
 //! - [`bundle`]: the encrypted release bundle (`otaledger-bundle` v1);
 //! - [`manifest`]: the release manifest, its `manifest.json` file and signature files;
 //! - [`key_delivery`]: a device's purchased CP-ABE key, encrypted and signed for it;
+//! - [`report`]: a device's signed install report (`otaledger-report/1`);
 //! - [`fsutil`]: all-or-nothing file output;
 //! - [`signing`]: EIP-712 messages and m-of-n threshold approvals;
 //! - [`merkle`]: device provisioning batches (leaves, root, proofs);
@@ -26,6 +27,7 @@ pub mod fsutil;
 pub mod key_delivery;
 pub mod manifest;
 pub mod merkle;
+pub mod report;
 pub mod signing;
 #[cfg(feature = "test-support")]
 pub mod test_support;
