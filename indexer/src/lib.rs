@@ -13,6 +13,7 @@
 //! The design and its guarantees, each with its test, are in `docs/indexer.md`.
 
 pub mod api;
+pub mod dashboard;
 pub mod db;
 mod error;
 pub mod rows;
