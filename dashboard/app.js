@@ -2,7 +2,8 @@
 import { FleetMap } from './map.js';
 
 const $ = (id) => document.getElementById(id);
-const byIndex = new Map();
+// Exported for the browser test (it reads node colours from the canvas).
+export const byIndex = new Map();
 let cursor = '';
 const ver = (v) => (v ? String(BigInt(v)) : '—');
 const short = (h) => (h && h.length > 14 ? `${h.slice(0, 8)}…${h.slice(-4)}` : h ?? '');
@@ -38,7 +39,7 @@ for (const t of tabs) $(`tab-${t}`).addEventListener('click', () => show(t));
 
 // ---- map
 const tip = $('tip');
-const map = new FleetMap($('map'), (d) => openDevice(d.index), (d, e) => {
+export const map = new FleetMap($('map'), (d) => openDevice(d.index), (d, e) => {
   if (!d) { tip.hidden = true; return; }
   tip.textContent = `device ${d.index} · model ${d.model}\n${d.status}${d.refusal ? ` (refused: ${d.refusal})` : ''}\ninstalled ${ver(d.installed)} · latest ${ver(d.latest)}\nowner ${short(d.owner)}`;
   tip.hidden = false; tip.style.left = `${e.offsetX + 12}px`; tip.style.top = `${e.offsetY + 12}px`;

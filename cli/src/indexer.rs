@@ -33,6 +33,16 @@ struct RunArgs {
     /// `/readyz` is ready when at most this many blocks behind the head.
     #[arg(long, default_value_t = 5)]
     ready_lag: u64,
+    /// Device positions for the dashboard's map: JSON `{"<index>": [x, y]}`
+    /// (or `[lat, lon]` with `"projection": "latlon"`); a spiral by index if absent.
+    #[arg(long)]
+    fleet_map: Option<PathBuf>,
+    /// Milliseconds between the dashboard stream's reads of the fleet.
+    #[arg(long, default_value_t = 1000)]
+    fleet_poll_ms: u64,
+    /// Most concurrent dashboard stream clients.
+    #[arg(long, default_value_t = 64)]
+    fleet_max_clients: usize,
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +97,20 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                     .await
                     .wrap_err_with(|| format!("listening on {}", r.listen))?;
                 let addr = listener.local_addr()?;
-                let app = otaledger_indexer::api::app(indexer.api_state(r.ready_lag));
+                let map = r
+                    .fleet_map
+                    .as_deref()
+                    .map(otaledger_indexer::dashboard::FleetMap::load)
+                    .transpose()
+                    .wrap_err("loading --fleet-map")?
+                    .map(std::sync::Arc::new);
+                let dashboard = otaledger_indexer::dashboard::DashboardConfig {
+                    map,
+                    poll: std::time::Duration::from_millis(r.fleet_poll_ms.max(1)),
+                    max_clients: r.fleet_max_clients,
+                };
+                let app =
+                    otaledger_indexer::dashboard::app(indexer.api_state(r.ready_lag), dashboard);
                 if json {
                     println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
                 } else {

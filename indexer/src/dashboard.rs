@@ -529,6 +529,7 @@ pub fn routes(state: DashboardState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/v1/fleet", get(fleet))
         .route("/v1/fleet/stream", get(stream))
         .route("/v1/fleet/devices/{index}", get(trail))
