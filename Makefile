@@ -54,8 +54,8 @@ no-std: ## prove the device-side ipfs verifier and device-sdk core build without
 	$(CARGO) rustc --locked -p otaledger-ipfs-no-std-check --features strict -- -C panic=abort
 	$(CARGO) rustc --locked -p otaledger-device-sdk-no-std-check --features strict -- -C panic=abort
 
-rust-test: node_modules/.installed ## the Rust test suite (unit, integration against a real anvil, CLI end to end)
-	$(CARGO) test --locked --no-fail-fast --workspace --all-targets
+rust-test: node_modules/.installed chromium ## the Rust test suite (unit, integration against a real anvil, CLI end to end)
+	OTALEDGER_REQUIRE_BROWSER=1 $(CARGO) test --locked --no-fail-fast --workspace --all-targets
 
 artifacts: node_modules/.installed ## re-export the contract ABIs + bytecode that the Rust bindings use
 	script/export-artifacts.sh
@@ -63,3 +63,7 @@ artifacts: node_modules/.installed ## re-export the contract ABIs + bytecode tha
 gas: node_modules/.installed ## gas report and snapshot of the dedicated gas tests
 	$(FORGE) test --match-path 'contracts/test/Gas.t.sol' --gas-report
 	$(FORGE) snapshot --match-path 'contracts/test/Gas.t.sol'
+
+.PHONY: chromium
+chromium: ## Debian's Chromium for the dashboard's browser test (installed once)
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
