@@ -2,8 +2,8 @@
 // indexer/tests/dashboard.rs: node dashboard.mjs URL DEVICE_COUNT WATCH_INDEX SCREENSHOT_DIR
 // Protocol on stdout/stdin: prints "READY" once the map shows every device
 // and WATCH_INDEX is red, waits for "GO" (the test bought it on chain), then
-// waits for it to turn amber without a reload, opens its audit trail, saves
-// screenshots and prints "DONE". Any failure exits non-zero with the reason.
+// waits for it to turn amber without a reload, opens its audit trail, checks
+// the releases and manufacturers views, saves screenshots and prints "DONE". Any failure exits non-zero with the reason.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 
@@ -56,6 +56,14 @@ try {
   for (const kind of ['provisioned', 'claimed', 'purchased']) if (!trail.includes(kind)) throw new Error(`trail lacks ${kind}: ${trail}`);
   if (!(await page.textContent('#trail-title')).includes(`Device ${watch}`)) throw new Error('wrong device opened');
   await page.screenshot({ path: `${shots}/dashboard-trail.png` });
+  // Releases (three, one bought twice over, two revoked) and the manufacturer's signer history.
+  await page.click('#tab-releases');
+  await page.waitForFunction(() => document.querySelectorAll('#view-releases tbody tr').length === 3, null, { timeout: 10000 });
+  const releases = await page.textContent('#view-releases');
+  if (!releases.includes('emergency: emergency') || !releases.includes('bad build 1')) throw new Error(`revocations missing: ${releases}`);
+  await page.click('#tab-manufacturers');
+  await page.waitForFunction(() => document.querySelectorAll('#view-manufacturers tbody tr').length === 2, null, { timeout: 10000 });
+  if (!(await page.textContent('#view-manufacturers')).includes('Acme')) throw new Error('manufacturer missing');
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('#tab-map');
   await page.waitForTimeout(300);
