@@ -232,6 +232,75 @@ async fn fleet_and_stream(kind: Kind) {
             .all(|s| s["signers"].as_array().unwrap().len() == 3)
     );
     assert_ne!(sets[0]["signers"], sets[1]["signers"]);
+
+    // Install reports, in the columns `read_reports` documents (the table is
+    // created here, as the reports migration will): an installed report turns a
+    // device green, a refusal grey with its class; both reach the stream.
+    let pool = s.indexer.pool();
+    sqlx::query(
+        "CREATE TABLE reports (device_index BIGINT NOT NULL, release_id TEXT NOT NULL, \
+         version TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, \
+         block_number BIGINT NOT NULL, timestamp BIGINT NOT NULL, nonce BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let first = devices[0]["index"].as_i64().unwrap();
+    let second = devices[1]["index"].as_i64().unwrap();
+    for (device, outcome, detail, nonce) in [
+        (first, "installed", "", 1),
+        (second, "installed", "", 1),
+        (second, "refused", "signature", 2),
+    ] {
+        sqlx::query("INSERT INTO reports VALUES ($1, $2, $3, $4, $5, 1, 1, $6)")
+            .bind(device)
+            .bind(&latest)
+            .bind("00000000000000000001")
+            .bind(outcome)
+            .bind(detail)
+            .bind(nonce)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let event = loop {
+        let chunk = tokio::time::timeout_at(deadline + Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("reports not delivered")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        if let Some(line) = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .find(|l| l.contains("\"green\""))
+        {
+            break serde_json::from_str::<Value>(line).unwrap();
+        }
+    };
+    // Device 1 installed the latest release, then a later report refused: it
+    // installed the latest, so it stays green (a refusal greys only devices
+    // without a verified install of the latest).
+    let changed = event["devices"].as_array().unwrap();
+    assert_eq!(changed.len(), 2, "{event}");
+    assert_eq!(changed[0]["status"], "green");
+    assert_eq!(changed[0]["installed"], "00000000000000000001");
+    assert_eq!(changed[1]["verdict"], "refused");
+    assert_eq!(changed[1]["refusal"], "signature");
+    sqlx::query("DELETE FROM reports WHERE device_index = $1 AND nonce = 1")
+        .bind(second)
+        .execute(pool)
+        .await
+        .unwrap();
+    let fleet = get(&format!("{}/v1/fleet", s.url)).await;
+    let d1 = &fleet["devices"][1];
+    assert_eq!(d1["status"], "grey", "{fleet}");
+    assert_eq!(d1["refusal"], "signature");
+    assert!(d1["installed"].is_null());
+    let trail = get(&format!("{}/v1/fleet/devices/{second}", s.url)).await;
+    let last = trail["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "report", "{trail}");
+    assert_eq!(last["outcome"], "refused");
     s.db.remove().await;
 }
 
