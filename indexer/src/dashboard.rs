@@ -812,6 +812,23 @@ mod tests {
     }
 
     #[test]
+    fn map_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.json");
+        let e = FleetMap::load(&missing).unwrap_err();
+        assert!(matches!(e, DashboardError::MapIo { .. }), "{e}");
+        assert!(e.to_string().contains("none.json"));
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_MAP_BYTES + 1).unwrap();
+        let e = FleetMap::load(&big).unwrap_err();
+        assert!(matches!(e, DashboardError::MapTooLarge { .. }), "{e}");
+        let ok = dir.path().join("ok.json");
+        std::fs::write(&ok, br#"{"3": [1, 2]}"#).unwrap();
+        assert_eq!(FleetMap::load(&ok).unwrap().positions[&3], [1.0, 2.0]);
+    }
+
+    #[test]
     fn default_layout_is_deterministic_and_distinct() {
         assert_eq!(default_position(42), default_position(42));
         let a = default_position(1);
