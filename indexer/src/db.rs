@@ -13,7 +13,7 @@ use sqlx::{
 
 use crate::{
     Error, Result,
-    rows::{Kind, Row, TABLES, Table, Value, decode_logs},
+    rows::{Kind, Row, TABLES, Table, Value, decode_logs_with},
 };
 
 /// Rows per multi-row INSERT (well under both databases' parameter limits).
@@ -237,8 +237,16 @@ impl FollowStore for DbStore {
     }
 
     async fn apply(&mut self, batch: &Batch) -> Result<()> {
-        // Decode before the transaction: a bad log writes nothing.
-        let rows = decode_logs(&self.rpc, &batch.logs, self.registry, self.market).await?;
+        // Decode before the transaction: a bad log writes nothing. The
+        // calldata came with the batch (fetched in the pipelined fetch stage).
+        let rows = decode_logs_with(
+            &self.rpc,
+            &batch.logs,
+            self.registry,
+            self.market,
+            &batch.inputs,
+        )
+        .await?;
         let mut tx = self
             .pool
             .begin()

@@ -57,10 +57,16 @@ impl IndexerConfig {
     /// request, [`RetryPolicy::default`], [`FollowConfig::new`] from the
     /// deployment block over both contracts.
     pub fn new(database_url: String, rpc_urls: Vec<String>, deployment: Deployment) -> Self {
-        let follow = FollowConfig::new(
+        let mut follow = FollowConfig::new(
             vec![deployment.registry, deployment.market],
             deployment.deployment_block,
         );
+        // The approvals are read from the publishing transactions' calldata,
+        // fetched in the follower's pipelined fetch stage.
+        follow.calldata_of = vec![(
+            deployment.registry,
+            <otaledger_core::bindings::registry::UpdateRegistry::ReleasePublished as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+        )];
         Self {
             database_url,
             rpc_urls,

@@ -1,6 +1,6 @@
 //! The indexer against a real anvil and real databases (each test on SQLite
 //! and on PostgreSQL, each with its own database): a real history mirrors
-//! exactly, reorgs of depth 1 and 3 are repaired, a reorg deeper than the
+//! exactly, reorgs of depth 1, 3 and 10 are repaired, a reorg deeper than the
 //! window stops with the block named, and `verify` notices a tampered row.
 
 mod common;
@@ -87,6 +87,7 @@ async fn history_mirrors_exactly(kind: Kind) {
         logs: vec![],
         blocks: vec![],
         keep_from: 0,
+        inputs: Default::default(),
     };
     match store.apply(&gap).await {
         Err(Error::CheckpointMoved { expected, found }) => {
@@ -129,10 +130,10 @@ async fn reorgs_are_repaired(kind: Kind) {
     let chain = Chain::start(&[]).await.unwrap();
     let scenario = Scenario::register(&chain).await.unwrap();
     let db = TestDb::new(kind).await;
-    let mut indexer = Indexer::open(config(&chain, &db, 5)).await.unwrap();
+    let mut indexer = Indexer::open(config(&chain, &db, 12)).await.unwrap();
     indexer.sync().await.unwrap();
 
-    for depth in [1usize, 3] {
+    for depth in [1usize, 3, 10] {
         let id = snapshot(&chain).await;
         for i in 0..depth {
             scenario
