@@ -33,6 +33,13 @@ struct RunArgs {
     /// `/readyz` is ready when at most this many blocks behind the head.
     #[arg(long, default_value_t = 5)]
     ready_lag: u64,
+    /// Local IPFS block store to read batch leaf lists from (checked against
+    /// the batch roots; see docs/indexer.md).
+    #[arg(long)]
+    ipfs_store: Option<PathBuf>,
+    /// Trustless gateway for a verified fetch of batch leaf lists; repeatable.
+    #[arg(long = "ipfs-gateway")]
+    ipfs_gateways: Vec<url::Url>,
 }
 
 #[derive(Debug, Args)]
@@ -66,7 +73,10 @@ struct Common {
     poll_ms: u64,
 }
 
-async fn open(c: Common) -> eyre::Result<Indexer> {
+async fn open(
+    c: Common,
+    leaves: Option<otaledger_indexer::leaves::LeafSource>,
+) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
         .wrap_err("finding the deployment")?;
@@ -74,6 +84,7 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
     config.follow.finality_depth = c.finality_depth;
     config.follow.in_flight = c.in_flight.max(1);
     config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
+    config.leaves = leaves;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -81,7 +92,13 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         IndexerCommand::Run(r) => {
-            let mut indexer = open(r.common).await?;
+            let leaves = (r.ipfs_store.is_some() || !r.ipfs_gateways.is_empty()).then(|| {
+                otaledger_indexer::leaves::LeafSource {
+                    store: r.ipfs_store.clone(),
+                    gateways: r.ipfs_gateways.clone(),
+                }
+            });
+            let mut indexer = open(r.common, leaves).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -103,7 +120,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c).await?;
+            let indexer = open(c, None).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

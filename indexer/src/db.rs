@@ -302,7 +302,13 @@ impl FollowStore for DbStore {
             .await
             .map_err(db("beginning a transaction"))?;
         let above = ancestor.number as i64;
-        for table in TABLES.iter().map(|t| t.name).chain(["recent_blocks"]) {
+        // Rows derived from batches (their leaf lists) first, then the events.
+        let derived = ["device_identities", "batch_leaves"];
+        for table in derived
+            .into_iter()
+            .chain(TABLES.iter().map(|t| t.name))
+            .chain(["recent_blocks"])
+        {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE block_number > $1"
             )))

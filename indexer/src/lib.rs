@@ -6,7 +6,9 @@
 //! - [`db`]: every SQL statement, one schema for both databases, migrations at
 //!   start-up, and the follower's [`DbStore`];
 //! - [`verify`]: re-reading the chain and diffing it against the database;
-//! - [`api`]: the auditors' read API (axum, JSON under `/v1`).
+//! - [`api`]: the auditors' read API (axum, JSON under `/v1`);
+//! - [`leaves`]: batch leaf lists fetched through IPFS and checked against the
+//!   batch roots, beside the follower.
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
@@ -15,6 +17,7 @@
 pub mod api;
 pub mod db;
 mod error;
+pub mod leaves;
 pub mod rows;
 pub mod verify;
 
@@ -50,6 +53,8 @@ pub struct IndexerConfig {
     pub retry: RetryPolicy,
     /// The follower's tuning (finality depth, ranges, in-flight requests, poll interval).
     pub follow: FollowConfig,
+    /// Where batch leaf lists are fetched from (`None`: not fetched).
+    pub leaves: Option<leaves::LeafSource>,
 }
 
 impl IndexerConfig {
@@ -74,6 +79,7 @@ impl IndexerConfig {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             follow,
+            leaves: None,
         }
     }
 }
@@ -164,8 +170,17 @@ impl Indexer {
     }
 
     /// Follows the chain (one pass per poll interval) until `stop` completes.
+    /// Leaf lists (if a source is configured) are checked by a task of their
+    /// own, so fetching them never blocks the sync.
     pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let mut stop = std::pin::pin!(stop);
+        let _leaves = self.config.leaves.clone().map(|source| {
+            AbortOnDrop(tokio::spawn(leaves::follow(
+                self.pool.clone(),
+                source,
+                self.config.follow.poll_interval,
+            )))
+        });
         loop {
             let progress = self.sync().await?;
             tracing::debug!(?progress, "sync pass done");
@@ -179,5 +194,14 @@ impl Indexer {
     /// Re-reads the chain up to the checkpoint and diffs it with the database.
     pub async fn verify(&self) -> Result<verify::Report> {
         verify::verify(&self.pool, &self.rpc, &self.config).await
+    }
+}
+
+/// Stops a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
