@@ -40,6 +40,13 @@ struct RunArgs {
     /// Trustless gateway for a verified fetch of batch leaf lists; repeatable.
     #[arg(long = "ipfs-gateway")]
     ipfs_gateways: Vec<url::Url>,
+    /// Pin every release bundle CID and batch leaves CID: into `--ipfs-store`
+    /// (missing blocks fetched from `--ipfs-gateway`), or on `--kubo-api`.
+    #[arg(long)]
+    pin: bool,
+    /// Kubo RPC endpoint the pin follower pins on (instead of the local store).
+    #[arg(long, requires = "pin")]
+    kubo_api: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +83,7 @@ struct Common {
 async fn open(
     c: Common,
     leaves: Option<otaledger_indexer::leaves::LeafSource>,
+    pin: Option<otaledger_indexer::pins::PinTarget>,
 ) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
@@ -85,6 +93,7 @@ async fn open(
     config.follow.in_flight = c.in_flight.max(1);
     config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
     config.leaves = leaves;
+    config.pin = pin;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -98,7 +107,18 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                     gateways: r.ipfs_gateways.clone(),
                 }
             });
-            let mut indexer = open(r.common, leaves).await?;
+            let pin = match (r.pin, &r.kubo_api, &r.ipfs_store) {
+                (false, _, _) => None,
+                (true, Some(api), _) => Some(otaledger_indexer::pins::PinTarget::Kubo(
+                    otaledger_ipfs::KuboClient::new(api).wrap_err("--kubo-api")?,
+                )),
+                (true, None, Some(dir)) => Some(otaledger_indexer::pins::PinTarget::Store {
+                    dir: dir.clone(),
+                    gateways: r.ipfs_gateways.clone(),
+                }),
+                (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
+            };
+            let mut indexer = open(r.common, leaves, pin).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -120,7 +140,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c, None).await?;
+            let indexer = open(c, None, None).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

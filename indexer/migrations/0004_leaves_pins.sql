@@ -36,3 +36,17 @@ CREATE TABLE device_identities (
 );
 CREATE INDEX device_identities_index ON device_identities (device_index);
 CREATE INDEX device_identities_device ON device_identities (device);
+
+-- The pin follower (`--pin`): every release bundle CID and batch leaves CID,
+-- `pinned` (every block in the local store, fetched block by block from the
+-- gateways and hash-checked where missing; or pinned by the Kubo node),
+-- `unavailable` (retried; `detail` names the missing block or the error) or
+-- `invalid` (not a CID; `cid` then holds the value as the chain has it).
+-- Keyed by CID: a pin survives reorgs.
+CREATE TABLE pins (
+    cid TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempts BIGINT NOT NULL
+);

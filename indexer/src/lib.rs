@@ -7,6 +7,7 @@
 //!   start-up, and the follower's [`DbStore`];
 //! - [`verify`]: re-reading the chain and diffing it against the database;
 //! - [`api`]: the auditors' read API (axum, JSON under `/v1`);
+//! - [`pins`]: the pin follower (bundle and leaves CIDs pinned, availability recorded);
 //! - [`leaves`]: batch leaf lists fetched through IPFS and checked against the
 //!   batch roots, beside the follower.
 //!
@@ -18,6 +19,7 @@ pub mod api;
 pub mod db;
 mod error;
 pub mod leaves;
+pub mod pins;
 pub mod rows;
 pub mod verify;
 
@@ -55,6 +57,8 @@ pub struct IndexerConfig {
     pub follow: FollowConfig,
     /// Where batch leaf lists are fetched from (`None`: not fetched).
     pub leaves: Option<leaves::LeafSource>,
+    /// Where bundle and leaves CIDs are pinned (`None`: no pin follower).
+    pub pin: Option<pins::PinTarget>,
 }
 
 impl IndexerConfig {
@@ -80,6 +84,7 @@ impl IndexerConfig {
             retry: RetryPolicy::default(),
             follow,
             leaves: None,
+            pin: None,
         }
     }
 }
@@ -178,6 +183,13 @@ impl Indexer {
             AbortOnDrop(tokio::spawn(leaves::follow(
                 self.pool.clone(),
                 source,
+                self.config.follow.poll_interval,
+            )))
+        });
+        let _pins = self.config.pin.clone().map(|target| {
+            AbortOnDrop(tokio::spawn(pins::follow(
+                self.pool.clone(),
+                target,
                 self.config.follow.poll_interval,
             )))
         });

@@ -2,7 +2,9 @@
 //! root (each test on SQLite and PostgreSQL): a true list from the local store
 //! or a real gateway is `verified` and its devices stored; a tampered list is
 //! recorded as `mismatch` with its root and nothing of it is stored; a CID no
-//! one has is `unavailable`, a non-CID `invalid`.
+//! one has is `unavailable`, a non-CID `invalid`. The pin follower copies
+//! every block of the lists into an empty store from a gateway and records
+//! each CID's availability, shown with the release in the API.
 
 mod common;
 
@@ -18,9 +20,11 @@ use otaledger_core::{
 use otaledger_indexer::{
     Indexer,
     leaves::{LeafSource, check_pending},
+    pins::{self, PinTarget, pin_pending},
 };
 use otaledger_ipfs::{Blockstore, ImportOptions, NullSink, Profile, import_path};
 use sqlx::Row as _;
+use tower::ServiceExt as _;
 
 fn list(n: usize) -> Vec<LeafEntry> {
     (0..n)
@@ -197,6 +201,55 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         ["invalid", "verified", "mismatch", "unavailable"]
     );
     assert_eq!(identities(&other).await, expected);
+
+    // The pin follower: into an empty store, blocks fetched from the gateway.
+    let pinned_dir = tempfile::tempdir().unwrap();
+    let target = PinTarget::Store {
+        dir: pinned_dir.path().to_path_buf(),
+        gateways: vec![gateway.parse().unwrap()],
+    };
+    pin_pending(other.pool(), &target).await.unwrap();
+    let pin_of = |cid: String| {
+        let pool = other.pool().clone();
+        async move { pins::status(&pool, &cid).await.unwrap().unwrap().status }
+    };
+    assert_eq!(pin_of(a_cid.clone()).await, "pinned");
+    assert_eq!(pin_of(b_cid.clone()).await, "pinned");
+    assert_eq!(pin_of(c_cid.clone()).await, "unavailable");
+    assert_eq!(pin_of("bafyleaves-1".into()).await, "invalid");
+    // Its blocks are now in the target store: the list reads from there alone.
+    let pinned_only = LeafSource {
+        store: Some(pinned_dir.path().to_path_buf()),
+        gateways: vec![],
+    };
+    let root = leaves_root(&a).unwrap();
+    assert!(matches!(
+        otaledger_indexer::leaves::check_list(&pinned_only, &a_cid, root, 3).await,
+        otaledger_indexer::leaves::Outcome::Verified(_)
+    ));
+    // A second round retries only the unavailable CID.
+    assert_eq!(pin_pending(other.pool(), &target).await.unwrap(), 1);
+    // The API shows a release's pin status (the scenario's bundle CIDs are no CIDs).
+    let release: String = sqlx::query("SELECT release_id FROM releases LIMIT 1")
+        .fetch_one(other.pool())
+        .await
+        .unwrap()
+        .get(0);
+    let response = otaledger_indexer::api::app(other.api_state(100))
+        .oneshot(
+            axum::http::Request::get(format!("/v1/releases/{release}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["pin"]["status"], "invalid", "{body}");
 
     drop(indexer);
     drop(other);
