@@ -257,6 +257,53 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
     db2.remove().await;
 }
 
+/// A verified batch that a reorg removes takes its leaf record and device
+/// identities with it.
+async fn a_reorg_removes_the_batch_s_identities(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let scenario = Scenario::register(&chain).await.unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(store_dir.path()).unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 8)).await.unwrap();
+    indexer.sync().await.unwrap();
+    let snapshot = chain
+        .raw("evm_snapshot", serde_json::json!([]))
+        .await
+        .unwrap();
+    let a = list(2);
+    let a_cid = import(&a, Some(&store));
+    provision(
+        &chain,
+        scenario.manufacturer,
+        leaves_root(&a).unwrap(),
+        2,
+        &a_cid,
+    )
+    .await;
+    indexer.sync().await.unwrap();
+    let source = LeafSource {
+        store: Some(store_dir.path().to_path_buf()),
+        gateways: vec![],
+    };
+    assert_eq!(check_pending(indexer.pool(), &source).await.unwrap(), 1);
+    assert_eq!(identities(&indexer).await.len(), 2);
+    chain
+        .raw("evm_revert", serde_json::json!([snapshot]))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        scenario.touch(&chain, &format!("other-{i}")).await.unwrap();
+    }
+    assert!(indexer.sync().await.unwrap().reorg_depth > 0);
+    assert!(statuses(&indexer).await.is_empty());
+    assert!(identities(&indexer).await.is_empty());
+    assert!(indexer.verify().await.unwrap().is_clean());
+    drop(indexer);
+    db.remove().await;
+}
+
 both_databases! {
     leaf_lists_are_checked_against_the_root,
+    a_reorg_removes_the_batch_s_identities,
 }
