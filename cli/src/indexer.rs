@@ -47,6 +47,10 @@ struct RunArgs {
     /// Kubo RPC endpoint the pin follower pins on (instead of the local store).
     #[arg(long, requires = "pin")]
     kubo_api: Option<String>,
+    /// A node's WebSocket URL: `eth_subscribe` newHeads wakes the follower
+    /// (polling goes on at `--poll-ms` as the fallback).
+    #[arg(long)]
+    ws_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +88,7 @@ async fn open(
     c: Common,
     leaves: Option<otaledger_indexer::leaves::LeafSource>,
     pin: Option<otaledger_indexer::pins::PinTarget>,
+    ws_url: Option<String>,
 ) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
@@ -94,6 +99,7 @@ async fn open(
     config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
     config.leaves = leaves;
     config.pin = pin;
+    config.ws_url = ws_url;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -118,7 +124,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 }),
                 (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
             };
-            let mut indexer = open(r.common, leaves, pin).await?;
+            let mut indexer = open(r.common, leaves, pin, r.ws_url.clone()).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -140,7 +146,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c, None, None).await?;
+            let indexer = open(c, None, None, None).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

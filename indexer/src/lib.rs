@@ -8,6 +8,7 @@
 //! - [`verify`]: re-reading the chain and diffing it against the database;
 //! - [`api`]: the auditors' read API (axum, JSON under `/v1`);
 //! - [`pins`]: the pin follower (bundle and leaves CIDs pinned, availability recorded);
+//! - [`subscribe`]: `eth_subscribe` newHeads waking the follower;
 //! - [`leaves`]: batch leaf lists fetched through IPFS and checked against the
 //!   batch roots, beside the follower.
 //!
@@ -21,6 +22,7 @@ mod error;
 pub mod leaves;
 pub mod pins;
 pub mod rows;
+pub mod subscribe;
 pub mod verify;
 
 use std::{
@@ -59,6 +61,8 @@ pub struct IndexerConfig {
     pub leaves: Option<leaves::LeafSource>,
     /// Where bundle and leaves CIDs are pinned (`None`: no pin follower).
     pub pin: Option<pins::PinTarget>,
+    /// A node's WebSocket URL for `eth_subscribe` newHeads (`None`: polls only).
+    pub ws_url: Option<String>,
 }
 
 impl IndexerConfig {
@@ -85,6 +89,7 @@ impl IndexerConfig {
             follow,
             leaves: None,
             pin: None,
+            ws_url: None,
         }
     }
 }
@@ -193,12 +198,21 @@ impl Indexer {
                 self.config.follow.poll_interval,
             )))
         });
+        // New heads from a WebSocket subscription wake a pass early; the
+        // poll interval still applies (the fallback when the socket is down).
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let _heads = self
+            .config
+            .ws_url
+            .clone()
+            .map(|url| AbortOnDrop(tokio::spawn(subscribe::follow(url, wake.clone()))));
         loop {
             let progress = self.sync().await?;
             tracing::debug!(?progress, "sync pass done");
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 _ = tokio::time::sleep(self.config.follow.poll_interval) => {}
+                _ = wake.notified() => {}
             }
         }
     }

@@ -210,3 +210,61 @@ both_databases! {
     reorgs_are_repaired,
     a_reorg_deeper_than_the_window_stops,
 }
+
+/// `eth_subscribe` newHeads wakes the follower: with a 60 s poll interval, a
+/// new event is indexed within seconds only through the notification. With a
+/// WebSocket URL nobody serves, polling still follows the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_heads_wake_the_follower_and_polling_is_the_fallback() {
+    let chain = Chain::start(&[]).await.unwrap();
+    let scenario = Scenario::register(&chain).await.unwrap();
+    for (ws, poll) in [
+        (chain.anvil.ws_endpoint(), Duration::from_secs(60)),
+        ("ws://127.0.0.1:9".to_owned(), Duration::from_millis(50)),
+    ] {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let mut config = config(&chain, &db, 3);
+        config.follow.poll_interval = poll;
+        config.ws_url = Some(ws.clone());
+        let mut indexer = Indexer::open(config).await.unwrap();
+        let pool = indexer.pool().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            indexer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let caught_up = |target: u64| {
+            let pool = pool.clone();
+            async move {
+                for _ in 0..200 {
+                    if db::checkpoint(&pool)
+                        .await
+                        .unwrap()
+                        .is_some_and(|c| c.number >= target)
+                    {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                false
+            }
+        };
+        assert!(
+            caught_up(chain.head().await.unwrap()).await,
+            "{ws}: first pass"
+        );
+        // Let the pass the subscription itself triggers run first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        scenario.touch(&chain, "woken").await.unwrap();
+        assert!(
+            caught_up(chain.head().await.unwrap()).await,
+            "{ws}: not woken"
+        );
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        db.remove().await;
+    }
+}
