@@ -211,41 +211,14 @@ fn restrict(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One entry of `leaves.json`: a leaf of the batch and the device's public key
-/// (which the key service encrypts key deliveries to).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LeafEntry {
-    /// Position in the batch.
-    pub position: u64,
-    /// The device's address.
-    pub device: Address,
-    /// Its model.
-    pub model_id: u32,
-    /// Its identity public key, uncompressed SEC1.
-    pub public_key: alloy::primitives::Bytes,
-}
+/// One entry of `leaves.json` (the type lives in `otaledger_core::leaves`,
+/// shared with the key service and the indexer).
+pub use otaledger_core::leaves::LeafEntry;
 
-/// Reads a batch's `leaves.json`, checking each public key against its address.
+/// Reads a batch's `leaves.json`, bounded and checked (entries in batch
+/// order, each public key its address's): `otaledger_core::leaves::load_leaves`.
 pub fn load_leaves(path: &Path) -> Result<Vec<LeafEntry>> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let leaves: Vec<LeafEntry> = serde_json::from_str(&text).map_err(|e| Error::Input {
-        field: "leaves.json",
-        reason: format!("{}: {e}", path.display()),
-    })?;
-    for leaf in &leaves {
-        let address = otaledger_core::key_delivery::public_key_address(&leaf.public_key)?;
-        if address != leaf.device {
-            return Err(Error::Input {
-                field: "leaves.json",
-                reason: format!(
-                    "the public key of position {} is {address}'s, not {}'s",
-                    leaf.position, leaf.device
-                ),
-            });
-        }
-    }
-    Ok(leaves)
+    Ok(otaledger_core::leaves::load_leaves(path)?)
 }
 
 /// Provisions a batch: keys and CP-ABE keys first (so none is lost if the

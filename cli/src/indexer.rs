@@ -43,6 +43,24 @@ struct RunArgs {
     /// Most concurrent dashboard stream clients.
     #[arg(long, default_value_t = 64)]
     fleet_max_clients: usize,
+    /// Local IPFS block store to read batch leaf lists from (checked against
+    /// the batch roots; see docs/indexer.md).
+    #[arg(long)]
+    ipfs_store: Option<PathBuf>,
+    /// Trustless gateway for a verified fetch of batch leaf lists; repeatable.
+    #[arg(long = "ipfs-gateway")]
+    ipfs_gateways: Vec<url::Url>,
+    /// Pin every release bundle CID and batch leaves CID: into `--ipfs-store`
+    /// (missing blocks fetched from `--ipfs-gateway`), or on `--kubo-api`.
+    #[arg(long)]
+    pin: bool,
+    /// Kubo RPC endpoint the pin follower pins on (instead of the local store).
+    #[arg(long, requires = "pin")]
+    kubo_api: Option<String>,
+    /// A node's WebSocket URL: `eth_subscribe` newHeads wakes the follower
+    /// (polling goes on at `--poll-ms` as the fallback).
+    #[arg(long)]
+    ws_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +94,12 @@ struct Common {
     poll_ms: u64,
 }
 
-async fn open(c: Common) -> eyre::Result<Indexer> {
+async fn open(
+    c: Common,
+    leaves: Option<otaledger_indexer::leaves::LeafSource>,
+    pin: Option<otaledger_indexer::pins::PinTarget>,
+    ws_url: Option<String>,
+) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
         .wrap_err("finding the deployment")?;
@@ -84,6 +107,9 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
     config.follow.finality_depth = c.finality_depth;
     config.follow.in_flight = c.in_flight.max(1);
     config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
+    config.leaves = leaves;
+    config.pin = pin;
+    config.ws_url = ws_url;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -91,7 +117,24 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         IndexerCommand::Run(r) => {
-            let mut indexer = open(r.common).await?;
+            let leaves = (r.ipfs_store.is_some() || !r.ipfs_gateways.is_empty()).then(|| {
+                otaledger_indexer::leaves::LeafSource {
+                    store: r.ipfs_store.clone(),
+                    gateways: r.ipfs_gateways.clone(),
+                }
+            });
+            let pin = match (r.pin, &r.kubo_api, &r.ipfs_store) {
+                (false, _, _) => None,
+                (true, Some(api), _) => Some(otaledger_indexer::pins::PinTarget::Kubo(
+                    otaledger_ipfs::KuboClient::new(api).wrap_err("--kubo-api")?,
+                )),
+                (true, None, Some(dir)) => Some(otaledger_indexer::pins::PinTarget::Store {
+                    dir: dir.clone(),
+                    gateways: r.ipfs_gateways.clone(),
+                }),
+                (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
+            };
+            let mut indexer = open(r.common, leaves, pin, r.ws_url.clone()).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -126,7 +169,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c).await?;
+            let indexer = open(c, None, None, None).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

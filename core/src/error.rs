@@ -392,6 +392,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A batch's leaf list (`leaves.json`) is malformed, too large, or does
+    /// not match its devices (see `leaves`).
+    #[error("invalid leaf list: {reason}")]
+    LeafList {
+        /// What is wrong (with the position of the entry, where one is at fault).
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

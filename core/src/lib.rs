@@ -10,6 +10,7 @@
 //! - [`fsutil`]: all-or-nothing file output;
 //! - [`signing`]: EIP-712 messages and m-of-n threshold approvals;
 //! - [`merkle`]: device provisioning batches (leaves, root, proofs);
+//! - [`leaves`]: a batch's leaf list (`leaves.json`), bounded parsing and its root;
 //! - [`deploy`]: deploying both contracts at deterministic CREATE2 addresses;
 //! - [`follow`]: the chain follower (adaptive `eth_getLogs`, reorgs, exactly-once
 //!   checkpoints) behind the indexer and the key service;
@@ -25,6 +26,7 @@ mod error;
 pub mod follow;
 pub mod fsutil;
 pub mod key_delivery;
+pub mod leaves;
 pub mod manifest;
 pub mod merkle;
 pub mod report;

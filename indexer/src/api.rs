@@ -335,6 +335,12 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     }
     body["revocations"] = list(&revocations);
     body["purchases"] = list(&purchases);
+    // The pin follower's view of the bundle CID (null when not looked at).
+    let key = crate::pins::bundle_key(&text(release, "bundle_cid").unwrap_or_default());
+    body["pin"] = match crate::pins::status(pool, &key).await? {
+        Some(p) => json!({"cid": key, "status": p.status, "detail": p.detail}),
+        None => Json::Null,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -13,7 +13,7 @@ use sqlx::{
 
 use crate::{
     Error, Result,
-    rows::{Kind, Row, TABLES, Table, Value, decode_logs},
+    rows::{Kind, Row, TABLES, Table, Value, decode_logs_with},
 };
 
 /// Rows per multi-row INSERT (well under both databases' parameter limits).
@@ -237,8 +237,16 @@ impl FollowStore for DbStore {
     }
 
     async fn apply(&mut self, batch: &Batch) -> Result<()> {
-        // Decode before the transaction: a bad log writes nothing.
-        let rows = decode_logs(&self.rpc, &batch.logs, self.registry, self.market).await?;
+        // Decode before the transaction: a bad log writes nothing. The
+        // calldata came with the batch (fetched in the pipelined fetch stage).
+        let rows = decode_logs_with(
+            &self.rpc,
+            &batch.logs,
+            self.registry,
+            self.market,
+            &batch.inputs,
+        )
+        .await?;
         let mut tx = self
             .pool
             .begin()
@@ -294,7 +302,13 @@ impl FollowStore for DbStore {
             .await
             .map_err(db("beginning a transaction"))?;
         let above = ancestor.number as i64;
-        for table in TABLES.iter().map(|t| t.name).chain(["recent_blocks"]) {
+        // Rows derived from batches (their leaf lists) first, then the events.
+        let derived = ["device_identities", "batch_leaves"];
+        for table in derived
+            .into_iter()
+            .chain(TABLES.iter().map(|t| t.name))
+            .chain(["recent_blocks"])
+        {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE block_number > $1"
             )))

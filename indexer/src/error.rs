@@ -77,6 +77,12 @@ pub enum Error {
         /// The value.
         value: u64,
     },
+    /// The pin follower could not start (its HTTP client).
+    #[error("pin follower: {reason}")]
+    Pin {
+        /// What failed.
+        reason: String,
+    },
     /// The chain follower failed (RPC, reorg deeper than the window, store).
     #[error(transparent)]
     Follow {

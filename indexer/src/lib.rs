@@ -6,7 +6,11 @@
 //! - [`db`]: every SQL statement, one schema for both databases, migrations at
 //!   start-up, and the follower's [`DbStore`];
 //! - [`verify`]: re-reading the chain and diffing it against the database;
-//! - [`api`]: the auditors' read API (axum, JSON under `/v1`).
+//! - [`api`]: the auditors' read API (axum, JSON under `/v1`);
+//! - [`pins`]: the pin follower (bundle and leaves CIDs pinned, availability recorded);
+//! - [`subscribe`]: `eth_subscribe` newHeads waking the follower;
+//! - [`leaves`]: batch leaf lists fetched through IPFS and checked against the
+//!   batch roots, beside the follower.
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
@@ -16,7 +20,10 @@ pub mod api;
 pub mod dashboard;
 pub mod db;
 mod error;
+pub mod leaves;
+pub mod pins;
 pub mod rows;
+pub mod subscribe;
 pub mod verify;
 
 use std::{
@@ -51,6 +58,12 @@ pub struct IndexerConfig {
     pub retry: RetryPolicy,
     /// The follower's tuning (finality depth, ranges, in-flight requests, poll interval).
     pub follow: FollowConfig,
+    /// Where batch leaf lists are fetched from (`None`: not fetched).
+    pub leaves: Option<leaves::LeafSource>,
+    /// Where bundle and leaves CIDs are pinned (`None`: no pin follower).
+    pub pin: Option<pins::PinTarget>,
+    /// A node's WebSocket URL for `eth_subscribe` newHeads (`None`: polls only).
+    pub ws_url: Option<String>,
 }
 
 impl IndexerConfig {
@@ -58,10 +71,16 @@ impl IndexerConfig {
     /// request, [`RetryPolicy::default`], [`FollowConfig::new`] from the
     /// deployment block over both contracts.
     pub fn new(database_url: String, rpc_urls: Vec<String>, deployment: Deployment) -> Self {
-        let follow = FollowConfig::new(
+        let mut follow = FollowConfig::new(
             vec![deployment.registry, deployment.market],
             deployment.deployment_block,
         );
+        // The approvals are read from the publishing transactions' calldata,
+        // fetched in the follower's pipelined fetch stage.
+        follow.calldata_of = vec![(
+            deployment.registry,
+            <otaledger_core::bindings::registry::UpdateRegistry::ReleasePublished as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+        )];
         Self {
             database_url,
             rpc_urls,
@@ -69,6 +88,9 @@ impl IndexerConfig {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             follow,
+            leaves: None,
+            pin: None,
+            ws_url: None,
         }
     }
 }
@@ -159,14 +181,39 @@ impl Indexer {
     }
 
     /// Follows the chain (one pass per poll interval) until `stop` completes.
+    /// Leaf lists (if a source is configured) are checked by a task of their
+    /// own, so fetching them never blocks the sync.
     pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
         let mut stop = std::pin::pin!(stop);
+        let _leaves = self.config.leaves.clone().map(|source| {
+            AbortOnDrop(tokio::spawn(leaves::follow(
+                self.pool.clone(),
+                source,
+                self.config.follow.poll_interval,
+            )))
+        });
+        let _pins = self.config.pin.clone().map(|target| {
+            AbortOnDrop(tokio::spawn(pins::follow(
+                self.pool.clone(),
+                target,
+                self.config.follow.poll_interval,
+            )))
+        });
+        // New heads from a WebSocket subscription wake a pass early; the
+        // poll interval still applies (the fallback when the socket is down).
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let _heads = self
+            .config
+            .ws_url
+            .clone()
+            .map(|url| AbortOnDrop(tokio::spawn(subscribe::follow(url, wake.clone()))));
         loop {
             let progress = self.sync().await?;
             tracing::debug!(?progress, "sync pass done");
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 _ = tokio::time::sleep(self.config.follow.poll_interval) => {}
+                _ = wake.notified() => {}
             }
         }
     }
@@ -174,5 +221,14 @@ impl Indexer {
     /// Re-reads the chain up to the checkpoint and diffs it with the database.
     pub async fn verify(&self) -> Result<verify::Report> {
         verify::verify(&self.pool, &self.rpc, &self.config).await
+    }
+}
+
+/// Stops a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -210,6 +210,15 @@ pub fn decode(
     market: Address,
     inputs: &HashMap<B256, TransactionInput>,
 ) -> Result<Vec<Row>> {
+    decode_at(log, registry, market, &|tx: &B256| inputs.get(tx))
+}
+
+fn decode_at<'i>(
+    log: &Log,
+    registry: Address,
+    market: Address,
+    inputs: &dyn Fn(&B256) -> Option<&'i TransactionInput>,
+) -> Result<Vec<Row>> {
     let at = position(log)?;
     let undecodable = |source: alloy::sol_types::Error| Error::UndecodableLog {
         tx: log.transaction_hash.unwrap_or_default(),
@@ -335,7 +344,7 @@ pub fn decode(
                         Value::Text(format!("{:#x}", e.signerMask)),
                     ],
                 ));
-                let input = log.transaction_hash.and_then(|tx| inputs.get(&tx));
+                let input = log.transaction_hash.and_then(|tx| inputs(&tx));
                 if let Some(a) = input.and_then(|i| approval(i, registry, e.releaseId)) {
                     rows.push(row(
                         &RELEASE_APPROVALS,
@@ -440,19 +449,37 @@ pub async fn decode_logs(
     registry: Address,
     market: Address,
 ) -> Result<Vec<Row>> {
+    decode_logs_with(rpc, logs, registry, market, &HashMap::new()).await
+}
+
+/// The rows of `logs` with the publishing transactions' calldata `known`
+/// (the follower fetched it in its pipelined fetch stage); calldata missing
+/// from `known` is fetched (up to 8 requests at once), so nothing is skipped
+/// whatever the follower was configured to fetch.
+pub async fn decode_logs_with(
+    rpc: &Rpc,
+    logs: &[Log],
+    registry: Address,
+    market: Address,
+    known: &HashMap<B256, TransactionInput>,
+) -> Result<Vec<Row>> {
     use futures_util::{StreamExt, TryStreamExt, stream};
-    let wanted: Vec<B256> = logs
+    let mut wanted: Vec<B256> = logs
         .iter()
         .filter_map(|l| needs_input(l, registry))
+        .filter(|tx| !known.contains_key(tx))
         .collect();
-    let inputs: HashMap<B256, TransactionInput> = stream::iter(wanted)
+    wanted.sort();
+    wanted.dedup();
+    let fetched: HashMap<B256, TransactionInput> = stream::iter(wanted)
         .map(|tx| async move { rpc.transaction_input(tx).await.map(|input| (tx, input)) })
         .buffer_unordered(8)
         .try_collect()
         .await?;
+    let inputs = |tx: &B256| known.get(tx).or_else(|| fetched.get(tx));
     let mut rows = Vec::new();
     for log in logs {
-        rows.extend(decode(log, registry, market, &inputs)?);
+        rows.extend(decode_at(log, registry, market, &inputs)?);
     }
     Ok(rows)
 }

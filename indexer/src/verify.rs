@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 
 use crate::{
     IndexerConfig, Result, db,
-    rows::{Row, TABLES, Value, decode_logs},
+    rows::{Row, TABLES, Value, decode_logs_with},
 };
 
 /// The difference found in one table.
@@ -87,14 +87,14 @@ pub async fn verify(pool: &AnyPool, rpc: &Rpc, config: &IndexerConfig) -> Result
     let mut checkpoint_on_chain = true;
     if let Some(cp) = checkpoint {
         checkpoint_on_chain = rpc.block_head(cp.number).await?.hash == cp.hash;
-        let logs = otaledger_core::follow::fetch_logs(
+        let (logs, inputs) = otaledger_core::follow::fetch_logs_with_inputs(
             rpc,
             &config.follow,
             config.follow.start_block,
             cp.number,
         )
         .await?;
-        expected = decode_logs(rpc, &logs, d.registry, d.market).await?;
+        expected = decode_logs_with(rpc, &logs, d.registry, d.market, &inputs).await?;
     }
     let mut report = Report {
         checkpoint: checkpoint.map(|c| c.number),

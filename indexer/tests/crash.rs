@@ -130,14 +130,16 @@ async fn crash_trials(kind: Kind, trials: usize, rounds: usize) {
     db.remove().await;
 }
 
+/// 20 kills per database over a history of 8 scenario rounds (about 6 s for
+/// both databases).
 async fn killed_backfills_resume_exactly(kind: Kind) {
-    crash_trials(kind, 4, 3).await;
+    crash_trials(kind, 20, 8).await;
 }
 
-/// The long version: 20 kills per database over a longer history
+/// The long version: 60 kills per database over a longer history
 /// (`cargo test -p otaledger-indexer --test crash -- --ignored many`).
 async fn many_kills(kind: Kind) {
-    crash_trials(kind, 20, 8).await;
+    crash_trials(kind, 60, 24).await;
 }
 
 both_databases! {
@@ -146,13 +148,13 @@ both_databases! {
 
 mod many {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "long: 20 kills per database"]
+    #[ignore = "long: 60 kills per database"]
     async fn sqlite() {
         super::many_kills(super::Kind::Sqlite).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "long: 20 kills per database"]
+    #[ignore = "long: 60 kills per database"]
     async fn postgres() {
         super::many_kills(super::Kind::Postgres).await
     }

@@ -1,6 +1,6 @@
 //! The indexer against a real anvil and real databases (each test on SQLite
 //! and on PostgreSQL, each with its own database): a real history mirrors
-//! exactly, reorgs of depth 1 and 3 are repaired, a reorg deeper than the
+//! exactly, reorgs of depth 1, 3 and 10 are repaired, a reorg deeper than the
 //! window stops with the block named, and `verify` notices a tampered row.
 
 mod common;
@@ -87,6 +87,7 @@ async fn history_mirrors_exactly(kind: Kind) {
         logs: vec![],
         blocks: vec![],
         keep_from: 0,
+        inputs: Default::default(),
     };
     match store.apply(&gap).await {
         Err(Error::CheckpointMoved { expected, found }) => {
@@ -129,10 +130,10 @@ async fn reorgs_are_repaired(kind: Kind) {
     let chain = Chain::start(&[]).await.unwrap();
     let scenario = Scenario::register(&chain).await.unwrap();
     let db = TestDb::new(kind).await;
-    let mut indexer = Indexer::open(config(&chain, &db, 5)).await.unwrap();
+    let mut indexer = Indexer::open(config(&chain, &db, 12)).await.unwrap();
     indexer.sync().await.unwrap();
 
-    for depth in [1usize, 3] {
+    for depth in [1usize, 3, 10] {
         let id = snapshot(&chain).await;
         for i in 0..depth {
             scenario
@@ -208,4 +209,62 @@ both_databases! {
     history_mirrors_exactly,
     reorgs_are_repaired,
     a_reorg_deeper_than_the_window_stops,
+}
+
+/// `eth_subscribe` newHeads wakes the follower: with a 60 s poll interval, a
+/// new event is indexed within seconds only through the notification. With a
+/// WebSocket URL nobody serves, polling still follows the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_heads_wake_the_follower_and_polling_is_the_fallback() {
+    let chain = Chain::start(&[]).await.unwrap();
+    let scenario = Scenario::register(&chain).await.unwrap();
+    for (ws, poll) in [
+        (chain.anvil.ws_endpoint(), Duration::from_secs(60)),
+        ("ws://127.0.0.1:9".to_owned(), Duration::from_millis(50)),
+    ] {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let mut config = config(&chain, &db, 3);
+        config.follow.poll_interval = poll;
+        config.ws_url = Some(ws.clone());
+        let mut indexer = Indexer::open(config).await.unwrap();
+        let pool = indexer.pool().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            indexer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let caught_up = |target: u64| {
+            let pool = pool.clone();
+            async move {
+                for _ in 0..200 {
+                    if db::checkpoint(&pool)
+                        .await
+                        .unwrap()
+                        .is_some_and(|c| c.number >= target)
+                    {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                false
+            }
+        };
+        assert!(
+            caught_up(chain.head().await.unwrap()).await,
+            "{ws}: first pass"
+        );
+        // Let the pass the subscription itself triggers run first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        scenario.touch(&chain, "woken").await.unwrap();
+        assert!(
+            caught_up(chain.head().await.unwrap()).await,
+            "{ws}: not woken"
+        );
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        db.remove().await;
+    }
 }

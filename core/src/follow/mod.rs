@@ -26,6 +26,7 @@ pub mod hint;
 pub mod rpc;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -41,7 +42,7 @@ use futures_util::{StreamExt, stream};
 
 use self::{
     hint::RangeHint,
-    rpc::{BlockHead, CallError, Rpc},
+    rpc::{BlockHead, CallError, Rpc, TransactionInput},
 };
 use crate::{Error, Result};
 
@@ -69,6 +70,10 @@ pub struct Batch {
     pub blocks: Vec<BlockRef>,
     /// Forget remembered hashes of blocks below this number.
     pub keep_from: u64,
+    /// The calldata of the transactions that emitted a log named in
+    /// [`FollowConfig::calldata_of`], by transaction hash (fetched in the
+    /// pipelined fetch stage, so the store's write step makes no request).
+    pub inputs: HashMap<B256, TransactionInput>,
 }
 
 /// Where a follower keeps what it mirrored. Each method is one transaction.
@@ -115,6 +120,10 @@ pub struct FollowConfig {
     pub in_flight: usize,
     /// Pause between polls of the head once caught up.
     pub poll_interval: Duration,
+    /// `(contract, event signature)` pairs whose transactions' calldata the
+    /// store needs: fetched with the logs, before the write step, into
+    /// [`Batch::inputs`]. Empty by default.
+    pub calldata_of: Vec<(Address, B256)>,
 }
 
 impl FollowConfig {
@@ -131,6 +140,7 @@ impl FollowConfig {
             target_logs: 2_000,
             in_flight: 4,
             poll_interval: Duration::from_secs(1),
+            calldata_of: Vec::new(),
         }
     }
 }
@@ -301,7 +311,7 @@ impl<S: FollowStore> Follower<S> {
         let mut last = None;
         let mut written = 0;
         while let Some(fetched) = ranges.next().await {
-            let (batch_from, head, logs) = fetched?;
+            let (batch_from, head, logs, inputs) = fetched?;
             let to_ref = BlockRef {
                 number: head.number.to(),
                 hash: head.hash,
@@ -313,6 +323,7 @@ impl<S: FollowStore> Follower<S> {
                 logs,
                 blocks: vec![to_ref],
                 keep_from: to_ref.number.saturating_sub(keep),
+                inputs,
             };
             self.store.apply(&batch).await.map_err(store_error)?;
             last = Some(to_ref);
@@ -384,12 +395,14 @@ impl<S: FollowStore> Follower<S> {
             .collect();
         let last = *blocks.last().ok_or(Error::EmptyRange { from, to })?;
         let count = logs.len();
+        let inputs = fetch_inputs(&rpc, &self.config, &logs).await?;
         let batch = Batch {
             from,
             to: last,
             logs: sorted(logs),
             blocks,
             keep_from: to.saturating_sub(self.config.finality_depth),
+            inputs,
         };
         self.store.apply(&batch).await.map_err(store_error)?;
         Ok(Some((last, count)))
@@ -420,7 +433,7 @@ async fn fetch_range(
     range: &AtomicU64,
     from: u64,
     to: u64,
-) -> Result<(u64, BlockHead, Vec<Log>)> {
+) -> Result<(u64, BlockHead, Vec<Log>, HashMap<B256, TransactionInput>)> {
     let policy = rpc.retry_policy();
     let mut pending = vec![(from, to)];
     let mut logs = Vec::new();
@@ -496,24 +509,75 @@ async fn fetch_range(
             range.store((current / 2).max(1), Ordering::Relaxed);
         }
     }
-    Ok((from, head, sorted(logs)))
+    let inputs = fetch_inputs(rpc, config, &logs).await?;
+    Ok((from, head, sorted(logs), inputs))
+}
+
+/// The calldata of the transactions of `logs` that [`FollowConfig::calldata_of`]
+/// names (up to 8 requests at once, each retried like any other).
+async fn fetch_inputs(
+    rpc: &Rpc,
+    config: &FollowConfig,
+    logs: &[Log],
+) -> Result<HashMap<B256, TransactionInput>> {
+    use futures_util::TryStreamExt;
+    if config.calldata_of.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut wanted: Vec<B256> = logs
+        .iter()
+        .filter(|l| {
+            l.topic0().is_some_and(|t| {
+                config
+                    .calldata_of
+                    .iter()
+                    .any(|(a, sig)| *a == l.address() && sig == t)
+            })
+        })
+        .filter_map(|l| l.transaction_hash)
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    stream::iter(wanted)
+        .map(|tx| async move { rpc.transaction_input(tx).await.map(|input| (tx, input)) })
+        .buffer_unordered(8)
+        .try_collect()
+        .await
 }
 
 /// Every log of `config.addresses` in `from..=to`, fetched like a backfill
 /// (adaptive ranges, retries, failover) but without a store: for re-reading
-/// the chain to check what a store holds.
+/// the chain to check what a store holds. No calldata is fetched (see
+/// [`fetch_logs_with_inputs`]).
 pub async fn fetch_logs(rpc: &Rpc, config: &FollowConfig, from: u64, to: u64) -> Result<Vec<Log>> {
+    let config = FollowConfig {
+        calldata_of: Vec::new(),
+        ..config.clone()
+    };
+    Ok(fetch_logs_with_inputs(rpc, &config, from, to).await?.0)
+}
+
+/// [`fetch_logs`] with the calldata [`FollowConfig::calldata_of`] names, as
+/// a backfill hands it to the store.
+pub async fn fetch_logs_with_inputs(
+    rpc: &Rpc,
+    config: &FollowConfig,
+    from: u64,
+    to: u64,
+) -> Result<(Vec<Log>, HashMap<B256, TransactionInput>)> {
     let range = AtomicU64::new(config.initial_range.max(1));
     let mut logs = Vec::new();
+    let mut inputs = HashMap::new();
     let mut start = from;
     while start <= to {
         let size = range.load(Ordering::Relaxed).max(1);
         let end = start.saturating_add(size - 1).min(to);
-        let (_, _, mut got) = fetch_range(rpc, config, &range, start, end).await?;
+        let (_, _, mut got, more) = fetch_range(rpc, config, &range, start, end).await?;
         logs.append(&mut got);
+        inputs.extend(more);
         start = end + 1;
     }
-    Ok(logs)
+    Ok((logs, inputs))
 }
 
 /// Where to cut a refused range `a..=b`: the provider's hint if it is inside

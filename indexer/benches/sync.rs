@@ -1,0 +1,233 @@
+//! The indexer benchmark (run by `script/bench-indexer.sh`; see
+//! docs/benchmarks.md). One process fills a fresh anvil with a history of the
+//! real contracts made by `test_support::Scenario` rounds (mostly one event per
+//! transaction), then runs each leg as its own process under `/usr/bin/time`
+//! (wall time from process start to caught up, peak RSS):
+//! (a) raw `eth_getLogs` of the whole history, fixed 2,000-block ranges, 2 in
+//! flight, no database; (b) a full backfill into PostgreSQL; (c) into SQLite;
+//! then API latency (p50/p99) under 64 concurrent clients over the SQLite index.
+//!
+//! `cargo bench -p otaledger-indexer --bench sync -- EVENTS` (default 20,000).
+
+use std::{path::Path, process::Command, sync::Arc, time::Instant};
+
+use futures_util::{StreamExt, stream};
+use otaledger_core::test_support::{Chain, Scenario};
+use otaledger_indexer::{Indexer, IndexerConfig};
+
+fn leg_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"))
+}
+
+async fn raw_get_logs(rpc: &str, registry: &str, market: &str, from: u64, to: u64) -> usize {
+    let http = reqwest::Client::new();
+    let ranges: Vec<(u64, u64)> = (from..=to)
+        .step_by(2_000)
+        .map(|a| (a, (a + 1_999).min(to)))
+        .collect();
+    stream::iter(ranges)
+        .map(|(a, b)| {
+            let http = http.clone();
+            async move {
+                let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+                    "params": [{"address": [registry, market], "fromBlock": format!("{a:#x}"), "toBlock": format!("{b:#x}")}]});
+                let v: serde_json::Value = http
+                    .post(rpc)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v["result"].as_array().map_or(0, Vec::len)
+            }
+        })
+        .buffered(2)
+        .fold(0, |n, k| async move { n + k })
+        .await
+}
+
+async fn leg(kind: &str) {
+    let rpc = leg_env("BENCH_RPC");
+    let dir = leg_env("BENCH_DEPLOYMENTS");
+    let deployment =
+        otaledger_indexer::load_deployment(std::slice::from_ref(&rpc), Path::new(&dir))
+            .await
+            .unwrap();
+    if kind == "raw" {
+        let head: u64 = leg_env("BENCH_HEAD").parse().unwrap();
+        let n = raw_get_logs(
+            &rpc,
+            &deployment.registry.to_string(),
+            &deployment.market.to_string(),
+            deployment.deployment_block,
+            head,
+        )
+        .await;
+        println!("logs {n}");
+        return;
+    }
+    let config = IndexerConfig::new(leg_env("BENCH_DB"), vec![rpc], deployment);
+    let mut indexer = Indexer::open(config).await.unwrap();
+    let progress = indexer.sync().await.unwrap();
+    println!("logs {}", progress.logs);
+}
+
+fn timed(kind: &str, envs: &[(&str, String)]) -> (f64, u64, String) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "TIME %e %M"])
+        .arg(std::env::current_exe().unwrap())
+        .arg("leg")
+        .arg(kind)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{kind}: {stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("TIME ")).unwrap();
+    let mut parts = line.split_whitespace().skip(1);
+    let secs: f64 = parts.next().unwrap().parse().unwrap();
+    let kib: u64 = parts.next().unwrap().parse().unwrap();
+    (
+        secs,
+        kib / 1024,
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
+}
+
+async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
+    let mut config = IndexerConfig::new(
+        db_url.to_owned(),
+        vec![chain.url()],
+        chain.deployment.clone(),
+    );
+    config.follow.finality_depth = 64;
+    let indexer = Indexer::open(config).await.unwrap();
+    let app = otaledger_indexer::api::app(indexer.api_state(u64::MAX));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let paths = [
+        "/v1/releases?limit=50",
+        "/v1/purchases?limit=50",
+        "/v1/manufacturers",
+        "/v1/models?limit=50",
+        "/v1/devices/1",
+        "/v1/devices/1/update",
+    ];
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..64)
+        .map(|c| {
+            let (http, base, latencies) = (http.clone(), base.clone(), latencies.clone());
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let path = paths[(c + i) % paths.len()];
+                    let t = Instant::now();
+                    let r = http.get(format!("{base}{path}")).send().await.unwrap();
+                    let _ = r.bytes().await.unwrap();
+                    latencies
+                        .lock()
+                        .unwrap()
+                        .push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
+    (at(0.5), at(0.99), l.len())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("leg") {
+        return leg(&args[1]).await;
+    }
+    let target: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut scenario = Scenario::register(&chain).await.unwrap();
+    let started = Instant::now();
+    scenario.round(&chain).await.unwrap();
+    let head = chain.head().await.unwrap();
+    let d = &chain.deployment;
+    let per_round = raw_get_logs(
+        &chain.url(),
+        &d.registry.to_string(),
+        &d.market.to_string(),
+        d.deployment_block,
+        head,
+    )
+    .await;
+    let rounds = target.div_ceil(per_round.max(1));
+    for _ in 1..rounds {
+        scenario.round(&chain).await.unwrap();
+    }
+    let head = chain.head().await.unwrap();
+    let events = raw_get_logs(
+        &chain.url(),
+        &d.registry.to_string(),
+        &d.market.to_string(),
+        d.deployment_block,
+        head,
+    )
+    .await;
+    println!(
+        "history: {events} events in {head} blocks ({rounds} rounds, filled in {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    chain.deployment.store(dir.path()).unwrap();
+    let common = vec![
+        ("BENCH_RPC", chain.url()),
+        ("BENCH_DEPLOYMENTS", dir.path().display().to_string()),
+        ("BENCH_HEAD", head.to_string()),
+    ];
+    let (raw_s, raw_mib, raw_out) = timed("raw", &common);
+    println!("(a) raw eth_getLogs, 2 in flight: {raw_s:.2} s, {raw_mib} MiB peak RSS ({raw_out})");
+    let pg_name = format!("otaledger_bench_{}", std::process::id());
+    let admin = std::env::var("OTALEDGER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let pg_url = format!("{}/{pg_name}", admin.rsplit_once('/').unwrap().0);
+    let mut env = common.clone();
+    env.push(("BENCH_DB", pg_url));
+    let (pg_s, pg_mib, pg_out) = timed("postgres", &env);
+    println!(
+        "(b) PostgreSQL backfill: {pg_s:.2} s = {:.2} x (a), {pg_mib} MiB peak RSS ({pg_out})",
+        pg_s / raw_s
+    );
+    let sqlite = format!("sqlite://{}", dir.path().join("index.db").display());
+    let mut env = common.clone();
+    env.push(("BENCH_DB", sqlite.clone()));
+    let (sq_s, sq_mib, sq_out) = timed("sqlite", &env);
+    println!(
+        "(c) SQLite backfill: {sq_s:.2} s = {:.2} x (b), {sq_mib} MiB peak RSS ({sq_out})",
+        sq_s / pg_s
+    );
+    let (p50, p99, n) = api_load(&sqlite, &chain).await;
+    println!("API, 64 concurrent clients, {n} requests: p50 {p50:.2} ms, p99 {p99:.2} ms");
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await;
+}
