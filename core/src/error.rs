@@ -392,6 +392,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A `device.toml` is missing a field, has an unknown one, or fails a check.
+    #[error("device file {path}: {reason}")]
+    DeviceFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (names the field).
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
