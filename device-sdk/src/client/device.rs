@@ -33,7 +33,11 @@ use crate::{Error, Result};
 
 /// What one run ended with, when no check refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "outcome")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "outcome"
+)]
 pub enum Outcome {
     /// The release was verified, installed and confirmed.
     Updated {
