@@ -22,7 +22,6 @@
 //! position = 3                 # leaf position in the batch
 //! address = "0x…"              # the identity key's address
 //! public_key = "0x04…"         # its uncompressed public key
-//! key_service = "0x…"          # signs key deliveries (docs/bundle-format.md)
 //! identity_key_file = "identity.key"
 //! cpabe_key_file = "cpabe.key"
 //! attributes = ["model:1"]
@@ -31,6 +30,11 @@
 //! urls = ["http://…"]
 //! [ipfs]
 //! gateways = ["http://…"]
+//! [key_service]
+//! address = "0x…"              # signs key deliveries (docs/bundle-format.md)
+//! urls = ["http://…"]          # GET /v1/keys/<release>/<device>
+//! [reports]
+//! urls = ["http://…"]          # POST /v1/reports
 //! ```
 //!
 //! The batch's leaf list (`leaves.json`: position, device, modelId and the
@@ -64,97 +68,13 @@ use crate::{
     chain::{Chain, Mined, mined},
 };
 
-/// The `format` tag of `device.toml`.
-pub const DEVICE_FORMAT: &str = "otaledger-device/1";
+/// `device.toml` and its parts now live in `otaledger_core::device_file` (the device client
+/// reads them too); re-exported so the rest of the CLI compiles unchanged.
+pub use otaledger_core::device_file::{
+    DEVICE_FORMAT, DeviceConfig, IpfsConfig, KeyServiceConfig, ReportsConfig, RpcConfig,
+};
 /// Most devices in one `device provision` run.
 pub const MAX_BATCH: u32 = 100_000;
-
-/// `device.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceConfig {
-    /// Always [`DEVICE_FORMAT`].
-    pub format: String,
-    /// EIP-155 chain id.
-    pub chain_id: u64,
-    /// The registry.
-    pub registry: Address,
-    /// The market.
-    pub market: Address,
-    /// The manufacturer.
-    pub manufacturer_id: u32,
-    /// The device's model.
-    pub model_id: u32,
-    /// Its provisioning batch.
-    pub batch_id: u64,
-    /// Its global index on chain.
-    pub device_index: u64,
-    /// Its leaf position in the batch.
-    pub position: u64,
-    /// Its identity address.
-    pub address: Address,
-    /// Its identity public key (uncompressed SEC1, 65 bytes): key deliveries are encrypted to it.
-    pub public_key: alloy::primitives::Bytes,
-    /// The key service whose signatures on key deliveries it accepts.
-    pub key_service: Address,
-    /// File (in the device directory) with the identity secret key, hex.
-    pub identity_key_file: String,
-    /// File with the CP-ABE key for the static attributes.
-    pub cpabe_key_file: String,
-    /// The static attributes in that key.
-    pub attributes: Vec<String>,
-    /// Merkle proof of the device's leaf (for `claimDevice`).
-    pub merkle_proof: Vec<B256>,
-    /// JSON-RPC settings.
-    pub rpc: RpcConfig,
-    /// IPFS settings.
-    pub ipfs: IpfsConfig,
-}
-
-/// `[rpc]` of `device.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RpcConfig {
-    /// Endpoints the device asks (k-of-n agreement is the device SDK's).
-    pub urls: Vec<String>,
-}
-
-/// `[ipfs]` of `device.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IpfsConfig {
-    /// Trustless gateways, tried in order.
-    pub gateways: Vec<String>,
-}
-
-impl DeviceConfig {
-    /// Reads `<dir>/device.toml`.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join("device.toml");
-        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-        let config: Self = toml::from_str(&text).map_err(|e| Error::Input {
-            field: "device.toml",
-            reason: format!("{}: {e}", path.display()),
-        })?;
-        if config.format != DEVICE_FORMAT {
-            return Err(Error::Input {
-                field: "device.toml",
-                reason: format!("format {:?} is not {DEVICE_FORMAT:?}", config.format),
-            });
-        }
-        Ok(config)
-    }
-
-    /// The device's identity key from its directory.
-    pub fn identity(&self, dir: &Path) -> Result<PrivateKeySigner> {
-        let path = dir.join(&self.identity_key_file);
-        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(Error::io(&path))?);
-        text.trim().parse().map_err(|_| Error::Input {
-            field: "identity.key",
-            reason: format!("{} is not a hex secp256k1 secret key", path.display()),
-        })
-    }
-}
 
 /// What `device provision` needs.
 #[derive(Debug, Clone)]
@@ -175,6 +95,10 @@ pub struct ProvisionOptions {
     pub rpc_urls: Vec<Url>,
     /// Gateways for the devices.
     pub gateways: Vec<Url>,
+    /// Key-service endpoints for the devices (`GET /v1/keys/<release>/<device>`).
+    pub key_service_urls: Vec<Url>,
+    /// Indexers the devices send install reports to (`POST /v1/reports`).
+    pub report_urls: Vec<Url>,
     /// The IPFS block store for the leaf list.
     pub store: PathBuf,
 }
@@ -345,7 +269,6 @@ pub async fn provision(
             position: leaf.position,
             address: leaf.device,
             public_key: public_key.clone(),
-            key_service: opts.key_service,
             identity_key_file: "identity.key".into(),
             cpabe_key_file: "cpabe.key".into(),
             attributes: attributes.clone(),
@@ -356,11 +279,19 @@ pub async fn provision(
             ipfs: IpfsConfig {
                 gateways: opts.gateways.iter().map(ToString::to_string).collect(),
             },
+            key_service: KeyServiceConfig {
+                address: opts.key_service,
+                urls: opts
+                    .key_service_urls
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            },
+            reports: ReportsConfig {
+                urls: opts.report_urls.iter().map(ToString::to_string).collect(),
+            },
         };
-        let text = toml::to_string(&config).map_err(|e| Error::Input {
-            field: "device.toml",
-            reason: e.to_string(),
-        })?;
+        let text = config.to_toml()?;
         write_atomic(&dir.join("device.toml"), text.as_bytes())?;
     }
     Ok(Provisioned {

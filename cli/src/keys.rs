@@ -190,7 +190,7 @@ pub fn device_open(
         &Recipient {
             chain_id: config.chain_id,
             registry: config.registry,
-            key_service: config.key_service,
+            key_service: config.key_service.address,
         },
         &identity.to_bytes().0,
     )?;

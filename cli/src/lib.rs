@@ -10,6 +10,7 @@
 //! - [`registry`]: manufacturers, signer sets and models;
 //! - [`release`]: `release create | sign | publish`;
 //! - [`device`]: `device provision | claim` and `device.toml`;
+//! - [`device_run`]: `device run`, the reference device client (device SDK);
 //! - [`market`]: buying releases (`purchase`);
 //! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
 //!   as a device does (`device open`).
@@ -17,6 +18,7 @@
 pub mod authority;
 pub mod chain;
 pub mod device;
+pub mod device_run;
 mod error;
 pub mod keys;
 pub mod market;

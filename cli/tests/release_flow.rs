@@ -1,11 +1,16 @@
 //! The manufacturer's flow through the built binary, as a user types it, against
 //! a real anvil: register a 2-of-3 manufacturer, create the CP-ABE authority
 //! (parameters' CID set on chain), define a model, create a release offline,
-//! sign it with a `cast wallet` keystore and a raw key, publish it — and the
-//! bad inputs a user meets, each with a message naming the problem.
+//! sign it with a `cast wallet` keystore and a raw key, publish it, provision,
+//! claim and buy — and a provisioned device updating itself with
+//! `device run --once` from the real gateway, a key service (a small real HTTP
+//! server implementing the key-service contract, serving the `keys issue`
+//! delivery until `keys serve` lands) and a report receiver; plus the bad
+//! inputs a user meets, each with a message naming the problem.
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use alloy::{
     network::EthereumWallet, primitives::Address, providers::ProviderBuilder,
@@ -71,7 +76,104 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[tokio::test]
+/// What the test's key service serves: (release id, device index) → delivery bytes.
+type Deliveries = Arc<Mutex<Vec<(String, u64, Vec<u8>)>>>;
+
+/// A key service implementing the key-service contract (`GET /v1/keys/<release>/<device>`:
+/// 200 with the delivery, 404 with a JSON error until issued, 400 on a malformed path).
+async fn key_service(deliveries: Deliveries) -> String {
+    use axum::{extract::Path as P, http::StatusCode, response::IntoResponse, routing::get};
+    let app = axum::Router::new().route(
+        "/v1/keys/{release}/{device}",
+        get(move |P((release, device)): P<(String, String)>| {
+            let deliveries = deliveries.clone();
+            async move {
+                let (Some(hex), Ok(device)) = (release.strip_prefix("0x"), device.parse::<u64>())
+                else {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        r#"{"error":"malformed path"}"#.to_owned(),
+                    )
+                        .into_response();
+                };
+                if hex.len() != 64 {
+                    return (StatusCode::BAD_REQUEST, r#"{"error":"release"}"#.to_owned())
+                        .into_response();
+                }
+                let found = deliveries.lock().unwrap().iter().find_map(|(r, d, bytes)| {
+                    (r.eq_ignore_ascii_case(&release) && *d == device).then(|| bytes.clone())
+                });
+                match found {
+                    Some(bytes) => (
+                        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                        bytes,
+                    )
+                        .into_response(),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        r#"{"error":"not issued"}"#.to_owned(),
+                    )
+                        .into_response(),
+                }
+            }
+        }),
+    );
+    serve(app).await
+}
+
+/// A report receiver that stores every body and answers 202 (the indexer's side is another
+/// branch's; the signature is checked here).
+async fn report_receiver(bodies: Arc<Mutex<Vec<Vec<u8>>>>) -> String {
+    use axum::{http::StatusCode, routing::post};
+    let app = axum::Router::new().route(
+        "/v1/reports",
+        post(move |body: axum::body::Bytes| {
+            let bodies = bodies.clone();
+            async move {
+                bodies.lock().unwrap().push(body.to_vec());
+                (StatusCode::ACCEPTED, r#"{"accepted":true}"#)
+            }
+        }),
+    );
+    serve(app).await
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Runs `device run --once --json` in `dir`; returns the exit code and the result event.
+fn device_run(dir: &Path) -> (i32, Value) {
+    let out = run(&[
+        "--json",
+        "device",
+        "run",
+        "--dir",
+        s(dir),
+        "--once",
+        "--confirmations",
+        "0",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .unwrap_or_else(|| {
+            panic!(
+                "no result event: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.code().unwrap(), result)
+}
+
+// Multi-threaded: the gateway, key service and report receiver run in this process while the
+// test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manufacturer_flow_through_the_binary() {
     let anvil = spawn_anvil().unwrap();
     let rpc = anvil.endpoint_url().to_string();
@@ -360,6 +462,28 @@ async fn manufacturer_flow_through_the_binary() {
         "{err}"
     );
 
+    // The devices' servers: the real gateway over the store, a key service, a report receiver.
+    let gateway = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let blocks = otaledger_ipfs::Blockstore::open(&store).unwrap();
+        tokio::spawn(async move {
+            otaledger_ipfs::serve(
+                listener,
+                blocks,
+                otaledger_ipfs::GatewayConfig::default(),
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        });
+        url
+    };
+    let deliveries: Deliveries = Arc::default();
+    let keys_url = key_service(deliveries.clone()).await;
+    let reports: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let reports_url = report_receiver(reports.clone()).await;
+
     // device provision: four devices with their directories and the batch on chain.
     let fleet = dir.path().join("fleet");
     let key_service_key = PrivateKeySigner::random();
@@ -378,6 +502,12 @@ async fn manufacturer_flow_through_the_binary() {
             s(&fleet),
             "--key-service",
             &key_service.to_string(),
+            "--key-service-url",
+            &keys_url,
+            "--report-url",
+            &reports_url,
+            "--gateway",
+            &gateway,
             "--authority",
             s(&authority),
             "--master-password-file",
@@ -393,7 +523,9 @@ async fn manufacturer_flow_through_the_binary() {
     let device_dir = |i: usize| fleet.join(format!("device-{i:05}"));
     let config = otaledger_cli::device::DeviceConfig::load(&device_dir(1)).unwrap();
     assert_eq!(config.device_index, first + 1);
-    assert_eq!(config.key_service, key_service);
+    assert_eq!(config.key_service.address, key_service);
+    assert_eq!(config.key_service.urls, vec![keys_url.clone()]);
+    assert_eq!(config.reports.urls, vec![reports_url.clone()]);
     assert_eq!(config.attributes, vec![model_attribute(model)]);
     // A device's provisioned key holds only its static attributes: the release stays closed.
     let static_key = otaledger_cpabe::SecretKey::from_bytes(
@@ -549,6 +681,38 @@ async fn manufacturer_flow_through_the_binary() {
     ]);
     assert!(err.contains("key delivery"), "{err}");
     assert!(!dir.path().join("stolen.bin").exists());
+
+    // The provisioned device updates itself: not entitled until its key is issued (exit 11),
+    // then updated (exit 0) from the gateway with every check, then up to date (exit 10).
+    let (code, result) = device_run(&device_dir(1));
+    assert_eq!(code, 11, "{result}");
+    deliveries
+        .lock()
+        .unwrap()
+        .push((release_id.clone(), first + 1, std::fs::read(&key1).unwrap()));
+    let (code, result) = device_run(&device_dir(1));
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["result"]["outcome"], "updated");
+    assert_eq!(result["result"]["releaseId"], release_id.as_str());
+    assert_eq!(
+        std::fs::read(device_dir(1).join("slots/slot-b.img")).unwrap(),
+        image_bytes
+    );
+    let (code, result) = device_run(&device_dir(1));
+    assert_eq!(code, 10, "{result}");
+    // The signed report reached the receiver, by this device's identity key.
+    let received = reports.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let report = otaledger_core::report::SignedReport::from_json(&received[0]).unwrap();
+    assert_eq!(report.signer().unwrap(), config.address);
+    assert_eq!(
+        report.report.outcome,
+        otaledger_core::report::Outcome::Installed
+    );
+    // Device 2 is claimed but was not bought: the proven entitlement bit says not entitled.
+    let (code, result) = device_run(&device_dir(2));
+    assert_eq!(code, 11, "{result}");
+    assert!(!device_dir(2).join("slots/slot-b.img").exists());
 
     // A malformed manifest names the field.
     let text = std::fs::read_to_string(&manifest).unwrap();

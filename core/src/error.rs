@@ -399,6 +399,14 @@ pub enum Error {
         /// What is wrong (with the position of the entry, where one is at fault).
         reason: String,
     },
+    /// A `device.toml` is missing a field, has an unknown one, or fails a check.
+    #[error("device file {path}: {reason}")]
+    DeviceFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (names the field).
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

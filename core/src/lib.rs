@@ -2,6 +2,7 @@
 //!
 //! - [`deployment`]: `deployments/<chain-id>.json`, where one chain's contracts
 //!   live, and CREATE2 addresses;
+//! - [`device_file`]: `device.toml`, what a device boots with;
 //! - [`bindings`]: the contracts' Rust bindings, from the committed Foundry artifacts;
 //! - [`bundle`]: the encrypted release bundle (`otaledger-bundle` v1);
 //! - [`manifest`]: the release manifest, its `manifest.json` file and signature files;
@@ -22,6 +23,7 @@ pub mod bindings;
 pub mod bundle;
 pub mod deploy;
 pub mod deployment;
+pub mod device_file;
 mod error;
 pub mod follow;
 pub mod fsutil;

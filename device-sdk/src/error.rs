@@ -401,4 +401,277 @@ pub enum Error {
         /// What the parser said.
         source: serde_json::Error,
     },
+    /// No source had the manifest and approval of the proven latest release (the indexer or the
+    /// chain's logs): nothing can be checked yet.
+    #[cfg(feature = "std")]
+    #[error("no source has release {version} of model {model_id}: {reason}")]
+    ReleaseUnavailable {
+        /// The model.
+        model_id: u32,
+        /// The proven latest version.
+        version: u64,
+        /// What the sources said.
+        reason: String,
+    },
+
+    // --- step 5: key ---
+    /// No key service has issued this device's key for the release (not paid, not yet
+    /// confirmed): "not entitled yet", retried at the next check, not an error loop.
+    #[cfg(feature = "std")]
+    #[error(
+        "no key for release {release_id} issued to device {device_index} yet ({answered} services answered 404)"
+    )]
+    KeyNotIssued {
+        /// The release.
+        release_id: B256,
+        /// The device.
+        device_index: u64,
+        /// Services that answered "not issued".
+        answered: usize,
+    },
+    /// No key service could be reached or gave a usable answer.
+    #[cfg(feature = "std")]
+    #[error("no key service answered: {reasons:?}")]
+    KeyServiceUnavailable {
+        /// Each service's failure, in order.
+        reasons: Vec<String>,
+    },
+    /// A key delivery was refused: malformed, not signed by the configured key service, for
+    /// another chain, registry or device, or not decryptable with the identity key.
+    #[cfg(feature = "std")]
+    #[error("key delivery refused: {source}")]
+    KeyRefused {
+        /// The check that failed.
+        source: alloc::boxed::Box<otaledger_core::Error>,
+    },
+    /// A (validly signed) key delivery for another release than the one approved.
+    #[cfg(feature = "std")]
+    #[error("key delivery is for release {got}, the approved release is {expected}")]
+    KeyWrongRelease {
+        /// The approved release.
+        expected: B256,
+        /// The delivery's release.
+        got: B256,
+    },
+
+    // --- step 6: download ---
+    /// The manifest's `bundleCid` is not a CID this client can fetch.
+    #[cfg(feature = "std")]
+    #[error("manifest bundleCid is not a usable CID: {reason}")]
+    BundleCid {
+        /// Why.
+        reason: String,
+    },
+    /// The manifest's `bundleSize` is above the compiled-in ceiling.
+    #[cfg(feature = "std")]
+    #[error("manifest bundleSize {size} is above the ceiling {max}")]
+    BundleTooLarge {
+        /// The manifest's size.
+        size: u64,
+        /// The ceiling ([`crate::client::MAX_BUNDLE_SIZE`]).
+        max: u64,
+    },
+    /// The verified fetch failed at every gateway (tampered or wrong blocks, truncated or
+    /// endless responses, too slow, unreachable); the source lists every attempt.
+    #[cfg(feature = "std")]
+    #[error("download failed: {source}")]
+    Download {
+        /// The fetch's error with every gateway attempt.
+        source: alloc::boxed::Box<otaledger_ipfs::FetchError>,
+    },
+    /// The downloaded bundle's SHA-256 is not the manifest's `bundleSha256`.
+    #[cfg(feature = "std")]
+    #[error("bundle sha256 is {actual}, the manifest says {expected}")]
+    BundleHash {
+        /// The manifest's.
+        expected: B256,
+        /// The download's.
+        actual: B256,
+    },
+
+    // --- step 7: decryption ---
+    /// The bundle header names another chain, registry, model or version than the approved
+    /// release.
+    #[cfg(feature = "std")]
+    #[error("bundle is for {field} {found}, the approved release has {expected}")]
+    BundleTarget {
+        /// The field.
+        field: &'static str,
+        /// The header's value.
+        found: String,
+        /// The release's.
+        expected: String,
+    },
+    /// Decryption failed: a malformed header, a key that does not satisfy the policy, a failed
+    /// key commitment, a tampered, reordered, duplicated, truncated or extended segment.
+    #[cfg(feature = "std")]
+    #[error("decryption refused: {source}")]
+    Decrypt {
+        /// The bundle check that failed.
+        source: alloc::boxed::Box<otaledger_core::Error>,
+    },
+    /// The decrypted image's SHA-256 is not the manifest's `imageSha256`.
+    #[cfg(feature = "std")]
+    #[error("image sha256 is {actual}, the manifest says {expected}")]
+    ImageHash {
+        /// The manifest's.
+        expected: B256,
+        /// The image's.
+        actual: B256,
+    },
+
+    // --- step 8: install ---
+    /// Reading or writing a slot or the boot state failed.
+    #[cfg(feature = "std")]
+    #[error("installer {path}: {source}")]
+    InstallIo {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The boot state file is corrupt, or a step was called out of order.
+    #[cfg(feature = "std")]
+    #[error("installer: {reason}")]
+    InstallState {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The new image failed its health check and was rolled back: the old one runs.
+    #[cfg(feature = "std")]
+    #[error("version {version} failed its health check and was rolled back: {reason}")]
+    RolledBack {
+        /// The version rolled back.
+        version: u64,
+        /// What the health check said.
+        reason: String,
+    },
+    /// A simulated power cut after an install step (tests; [`crate::client::CrashPoint`]).
+    #[cfg(feature = "std")]
+    #[error("simulated power cut after {point:?}")]
+    Crashed {
+        /// Where.
+        point: crate::client::CrashPoint,
+    },
+
+    // --- step 9: report ---
+    /// The report queue file is unreadable or corrupt, or a report could not be signed.
+    #[cfg(feature = "std")]
+    #[error("report queue {path}: {reason}")]
+    ReportQueue {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The pipeline step (1–9) whose check refused, or `None` for configuration, transport and
+    /// storage failures that are no verdict on the update.
+    pub fn step(&self) -> Option<u8> {
+        use Error::*;
+        Some(match self {
+            NotEnoughLatest { .. }
+            | ChainTooShort { .. }
+            | NoQuorum { .. }
+            | StaleHead { .. }
+            | HeadInFuture { .. }
+            | HeadBehindHighestSeen { .. } => 1,
+            ProofTooLarge { .. }
+            | ProofWrongAccount { .. }
+            | ProofWrongSlots { .. }
+            | AccountProof { .. }
+            | AccountMissing { .. }
+            | StorageProof { .. } => 2,
+            DeviceNotActive { .. }
+            | ModelNotOfManufacturer { .. }
+            | ReleaseNotPublished { .. }
+            | ReleaseRevoked { .. }
+            | WrongModel { .. }
+            | ReleaseWordMismatch { .. }
+            | Rollback { .. }
+            | BelowFloor { .. }
+            | NotLatest { .. }
+            | NotEntitled { .. } => 3,
+            TooManySigners { .. }
+            | SignerSetMismatch { .. }
+            | SignatureLength { .. }
+            | NotEnoughSignatures { .. }
+            | SignatureMalleable { .. }
+            | InvalidSignature { .. } => 4,
+            #[cfg(feature = "std")]
+            KeyRefused { .. } | KeyWrongRelease { .. } => 5,
+            #[cfg(feature = "std")]
+            BundleCid { .. } | BundleTooLarge { .. } | Download { .. } | BundleHash { .. } => 6,
+            #[cfg(feature = "std")]
+            BundleTarget { .. } | Decrypt { .. } | ImageHash { .. } => 7,
+            #[cfg(feature = "std")]
+            RolledBack { .. } => 8,
+            _ => return None,
+        })
+    }
+
+    /// The refusal class: `[a-z0-9-]`, the `detail` of a signed install report
+    /// (`otaledger_core::report`), stable across versions.
+    pub fn class(&self) -> &'static str {
+        use Error::*;
+        match self {
+            InvalidQuorum { .. } | AnswerCount { .. } => "config",
+            NotEnoughLatest { .. } | ChainTooShort { .. } | NoQuorum { .. } => "head-quorum",
+            StaleHead { .. } | HeadInFuture { .. } => "head-freshness",
+            HeadBehindHighestSeen { .. } => "head-rewind",
+            ProofTooLarge { .. }
+            | ProofWrongAccount { .. }
+            | ProofWrongSlots { .. }
+            | AccountProof { .. }
+            | StorageProof { .. } => "state-proof",
+            AccountMissing { .. } => "wrong-chain",
+            DeviceNotActive { .. } => "device-inactive",
+            ModelNotOfManufacturer { .. } | WrongModel { .. } => "wrong-model",
+            ReleaseNotPublished { .. } | ReleaseWordMismatch { .. } => "not-published",
+            ReleaseRevoked { .. } => "revoked",
+            Rollback { .. } | BelowFloor { .. } => "rollback",
+            NotLatest { .. } => "not-latest",
+            NotEntitled { .. } => "not-entitled",
+            TooManySigners { .. }
+            | SignerSetMismatch { .. }
+            | SignatureLength { .. }
+            | NotEnoughSignatures { .. }
+            | SignatureMalleable { .. }
+            | InvalidSignature { .. } => "signatures",
+            #[cfg(feature = "std")]
+            Rpc { .. } => "rpc",
+            #[cfg(feature = "std")]
+            StateIo { .. } | StateFile { .. } => "device-state",
+            #[cfg(feature = "std")]
+            ReleaseUnavailable { .. } => "release-unavailable",
+            #[cfg(feature = "std")]
+            KeyNotIssued { .. } => "key-not-issued",
+            #[cfg(feature = "std")]
+            KeyServiceUnavailable { .. } => "key-service",
+            #[cfg(feature = "std")]
+            KeyRefused { .. } => "key-refused",
+            #[cfg(feature = "std")]
+            KeyWrongRelease { .. } => "key-wrong-release",
+            #[cfg(feature = "std")]
+            BundleCid { .. } | BundleTooLarge { .. } => "bundle-manifest",
+            #[cfg(feature = "std")]
+            Download { .. } => "download",
+            #[cfg(feature = "std")]
+            BundleHash { .. } => "bundle-hash",
+            #[cfg(feature = "std")]
+            BundleTarget { .. } => "bundle-target",
+            #[cfg(feature = "std")]
+            Decrypt { .. } => "decrypt",
+            #[cfg(feature = "std")]
+            ImageHash { .. } => "image-hash",
+            #[cfg(feature = "std")]
+            InstallIo { .. } | InstallState { .. } | Crashed { .. } => "install",
+            #[cfg(feature = "std")]
+            RolledBack { .. } => "health-check",
+            #[cfg(feature = "std")]
+            ReportQueue { .. } => "report-queue",
+        }
+    }
 }

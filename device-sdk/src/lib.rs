@@ -46,6 +46,6 @@ pub use limits::{
     MAX_HEADER_SIZE, MAX_PROOF_NODE_SIZE, MAX_PROOF_NODES, Quorum,
 };
 pub use pipeline::{
-    ApprovedUpdate, Checker, DeviceConfig, DeviceState, HeadVerified, PolicyPassed, ProofRequest,
-    StateVerified, check_update,
+    ApprovedUpdate, Checker, DeviceConfig, DeviceState, HeadVerified, LatestVerified, PolicyPassed,
+    ProofRequest, StateVerified, check_update,
 };

@@ -151,6 +151,48 @@ impl<'a> HeadVerified<'a> {
         }
     }
 
+    /// The proof the "is anything newer?" question needs, before any manifest is known: the
+    /// registry's model and device words.
+    pub fn latest_request(&self) -> (Address, Vec<B256>) {
+        let c = self.checker.config;
+        (
+            c.registry,
+            alloc::vec![layout::model(c.model_id), layout::device(c.device_index)],
+        )
+    }
+
+    /// Step 2 for the "is anything newer?" question: verifies the registry's answer to
+    /// [`Self::latest_request`] and checks the device is active, of its model, and the model of
+    /// its manufacturer. The result proves, at this head, the model's latest version: an
+    /// "up to date" answer is as trustworthy as an update.
+    pub fn latest(self, registry: &AccountProof) -> Result<LatestVerified> {
+        let (address, slots) = self.latest_request();
+        let c = self.checker.config;
+        let r = verify_account(&self.head, self.checker.limits, address, &slots, registry)?;
+        let model = ModelWord::decode(r[0]);
+        let device = DeviceWord::decode(r[1]);
+        if device.status != layout::DeviceStatus::Active || device.model_id != c.model_id {
+            return Err(crate::Error::DeviceNotActive {
+                device_index: c.device_index,
+                status: device.status,
+                model_id: device.model_id,
+                expected_model: c.model_id,
+            });
+        }
+        if model.manufacturer_id != c.manufacturer_id {
+            return Err(crate::Error::ModelNotOfManufacturer {
+                model_id: c.model_id,
+                expected: c.manufacturer_id,
+                found: model.manufacturer_id,
+            });
+        }
+        Ok(LatestVerified {
+            head: self.head,
+            model,
+            installed: self.checker.state.installed_version,
+        })
+    }
+
     /// Step 2, state proofs: verifies the registry's and the market's answers to
     /// [`Self::proof_request`] against the head's state root.
     pub fn state(
@@ -189,6 +231,25 @@ impl<'a> HeadVerified<'a> {
             manifest: manifest.clone(),
             words,
         })
+    }
+}
+
+/// The model's proven latest version at a trusted head ([`HeadVerified::latest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestVerified {
+    /// The head it was proven at.
+    pub head: TrustedHead,
+    /// The model word (latest version, floor).
+    pub model: ModelWord,
+    /// The device's installed version when the check started.
+    pub installed: u64,
+}
+
+impl LatestVerified {
+    /// The version to look for, if the model's latest is newer than the installed one; `None`
+    /// is a proven "up to date".
+    pub fn newer(&self) -> Option<u64> {
+        (self.model.latest_version > self.installed).then_some(self.model.latest_version)
     }
 }
 

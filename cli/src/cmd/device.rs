@@ -1,4 +1,4 @@
-//! `otaledger device provision | claim`.
+//! `otaledger device provision | open | run | claim`.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,25 @@ enum DeviceCommand {
         /// Where to write the image (only if every segment verified).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Run the device in DIR: check for an update without trusting any server, and install it
+    /// (exit codes in docs/cli.md: 0 updated, 10 up to date, 11 not entitled, 20–27 refused).
+    Run {
+        /// The device's directory (from `device provision`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// One attempt, then exit with its code.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between attempts when not `--once`.
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        interval: u64,
+        /// Blocks below the latest at which the trusted head is taken.
+        #[arg(long, default_value_t = otaledger_device_sdk::DEFAULT_CONFIRMATIONS)]
+        confirmations: u64,
+        /// Minimum download rate in bytes per second (slower gateways are abandoned).
+        #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE)]
+        min_rate: u64,
     },
     /// Claim a provisioned device for an owner, with the device's consent signature.
     Claim {
@@ -81,6 +100,12 @@ struct ProvisionArgs {
     /// Trustless gateway written into the devices; repeat for more.
     #[arg(long = "gateway", value_name = "URL")]
     gateways: Vec<url::Url>,
+    /// Key-service endpoint written into the devices (`GET /v1/keys/…`); repeat for more.
+    #[arg(long = "key-service-url", value_name = "URL")]
+    key_service_urls: Vec<url::Url>,
+    /// Indexer receiving the devices' install reports (`POST /v1/reports`); repeat for more.
+    #[arg(long = "report-url", value_name = "URL")]
+    report_urls: Vec<url::Url>,
     /// The authority directory (master.json).
     #[arg(long, default_value = "authority", value_name = "DIR")]
     authority: PathBuf,
@@ -118,6 +143,13 @@ pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
                 )
             })
         }
+        DeviceCommand::Run {
+            dir,
+            once,
+            interval,
+            confirmations,
+            min_rate,
+        } => run_device(&dir, once, interval, confirmations, min_rate, json).await,
         DeviceCommand::Claim {
             device_dir,
             owner,
@@ -169,6 +201,8 @@ async fn provision(a: ProvisionArgs, json: bool) -> eyre::Result<()> {
         key_service: a.key_service,
         rpc_urls,
         gateways: a.gateways,
+        key_service_urls: a.key_service_urls,
+        report_urls: a.report_urls,
         store,
     };
     let bar = progress_bar(json);
@@ -199,4 +233,62 @@ async fn provision(a: ProvisionArgs, json: bool) -> eyre::Result<()> {
             p.mined.gas_used
         )
     })
+}
+
+async fn run_device(
+    dir: &std::path::Path,
+    once: bool,
+    interval: u64,
+    confirmations: u64,
+    min_rate: u64,
+    json: bool,
+) -> eyre::Result<()> {
+    use otaledger_cli::device_run::{self, RunOptions};
+    let opts = RunOptions {
+        confirmations,
+        min_rate,
+    };
+    let updater = device_run::updater(dir, &opts)?;
+    let mut updater = updater.with_observer(move |e| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "step", "step": e.step, "message": e.message})
+            );
+        } else {
+            println!("{:<9} {}", e.step, e.message);
+        }
+    });
+    let show = move |result: &Result<
+        otaledger_device_sdk::client::Outcome,
+        otaledger_device_sdk::Error,
+    >| {
+        let code = device_run::exit_code(result);
+        match (result, json) {
+            (Ok(o), true) => println!(
+                "{}",
+                serde_json::json!({"event": "result", "exitCode": code, "result": o})
+            ),
+            (Ok(o), false) => println!("result    {o:?} (exit {code})"),
+            (Err(e), true) => println!(
+                "{}",
+                serde_json::json!({"event": "result", "exitCode": code, "error": e.to_string(), "class": e.class(), "step": e.step()})
+            ),
+            (Err(e), false) => println!("result    refused [{}]: {e} (exit {code})", e.class()),
+        }
+        code
+    };
+    if once {
+        let result = updater.run_once().await;
+        let code = show(&result);
+        std::process::exit(code);
+    }
+    device_run::run_forever(
+        &mut updater,
+        std::time::Duration::from_secs(interval.max(1)),
+        |r| {
+            show(r);
+        },
+    )
+    .await
 }

@@ -9,17 +9,43 @@
 //!    answer);
 //! 3. and 4. policy and signatures, in the core;
 //! 5. only then stores the head's number as the highest block seen.
+//!
+//! [`Client::latest`] answers "is anything newer?" from the model word alone (a proven "up to
+//! date"). [`Updater`] runs the whole update: latest → release from a [`ReleaseSource`] →
+//! [`Client::check`] → 5. key ([`fetch_key`]) → 6. verified download ([`download`]) →
+//! 7. decryption ([`decrypt_into`]) → 8. A/B install ([`Installer`]) → 9. signed report
+//! ([`ReportQueue`]).
 
+mod decrypt;
+mod device;
+mod download;
+mod install;
+mod keys;
+mod report;
 mod rpc;
+mod source;
 mod storage;
 
+pub use decrypt::decrypt_into;
+pub use device::{Event, Observer, Outcome, Updater, UpdaterParts};
+pub use download::{MAX_BUNDLE_SIZE, download, file_sha256};
+pub use install::{
+    BootState, CrashPoint, FileInstaller, HealthCheck, ImageHashCheck, Installer, Pending, Phase,
+    Recovery, Slot,
+};
+pub use keys::{HttpKeyService, KeyAnswer, KeyService, MAX_KEY_RESPONSE, fetch_key, key_url};
+pub use report::{
+    Delivery, HttpReportSink, MAX_QUEUED_REPORTS, ReportQueue, ReportSink, SinkAnswer,
+};
 pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
+pub use source::{ReleaseSource, SourceFuture};
 pub use storage::{FileStorage, Storage};
 
 use futures_util::future::join_all;
 
 use crate::{
-    Approval, ApprovedUpdate, Checker, DeviceConfig, DeviceState, Error, Limits, Manifest, Result,
+    Approval, ApprovedUpdate, Checker, DeviceConfig, DeviceState, Error, LatestVerified, Limits,
+    Manifest, Result,
 };
 
 /// The device's clock, in unix seconds.
@@ -94,21 +120,7 @@ impl Client {
     pub async fn check(&self, manifest: &Manifest, approval: &Approval) -> Result<ApprovedUpdate> {
         let state = self.storage.load()?;
         let checker = Checker::new(&self.config, &self.limits, state, self.clock.now());
-
-        // Step 1: trusted head.
-        let latests: Vec<Option<u64>> = join_all(self.rpcs.iter().map(|r| r.block_number()))
-            .await
-            .into_iter()
-            .map(Result::ok)
-            .collect();
-        let number = checker.target_block(&latests)?;
-        let answers = join_all(self.rpcs.iter().map(|r| r.header(number))).await;
-        let head = checker.head(number, &answers)?;
-        tracing::info!(
-            block = number,
-            hash = %head.head().hash,
-            "step 1: trusted head"
-        );
+        let (number, head) = self.trusted_head(checker).await?;
 
         // Step 2: state proofs, from the first endpoint whose proofs verify.
         let request = head.proof_request(manifest);
@@ -155,6 +167,91 @@ impl Client {
             ..state
         })?;
         Ok(update)
+    }
+
+    /// Step 1, the trusted head: asks every endpoint for its latest block, picks the target and
+    /// lets the pipeline vote on the endpoints' headers.
+    async fn trusted_head<'a>(
+        &self,
+        checker: Checker<'a>,
+    ) -> Result<(u64, crate::HeadVerified<'a>)> {
+        let latests: Vec<Option<u64>> = join_all(self.rpcs.iter().map(|r| r.block_number()))
+            .await
+            .into_iter()
+            .map(Result::ok)
+            .collect();
+        let number = checker.target_block(&latests)?;
+        let answers = join_all(self.rpcs.iter().map(|r| r.header(number))).await;
+        let head = checker.head(number, &answers)?;
+        tracing::info!(
+            block = number,
+            hash = %head.head().hash,
+            "step 1: trusted head"
+        );
+        Ok((number, head))
+    }
+
+    /// Is anything newer than the installed version? Steps 1 and 2 over the model and device
+    /// words only ([`crate::HeadVerified::latest`]): the answer, "up to date" included, is proven
+    /// at a trusted head. On success the head's number is stored as the highest block seen.
+    pub async fn latest(&self) -> Result<LatestVerified> {
+        let state = self.storage.load()?;
+        let checker = Checker::new(&self.config, &self.limits, state, self.clock.now());
+        let (number, head) = self.trusted_head(checker).await?;
+        let (address, slots) = head.latest_request();
+        let mut last = None;
+        for (endpoint, rpc) in self.rpcs.iter().enumerate() {
+            let result = match rpc.proof(address, slots.clone(), number).await {
+                Ok(proof) => head.clone().latest(&proof),
+                Err(reason) => Err(Error::Rpc { endpoint, reason }),
+            };
+            match result {
+                Ok(latest) => {
+                    tracing::info!(
+                        block = number,
+                        latest = latest.model.latest_version,
+                        installed = latest.installed,
+                        "step 2: latest version proven"
+                    );
+                    self.storage.store(&DeviceState {
+                        highest_block: state.highest_block.max(number),
+                        ..state
+                    })?;
+                    return Ok(latest);
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint, error = %e, "step 2: proof refused, trying the next endpoint");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::AnswerCount {
+            given: 0,
+            configured: self.limits.quorum.n(),
+        }))
+    }
+
+    /// The device configuration.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.config
+    }
+
+    /// The device clock's reading.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Records that `version` runs now (after a confirmed install found on restart, when the
+    /// state file had not been updated before a power cut). Never lowers the stored version.
+    pub fn record_version(&self, version: u64) -> Result<()> {
+        let state = self.storage.load()?;
+        if version <= state.installed_version {
+            return Ok(());
+        }
+        self.storage.store(&DeviceState {
+            installed_version: version,
+            ..state
+        })
     }
 
     /// Records that `update` was installed: its version becomes the installed version (the

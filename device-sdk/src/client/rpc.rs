@@ -71,7 +71,7 @@ impl HttpRpc {
     }
 
     /// One call: the `result` of the response, read up to the response bound.
-    async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
+    pub(super) async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut response = self
             .http

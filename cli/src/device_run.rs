@@ -1,0 +1,177 @@
+//! `otaledger device run`: the reference device client. It boots from a directory written by
+//! `device provision` (`device.toml`, `identity.key`) and runs the device SDK's whole update
+//! ([`otaledger_device_sdk::client::Updater`]) once or periodically.
+//!
+//! The directory also holds the device's own files, each replaced atomically:
+//! `state.json` (installed version, highest block seen), `slots/` (the A/B slots and
+//! `boot.json`), `reports.json` (the report queue and next nonce) and `download/` (a bundle
+//! while it is checked).
+//!
+//! Exit codes (`--once`; a periodic run exits only on a configuration error):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | updated: a release was verified, installed and confirmed |
+//! | 10 | up to date (proven at a trusted head) |
+//! | 11 | not entitled yet: not paid, or the key not issued yet |
+//! | 20 | refused at step 1, trusted head (no quorum, stale, rewound) |
+//! | 21 | refused at step 2, state proofs |
+//! | 22 | refused at step 3, policy (revoked, rollback, wrong model, inactive device, …) |
+//! | 23 | refused at step 4, signatures |
+//! | 24 | refused at step 5, key delivery |
+//! | 25 | refused at step 6, download (every gateway failed, bundle hash) |
+//! | 26 | refused at step 7, decryption or image hash |
+//! | 27 | step 8: the new image failed its health check and was rolled back |
+//! | 1 | any other error (configuration, I/O, no endpoint reachable) |
+
+use std::{path::Path, time::Duration};
+
+use otaledger_core::device_file::DeviceConfig;
+use otaledger_device_sdk::{
+    Limits, Quorum,
+    client::{
+        Client, FileInstaller, FileStorage, HttpKeyService, HttpReportSink, HttpRpc,
+        ImageHashCheck, KeyService, Outcome, ReleaseSource, ReportQueue, ReportSink, Rpc,
+        SystemClock, Updater, UpdaterParts,
+    },
+};
+use otaledger_ipfs::FetchOptions;
+
+use crate::{Error, Result};
+
+/// Exit code: updated.
+pub const EXIT_UPDATED: i32 = 0;
+/// Exit code: up to date.
+pub const EXIT_UP_TO_DATE: i32 = 10;
+/// Exit code: not entitled yet.
+pub const EXIT_NOT_ENTITLED: i32 = 11;
+/// Exit code of a refusal at pipeline step `s` (1–8): `19 + s`.
+pub const EXIT_REFUSED_BASE: i32 = 19;
+/// Exit code: any other error.
+pub const EXIT_ERROR: i32 = 1;
+
+/// Settings of `device run` beyond `device.toml`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Blocks below the latest at which the head is taken.
+    pub confirmations: u64,
+    /// Minimum download rate, bytes per second.
+    pub min_rate: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            confirmations: otaledger_device_sdk::DEFAULT_CONFIRMATIONS,
+            min_rate: otaledger_ipfs::fetch::DEFAULT_MIN_RATE,
+        }
+    }
+}
+
+fn input(field: &'static str, reason: String) -> Error {
+    Error::Input { field, reason }
+}
+
+fn urls(field: &'static str, list: &[String]) -> Result<Vec<url::Url>> {
+    list.iter()
+        .map(|u| u.parse().map_err(|e| input(field, format!("{u}: {e}"))))
+        .collect()
+}
+
+/// Builds the device in `dir`'s updater.
+pub fn updater(dir: &Path, opts: &RunOptions) -> Result<Updater> {
+    let config = DeviceConfig::load(dir)?;
+    let identity = config.identity(dir)?;
+    let rpc_urls = urls("rpc.urls", &config.rpc.urls)?;
+    let rpc = |u: &url::Url| HttpRpc::new(u.clone()).map_err(|e| input("rpc.urls", e));
+    let rpcs: Vec<Box<dyn Rpc>> = rpc_urls
+        .iter()
+        .map(|u| rpc(u).map(|r| Box::new(r) as _))
+        .collect::<Result<_>>()?;
+    let sources: Vec<Box<dyn ReleaseSource>> = rpc_urls
+        .iter()
+        .map(|u| rpc(u).map(|r| Box::new(r) as _))
+        .collect::<Result<_>>()?;
+    let quorum = Quorum::majority(rpcs.len()).map_err(|e| input("rpc.urls", e.to_string()))?;
+    let mut limits = Limits::new(quorum);
+    limits.confirmations = opts.confirmations;
+    let sdk_config = otaledger_device_sdk::DeviceConfig {
+        chain_id: config.chain_id,
+        registry: config.registry,
+        market: config.market,
+        manufacturer_id: config.manufacturer_id,
+        model_id: config.model_id,
+        device_index: config.device_index,
+    };
+    let client = Client::new(
+        sdk_config,
+        limits,
+        rpcs,
+        Box::new(SystemClock),
+        Box::new(FileStorage::new(dir.join("state.json"))),
+    )
+    .map_err(|e| input("rpc.urls", e.to_string()))?;
+    let key_services: Vec<Box<dyn KeyService>> =
+        urls("key_service.urls", &config.key_service.urls)?
+            .into_iter()
+            .map(|u| {
+                HttpKeyService::new(u)
+                    .map(|s| Box::new(s) as _)
+                    .map_err(|e| input("key_service.urls", e))
+            })
+            .collect::<Result<_>>()?;
+    let sinks: Vec<Box<dyn ReportSink>> = urls("reports.urls", &config.reports.urls)?
+        .iter()
+        .map(|u| {
+            HttpReportSink::new(u)
+                .map(|s| Box::new(s) as _)
+                .map_err(|e| input("reports.urls", e))
+        })
+        .collect::<Result<_>>()?;
+    let installer =
+        FileInstaller::new(dir.join("slots")).map_err(|e| input("--dir", e.to_string()))?;
+    Ok(Updater::new(UpdaterParts {
+        client,
+        sources,
+        key_services,
+        key_service: config.key_service.address,
+        identity,
+        gateways: urls("ipfs.gateways", &config.ipfs.gateways)?,
+        fetch: FetchOptions {
+            min_rate: opts.min_rate,
+            ..FetchOptions::default()
+        },
+        installer: Box::new(installer),
+        health: Box::new(ImageHashCheck),
+        reports: ReportQueue::new(dir.join("reports.json")),
+        sinks,
+        work_dir: dir.join("download"),
+    }))
+}
+
+/// The exit code of one run's result.
+pub fn exit_code(result: &std::result::Result<Outcome, otaledger_device_sdk::Error>) -> i32 {
+    match result {
+        Ok(Outcome::Updated { .. }) => EXIT_UPDATED,
+        Ok(Outcome::UpToDate { .. }) => EXIT_UP_TO_DATE,
+        Ok(Outcome::NotEntitled { .. }) => EXIT_NOT_ENTITLED,
+        Err(e) => match e.step() {
+            Some(step) => EXIT_REFUSED_BASE + i32::from(step),
+            None => EXIT_ERROR,
+        },
+    }
+}
+
+/// Runs the device in `dir` periodically: one attempt every `interval`, forever (errors are
+/// logged by `observer`'s caller and retried at the next tick).
+pub async fn run_forever(
+    updater: &mut Updater,
+    interval: Duration,
+    mut on_result: impl FnMut(&std::result::Result<Outcome, otaledger_device_sdk::Error>),
+) -> ! {
+    loop {
+        let result = updater.run_once().await;
+        on_result(&result);
+        tokio::time::sleep(interval).await;
+    }
+}

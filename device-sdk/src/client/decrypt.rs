@@ -1,0 +1,105 @@
+//! Step 7, decryption: the downloaded bundle (`otaledger-bundle` v1, docs/bundle-format.md)
+//! opened with the device's CP-ABE key, segment by segment in constant memory (one 64 KiB
+//! segment buffered), with `otaledger_core::bundle`'s `StreamDecryptor`: plaintext is passed on
+//! only after its segment authenticated, and the image's SHA-256 must be the manifest's
+//! `imageSha256`.
+//!
+//! Attacks stopped: a bundle made for another chain, registry, model or version
+//! ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
+//! reordered, duplicated, truncated or extended segment ([`Error::Decrypt`], with the core's
+//! variant as its source); an image other than the approved one ([`Error::ImageHash`]). The
+//! caller's output is committed only when this returns `Ok` ([`crate::client::Installer`]
+//! discards it otherwise), so nothing reaches the inactive slot unless every check passed.
+
+use std::{
+    io::{Read, Write},
+    path::Path,
+};
+
+use alloy_primitives::Address;
+use otaledger_core::bundle::{ContentKey, StreamDecryptor, read_header};
+use otaledger_cpabe::SecretKey;
+
+use crate::{Error, Manifest, Result};
+
+fn refused(e: otaledger_core::Error) -> Error {
+    Error::Decrypt {
+        source: Box::new(e),
+    }
+}
+
+/// Step 7: decrypts the bundle file `bundle` of the approved `manifest` (published on
+/// `chain_id` in `registry`) with `key`, writing the verified image to `out`. Returns the image's
+/// length.
+pub fn decrypt_into(
+    bundle: &Path,
+    key: &SecretKey,
+    manifest: &Manifest,
+    chain_id: u64,
+    registry: Address,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let io = |source| Error::InstallIo {
+        path: bundle.to_path_buf(),
+        source,
+    };
+    let mut reader = std::fs::File::open(bundle).map_err(io)?;
+    let (header, rest) = read_header(&mut reader).map_err(refused)?;
+    let t = header.target();
+    let checks = [
+        ("chain id", t.chain_id.to_string(), chain_id.to_string()),
+        ("registry", t.registry.to_string(), registry.to_string()),
+        (
+            "model",
+            t.model_id.to_string(),
+            manifest.modelId.to_string(),
+        ),
+        (
+            "version",
+            t.version.to_string(),
+            manifest.version.to_string(),
+        ),
+    ];
+    for (field, found, expected) in checks {
+        if found != expected {
+            return Err(Error::BundleTarget {
+                field,
+                found,
+                expected,
+            });
+        }
+    }
+    let content_key = ContentKey::unlock(&header, key).map_err(refused)?;
+    let mut decryptor = StreamDecryptor::new(&header, content_key);
+    // A failed write surfaces as the core's `Stream { during: "writing the image" }`.
+    let mut sink = |plain: &[u8]| -> otaledger_core::Result<()> {
+        out.write_all(plain)
+            .map_err(|source| otaledger_core::Error::Stream {
+                during: "writing the image",
+                source,
+            })
+    };
+    decryptor.update(&rest, &mut sink).map_err(refused)?;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        decryptor.update(&chunk[..n], &mut sink).map_err(refused)?;
+    }
+    let opened = decryptor.finish().map_err(refused)?;
+    if opened.image_sha256 != manifest.imageSha256 {
+        return Err(Error::ImageHash {
+            expected: manifest.imageSha256,
+            actual: opened.image_sha256,
+        });
+    }
+    tracing::info!(
+        image_len = opened.image_len,
+        "step 7: bundle decrypted, every segment and the image sha256 verified"
+    );
+    Ok(opened.image_len)
+}

@@ -1,0 +1,439 @@
+//! The whole update, steps 1–9, over a device's transports: [`Updater::run_once`].
+//!
+//! - recover an install a power cut interrupted (roll back a slot on trial, discard a slot
+//!   never tried, record a confirmed install the state file missed) and deliver queued reports;
+//! - steps 1–2 for a proven latest version ([`Client::latest`]): "up to date" is a verified
+//!   answer;
+//! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted);
+//! - steps 1–4, [`Client::check`]: head, state proofs, policy, signatures;
+//!
+//! 5. the key ([`fetch_key`]): a 404 everywhere is "not entitled yet", not an error;
+//! 6. the verified download ([`download`]);
+//! 7. decryption ([`decrypt_into`]) straight into the installer's inactive slot, kept only if
+//!    every segment and the image hash verified;
+//! 8. pending, switch, health check, confirm ([`Installer`]);
+//! 9. a signed report of the outcome, queued and delivered ([`ReportQueue`]).
+//!
+//! The installed version is stored only once the new slot is confirmed; a refusal at any step
+//! stores nothing but a signed `refused` report naming the class ([`Error::class`]).
+
+use std::path::PathBuf;
+
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256};
+use otaledger_core::{key_delivery::Recipient, report::Outcome as ReportOutcome};
+use otaledger_ipfs::FetchOptions;
+use serde::Serialize;
+
+use super::{
+    Client, HealthCheck, Installer, KeyService, Recovery, ReleaseSource, ReportQueue, ReportSink,
+    decrypt_into, download, fetch_key, source::find_release,
+};
+use crate::{Error, Result};
+
+/// What one run ended with, when no check refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "outcome"
+)]
+pub enum Outcome {
+    /// The release was verified, installed and confirmed.
+    Updated {
+        /// Its version.
+        version: u64,
+        /// The release.
+        release_id: B256,
+        /// The trusted head it was approved at.
+        block: u64,
+    },
+    /// The model's proven latest version is the installed one.
+    UpToDate {
+        /// The installed version.
+        version: u64,
+        /// The trusted head it was proven at.
+        block: u64,
+    },
+    /// A newer release exists but this device is not entitled to it yet: not paid (proven
+    /// entitlement bit clear) or its key not issued yet.
+    NotEntitled {
+        /// The release's version.
+        version: u64,
+        /// The release.
+        release_id: B256,
+    },
+}
+
+/// One step's log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The step (`recover`, `reports`, `latest`, `release`, `check`, `key`, `download`,
+    /// `decrypt`, `install`, `report`).
+    pub step: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+/// Everything an [`Updater`] runs on.
+pub struct UpdaterParts {
+    /// Steps 1–4 over the RPC endpoints, with the device state.
+    pub client: Client,
+    /// Where manifests and approvals come from (tried in order).
+    pub sources: Vec<Box<dyn ReleaseSource>>,
+    /// Key services (tried in order).
+    pub key_services: Vec<Box<dyn KeyService>>,
+    /// The key-service address the device trusts.
+    pub key_service: Address,
+    /// The device's identity key (opens key deliveries, signs reports).
+    pub identity: PrivateKeySigner,
+    /// Trustless gateways (tried in order).
+    pub gateways: Vec<url::Url>,
+    /// Verified-fetch settings (minimum rate, limits).
+    pub fetch: FetchOptions,
+    /// The A/B installer.
+    pub installer: Box<dyn Installer>,
+    /// The health check run before confirming.
+    pub health: Box<dyn HealthCheck>,
+    /// The report queue.
+    pub reports: ReportQueue,
+    /// Report receivers (may be empty).
+    pub sinks: Vec<Box<dyn ReportSink>>,
+    /// Where downloads are kept while they are checked.
+    pub work_dir: PathBuf,
+}
+
+/// A callback receiving one [`Event`] per step.
+pub type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// A device's updater: [`Updater::run_once`] is one whole update attempt.
+pub struct Updater {
+    parts: UpdaterParts,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater")
+            .field("client", &self.parts.client)
+            .field("gateways", &self.parts.gateways)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Updater {
+    /// An updater over `parts`.
+    pub fn new(parts: UpdaterParts) -> Self {
+        Self {
+            parts,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` with one [`Event`] per step.
+    pub fn with_observer(mut self, observer: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The parts (to inspect the client's state, the installer, the queue).
+    pub fn parts(&self) -> &UpdaterParts {
+        &self.parts
+    }
+
+    fn emit(&self, step: &'static str, message: String) {
+        if let Some(o) = &self.observer {
+            o(&Event { step, message });
+        }
+    }
+
+    /// Signs and queues a report; a failure is logged, never hides the outcome it reports.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        release_id: B256,
+        version: u64,
+        outcome: ReportOutcome,
+        detail: &str,
+        block: u64,
+    ) {
+        let p = &self.parts;
+        let c = p.client.config();
+        match p.reports.push(
+            &p.identity,
+            c.chain_id,
+            c.registry,
+            c.device_index,
+            release_id,
+            version,
+            outcome,
+            detail,
+            block,
+            p.client.now(),
+        ) {
+            Ok(r) => self.emit(
+                "report",
+                format!(
+                    "{outcome} {detail} (version {version}, nonce {}) queued",
+                    r.report.nonce
+                ),
+            ),
+            Err(e) => self.emit("report", format!("could not queue the report: {e}")),
+        }
+    }
+
+    /// Reports a refusal (or failure) at a step and returns the error.
+    fn refuse(&self, e: Error, release_id: B256, version: u64, block: u64) -> Error {
+        let outcome = match &e {
+            Error::RolledBack { .. } => ReportOutcome::RolledBack,
+            Error::Download { .. } => ReportOutcome::Failed,
+            e if e.step().is_some() => ReportOutcome::Refused,
+            _ => ReportOutcome::Failed,
+        };
+        self.report(release_id, version, outcome, e.class(), block);
+        e
+    }
+
+    async fn deliver(&self) {
+        let p = &self.parts;
+        match p.reports.deliver(&p.sinks).await {
+            Ok(d) if d.delivered + d.rejected + d.queued > 0 => self.emit(
+                "reports",
+                format!(
+                    "{} delivered, {} rejected, {} queued",
+                    d.delivered, d.rejected, d.queued
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => self.emit("reports", format!("queue unusable: {e}")),
+        }
+    }
+
+    /// Step 0: finishes an interrupted install and reconciles the device state with the
+    /// installer's.
+    fn recover(&mut self) -> Result<()> {
+        let recovery = self.parts.installer.recover()?;
+        let state = self.parts.client.state()?;
+        match recovery {
+            Recovery::Clean => {}
+            Recovery::Discarded { version } => self.emit(
+                "recover",
+                format!("discarded version {version}, written but never tried"),
+            ),
+            Recovery::RolledBack {
+                version,
+                release_id,
+            } => {
+                self.emit(
+                    "recover",
+                    format!("version {version} did not confirm before a restart: rolled back"),
+                );
+                self.report(
+                    release_id,
+                    version,
+                    ReportOutcome::RolledBack,
+                    "not-confirmed",
+                    state.highest_block,
+                );
+            }
+        }
+        let boot = self.parts.installer.state()?;
+        if boot.active_version > state.installed_version {
+            // Confirmed just before a power cut: the state file and the report were not written.
+            self.parts.client.record_version(boot.active_version)?;
+            self.emit(
+                "recover",
+                format!(
+                    "version {} confirmed before a restart: recorded",
+                    boot.active_version
+                ),
+            );
+            if let Some(release_id) = boot.active_release {
+                self.report(
+                    release_id,
+                    boot.active_version,
+                    ReportOutcome::Installed,
+                    "",
+                    state.highest_block,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// One whole update attempt (see the module documentation). `Ok` for updated, up to date
+    /// and not entitled; a refusal is the error of the step that refused (its report queued).
+    pub async fn run_once(&mut self) -> Result<Outcome> {
+        self.recover()?;
+        self.deliver().await;
+        let result = self.update().await;
+        self.deliver().await;
+        result
+    }
+
+    async fn update(&mut self) -> Result<Outcome> {
+        let latest = self.parts.client.latest().await?;
+        let block = latest.head.number;
+        let Some(version) = latest.newer() else {
+            self.emit(
+                "latest",
+                format!(
+                    "up to date: version {} is the model's latest at block {block}",
+                    latest.installed
+                ),
+            );
+            return Ok(Outcome::UpToDate {
+                version: latest.installed,
+                block,
+            });
+        };
+        self.emit(
+            "latest",
+            format!(
+                "version {version} is newer than installed {} (proven at block {block})",
+                latest.installed
+            ),
+        );
+        let c = self.parts.client.config().clone();
+        let (manifest, approval) =
+            find_release(&self.parts.sources, c.registry, c.model_id, version).await?;
+        let release_id = crate::contracts::release_id(&manifest);
+        self.emit("release", format!("release {release_id} found"));
+
+        let update = match self.parts.client.check(&manifest, &approval).await {
+            Ok(u) => u,
+            Err(Error::NotEntitled { release_id, .. }) => {
+                self.emit(
+                    "check",
+                    "not entitled: the entitlement bit is not set".into(),
+                );
+                return Ok(Outcome::NotEntitled {
+                    version,
+                    release_id,
+                });
+            }
+            Err(e) if e.step().is_some() => return Err(self.refuse(e, release_id, version, block)),
+            Err(e) => return Err(e),
+        };
+        let block = update.head.number;
+        self.emit(
+            "check",
+            format!(
+                "head {block}, proofs, policy and {} signatures verified",
+                update.signers.len()
+            ),
+        );
+        if self
+            .parts
+            .installer
+            .state()?
+            .rolled_back
+            .contains(&release_id)
+        {
+            self.emit(
+                "check",
+                "this release was rolled back before: not retried".into(),
+            );
+            return Err(Error::RolledBack {
+                version,
+                reason: "rolled back before; not retried".into(),
+            });
+        }
+
+        // Step 5: key.
+        let recipient = Recipient {
+            chain_id: c.chain_id,
+            registry: c.registry,
+            key_service: self.parts.key_service,
+        };
+        let identity = self.parts.identity.to_bytes().0;
+        let key = match fetch_key(
+            &self.parts.key_services,
+            &update,
+            c.device_index,
+            &recipient,
+            &identity,
+        )
+        .await
+        {
+            Ok(k) => k,
+            Err(Error::KeyNotIssued { .. }) => {
+                self.emit("key", "not issued yet: retried at the next check".into());
+                return Ok(Outcome::NotEntitled {
+                    version,
+                    release_id,
+                });
+            }
+            Err(e) if e.step().is_some() => return Err(self.refuse(e, release_id, version, block)),
+            Err(e) => return Err(e),
+        };
+        self.emit("key", "delivery signed by the key service, opened".into());
+
+        // Step 6: download.
+        std::fs::create_dir_all(&self.parts.work_dir).map_err(|source| Error::InstallIo {
+            path: self.parts.work_dir.clone(),
+            source,
+        })?;
+        let bundle = self
+            .parts
+            .work_dir
+            .join(format!("bundle-{release_id:x}.bin"));
+        if let Err(e) = download(
+            &update.manifest,
+            &self.parts.gateways,
+            &self.parts.fetch,
+            &bundle,
+        )
+        .await
+        {
+            return Err(self.refuse(e, release_id, version, block));
+        }
+        self.emit(
+            "download",
+            format!(
+                "{} bytes, every block and the sha256 verified",
+                update.manifest.bundleSize
+            ),
+        );
+
+        // Steps 7 and 8.1: decrypt into the inactive slot.
+        let manifest = update.manifest.clone();
+        let written = self.parts.installer.write_inactive(
+            version,
+            release_id,
+            manifest.imageSha256,
+            &mut |out| decrypt_into(&bundle, &key, &manifest, c.chain_id, c.registry, out),
+        );
+        let _ = std::fs::remove_file(&bundle);
+        if let Err(e) = written {
+            return Err(if e.step().is_some() {
+                self.refuse(e, release_id, version, block)
+            } else {
+                e
+            });
+        }
+        self.emit(
+            "decrypt",
+            "every segment and the image sha256 verified; inactive slot written".into(),
+        );
+
+        // Step 8: pending, switch, confirm.
+        self.parts.installer.mark_pending()?;
+        self.parts.installer.switch()?;
+        self.emit("install", "slot pending, booted on trial".into());
+        if let Err(e) = self.parts.installer.confirm(self.parts.health.as_ref()) {
+            return Err(match e {
+                e @ Error::RolledBack { .. } => self.refuse(e, release_id, version, block),
+                e => e,
+            });
+        }
+        self.parts.client.record_installed(&update)?;
+        self.emit("install", format!("version {version} confirmed"));
+        self.report(release_id, version, ReportOutcome::Installed, "", block);
+        Ok(Outcome::Updated {
+            version,
+            release_id,
+            block,
+        })
+    }
+}

@@ -1,0 +1,527 @@
+//! Step 8, install: an [`Installer`] trait and [`FileInstaller`], a file-backed A/B reference
+//! implementation of what a bootloader with two slots does.
+//!
+//! The install runs in four steps, each ending with the boot state written atomically
+//! (temporary file, fsync, rename, fsync of the directory), so a power cut between any two steps
+//! leaves either the old or the new state, never a torn one:
+//!
+//! 1. [`Installer::write_inactive`]: the verified image goes to the inactive slot (through a
+//!    temporary file renamed into place only if the writer succeeded, i.e. only if every check
+//!    of step 7 passed); the boot state records it as [`Phase::Written`];
+//! 2. [`Installer::mark_pending`]: [`Phase::Pending`], the slot is to be tried;
+//! 3. [`Installer::switch`]: [`Phase::Trying`], the device boots the new slot on trial;
+//! 4. [`Installer::confirm`]: a [`HealthCheck`] of the running image; if it passes the new slot
+//!    becomes the active one, otherwise the old slot stays active ([`Error::RolledBack`]).
+//!
+//! At start, [`Installer::recover`] finishes what a power cut interrupted: a slot written or
+//! pending but never tried is discarded (the next check downloads again); a slot on trial that
+//! never confirmed is rolled back, as a bootloader's boot counter does, and its release is
+//! remembered so it is not retried in a loop.
+
+use std::{
+    fs::{self, File},
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Most rolled-back releases remembered (oldest forgotten first).
+const MAX_REMEMBERED_ROLLBACKS: usize = 16;
+
+/// One of the two slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    /// Slot A.
+    A,
+    /// Slot B.
+    B,
+}
+
+impl Slot {
+    /// The other slot.
+    pub fn other(self) -> Self {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Slot::A => "slot-a.img",
+            Slot::B => "slot-b.img",
+        }
+    }
+}
+
+/// How far an install got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The image is in the inactive slot.
+    Written,
+    /// The slot is marked to be tried.
+    Pending,
+    /// The device booted the slot on trial; it has not confirmed.
+    Trying,
+}
+
+/// An install in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pending {
+    /// The slot being installed.
+    pub slot: Slot,
+    /// The release's version.
+    pub version: u64,
+    /// The release.
+    pub release_id: B256,
+    /// The image's SHA-256 (the manifest's `imageSha256`, already verified in step 7).
+    pub image_sha256: B256,
+    /// How far it got.
+    pub phase: Phase,
+}
+
+/// The boot state (`boot.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BootState {
+    /// The slot the device runs.
+    pub active: Slot,
+    /// The version in the active slot (0: the factory image).
+    pub active_version: u64,
+    /// The release in the active slot (none for the factory image).
+    pub active_release: Option<B256>,
+    /// An install in progress.
+    pub pending: Option<Pending>,
+    /// Releases that failed their health check (not retried).
+    pub rolled_back: Vec<B256>,
+}
+
+impl Default for BootState {
+    fn default() -> Self {
+        Self {
+            active: Slot::A,
+            active_version: 0,
+            active_release: None,
+            pending: None,
+            rolled_back: Vec::new(),
+        }
+    }
+}
+
+/// What [`Installer::recover`] found after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// No install was interrupted.
+    Clean,
+    /// A slot written or pending, never tried, was discarded.
+    Discarded {
+        /// Its version.
+        version: u64,
+    },
+    /// A slot on trial that never confirmed was rolled back; the old slot runs.
+    RolledBack {
+        /// Its version.
+        version: u64,
+        /// Its release.
+        release_id: B256,
+    },
+}
+
+/// Where a simulated power cut happens ([`FileInstaller::crash_after`]): after the named step
+/// completed and its state was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After [`Installer::write_inactive`].
+    Written,
+    /// After [`Installer::mark_pending`].
+    Pending,
+    /// After [`Installer::switch`].
+    Switched,
+    /// After [`Installer::confirm`] (before the device state and the report are written).
+    Confirmed,
+}
+
+/// Checks the image running on trial before it is confirmed.
+pub trait HealthCheck: Send + Sync {
+    /// `Ok` if the image at `image` (the slot on trial, installing `pending`) is healthy.
+    fn check(&self, image: &Path, pending: &Pending) -> std::result::Result<(), String>;
+}
+
+/// The reference health check: the slot's bytes still hash to the approved `imageSha256`
+/// (a device adds its own application checks on top).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageHashCheck;
+
+impl HealthCheck for ImageHashCheck {
+    fn check(&self, image: &Path, pending: &Pending) -> std::result::Result<(), String> {
+        let actual = super::file_sha256(image).map_err(|e| format!("{}: {e}", image.display()))?;
+        if actual != pending.image_sha256 {
+            return Err(format!(
+                "slot image sha256 {actual}, expected {}",
+                pending.image_sha256
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Installs images into two slots (a bootloader's view), behind a trait so a device plugs in
+/// its own (an MTD partition pair, a UEFI boot entry, a container runtime).
+pub trait Installer: Send + Sync {
+    /// The boot state.
+    fn state(&self) -> Result<BootState>;
+
+    /// Finishes an install a restart interrupted (see the module documentation).
+    fn recover(&mut self) -> Result<Recovery>;
+
+    /// Step 8.1: writes the inactive slot through `write`, keeping it only if `write` succeeds.
+    fn write_inactive(
+        &mut self,
+        version: u64,
+        release_id: B256,
+        image_sha256: B256,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
+    ) -> Result<()>;
+
+    /// Step 8.2: marks the written slot to be tried.
+    fn mark_pending(&mut self) -> Result<()>;
+
+    /// Step 8.3: boots the pending slot on trial.
+    fn switch(&mut self) -> Result<()>;
+
+    /// Step 8.4: runs `health` on the slot on trial; makes it the active slot if it passes,
+    /// rolls back ([`Error::RolledBack`]) if not.
+    fn confirm(&mut self, health: &dyn HealthCheck) -> Result<()>;
+}
+
+/// The file-backed A/B installer: `slot-a.img`, `slot-b.img` and `boot.json` in one directory.
+#[derive(Debug, Clone)]
+pub struct FileInstaller {
+    dir: PathBuf,
+    crash: Option<CrashPoint>,
+}
+
+impl FileInstaller {
+    /// Slots and boot state in `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| Error::InstallIo {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self { dir, crash: None })
+    }
+
+    /// Simulates a power cut after `point`: that step completes, then the call returns
+    /// [`Error::Crashed`] and nothing after it runs (tests restart with a new installer).
+    pub fn crash_after(mut self, point: CrashPoint) -> Self {
+        self.crash = Some(point);
+        self
+    }
+
+    /// The file of `slot`.
+    pub fn slot_path(&self, slot: Slot) -> PathBuf {
+        self.dir.join(slot.file_name())
+    }
+
+    fn boot_path(&self) -> PathBuf {
+        self.dir.join("boot.json")
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::InstallIo {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn store(&self, state: &BootState) -> Result<()> {
+        let json = serde_json::to_vec_pretty(state).map_err(|e| Error::InstallState {
+            reason: e.to_string(),
+        })?;
+        write_durably(&self.boot_path(), &mut |out| {
+            out.write_all(&json)?;
+            Ok(json.len() as u64)
+        })
+        .map_err(Self::io(&self.boot_path()))?;
+        Ok(())
+    }
+
+    fn crash_point(&self, point: CrashPoint) -> Result<()> {
+        if self.crash == Some(point) {
+            return Err(Error::Crashed { point });
+        }
+        Ok(())
+    }
+
+    fn pending_in(&self, state: &BootState, phase: Phase, step: &str) -> Result<Pending> {
+        match &state.pending {
+            Some(p) if p.phase == phase => Ok(p.clone()),
+            other => Err(Error::InstallState {
+                reason: format!(
+                    "{step} needs an install in phase {phase:?}, found {:?}",
+                    other.as_ref().map(|p| p.phase)
+                ),
+            }),
+        }
+    }
+}
+
+/// Writes `path` through `write` to a temporary file beside it, fsyncs it, renames it into
+/// place and fsyncs the directory; on error the temporary file is removed and `path` untouched.
+fn write_durably(
+    path: &Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<u64>,
+) -> std::io::Result<u64> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let tmp = dir.join(name);
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let n = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(n)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl Installer for FileInstaller {
+    fn state(&self) -> Result<BootState> {
+        let path = self.boot_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::InstallState {
+                reason: format!("{}: {e}", path.display()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BootState::default()),
+            Err(e) => Err(Self::io(&path)(e)),
+        }
+    }
+
+    fn recover(&mut self) -> Result<Recovery> {
+        let mut state = self.state()?;
+        let Some(pending) = state.pending.take() else {
+            return Ok(Recovery::Clean);
+        };
+        let recovery = match pending.phase {
+            Phase::Written | Phase::Pending => Recovery::Discarded {
+                version: pending.version,
+            },
+            Phase::Trying => {
+                state.rolled_back.push(pending.release_id);
+                let excess = state
+                    .rolled_back
+                    .len()
+                    .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
+                state.rolled_back.drain(..excess);
+                Recovery::RolledBack {
+                    version: pending.version,
+                    release_id: pending.release_id,
+                }
+            }
+        };
+        self.store(&state)?;
+        tracing::warn!(?recovery, "step 8: interrupted install recovered");
+        Ok(recovery)
+    }
+
+    fn write_inactive(
+        &mut self,
+        version: u64,
+        release_id: B256,
+        image_sha256: B256,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
+    ) -> Result<()> {
+        let mut state = self.state()?;
+        if state.pending.take().is_some() {
+            // A stale install never tried: forget it before its slot is overwritten.
+            self.store(&state)?;
+        }
+        let slot = state.active.other();
+        let path = self.slot_path(slot);
+        let mut inner = None;
+        let written = write_durably(&path, &mut |out| {
+            write(out).map_err(|e| {
+                let kept = std::io::Error::other(e.to_string());
+                inner = Some(e);
+                kept
+            })
+        });
+        if let Some(e) = inner {
+            return Err(e);
+        }
+        written.map_err(Self::io(&path))?;
+        state.pending = Some(Pending {
+            slot,
+            version,
+            release_id,
+            image_sha256,
+            phase: Phase::Written,
+        });
+        self.store(&state)?;
+        tracing::info!(?slot, version, "step 8.1: inactive slot written");
+        self.crash_point(CrashPoint::Written)
+    }
+
+    fn mark_pending(&mut self) -> Result<()> {
+        let mut state = self.state()?;
+        let mut p = self.pending_in(&state, Phase::Written, "mark_pending")?;
+        p.phase = Phase::Pending;
+        state.pending = Some(p);
+        self.store(&state)?;
+        tracing::info!("step 8.2: slot marked pending");
+        self.crash_point(CrashPoint::Pending)
+    }
+
+    fn switch(&mut self) -> Result<()> {
+        let mut state = self.state()?;
+        let mut p = self.pending_in(&state, Phase::Pending, "switch")?;
+        p.phase = Phase::Trying;
+        state.pending = Some(p);
+        self.store(&state)?;
+        tracing::info!("step 8.3: booted the new slot on trial");
+        self.crash_point(CrashPoint::Switched)
+    }
+
+    fn confirm(&mut self, health: &dyn HealthCheck) -> Result<()> {
+        let mut state = self.state()?;
+        let p = self.pending_in(&state, Phase::Trying, "confirm")?;
+        if let Err(reason) = health.check(&self.slot_path(p.slot), &p) {
+            self.recover()?;
+            return Err(Error::RolledBack {
+                version: p.version,
+                reason,
+            });
+        }
+        state.active = p.slot;
+        state.active_version = p.version;
+        state.active_release = Some(p.release_id);
+        state.pending = None;
+        self.store(&state)?;
+        tracing::info!(slot = ?p.slot, version = p.version, "step 8.4: health check passed, slot confirmed");
+        self.crash_point(CrashPoint::Confirmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fails;
+    impl HealthCheck for Fails {
+        fn check(&self, _: &Path, _: &Pending) -> std::result::Result<(), String> {
+            Err("watchdog".into())
+        }
+    }
+
+    fn image(bytes: &'static [u8]) -> impl FnMut(&mut dyn Write) -> Result<u64> {
+        move |out| {
+            out.write_all(bytes).unwrap();
+            Ok(bytes.len() as u64)
+        }
+    }
+
+    fn sha(bytes: &[u8]) -> B256 {
+        use sha2::Digest;
+        B256::from(<[u8; 32]>::from(sha2::Sha256::digest(bytes)))
+    }
+
+    #[test]
+    fn a_full_install_switches_slots_and_a_failed_health_check_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        let r1 = B256::repeat_byte(1);
+        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        i.switch().unwrap();
+        i.confirm(&ImageHashCheck).unwrap();
+        let s = i.state().unwrap();
+        assert_eq!((s.active, s.active_version, s.pending), (Slot::B, 1, None));
+        assert_eq!(fs::read(i.slot_path(Slot::B)).unwrap(), b"v1");
+
+        let r2 = B256::repeat_byte(2);
+        i.write_inactive(2, r2, sha(b"v2"), &mut image(b"v2"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        i.switch().unwrap();
+        assert!(matches!(
+            i.confirm(&Fails),
+            Err(Error::RolledBack { version: 2, .. })
+        ));
+        let s = i.state().unwrap();
+        assert_eq!((s.active, s.active_version, s.pending), (Slot::B, 1, None));
+        assert_eq!(s.rolled_back, vec![r2]);
+        // Steps out of order are refused.
+        assert!(matches!(i.switch(), Err(Error::InstallState { .. })));
+    }
+
+    #[test]
+    fn a_failed_writer_leaves_the_slot_and_state_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        let err = i.write_inactive(1, B256::ZERO, B256::ZERO, &mut |out| {
+            out.write_all(b"half").unwrap();
+            Err(Error::ImageHash {
+                expected: B256::ZERO,
+                actual: B256::ZERO,
+            })
+        });
+        assert!(matches!(err, Err(Error::ImageHash { .. })));
+        assert!(!i.slot_path(Slot::B).exists());
+        assert_eq!(i.state().unwrap(), BootState::default());
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "no temporary file left");
+    }
+
+    #[test]
+    fn a_power_cut_after_any_step_recovers_to_a_consistent_state() {
+        for (point, expected) in [
+            (CrashPoint::Written, Recovery::Discarded { version: 1 }),
+            (CrashPoint::Pending, Recovery::Discarded { version: 1 }),
+            (
+                CrashPoint::Switched,
+                Recovery::RolledBack {
+                    version: 1,
+                    release_id: B256::repeat_byte(1),
+                },
+            ),
+            (CrashPoint::Confirmed, Recovery::Clean),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut i = FileInstaller::new(dir.path()).unwrap().crash_after(point);
+            let run = |i: &mut FileInstaller| -> Result<()> {
+                i.write_inactive(1, B256::repeat_byte(1), sha(b"v1"), &mut image(b"v1"))?;
+                i.mark_pending()?;
+                i.switch()?;
+                i.confirm(&ImageHashCheck)
+            };
+            assert!(matches!(run(&mut i), Err(Error::Crashed { point: p }) if p == point));
+            let mut restarted = FileInstaller::new(dir.path()).unwrap();
+            assert_eq!(restarted.recover().unwrap(), expected, "{point:?}");
+            let s = restarted.state().unwrap();
+            assert_eq!(s.pending, None);
+            let confirmed = point == CrashPoint::Confirmed;
+            assert_eq!(s.active_version, u64::from(confirmed), "{point:?}");
+            assert_eq!(s.active, if confirmed { Slot::B } else { Slot::A });
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Attack (or accident): a power cut between any two install steps, simulated with the
+//! installer's crash points (each step's state is on disk before the next starts), then a
+//! restart with a new updater over the same directory. A slot written or pending but never
+//! tried is discarded and the update redone; a slot booted on trial that never confirmed is
+//! rolled back, reported, and not retried; a confirmed slot whose state file was not written yet
+//! is recorded and reported. A new image failing its health check is rolled back at once.
+
+use std::path::Path;
+
+use otaledger_core::report::Outcome as ReportOutcome;
+use otaledger_device_sdk::{
+    Error,
+    client::{CrashPoint, FileInstaller, HealthCheck, Outcome, Pending, Slot, Updater},
+};
+
+use crate::fleet::{Fleet, Published};
+
+fn crashing(f: &Fleet, dir: &Path, point: CrashPoint) -> Updater {
+    let mut parts = f.parts(dir);
+    parts.installer = Box::new(
+        FileInstaller::new(dir.join("slots"))
+            .unwrap()
+            .crash_after(point),
+    );
+    Updater::new(parts)
+}
+
+fn assert_runs(dir: &Path, release: &Published, slot: Slot, version: u64) {
+    let boot = FileInstaller::new(dir.join("slots")).unwrap();
+    let boot = otaledger_device_sdk::client::Installer::state(&boot).unwrap();
+    assert_eq!(
+        (boot.active, boot.active_version, boot.pending),
+        (slot, version, None)
+    );
+    if version == 1 {
+        assert_eq!(
+            std::fs::read(dir.join("slots/slot-b.img")).unwrap(),
+            release.image
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_power_cut_between_any_two_install_steps_recovers() {
+    let f = Fleet::new().await;
+    let release = f.publish(1, 100_000).await;
+    f.issue(release.release_id, release.release_id);
+
+    for point in [CrashPoint::Written, CrashPoint::Pending] {
+        let dir = tempfile::tempdir().unwrap();
+        let err = crashing(&f, dir.path(), point)
+            .run_once()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Crashed { point: p } if p == point),
+            "{err}"
+        );
+        // The old slot still runs; the interrupted install is on disk.
+        let boot = otaledger_device_sdk::client::Installer::state(
+            &FileInstaller::new(dir.path().join("slots")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!((boot.active, boot.active_version), (Slot::A, 0));
+        assert!(boot.pending.is_some());
+        // Restart: the untried slot is discarded and the update redone.
+        let mut updater = f.updater(dir.path());
+        assert!(matches!(
+            updater.run_once().await.unwrap(),
+            Outcome::Updated { version: 1, .. }
+        ));
+        assert_runs(dir.path(), &release, Slot::B, 1);
+        assert_eq!(updater.parts().client.state().unwrap().installed_version, 1);
+    }
+
+    // Booted on trial, never confirmed: rolled back at restart, reported, not retried.
+    let dir = tempfile::tempdir().unwrap();
+    let err = crashing(&f, dir.path(), CrashPoint::Switched)
+        .run_once()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Crashed { .. }), "{err}");
+    let mut updater = f.updater(dir.path());
+    let err = updater.run_once().await.unwrap_err();
+    assert!(matches!(err, Error::RolledBack { version: 1, .. }), "{err}");
+    assert_runs(dir.path(), &release, Slot::A, 0);
+    assert_eq!(updater.parts().client.state().unwrap().installed_version, 0);
+    let queued = updater.parts().reports.queued().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].report.outcome, queued[0].report.detail.as_str()),
+        (ReportOutcome::RolledBack, "not-confirmed")
+    );
+
+    // Confirmed, then the power went before the state file and the report: recorded at restart.
+    let dir = tempfile::tempdir().unwrap();
+    let err = crashing(&f, dir.path(), CrashPoint::Confirmed)
+        .run_once()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Crashed { .. }), "{err}");
+    let mut updater = f.updater(dir.path());
+    assert!(matches!(
+        updater.run_once().await.unwrap(),
+        Outcome::UpToDate { version: 1, .. }
+    ));
+    assert_runs(dir.path(), &release, Slot::B, 1);
+    let queued = updater.parts().reports.queued().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].report.outcome, ReportOutcome::Installed);
+}
+
+struct Watchdog;
+
+impl HealthCheck for Watchdog {
+    fn check(&self, _: &Path, _: &Pending) -> Result<(), String> {
+        Err("application did not start".into())
+    }
+}
+
+#[tokio::test]
+async fn an_image_failing_its_health_check_is_rolled_back_and_reported() {
+    let f = Fleet::new().await;
+    let release = f.publish(1, 30_000).await;
+    f.issue(release.release_id, release.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = f.parts(dir.path());
+    parts.health = Box::new(Watchdog);
+    let mut updater = Updater::new(parts);
+    let err = updater.run_once().await.unwrap_err();
+    assert!(matches!(err, Error::RolledBack { version: 1, .. }), "{err}");
+    assert_eq!(err.step(), Some(8));
+    assert_runs(dir.path(), &release, Slot::A, 0);
+    let queued = updater.parts().reports.queued().unwrap();
+    assert_eq!(queued[0].report.outcome, ReportOutcome::RolledBack);
+    // Not retried in a loop.
+    let err = updater.run_once().await.unwrap_err();
+    assert!(matches!(err, Error::RolledBack { .. }), "{err}");
+    assert_eq!(updater.parts().reports.queued().unwrap().len(), 1);
+}

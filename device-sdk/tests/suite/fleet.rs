@@ -1,0 +1,423 @@
+//! The update world: [`World`] plus what steps 5–9 need, all real: a CP-ABE authority, bundles
+//! sealed with `otaledger_core::bundle`, the real gateway (`otaledger-ipfs` server) over a block
+//! store, a key service implementing the key-service contract (`GET /v1/keys/<release>/<device>`,
+//! 404 until issued) and an install-report receiver implementing the reports contract
+//! (202/403/409). Malicious transports are made by the tests from these.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use axum::{
+    Router,
+    extract::{Path as UrlPath, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use otaledger_core::{
+    bindings::registry::IUpdateRegistry,
+    bundle::{
+        BundleSpec, ReleaseTarget, SealOptions, default_policy, model_attribute, release_attribute,
+        seal,
+    },
+    key_delivery::{KeyDelivery, identity_public_key},
+    manifest::ManifestBuilder,
+    report::SignedReport,
+};
+use otaledger_cpabe::{MasterKey, PublicKey, keygen, rand_core::OsRng, setup};
+use otaledger_device_sdk::client::{
+    FileInstaller, HttpKeyService, ImageHashCheck, ReportQueue, Updater, UpdaterParts,
+};
+use otaledger_ipfs::{Blockstore, Cid, FetchOptions, GatewayConfig, ImportOptions, Profile};
+
+use crate::common::{PRICE, World, to_device};
+use crate::mined;
+
+/// Serves `router` on 127.0.0.1 for the rest of the test.
+pub(crate) async fn serve(router: Router) -> url::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}/").parse().unwrap()
+}
+
+/// A port nothing listens on (connection refused).
+pub(crate) fn dead_url() -> url::Url {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/").parse().unwrap()
+}
+
+/// What the key service issues: per (asked release, device), the release the delivery is for.
+#[derive(Default)]
+pub(crate) struct Issued {
+    pub(crate) deliveries: HashMap<(B256, u64), B256>,
+}
+
+struct KeyServiceState {
+    chain_id: u64,
+    registry: Address,
+    signer: PrivateKeySigner,
+    master: MasterKey,
+    /// device index → identity public key.
+    devices: HashMap<u64, Vec<u8>>,
+    /// release id → (model, version).
+    releases: Mutex<HashMap<B256, (u32, u64)>>,
+    issued: Mutex<Issued>,
+}
+
+async fn key_handler(
+    State(s): State<Arc<KeyServiceState>>,
+    UrlPath((release, device)): UrlPath<(String, String)>,
+) -> Response {
+    let (Ok(release), Ok(device)) = (release.parse::<B256>(), device.parse::<u64>()) else {
+        return (StatusCode::BAD_REQUEST, r#"{"error":"malformed path"}"#).into_response();
+    };
+    let Some(for_release) = s
+        .issued
+        .lock()
+        .unwrap()
+        .deliveries
+        .get(&(release, device))
+        .copied()
+    else {
+        return (StatusCode::NOT_FOUND, r#"{"error":"not issued"}"#).into_response();
+    };
+    let (model, version) = s.releases.lock().unwrap()[&for_release];
+    let key = keygen(
+        &s.master,
+        &[model_attribute(model), release_attribute(model, version)],
+        &mut OsRng,
+    )
+    .unwrap();
+    let delivery = KeyDelivery::seal(
+        s.chain_id,
+        s.registry,
+        for_release,
+        &s.devices[&device],
+        &key,
+        &s.signer,
+    )
+    .unwrap();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        delivery.to_bytes().unwrap(),
+    )
+        .into_response()
+}
+
+/// The reports receiver's view.
+#[derive(Default)]
+pub(crate) struct Received {
+    pub(crate) accepted: Vec<SignedReport>,
+    pub(crate) duplicates: usize,
+}
+
+struct ReceiverState {
+    device_index: u64,
+    device: Address,
+    received: Mutex<Received>,
+}
+
+async fn report_handler(State(s): State<Arc<ReceiverState>>, body: axum::body::Bytes) -> Response {
+    let Ok(report) = SignedReport::from_json(&body) else {
+        return (StatusCode::BAD_REQUEST, "{}").into_response();
+    };
+    if report.report.device_index != s.device_index {
+        return (StatusCode::NOT_FOUND, "{}").into_response();
+    }
+    if report.signer().ok() != Some(s.device) {
+        return (StatusCode::FORBIDDEN, "{}").into_response();
+    }
+    let mut r = s.received.lock().unwrap();
+    let highest = r.accepted.last().map_or(0, |a| a.report.nonce);
+    if report.report.nonce <= highest {
+        r.duplicates += 1;
+        return (StatusCode::CONFLICT, "{}").into_response();
+    }
+    r.accepted.push(report);
+    (StatusCode::ACCEPTED, r#"{"accepted":true}"#).into_response()
+}
+
+/// A published release with its real bundle.
+pub(crate) struct Published {
+    pub(crate) release_id: B256,
+    pub(crate) image: Vec<u8>,
+}
+
+/// The world of a whole update.
+pub(crate) struct Fleet {
+    pub(crate) w: World,
+    pub(crate) params: PublicKey,
+    pub(crate) store: Blockstore,
+    _store_dir: tempfile::TempDir,
+    /// The real gateway over `store`.
+    pub(crate) gateway: url::Url,
+    keys: Arc<KeyServiceState>,
+    /// The key service.
+    pub(crate) key_service: url::Url,
+    pub(crate) key_service_address: Address,
+    /// devices[0]'s identity key.
+    pub(crate) device_key: PrivateKeySigner,
+    receiver: Arc<ReceiverState>,
+    /// The reports receiver.
+    pub(crate) reports: url::Url,
+}
+
+impl Fleet {
+    pub(crate) async fn new() -> Self {
+        let w = World::new().await;
+        let (params, master) = setup(&mut OsRng);
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(store_dir.path()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let gw_store = store.clone();
+        tokio::spawn(async move {
+            otaledger_ipfs::serve(
+                listener,
+                gw_store,
+                GatewayConfig::default(),
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        });
+        // The World's devices: identity keys 0x21…, 0x22…, 0x23… (see `World::with_salt`).
+        let device_keys: Vec<PrivateKeySigner> = (1..=3u8)
+            .map(|i| PrivateKeySigner::from_bytes(&B256::repeat_byte(0x20 + i)).unwrap())
+            .collect();
+        let mut devices = HashMap::new();
+        devices.insert(w.devices[0], identity_public_key(&device_keys[0]));
+        devices.insert(w.devices[1], identity_public_key(&device_keys[1]));
+        devices.insert(w.other_device, identity_public_key(&device_keys[2]));
+        let signer = PrivateKeySigner::random();
+        let key_service_address = signer.address();
+        let keys = Arc::new(KeyServiceState {
+            chain_id: w.chain_id,
+            registry: *w.registry.address(),
+            signer,
+            master,
+            devices,
+            releases: Mutex::default(),
+            issued: Mutex::default(),
+        });
+        let key_service = serve(
+            Router::new()
+                .route("/v1/keys/{release}/{device}", get(key_handler))
+                .with_state(keys.clone()),
+        )
+        .await;
+        let receiver = Arc::new(ReceiverState {
+            device_index: w.devices[0],
+            device: device_keys[0].address(),
+            received: Mutex::default(),
+        });
+        let reports = serve(
+            Router::new()
+                .route("/v1/reports", post(report_handler))
+                .with_state(receiver.clone()),
+        )
+        .await;
+        Self {
+            w,
+            params,
+            store,
+            _store_dir: store_dir,
+            gateway,
+            keys,
+            key_service,
+            key_service_address,
+            device_key: device_keys[0].clone(),
+            receiver,
+            reports,
+        }
+    }
+
+    /// Adds `bytes` to the block store (Kubo's CIDv1 profile), served by the gateway.
+    pub(crate) fn add(&self, bytes: &[u8]) -> Cid {
+        otaledger_ipfs::import(
+            bytes,
+            &ImportOptions::profile(Profile::KuboV1),
+            &mut &self.store,
+            &mut |_| {},
+        )
+        .unwrap()
+        .root
+    }
+
+    /// Seals `image` for `version` of the devices' model, lets `edit` change the bundle bytes
+    /// and the manifest (an insider or a broken build), adds the bundle to the store, publishes
+    /// the manifest with the threshold's approval, buys it for devices[0] and settles.
+    pub(crate) async fn publish_with(
+        &self,
+        version: u64,
+        image: Vec<u8>,
+        edit: impl FnOnce(&mut Vec<u8>, &mut IUpdateRegistry::Manifest),
+    ) -> Published {
+        let w = &self.w;
+        let policy = default_policy(w.model, version);
+        let mut bundle = Vec::new();
+        let sealed = seal(
+            &self.params,
+            &BundleSpec {
+                target: ReleaseTarget {
+                    chain_id: w.chain_id,
+                    registry: *w.registry.address(),
+                    model_id: w.model,
+                    version,
+                },
+                policy: &policy,
+                options: SealOptions::default(),
+            },
+            image.as_slice(),
+            image.len() as u64,
+            &mut bundle,
+            &mut OsRng,
+        )
+        .unwrap();
+        let mut m = ManifestBuilder::new(&sealed, Vec::new())
+            .expiry(w.timestamp().await + 365 * 24 * 3600)
+            .build();
+        m.price = PRICE;
+        edit(&mut bundle, &mut m);
+        let cid = self.add(&bundle);
+        // The approval is checked by the device from the chain's copy (`ReleaseSource`).
+        m.bundleCid = cid.to_bytes().into();
+        m.bundleSize = bundle.len() as u64;
+        if m.bundleSha256 == sealed.bundle_sha256 {
+            use sha2::Digest;
+            m.bundleSha256 = B256::from(<[u8; 32]>::from(sha2::Sha256::digest(&bundle)));
+        }
+        let approval = w.approve(&m);
+        mined!(w.registry.publishRelease(m.clone(), approval.clone()));
+        mined!(
+            w.market
+                .purchase(m.clone().into(), vec![w.devices[0]])
+                .value(U256::from(PRICE))
+        );
+        w.settle().await;
+        let release_id = otaledger_device_sdk::contracts::release_id(&to_device(&m));
+        self.keys
+            .releases
+            .lock()
+            .unwrap()
+            .insert(release_id, (w.model, version));
+        Published { release_id, image }
+    }
+
+    /// An honest release of `len` pseudo-random bytes.
+    pub(crate) async fn publish(&self, version: u64, len: usize) -> Published {
+        self.publish_with(version, image(version, len), |_, _| {})
+            .await
+    }
+
+    /// The key service issues devices[0] its key for `release` (a delivery for `delivered`).
+    pub(crate) fn issue(&self, release: B256, delivered: B256) {
+        self.keys
+            .issued
+            .lock()
+            .unwrap()
+            .deliveries
+            .insert((release, self.w.devices[0]), delivered);
+    }
+
+    /// The receiver's accepted reports and duplicate count.
+    pub(crate) fn received(&self) -> (Vec<SignedReport>, usize) {
+        let r = self.receiver.received.lock().unwrap();
+        (r.accepted.clone(), r.duplicates)
+    }
+
+    /// devices[0]'s updater parts, its files in `dir`, over the honest transports and no
+    /// report receivers.
+    pub(crate) fn parts(&self, dir: &Path) -> UpdaterParts {
+        let w = &self.w;
+        let rpcs: Vec<Box<dyn otaledger_device_sdk::client::Rpc>> = vec![Box::new(w.honest())];
+        let mut limits =
+            otaledger_device_sdk::Limits::new(otaledger_device_sdk::Quorum::majority(1).unwrap());
+        limits.confirmations = crate::common::CONFIRMATIONS;
+        let client = otaledger_device_sdk::client::Client::new(
+            w.config(w.devices[0]),
+            limits,
+            rpcs,
+            Box::new(otaledger_device_sdk::client::SystemClock),
+            Box::new(otaledger_device_sdk::client::FileStorage::new(
+                dir.join("state.json"),
+            )),
+        )
+        .unwrap();
+        UpdaterParts {
+            client,
+            sources: vec![Box::new(w.honest())],
+            key_services: vec![Box::new(
+                HttpKeyService::new(self.key_service.clone()).unwrap(),
+            )],
+            key_service: self.key_service_address,
+            identity: self.device_key.clone(),
+            gateways: vec![self.gateway.clone()],
+            fetch: FetchOptions::default(),
+            installer: Box::new(FileInstaller::new(dir.join("slots")).unwrap()),
+            health: Box::new(ImageHashCheck),
+            reports: ReportQueue::new(dir.join("reports.json")),
+            sinks: Vec::new(),
+            work_dir: dir.join("download"),
+        }
+    }
+
+    pub(crate) fn updater(&self, dir: &Path) -> Updater {
+        Updater::new(self.parts(dir))
+    }
+}
+
+/// Deterministic image bytes.
+pub(crate) fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts nothing was installed: no slot written or pending, the installed version unchanged.
+pub(crate) fn nothing_installed(dir: &Path, updater: &Updater, installed: u64) {
+    let p = updater.parts();
+    let boot = p.installer.state().unwrap();
+    assert_eq!(boot.pending, None, "no install pending");
+    assert_eq!(boot.active_version, installed);
+    assert_eq!(p.client.state().unwrap().installed_version, installed);
+    let inactive = dir.join("slots").join(match boot.active {
+        otaledger_device_sdk::client::Slot::A => "slot-b.img",
+        otaledger_device_sdk::client::Slot::B => "slot-a.img",
+    });
+    if installed == 0 {
+        assert!(!inactive.exists(), "nothing reached the inactive slot");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("download"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "no download left: {leftovers:?}");
+}
