@@ -27,12 +27,51 @@ enum IndexerCommand {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Address the read API (`/v1`, `/healthz`, `/readyz`) listens on; `off` for none.
+    /// Address the read API (`/v1`, `/healthz`, `/readyz`, `/metrics`) listens on; `off` for none.
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: String,
     /// `/readyz` is ready when at most this many blocks behind the head.
     #[arg(long, default_value_t = 5)]
     ready_lag: u64,
+    #[command(flatten)]
+    alerts: AlertArgs,
+}
+
+/// Anomaly rules and the alert webhook (defaults in docs/indexer.md).
+#[derive(Debug, Args)]
+struct AlertArgs {
+    /// POST every new alert as JSON to this URL (bounded retries; never blocks sync).
+    #[arg(long)]
+    webhook: Option<String>,
+    /// `rotation_then_publish`: blocks after a signer rotation in which a publish alerts.
+    #[arg(long, default_value_t = 300)]
+    alert_rotation_window: u64,
+    /// `silent_device`: blocks after a purchase by which the device must have reported.
+    #[arg(long, default_value_t = 7200)]
+    alert_silent_window: u64,
+    /// `install_failures`: distinct devices with one outcome and class for a release.
+    #[arg(long, default_value_t = 5)]
+    alert_failure_threshold: u64,
+    /// `purchase_surge` / `claim_surge`: events by one address within the surge window.
+    #[arg(long, default_value_t = 20)]
+    alert_surge_threshold: u64,
+    /// `purchase_surge` / `claim_surge`: the window in blocks.
+    #[arg(long, default_value_t = 100)]
+    alert_surge_window: u64,
+}
+
+impl AlertArgs {
+    fn config(self) -> otaledger_indexer::alerts::AlertConfig {
+        otaledger_indexer::alerts::AlertConfig {
+            rotation_window_blocks: self.alert_rotation_window,
+            silent_window_blocks: self.alert_silent_window,
+            failure_threshold: self.alert_failure_threshold.max(1),
+            surge_threshold: self.alert_surge_threshold.max(1),
+            surge_window_blocks: self.alert_surge_window,
+            webhook: self.webhook,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -66,7 +105,7 @@ struct Common {
     poll_ms: u64,
 }
 
-async fn open(c: Common) -> eyre::Result<Indexer> {
+async fn open(c: Common, alerts: otaledger_indexer::alerts::AlertConfig) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
         .wrap_err("finding the deployment")?;
@@ -74,6 +113,7 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
     config.follow.finality_depth = c.finality_depth;
     config.follow.in_flight = c.in_flight.max(1);
     config.follow.poll_interval = std::time::Duration::from_millis(c.poll_ms.max(1));
+    config.alerts = alerts;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -81,7 +121,7 @@ async fn open(c: Common) -> eyre::Result<Indexer> {
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         IndexerCommand::Run(r) => {
-            let mut indexer = open(r.common).await?;
+            let mut indexer = open(r.common, r.alerts.config()).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -103,7 +143,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c).await?;
+            let indexer = open(c, Default::default()).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

@@ -131,6 +131,7 @@ pub struct DbStore {
     rpc: Arc<Rpc>,
     registry: Address,
     market: Address,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl DbStore {
@@ -142,7 +143,14 @@ impl DbStore {
             rpc,
             registry,
             market,
+            metrics: None,
         }
+    }
+
+    /// Records each batch transaction's duration in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The pool.
@@ -239,6 +247,7 @@ impl FollowStore for DbStore {
     async fn apply(&mut self, batch: &Batch) -> Result<()> {
         // Decode before the transaction: a bad log writes nothing.
         let rows = decode_logs(&self.rpc, &batch.logs, self.registry, self.market).await?;
+        let started = std::time::Instant::now();
         let mut tx = self
             .pool
             .begin()
@@ -284,7 +293,11 @@ impl FollowStore for DbStore {
         if moved.rows_affected() != 1 {
             return Err(Error::CheckpointMoved { expected, found });
         }
-        tx.commit().await.map_err(db("committing a batch"))
+        tx.commit().await.map_err(db("committing a batch"))?;
+        if let Some(m) = &self.metrics {
+            m.db_write(started.elapsed());
+        }
+        Ok(())
     }
 
     async fn rewind(&mut self, ancestor: BlockRef) -> Result<()> {
@@ -309,6 +322,7 @@ impl FollowStore for DbStore {
             .execute(&mut *tx)
             .await
             .map_err(db("rewinding the checkpoint"))?;
+        crate::alerts::rewind(&mut tx, above).await?;
         tx.commit().await.map_err(db("committing a rewind"))
     }
 }

@@ -6,15 +6,21 @@
 //! - [`db`]: every SQL statement, one schema for both databases, migrations at
 //!   start-up, and the follower's [`DbStore`];
 //! - [`verify`]: re-reading the chain and diffing it against the database;
-//! - [`api`]: the auditors' read API (axum, JSON under `/v1`).
+//! - [`api`]: the auditors' read API (axum, JSON under `/v1`);
+//! - [`reports`]: signed install reports (`POST /v1/reports`);
+//! - [`alerts`]: the anomaly rules, their alerts and the webhook;
+//! - [`metrics`]: Prometheus metrics (`/metrics`).
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
 //! The design and its guarantees, each with its test, are in `docs/indexer.md`.
 
+pub mod alerts;
 pub mod api;
 pub mod db;
 mod error;
+pub mod metrics;
+pub mod reports;
 pub mod rows;
 pub mod verify;
 
@@ -50,6 +56,8 @@ pub struct IndexerConfig {
     pub retry: RetryPolicy,
     /// The follower's tuning (finality depth, ranges, in-flight requests, poll interval).
     pub follow: FollowConfig,
+    /// Anomaly rules' thresholds and windows, and the alert webhook.
+    pub alerts: alerts::AlertConfig,
 }
 
 impl IndexerConfig {
@@ -68,6 +76,7 @@ impl IndexerConfig {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             follow,
+            alerts: alerts::AlertConfig::default(),
         }
     }
 }
@@ -95,6 +104,7 @@ pub struct Indexer {
     rpc: Arc<Rpc>,
     config: IndexerConfig,
     head: Arc<AtomicU64>,
+    monitor: Arc<alerts::Monitor>,
 }
 
 impl Indexer {
@@ -119,7 +129,14 @@ impl Indexer {
         }
         let pool = db::connect(&config.database_url).await?;
         db::claim(&pool, d.chain_id, d.registry, d.market).await?;
-        let store = DbStore::new(pool.clone(), rpc.clone(), d.registry, d.market);
+        let monitor = Arc::new(alerts::Monitor::new(
+            config.alerts.clone(),
+            d.chain_id,
+            d.registry,
+            rpc.clone(),
+        ));
+        let store = DbStore::new(pool.clone(), rpc.clone(), d.registry, d.market)
+            .with_metrics(monitor.metrics.clone());
         let follower = Follower::new(rpc.clone(), config.follow.clone(), store);
         Ok(Self {
             follower,
@@ -127,6 +144,7 @@ impl Indexer {
             rpc,
             config,
             head: Arc::new(AtomicU64::new(0)),
+            monitor,
         })
     }
 
@@ -147,13 +165,22 @@ impl Indexer {
             pool: self.pool.clone(),
             head: self.head.clone(),
             max_lag,
+            monitor: self.monitor.clone(),
         }
+    }
+
+    /// Metrics, alert rules and webhook of this indexer.
+    pub fn monitor(&self) -> &Arc<alerts::Monitor> {
+        &self.monitor
     }
 
     /// One pass: repair a reorg if any, then write everything up to the head.
     pub async fn sync(&mut self) -> Result<Progress> {
         let progress = self.follower.sync().await?;
         self.head.store(progress.head, Ordering::Relaxed);
+        self.monitor.metrics.add_events(progress.logs as u64);
+        self.monitor.metrics.reorg(progress.reorg_depth);
+        alerts::evaluate_chain(&self.pool, &self.monitor).await?;
         Ok(progress)
     }
 
