@@ -59,7 +59,7 @@ use otaledger_core::{
 };
 use otaledger_cpabe::{MasterKey, keygen, rand_core::OsRng};
 use otaledger_ipfs::{Blockstore, ImportOptions, Profile, import_path};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use url::Url;
 use zeroize::Zeroizing;
 

@@ -27,7 +27,7 @@ enum IndexerCommand {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Address the read API (`/v1`, `/healthz`, `/readyz`) listens on; `off` for none.
+    /// Address the read API (`/v1`, `/healthz`, `/readyz`, `/metrics`) listens on; `off` for none.
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: String,
     /// `/readyz` is ready when at most this many blocks behind the head.
@@ -61,6 +61,45 @@ struct RunArgs {
     /// (polling goes on at `--poll-ms` as the fallback).
     #[arg(long)]
     ws_url: Option<String>,
+    #[command(flatten)]
+    alerts: AlertArgs,
+}
+
+/// Anomaly rules and the alert webhook (defaults in docs/indexer.md).
+#[derive(Debug, Args)]
+struct AlertArgs {
+    /// POST every new alert as JSON to this URL (bounded retries; never blocks sync).
+    #[arg(long)]
+    webhook: Option<String>,
+    /// `rotation_then_publish`: blocks after a signer rotation in which a publish alerts.
+    #[arg(long, default_value_t = 300)]
+    alert_rotation_window: u64,
+    /// `silent_device`: blocks after a purchase by which the device must have reported.
+    #[arg(long, default_value_t = 7200)]
+    alert_silent_window: u64,
+    /// `install_failures`: distinct devices with one outcome and class for a release.
+    #[arg(long, default_value_t = 5)]
+    alert_failure_threshold: u64,
+    /// `purchase_surge` / `claim_surge`: events by one address within the surge window.
+    #[arg(long, default_value_t = 20)]
+    alert_surge_threshold: u64,
+    /// `purchase_surge` / `claim_surge`: the window in blocks.
+    #[arg(long, default_value_t = 100)]
+    alert_surge_window: u64,
+}
+
+impl AlertArgs {
+    fn config(self) -> otaledger_indexer::alerts::AlertConfig {
+        otaledger_indexer::alerts::AlertConfig {
+            rotation_window_blocks: self.alert_rotation_window,
+            silent_window_blocks: self.alert_silent_window,
+            failure_threshold: self.alert_failure_threshold.max(1),
+            surge_threshold: self.alert_surge_threshold.max(1),
+            surge_window_blocks: self.alert_surge_window,
+            webhook: self.webhook,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +138,7 @@ async fn open(
     leaves: Option<otaledger_indexer::leaves::LeafSource>,
     pin: Option<otaledger_indexer::pins::PinTarget>,
     ws_url: Option<String>,
+    alerts: otaledger_indexer::alerts::AlertConfig,
 ) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
@@ -110,6 +150,7 @@ async fn open(
     config.leaves = leaves;
     config.pin = pin;
     config.ws_url = ws_url;
+    config.alerts = alerts;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -134,7 +175,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 }),
                 (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
             };
-            let mut indexer = open(r.common, leaves, pin, r.ws_url.clone()).await?;
+            let mut indexer = open(r.common, leaves, pin, r.ws_url.clone(), r.alerts.config()).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -169,7 +210,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c, None, None, None).await?;
+            let indexer = open(c, None, None, None, Default::default()).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

@@ -160,6 +160,11 @@ pub struct Scenario {
     keys: Vec<PrivateKeySigner>,
     set: SignerSet,
     rounds: u64,
+    /// Every claimed device: its global index, identity key and model.
+    pub devices: Vec<(u64, PrivateKeySigner, u32)>,
+    /// Every published release: its id and manifest, in publishing order.
+    pub releases: Vec<(B256, Manifest)>,
+    extra_versions: u64,
 }
 
 impl Scenario {
@@ -192,6 +197,9 @@ impl Scenario {
             keys,
             set,
             rounds: 0,
+            devices: Vec::new(),
+            releases: Vec::new(),
+            extra_versions: 0,
         })
     }
 
@@ -211,17 +219,41 @@ impl Scenario {
         }
     }
 
-    async fn publish(&self, chain: &Chain, m: &Manifest) -> Result<()> {
+    async fn publish(&mut self, chain: &Chain, m: &Manifest) -> Result<()> {
+        self.publish_by(chain, m, &[0, 2]).await
+    }
+
+    async fn publish_by(&mut self, chain: &Chain, m: &Manifest, signers: &[usize]) -> Result<()> {
         let registry = UpdateRegistry::new(self.registry, &chain.provider);
         let domain = registry_domain(self.chain_id, self.registry);
-        let approval = self
-            .set
-            .approve_typed(m, &domain, &[&self.keys[0], &self.keys[2]])?;
+        let keys: Vec<&PrivateKeySigner> = signers.iter().map(|i| &self.keys[*i]).collect();
+        let approval = self.set.approve_typed(m, &domain, &keys)?;
         send!(
             "publishRelease",
             registry.publishRelease(m.clone(), approval)
         );
+        self.releases.push((release_id(m), m.clone()));
         Ok(())
+    }
+
+    /// Publishes one more release (versions 101, 102, …) of the newest
+    /// model of the last [`round`](Self::round), approved by the current
+    /// signer keys at `signers` (positions in the sorted set); returns its id.
+    pub async fn publish_next(&mut self, chain: &Chain, signers: &[usize]) -> Result<B256> {
+        let model_id = self
+            .releases
+            .last()
+            .map(|(_, m)| m.modelId)
+            .ok_or_else(|| rpc("publish_next")(&"no round was played yet"))?;
+        let expiry = self
+            .releases
+            .last()
+            .map(|(_, m)| m.expiry)
+            .unwrap_or(u64::MAX);
+        self.extra_versions += 1;
+        let m = self.manifest(model_id, 100 + self.extra_versions, expiry);
+        self.publish_by(chain, &m, signers).await?;
+        Ok(release_id(&m))
     }
 
     /// One `ParamsCidSet` event naming `tag`: a one-block change that makes two
@@ -282,6 +314,9 @@ impl Scenario {
             .decoded_log::<UpdateRegistry::DevicesProvisioned>()
             .ok_or_else(|| rpc("provisionDevices")(&"no DevicesProvisioned event"))?;
         let index = |i: usize| batch.firstIndex + i as u64;
+        for (i, key) in device_keys.iter().enumerate() {
+            self.devices.push((index(i), key.clone(), model_id));
+        }
         for (i, leaf) in leaves.iter().enumerate() {
             let claim = Claim {
                 owner,

@@ -1,6 +1,7 @@
 //! The auditors' read API (axum, JSON under `/v1`): manufacturers, models,
 //! releases, devices and purchases, each row with its block and transaction,
-//! cursor pagination; `/healthz`, `/readyz`, and the OpenAPI document at
+//! cursor pagination; signed install reports (`POST`/`GET /v1/reports`),
+//! alerts (`/v1/alerts`), Prometheus `/metrics`; `/healthz`, `/readyz`, and the OpenAPI document at
 //! `/v1/openapi.json` (utoipa). Handler tests run the router
 //! in-process with `app(state).oneshot(request)`.
 
@@ -16,13 +17,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use otaledger_core::report::{MAX_REPORT_JSON, Outcome};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use sqlx::AnyPool;
 
 use crate::{
-    Error, db,
+    Error, alerts, db,
     db::Filter,
+    reports,
     rows::{self, Row, Table, Value},
 };
 
@@ -38,6 +41,8 @@ pub struct ApiState {
     pub head: Arc<AtomicU64>,
     /// `/readyz` answers 200 only when the checkpoint is at most this many blocks behind the head.
     pub max_lag: u64,
+    /// Metrics, alert rules and what reports must name.
+    pub monitor: Arc<alerts::Monitor>,
 }
 
 /// An error a handler answers with: client errors keep their status and say
@@ -50,6 +55,8 @@ pub enum ApiError {
     NotFound(String),
     /// 500: the database failed.
     Internal(Error),
+    /// Another client error with its status (403, 409, 413) and why.
+    Refused(StatusCode, String),
 }
 
 impl From<Error> for ApiError {
@@ -72,6 +79,7 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Refused(status, m) => (status, m),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "api request failed");
                 (
@@ -98,6 +106,10 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/devices/{index}", get(device))
         .route("/v1/devices/{index}/update", get(update))
         .route("/v1/purchases", get(purchases))
+        .route("/v1/reports", get(list_reports).post(post_report))
+        .route("/v1/devices/{index}/reports", get(device_reports))
+        .route("/v1/alerts", get(list_alerts))
+        .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .with_state(state)
 }
@@ -118,7 +130,12 @@ pub fn app(state: ApiState) -> Router {
         release,
         device,
         update,
-        purchases
+        purchases,
+        post_report,
+        list_reports,
+        device_reports,
+        list_alerts,
+        metrics
     )
 )]
 pub struct ApiDoc;
@@ -279,7 +296,33 @@ async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiRe
             value: Value::Int(m),
         });
     }
-    page(&state, &rows::RELEASES, filters, &p).await
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_PAGE}, got {limit}"
+        )));
+    }
+    let after = p.after.as_deref().map(parse_cursor).transpose()?;
+    let rows = db::select(&state.pool, &rows::RELEASES, &filters, after, Some(limit)).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(cursor_of))
+        .flatten();
+    let ids: Vec<String> = rows.iter().filter_map(|r| text(r, "release_id")).collect();
+    let counts = reports::counts(&state.pool, &ids).await?;
+    let items: Vec<Json> = rows
+        .iter()
+        .map(|r| {
+            let mut item = to_json(r);
+            item["reports"] = text(r, "release_id")
+                .and_then(|id| counts.get(&id).cloned())
+                .unwrap_or(Json::Null);
+            item
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": items, "next": next }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/purchases", params(Page), responses((status = 200, description = "a page of purchases"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
@@ -341,6 +384,9 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
         Some(p) => json!({"cid": key, "status": p.status, "detail": p.detail}),
         None => Json::Null,
     };
+    let key = id.to_string().trim_matches('"').to_owned();
+    let counts = reports::counts(pool, std::slice::from_ref(&key)).await?;
+    body["reports"] = counts.get(&key).cloned().unwrap_or(Json::Null);
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -535,4 +581,266 @@ async fn device(State(state): State<ApiState>, Path(index): Path<String>) -> Api
             "refunds": list(&refunds),
         }),
     ))
+}
+
+/// Query of the report lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Filter: device index.
+    device: Option<String>,
+    /// Filter: release id (0x and 64 hex digits).
+    release: Option<String>,
+    /// Filter: outcome (`installed`, `refused`, `failed`, `rolled-back`).
+    outcome: Option<String>,
+    /// Opaque cursor from a previous page's `next`.
+    cursor: Option<String>,
+    /// Page size (1..=500, default 50).
+    limit: Option<i64>,
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_PAGE}, got {limit}"
+        )));
+    }
+    Ok(limit)
+}
+
+fn report_filter(q: &ReportQuery, device: Option<i64>) -> Result<reports::ReportFilter, ApiError> {
+    let device = match (device, &q.device) {
+        (Some(d), _) => Some(d),
+        (None, Some(d)) => Some(parse_index(d)?),
+        (None, None) => None,
+    };
+    let release = q
+        .release
+        .as_deref()
+        .map(|r| hex_id(r, 32, "release"))
+        .transpose()?
+        .map(|v| v.to_string().trim_matches('"').to_owned());
+    let outcome = q
+        .outcome
+        .as_deref()
+        .map(|o| {
+            o.parse::<Outcome>()
+                .map_err(|_| ApiError::BadRequest(format!("unknown outcome {o:?}")))
+        })
+        .transpose()?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            let bad = || ApiError::BadRequest(format!("invalid cursor {c:?}"));
+            let parts: Vec<i64> = c
+                .split('.')
+                .map(|p| p.parse().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?;
+            match parts[..] {
+                [t, d, n] => Ok((t, d, n)),
+                _ => Err(bad()),
+            }
+        })
+        .transpose()?;
+    Ok(reports::ReportFilter {
+        device,
+        release,
+        outcome,
+        after,
+        limit: page_limit(q.limit)?,
+    })
+}
+
+async fn report_page(state: &ApiState, f: reports::ReportFilter) -> ApiResult {
+    let items = reports::list(&state.pool, &f).await?;
+    let next = (items.len() as i64 == f.limit)
+        .then(|| items.last().map(reports::cursor_of))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": items, "next": next }),
+    ))
+}
+
+/// Stores a signed install report (`core::report` JSON form, at most
+/// `MAX_REPORT_JSON` = 4096 bytes).
+#[utoipa::path(post, path = "/v1/reports", request_body(content = String, content_type = "application/json", description = "SignedReport::to_json()"), responses((status = 202, description = "stored: {accepted, device, nonce}"), (status = 400, description = "malformed, fails Report::check, or another chain id or registry"), (status = 403, description = "the signature does not recover to the device's identity address"), (status = 404, description = "device unknown to the indexer (yet)"), (status = 409, description = "nonce not above the highest accepted for the device"), (status = 413, description = "body larger than MAX_REPORT_JSON"), (status = 500, description = "database failure")))]
+async fn post_report(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    use crate::metrics::ReportAnswer as A;
+    let m = &state.monitor.metrics;
+    let too_large = |n: usize| {
+        m.report(A::TooLarge);
+        ApiError::Refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("report body of {n} bytes or more, at most {MAX_REPORT_JSON}"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_REPORT_JSON as u64) {
+        return Err(too_large(usize::try_from(n).unwrap_or(usize::MAX)));
+    }
+    // Never more than MAX_REPORT_JSON bytes are read, whatever the header says.
+    let bytes = match axum::body::to_bytes(body, MAX_REPORT_JSON).await {
+        Ok(b) => b,
+        Err(e) => {
+            let inner = e.into_inner();
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+            while let Some(s) = source {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large(MAX_REPORT_JSON + 1));
+                }
+                source = s.source();
+            }
+            m.report(A::Malformed);
+            return Err(ApiError::BadRequest(format!("reading the body: {inner}")));
+        }
+    };
+    match reports::accept(&state.pool, &state.monitor, &bytes).await {
+        Ok(a) => {
+            m.report(A::Accepted);
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({ "accepted": true, "device": a.device, "nonce": a.nonce }),
+            ))
+        }
+        Err(e) => {
+            let (answer, err) = match e {
+                reports::Rejection::Malformed(msg) => (A::Malformed, ApiError::BadRequest(msg)),
+                reports::Rejection::WrongSigner(msg) => (
+                    A::WrongSigner,
+                    ApiError::Refused(StatusCode::FORBIDDEN, msg),
+                ),
+                e @ reports::Rejection::UnknownDevice(_) => {
+                    (A::UnknownDevice, ApiError::NotFound(e.to_string()))
+                }
+                e @ reports::Rejection::Replayed { .. } => (
+                    A::Replayed,
+                    ApiError::Refused(StatusCode::CONFLICT, e.to_string()),
+                ),
+                e @ reports::Rejection::TooLarge(_) => (
+                    A::TooLarge,
+                    ApiError::Refused(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                ),
+                reports::Rejection::Internal(e) => return Err(ApiError::Internal(e)),
+            };
+            m.report(answer);
+            Err(err)
+        }
+    }
+}
+
+/// Stored install reports, in the order received.
+#[utoipa::path(get, path = "/v1/reports", params(ReportQuery), responses((status = 200, description = "a page of reports"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn list_reports(State(state): State<ApiState>, Query(q): Query<ReportQuery>) -> ApiResult {
+    let f = report_filter(&q, None)?;
+    report_page(&state, f).await
+}
+
+/// One device's install reports.
+#[utoipa::path(get, path = "/v1/devices/{index}/reports", params(("index" = u64, Path, description = "device index"), ReportQuery), responses((status = 200, description = "a page of the device's reports"), (status = 404, description = "device never claimed"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn device_reports(
+    State(state): State<ApiState>,
+    Path(index): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult {
+    let index = parse_index(&index)?;
+    if reports::device_identity(&state.pool, index)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "device {index} was never claimed"
+        )));
+    }
+    let f = report_filter(&q, Some(index))?;
+    report_page(&state, f).await
+}
+
+/// Query of `/v1/alerts`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertQuery {
+    /// Filter: rule name.
+    rule: Option<String>,
+    /// Filter: severity (`low`, `medium`, `high`).
+    severity: Option<String>,
+    /// Filter: source (`chain`, `report`).
+    source: Option<String>,
+    /// Opaque cursor from a previous page's `next`.
+    cursor: Option<String>,
+    /// Page size (1..=500, default 50).
+    limit: Option<i64>,
+}
+
+/// Alerts of the anomaly rules, by block.
+#[utoipa::path(get, path = "/v1/alerts", params(AlertQuery), responses((status = 200, description = "a page of alerts with severity, evidence and links"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
+async fn list_alerts(State(state): State<ApiState>, Query(q): Query<AlertQuery>) -> ApiResult {
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            let bad = || ApiError::BadRequest(format!("invalid cursor {c:?}"));
+            let (b, id) = c.split_once(':').ok_or_else(bad)?;
+            Ok::<_, ApiError>((b.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
+        })
+        .transpose()?;
+    if let Some(s) = q.severity.as_deref()
+        && !["low", "medium", "high"].contains(&s)
+    {
+        return Err(ApiError::BadRequest(format!("unknown severity {s:?}")));
+    }
+    if let Some(s) = q.source.as_deref()
+        && !["chain", "report"].contains(&s)
+    {
+        return Err(ApiError::BadRequest(format!("unknown source {s:?}")));
+    }
+    let f = alerts::AlertFilter {
+        rule: q.rule.clone(),
+        severity: q.severity.clone(),
+        source: q.source.clone(),
+        after,
+        limit: page_limit(q.limit)?,
+    };
+    let items = alerts::list(&state.pool, &f).await?;
+    let next = (items.len() as i64 == f.limit)
+        .then(|| {
+            items.last().map(|a| {
+                format!(
+                    "{}:{}",
+                    a["block_number"],
+                    a["id"].as_str().unwrap_or_default()
+                )
+            })
+        })
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": items, "next": next }),
+    ))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format 0.0.4"), (status = 500, description = "database failure")))]
+async fn metrics(State(state): State<ApiState>) -> ApiResult {
+    let snapshot = crate::metrics::Snapshot {
+        head: state.head.load(Ordering::Relaxed),
+        checkpoint: db::checkpoint(&state.pool).await?.map(|c| c.number),
+        rpc_errors: state.monitor.rpc.endpoint_errors(),
+        alerts_stored: alerts::counts(&state.pool).await?,
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.monitor.metrics.render(&snapshot),
+    )
+        .into_response())
 }

@@ -131,6 +131,7 @@ pub struct DbStore {
     rpc: Arc<Rpc>,
     registry: Address,
     market: Address,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl DbStore {
@@ -142,7 +143,14 @@ impl DbStore {
             rpc,
             registry,
             market,
+            metrics: None,
         }
+    }
+
+    /// Records each batch transaction's duration in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The pool.
@@ -247,6 +255,7 @@ impl FollowStore for DbStore {
             &batch.inputs,
         )
         .await?;
+        let started = std::time::Instant::now();
         let mut tx = self
             .pool
             .begin()
@@ -292,7 +301,11 @@ impl FollowStore for DbStore {
         if moved.rows_affected() != 1 {
             return Err(Error::CheckpointMoved { expected, found });
         }
-        tx.commit().await.map_err(db("committing a batch"))
+        tx.commit().await.map_err(db("committing a batch"))?;
+        if let Some(m) = &self.metrics {
+            m.db_write(started.elapsed());
+        }
+        Ok(())
     }
 
     async fn rewind(&mut self, ancestor: BlockRef) -> Result<()> {
@@ -323,6 +336,7 @@ impl FollowStore for DbStore {
             .execute(&mut *tx)
             .await
             .map_err(db("rewinding the checkpoint"))?;
+        crate::alerts::rewind(&mut tx, above).await?;
         tx.commit().await.map_err(db("committing a rewind"))
     }
 }

@@ -11,17 +11,23 @@
 //! - [`subscribe`]: `eth_subscribe` newHeads waking the follower;
 //! - [`leaves`]: batch leaf lists fetched through IPFS and checked against the
 //!   batch roots, beside the follower.
+//! - [`reports`]: signed install reports (`POST /v1/reports`);
+//! - [`alerts`]: the anomaly rules, their alerts and the webhook;
+//! - [`metrics`]: Prometheus metrics (`/metrics`).
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
 //! The design and its guarantees, each with its test, are in `docs/indexer.md`.
 
+pub mod alerts;
 pub mod api;
 pub mod dashboard;
 pub mod db;
 mod error;
 pub mod leaves;
 pub mod pins;
+pub mod metrics;
+pub mod reports;
 pub mod rows;
 pub mod subscribe;
 pub mod verify;
@@ -64,6 +70,8 @@ pub struct IndexerConfig {
     pub pin: Option<pins::PinTarget>,
     /// A node's WebSocket URL for `eth_subscribe` newHeads (`None`: polls only).
     pub ws_url: Option<String>,
+    /// Anomaly rules' thresholds and windows, and the alert webhook.
+    pub alerts: alerts::AlertConfig,
 }
 
 impl IndexerConfig {
@@ -91,6 +99,7 @@ impl IndexerConfig {
             leaves: None,
             pin: None,
             ws_url: None,
+            alerts: alerts::AlertConfig::default(),
         }
     }
 }
@@ -118,6 +127,7 @@ pub struct Indexer {
     rpc: Arc<Rpc>,
     config: IndexerConfig,
     head: Arc<AtomicU64>,
+    monitor: Arc<alerts::Monitor>,
 }
 
 impl Indexer {
@@ -142,7 +152,14 @@ impl Indexer {
         }
         let pool = db::connect(&config.database_url).await?;
         db::claim(&pool, d.chain_id, d.registry, d.market).await?;
-        let store = DbStore::new(pool.clone(), rpc.clone(), d.registry, d.market);
+        let monitor = Arc::new(alerts::Monitor::new(
+            config.alerts.clone(),
+            d.chain_id,
+            d.registry,
+            rpc.clone(),
+        ));
+        let store = DbStore::new(pool.clone(), rpc.clone(), d.registry, d.market)
+            .with_metrics(monitor.metrics.clone());
         let follower = Follower::new(rpc.clone(), config.follow.clone(), store);
         Ok(Self {
             follower,
@@ -150,6 +167,7 @@ impl Indexer {
             rpc,
             config,
             head: Arc::new(AtomicU64::new(0)),
+            monitor,
         })
     }
 
@@ -170,13 +188,22 @@ impl Indexer {
             pool: self.pool.clone(),
             head: self.head.clone(),
             max_lag,
+            monitor: self.monitor.clone(),
         }
+    }
+
+    /// Metrics, alert rules and webhook of this indexer.
+    pub fn monitor(&self) -> &Arc<alerts::Monitor> {
+        &self.monitor
     }
 
     /// One pass: repair a reorg if any, then write everything up to the head.
     pub async fn sync(&mut self) -> Result<Progress> {
         let progress = self.follower.sync().await?;
         self.head.store(progress.head, Ordering::Relaxed);
+        self.monitor.metrics.add_events(progress.logs as u64);
+        self.monitor.metrics.reorg(progress.reorg_depth);
+        alerts::evaluate_chain(&self.pool, &self.monitor).await?;
         Ok(progress)
     }
 

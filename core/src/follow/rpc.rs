@@ -9,7 +9,7 @@
 
 use std::{
     hash::{BuildHasher, Hasher},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -106,6 +106,9 @@ pub struct Rpc {
     urls: Vec<String>,
     current: AtomicUsize,
     retry: RetryPolicy,
+    /// Failed calls per endpoint (transport, HTTP, JSON or node errors; not
+    /// range-limit answers), for metrics.
+    errors: Vec<AtomicU64>,
 }
 
 impl Rpc {
@@ -122,11 +125,13 @@ impl Rpc {
                 during: "building the http client",
                 reason: e.to_string(),
             })?;
+        let errors = urls.iter().map(|_| AtomicU64::new(0)).collect();
         Ok(Self {
             client,
             urls,
             current: AtomicUsize::new(0),
             retry,
+            errors,
         })
     }
 
@@ -156,8 +161,44 @@ impl Rpc {
         &self.urls[index % self.urls.len()]
     }
 
-    /// One JSON-RPC call to endpoint `index`, no retry.
+    /// Failed calls so far per endpoint, in URL order, each with the
+    /// endpoint's `host:port` only (a URL's path or credentials may hold an
+    /// API key). Transport, HTTP, JSON and node errors count; range-limit
+    /// answers (normal backfill traffic) do not.
+    pub fn endpoint_errors(&self) -> Vec<(String, u64)> {
+        self.urls
+            .iter()
+            .zip(&self.errors)
+            .map(|(url, n)| {
+                let host = reqwest::Url::parse(url)
+                    .ok()
+                    .map(|u| match (u.host_str(), u.port_or_known_default()) {
+                        (Some(h), Some(p)) => format!("{h}:{p}"),
+                        (Some(h), None) => h.to_owned(),
+                        _ => "unknown".to_owned(),
+                    })
+                    .unwrap_or_else(|| "unknown".to_owned());
+                (host, n.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
+    /// One JSON-RPC call to endpoint `index`, no retry; a failure other than
+    /// a range limit is counted against the endpoint.
     pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
+        let result = self.call_once(index, method, params).await;
+        if let Err(CallError::Transient(_)) = &result {
+            self.errors[index % self.urls.len()].fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn call_once<T: DeserializeOwned>(
         &self,
         index: usize,
         method: &str,
