@@ -47,7 +47,7 @@ pub const MAX_REASON_LEN: usize = 1024;
 
 /// A threshold-approved registry action with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// `rotateSigners`: install a new signer set.
     #[serde(rename_all = "camelCase")]
@@ -118,8 +118,9 @@ pub struct Request {
     pub action: Action,
 }
 
+/// (No `deny_unknown_fields`: serde does not support it together with `flatten`.)
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RequestJson {
     format: String,
     chain_id: u64,
