@@ -12,9 +12,12 @@
 //! - [`device`]: `device provision | claim` and `device.toml`;
 //! - [`device_run`]: `device run`, the reference device client (device SDK);
 //! - [`market`]: buying releases (`purchase`);
+//! - [`approval`]: threshold-signed admin actions (request, offline
+//!   signatures, submission);
 //! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
 //!   as a device does (`device open`).
 
+pub mod approval;
 pub mod authority;
 pub mod chain;
 pub mod device;

@@ -10,7 +10,9 @@
 //!   check against the chain.
 //! - `authority init`, `manufacturer register | show`, `model define | show`,
 //!   `release create | sign | publish`, `device provision | claim | open`,
-//!   `purchase`, `keys issue`:
+//!   `purchase`, `keys issue`; `approval sign | submit` for threshold-signed
+//!   admin actions, `refund`, `withdraw`, `device transfer | show | list`,
+//!   `release revoke | list`:
 //!   the manufacturer's and owner's side (logic in the `otaledger_cli` library).
 
 use clap::{Parser, Subcommand};
@@ -56,6 +58,12 @@ enum Command {
     Purchase(cmd::purchase::PurchaseArgs),
     /// Purchased keys: issue one by hand (the key service does this per purchase).
     Keys(cmd::keys::KeysArgs),
+    /// Threshold-signed admin actions: sign a request offline, submit the signatures.
+    Approval(cmd::approval::ApprovalArgs),
+    /// Claim the refund of a release revoked inside its refund window.
+    Refund(cmd::purchase::RefundArgs),
+    /// Pay a settled release's earnings to the manufacturer's payee.
+    Withdraw(cmd::purchase::WithdrawArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -76,6 +84,9 @@ fn main() -> eyre::Result<()> {
             Command::Device(args) => cmd::device::run(args, cli.json).await,
             Command::Purchase(args) => cmd::purchase::run(args, cli.json).await,
             Command::Keys(args) => cmd::keys::run(args, cli.json).await,
+            Command::Approval(args) => cmd::approval::run(args, cli.json).await,
+            Command::Refund(args) => cmd::purchase::refund(args, cli.json).await,
+            Command::Withdraw(args) => cmd::purchase::withdraw(args, cli.json).await,
         }
     })
 }

@@ -283,3 +283,152 @@ pub async fn set_params_cid(
     .await?;
     Ok(mined)
 }
+
+/// A device as the registry stores it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// Its global index.
+    pub device_index: u64,
+    /// Its owner (zero while unclaimed).
+    pub owner: Address,
+    /// Its model (zero while unclaimed).
+    pub model_id: u32,
+    /// `unclaimed`, `active` or `deactivated`.
+    pub status: &'static str,
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        0 => "unclaimed",
+        1 => "active",
+        2 => "deactivated",
+        _ => "unknown",
+    }
+}
+
+/// Reads a device; an index beyond the provisioned ones is [`Error::NotFound`].
+pub async fn show_device(chain: &Chain, provider: &DynProvider, index: u64) -> Result<DeviceInfo> {
+    let registry = UpdateRegistry::new(chain.registry(), provider);
+    let provisioned = registry
+        .counters()
+        .call()
+        .await
+        .map_err(|e| contract_error("reading the counters", e))?
+        .devices;
+    if index >= provisioned {
+        return Err(Error::NotFound {
+            what: format!("device {index} (devices 0..{provisioned} are provisioned)"),
+        });
+    }
+    let d = registry
+        .device(index)
+        .call()
+        .await
+        .map_err(|e| contract_error("reading the device", e))?;
+    Ok(DeviceInfo {
+        device_index: index,
+        owner: d.owner,
+        model_id: d.modelId,
+        status: status_name(d.status as u8),
+    })
+}
+
+/// The claimed devices, optionally only those `owner` owns now and of `model`, ascending.
+/// Candidates come from `DeviceClaimed` and `DeviceTransferred` events; the
+/// current owner, model and status are read from the registry.
+pub async fn list_devices(
+    chain: &Chain,
+    provider: &DynProvider,
+    owner: Option<Address>,
+    model: Option<u32>,
+) -> Result<Vec<DeviceInfo>> {
+    use otaledger_core::bindings::registry::UpdateRegistry::{DeviceClaimed, DeviceTransferred};
+    let base = Filter::new()
+        .address(chain.registry())
+        .from_block(chain.deployment.deployment_block);
+    let rpc = |e: alloy::transports::TransportError| Error::Rpc {
+        during: "reading device events".into(),
+        reason: e.to_string(),
+    };
+    let mut claimed = base.clone().event_signature(DeviceClaimed::SIGNATURE_HASH);
+    if let Some(o) = owner {
+        claimed = claimed.topic2(o.into_word());
+    }
+    let mut indexes: Vec<u64> = provider
+        .get_logs(&claimed)
+        .await
+        .map_err(rpc)?
+        .iter()
+        .filter_map(|l| l.log_decode::<DeviceClaimed>().ok())
+        .map(|l| l.inner.data.deviceIndex)
+        .collect();
+    if let Some(o) = owner {
+        let received = base
+            .event_signature(DeviceTransferred::SIGNATURE_HASH)
+            .topic3(o.into_word());
+        indexes.extend(
+            provider
+                .get_logs(&received)
+                .await
+                .map_err(rpc)?
+                .iter()
+                .filter_map(|l| l.log_decode::<DeviceTransferred>().ok())
+                .map(|l| l.inner.data.deviceIndex),
+        );
+    }
+    indexes.sort_unstable();
+    indexes.dedup();
+    let mut out = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let d = show_device(chain, provider, index).await?;
+        if owner.is_some_and(|o| o != d.owner) || model.is_some_and(|m| m != d.model_id) {
+            continue;
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// A device transfer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transferred {
+    /// The device.
+    pub device_index: u64,
+    /// The previous owner (the sender).
+    pub from: Address,
+    /// The new owner.
+    pub to: Address,
+    /// The transaction.
+    #[serde(flatten)]
+    pub mined: Mined,
+}
+
+/// Transfers a device the sender owns to `to`.
+pub async fn transfer_device(
+    chain: &Chain,
+    provider: &DynProvider,
+    from: Address,
+    index: u64,
+    to: Address,
+) -> Result<Transferred> {
+    if to.is_zero() {
+        return Err(Error::Input {
+            field: "--to",
+            reason: "must not be the zero address".into(),
+        });
+    }
+    let registry = UpdateRegistry::new(chain.registry(), provider);
+    let (mined, _) = mined(
+        "transferring the device",
+        registry.transferDevice(index, to).send().await,
+    )
+    .await?;
+    Ok(Transferred {
+        device_index: index,
+        from,
+        to,
+        mined,
+    })
+}

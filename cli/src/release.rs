@@ -371,3 +371,35 @@ pub async fn show(
         revoked_at: (revoked_at != 0).then_some(revoked_at),
     })
 }
+
+/// The releases of a model, ascending by version, from its `ReleasePublished`
+/// events (the model id is an indexed topic) with each one's on-chain status.
+pub async fn list(
+    chain: &Chain,
+    provider: &alloy::providers::DynProvider,
+    model_id: u32,
+) -> Result<Vec<ReleaseInfo>> {
+    use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+    use otaledger_core::bindings::registry::UpdateRegistry::ReleasePublished;
+    let filter = Filter::new()
+        .address(chain.registry())
+        .from_block(chain.deployment.deployment_block)
+        .event_signature(ReleasePublished::SIGNATURE_HASH)
+        .topic2(B256::left_padding_from(&model_id.to_be_bytes()));
+    let logs = provider.get_logs(&filter).await.map_err(|e| Error::Rpc {
+        during: format!("listing the releases of model {model_id}"),
+        reason: e.to_string(),
+    })?;
+    let mut ids: Vec<(u64, B256)> = logs
+        .iter()
+        .filter_map(|l| l.log_decode::<ReleasePublished>().ok())
+        .map(|l| (l.inner.data.version, l.inner.data.releaseId))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::with_capacity(ids.len());
+    for (_, id) in ids {
+        out.push(show(chain, provider, id).await?);
+    }
+    Ok(out)
+}

@@ -66,7 +66,8 @@ contract UpdateMarket is IUpdateMarket {
         payable
         nonReentrant
     {
-        _purchase(manifest, deviceIndexes, msg.sender);
+        (address token, uint256 amount, uint256 quoted) = _purchase(manifest, deviceIndexes, msg.sender);
+        _collect(token, amount, quoted);
     }
 
     /// @inheritdoc IUpdateMarket
@@ -75,7 +76,36 @@ contract UpdateMarket is IUpdateMarket {
         payable
         nonReentrant
     {
-        _purchase(manifest, deviceIndexes, address(0));
+        (address token, uint256 amount, uint256 quoted) = _purchase(manifest, deviceIndexes, address(0));
+        _collect(token, amount, quoted);
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function purchaseWithPermit(
+        IUpdateRegistry.Manifest calldata manifest,
+        uint64[] calldata deviceIndexes,
+        Permit calldata permit
+    ) external nonReentrant {
+        if (manifest.paymentToken == address(0)) {
+            revert UpdateMarketPermitForEthRelease();
+        }
+        (address token, uint256 amount, uint256 quoted) = _purchase(manifest, deviceIndexes, msg.sender);
+        _permit(token, amount, permit);
+        _collect(token, amount, quoted);
+    }
+
+    /// @inheritdoc IUpdateMarket
+    function purchaseForWithPermit(
+        IUpdateRegistry.Manifest calldata manifest,
+        uint64[] calldata deviceIndexes,
+        Permit calldata permit
+    ) external nonReentrant {
+        if (manifest.paymentToken == address(0)) {
+            revert UpdateMarketPermitForEthRelease();
+        }
+        (address token, uint256 amount, uint256 quoted) = _purchase(manifest, deviceIndexes, address(0));
+        _permit(token, amount, permit);
+        _collect(token, amount, quoted);
     }
 
     /// @inheritdoc IUpdateMarket
@@ -141,11 +171,15 @@ contract UpdateMarket is IUpdateMarket {
     // ---------------------------------------------------------------- internal
 
     /// @dev Checks the release and devices (owned by `owner`, or any owner if zero), sets the entitlement bits of
-    /// the devices not yet entitled, escrows their price, then collects the payment. Devices already entitled
-    /// (e.g. gifted with `purchaseFor` while the purchase was pending) are skipped and not charged; if every device
-    /// is, the purchase reverts (nothing to buy).
+    /// the devices not yet entitled and escrows their price; the caller then collects the payment (`_collect`, after
+    /// every effect). Devices already entitled (e.g. gifted with `purchaseFor` while the purchase was pending) are
+    /// skipped and not charged; if every device is, the purchase reverts (nothing to buy).
+    /// @return token the payment token (zero: ETH).
+    /// @return amount the price of the devices bought.
+    /// @return quoted the price of every listed device.
     function _purchase(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes, address owner)
         internal
+        returns (address token, uint256 amount, uint256 quoted)
     {
         uint256 n = deviceIndexes.length;
         if (n == 0) revert UpdateMarketNoDevices();
@@ -159,11 +193,27 @@ contract UpdateMarket is IUpdateMarket {
         (uint256 bought, uint64[] memory boughtList) = _setBits(id, deviceIndexes);
         if (bought == 0) revert UpdateMarketAlreadyEntitled(id, deviceIndexes[0]);
         uint256 price = manifest.price;
-        uint256 amount = price * bought;
+        amount = price * bought;
+        quoted = price * n;
         _escrow[id] += amount;
-        address token = manifest.paymentToken;
+        token = manifest.paymentToken;
         emit Purchased(id, msg.sender, boughtList, amount, token);
-        _collect(token, amount, price * n);
+    }
+
+    /// @dev Applies the caller's EIP-2612 permit letting the market spend `amount` of `token`. A permit that fails
+    /// (typically because someone front-ran it by submitting the same signature to the token first, which uses
+    /// its nonce) is ignored when the allowance already covers `amount`: a front-run permit must not block the
+    /// purchase. Otherwise the purchase reverts with `UpdateMarketPermitFailed`.
+    function _permit(address token, uint256 amount, Permit calldata permit) internal {
+        (bool ok,) = token.call(
+            abi.encodeWithSelector(
+                0xd505accf, msg.sender, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
+            )
+        );
+        if (ok) return;
+        (bool read, bytes memory ret) = token.staticcall(abi.encodeWithSelector(0xdd62ed3e, msg.sender, address(this)));
+        uint256 allowance = read && ret.length >= 32 ? abi.decode(ret, (uint256)) : 0;
+        if (allowance < amount) revert UpdateMarketPermitFailed(token, amount, allowance);
     }
 
     /// @dev The registry's status of a published release; reverts for unknown ids.

@@ -72,6 +72,9 @@ enum DeviceCommand {
         #[command(flatten)]
         wallet: WalletArgs,
     },
+    /// Owners' commands: transfer, show, list (in `device_owner.rs`).
+    #[command(flatten)]
+    Owner(super::device_owner::OwnerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,7 @@ struct ProvisionArgs {
 pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         DeviceCommand::Provision(a) => provision(a, json).await,
+        DeviceCommand::Owner(c) => super::device_owner::run(c, json).await,
         DeviceCommand::Open {
             device_dir,
             key,

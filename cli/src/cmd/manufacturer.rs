@@ -1,8 +1,13 @@
-//! `otaledger manufacturer register | show`.
+//! `otaledger manufacturer register | rotate-signers | update | show`.
+
+use std::path::PathBuf;
 
 use alloy::primitives::Address;
 use clap::{Args, Subcommand};
-use otaledger_cli::registry::{self, Registration};
+use otaledger_cli::{
+    approval::{self, Action},
+    registry::{self, Registration},
+};
 
 use super::{ChainArgs, WalletArgs, print};
 
@@ -40,6 +45,40 @@ enum ManufacturerCommand {
         chain: ChainArgs,
         #[command(flatten)]
         wallet: WalletArgs,
+    },
+    /// Write an approval request to replace the signer set (the current signers approve; the nonce is bound in).
+    RotateSigners {
+        /// Manufacturer id.
+        #[arg(long)]
+        id: u32,
+        /// A new signer's address; repeat for each (any order).
+        #[arg(long = "signer", value_name = "ADDRESS", required = true)]
+        signers: Vec<Address>,
+        /// How many of the new signers must approve.
+        #[arg(long)]
+        threshold: u8,
+        /// The request file to write [default: rotate-signers.request.json].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Write an approval request to change the operator and payee (the nonce is bound in).
+    Update {
+        /// Manufacturer id.
+        #[arg(long)]
+        id: u32,
+        /// The new operator.
+        #[arg(long)]
+        operator: Address,
+        /// The new payee.
+        #[arg(long)]
+        payee: Address,
+        /// The request file to write [default: update-manufacturer.request.json].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// Show a manufacturer: operator, payee, current signer set.
     Show {
@@ -90,6 +129,32 @@ pub(crate) async fn run(args: ManufacturerArgs, json: bool) -> eyre::Result<()> 
                     r.mined.gas_used
                 )
             })
+        }
+        ManufacturerCommand::RotateSigners {
+            id,
+            signers,
+            threshold,
+            out,
+            chain,
+        } => {
+            let chain = chain.resolve().await?;
+            let action = Action::RotateSigners { signers, threshold };
+            let out = out.unwrap_or_else(|| super::approval::default_request(action.name()));
+            let r = approval::request(&chain, &chain.reader()?, Some(id), action, &out).await?;
+            super::approval::print_requested(json, &r)
+        }
+        ManufacturerCommand::Update {
+            id,
+            operator,
+            payee,
+            out,
+            chain,
+        } => {
+            let chain = chain.resolve().await?;
+            let action = Action::UpdateManufacturer { operator, payee };
+            let out = out.unwrap_or_else(|| super::approval::default_request(action.name()));
+            let r = approval::request(&chain, &chain.reader()?, Some(id), action, &out).await?;
+            super::approval::print_requested(json, &r)
         }
         ManufacturerCommand::Show { id, chain } => {
             let chain = chain.resolve().await?;

@@ -1,8 +1,10 @@
 //! Argument parsing and printing for the manufacturer and owner commands; the
 //! logic is in the `otaledger_cli` library.
 
+pub(crate) mod approval;
 pub(crate) mod authority;
 pub(crate) mod device;
+pub(crate) mod device_owner;
 pub(crate) mod keys;
 pub(crate) mod manufacturer;
 pub(crate) mod model;

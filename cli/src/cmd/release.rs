@@ -1,10 +1,13 @@
-//! `otaledger release create | sign | publish`.
+//! `otaledger release create | sign | publish | revoke | show | list`.
 
 use std::path::PathBuf;
 
 use alloy::primitives::{Address, B256};
 use clap::{Args, Subcommand};
-use otaledger_cli::release::{self, CreateOptions, Stage};
+use otaledger_cli::{
+    approval::{self, Action},
+    release::{self, CreateOptions, Stage},
+};
 use otaledger_core::bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE};
 
 use super::{ChainArgs, WalletArgs, print, progress_bar};
@@ -24,6 +27,33 @@ enum ReleaseCommand {
     Sign(SignArgs),
     /// Publish a manifest with a threshold of signature files.
     Publish(PublishArgs),
+    /// Revoke a release: write an approval request for the signers, or `--emergency` (the operator alone, now).
+    Revoke {
+        /// The release id.
+        #[arg(long)]
+        release: B256,
+        /// Why (recorded in the event).
+        #[arg(long)]
+        reason: String,
+        /// Revoke now as the manufacturer's operator, without signatures (`emergencyRevoke`).
+        #[arg(long)]
+        emergency: bool,
+        /// The request file to write [default: revoke-release.request.json].
+        #[arg(long, value_name = "FILE", conflicts_with = "emergency")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(flatten)]
+        wallet: WalletArgs,
+    },
+    /// List a model's published releases with their status.
+    List {
+        /// Model id.
+        #[arg(long)]
+        model: u32,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
     /// Show a published release: manifest and status.
     Show {
         /// The release id.
@@ -146,6 +176,74 @@ pub(crate) async fn run(args: ReleaseArgs, json: bool) -> eyre::Result<()> {
                     s.signer,
                     s.signature_file.display()
                 )
+            })
+        }
+        ReleaseCommand::Revoke {
+            release,
+            reason,
+            emergency,
+            out,
+            chain,
+            wallet,
+        } => {
+            let chain = chain.resolve().await?;
+            if emergency {
+                let provider = chain.signer(&wallet.signer()?)?;
+                let mined = approval::emergency_revoke(&chain, &provider, release, reason).await?;
+                #[derive(serde::Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Revoked {
+                    release_id: B256,
+                    emergency: bool,
+                    #[serde(flatten)]
+                    mined: otaledger_cli::chain::Mined,
+                }
+                let r = Revoked {
+                    release_id: release,
+                    emergency: true,
+                    mined,
+                };
+                return print(json, &r, |r| {
+                    format!(
+                        "release {} revoked (emergency)\ntx {} gas {}",
+                        r.release_id, r.mined.tx, r.mined.gas_used
+                    )
+                });
+            }
+            let action = Action::RevokeRelease {
+                release_id: release,
+                reason,
+            };
+            let out = out.unwrap_or_else(|| super::approval::default_request(action.name()));
+            let r = approval::request(&chain, &chain.reader()?, None, action, &out).await?;
+            super::approval::print_requested(json, &r)
+        }
+        ReleaseCommand::List { model, chain } => {
+            let chain = chain.resolve().await?;
+            let list = release::list(&chain, &chain.reader()?, model).await?;
+            print(json, &list, |list| {
+                if list.is_empty() {
+                    return format!("model {model} has no published releases");
+                }
+                list.iter()
+                    .map(|r| {
+                        format!(
+                            "{} version {} price {} {}{}",
+                            r.release_id,
+                            r.version,
+                            r.price,
+                            if r.payment_token.is_zero() {
+                                "wei".to_owned()
+                            } else {
+                                format!("token {}", r.payment_token)
+                            },
+                            r.revoked_at
+                                .map(|t| format!(" (revoked at {t})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
         }
         ReleaseCommand::Show { release, chain } => {

@@ -9,6 +9,18 @@ import {IUpdateRegistry} from "./IUpdateRegistry.sol";
 /// @dev Types, errors and events of `UpdateMarket`. Payment rules and the entitlement slot formula are in
 /// docs/contracts.md.
 interface IUpdateMarket {
+    // ---------------------------------------------------------------- types
+
+    /// @notice An EIP-2612 permit signed by the buyer for the market (spender) on the release's payment token.
+    /// @dev `value` and `deadline` are the values the buyer signed; `v`, `r`, `s` the signature.
+    struct Permit {
+        uint256 value;
+        uint256 deadline;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+    }
+
     // ---------------------------------------------------------------- errors
 
     /// @notice The device list is empty.
@@ -47,6 +59,10 @@ interface IUpdateMarket {
     error UpdateMarketZeroRegistry();
     /// @notice The refund window is longer than `MAX_REFUND_WINDOW`.
     error UpdateMarketRefundWindowTooLong(uint256 refundWindow, uint256 maxRefundWindow);
+    /// @notice A permit purchase of a release priced in ETH (permits exist for ERC-20 tokens only).
+    error UpdateMarketPermitForEthRelease();
+    /// @notice The permit was refused by the token and the allowance does not cover the amount due.
+    error UpdateMarketPermitFailed(address token, uint256 needed, uint256 allowance);
 
     // ---------------------------------------------------------------- events
 
@@ -81,6 +97,32 @@ interface IUpdateMarket {
     /// @param manifest the release's manifest, exactly as published.
     /// @param deviceIndexes the devices, strictly ascending.
     function purchaseFor(IUpdateRegistry.Manifest calldata manifest, uint64[] calldata deviceIndexes) external payable;
+
+    /// @notice `purchase` of an ERC-20 release, approving the market with the caller's EIP-2612 permit in the same
+    /// transaction (no separate `approve`).
+    /// @dev The permit is applied after the entitlements are recorded and before the `transferFrom`. A permit that
+    /// the token refuses (expired, wrong signer, or already used because someone front-ran it) is ignored when the
+    /// caller's allowance already covers the price of the devices bought; otherwise the call reverts with
+    /// `UpdateMarketPermitFailed`. Reverts with `UpdateMarketPermitForEthRelease` for ETH releases.
+    /// @param manifest the release's manifest, exactly as published.
+    /// @param deviceIndexes the devices, strictly ascending.
+    /// @param permit the caller's permit (owner = caller, spender = this market).
+    function purchaseWithPermit(
+        IUpdateRegistry.Manifest calldata manifest,
+        uint64[] calldata deviceIndexes,
+        Permit calldata permit
+    ) external;
+
+    /// @notice `purchaseFor` (a gift to devices of any owner) of an ERC-20 release, paid with the caller's EIP-2612
+    /// permit; same permit rules as `purchaseWithPermit`.
+    /// @param manifest the release's manifest, exactly as published.
+    /// @param deviceIndexes the devices, strictly ascending.
+    /// @param permit the caller's permit (owner = caller, spender = this market).
+    function purchaseForWithPermit(
+        IUpdateRegistry.Manifest calldata manifest,
+        uint64[] calldata deviceIndexes,
+        Permit calldata permit
+    ) external;
 
     /// @notice Refunds the price per device to the devices' current owner (the caller) for a release revoked
     /// inside its refund window; the entitlements are cleared.

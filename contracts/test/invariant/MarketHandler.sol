@@ -3,18 +3,19 @@ pragma solidity 0.8.37;
 
 import {UpdateMarket} from "../../src/UpdateMarket.sol";
 import {UpdateRegistry} from "../../src/UpdateRegistry.sol";
+import {IUpdateMarket} from "../../src/interfaces/IUpdateMarket.sol";
 import {IUpdateRegistry} from "../../src/interfaces/IUpdateRegistry.sol";
-import {MockERC20, NoReturnToken} from "../mocks/Tokens.sol";
+import {MockERC20, NoReturnToken, PermitERC20} from "../mocks/Tokens.sol";
 import {Merkle} from "../utils/Merkle.sol";
 import {Vm} from "../utils/Vm.sol";
 
 /// @notice Drives an UpdateMarket with random purchases, gifts, refunds, withdrawals, revocations, device
-/// transfers and time, keeping ghost books of what was paid for which (release, device).
+/// transfers, EIP-2612 permit purchases and time, keeping ghost books of what was paid for which (release, device).
 contract MarketHandler {
     Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
     bytes32 internal constant CLAIM_TYPEHASH = keccak256("Claim(address owner,uint64 deviceIndex)");
     uint256 public constant DEVICES = 10;
-    uint256 public constant RELEASES = 4;
+    uint256 public constant RELEASES = 5;
     uint256 public constant WINDOW = 7 days;
     address public constant PAYEE = address(0xFEE);
 
@@ -22,11 +23,17 @@ contract MarketHandler {
     UpdateMarket public immutable market;
     MockERC20 public immutable token;
     NoReturnToken public immutable usdt;
+    PermitERC20 public immutable ptoken;
     uint32 public immutable mfId;
     uint64 public immutable first;
 
     address[3] public actors = [address(0xA1), address(0xA2), address(0xA3)];
     uint256 internal signerKey = 0x51;
+    /// @dev The buyer of permit purchases (a key, to sign permits) and a key that is not the buyer's.
+    uint256 internal constant PERMIT_BUYER_KEY = 0xB0B0;
+    uint256 internal constant WRONG_KEY = 0xBAD;
+    bytes32 internal constant PERMIT_TYPEHASH =
+        keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
 
     IUpdateRegistry.Manifest[RELEASES] internal manifests;
     bytes32[RELEASES] public ids;
@@ -36,6 +43,7 @@ contract MarketHandler {
     mapping(bytes32 => uint256) public ghostEscrow;
     uint256 public purchases;
     uint256 public refunds;
+    uint256 public permitPurchases;
     uint256 public withdrawals;
 
     /// @dev Checks made inside the handler count here: with `fail_on_revert = false` a `require` in a handler
@@ -49,6 +57,7 @@ contract MarketHandler {
         market = new UpdateMarket(registry, WINDOW);
         token = new MockERC20();
         usdt = new NoReturnToken();
+        ptoken = new PermitERC20();
         address[] memory set = new address[](1);
         set[0] = vm.addr(signerKey);
         mfId = registry.registerManufacturer("m", address(this), PAYEE, set, 1, "");
@@ -75,9 +84,9 @@ contract MarketHandler {
             registry.claimDevice(b, f + uint64(i), _dev(i), modelId, owner, Merkle.proof(leaves, i), sig);
         }
 
-        // Releases: two in ETH, one in a standard token, one in a no-return token.
-        address[RELEASES] memory tokens = [address(0), address(0), address(token), address(usdt)];
-        uint128[RELEASES] memory prices = [uint128(1 ether), 3 ether, 5e6, 7e6];
+        // Releases: two in ETH, one in a standard token, one in a no-return token, one in a permit token.
+        address[RELEASES] memory tokens = [address(0), address(0), address(token), address(usdt), address(ptoken)];
+        uint128[RELEASES] memory prices = [uint128(1 ether), 3 ether, 5e6, 7e6, 11e6];
         for (uint256 i; i < RELEASES; ++i) {
             IUpdateRegistry.Manifest memory m = IUpdateRegistry.Manifest({
                 modelId: modelId,
@@ -124,6 +133,10 @@ contract MarketHandler {
             token.mint(buyer, pay);
             vm.prank(buyer);
             token.approve(address(market), pay);
+        } else if (m.paymentToken == address(ptoken)) {
+            ptoken.mint(buyer, pay);
+            vm.prank(buyer);
+            ptoken.approve(address(market), pay);
         } else {
             usdt.mint(buyer, pay);
             vm.prank(buyer);
@@ -174,6 +187,68 @@ contract MarketHandler {
         require(msg.sender == address(this));
         vm.prank(buyer);
         market.purchaseFor{value: value}(m, idx);
+    }
+
+    /// @dev A gift bought with an EIP-2612 permit. `mode % 4`: 0 a valid permit, 1 a valid permit someone front-ran
+    /// (submitted to the token first), 2 an expired permit, 3 a permit signed by another key. Must go through
+    /// exactly for the permit token when the permit or the allowance left covers the price; ETH releases are refused
+    /// with `UpdateMarketPermitForEthRelease`.
+    function purchaseWithPermit(uint256 releaseSeed, uint256 deviceBits, uint8 mode) external {
+        address buyer = vm.addr(PERMIT_BUYER_KEY);
+        uint256 k = releaseSeed % RELEASES;
+        IUpdateRegistry.Manifest memory m = manifests[k];
+        uint64[] memory idx = _devices(deviceBits, address(0));
+        if (idx.length == 0) return;
+        uint256 amount = uint256(m.price) * idx.length;
+        uint256 fresh;
+        for (uint256 i; i < idx.length; ++i) {
+            if (!ghostEntitled[ids[k]][idx[i]]) ++fresh;
+        }
+        uint256 charged = uint256(m.price) * fresh;
+        mode %= 4;
+        bool isPermitToken = m.paymentToken == address(ptoken);
+        IUpdateMarket.Permit memory p;
+        if (isPermitToken) {
+            ptoken.mint(buyer, amount);
+            uint256 deadline = mode == 2 ? block.timestamp - 1 : block.timestamp + 1 hours;
+            p = _signPermit(mode == 3 ? WRONG_KEY : PERMIT_BUYER_KEY, buyer, amount, deadline);
+            if (mode == 1) ptoken.permit(buyer, address(market), p.value, p.deadline, p.v, p.r, p.s);
+        }
+        bool covered = isPermitToken && (mode <= 1 || ptoken.allowance(buyer, address(market)) >= charged);
+        IUpdateRegistry.Release memory r = registry.release(ids[k]);
+        bool mustSucceed = covered && fresh != 0 && r.revokedAt == 0 && m.expiry > block.timestamp;
+        uint256 before = isPermitToken ? ptoken.balanceOf(buyer) : 0;
+        try this.doPurchaseWithPermit(buyer, m, idx, p) {
+            _check(isPermitToken, "permit purchase of a release without permit token accepted");
+            _check(covered, "permit purchase without permit or allowance accepted");
+            _check(fresh != 0, "permit purchase of entitled devices only accepted");
+            _check(r.revokedAt == 0, "permit purchase of a revoked release accepted");
+            _check(ptoken.balanceOf(buyer) == before - charged, "permit purchase charged a wrong amount");
+            for (uint256 i; i < idx.length; ++i) {
+                ghostEntitled[ids[k]][idx[i]] = true;
+            }
+            ghostEscrow[ids[k]] += charged;
+            ++permitPurchases;
+        } catch (bytes memory err) {
+            _check(!mustSucceed, "valid permit purchase refused");
+            if (m.paymentToken == address(0)) {
+                _check(
+                    bytes4(err) == IUpdateMarket.UpdateMarketPermitForEthRelease.selector,
+                    "permit purchase of an ETH release not refused with UpdateMarketPermitForEthRelease"
+                );
+            }
+        }
+    }
+
+    function doPurchaseWithPermit(
+        address buyer,
+        IUpdateRegistry.Manifest calldata m,
+        uint64[] calldata idx,
+        IUpdateMarket.Permit calldata p
+    ) external {
+        require(msg.sender == address(this));
+        vm.prank(buyer);
+        market.purchaseForWithPermit(m, idx, p);
     }
 
     function refund(uint256 actorSeed, uint256 releaseSeed, uint256 deviceBits) external {
@@ -260,6 +335,18 @@ contract MarketHandler {
         for (uint256 i; i < n; ++i) {
             idx[i] = tmp[i];
         }
+    }
+
+    function _signPermit(uint256 key, address owner, uint256 value, uint256 deadline)
+        internal
+        view
+        returns (IUpdateMarket.Permit memory p)
+    {
+        bytes32 structHash =
+            keccak256(abi.encode(PERMIT_TYPEHASH, owner, address(market), value, ptoken.nonces(owner), deadline));
+        bytes32 digest = keccak256(abi.encodePacked(hex"1901", ptoken.DOMAIN_SEPARATOR(), structHash));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        p = IUpdateMarket.Permit({value: value, deadline: deadline, v: v, r: r, s: s});
     }
 
     function _check(bool ok, string memory what) internal {

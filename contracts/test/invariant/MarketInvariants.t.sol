@@ -12,13 +12,14 @@ contract MarketInvariants is Test {
         vm.warp(1_750_000_000);
         handler = new MarketHandler();
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](6);
+        bytes4[] memory selectors = new bytes4[](7);
         selectors[0] = MarketHandler.purchase.selector;
         selectors[1] = MarketHandler.refund.selector;
         selectors[2] = MarketHandler.withdraw.selector;
         selectors[3] = MarketHandler.revoke.selector;
         selectors[4] = MarketHandler.transfer.selector;
         selectors[5] = MarketHandler.warp.selector;
+        selectors[6] = MarketHandler.purchaseWithPermit.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -28,6 +29,7 @@ contract MarketInvariants is Test {
         uint256 eth;
         uint256 tok;
         uint256 usdt;
+        uint256 ptok;
         for (uint256 k; k < handler.RELEASES(); ++k) {
             bytes32 id = handler.ids(k);
             IUpdateRegistry.Manifest memory m = handler.manifest(k);
@@ -42,11 +44,13 @@ contract MarketInvariants is Test {
             assertEq(held, handler.ghostEscrow(id), "escrow matches the ghost books");
             if (m.paymentToken == address(0)) eth += held;
             else if (m.paymentToken == address(handler.token())) tok += held;
+            else if (m.paymentToken == address(handler.ptoken())) ptok += held;
             else usdt += held;
         }
         assertEq(address(handler.market()).balance, eth, "ETH balance");
         assertEq(handler.token().balanceOf(address(handler.market())), tok, "token balance");
         assertEq(handler.usdt().balanceOf(address(handler.market())), usdt, "no-return token balance");
+        assertEq(handler.ptoken().balanceOf(address(handler.market())), ptok, "permit token balance");
     }
 
     /// @notice An entitlement exists exactly when it was paid for (and not refunded).

@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 
 /// @notice A standard ERC-20 with a public mint.
 contract MockERC20 is ERC20 {
@@ -131,5 +132,26 @@ contract ReentrantReceiver {
 contract EthRejecter {
     receive() external payable {
         revert("no ETH");
+    }
+}
+
+/// @notice A standard ERC-20 with EIP-2612 permit and a public mint.
+contract PermitERC20 is ERC20Permit {
+    constructor() ERC20("Permit Mock", "PMK") ERC20Permit("Permit Mock") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+}
+
+/// @notice A permit token that takes a 1% fee on every transfer.
+contract FeeOnTransferPermitToken is PermitERC20 {
+    function _update(address from, address to, uint256 value) internal override {
+        if (from != address(0) && to != address(0)) {
+            uint256 fee = value / 100;
+            super._update(from, address(0xFEE), fee);
+            value -= fee;
+        }
+        super._update(from, to, value);
     }
 }
