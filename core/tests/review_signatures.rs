@@ -53,3 +53,34 @@ fn report_high_s_twin_is_refused() {
         "the high-s twin of a device's report signature was accepted"
     );
 }
+
+#[test]
+fn report_replayed_to_another_chain_or_registry_does_not_recover_the_device() {
+    let device = PrivateKeySigner::random();
+    let report = Report {
+        chain_id: 31337,
+        registry: Address::repeat_byte(0x11),
+        device_index: 12,
+        release_id: B256::repeat_byte(0x22),
+        version: 2,
+        outcome: Outcome::Refused,
+        detail: "image-hash".into(),
+        block_number: 120,
+        timestamp: 1_764_950_400,
+        nonce: 7,
+    };
+    let signed = report.sign(&device).unwrap();
+    for (field, value) in [
+        ("chainId", serde_json::json!(1)),
+        (
+            "registry",
+            serde_json::json!(format!("{}", Address::repeat_byte(0x12))),
+        ),
+    ] {
+        let mut json: serde_json::Value = serde_json::from_str(&signed.to_json()).unwrap();
+        assert!(json.get(field).is_some(), "no field {field}");
+        json[field] = value;
+        let moved = SignedReport::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_ne!(moved.signer().ok(), Some(device.address()), "{field}");
+    }
+}
