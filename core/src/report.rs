@@ -283,6 +283,7 @@ impl SignedReport {
     /// Checks the fields first; a malformed signature is an error.
     pub fn signer(&self) -> Result<Address> {
         self.report.check()?;
+        check_low_s(&self.signature)?;
         self.signature
             .recover_address_from_prehash(&self.report.digest())
             .map_err(|e| invalid("signature", format!("does not recover: {e}")))
@@ -347,8 +348,22 @@ impl SignedReport {
             nonce: json.report.nonce,
         };
         report.check()?;
+        check_low_s(&signature)?;
         Ok(Self { report, signature })
     }
+}
+
+/// Refuses `s` above secp256k1n/2: the high-s twin of a signature recovers to
+/// the same signer, so accepting it would give one report two wire forms
+/// (`review_signatures::report_high_s_twin_is_refused`).
+fn check_low_s(signature: &Signature) -> Result<()> {
+    if signature.normalize_s().is_some() {
+        return Err(invalid(
+            "signature",
+            "s above secp256k1n/2 (malleable twin)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(field: &'static str, reason: String) -> Error {
