@@ -17,7 +17,7 @@ pub(crate) struct IndexerArgs {
 enum IndexerCommand {
     /// Mirror every contract event into the database and follow the head until
     /// Ctrl-C, serving the read API.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Re-read the chain up to the database's checkpoint and diff it table by
     /// table; exits with status 1 on any difference.
     Verify(Common),
@@ -175,7 +175,8 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 }),
                 (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
             };
-            let mut indexer = open(r.common, leaves, pin, r.ws_url.clone(), r.alerts.config()).await?;
+            let mut indexer =
+                open(r.common, leaves, pin, r.ws_url.clone(), r.alerts.config()).await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await

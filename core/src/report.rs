@@ -335,6 +335,15 @@ impl SignedReport {
                 format!("{} bytes, expected 65", json.signature.len()),
             )
         })?;
+        // One wire form per signature: v must be 27 or 28 as `to_json` writes
+        // it (a parity byte 0/1 or any other value read as one would give the
+        // same report a second encoding).
+        if signature.as_bytes()[..] != json.signature[..] {
+            return Err(invalid(
+                "signature",
+                "v is not 27 or 28 (not the canonical encoding)".to_owned(),
+            ));
+        }
         let report = Report {
             chain_id: json.chain_id,
             registry: json.registry,

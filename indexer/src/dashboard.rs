@@ -288,10 +288,10 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
 /// columns of `otaledger_core::report::Report` that matter here:
 /// `device_index BIGINT`, `release_id TEXT` (0x hex), `version TEXT`
 /// (20-digit padded decimal), `outcome TEXT` (`Outcome::as_str`), `detail
-/// TEXT`, `block_number BIGINT`, `timestamp BIGINT`, `nonce BIGINT`. A
+/// TEXT`, `block_number BIGINT`, `report_time BIGINT`, `nonce BIGINT`. A
 /// database without the table has no reports (an empty list, no error).
 pub async fn read_reports(pool: &AnyPool, device: Option<i64>) -> crate::Result<Vec<ReportRow>> {
-    let sql = "SELECT device_index, release_id, version, outcome, detail, block_number, timestamp, nonce \
+    let sql = "SELECT device_index, release_id, version, outcome, detail, block_number, report_time, nonce \
                FROM reports WHERE ($1 < 0 OR device_index = $1) ORDER BY device_index, nonce";
     let rows = match sqlx::query(sql)
         .bind(device.unwrap_or(-1))

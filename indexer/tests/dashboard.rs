@@ -233,18 +233,11 @@ async fn fleet_and_stream(kind: Kind) {
     );
     assert_ne!(sets[0]["signers"], sets[1]["signers"]);
 
-    // Install reports, in the columns `read_reports` documents (the table is
-    // created here, as the reports migration will): an installed report turns a
-    // device green, a refusal grey with its class; both reach the stream.
+    // Install reports, written straight into the reports table (the
+    // signature checks of `POST /v1/reports` are monitoring.rs's): an
+    // installed report turns a device green, a refusal grey with its class;
+    // both reach the stream.
     let pool = s.indexer.pool();
-    sqlx::query(
-        "CREATE TABLE reports (device_index BIGINT NOT NULL, release_id TEXT NOT NULL, \
-         version TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, \
-         block_number BIGINT NOT NULL, timestamp BIGINT NOT NULL, nonce BIGINT NOT NULL)",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
     let first = devices[0]["index"].as_i64().unwrap();
     let second = devices[1]["index"].as_i64().unwrap();
     for (device, outcome, detail, nonce) in [
@@ -252,16 +245,20 @@ async fn fleet_and_stream(kind: Kind) {
         (second, "installed", "", 1),
         (second, "refused", "signature", 2),
     ] {
-        sqlx::query("INSERT INTO reports VALUES ($1, $2, $3, $4, $5, 1, 1, $6)")
-            .bind(device)
-            .bind(&latest)
-            .bind("00000000000000000001")
-            .bind(outcome)
-            .bind(detail)
-            .bind(nonce)
-            .execute(pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO reports (device_index, release_id, version, outcome, detail, \
+             block_number, report_time, nonce, signer, received_at, raw) \
+             VALUES ($1, $2, $3, $4, $5, 1, 1, $6, '0x', 1, '{}')",
+        )
+        .bind(device)
+        .bind(&latest)
+        .bind("00000000000000000001")
+        .bind(outcome)
+        .bind(detail)
+        .bind(nonce)
+        .execute(pool)
+        .await
+        .unwrap();
     }
     let event = loop {
         let chunk = tokio::time::timeout_at(deadline + Duration::from_secs(10), stream.chunk())
