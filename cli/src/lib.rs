@@ -13,12 +13,14 @@
 //! - [`market`]: buying releases (`purchase`);
 //! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
 //!   as a device does (`device open`).
+//! - [`keyservice`]: the key service daemon (`keys serve`).
 
 pub mod authority;
 pub mod chain;
 pub mod device;
 mod error;
 pub mod keys;
+pub mod keyservice;
 pub mod market;
 pub mod registry;
 pub mod release;
