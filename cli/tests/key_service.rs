@@ -25,6 +25,40 @@ use otaledger_core::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 
+/// Runs the binary with `--json`; it must succeed; returns its JSON.
+fn ok(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .arg("--json")
+        .args(args)
+        .env_remove("OTALEDGER_PRIVATE_KEY")
+        .env_remove("ETH_RPC_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "otaledger {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A plain HTTP/1.0 GET of raw bytes: (status, body).
+fn get_bytes(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, all[end + 4..].to_vec())
+}
+
 /// A plain HTTP/1.0 GET: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -158,4 +192,285 @@ async fn serve_starts_follows_and_answers() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// The paid device gets a key over HTTP that opens the bundle byte for byte
+/// (through `device open`); the claimed but unpaid device gets 404.
+#[tokio::test]
+async fn paid_device_gets_a_key_unpaid_gets_404() {
+    let anvil = spawn_anvil().unwrap();
+    let rpc = anvil.endpoint_url().to_string();
+    let operator: PrivateKeySigner = anvil.keys()[0].clone().into();
+    let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(operator.clone()))
+        .connect_http(anvil.endpoint_url());
+    let deployed = deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let deployments = p("deployments");
+    deployed
+        .deployment
+        .store(&dir.path().join("deployments"))
+        .unwrap();
+    let hex = |k: &PrivateKeySigner| alloy::hex::encode_prefixed(k.to_bytes());
+    let (op, own) = (hex(&operator), hex(&owner));
+    let chain = [
+        "--rpc-url",
+        rpc.as_str(),
+        "--deployments",
+        deployments.as_str(),
+    ];
+    let call = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&chain);
+        ok(&all)
+    };
+    let signers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+    let addrs: Vec<String> = signers.iter().map(|k| k.address().to_string()).collect();
+    let mfr = call(&[
+        "manufacturer",
+        "register",
+        "--name",
+        "Acme",
+        "--threshold",
+        "2",
+        "--signer",
+        &addrs[0],
+        "--signer",
+        &addrs[1],
+        "--signer",
+        &addrs[2],
+        "--private-key",
+        &op,
+    ])["manufacturerId"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    std::fs::write(p("pw"), "master pw\n").unwrap();
+    call(&[
+        "authority",
+        "init",
+        "--dir",
+        &p("authority"),
+        "--master-password-file",
+        &p("pw"),
+        "--store",
+        &p("ipfs"),
+        "--scrypt-log-n",
+        "10",
+        "--manufacturer",
+        &mfr,
+        "--private-key",
+        &op,
+    ]);
+    let model = call(&[
+        "model",
+        "define",
+        "--manufacturer",
+        &mfr,
+        "--name",
+        "thermo",
+        "--private-key",
+        &op,
+    ])["modelId"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let image: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(p("image.bin"), &image).unwrap();
+    let created = ok(&[
+        "release",
+        "create",
+        "--model",
+        &model,
+        "--version",
+        "1",
+        "--image",
+        &p("image.bin"),
+        "--price",
+        "1000",
+        "--params",
+        &format!("{}/params.cpabe", p("authority")),
+        "--out",
+        &p("rel"),
+        "--store",
+        &p("ipfs"),
+        "--chain",
+        "31337",
+        "--deployments",
+        &deployments,
+    ]);
+    let release = created["releaseId"].as_str().unwrap().to_owned();
+    let manifest = format!("{}/manifest.json", p("rel"));
+    let sig = |k: &PrivateKeySigner| {
+        ok(&[
+            "release",
+            "sign",
+            "--manifest",
+            &manifest,
+            "--private-key",
+            &hex(k),
+        ])["signatureFile"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (s0, s2) = (sig(&signers[0]), sig(&signers[2]));
+    call(&[
+        "release",
+        "publish",
+        "--manifest",
+        &manifest,
+        "--sig",
+        &s0,
+        "--sig",
+        &s2,
+        "--private-key",
+        &op,
+    ]);
+    let key_service = PrivateKeySigner::random();
+    let ks = key_service.address().to_string();
+    let first = call(&[
+        "device",
+        "provision",
+        "--manufacturer",
+        &mfr,
+        "--model",
+        &model,
+        "--count",
+        "3",
+        "--out",
+        &p("fleet"),
+        "--key-service",
+        &ks,
+        "--authority",
+        &p("authority"),
+        "--master-password-file",
+        &p("pw"),
+        "--store",
+        &p("ipfs"),
+        "--private-key",
+        &op,
+    ])["firstIndex"]
+        .as_u64()
+        .unwrap();
+    let device_dir = |i: u64| format!("{}/device-{i:05}", p("fleet"));
+    for i in [0, 1] {
+        call(&[
+            "device",
+            "claim",
+            "--device-dir",
+            &device_dir(i),
+            "--private-key",
+            &own,
+        ]);
+    }
+    call(&[
+        "purchase",
+        "--release",
+        &release,
+        "--device",
+        &first.to_string(),
+        "--private-key",
+        &own,
+    ]);
+
+    let mut child = Command::new(BIN)
+        .args([
+            "--json",
+            "keys",
+            "serve",
+            "--manufacturer",
+            &mfr,
+            "--confirmations",
+            "0",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-ms",
+            "100",
+            "--workers",
+            "2",
+        ])
+        .args(["--rpc-url", &rpc, "--deployments", &deployments])
+        .args([
+            "--authority",
+            &p("authority"),
+            "--master-password-file",
+            &p("pw"),
+        ])
+        .args(["--store", &p("ipfs"), "--db", &p("keys.sqlite")])
+        .args(["--private-key", &hex(&key_service)])
+        .env_remove("OTALEDGER_PRIVATE_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = started["listen"].as_str().unwrap().to_owned();
+    let path = |i: u64| format!("/v1/keys/{release}/{i}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let (status, body) = get_bytes(&addr, &path(first));
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404);
+        assert!(Instant::now() < deadline, "no key issued in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The unpaid (claimed) device has none, with the chain fully followed.
+    let (status, _) = get_bytes(&addr, &path(first + 1));
+    assert_eq!(status, 404);
+    let (_, metrics) = get(&addr, "/metrics");
+    assert!(
+        metrics.contains("otaledger_keys_issued_total 1"),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    std::fs::write(p("key.bin"), &delivery).unwrap();
+    let opened = ok(&[
+        "device",
+        "open",
+        "--device-dir",
+        &device_dir(0),
+        "--key",
+        &p("key.bin"),
+        "--bundle",
+        &format!("{}/bundle.bin", p("rel")),
+        "--out",
+        &p("installed.bin"),
+    ]);
+    assert_eq!(opened["imageSha256"], created["imageSha256"]);
+    assert_eq!(std::fs::read(p("installed.bin")).unwrap(), image);
+    // The paid device's key does not open for the unpaid device.
+    let out = Command::new(BIN)
+        .args([
+            "device",
+            "open",
+            "--device-dir",
+            &device_dir(1),
+            "--key",
+            &p("key.bin"),
+        ])
+        .args([
+            "--bundle",
+            &format!("{}/bundle.bin", p("rel")),
+            "--out",
+            &p("stolen.bin"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!dir.path().join("stolen.bin").exists());
 }
