@@ -194,10 +194,117 @@ async fn serve_starts_follows_and_answers() {
     assert!(status.success(), "{status:?}");
 }
 
-/// The paid device gets a key over HTTP that opens the bundle byte for byte
-/// (through `device open`); the claimed but unpaid device gets 404.
-#[tokio::test]
-async fn paid_device_gets_a_key_unpaid_gets_404() {
+/// A deployed chain with a 2-of-3 manufacturer, its authority, a model, a
+/// published release and `count` provisioned devices of which the first
+/// `claimed` are claimed by anvil key 1.
+struct Fixture {
+    anvil: alloy::node_bindings::AnvilInstance,
+    dir: tempfile::TempDir,
+    rpc: String,
+    deployments: String,
+    mfr: String,
+    release: String,
+    first: u64,
+    own: String,
+    key_service: PrivateKeySigner,
+    created: serde_json::Value,
+    image: Vec<u8>,
+}
+
+impl Fixture {
+    fn p(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    fn device_dir(&self, i: u64) -> String {
+        format!("{}/device-{i:05}", self.p("fleet"))
+    }
+
+    /// Runs a chain command (with --rpc-url and --deployments).
+    fn call(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&["--rpc-url", &self.rpc, "--deployments", &self.deployments]);
+        ok(&all)
+    }
+
+    /// Buys the release for `devices` as their owner.
+    fn buy(&self, devices: &[u64]) {
+        let mut args = vec![
+            "purchase".to_owned(),
+            "--release".into(),
+            self.release.clone(),
+        ];
+        for d in devices {
+            args.extend(["--device".into(), d.to_string()]);
+        }
+        args.extend(["--private-key".into(), self.own.clone()]);
+        self.call(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Starts `keys serve` (confirmations as given); returns it and its address.
+    fn serve(&self, confirmations: u64) -> (std::process::Child, String) {
+        let mut child = Command::new(BIN)
+            .args(["--json", "keys", "serve", "--manufacturer", &self.mfr])
+            .args(["--confirmations", &confirmations.to_string()])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-ms",
+                "50",
+                "--workers",
+                "2",
+            ])
+            .args(["--rpc-url", &self.rpc, "--deployments", &self.deployments])
+            .args([
+                "--authority",
+                &self.p("authority"),
+                "--master-password-file",
+                &self.p("pw"),
+            ])
+            .args(["--store", &self.p("ipfs"), "--db", &self.p("keys.sqlite")])
+            .args([
+                "--private-key",
+                &alloy::hex::encode_prefixed(self.key_service.to_bytes()),
+            ])
+            .env_remove("OTALEDGER_PRIVATE_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("keys serve printed no start line ({e}): {line:?}"));
+        let addr = started["listen"].as_str().unwrap().to_owned();
+        (child, addr)
+    }
+
+    fn key_path(&self, device: u64) -> String {
+        format!("/v1/keys/{}/{device}", self.release)
+    }
+
+    /// Waits until the service's checkpoint reaches the chain's head.
+    async fn caught_up(&self, addr: &str) {
+        let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
+        let head = provider.get_block_number().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = get(addr, "/healthz");
+            if status == 200 {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if v["checkpoint"].as_u64().unwrap() >= head {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "checkpoint never reached {head}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn fixture(count: u64, claimed: u64) -> Fixture {
     let anvil = spawn_anvil().unwrap();
     let rpc = anvil.endpoint_url().to_string();
     let operator: PrivateKeySigner = anvil.keys()[0].clone().into();
@@ -341,7 +448,7 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
         "--model",
         &model,
         "--count",
-        "3",
+        &count.to_string(),
         "--out",
         &p("fleet"),
         "--key-service",
@@ -358,7 +465,7 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
         .as_u64()
         .unwrap();
     let device_dir = |i: u64| format!("{}/device-{i:05}", p("fleet"));
-    for i in [0, 1] {
+    for i in 0..claimed {
         call(&[
             "device",
             "claim",
@@ -368,58 +475,32 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
             &own,
         ]);
     }
-    call(&[
-        "purchase",
-        "--release",
-        &release,
-        "--device",
-        &first.to_string(),
-        "--private-key",
-        &own,
-    ]);
 
-    let mut child = Command::new(BIN)
-        .args([
-            "--json",
-            "keys",
-            "serve",
-            "--manufacturer",
-            &mfr,
-            "--confirmations",
-            "0",
-        ])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-ms",
-            "100",
-            "--workers",
-            "2",
-        ])
-        .args(["--rpc-url", &rpc, "--deployments", &deployments])
-        .args([
-            "--authority",
-            &p("authority"),
-            "--master-password-file",
-            &p("pw"),
-        ])
-        .args(["--store", &p("ipfs"), "--db", &p("keys.sqlite")])
-        .args(["--private-key", &hex(&key_service)])
-        .env_remove("OTALEDGER_PRIVATE_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let addr = started["listen"].as_str().unwrap().to_owned();
-    let path = |i: u64| format!("/v1/keys/{release}/{i}");
+    Fixture {
+        anvil,
+        dir,
+        rpc,
+        deployments,
+        mfr,
+        release,
+        first,
+        own,
+        key_service,
+        created,
+        image,
+    }
+}
+
+/// The paid device gets a key over HTTP that opens the bundle byte for byte
+/// (through `device open`); the claimed but unpaid device gets 404.
+#[tokio::test]
+async fn paid_device_gets_a_key_unpaid_gets_404() {
+    let f = fixture(3, 2).await;
+    f.buy(&[f.first]);
+    let (mut child, addr) = f.serve(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     let delivery = loop {
-        let (status, body) = get_bytes(&addr, &path(first));
+        let (status, body) = get_bytes(&addr, &f.key_path(f.first));
         if status == 200 {
             break body;
         }
@@ -427,8 +508,9 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
         assert!(Instant::now() < deadline, "no key issued in 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    f.caught_up(&addr).await;
     // The unpaid (claimed) device has none, with the chain fully followed.
-    let (status, _) = get_bytes(&addr, &path(first + 1));
+    let (status, _) = get_bytes(&addr, &f.key_path(f.first + 1));
     assert_eq!(status, 404);
     let (_, metrics) = get(&addr, "/metrics");
     assert!(
@@ -438,39 +520,105 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
     let _ = child.kill();
     let _ = child.wait();
 
-    std::fs::write(p("key.bin"), &delivery).unwrap();
+    std::fs::write(f.p("key.bin"), &delivery).unwrap();
+    let bundle = format!("{}/bundle.bin", f.p("rel"));
     let opened = ok(&[
         "device",
         "open",
         "--device-dir",
-        &device_dir(0),
+        &f.device_dir(0),
         "--key",
-        &p("key.bin"),
+        &f.p("key.bin"),
         "--bundle",
-        &format!("{}/bundle.bin", p("rel")),
+        &bundle,
         "--out",
-        &p("installed.bin"),
+        &f.p("installed.bin"),
     ]);
-    assert_eq!(opened["imageSha256"], created["imageSha256"]);
-    assert_eq!(std::fs::read(p("installed.bin")).unwrap(), image);
+    assert_eq!(opened["imageSha256"], f.created["imageSha256"]);
+    assert_eq!(std::fs::read(f.p("installed.bin")).unwrap(), f.image);
     // The paid device's key does not open for the unpaid device.
     let out = Command::new(BIN)
         .args([
             "device",
             "open",
             "--device-dir",
-            &device_dir(1),
+            &f.device_dir(1),
             "--key",
-            &p("key.bin"),
+            &f.p("key.bin"),
         ])
-        .args([
-            "--bundle",
-            &format!("{}/bundle.bin", p("rel")),
-            "--out",
-            &p("stolen.bin"),
-        ])
+        .args(["--bundle", &bundle, "--out", &f.p("stolen.bin")])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(!dir.path().join("stolen.bin").exists());
+    assert!(!f.dir.path().join("stolen.bin").exists());
+}
+
+/// kill -9 at random moments while purchases arrive, restart, 10 trials:
+/// every paid device ends with exactly one key (a key once served never
+/// changes), no unpaid device has one.
+#[tokio::test]
+async fn kill_9_while_purchases_arrive_issues_exactly_once() {
+    use otaledger_cpabe::rand_core::{OsRng, RngCore};
+    const DEVICES: u64 = 60;
+    const PAID: u64 = 50;
+    let f = fixture(DEVICES, DEVICES).await;
+    let mut served: std::collections::HashMap<u64, Vec<u8>> = Default::default();
+    let mut next = 0;
+    for _trial in 0..10 {
+        let (mut child, addr) = f.serve(0);
+        // Five purchases while it runs, then a kill -9 after a random pause.
+        for _ in 0..5 {
+            if next < PAID {
+                f.buy(&[f.first + next]);
+                next += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(OsRng.next_u64() % 300)).await;
+        for (d, bytes) in &served {
+            let (status, body) = get_bytes(&addr, &f.key_path(*d));
+            assert_eq!(status, 200, "device {d} lost its key");
+            assert_eq!(&body, bytes, "device {d}'s key changed");
+        }
+        for d in 0..DEVICES {
+            let (status, body) = get_bytes(&addr, &f.key_path(f.first + d));
+            if status == 200 {
+                assert!(d < next, "unpaid device {d} has a key");
+                served.entry(f.first + d).or_insert(body);
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // The rest bought; one last run settles everything.
+    while next < PAID {
+        f.buy(&[f.first + next]);
+        next += 1;
+    }
+    let (mut child, addr) = f.serve(0);
+    f.caught_up(&addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for d in 0..DEVICES {
+        loop {
+            let (status, body) = get_bytes(&addr, &f.key_path(f.first + d));
+            if d >= PAID {
+                assert_eq!(status, 404, "unpaid device {d} has a key");
+                break;
+            }
+            if status == 200 {
+                if let Some(before) = served.get(&(f.first + d)) {
+                    assert_eq!(before, &body, "device {d}'s key changed");
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "device {d} never got its key");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (_, metrics) = get(&addr, "/metrics");
+    assert!(
+        metrics.contains(&format!("otaledger_keys_stored {PAID}")),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
