@@ -622,3 +622,48 @@ async fn kill_9_while_purchases_arrive_issues_exactly_once() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A purchase reorged out (anvil snapshot/revert, then a longer chain)
+/// after the service saw it but before its confirmations is never issued;
+/// a purchase on the new branch is.
+#[tokio::test]
+async fn purchase_reorged_out_before_confirmations_is_never_issued() {
+    let f = fixture(2, 2).await;
+    let provider = ProviderBuilder::new().connect_http(f.anvil.endpoint_url());
+    let raw = |method: &'static str, params: serde_json::Value| {
+        let provider = provider.clone();
+        async move {
+            provider
+                .raw_request::<_, serde_json::Value>(method.into(), params)
+                .await
+                .unwrap()
+        }
+    };
+    let (mut child, addr) = f.serve(5);
+    let snapshot = raw("evm_snapshot", serde_json::json!([])).await;
+    f.buy(&[f.first]);
+    // The service mirrored the purchase (its block is at the checkpoint) but waits.
+    f.caught_up(&addr).await;
+    let (status, _) = get_bytes(&addr, &f.key_path(f.first));
+    assert_eq!(status, 404);
+    raw("evm_revert", serde_json::json!([snapshot])).await;
+    f.buy(&[f.first + 1]);
+    raw("anvil_mine", serde_json::json!(["0xa"])).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = get_bytes(&addr, &f.key_path(f.first + 1));
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new branch's purchase got no key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f.caught_up(&addr).await;
+    let (status, _) = get_bytes(&addr, &f.key_path(f.first));
+    assert_eq!(status, 404, "a reorged-out purchase was issued");
+    let _ = child.kill();
+    let _ = child.wait();
+}
