@@ -3,8 +3,8 @@
 //! `/metrics`, answers 404 for a key never issued and 400 naming the malformed
 //! path part, and stops on SIGTERM.
 //!
-//! Not yet here (see the branch report): the paid/unpaid/R-vs-R' flow, the
-//! kill -9 trials and the reorg test.
+//! Then the issuance flow: a paid device's key opens its bundle (not release
+//! v2's), an unpaid device gets 404; kill -9 trials; a reorged-out purchase.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -551,6 +551,43 @@ async fn paid_device_gets_a_key_unpaid_gets_404() {
         .unwrap();
     assert!(!out.status.success());
     assert!(!f.dir.path().join("stolen.bin").exists());
+    // The key for release 1 does not open release 2 of the same model.
+    let model = opened["modelId"].as_u64().unwrap().to_string();
+    ok(&[
+        "release",
+        "create",
+        "--model",
+        &model,
+        "--version",
+        "2",
+        "--image",
+        &f.p("image.bin"),
+        "--params",
+        &format!("{}/params.cpabe", f.p("authority")),
+        "--out",
+        &f.p("rel2"),
+        "--store",
+        &f.p("ipfs"),
+        "--chain",
+        "31337",
+        "--deployments",
+        &f.deployments,
+    ]);
+    let out = Command::new(BIN)
+        .args([
+            "device",
+            "open",
+            "--device-dir",
+            &f.device_dir(0),
+            "--key",
+            &f.p("key.bin"),
+        ])
+        .args(["--bundle", &format!("{}/bundle.bin", f.p("rel2"))])
+        .args(["--out", &f.p("v2.bin")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "release 1's key opened release 2");
+    assert!(!f.dir.path().join("v2.bin").exists());
 }
 
 /// kill -9 at random moments while purchases arrive, restart, 10 trials:
