@@ -97,6 +97,34 @@ pub enum Error {
         /// What was looked for.
         what: String,
     },
+    /// The key service's SQLite database failed.
+    #[error("key-service database, {during}: {source}")]
+    Database {
+        /// What was being done.
+        during: &'static str,
+        /// What sqlx said.
+        source: sqlx::Error,
+    },
+    /// The key service's database schema could not be migrated.
+    #[error("key-service database migrations: {source}")]
+    Migrate {
+        /// What sqlx said.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The key-service database was made for another chain or registry.
+    #[error(
+        "the key-service database follows chain {stored_chain} registry {stored_registry}, not chain {chain} registry {registry}"
+    )]
+    OtherDeployment {
+        /// Chain id in the database.
+        stored_chain: i64,
+        /// Registry in the database.
+        stored_registry: String,
+        /// The chain given.
+        chain: u64,
+        /// The registry given.
+        registry: alloy::primitives::Address,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

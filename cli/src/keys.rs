@@ -122,27 +122,15 @@ pub async fn issue(
             device_index,
         });
     }
-    let mut attributes = vec![
-        model_attribute(manifest.modelId),
-        release_attribute(manifest.modelId, manifest.version),
-    ];
-    for a in static_attributes {
-        if !attributes.contains(a) {
-            attributes.push(a.clone());
-        }
-    }
-    let key =
-        keygen(master, &attributes, &mut OsRng).map_err(|source| otaledger_core::Error::CpAbe {
-            during: "issuing the key",
-            source,
-        })?;
-    let delivery = KeyDelivery::seal(
+    let attributes = key_attributes(manifest.modelId, manifest.version, static_attributes);
+    let delivery = seal_key(
+        master,
+        key_service,
         chain.chain_id(),
         chain.registry(),
         release_id,
         public_key,
-        &key,
-        key_service,
+        &attributes,
     )?;
     Ok(Issued {
         release_id,
@@ -150,8 +138,53 @@ pub async fn issue(
         device: device_address,
         attributes,
         key_service: key_service.address(),
-        delivery: delivery.to_bytes()?,
+        delivery,
     })
+}
+
+/// The attributes of a purchased key: `model:<M>`, `release:<M>/<V>`, then the
+/// device's other static attributes (without repeats), in that order.
+pub fn key_attributes(model_id: u32, version: u64, static_attributes: &[String]) -> Vec<String> {
+    let mut attributes = vec![
+        model_attribute(model_id),
+        release_attribute(model_id, version),
+    ];
+    for a in static_attributes {
+        if !attributes.contains(a) {
+            attributes.push(a.clone());
+        }
+    }
+    attributes
+}
+
+/// The CPU work of one issuance, without any chain check: a CP-ABE key for
+/// `attributes`, sealed to the device's identity `public_key` for
+/// `release_id` and signed by `key_service` (`otaledger-key` v1 bytes).
+/// The plaintext CP-ABE key is dropped (zeroised by its type) before returning.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_key(
+    master: &MasterKey,
+    key_service: &PrivateKeySigner,
+    chain_id: u64,
+    registry: Address,
+    release_id: B256,
+    public_key: &[u8],
+    attributes: &[String],
+) -> Result<Vec<u8>> {
+    let key =
+        keygen(master, attributes, &mut OsRng).map_err(|source| otaledger_core::Error::CpAbe {
+            during: "issuing the key",
+            source,
+        })?;
+    let delivery = KeyDelivery::seal(
+        chain_id,
+        registry,
+        release_id,
+        public_key,
+        &key,
+        key_service,
+    )?;
+    Ok(delivery.to_bytes()?)
 }
 
 /// Writes an issued delivery, all or nothing.

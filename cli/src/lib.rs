@@ -16,6 +16,7 @@
 //!   signatures, submission);
 //! - [`keys`]: issuing one purchased key (`keys issue`) and opening a bundle
 //!   as a device does (`device open`).
+//! - [`keyservice`]: the key service daemon (`keys serve`).
 
 pub mod approval;
 pub mod authority;
@@ -24,6 +25,7 @@ pub mod device;
 pub mod device_run;
 mod error;
 pub mod keys;
+pub mod keyservice;
 pub mod market;
 pub mod registry;
 pub mod release;

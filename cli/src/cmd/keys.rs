@@ -1,6 +1,6 @@
-//! `otaledger keys issue`.
+//! `otaledger keys issue | serve`.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::primitives::B256;
 use clap::{Args, Subcommand};
@@ -8,6 +8,7 @@ use otaledger_cli::{
     authority::{MASTER_FILE, load_master},
     device::load_leaves,
     keys,
+    keyservice::{self, StaticAttributes},
     wallet::read_password_file,
 };
 
@@ -25,6 +26,54 @@ enum KeysCommand {
     /// Issue one entitled device its key for a release (what the key service does per purchase),
     /// signed with the wallet as the key-service key.
     Issue(IssueArgs),
+    /// Run the key service: follow purchases on chain and issue each paid
+    /// device its key after the confirmations, served over HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The manufacturer whose devices get keys.
+    #[arg(long)]
+    manufacturer: u32,
+    /// The authority directory (master.json).
+    #[arg(long, default_value = "authority", value_name = "DIR")]
+    authority: PathBuf,
+    /// File holding the master key's password.
+    #[arg(long, value_name = "FILE")]
+    master_password_file: PathBuf,
+    /// The service's SQLite file (created if absent).
+    #[arg(long, default_value = "keyservice.sqlite", value_name = "FILE")]
+    db: PathBuf,
+    /// The IPFS block store: leaf lists are read from it, deliveries added to it.
+    #[arg(long, default_value = "ipfs", value_name = "DIR")]
+    store: PathBuf,
+    /// Static attributes per model and batch (JSON, see docs/cli.md); the
+    /// default is `model:<M>` only.
+    #[arg(long, value_name = "FILE")]
+    attributes: Option<PathBuf>,
+    /// Address of the HTTP API (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8547")]
+    listen: SocketAddr,
+    /// Blocks on top of a purchase before its key is issued (0: at once).
+    #[arg(long, default_value_t = 2)]
+    confirmations: u64,
+    /// Deepest reorg the follower repairs (at least --confirmations).
+    #[arg(long, default_value_t = 64)]
+    finality_depth: u64,
+    /// Issuance worker threads (default: the number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Most purchases taken into one round of issuance.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// Milliseconds between polls of the chain head once caught up.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +110,10 @@ struct IssueArgs {
 
 /// Runs `otaledger keys …`.
 pub(crate) async fn run(args: KeysArgs, json: bool) -> eyre::Result<()> {
-    let KeysCommand::Issue(a) = args.command;
+    let a = match args.command {
+        KeysCommand::Issue(a) => a,
+        KeysCommand::Serve(a) => return serve(a, json).await,
+    };
     let chain = a.chain.resolve().await?;
     let key_service = a.wallet.signer()?;
     let leaves = load_leaves(&a.leaves)?;
@@ -95,4 +147,96 @@ pub(crate) async fn run(args: KeysArgs, json: bool) -> eyre::Result<()> {
             a.out.display()
         )
     })
+}
+
+/// Structured logs on stderr (`RUST_LOG` filters; default `info`), JSON-free
+/// `key=value` fields. Secrets are never passed to a log call.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping: finishing the keys in flight");
+}
+
+async fn serve(a: ServeArgs, json: bool) -> eyre::Result<()> {
+    init_logs();
+    let chain = a.chain.resolve().await?;
+    let rpc_url = chain.rpc()?.to_string();
+    let key_service = a.wallet.signer()?;
+    let attributes = match &a.attributes {
+        Some(path) => StaticAttributes::load(path)?,
+        None => StaticAttributes::default(),
+    };
+    let password = read_password_file(&a.master_password_file)?;
+    let master_path = a.authority.join(MASTER_FILE);
+    let master =
+        tokio::task::spawn_blocking(move || load_master(&master_path, &password)).await??;
+    let workers = a.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if workers == 0 {
+        eyre::bail!("--workers must be at least 1");
+    }
+    let config = keyservice::Config {
+        rpc_urls: vec![rpc_url],
+        chain_id: chain.chain_id(),
+        registry: chain.registry(),
+        market: chain.market(),
+        start_block: chain.deployment.deployment_block,
+        manufacturer: a.manufacturer,
+        db: a.db,
+        store: a.store,
+        listen: a.listen,
+        confirmations: a.confirmations,
+        finality_depth: a.finality_depth,
+        workers,
+        queue: a.queue,
+        poll_interval: Duration::from_millis(a.poll_ms.max(10)),
+        attributes,
+    };
+    let key_service_address = key_service.address();
+    keyservice::serve(
+        config,
+        master,
+        key_service,
+        shutdown_signal(),
+        move |bound| {
+            let value = serde_json::json!({
+                "listen": bound.to_string(),
+                "keyService": key_service_address,
+            });
+            let _ = print(json, &value, |_| {
+                format!("key service {key_service_address} listening on http://{bound}")
+            });
+        },
+    )
+    .await?;
+    Ok(())
 }
