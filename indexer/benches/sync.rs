@@ -146,14 +146,19 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // binary without it: then one round (about twenty events) runs every leg
+    // as a smoke test instead of the 20,000-event default.
+    let bench = all.iter().any(|a| a == "--bench");
+    let args: Vec<String> = all.into_iter().filter(|a| a != "--bench").collect();
     if args.first().map(String::as_str) == Some("leg") {
         return leg(&args[1]).await;
     }
-    let target: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let target: usize = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(if bench { 20_000 } else { 1 });
     let chain = Chain::start(&[]).await.unwrap();
     let mut scenario = Scenario::register(&chain).await.unwrap();
     let started = Instant::now();

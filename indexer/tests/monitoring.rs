@@ -25,7 +25,7 @@ use axum::{
 use common::{Kind, TestDb, config};
 use http_body_util::BodyExt;
 use otaledger_core::{
-    report::{MAX_REPORT_JSON, Outcome, Report, SignedReport},
+    report::{MAX_REPORT_JSON, Outcome, Report},
     test_support::{Chain, Scenario},
 };
 use otaledger_indexer::{
