@@ -4,8 +4,9 @@
 //!   never tried, record a confirmed install the state file missed) and deliver queued reports;
 //! - steps 1–2 for a proven latest version ([`Client::latest`]): "up to date" is a verified
 //!   answer;
-//! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted);
-//! - steps 1–4, [`Client::check`]: head, state proofs, policy, signatures;
+//! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted), and
+//!   steps 1–4, [`Client::check`]: head, state proofs, policy, signatures; a source whose answer
+//!   is refused at steps 2–4 does not stop the next source from being asked;
 //!
 //! 5. the key ([`fetch_key`]): a 404 everywhere is "not entitled yet", not an error;
 //! 6. the verified download ([`download`]);
@@ -27,7 +28,7 @@ use serde::Serialize;
 
 use super::{
     Client, HealthCheck, Installer, KeyService, Recovery, ReleaseSource, ReportQueue, ReportSink,
-    decrypt_into, download, fetch_key, source::find_release,
+    decrypt_into, download, fetch_key,
 };
 use crate::{Error, Result};
 
@@ -101,6 +102,16 @@ pub struct UpdaterParts {
     pub sinks: Vec<Box<dyn ReportSink>>,
     /// Where downloads are kept while they are checked.
     pub work_dir: PathBuf,
+}
+
+/// What [`Updater::find_and_check`] settled on.
+enum Checked {
+    /// A source's release passed steps 1–4.
+    Approved(B256, Box<crate::ApprovedUpdate>),
+    /// The release is proven but this device's entitlement bit is clear.
+    NotEntitled(B256),
+    /// Every source's answer was refused: the first refusal, and its release.
+    Refused(Error, B256),
 }
 
 /// A callback receiving one [`Event`] per step.
@@ -261,6 +272,56 @@ impl Updater {
         Ok(())
     }
 
+    /// The manifest and approval of `version` from the sources, each source's answer checked
+    /// (steps 1–4) in turn until one passes: a source is untrusted, so one answering a forged or
+    /// foreign release must not hide the published one another source has. A refusal at the
+    /// trusted head (step 1) does not depend on the answer and ends the search; a refusal at
+    /// steps 2–4 is logged and the next source asked; when none passes, the first refusal is
+    /// the verdict. Errors that are no verdict (RPC, state file) end the search.
+    async fn find_and_check(&self, version: u64) -> Result<Checked> {
+        let c = self.parts.client.config();
+        let mut reasons = Vec::new();
+        let mut refused = None;
+        for (i, source) in self.parts.sources.iter().enumerate() {
+            let (manifest, approval) = match source.release(c.registry, c.model_id, version).await {
+                Ok(found) => found,
+                Err(reason) => {
+                    reasons.push(reason);
+                    continue;
+                }
+            };
+            let release_id = crate::contracts::release_id(&manifest);
+            self.emit(
+                "release",
+                format!("release {release_id} found (source {i})"),
+            );
+            match self.parts.client.check(&manifest, &approval).await {
+                Ok(u) => return Ok(Checked::Approved(release_id, Box::new(u))),
+                Err(Error::NotEntitled { release_id, .. }) => {
+                    return Ok(Checked::NotEntitled(release_id));
+                }
+                Err(e) if e.step() == Some(1) => return Ok(Checked::Refused(e, release_id)),
+                Err(e) if e.step().is_some() => {
+                    self.emit(
+                        "check",
+                        format!("source {i}'s release {release_id} refused: {e}"),
+                    );
+                    reasons.push(format!("source {i}: {e}"));
+                    refused.get_or_insert((e, release_id));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match refused {
+            Some((e, release_id)) => Ok(Checked::Refused(e, release_id)),
+            None => Err(Error::ReleaseUnavailable {
+                model_id: c.model_id,
+                version,
+                reason: reasons.join("; "),
+            }),
+        }
+    }
+
     /// One whole update attempt (see the module documentation). `Ok` for updated, up to date
     /// and not entitled; a refusal is the error of the step that refused (its report queued).
     pub async fn run_once(&mut self) -> Result<Outcome> {
@@ -295,14 +356,9 @@ impl Updater {
             ),
         );
         let c = self.parts.client.config().clone();
-        let (manifest, approval) =
-            find_release(&self.parts.sources, c.registry, c.model_id, version).await?;
-        let release_id = crate::contracts::release_id(&manifest);
-        self.emit("release", format!("release {release_id} found"));
-
-        let update = match self.parts.client.check(&manifest, &approval).await {
-            Ok(u) => u,
-            Err(Error::NotEntitled { release_id, .. }) => {
+        let (release_id, update) = match self.find_and_check(version).await? {
+            Checked::Approved(release_id, update) => (release_id, *update),
+            Checked::NotEntitled(release_id) => {
                 self.emit(
                     "check",
                     "not entitled: the entitlement bit is not set".into(),
@@ -312,8 +368,9 @@ impl Updater {
                     release_id,
                 });
             }
-            Err(e) if e.step().is_some() => return Err(self.refuse(e, release_id, version, block)),
-            Err(e) => return Err(e),
+            Checked::Refused(e, release_id) => {
+                return Err(self.refuse(e, release_id, version, block));
+            }
         };
         let block = update.head.number;
         self.emit(

@@ -177,6 +177,12 @@ impl ReportQueue {
         timestamp: u64,
     ) -> Result<SignedReport> {
         let mut file = self.load()?;
+        // A queue file at the last nonce (tampered or worn out) fails closed: a wrapped nonce
+        // would be refused by every receiver as a replay.
+        let next_nonce = file
+            .next_nonce
+            .checked_add(1)
+            .ok_or_else(|| self.error("next nonce exhausted (u64::MAX)"))?;
         let report = Report {
             chain_id,
             registry,
@@ -200,7 +206,7 @@ impl ReportQueue {
         if json.len() > MAX_REPORT_JSON {
             return Err(self.error(format!("report of {} bytes", json.len())));
         }
-        file.next_nonce += 1;
+        file.next_nonce = next_nonce;
         file.queue.push(json);
         let excess = file.queue.len().saturating_sub(MAX_QUEUED_REPORTS);
         if excess > 0 {
