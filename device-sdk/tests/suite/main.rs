@@ -31,6 +31,7 @@ mod reports_offline;
 mod review_bundle;
 mod review_device_file;
 mod review_keys;
+mod review_reports;
 mod review_source;
 mod review_state;
 mod update;

@@ -67,7 +67,8 @@ fn review_key_file_names_outside_the_device_directory_are_refused() {
             let err = DeviceConfig::parse(&text, path).unwrap_err();
             let message = err.to_string();
             assert!(
-                message.contains("key_file") && matches!(err, otaledger_core::Error::DeviceFile { .. }),
+                message.contains("key_file")
+                    && matches!(err, otaledger_core::Error::DeviceFile { .. }),
                 "{bad:?}: {message}"
             );
         }

@@ -69,7 +69,11 @@ async fn review_truncated_state_files_stop_the_device_before_any_step() {
     // The boot state cut short: no guess of which slot runs.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("slots")).unwrap();
-    std::fs::write(dir.path().join("slots/boot.json"), b"{\"active\": \"b\", \"act").unwrap();
+    std::fs::write(
+        dir.path().join("slots/boot.json"),
+        b"{\"active\": \"b\", \"act",
+    )
+    .unwrap();
     let mut updater = f.updater(dir.path());
     let err = updater.run_once().await.unwrap_err();
     assert!(matches!(err, Error::InstallState { .. }), "{err}");
@@ -79,7 +83,11 @@ async fn review_truncated_state_files_stop_the_device_before_any_step() {
 
     // The device state cut short: an error, not a reset of the highest block seen to 0.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("state.json"), b"{\"installedVersion\": 0, \"highestB").unwrap();
+    std::fs::write(
+        dir.path().join("state.json"),
+        b"{\"installedVersion\": 0, \"highestB",
+    )
+    .unwrap();
     let mut updater = f.updater(dir.path());
     let err = updater.run_once().await.unwrap_err();
     assert!(matches!(err, Error::StateFile { .. }), "{err}");
@@ -92,7 +100,10 @@ async fn review_truncated_state_files_stop_the_device_before_any_step() {
     std::fs::write(dir.path().join("reports.json"), b"{\"nextNonce\": 5, ").unwrap();
     let mut updater = f.updater(dir.path());
     let outcome = updater.run_once().await.unwrap();
-    assert!(matches!(outcome, Outcome::Updated { version: 1, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::Updated { version: 1, .. }),
+        "{outcome:?}"
+    );
     assert_eq!(
         std::fs::read(dir.path().join("reports.json")).unwrap(),
         b"{\"nextNonce\": 5, "
@@ -126,7 +137,10 @@ async fn review_symlinks_planted_in_the_slot_directory_are_not_followed() {
 
     let mut updater = f.updater(dir.path());
     let outcome = updater.run_once().await.unwrap();
-    assert!(matches!(outcome, Outcome::Updated { version: 1, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::Updated { version: 1, .. }),
+        "{outcome:?}"
+    );
     for victim in &victims {
         assert!(
             std::fs::read(victim).unwrap() == b"not the device's",
@@ -135,7 +149,12 @@ async fn review_symlinks_planted_in_the_slot_directory_are_not_followed() {
         );
     }
     let slot = slots.join("slot-b.img");
-    assert!(!std::fs::symlink_metadata(&slot).unwrap().file_type().is_symlink());
+    assert!(
+        !std::fs::symlink_metadata(&slot)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(std::fs::read(&slot).unwrap(), release.image);
     let boot = updater.parts().installer.state().unwrap();
     assert_eq!((boot.active, boot.active_version), (Slot::B, 1));
@@ -150,4 +169,36 @@ fn nothing_installed_elsewhere(dir: &std::path::Path) {
         .collect();
     names.sort();
     assert_eq!(names, ["boot.json", "slot-b.img"]);
+}
+
+#[tokio::test]
+async fn review_downloads_left_by_a_power_cut_do_not_pile_up() {
+    let f = Fleet::new().await;
+    let release = f.publish(1, 20_000).await;
+    f.issue(release.release_id, release.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    // What a power cut in the middle of step 6 leaves (the verified fetch's temporary file),
+    // three times over, and a whole bundle a crash left before it was removed.
+    let download = dir.path().join("download");
+    std::fs::create_dir_all(&download).unwrap();
+    let id = format!("{:x}", release.release_id);
+    for n in 0..3 {
+        std::fs::write(
+            download.join(format!(".bundle-{id}.bin.cut{n}.part")),
+            vec![0u8; 1 << 20],
+        )
+        .unwrap();
+    }
+    std::fs::write(download.join(format!("bundle-{id}.bin")), b"stale").unwrap();
+    let mut updater = f.updater(dir.path());
+    let outcome = updater.run_once().await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Updated { version: 1, .. }),
+        "{outcome:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&download)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
