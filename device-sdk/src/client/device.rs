@@ -220,10 +220,39 @@ impl Updater {
         }
     }
 
+    /// Removes what an interrupted step 6 left in the work directory (the verified fetch's
+    /// `.bundle-….part` temporary files, a `bundle-….bin` not yet removed): a device losing
+    /// power during every download must not fill its disk. Best effort: a failure is logged.
+    fn clear_downloads(&self) {
+        let dir = &self.parts.work_dir;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("bundle-") || name.starts_with(".bundle-")) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => self.emit("recover", format!("could not remove {name}: {e}")),
+            }
+        }
+        if removed > 0 {
+            self.emit(
+                "recover",
+                format!("removed {removed} download(s) an interrupted run left"),
+            );
+        }
+    }
+
     /// Step 0: finishes an interrupted install and reconciles the device state with the
     /// installer's.
     fn recover(&mut self) -> Result<()> {
         let recovery = self.parts.installer.recover()?;
+        self.clear_downloads();
         let state = self.parts.client.state()?;
         match recovery {
             Recovery::Clean => {}

@@ -7,7 +7,8 @@
 //! delivered; it is replaced atomically before anything is sent, so a nonce is never reused
 //! (a receiver refuses a nonce at or below the highest it stored: replays are its to detect,
 //! the device only makes nonces strictly increase). Delivery follows the receivers' contract:
-//! `202` and `409` (already stored) drop the report; `400`, `403` and `413` drop and log it (it
+//! `202` and `409` (already stored) drop the report (no other 2xx: a captive portal's `200`
+//! is no receipt); `400`, `403` and `413` drop and log it (it
 //! can never be accepted); `404`, `5xx` and network errors keep it for the next attempt. The
 //! queue is bounded ([`MAX_QUEUED_REPORTS`], oldest dropped first).
 
@@ -36,7 +37,8 @@ pub enum SinkAnswer {
     Duplicate,
     /// `400`, `403`, `413`: it will never be accepted (the status).
     Rejected(u16),
-    /// `404` (device not known yet), `5xx`: try again later (the status).
+    /// `404` (device not known yet), `5xx`, any status outside the contract (a `200` or a
+    /// redirect from something that is not an indexer): try again later (the status).
     Retry(u16),
 }
 
@@ -80,7 +82,9 @@ impl ReportSink for HttpReportSink {
                 .await
                 .map_err(|e| format!("{}: {e}", self.url))?;
             Ok(match response.status().as_u16() {
-                200..=299 => SinkAnswer::Accepted,
+                // Only the contract's 202 means stored: a 200 from something that is not an
+                // indexer (a captive portal, a proxy) must not drop the report.
+                202 => SinkAnswer::Accepted,
                 409 => SinkAnswer::Duplicate,
                 s @ (400 | 403 | 413) => SinkAnswer::Rejected(s),
                 s => SinkAnswer::Retry(s),
