@@ -22,7 +22,7 @@ impl KeyService for Redirect {
 }
 
 /// Answers 200 with bytes that are no delivery at all.
-struct Garbage;
+pub(crate) struct Garbage;
 
 impl KeyService for Garbage {
     fn key(&self, _release: B256, _device: u64) -> RpcFuture<'_, KeyAnswer> {

@@ -46,3 +46,44 @@ async fn review_a_200_from_something_that_is_not_an_indexer_keeps_the_report() {
         "still queued for a real receiver"
     );
 }
+
+/// An attacker who keeps the receivers unreachable and makes every check refuse (here a key
+/// service answering garbage, as a network attacker can) must not flush the evidence already
+/// queued (the install of version 1) out of the bounded queue with one repeated refusal.
+#[tokio::test]
+async fn review_a_repeated_refusal_does_not_flush_earlier_reports_from_the_queue() {
+    use otaledger_core::report::Outcome as ReportOutcome;
+    use otaledger_device_sdk::client::{MAX_QUEUED_REPORTS, Outcome, Updater};
+
+    let f = crate::fleet::Fleet::new().await;
+    let first = f.publish(1, 20_000).await;
+    f.issue(first.release_id, first.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    let mut updater = f.updater(dir.path());
+    assert!(matches!(
+        updater.run_once().await.unwrap(),
+        Outcome::Updated { version: 1, .. }
+    ));
+    drop(updater);
+    let second = f.publish(2, 20_000).await;
+    f.issue(second.release_id, second.release_id);
+    let mut parts = f.parts(dir.path());
+    parts.key_services = vec![Box::new(crate::review_keys::Garbage)];
+    let mut updater = Updater::new(parts);
+    for _ in 0..MAX_QUEUED_REPORTS + 4 {
+        let err = updater.run_once().await.unwrap_err();
+        assert_eq!(err.step(), Some(5), "{err}");
+    }
+    let queued = updater.parts().reports.queued().unwrap();
+    let kept: Vec<_> = queued
+        .iter()
+        .map(|r| (r.report.version, r.report.outcome))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![(1, ReportOutcome::Installed), (2, ReportOutcome::Refused)],
+        "one report per distinct event, the latest occurrence kept"
+    );
+    // The kept refusal is the latest one: nonces still strictly increase.
+    assert!(queued[1].report.nonce > MAX_QUEUED_REPORTS as u64);
+}
