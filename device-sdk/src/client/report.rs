@@ -10,7 +10,9 @@
 //! `202` and `409` (already stored) drop the report (no other 2xx: a captive portal's `200`
 //! is no receipt); `400`, `403` and `413` drop and log it (it
 //! can never be accepted); `404`, `5xx` and network errors keep it for the next attempt. The
-//! queue is bounded ([`MAX_QUEUED_REPORTS`], oldest dropped first).
+//! queue is bounded ([`MAX_QUEUED_REPORTS`], oldest dropped first) and holds one report per
+//! event (release, version, outcome, detail): a repeat replaces the queued one, so a refusal
+//! repeated at every check cannot flush older reports out.
 
 use std::{
     path::{Path, PathBuf},
@@ -164,8 +166,9 @@ impl ReportQueue {
             .collect()
     }
 
-    /// Signs a report with the next nonce and queues it (the nonce is consumed even if the
-    /// report is never delivered). Returns the signed report.
+    /// Signs a report with the next nonce and queues it, replacing a queued report of the same
+    /// event (the nonce is consumed even if the report is never delivered). Returns the signed
+    /// report.
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &self,
@@ -211,6 +214,17 @@ impl ReportQueue {
             return Err(self.error(format!("report of {} bytes", json.len())));
         }
         file.next_nonce = next_nonce;
+        // One queued report per event: a still-queued report of the same release, version,
+        // outcome and detail is replaced by this (latest) one, so a refusal repeated at every
+        // check while the receivers are unreachable cannot push older reports out of the
+        // bounded queue.
+        file.queue.retain(|queued| {
+            SignedReport::from_json(queued.as_bytes()).map_or(true, |q| {
+                let q = &q.report;
+                (q.release_id, q.version, q.outcome, q.detail.as_str())
+                    != (release_id, version, outcome, signed.report.detail.as_str())
+            })
+        });
         file.queue.push(json);
         let excess = file.queue.len().saturating_sub(MAX_QUEUED_REPORTS);
         if excess > 0 {

@@ -14,7 +14,8 @@ use otaledger_device_sdk::{
 
 use crate::fleet::Fleet;
 
-fn push(queue: &ReportQueue, key: &PrivateKeySigner) -> Result<u64, Error> {
+/// Queues a refusal of `version` (distinct versions are distinct events).
+fn push(queue: &ReportQueue, key: &PrivateKeySigner, version: u64) -> Result<u64, Error> {
     queue
         .push(
             key,
@@ -22,7 +23,7 @@ fn push(queue: &ReportQueue, key: &PrivateKeySigner) -> Result<u64, Error> {
             Address::repeat_byte(1),
             7,
             B256::repeat_byte(2),
-            1,
+            version,
             ReportOutcome::Refused,
             "stale-head",
             10,
@@ -38,7 +39,7 @@ fn review_the_report_queue_is_bounded_and_nonces_strictly_increase() {
     let key = PrivateKeySigner::random();
     let total = MAX_QUEUED_REPORTS as u64 + 10;
     for n in 1..=total {
-        assert_eq!(push(&queue, &key).unwrap(), n);
+        assert_eq!(push(&queue, &key, n).unwrap(), n);
     }
     let queued = queue.queued().unwrap();
     assert_eq!(queued.len(), MAX_QUEUED_REPORTS, "oldest dropped first");
@@ -55,7 +56,7 @@ fn review_a_report_queue_at_the_last_nonce_fails_closed() {
     std::fs::write(&path, &tampered).unwrap();
     let queue = ReportQueue::new(&path);
     // Not a panic (debug) nor a wrapped nonce 0 the receivers would take as a replay (release).
-    let err = push(&queue, &PrivateKeySigner::random()).unwrap_err();
+    let err = push(&queue, &PrivateKeySigner::random(), 1).unwrap_err();
     assert!(matches!(err, Error::ReportQueue { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), tampered);
 }
