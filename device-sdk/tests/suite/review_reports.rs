@@ -87,3 +87,82 @@ async fn review_a_repeated_refusal_does_not_flush_earlier_reports_from_the_queue
     // The kept refusal is the latest one: nonces still strictly increase.
     assert!(queued[1].report.nonce > MAX_QUEUED_REPORTS as u64);
 }
+
+/// A receiver that fails its first request (a timeout, a 503 during a restart) and then accepts,
+/// recording the nonces it stored, refusing (409) any nonce not above the highest as the
+/// indexer does.
+#[derive(Default)]
+struct Flaky {
+    calls: std::sync::Mutex<Vec<u64>>,
+    stored: std::sync::Mutex<Vec<u64>>,
+}
+
+/// The sink the device holds; the test keeps the other handle.
+struct Shared(std::sync::Arc<Flaky>);
+
+impl ReportSink for Shared {
+    fn post(&self, json: String) -> otaledger_device_sdk::client::RpcFuture<'_, SinkAnswer> {
+        Box::pin(async move {
+            let nonce = otaledger_core::report::SignedReport::from_json(json.as_bytes())
+                .unwrap()
+                .report
+                .nonce;
+            let first = {
+                let mut calls = self.0.calls.lock().unwrap();
+                calls.push(nonce);
+                calls.len() == 1
+            };
+            if first {
+                return Err("timed out".into());
+            }
+            let mut stored = self.0.stored.lock().unwrap();
+            if stored.last().is_some_and(|&h| nonce <= h) {
+                return Ok(SinkAnswer::Duplicate);
+            }
+            stored.push(nonce);
+            Ok(SinkAnswer::Accepted)
+        })
+    }
+}
+
+/// A receiver that failed a report is not sent the later ones in the same round: it would
+/// store them, then answer 409 to the earlier one, which the device drops as "already stored"
+/// (a report lost), and an unreachable receiver would cost one timeout per queued report.
+#[tokio::test]
+async fn review_a_receiver_that_failed_gets_no_later_report_in_the_same_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = ReportQueue::new(dir.path().join("reports.json"));
+    let key = alloy::signers::local::PrivateKeySigner::random();
+    for version in 1..=3 {
+        queue
+            .push(
+                &key,
+                31337,
+                alloy::primitives::Address::repeat_byte(1),
+                7,
+                alloy::primitives::B256::repeat_byte(2),
+                version,
+                otaledger_core::report::Outcome::Refused,
+                "stale-head",
+                10,
+                1_700_000_000,
+            )
+            .unwrap();
+    }
+    let flaky = std::sync::Arc::new(Flaky::default());
+    let sinks: Vec<Box<dyn ReportSink>> = vec![Box::new(Shared(flaky.clone()))];
+    let round = queue.deliver(&sinks).await.unwrap();
+    assert_eq!(
+        *flaky.calls.lock().unwrap(),
+        [1],
+        "one failure ends the round"
+    );
+    assert_eq!((round.delivered, round.queued), (0, 3));
+    let round = queue.deliver(&sinks).await.unwrap();
+    assert_eq!((round.delivered, round.queued), (3, 0));
+    assert_eq!(
+        *flaky.stored.lock().unwrap(),
+        [1, 2, 3],
+        "all stored, in order"
+    );
+}
