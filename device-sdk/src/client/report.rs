@@ -245,14 +245,24 @@ impl ReportQueue {
     }
 
     /// Posts every queued report, oldest first, to the first of `sinks` that takes it; keeps
-    /// what no sink took for the next round. With no sinks, everything stays queued.
+    /// what no sink took for the next round. A sink that answered "retry" or was unreachable is
+    /// not asked again this round (order per receiver, one timeout per round). With no sinks,
+    /// everything stays queued.
     pub async fn deliver(&self, sinks: &[Box<dyn ReportSink>]) -> Result<Delivery> {
         let file = self.load()?;
         let mut kept = Vec::new();
         let mut round = Delivery::default();
+        // A sink that did not take a report gets no later one this round: receivers refuse a
+        // nonce at or below the highest they stored, so a later report stored first would turn
+        // the earlier one into a 409 (dropped: lost); and an unreachable sink costs one timeout,
+        // not one per queued report.
+        let mut skipped = vec![false; sinks.len()];
         for json in file.queue.iter() {
             let mut done = false;
             for (i, sink) in sinks.iter().enumerate() {
+                if skipped[i] {
+                    continue;
+                }
                 match sink.post(json.clone()).await {
                     Ok(SinkAnswer::Accepted | SinkAnswer::Duplicate) => {
                         round.delivered += 1;
@@ -267,9 +277,11 @@ impl ReportQueue {
                     }
                     Ok(SinkAnswer::Retry(status)) => {
                         tracing::info!(sink = i, status, "step 9: report kept for later");
+                        skipped[i] = true;
                     }
                     Err(reason) => {
                         tracing::info!(sink = i, %reason, "step 9: report receiver unreachable");
+                        skipped[i] = true;
                     }
                 }
             }
