@@ -220,6 +220,35 @@ impl Updater {
         }
     }
 
+    /// Takes the device directory's lock (`<work_dir>.lock`), released when dropped (and by
+    /// the kernel if the process dies).
+    fn lock(&self) -> Result<std::fs::File> {
+        let work = &self.parts.work_dir;
+        let mut name = work.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = work.with_file_name(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::InstallIo {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::InstallIo {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::InstallIo { path, source }),
+        }
+    }
+
     /// Removes what an interrupted step 6 left in the work directory (the verified fetch's
     /// `.bundle-….part` temporary files, a `bundle-….bin` not yet removed): a device losing
     /// power during every download must not fill its disk. Best effort: a failure is logged.
@@ -353,7 +382,11 @@ impl Updater {
 
     /// One whole update attempt (see the module documentation). `Ok` for updated, up to date
     /// and not entitled; a refusal is the error of the step that refused (its report queued).
+    ///
+    /// The run holds an exclusive lock on `<work_dir>.lock` (beside the work directory, created
+    /// if missing) from start to end; while another updater holds it the run does nothing and returns [`Error::Busy`].
     pub async fn run_once(&mut self) -> Result<Outcome> {
+        let _lock = self.lock()?;
         self.recover()?;
         self.deliver().await;
         let result = self.update().await;

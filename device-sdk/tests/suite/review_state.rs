@@ -203,3 +203,34 @@ async fn review_downloads_left_by_a_power_cut_do_not_pile_up() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Two updaters on one device directory (a periodic `device run` and an operator's `--once`):
+/// the second's recovery would roll back the first's slot on trial as "interrupted", or its
+/// write overwrite the slot the first is about to boot, and both would sign reports with the
+/// same nonce. The second refuses to start while the first holds the directory.
+#[tokio::test]
+async fn review_a_second_updater_on_the_same_directory_refuses_to_start() {
+    let f = Fleet::new().await;
+    let release = f.publish(1, 20_000).await;
+    f.issue(release.release_id, release.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    // The first updater's hold (`<work_dir>.lock`), as another process takes it.
+    let held = std::fs::File::create(dir.path().join("download.lock")).unwrap();
+    held.lock().unwrap();
+    let mut second = f.updater(dir.path());
+    let err = second.run_once().await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert_eq!(err.step(), None);
+    assert!(!dir.path().join("slots/slot-b.img").exists());
+    assert!(
+        !dir.path().join("reports.json").exists(),
+        "no report signed"
+    );
+    // Released: the update runs.
+    drop(held);
+    let outcome = second.run_once().await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Updated { version: 1, .. }),
+        "{outcome:?}"
+    );
+}
