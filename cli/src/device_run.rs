@@ -4,8 +4,9 @@
 //!
 //! The directory also holds the device's own files, each replaced atomically:
 //! `state.json` (installed version, highest block seen), `slots/` (the A/B slots and
-//! `boot.json`), `reports.json` (the report queue and next nonce) and `download/` (a bundle
-//! while it is checked).
+//! `boot.json`), `reports.json` (the report queue and next nonce), `download/` (a bundle
+//! while it is checked) and `download.lock` (held by the running updater: a second `device run`
+//! on the same directory exits 1 with "another updater is running").
 //!
 //! Exit codes (`--once`; a periodic run exits only on a configuration error):
 //!

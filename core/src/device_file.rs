@@ -44,6 +44,12 @@ use crate::{Error, Result};
 
 /// The `format` tag of `device.toml`.
 pub const DEVICE_FORMAT: &str = "otaledger-device/1";
+/// `name` is one plain file name: no separator, not `.` or `..`, not empty (a key file named
+/// in `device.toml` stays inside the device directory).
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 /// The file's name in a device directory.
 pub const DEVICE_FILE: &str = "device.toml";
 /// Largest `device.toml` read (a Merkle proof of a 2^32 batch is about 2.2 KiB).
@@ -167,8 +173,9 @@ impl DeviceConfig {
         Ok(config)
     }
 
-    /// The checks beyond the syntax: the format tag, the public key matching the address, and
-    /// every URL parsing as http(s).
+    /// The checks beyond the syntax: the format tag, the public key matching the address,
+    /// every URL parsing as http(s), and the key files being plain file names in the device
+    /// directory (no `..`, no path).
     pub fn check(&self, path: &Path) -> Result<()> {
         if self.format != DEVICE_FORMAT {
             return Err(invalid(
@@ -204,6 +211,17 @@ impl DeviceConfig {
         }
         if self.rpc.urls.is_empty() {
             return Err(invalid(path, "rpc.urls is empty"));
+        }
+        for (field, name) in [
+            ("identity_key_file", &self.identity_key_file),
+            ("cpabe_key_file", &self.cpabe_key_file),
+        ] {
+            if !is_plain_file_name(name) {
+                return Err(invalid(
+                    path,
+                    format!("{field}: {name:?} is not a file name in the device directory"),
+                ));
+            }
         }
         Ok(())
     }

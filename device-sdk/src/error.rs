@@ -564,6 +564,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+
+    // --- the whole run ---
+    /// Another updater holds the device's directory (its lock file): two runs at once would
+    /// undo each other's install steps and reuse report nonces.
+    #[cfg(feature = "std")]
+    #[error("another updater is running on this device ({path} is locked)")]
+    Busy {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
 }
 
 impl Error {
@@ -672,6 +682,8 @@ impl Error {
             RolledBack { .. } => "health-check",
             #[cfg(feature = "std")]
             ReportQueue { .. } => "report-queue",
+            #[cfg(feature = "std")]
+            Busy { .. } => "busy",
         }
     }
 }

@@ -4,8 +4,9 @@
 //!   never tried, record a confirmed install the state file missed) and deliver queued reports;
 //! - steps 1–2 for a proven latest version ([`Client::latest`]): "up to date" is a verified
 //!   answer;
-//! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted);
-//! - steps 1–4, [`Client::check`]: head, state proofs, policy, signatures;
+//! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted), and
+//!   steps 1–4, [`Client::check`]: head, state proofs, policy, signatures; a source whose answer
+//!   is refused at steps 2–4 does not stop the next source from being asked;
 //!
 //! 5. the key ([`fetch_key`]): a 404 everywhere is "not entitled yet", not an error;
 //! 6. the verified download ([`download`]);
@@ -27,7 +28,7 @@ use serde::Serialize;
 
 use super::{
     Client, HealthCheck, Installer, KeyService, Recovery, ReleaseSource, ReportQueue, ReportSink,
-    decrypt_into, download, fetch_key, source::find_release,
+    decrypt_into, download, fetch_key,
 };
 use crate::{Error, Result};
 
@@ -101,6 +102,16 @@ pub struct UpdaterParts {
     pub sinks: Vec<Box<dyn ReportSink>>,
     /// Where downloads are kept while they are checked.
     pub work_dir: PathBuf,
+}
+
+/// What [`Updater::find_and_check`] settled on.
+enum Checked {
+    /// A source's release passed steps 1–4.
+    Approved(B256, Box<crate::ApprovedUpdate>),
+    /// The release is proven but this device's entitlement bit is clear.
+    NotEntitled(B256),
+    /// Every source's answer was refused: the first refusal, and its release.
+    Refused(Error, B256),
 }
 
 /// A callback receiving one [`Event`] per step.
@@ -209,10 +220,68 @@ impl Updater {
         }
     }
 
+    /// Takes the device directory's lock (`<work_dir>.lock`), released when dropped (and by
+    /// the kernel if the process dies).
+    fn lock(&self) -> Result<std::fs::File> {
+        let work = &self.parts.work_dir;
+        let mut name = work.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = work.with_file_name(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::InstallIo {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::InstallIo {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::InstallIo { path, source }),
+        }
+    }
+
+    /// Removes what an interrupted step 6 left in the work directory (the verified fetch's
+    /// `.bundle-….part` temporary files, a `bundle-….bin` not yet removed): a device losing
+    /// power during every download must not fill its disk. Best effort: a failure is logged.
+    fn clear_downloads(&self) {
+        let dir = &self.parts.work_dir;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("bundle-") || name.starts_with(".bundle-")) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => self.emit("recover", format!("could not remove {name}: {e}")),
+            }
+        }
+        if removed > 0 {
+            self.emit(
+                "recover",
+                format!("removed {removed} download(s) an interrupted run left"),
+            );
+        }
+    }
+
     /// Step 0: finishes an interrupted install and reconciles the device state with the
     /// installer's.
     fn recover(&mut self) -> Result<()> {
         let recovery = self.parts.installer.recover()?;
+        self.clear_downloads();
         let state = self.parts.client.state()?;
         match recovery {
             Recovery::Clean => {}
@@ -261,9 +330,63 @@ impl Updater {
         Ok(())
     }
 
+    /// The manifest and approval of `version` from the sources, each source's answer checked
+    /// (steps 1–4) in turn until one passes: a source is untrusted, so one answering a forged or
+    /// foreign release must not hide the published one another source has. A refusal at the
+    /// trusted head (step 1) does not depend on the answer and ends the search; a refusal at
+    /// steps 2–4 is logged and the next source asked; when none passes, the first refusal is
+    /// the verdict. Errors that are no verdict (RPC, state file) end the search.
+    async fn find_and_check(&self, version: u64) -> Result<Checked> {
+        let c = self.parts.client.config();
+        let mut reasons = Vec::new();
+        let mut refused = None;
+        for (i, source) in self.parts.sources.iter().enumerate() {
+            let (manifest, approval) = match source.release(c.registry, c.model_id, version).await {
+                Ok(found) => found,
+                Err(reason) => {
+                    reasons.push(reason);
+                    continue;
+                }
+            };
+            let release_id = crate::contracts::release_id(&manifest);
+            self.emit(
+                "release",
+                format!("release {release_id} found (source {i})"),
+            );
+            match self.parts.client.check(&manifest, &approval).await {
+                Ok(u) => return Ok(Checked::Approved(release_id, Box::new(u))),
+                Err(Error::NotEntitled { release_id, .. }) => {
+                    return Ok(Checked::NotEntitled(release_id));
+                }
+                Err(e) if e.step() == Some(1) => return Ok(Checked::Refused(e, release_id)),
+                Err(e) if e.step().is_some() => {
+                    self.emit(
+                        "check",
+                        format!("source {i}'s release {release_id} refused: {e}"),
+                    );
+                    reasons.push(format!("source {i}: {e}"));
+                    refused.get_or_insert((e, release_id));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match refused {
+            Some((e, release_id)) => Ok(Checked::Refused(e, release_id)),
+            None => Err(Error::ReleaseUnavailable {
+                model_id: c.model_id,
+                version,
+                reason: reasons.join("; "),
+            }),
+        }
+    }
+
     /// One whole update attempt (see the module documentation). `Ok` for updated, up to date
     /// and not entitled; a refusal is the error of the step that refused (its report queued).
+    ///
+    /// The run holds an exclusive lock on `<work_dir>.lock` (beside the work directory, created
+    /// if missing) from start to end; while another updater holds it the run does nothing and returns [`Error::Busy`].
     pub async fn run_once(&mut self) -> Result<Outcome> {
+        let _lock = self.lock()?;
         self.recover()?;
         self.deliver().await;
         let result = self.update().await;
@@ -295,14 +418,9 @@ impl Updater {
             ),
         );
         let c = self.parts.client.config().clone();
-        let (manifest, approval) =
-            find_release(&self.parts.sources, c.registry, c.model_id, version).await?;
-        let release_id = crate::contracts::release_id(&manifest);
-        self.emit("release", format!("release {release_id} found"));
-
-        let update = match self.parts.client.check(&manifest, &approval).await {
-            Ok(u) => u,
-            Err(Error::NotEntitled { release_id, .. }) => {
+        let (release_id, update) = match self.find_and_check(version).await? {
+            Checked::Approved(release_id, update) => (release_id, *update),
+            Checked::NotEntitled(release_id) => {
                 self.emit(
                     "check",
                     "not entitled: the entitlement bit is not set".into(),
@@ -312,8 +430,9 @@ impl Updater {
                     release_id,
                 });
             }
-            Err(e) if e.step().is_some() => return Err(self.refuse(e, release_id, version, block)),
-            Err(e) => return Err(e),
+            Checked::Refused(e, release_id) => {
+                return Err(self.refuse(e, release_id, version, block));
+            }
         };
         let block = update.head.number;
         self.emit(

@@ -276,6 +276,8 @@ impl FileInstaller {
 
 /// Writes `path` through `write` to a temporary file beside it, fsyncs it, renames it into
 /// place and fsyncs the directory; on error the temporary file is removed and `path` untouched.
+/// Whatever is at the temporary path (a file left by a power cut, a planted symlink) is removed
+/// and the file created exclusively, so a write never follows a symlink out of the directory.
 fn write_durably(
     path: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<u64>,
@@ -288,7 +290,7 @@ fn write_durably(
     name.push(".partial");
     let tmp = dir.join(name);
     let result = (|| {
-        let file = File::create(&tmp)?;
+        let file = create_new(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
         let n = write(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -302,6 +304,20 @@ fn write_durably(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `path` afresh: removes whatever entry is there (never following a symlink), then
+/// creates the file exclusively (`O_EXCL`: fails rather than follow a symlink planted between).
+pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 impl Installer for FileInstaller {

@@ -7,9 +7,12 @@
 //! delivered; it is replaced atomically before anything is sent, so a nonce is never reused
 //! (a receiver refuses a nonce at or below the highest it stored: replays are its to detect,
 //! the device only makes nonces strictly increase). Delivery follows the receivers' contract:
-//! `202` and `409` (already stored) drop the report; `400`, `403` and `413` drop and log it (it
+//! `202` and `409` (already stored) drop the report (no other 2xx: a captive portal's `200`
+//! is no receipt); `400`, `403` and `413` drop and log it (it
 //! can never be accepted); `404`, `5xx` and network errors keep it for the next attempt. The
-//! queue is bounded ([`MAX_QUEUED_REPORTS`], oldest dropped first).
+//! queue is bounded ([`MAX_QUEUED_REPORTS`], oldest dropped first) and holds one report per
+//! event (release, version, outcome, detail): a repeat replaces the queued one, so a refusal
+//! repeated at every check cannot flush older reports out.
 
 use std::{
     path::{Path, PathBuf},
@@ -36,7 +39,8 @@ pub enum SinkAnswer {
     Duplicate,
     /// `400`, `403`, `413`: it will never be accepted (the status).
     Rejected(u16),
-    /// `404` (device not known yet), `5xx`: try again later (the status).
+    /// `404` (device not known yet), `5xx`, any status outside the contract (a `200` or a
+    /// redirect from something that is not an indexer): try again later (the status).
     Retry(u16),
 }
 
@@ -80,7 +84,9 @@ impl ReportSink for HttpReportSink {
                 .await
                 .map_err(|e| format!("{}: {e}", self.url))?;
             Ok(match response.status().as_u16() {
-                200..=299 => SinkAnswer::Accepted,
+                // Only the contract's 202 means stored: a 200 from something that is not an
+                // indexer (a captive portal, a proxy) must not drop the report.
+                202 => SinkAnswer::Accepted,
                 409 => SinkAnswer::Duplicate,
                 s @ (400 | 403 | 413) => SinkAnswer::Rejected(s),
                 s => SinkAnswer::Retry(s),
@@ -160,8 +166,9 @@ impl ReportQueue {
             .collect()
     }
 
-    /// Signs a report with the next nonce and queues it (the nonce is consumed even if the
-    /// report is never delivered). Returns the signed report.
+    /// Signs a report with the next nonce and queues it, replacing a queued report of the same
+    /// event (the nonce is consumed even if the report is never delivered). Returns the signed
+    /// report.
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &self,
@@ -177,6 +184,12 @@ impl ReportQueue {
         timestamp: u64,
     ) -> Result<SignedReport> {
         let mut file = self.load()?;
+        // A queue file at the last nonce (tampered or worn out) fails closed: a wrapped nonce
+        // would be refused by every receiver as a replay.
+        let next_nonce = file
+            .next_nonce
+            .checked_add(1)
+            .ok_or_else(|| self.error("next nonce exhausted (u64::MAX)"))?;
         let report = Report {
             chain_id,
             registry,
@@ -200,7 +213,18 @@ impl ReportQueue {
         if json.len() > MAX_REPORT_JSON {
             return Err(self.error(format!("report of {} bytes", json.len())));
         }
-        file.next_nonce += 1;
+        file.next_nonce = next_nonce;
+        // One queued report per event: a still-queued report of the same release, version,
+        // outcome and detail is replaced by this (latest) one, so a refusal repeated at every
+        // check while the receivers are unreachable cannot push older reports out of the
+        // bounded queue.
+        file.queue.retain(|queued| {
+            SignedReport::from_json(queued.as_bytes()).map_or(true, |q| {
+                let q = &q.report;
+                (q.release_id, q.version, q.outcome, q.detail.as_str())
+                    != (release_id, version, outcome, signed.report.detail.as_str())
+            })
+        });
         file.queue.push(json);
         let excess = file.queue.len().saturating_sub(MAX_QUEUED_REPORTS);
         if excess > 0 {
@@ -221,14 +245,24 @@ impl ReportQueue {
     }
 
     /// Posts every queued report, oldest first, to the first of `sinks` that takes it; keeps
-    /// what no sink took for the next round. With no sinks, everything stays queued.
+    /// what no sink took for the next round. A sink that answered "retry" or was unreachable is
+    /// not asked again this round (order per receiver, one timeout per round). With no sinks,
+    /// everything stays queued.
     pub async fn deliver(&self, sinks: &[Box<dyn ReportSink>]) -> Result<Delivery> {
         let file = self.load()?;
         let mut kept = Vec::new();
         let mut round = Delivery::default();
+        // A sink that did not take a report gets no later one this round: receivers refuse a
+        // nonce at or below the highest they stored, so a later report stored first would turn
+        // the earlier one into a 409 (dropped: lost); and an unreachable sink costs one timeout,
+        // not one per queued report.
+        let mut skipped = vec![false; sinks.len()];
         for json in file.queue.iter() {
             let mut done = false;
             for (i, sink) in sinks.iter().enumerate() {
+                if skipped[i] {
+                    continue;
+                }
                 match sink.post(json.clone()).await {
                     Ok(SinkAnswer::Accepted | SinkAnswer::Duplicate) => {
                         round.delivered += 1;
@@ -243,9 +277,11 @@ impl ReportQueue {
                     }
                     Ok(SinkAnswer::Retry(status)) => {
                         tracing::info!(sink = i, status, "step 9: report kept for later");
+                        skipped[i] = true;
                     }
                     Err(reason) => {
                         tracing::info!(sink = i, %reason, "step 9: report receiver unreachable");
+                        skipped[i] = true;
                     }
                 }
             }

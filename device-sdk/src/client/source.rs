@@ -2,7 +2,8 @@
 //! from: [`crate::client::Client::check`] accepts them only if the manifest hashes to a release
 //! id whose release word is proven, and the approval's signatures recover to the proven signer
 //! set. A source can at worst withhold a release (the device then reports nothing newer than it
-//! could check: [`Error::ReleaseUnavailable`]).
+//! could check: [`crate::Error::ReleaseUnavailable`]); the updater asks the next source when one's
+//! answer is refused ([`crate::client::Updater::run_once`]).
 //!
 //! [`HttpRpc`] is a source: it finds the `ReleasePublished` log of (model, version) with
 //! `eth_getLogs` and decodes the manifest and approval from the publishing transaction's
@@ -18,7 +19,7 @@ use serde_json::json;
 
 use super::HttpRpc;
 use crate::{
-    Approval, Error, Manifest, Result,
+    Approval, Manifest,
     contracts::registry::UpdateRegistry::{ReleasePublished, publishReleaseCall},
 };
 
@@ -95,25 +96,4 @@ impl ReleaseSource for HttpRpc {
             Err(last)
         })
     }
-}
-
-/// Asks `sources` in turn for the release; the first answer is returned (checked later).
-pub(crate) async fn find_release(
-    sources: &[Box<dyn ReleaseSource>],
-    registry: Address,
-    model_id: u32,
-    version: u64,
-) -> Result<(Manifest, Approval)> {
-    let mut reasons = Vec::new();
-    for source in sources {
-        match source.release(registry, model_id, version).await {
-            Ok(found) => return Ok(found),
-            Err(reason) => reasons.push(reason),
-        }
-    }
-    Err(Error::ReleaseUnavailable {
-        model_id,
-        version,
-        reason: reasons.join("; "),
-    })
 }

@@ -68,7 +68,8 @@ impl Storage for FileStorage {
             path: self.path.clone(),
             source,
         })?;
-        let mut file = File::create(&tmp).map_err(|e| self.io(e))?;
+        // Never through a symlink planted at the temporary path.
+        let mut file = super::install::create_new(&tmp).map_err(|e| self.io(e))?;
         file.write_all(&json).map_err(|e| self.io(e))?;
         file.sync_all().map_err(|e| self.io(e))?;
         drop(file);

@@ -342,6 +342,17 @@ impl Fleet {
             .insert((release, self.w.devices[0]), delivered);
     }
 
+    /// The key service issues device `device` (any of the World's) its key for `release` (a
+    /// delivery for `delivered`, sealed to that device's identity key).
+    pub(crate) fn issue_to(&self, device: u64, release: B256, delivered: B256) {
+        self.keys
+            .issued
+            .lock()
+            .unwrap()
+            .deliveries
+            .insert((release, device), delivered);
+    }
+
     /// The receiver's accepted reports and duplicate count.
     pub(crate) fn received(&self) -> (Vec<SignedReport>, usize) {
         let r = self.receiver.received.lock().unwrap();
