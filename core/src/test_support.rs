@@ -339,7 +339,8 @@ impl Scenario {
         let owner_registry = UpdateRegistry::new(self.registry, &chain.owner);
         send!(
             "transferDevice",
-            owner_registry.transferDevice(index(2), Address::repeat_byte((r % 255 + 1) as u8))
+            owner_registry
+                .transferDevice(index(2), Address::repeat_byte(((r - 1) % 255 + 1) as u8))
         );
         send!(
             "setDeviceActive",
