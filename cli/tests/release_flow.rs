@@ -3,9 +3,9 @@
 //! (parameters' CID set on chain), define a model, create a release offline,
 //! sign it with a `cast wallet` keystore and a raw key, publish it, provision,
 //! claim and buy — and a provisioned device updating itself with
-//! `device run --once` from the real gateway, a key service (a small real HTTP
-//! server implementing the key-service contract, serving the `keys issue`
-//! delivery until `keys serve` lands) and a report receiver; plus the bad
+//! `device run --once` from the real gateway and the real key service (`keys
+//! serve` as a process, which issues exactly the two paid devices' keys) and a
+//! report receiver; plus the bad
 //! inputs a user meets, each with a message naming the problem.
 
 use std::path::Path;
@@ -76,49 +76,106 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// What the test's key service serves: (release id, device index) → delivery bytes.
-type Deliveries = Arc<Mutex<Vec<(String, u64, Vec<u8>)>>>;
+/// `otaledger keys serve` as a child process, killed when dropped.
+struct KeysServe {
+    child: std::process::Child,
+    addr: String,
+}
 
-/// A key service implementing the key-service contract (`GET /v1/keys/<release>/<device>`:
-/// 200 with the delivery, 404 with a JSON error until issued, 400 on a malformed path).
-async fn key_service(deliveries: Deliveries) -> String {
-    use axum::{extract::Path as P, http::StatusCode, response::IntoResponse, routing::get};
-    let app = axum::Router::new().route(
-        "/v1/keys/{release}/{device}",
-        get(move |P((release, device)): P<(String, String)>| {
-            let deliveries = deliveries.clone();
-            async move {
-                let (Some(hex), Ok(device)) = (release.strip_prefix("0x"), device.parse::<u64>())
-                else {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        r#"{"error":"malformed path"}"#.to_owned(),
-                    )
-                        .into_response();
-                };
-                if hex.len() != 64 {
-                    return (StatusCode::BAD_REQUEST, r#"{"error":"release"}"#.to_owned())
-                        .into_response();
-                }
-                let found = deliveries.lock().unwrap().iter().find_map(|(r, d, bytes)| {
-                    (r.eq_ignore_ascii_case(&release) && *d == device).then(|| bytes.clone())
-                });
-                match found {
-                    Some(bytes) => (
-                        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                        bytes,
-                    )
-                        .into_response(),
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        r#"{"error":"not issued"}"#.to_owned(),
-                    )
-                        .into_response(),
-                }
+impl Drop for KeysServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl KeysServe {
+    /// Starts the real key service of manufacturer `mfr` (0 confirmations, fast polling).
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        mfr: u64,
+        rpc: &str,
+        deployments: &Path,
+        authority: &Path,
+        master_pw: &Path,
+        store: &Path,
+        db: &Path,
+        key: &PrivateKeySigner,
+    ) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args([
+                "--json",
+                "keys",
+                "serve",
+                "--manufacturer",
+                &mfr.to_string(),
+            ])
+            .args(["--confirmations", "0", "--listen", "127.0.0.1:0"])
+            .args(["--poll-ms", "50", "--rpc-url", rpc])
+            .args(["--deployments", s(deployments), "--authority", s(authority)])
+            .args(["--master-password-file", s(master_pw), "--store", s(store)])
+            .args(["--db", s(db), "--private-key", &hex_key(key)])
+            .env_remove("OTALEDGER_PRIVATE_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("keys serve printed no start line ({e}): {line:?}"));
+        let addr = started["listen"].as_str().unwrap().to_owned();
+        Self { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// `otaledger_keys_issued_total` from the service's `/metrics`.
+    async fn issued(&self) -> u64 {
+        let body = http_get(&format!("http://{}/metrics", self.addr)).await;
+        body.lines()
+            .find_map(|l| l.strip_prefix("otaledger_keys_issued_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no otaledger_keys_issued_total in {body}"))
+    }
+
+    /// Waits until the service has issued `n` keys (it follows the chain by polling).
+    async fn wait_issued(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let issued = self.issued().await;
+            assert!(issued <= n, "{issued} keys issued, expected {n}");
+            if issued == n {
+                return;
             }
-        }),
-    );
-    serve(app).await
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the key service issued {issued} of {n} keys"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET of a body (no client crate needed).
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let u = url::Url::parse(url).unwrap();
+    let addr = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(format!("GET {} HTTP/1.0\r\nHost: {addr}\r\n\r\n", u.path()).as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// A report receiver that stores every body and answers 202 (the indexer's side is another
@@ -479,15 +536,24 @@ async fn manufacturer_flow_through_the_binary() {
         });
         url
     };
-    let deliveries: Deliveries = Arc::default();
-    let keys_url = key_service(deliveries.clone()).await;
     let reports: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let reports_url = report_receiver(reports.clone()).await;
 
-    // device provision: four devices with their directories and the batch on chain.
+    // device provision: twenty devices with their directories and the batch on chain.
     let fleet = dir.path().join("fleet");
     let key_service_key = PrivateKeySigner::random();
     let key_service = key_service_key.address();
+    let keys = KeysServe::start(
+        mfr,
+        &rpc,
+        &deployments,
+        &authority,
+        &master_pw,
+        &store,
+        &dir.path().join("keys.sqlite"),
+        &key_service_key,
+    );
+    let keys_url = keys.url();
     let provisioned = call(with(
         &[
             "device",
@@ -497,7 +563,7 @@ async fn manufacturer_flow_through_the_binary() {
             "--model",
             &model.to_string(),
             "--count",
-            "4",
+            "20",
             "--out",
             s(&fleet),
             "--key-service",
@@ -559,6 +625,9 @@ async fn manufacturer_flow_through_the_binary() {
         ));
         assert_eq!(claimed["deviceIndex"], first + i as u64);
     }
+    // Claimed but not yet bought: the proven entitlement bit says not entitled (exit 11).
+    let (code, result) = device_run(&device_dir(1));
+    assert_eq!(code, 11, "{result}");
     let release_id = created["releaseId"].as_str().unwrap().to_owned();
     let (d1, d2) = ((first + 1).to_string(), (first + 2).to_string());
     let bought = call(with(
@@ -682,14 +751,10 @@ async fn manufacturer_flow_through_the_binary() {
     assert!(err.contains("key delivery"), "{err}");
     assert!(!dir.path().join("stolen.bin").exists());
 
-    // The provisioned device updates itself: not entitled until its key is issued (exit 11),
-    // then updated (exit 0) from the gateway with every check, then up to date (exit 10).
-    let (code, result) = device_run(&device_dir(1));
-    assert_eq!(code, 11, "{result}");
-    deliveries
-        .lock()
-        .unwrap()
-        .push((release_id.clone(), first + 1, std::fs::read(&key1).unwrap()));
+    // The real key service saw the two purchases and issued exactly two keys.
+    keys.wait_issued(2).await;
+    // The provisioned device updates itself with the key service's delivery (exit 0) from the
+    // gateway with every check, then is up to date (exit 10).
     let (code, result) = device_run(&device_dir(1));
     assert_eq!(code, 0, "{result}");
     assert_eq!(result["result"]["outcome"], "updated");
@@ -700,19 +765,26 @@ async fn manufacturer_flow_through_the_binary() {
     );
     let (code, result) = device_run(&device_dir(1));
     assert_eq!(code, 10, "{result}");
-    // The signed report reached the receiver, by this device's identity key.
+    // The other paid device updates too; the claimed but unpaid one gets no key (exit 11).
+    let (code, result) = device_run(&device_dir(2));
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(
+        std::fs::read(device_dir(2).join("slots/slot-b.img")).unwrap(),
+        image_bytes
+    );
+    let (code, result) = device_run(&device_dir(3));
+    assert_eq!(code, 11, "{result}");
+    assert!(!device_dir(3).join("slots/slot-b.img").exists());
+    assert_eq!(keys.issued().await, 2);
+    // The signed reports reached the receiver, by each device's identity key.
     let received = reports.lock().unwrap().clone();
-    assert_eq!(received.len(), 1);
+    assert_eq!(received.len(), 2);
     let report = otaledger_core::report::SignedReport::from_json(&received[0]).unwrap();
     assert_eq!(report.signer().unwrap(), config.address);
     assert_eq!(
         report.report.outcome,
         otaledger_core::report::Outcome::Installed
     );
-    // Device 2 is claimed but was not bought: the proven entitlement bit says not entitled.
-    let (code, result) = device_run(&device_dir(2));
-    assert_eq!(code, 11, "{result}");
-    assert!(!device_dir(2).join("slots/slot-b.img").exists());
 
     // A malformed manifest names the field.
     let text = std::fs::read_to_string(&manifest).unwrap();
