@@ -2,7 +2,10 @@
 //! JSON keystore (Web3 Secret Storage v3, the format `cast wallet new` and
 //! `cast wallet import` write) with its password in a file.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+};
 
 use alloy::signers::local::PrivateKeySigner;
 
@@ -41,12 +44,17 @@ impl WalletOptions {
         let password = match (&self.password_file, &self.password) {
             (Some(file), _) => read_password_file(file)?,
             (None, Some(p)) => p.clone(),
-            (None, None) => {
-                return Err(Error::Input {
-                    field: "--password-file",
-                    reason: format!("the keystore {} needs a password", path.display()),
-                });
-            }
+            (None, None) => prompt_password(
+                &format!("Password of the keystore {}: ", path.display()),
+                false,
+            )
+            .map_err(|_| Error::Input {
+                field: "--password-file",
+                reason: format!(
+                    "the keystore {} needs a password: give --password-file, set ETH_PASSWORD or run on a terminal",
+                    path.display()
+                ),
+            })?,
         };
         decrypt_keystore(path, &password)
     }
@@ -62,6 +70,40 @@ pub fn read_password_file(path: &Path) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// Asks for a password on the terminal without echoing it (as `cast wallet` does); with
+/// `confirm`, asks twice and refuses a mismatch or an empty password. Fails with
+/// [`Error::Input`] when standard input is not a terminal (a script must pass a file).
+pub fn prompt_password(prompt: &str, confirm: bool) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Input {
+            field: "password",
+            reason: "no password given and standard input is not a terminal to ask on".into(),
+        });
+    }
+    let read = |p: &str| {
+        rpassword::prompt_password(p).map_err(|e| Error::Input {
+            field: "password",
+            reason: format!("reading it from the terminal: {e}"),
+        })
+    };
+    let first = read(prompt)?;
+    if confirm {
+        if first.is_empty() {
+            return Err(Error::Input {
+                field: "password",
+                reason: "an empty password would leave the file unprotected".into(),
+            });
+        }
+        if read("Repeat it: ")? != first {
+            return Err(Error::Input {
+                field: "password",
+                reason: "the two entries differ".into(),
+            });
+        }
+    }
+    Ok(first)
 }
 
 /// Decrypts a keystore file; a wrong password is named as such.

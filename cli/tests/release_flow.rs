@@ -35,6 +35,7 @@ fn run(args: &[&str]) -> Output {
         .env_remove("ETH_RPC_URL")
         .env_remove("ETH_KEYSTORE")
         .env_remove("ETH_PASSWORD")
+        .env_remove("OTALEDGER_MASTER_PASSWORD")
         .output()
         .unwrap()
 }
@@ -822,6 +823,48 @@ async fn manufacturer_flow_through_the_binary() {
     ]);
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read_to_string(&manifest).unwrap(), text);
+    // No master password and no terminal to ask on: named, nothing created.
+    let second = dir.path().join("authority-2");
+    let err = fails(&[
+        "authority",
+        "init",
+        "--dir",
+        s(&second),
+        "--store",
+        s(&store),
+        "--scrypt-log-n",
+        "10",
+    ]);
+    assert!(err.contains("OTALEDGER_MASTER_PASSWORD"), "{err}");
+    assert!(!second.join("master.json").exists());
+    // The password from the environment (never on the command line) protects the new key.
+    let out = Command::new(BIN)
+        .args(["--json", "authority", "init", "--dir", s(&second)])
+        .args(["--store", s(&store), "--scrypt-log-n", "10"])
+        .env("OTALEDGER_MASTER_PASSWORD", "from the environment")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    otaledger_cli::authority::load_master(&second.join("master.json"), "from the environment")
+        .unwrap();
+    assert!(
+        otaledger_cli::authority::load_master(&second.join("master.json"), "something else")
+            .is_err()
+    );
+    // A keystore without a password file, ETH_PASSWORD or terminal: named.
+    let err = fails(&[
+        "release",
+        "sign",
+        "--manifest",
+        s(&manifest),
+        "--keystore",
+        s(&keystore),
+    ]);
+    assert!(err.contains("ETH_PASSWORD"), "{err}");
     // Offline commands need a chain; the wrong --chain for the node is named.
     let err = fails(&[
         "model",

@@ -6,11 +6,10 @@ use clap::{Args, Subcommand};
 use otaledger_cli::{
     authority::{self, DEFAULT_LOG_N},
     registry,
-    wallet::read_password_file,
 };
 use serde::Serialize;
 
-use super::{ChainArgs, WalletArgs, print};
+use super::{ChainArgs, MasterPasswordArgs, WalletArgs, print};
 
 /// `otaledger authority …`.
 #[derive(Debug, Args)]
@@ -27,9 +26,8 @@ enum AuthorityCommand {
         /// Authority directory (params.cpabe, master.json).
         #[arg(long, default_value = "authority", value_name = "DIR")]
         dir: PathBuf,
-        /// File holding the master key's password.
-        #[arg(long, value_name = "FILE")]
-        master_password_file: PathBuf,
+        #[command(flatten)]
+        master_password: MasterPasswordArgs,
         /// Block store directory [default: $OTALEDGER_HOME/ipfs or ~/.otaledger/ipfs].
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
@@ -58,7 +56,7 @@ struct InitOutput {
 pub(crate) async fn run(args: AuthorityArgs, json: bool) -> eyre::Result<()> {
     let AuthorityCommand::Init {
         dir,
-        master_password_file,
+        master_password,
         store,
         manufacturer,
         scrypt_log_n,
@@ -74,7 +72,7 @@ pub(crate) async fn run(args: AuthorityArgs, json: bool) -> eyre::Result<()> {
         }
         None => None,
     };
-    let password = read_password_file(&master_password_file)?;
+    let password = master_password.read(true)?;
     let store = match store {
         Some(s) => s,
         None => crate::ipfs::default_store_dir()?,

@@ -7,10 +7,9 @@ use clap::{Args, Subcommand};
 use otaledger_cli::{
     authority::{MASTER_FILE, load_master},
     device::{self, ProvisionOptions},
-    wallet::read_password_file,
 };
 
-use super::{ChainArgs, WalletArgs, print, progress_bar};
+use super::{ChainArgs, MasterPasswordArgs, WalletArgs, print, progress_bar};
 
 /// `otaledger device …`.
 #[derive(Debug, Args)]
@@ -112,9 +111,8 @@ struct ProvisionArgs {
     /// The authority directory (master.json).
     #[arg(long, default_value = "authority", value_name = "DIR")]
     authority: PathBuf,
-    /// File holding the master key's password.
-    #[arg(long, value_name = "FILE")]
-    master_password_file: PathBuf,
+    #[command(flatten)]
+    master_password: MasterPasswordArgs,
     /// Block store directory [default: $OTALEDGER_HOME/ipfs or ~/.otaledger/ipfs].
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
@@ -183,7 +181,7 @@ pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
 async fn provision(a: ProvisionArgs, json: bool) -> eyre::Result<()> {
     let chain = a.chain.resolve().await?;
     let provider = chain.signer(&a.wallet.signer()?)?;
-    let password = read_password_file(&a.master_password_file)?;
+    let password = a.master_password.read(false)?;
     let master_path = a.authority.join(MASTER_FILE);
     let master =
         tokio::task::spawn_blocking(move || load_master(&master_path, &password)).await??;

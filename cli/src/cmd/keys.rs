@@ -9,10 +9,9 @@ use otaledger_cli::{
     device::load_leaves,
     keys,
     keyservice::{self, StaticAttributes},
-    wallet::read_password_file,
 };
 
-use super::{ChainArgs, WalletArgs, print};
+use super::{ChainArgs, MasterPasswordArgs, WalletArgs, print};
 
 /// `otaledger keys …`.
 #[derive(Debug, Args)]
@@ -39,9 +38,8 @@ struct ServeArgs {
     /// The authority directory (master.json).
     #[arg(long, default_value = "authority", value_name = "DIR")]
     authority: PathBuf,
-    /// File holding the master key's password.
-    #[arg(long, value_name = "FILE")]
-    master_password_file: PathBuf,
+    #[command(flatten)]
+    master_password: MasterPasswordArgs,
     /// The service's SQLite file (created if absent).
     #[arg(long, default_value = "keyservice.sqlite", value_name = "FILE")]
     db: PathBuf,
@@ -96,9 +94,8 @@ struct IssueArgs {
     /// The authority directory (master.json).
     #[arg(long, default_value = "authority", value_name = "DIR")]
     authority: PathBuf,
-    /// File holding the master key's password.
-    #[arg(long, value_name = "FILE")]
-    master_password_file: PathBuf,
+    #[command(flatten)]
+    master_password: MasterPasswordArgs,
     /// Where to write the key delivery.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -121,7 +118,7 @@ pub(crate) async fn run(args: KeysArgs, json: bool) -> eyre::Result<()> {
         .iter()
         .find(|l| l.position == a.position)
         .ok_or_else(|| eyre::eyre!("--position {} is not in {}", a.position, a.leaves.display()))?;
-    let password = read_password_file(&a.master_password_file)?;
+    let password = a.master_password.read(false)?;
     let master_path = a.authority.join(MASTER_FILE);
     let master =
         tokio::task::spawn_blocking(move || load_master(&master_path, &password)).await??;
@@ -194,7 +191,7 @@ async fn serve(a: ServeArgs, json: bool) -> eyre::Result<()> {
         Some(path) => StaticAttributes::load(path)?,
         None => StaticAttributes::default(),
     };
-    let password = read_password_file(&a.master_password_file)?;
+    let password = a.master_password.read(false)?;
     let master_path = a.authority.join(MASTER_FILE);
     let master =
         tokio::task::spawn_blocking(move || load_master(&master_path, &password)).await??;

@@ -86,6 +86,45 @@ impl WalletArgs {
     }
 }
 
+/// The CP-ABE master key's password: `--master-password-file`, else
+/// `OTALEDGER_MASTER_PASSWORD`, else a prompt on the terminal.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MasterPasswordArgs {
+    /// File holding the master key's password [default: $OTALEDGER_MASTER_PASSWORD, else asked on the terminal].
+    #[arg(long, value_name = "FILE")]
+    master_password_file: Option<PathBuf>,
+    /// The master key's password (from the environment only).
+    #[arg(
+        long,
+        env = "OTALEDGER_MASTER_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    master_password: Option<String>,
+}
+
+impl MasterPasswordArgs {
+    /// The password; `new` asks twice on a terminal (a new master key's password).
+    pub(crate) fn read(&self, new: bool) -> eyre::Result<String> {
+        if let Some(file) = &self.master_password_file {
+            return Ok(otaledger_cli::wallet::read_password_file(file)?);
+        }
+        if let Some(p) = &self.master_password {
+            return Ok(p.clone());
+        }
+        let prompt = if new {
+            "Password for the new master key: "
+        } else {
+            "Master key password: "
+        };
+        otaledger_cli::wallet::prompt_password(prompt, new).map_err(|e| {
+            eyre::eyre!(
+                "{e}; the master key needs a password: give --master-password-file, set OTALEDGER_MASTER_PASSWORD or run on a terminal"
+            )
+        })
+    }
+}
+
 /// Prints `value` as one line of JSON, or `text` for people.
 pub(crate) fn print<T: Serialize>(
     json: bool,
