@@ -820,4 +820,136 @@ mod tests {
         );
         assert!(ApprovalSignature::from_json(&forged, path).is_err());
     }
+
+    /// Review of issue 13: a signer reviews the request file by reading it. A
+    /// key the parser ignores (unknown, another action's, or a look-alike of a
+    /// real one) would show the signer a value that is not signed, so every key
+    /// must be one of the action's; duplicates are refused too.
+    #[test]
+    fn request_with_unknown_look_alike_or_duplicate_keys_is_refused() {
+        let req = Request::new(
+            &chain(),
+            7,
+            None,
+            Action::RaiseFloor {
+                model_id: 3,
+                min_version: 9,
+            },
+        )
+        .unwrap();
+        let text = req.to_json();
+        assert!(text.contains("\"minVersion\": 9,"), "{text}");
+        let add = |extra: &str| {
+            text.replacen(
+                "\"minVersion\": 9,",
+                &format!("\"minVersion\": 9,\n  {extra},"),
+                1,
+            )
+        };
+        for (what, bad) in [
+            ("unknown key", add("\"note\": \"routine floor raise to 2\"")),
+            (
+                "look-alike key (Cyrillic o)",
+                add("\"minVersi\u{043e}n\": 2"),
+            ),
+            ("look-alike key (trailing space)", add("\"minVersion \": 2")),
+            ("another action's key", add("\"threshold\": 1")),
+            ("duplicate key", add("\"minVersion\": 2")),
+            (
+                "duplicate action tag",
+                add("\"action\": \"revoke-release\""),
+            ),
+            ("duplicate top-level key", add("\"manufacturerId\": 8")),
+        ] {
+            assert_ne!(bad, text, "{what}");
+            assert!(
+                Request::from_json(&bad).is_err(),
+                "{what}: a request with a key the parser ignores or repeats was accepted"
+            );
+        }
+        assert_eq!(Request::from_json(&text).unwrap(), req);
+    }
+
+    /// Review of issue 13: seeded mutations of a valid request never panic, and
+    /// whatever is accepted is the original request.
+    #[test]
+    fn mutated_requests_are_refused_or_the_original() {
+        let req = Request::new(
+            &chain(),
+            7,
+            None,
+            Action::RevokeRelease {
+                release_id: B256::repeat_byte(0x33),
+                reason: "bricks model 3".into(),
+            },
+        )
+        .unwrap();
+        let text = req.to_json().into_bytes();
+        // xorshift64*, seeded: reproducible without a dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d) as usize
+        };
+        for _ in 0..3000 {
+            let mut bytes = text.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % (bytes.len() + 1);
+                match next() % 4 {
+                    0 if at < bytes.len() => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes.insert(at, b"{}[]\",:0aA \\"[next() % 12]),
+                    2 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            let Ok(mutated) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if let Ok(r) = Request::from_json(&mutated) {
+                assert_eq!(r, req, "{mutated}");
+            }
+        }
+    }
+
+    /// Review of issue 13: the high-s twin of an approval signature (EIP-2098
+    /// can carry `s` up to 2^255) recovers to the same signer under `alloy`'s
+    /// normalising recovery; the registry refuses it, so must the file reader.
+    /// The pair is made with `s = floor(n/2)` and `n - s`, over the generator's
+    /// x as `r`, for the (keyless) address they recover to.
+    #[test]
+    fn approval_signature_high_s_twin_is_refused() {
+        use alloy::primitives::U256;
+        let n = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let r = U256::from_str_radix(
+            "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+            16,
+        )
+        .unwrap();
+        let digest = B256::repeat_byte(0x77);
+        let low = Signature::new(r, n >> 1, false);
+        let high = Signature::new(r, n - (n >> 1), true);
+        let signer = low.recover_address_from_prehash(&digest).unwrap();
+        let file = |sig: &Signature| {
+            ApprovalSignature {
+                signer,
+                digest,
+                signature: sig.as_erc2098(),
+            }
+            .to_json()
+        };
+        let path = Path::new("x.sig.json");
+        assert!(ApprovalSignature::from_json(&file(&low), path).is_ok());
+        assert!(
+            ApprovalSignature::from_json(&file(&high), path).is_err(),
+            "the high-s twin of an approval signature was accepted"
+        );
+    }
 }
