@@ -922,7 +922,7 @@ mod tests {
     /// x as `r`, for the (keyless) address they recover to.
     #[test]
     fn approval_signature_high_s_twin_is_refused() {
-        use alloy::primitives::U256;
+        use alloy::primitives::{Signature, U256};
         let n = U256::from_str_radix(
             "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
             16,
@@ -934,21 +934,31 @@ mod tests {
         )
         .unwrap();
         let digest = B256::repeat_byte(0x77);
-        let low = Signature::new(r, n >> 1, false);
-        let high = Signature::new(r, n - (n >> 1), true);
-        let signer = low.recover_address_from_prehash(&digest).unwrap();
-        let file = |sig: &Signature| {
+        let signer = Signature::new(r, n >> 1, false)
+            .recover_address_from_prehash(&digest)
+            .unwrap();
+        // The EIP-2098 bytes by hand: `Signature::as_erc2098` normalises s.
+        let erc2098 = |s: U256, odd: bool| {
+            let mut out = [0u8; 64];
+            out[..32].copy_from_slice(&r.to_be_bytes::<32>());
+            out[32..].copy_from_slice(&s.to_be_bytes::<32>());
+            out[32] |= u8::from(odd) << 7;
+            out
+        };
+        let (low, high) = (erc2098(n >> 1, false), erc2098(n - (n >> 1), true));
+        assert_ne!(low, high);
+        let file = |signature: [u8; 64]| {
             ApprovalSignature {
                 signer,
                 digest,
-                signature: sig.as_erc2098(),
+                signature,
             }
             .to_json()
         };
         let path = Path::new("x.sig.json");
-        assert!(ApprovalSignature::from_json(&file(&low), path).is_ok());
+        assert!(ApprovalSignature::from_json(&file(low), path).is_ok());
         assert!(
-            ApprovalSignature::from_json(&file(&high), path).is_err(),
+            ApprovalSignature::from_json(&file(high), path).is_err(),
             "the high-s twin of an approval signature was accepted"
         );
     }

@@ -595,10 +595,22 @@ fn twin_signatures(digest: B256) -> ([u8; 64], [u8; 64], Address) {
     .unwrap();
     let s_low = order() >> 1;
     let s_high = order() - s_low;
-    let low = Signature::new(r, s_low, false);
-    let high = Signature::new(r, s_high, true);
-    let signer = low.recover_address_from_prehash(&digest).unwrap();
-    (low.as_erc2098(), high.as_erc2098(), signer)
+    let signer = Signature::new(r, s_low, false)
+        .recover_address_from_prehash(&digest)
+        .unwrap();
+    // By hand: `Signature::as_erc2098` normalises s, so it cannot write the twin.
+    let (low, high) = (erc2098(r, s_low, false), erc2098(r, s_high, true));
+    assert_ne!(low, high);
+    (low, high, signer)
+}
+
+/// The EIP-2098 bytes `r ‖ (yParity << 255 | s)`, whatever `s` is.
+fn erc2098(r: U256, s: U256, odd: bool) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&r.to_be_bytes::<32>());
+    out[32..].copy_from_slice(&s.to_be_bytes::<32>());
+    out[32] |= u8::from(odd) << 7;
+    out
 }
 
 #[test]
