@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy::{
-    primitives::{Address, B256, Bytes, Signature},
+    primitives::{Address, B256, Bytes},
     providers::DynProvider,
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
@@ -284,6 +284,30 @@ impl Request {
             nonce: json.nonce,
             action: json.action,
         };
+        // `flatten` rules out serde's deny_unknown_fields, and a key the parser
+        // ignores (unknown, another action's, a look-alike of a real one) would
+        // show a signer reading the file a value that is not signed: every key
+        // must be one this action's request has (review of issue 13,
+        // `request_with_unknown_look_alike_or_duplicate_keys_is_refused`).
+        let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| input("--request", format!("not an approval request: {e}")))?;
+        let expected: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&r.to_json()).unwrap_or_default();
+        let unknown: Vec<&str> = given
+            .keys()
+            .filter(|k| !expected.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(input(
+                "--request",
+                format!(
+                    "unknown keys {unknown:?} in a {} request (its keys: {:?})",
+                    r.action.name(),
+                    expected.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
         r.check()?;
         if json.primary_type != r.primary_type() {
             return Err(input(
@@ -404,7 +428,8 @@ impl ApprovalSignature {
         text
     }
 
-    /// Parses a signature file and checks the signature recovers to its signer.
+    /// Parses a signature file and checks the signature recovers to its signer
+    /// (a high-s signature is refused, as the registry refuses it).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let bad = |reason: String| input("--sig", format!("{}: {reason}", path.display()));
         let json: SignatureJson = serde_json::from_str(text)
@@ -421,9 +446,9 @@ impl ApprovalSignature {
                 json.signature.len()
             ))
         })?;
-        let recovered = Signature::from_erc2098(&signature)
-            .recover_address_from_prehash(&json.digest)
-            .map_err(|_| bad("the signature does not recover".into()))?;
+        // Refuses the high-s twin (`approval_signature_high_s_twin_is_refused`).
+        let recovered = otaledger_core::signing::recover_compact(&signature, &json.digest)
+            .map_err(|e| bad(e.to_string()))?;
         if recovered != json.signer {
             return Err(bad(format!(
                 "signed by {recovered}, not by the signer {} it names",
