@@ -407,6 +407,47 @@ fn bundle_retargeted_to_another_chain_registry_model_or_version_is_refused() {
     assert!(out.is_empty());
 }
 
+/// A caller that ignores an error and goes on feeding the decryptor (after a
+/// reordered segment, whose trial decryption at its true position left
+/// plaintext in the buffer; after a tampered segment; after a bad commitment)
+/// gets no more output, and `finish` refuses.
+#[test]
+fn a_decryptor_that_refused_releases_nothing_later() {
+    let v = v();
+    let header = Header::decode(&v.bundle[..v.header_len]).unwrap();
+    let s = v.segment_size + 16;
+    let stream = &v.bundle[v.header_len..];
+    let seg = |i: usize| &stream[32 + i * s..(32 + (i + 1) * s).min(stream.len())];
+    let swapped = [&stream[..32], seg(0), seg(2), seg(1), seg(3), seg(4)].concat();
+    let mut tampered = stream.to_vec();
+    tampered[32 + s + 5] ^= 1;
+    let mut commitment = stream.to_vec();
+    commitment[0] ^= 1;
+    for (what, input, released) in [
+        ("reordered", swapped, v.segment_size),
+        ("tampered", tampered, v.segment_size),
+        ("bad commitment", commitment, 0),
+    ] {
+        let mut d = StreamDecryptor::new(&header, ContentKey::unlock(&header, &v.device).unwrap());
+        let mut out = Vec::new();
+        let mut errors = 0;
+        for piece in input.chunks(7) {
+            let mut sink = |p: &[u8]| {
+                out.extend_from_slice(p);
+                Ok::<(), Error>(())
+            };
+            // (A later call may return Ok while it only gathers bytes; it
+            // never completes an item, so it never releases anything.)
+            if d.update(piece, &mut sink).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 0, "{what}: never refused");
+        assert!(d.finish().is_err(), "{what}");
+        assert_eq!(out, v.image[..released], "{what}: output after the refusal");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Key delivery.
 
