@@ -103,3 +103,90 @@ pub fn decrypt_into(
     );
     Ok(opened.image_len)
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::B256;
+    use otaledger_core::bundle::{
+        BundleSpec, ReleaseTarget, SealOptions, default_policy, model_attribute, parse_policy,
+        policy_id, release_attribute, seal,
+    };
+    use otaledger_cpabe::{keygen, rand_core::OsRng, setup};
+
+    use super::*;
+
+    /// Review of issue 13: the manifest's signed `policyId` must be the bundle's policy. A
+    /// bundle sealed under a weaker policy (`"model:7"`: every device of the model opens it, paid
+    /// or not) but listed in a manifest whose `policyId` is the release policy passed every
+    /// other check, since nothing compared the two; signers reviewing `manifest.json` see only
+    /// the policy text that hashes to `policyId`, never the bundle's.
+    #[test]
+    fn a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused() {
+        let (params, master) = setup(&mut OsRng);
+        let key = keygen(
+            &master,
+            &[model_attribute(7), release_attribute(7, 42)],
+            &mut OsRng,
+        )
+        .unwrap();
+        let target = ReleaseTarget {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0x5a),
+            model_id: 7,
+            version: 42,
+        };
+        let image = vec![7u8; 1000];
+        let weaker = parse_policy("\"model:7\"").unwrap();
+        let mut bytes = Vec::new();
+        let sealed = seal(
+            &params,
+            &BundleSpec {
+                target,
+                policy: &weaker,
+                options: SealOptions::default(),
+            },
+            &image[..],
+            image.len() as u64,
+            &mut bytes,
+            &mut OsRng,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let manifest = Manifest {
+            modelId: 7,
+            version: 42,
+            bundleSha256: sealed.bundle_sha256,
+            bundleSize: sealed.bundle_len,
+            bundleCid: Default::default(),
+            imageSha256: sealed.image_sha256,
+            price: 1,
+            paymentToken: Address::ZERO,
+            policyId: policy_id(&default_policy(7, 42)),
+            expiry: 0,
+            metadataHash: B256::ZERO,
+        };
+        let mut out = Vec::new();
+        let r = decrypt_into(&path, &key, &manifest, 31337, target.registry, &mut out);
+        assert!(
+            matches!(
+                r,
+                Err(Error::BundleTarget {
+                    field: "policy id",
+                    ..
+                })
+            ),
+            "a bundle under another policy than the signed policyId was decrypted: {r:?}"
+        );
+        assert!(out.is_empty());
+        // The same bundle in a manifest that names its real policy opens.
+        let honest = Manifest {
+            policyId: policy_id(&weaker),
+            ..manifest
+        };
+        let mut out = Vec::new();
+        let len = decrypt_into(&path, &key, &honest, 31337, target.registry, &mut out).unwrap();
+        assert_eq!((len, out), (image.len() as u64, image));
+    }
+}
