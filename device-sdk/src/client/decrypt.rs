@@ -4,8 +4,8 @@
 //! only after its segment authenticated, and the image's SHA-256 must be the manifest's
 //! `imageSha256`.
 //!
-//! Attacks stopped: a bundle made for another chain, registry, model or version
-//! ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
+//! Attacks stopped: a bundle made for another chain, registry, model or version, or sealed
+//! under another policy than the manifest's `policyId` ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
 //! reordered, duplicated, truncated or extended segment ([`Error::Decrypt`], with the core's
 //! variant as its source); an image other than the approved one ([`Error::ImageHash`]). The
 //! caller's output is committed only when this returns `Ok` ([`crate::client::Installer`]
@@ -58,6 +58,14 @@ pub fn decrypt_into(
             "version",
             t.version.to_string(),
             manifest.version.to_string(),
+        ),
+        // The signers approved `policyId`, never saw the bundle's policy: a bundle sealed under
+        // another (weaker) policy is refused (review of issue 13,
+        // `a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused`).
+        (
+            "policy id",
+            header.policy_id().to_string(),
+            manifest.policyId.to_string(),
         ),
     ];
     for (field, found, expected) in checks {
