@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy::{
-    primitives::{Address, B256, Bytes, Signature},
+    primitives::{Address, B256, Bytes},
     providers::DynProvider,
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
@@ -284,6 +284,30 @@ impl Request {
             nonce: json.nonce,
             action: json.action,
         };
+        // `flatten` rules out serde's deny_unknown_fields, and a key the parser
+        // ignores (unknown, another action's, a look-alike of a real one) would
+        // show a signer reading the file a value that is not signed: every key
+        // must be one this action's request has (review of issue 13,
+        // `request_with_unknown_look_alike_or_duplicate_keys_is_refused`).
+        let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| input("--request", format!("not an approval request: {e}")))?;
+        let expected: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&r.to_json()).unwrap_or_default();
+        let unknown: Vec<&str> = given
+            .keys()
+            .filter(|k| !expected.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(input(
+                "--request",
+                format!(
+                    "unknown keys {unknown:?} in a {} request (its keys: {:?})",
+                    r.action.name(),
+                    expected.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
         r.check()?;
         if json.primary_type != r.primary_type() {
             return Err(input(
@@ -404,7 +428,8 @@ impl ApprovalSignature {
         text
     }
 
-    /// Parses a signature file and checks the signature recovers to its signer.
+    /// Parses a signature file and checks the signature recovers to its signer
+    /// (a high-s signature is refused, as the registry refuses it).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let bad = |reason: String| input("--sig", format!("{}: {reason}", path.display()));
         let json: SignatureJson = serde_json::from_str(text)
@@ -421,9 +446,9 @@ impl ApprovalSignature {
                 json.signature.len()
             ))
         })?;
-        let recovered = Signature::from_erc2098(&signature)
-            .recover_address_from_prehash(&json.digest)
-            .map_err(|_| bad("the signature does not recover".into()))?;
+        // Refuses the high-s twin (`approval_signature_high_s_twin_is_refused`).
+        let recovered = otaledger_core::signing::recover_compact(&signature, &json.digest)
+            .map_err(|e| bad(e.to_string()))?;
         if recovered != json.signer {
             return Err(bad(format!(
                 "signed by {recovered}, not by the signer {} it names",
@@ -819,5 +844,147 @@ mod tests {
             &format!("{:?}", s[1].signer).to_lowercase()[2..],
         );
         assert!(ApprovalSignature::from_json(&forged, path).is_err());
+    }
+
+    /// Review of issue 13: a signer reviews the request file by reading it. A
+    /// key the parser ignores (unknown, another action's, or a look-alike of a
+    /// real one) would show the signer a value that is not signed, so every key
+    /// must be one of the action's; duplicates are refused too.
+    #[test]
+    fn request_with_unknown_look_alike_or_duplicate_keys_is_refused() {
+        let req = Request::new(
+            &chain(),
+            7,
+            None,
+            Action::RaiseFloor {
+                model_id: 3,
+                min_version: 9,
+            },
+        )
+        .unwrap();
+        let text = req.to_json();
+        assert!(text.contains("\"minVersion\": 9,"), "{text}");
+        let add = |extra: &str| {
+            text.replacen(
+                "\"minVersion\": 9,",
+                &format!("\"minVersion\": 9,\n  {extra},"),
+                1,
+            )
+        };
+        for (what, bad) in [
+            ("unknown key", add("\"note\": \"routine floor raise to 2\"")),
+            (
+                "look-alike key (Cyrillic o)",
+                add("\"minVersi\u{043e}n\": 2"),
+            ),
+            ("look-alike key (trailing space)", add("\"minVersion \": 2")),
+            ("another action's key", add("\"threshold\": 1")),
+            ("duplicate key", add("\"minVersion\": 2")),
+            (
+                "duplicate action tag",
+                add("\"action\": \"revoke-release\""),
+            ),
+            ("duplicate top-level key", add("\"manufacturerId\": 8")),
+        ] {
+            assert_ne!(bad, text, "{what}");
+            assert!(
+                Request::from_json(&bad).is_err(),
+                "{what}: a request with a key the parser ignores or repeats was accepted"
+            );
+        }
+        assert_eq!(Request::from_json(&text).unwrap(), req);
+    }
+
+    /// Review of issue 13: seeded mutations of a valid request never panic, and
+    /// whatever is accepted is the original request.
+    #[test]
+    fn mutated_requests_are_refused_or_the_original() {
+        let req = Request::new(
+            &chain(),
+            7,
+            None,
+            Action::RevokeRelease {
+                release_id: B256::repeat_byte(0x33),
+                reason: "bricks model 3".into(),
+            },
+        )
+        .unwrap();
+        let text = req.to_json().into_bytes();
+        // xorshift64*, seeded: reproducible without a dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d) as usize
+        };
+        for _ in 0..3000 {
+            let mut bytes = text.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % (bytes.len() + 1);
+                match next() % 4 {
+                    0 if at < bytes.len() => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes.insert(at, b"{}[]\",:0aA \\"[next() % 12]),
+                    2 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            let Ok(mutated) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if let Ok(r) = Request::from_json(&mutated) {
+                assert_eq!(r, req, "{mutated}");
+            }
+        }
+    }
+
+    /// Review of issue 13: the high-s twin of an approval signature (EIP-2098
+    /// can carry `s` up to 2^255) recovers to the same signer under `alloy`'s
+    /// normalising recovery; the registry refuses it, so must the file reader.
+    /// The pair is made with `s = floor(n/2)` and `n - s`, over the generator's
+    /// x as `r`, for the (keyless) address they recover to.
+    #[test]
+    fn approval_signature_high_s_twin_is_refused() {
+        use alloy::primitives::{Signature, U256};
+        let n = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let r = U256::from_str_radix(
+            "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+            16,
+        )
+        .unwrap();
+        let digest = B256::repeat_byte(0x77);
+        let signer = Signature::new(r, n >> 1, false)
+            .recover_address_from_prehash(&digest)
+            .unwrap();
+        // The EIP-2098 bytes by hand: `Signature::as_erc2098` normalises s.
+        let erc2098 = |s: U256, odd: bool| {
+            let mut out = [0u8; 64];
+            out[..32].copy_from_slice(&r.to_be_bytes::<32>());
+            out[32..].copy_from_slice(&s.to_be_bytes::<32>());
+            out[32] |= u8::from(odd) << 7;
+            out
+        };
+        let (low, high) = (erc2098(n >> 1, false), erc2098(n - (n >> 1), true));
+        assert_ne!(low, high);
+        let file = |signature: [u8; 64]| {
+            ApprovalSignature {
+                signer,
+                digest,
+                signature,
+            }
+            .to_json()
+        };
+        let path = Path::new("x.sig.json");
+        assert!(ApprovalSignature::from_json(&file(low), path).is_ok());
+        assert!(
+            ApprovalSignature::from_json(&file(high), path).is_err(),
+            "the high-s twin of an approval signature was accepted"
+        );
     }
 }

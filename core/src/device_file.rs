@@ -55,6 +55,33 @@ pub const DEVICE_FILE: &str = "device.toml";
 /// Largest `device.toml` read (a Merkle proof of a 2^32 batch is about 2.2 KiB).
 pub const MAX_DEVICE_FILE: u64 = 256 * 1024;
 
+/// Largest identity key file read (a 32-byte key in hex with `0x` and a newline is 67 bytes).
+pub const MAX_IDENTITY_KEY_FILE: u64 = 1024;
+
+/// Reads the text file `path`, at most `max` bytes: a longer file is refused after reading
+/// `max + 1` bytes, whatever `metadata` says of it (a FIFO or a device file reports 0 bytes;
+/// `review_formats::device_files_that_are_not_regular_files_are_read_within_the_bound`).
+/// The buffer is allocated once and wiped on drop (it may hold a secret key).
+fn read_bounded(path: &Path, max: u64) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // `max` is a small constant of this module; one allocation, no copies left behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(max as usize + 1));
+    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(invalid(
+            path,
+            format!("more than {max} bytes, at most {max} are read"),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(path, format!("not UTF-8: {e}")))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
 /// `device.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,10 +186,8 @@ impl DeviceConfig {
                 format!("{len} bytes, at most {MAX_DEVICE_FILE}"),
             ));
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        // The size above is only what `metadata` says: a FIFO or a device file says 0.
+        let text = read_bounded(&path, MAX_DEVICE_FILE)?;
         Self::parse(&text, &path)
     }
 
@@ -234,10 +259,7 @@ impl DeviceConfig {
     /// The device's identity key from its directory; it must be the key of [`Self::address`].
     pub fn identity(&self, dir: &Path) -> Result<PrivateKeySigner> {
         let path = dir.join(&self.identity_key_file);
-        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?);
+        let text = read_bounded(&path, MAX_IDENTITY_KEY_FILE)?;
         let key: PrivateKeySigner = text
             .trim()
             .parse()

@@ -317,6 +317,11 @@ pub enum Error {
         /// Which key.
         what: &'static str,
     },
+    /// A 64-byte EIP-2098 signature whose `s` is above secp256k1n/2: the high-s
+    /// twin of a signature recovers to the same signer, so it is refused to keep
+    /// one encoding per signature (the registry refuses it too).
+    #[error("signature has s above secp256k1n/2 (the malleable twin of a low-s signature)")]
+    MalleableSignature,
     /// A key delivery is not signed by the expected key service.
     #[error("key delivery signed by {recovered:?}, expected key service {expected}")]
     KeyDeliverySigner {

@@ -25,13 +25,16 @@
 //! mistaken for an EIP-191 or EIP-712 one (those start with `0x19`).
 
 use alloy::{
-    primitives::{Address, B256, Signature, keccak256},
+    primitives::{Address, B256, keccak256},
     signers::local::PrivateKeySigner,
 };
 use otaledger_cpabe::SecretKey;
 use zeroize::Zeroizing;
 
-use crate::{Error, Result, signing::sign_compact};
+use crate::{
+    Error, Result,
+    signing::{recover_compact, sign_compact},
+};
 
 /// The first eight bytes of a key delivery.
 pub const MAGIC: [u8; 8] = *b"OTALKEYD";
@@ -179,14 +182,11 @@ impl KeyDelivery {
         })
     }
 
-    /// The key service that signed this delivery.
+    /// The key service that signed this delivery. A high-s signature is refused
+    /// ([`Error::MalleableSignature`]), so a delivery has one encoding.
     pub fn signer(&self) -> Result<Address> {
         let digest = keccak256(self.signed_bytes()?);
-        Signature::from_erc2098(&self.signature)
-            .recover_address_from_prehash(&digest)
-            .map_err(|_| Error::InvalidKey {
-                what: "key delivery signature (does not recover)",
-            })
+        recover_compact(&self.signature, &digest)
     }
 
     /// Checks the delivery as a device: signed by `expected.key_service`, for

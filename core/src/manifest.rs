@@ -37,7 +37,7 @@
 use std::path::Path;
 
 use alloy::{
-    primitives::{Address, B256, Bytes, Signature},
+    primitives::{Address, B256, Bytes},
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
 };
@@ -48,7 +48,7 @@ use crate::{
     bindings::registry::IUpdateRegistry::{Approval, Manifest},
     bundle::{Sealed, policy_id},
     fsutil::write_atomic,
-    signing::{SignerSet, registry_domain, release_id, sign_compact},
+    signing::{SignerSet, recover_compact, registry_domain, release_id, sign_compact},
 };
 
 /// The `format` tag of `manifest.json`.
@@ -390,7 +390,8 @@ impl SignatureFile {
         pretty_json(&json)
     }
 
-    /// Parses a signature file and checks that the signature recovers to its signer.
+    /// Parses a signature file and checks that the signature recovers to its
+    /// signer; a high-s signature is refused ([`Error::MalleableSignature`]).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let json: SignatureJson = parse_json(text, path)?;
         check_format(&json.format, SIGNATURE_FORMAT, path)?;
@@ -405,11 +406,7 @@ impl SignatureFile {
                     min: 64,
                     max: 64,
                 })?;
-        let recovered = Signature::from_erc2098(&signature)
-            .recover_address_from_prehash(&json.digest)
-            .map_err(|_| Error::InvalidKey {
-                what: "signature (does not recover)",
-            })?;
+        let recovered = recover_compact(&signature, &json.digest)?;
         if recovered != json.signer {
             return Err(Error::SignatureSigner {
                 path: path.to_owned(),

@@ -9,7 +9,7 @@
 //! match the deployed contract.
 
 use alloy::{
-    primitives::{Address, B256, Bytes, U256},
+    primitives::{Address, B256, Bytes, Signature, U256},
     signers::{SignerSync, local::PrivateKeySigner},
     sol_types::{Eip712Domain, SolStruct, eip712_domain},
 };
@@ -96,6 +96,27 @@ pub fn sign_compact(signer: &PrivateKeySigner, digest: B256) -> Result<[u8; 64]>
         reason: e.to_string(),
     })?;
     Ok(signature.as_erc2098())
+}
+
+/// The signer of a 64-byte EIP-2098 compact signature over `digest`.
+///
+/// Refuses `s` above secp256k1n/2 ([`Error::MalleableSignature`]) before
+/// recovering: `alloy` normalises `s` when it recovers, so the high-s twin of a
+/// signature (`n - s`, parity flipped) would recover to the same signer and give
+/// one signed message a second encoding; the registry refuses such signatures
+/// too. A signature that recovers to no key is [`Error::InvalidKey`].
+/// (`review_formats::key_delivery_high_s_twin_is_refused`,
+/// `review_formats::manifest_signature_file_high_s_twin_is_refused`.)
+pub fn recover_compact(signature: &[u8; 64], digest: &B256) -> Result<Address> {
+    let signature = Signature::from_erc2098(signature);
+    if signature.normalize_s().is_some() {
+        return Err(Error::MalleableSignature);
+    }
+    signature
+        .recover_address_from_prehash(digest)
+        .map_err(|_| Error::InvalidKey {
+            what: "signature (does not recover)",
+        })
 }
 
 /// A signer set with its threshold, as registered for a manufacturer.

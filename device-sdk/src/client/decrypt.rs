@@ -4,8 +4,8 @@
 //! only after its segment authenticated, and the image's SHA-256 must be the manifest's
 //! `imageSha256`.
 //!
-//! Attacks stopped: a bundle made for another chain, registry, model or version
-//! ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
+//! Attacks stopped: a bundle made for another chain, registry, model or version, or sealed
+//! under another policy than the manifest's `policyId` ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
 //! reordered, duplicated, truncated or extended segment ([`Error::Decrypt`], with the core's
 //! variant as its source); an image other than the approved one ([`Error::ImageHash`]). The
 //! caller's output is committed only when this returns `Ok` ([`crate::client::Installer`]
@@ -59,6 +59,14 @@ pub fn decrypt_into(
             t.version.to_string(),
             manifest.version.to_string(),
         ),
+        // The signers approved `policyId`, never saw the bundle's policy: a bundle sealed under
+        // another (weaker) policy is refused (review of issue 13,
+        // `a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused`).
+        (
+            "policy id",
+            header.policy_id().to_string(),
+            manifest.policyId.to_string(),
+        ),
     ];
     for (field, found, expected) in checks {
         if found != expected {
@@ -102,4 +110,91 @@ pub fn decrypt_into(
         "step 7: bundle decrypted, every segment and the image sha256 verified"
     );
     Ok(opened.image_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::B256;
+    use otaledger_core::bundle::{
+        BundleSpec, ReleaseTarget, SealOptions, default_policy, model_attribute, parse_policy,
+        policy_id, release_attribute, seal,
+    };
+    use otaledger_cpabe::{keygen, rand_core::OsRng, setup};
+
+    use super::*;
+
+    /// Review of issue 13: the manifest's signed `policyId` must be the bundle's policy. A
+    /// bundle sealed under a weaker policy (`"model:7"`: every device of the model opens it, paid
+    /// or not) but listed in a manifest whose `policyId` is the release policy passed every
+    /// other check, since nothing compared the two; signers reviewing `manifest.json` see only
+    /// the policy text that hashes to `policyId`, never the bundle's.
+    #[test]
+    fn a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused() {
+        let (params, master) = setup(&mut OsRng);
+        let key = keygen(
+            &master,
+            &[model_attribute(7), release_attribute(7, 42)],
+            &mut OsRng,
+        )
+        .unwrap();
+        let target = ReleaseTarget {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0x5a),
+            model_id: 7,
+            version: 42,
+        };
+        let image = vec![7u8; 1000];
+        let weaker = parse_policy("\"model:7\"").unwrap();
+        let mut bytes = Vec::new();
+        let sealed = seal(
+            &params,
+            &BundleSpec {
+                target,
+                policy: &weaker,
+                options: SealOptions::default(),
+            },
+            &image[..],
+            image.len() as u64,
+            &mut bytes,
+            &mut OsRng,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let manifest = Manifest {
+            modelId: 7,
+            version: 42,
+            bundleSha256: sealed.bundle_sha256,
+            bundleSize: sealed.bundle_len,
+            bundleCid: Default::default(),
+            imageSha256: sealed.image_sha256,
+            price: 1,
+            paymentToken: Address::ZERO,
+            policyId: policy_id(&default_policy(7, 42)),
+            expiry: 0,
+            metadataHash: B256::ZERO,
+        };
+        let mut out = Vec::new();
+        let r = decrypt_into(&path, &key, &manifest, 31337, target.registry, &mut out);
+        assert!(
+            matches!(
+                r,
+                Err(Error::BundleTarget {
+                    field: "policy id",
+                    ..
+                })
+            ),
+            "a bundle under another policy than the signed policyId was decrypted: {r:?}"
+        );
+        assert!(out.is_empty());
+        // The same bundle in a manifest that names its real policy opens.
+        let honest = Manifest {
+            policyId: policy_id(&weaker),
+            ..manifest
+        };
+        let mut out = Vec::new();
+        let len = decrypt_into(&path, &key, &honest, 31337, target.registry, &mut out).unwrap();
+        assert_eq!((len, out), (image.len() as u64, image));
+    }
 }
