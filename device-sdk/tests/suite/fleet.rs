@@ -161,6 +161,12 @@ async fn report_handler(State(s): State<Arc<ReceiverState>>, body: axum::body::B
 pub(crate) struct Published {
     pub(crate) release_id: B256,
     pub(crate) image: Vec<u8>,
+    /// The bundle as published (sealed, then as `edit` left it).
+    #[allow(dead_code, reason = "read by benches/update.rs")]
+    pub(crate) bundle: Vec<u8>,
+    /// The bundle's CID.
+    #[allow(dead_code, reason = "read by benches/update.rs")]
+    pub(crate) cid: Cid,
 }
 
 /// The world of a whole update.
@@ -323,7 +329,12 @@ impl Fleet {
             .lock()
             .unwrap()
             .insert(release_id, (w.model, version));
-        Published { release_id, image }
+        Published {
+            release_id,
+            image,
+            bundle,
+            cid,
+        }
     }
 
     /// An honest release of `len` pseudo-random bytes.
@@ -397,6 +408,100 @@ impl Fleet {
 
     pub(crate) fn updater(&self, dir: &Path) -> Updater {
         Updater::new(self.parts(dir))
+    }
+
+    /// The CP-ABE key the key service delivers for `version` of the devices' model.
+    #[allow(dead_code, reason = "used by benches/update.rs")]
+    pub(crate) fn secret_key(&self, version: u64) -> otaledger_cpabe::SecretKey {
+        let model = self.w.model;
+        keygen(
+            &self.keys.master,
+            &[model_attribute(model), release_attribute(model, version)],
+            &mut OsRng,
+        )
+        .unwrap()
+    }
+
+    /// What another process needs to run devices[0]'s updater in `dir` over the honest
+    /// transports ([`ChildSpec::parts`] builds the same parts as [`Fleet::parts`]).
+    pub(crate) fn child_spec(&self, dir: &Path) -> ChildSpec {
+        let w = &self.w;
+        ChildSpec {
+            rpc: w.anvil.endpoint_url().to_string(),
+            chain_id: w.chain_id,
+            registry: *w.registry.address(),
+            market: *w.market.address(),
+            manufacturer_id: w.manufacturer,
+            model_id: w.model,
+            device_index: w.devices[0],
+            key_service: self.key_service.to_string(),
+            key_service_address: self.key_service_address,
+            identity: self.device_key.to_bytes(),
+            gateway: self.gateway.to_string(),
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// devices[0]'s updater as plain values, passed to a child process (the power-cut test, the
+/// update benchmark) as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ChildSpec {
+    pub(crate) rpc: String,
+    pub(crate) chain_id: u64,
+    pub(crate) registry: Address,
+    pub(crate) market: Address,
+    pub(crate) manufacturer_id: u32,
+    pub(crate) model_id: u32,
+    pub(crate) device_index: u64,
+    pub(crate) key_service: String,
+    pub(crate) key_service_address: Address,
+    pub(crate) identity: B256,
+    pub(crate) gateway: String,
+    /// The device's directory (state, slots, reports, downloads).
+    pub(crate) dir: std::path::PathBuf,
+}
+
+impl ChildSpec {
+    /// The updater parts [`Fleet::parts`] builds, from these values.
+    pub(crate) fn parts(&self) -> UpdaterParts {
+        use otaledger_device_sdk::client::{Client, FileStorage, HttpRpc, SystemClock};
+        let rpc = || HttpRpc::new(self.rpc.parse().unwrap()).unwrap();
+        let mut limits =
+            otaledger_device_sdk::Limits::new(otaledger_device_sdk::Quorum::majority(1).unwrap());
+        limits.confirmations = crate::common::CONFIRMATIONS;
+        let config = otaledger_device_sdk::DeviceConfig {
+            chain_id: self.chain_id,
+            registry: self.registry,
+            market: self.market,
+            manufacturer_id: self.manufacturer_id,
+            model_id: self.model_id,
+            device_index: self.device_index,
+        };
+        let client = Client::new(
+            config,
+            limits,
+            vec![Box::new(rpc())],
+            Box::new(SystemClock),
+            Box::new(FileStorage::new(self.dir.join("state.json"))),
+        )
+        .unwrap();
+        UpdaterParts {
+            client,
+            sources: vec![Box::new(rpc())],
+            key_services: vec![Box::new(
+                HttpKeyService::new(self.key_service.parse().unwrap()).unwrap(),
+            )],
+            key_service: self.key_service_address,
+            identity: PrivateKeySigner::from_bytes(&self.identity).unwrap(),
+            gateways: vec![self.gateway.parse().unwrap()],
+            fetch: FetchOptions::default(),
+            installer: Box::new(FileInstaller::new(self.dir.join("slots")).unwrap()),
+            health: Box::new(ImageHashCheck),
+            reports: ReportQueue::new(self.dir.join("reports.json")),
+            sinks: Vec::new(),
+            work_dir: self.dir.join("download"),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod attack_lying_rpc;
 mod attack_malicious_mirror;
 mod attack_mix_and_match;
 mod attack_power_cut;
+mod attack_power_cut_process;
 mod attack_revoked;
 mod attack_rollback;
 mod attack_slow_retrieval;
