@@ -301,8 +301,10 @@ pub async fn list(pool: &AnyPool, f: &ReportFilter) -> Result<Vec<Json>> {
         .collect()
 }
 
-/// Reports per outcome (and their total) for each of `releases`
-/// (lowercase 0x-hex ids).
+/// Devices per outcome (and in total) that reported on each of `releases`
+/// (lowercase 0x-hex ids). Counts are of distinct devices, not of report
+/// rows: a device sending the same outcome many times counts once; a device
+/// that reported two outcomes counts once under each and once in `total`.
 pub async fn counts(
     pool: &AnyPool,
     releases: &[String],
@@ -312,9 +314,15 @@ pub async fn counts(
         return Ok(out);
     }
     let placeholders: Vec<String> = (1..=releases.len()).map(|i| format!("${i}")).collect();
+    // One query: per outcome, and the total (as outcome 'total', never an
+    // outcome's name) from a second grouping, both counting distinct devices.
+    let list = placeholders.join(", ");
     let sql = format!(
-        "SELECT release_id, outcome, COUNT(*) FROM reports WHERE release_id IN ({}) GROUP BY release_id, outcome",
-        placeholders.join(", ")
+        "SELECT release_id, outcome, COUNT(DISTINCT device_index) FROM reports \
+         WHERE release_id IN ({list}) GROUP BY release_id, outcome \
+         UNION ALL \
+         SELECT release_id, 'total', COUNT(DISTINCT device_index) FROM reports \
+         WHERE release_id IN ({list}) GROUP BY release_id"
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in releases {
@@ -339,8 +347,6 @@ pub async fn counts(
         let n: i64 = r.try_get(2).map_err(&e)?;
         if let Some(c) = out.get_mut(&id) {
             c[outcome.as_str()] = json!(n);
-            let total = c["total"].as_i64().unwrap_or(0) + n;
-            c["total"] = json!(total);
         }
     }
     Ok(out)
