@@ -92,6 +92,11 @@ pub(crate) struct DemoArgs {
     /// Devices updating at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     parallel: u32,
+    /// Blocks the devices keep below the latest for their head, and the key service waits on
+    /// top of a purchase [default: 0 on the local anvil, which mines a block per
+    /// transaction; 6 with `--rpc-url`].
+    #[arg(long)]
+    confirmations: Option<u64>,
     /// Seconds the fleet round may take before the demo gives up on the devices still waiting.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -129,6 +134,8 @@ struct Summary {
     version: u64,
     bundle_cid: String,
     database: &'static str,
+    /// The PostgreSQL database the demo created (dropped on exit).
+    database_name: Option<String>,
     device_count: u32,
     bought: usize,
     updated: usize,
@@ -317,8 +324,9 @@ impl Demo {
                 out.say(format!("        {name:<32} {gas:>10} gas"));
             }
         }
+        // Providers keep a nonce cache from their first transaction: each phase takes a fresh
+        // one, so the phases may share one key (`--rpc-url` with a single funded key).
         let op = chain.signer(&operator)?;
-        let owner_provider = chain.signer(&owner)?;
 
         // 3. The manufacturer: 2-of-3 signers, its authority, a model.
         let signers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
@@ -371,14 +379,15 @@ impl Demo {
         };
         let database_kind = database.kind();
         let database_url = database.url().to_owned();
+        let database_name = database.name().map(str::to_owned);
         self.database = Some(database);
         let key_service_key = PrivateKeySigner::random();
         let key_service = key_service_key.address();
-        let confirmations = if local {
+        let confirmations = args.confirmations.unwrap_or(if local {
             0
         } else {
             otaledger_device_sdk::DEFAULT_CONFIRMATIONS
-        };
+        });
         let services = services::Services::start(services::Options {
             chain: &chain,
             endpoint: &endpoint,
@@ -432,6 +441,7 @@ impl Demo {
         let dirs: Vec<PathBuf> = (0..args.devices)
             .map(|i| fleet_dir.join(format!("device-{i:05}")))
             .collect();
+        let owner_provider = chain.signer(&owner)?;
         let mut claim_gas = Vec::with_capacity(dirs.len());
         for d in &dirs {
             let claimed = device::claim(&chain, &owner_provider, d, owner.address()).await?;
@@ -512,6 +522,7 @@ impl Demo {
         // 7. The owner buys it for a subset.
         let bought_positions = buyer_positions(args.devices, args.buyers);
         let bought: Vec<u64> = bought_positions.iter().map(|p| first + p).collect();
+        let owner_provider = chain.signer(&owner)?;
         let purchase = if bought.is_empty() {
             None
         } else {
@@ -605,6 +616,7 @@ impl Demo {
             version: VERSION,
             bundle_cid: created.cid.clone(),
             database: database_kind,
+            database_name,
             device_count: args.devices,
             bought: bought.len(),
             updated,

@@ -100,6 +100,11 @@ impl Database {
         &self.url
     }
 
+    /// The created PostgreSQL database's name.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.created.as_ref().map(|(_, n)| n.as_str())
+    }
+
     /// `sqlite` or `postgres`.
     pub(super) fn kind(&self) -> &'static str {
         if self.created.is_some() {
@@ -171,10 +176,9 @@ pub(super) struct Services {
     pool: AnyPool,
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }
+/// Completes when the stop signal is sent (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 impl Services {
@@ -186,7 +190,7 @@ impl Services {
 
         // The trustless gateway over the block store.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let gateway = http_url(listener.local_addr()?);
+        let gateway = http_url(listener.local_addr()?)?;
         let blocks = otaledger_ipfs::Blockstore::open(o.store)
             .wrap_err_with(|| format!("opening block store {}", o.store.display()))?;
         let stop_gateway = stopped(rx.clone());
@@ -232,7 +236,7 @@ impl Services {
             .wrap_err("key service")
         });
         let key_service = match bound_rx.await {
-            Ok(addr) => http_url(addr),
+            Ok(addr) => http_url(addr)?,
             Err(_) => {
                 return Err(match keys_task.await {
                     Ok(Err(e)) => e,
@@ -252,7 +256,7 @@ impl Services {
                     o.port
                 )
             })?;
-        let api = http_url(api_listener.local_addr()?);
+        let api = http_url(api_listener.local_addr()?)?;
         let mut config = IndexerConfig::new(
             o.database_url.to_owned(),
             vec![o.endpoint.to_string()],
@@ -408,7 +412,6 @@ impl Services {
     }
 }
 
-fn http_url(addr: SocketAddr) -> Url {
-    // A socket address always makes a valid URL.
-    Url::parse(&format!("http://{addr}/")).unwrap_or_else(|_| unreachable!())
+fn http_url(addr: SocketAddr) -> eyre::Result<Url> {
+    Url::parse(&format!("http://{addr}/")).wrap_err_with(|| format!("no URL for {addr}"))
 }
