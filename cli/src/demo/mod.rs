@@ -658,28 +658,33 @@ fn buyer_positions(devices: u32, buyers: u32) -> Vec<u64> {
         .collect()
 }
 
-/// Writes the dashboard's map: the fleet in sites around a few cities (latitude, longitude),
-/// placed deterministically by index.
+/// Writes the dashboard's map: the fleet over a city region (latitude, longitude, around
+/// Munich) on a jittered grid, placed deterministically by index.
 fn write_map(path: &Path, first: u64, count: u32) -> eyre::Result<()> {
-    const SITES: [(f64, f64); 6] = [
-        (48.137, 11.575), // Munich
-        (52.520, 13.405), // Berlin
-        (50.110, 8.682),  // Frankfurt
-        (53.551, 9.993),  // Hamburg
-        (48.775, 9.182),  // Stuttgart
-        (51.340, 12.375), // Leipzig
-    ];
-    const GOLDEN_ANGLE: f64 = 2.399_963_229_728_653;
+    const NORTH: f64 = 48.25;
+    const WEST: f64 = 11.35;
+    const HEIGHT: f64 = 0.20;
+    const WIDTH: f64 = 0.45;
+    let n = f64::from(count.max(1));
+    let cols = (n * WIDTH / HEIGHT).sqrt().ceil().max(1.0);
+    let rows = (n / cols).ceil().max(1.0);
+    let jitter = |i: u64, salt: u64| {
+        let mut x = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 29;
+        (x % 1000) as f64 / 1000.0 - 0.5
+    };
     let mut map = serde_json::Map::new();
     map.insert("projection".into(), "latlon".into());
     for i in 0..u64::from(count) {
-        let (lat, lon) = SITES[(i % SITES.len() as u64) as usize];
-        let k = (i / SITES.len() as u64) as f64;
-        let r = 0.03 * (k + 0.5).sqrt();
-        let theta = k * GOLDEN_ANGLE;
+        let c = (i as f64) % cols;
+        let r = ((i as f64) / cols).floor();
+        let x = (c + 0.5 + 0.6 * jitter(i, 1)) / cols;
+        let y = (r + 0.5 + 0.6 * jitter(i, 2)) / rows;
         map.insert(
             (first + i).to_string(),
-            serde_json::json!([lat + r * theta.sin(), lon + 1.5 * r * theta.cos()]),
+            serde_json::json!([NORTH - y * HEIGHT, WEST + x * WIDTH]),
         );
     }
     std::fs::write(path, serde_json::to_vec_pretty(&map)?)
