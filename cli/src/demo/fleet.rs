@@ -5,8 +5,10 @@
 //! decrypts, installs and reports to the indexer; nothing is shortcut.
 //!
 //! The round: every device runs one update attempt; a device that is not entitled (yet)
-//! checks again every [`RECHECK`] while the round lasts. The round ends when every device the
-//! owner bought for has settled (installed, or refused), or at the timeout.
+//! checks again every [`RECHECK`] while the round lasts, and one whose attempt failed tries
+//! again (at most [`MAX_ERRORS`] attempts: a refusal stays a refusal, a node that was too busy
+//! to answer is asked again). The round ends when every device the owner bought for has
+//! settled (installed, or given up), or at the timeout.
 
 use std::{
     path::PathBuf,
@@ -26,6 +28,9 @@ use tokio::sync::Semaphore;
 
 /// How often a device that is not entitled checks again during the round.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// Failed attempts after which a device gives up for the round.
+const MAX_ERRORS: u32 = 5;
 
 /// One device of the fleet.
 #[derive(Debug, Clone)]
@@ -126,6 +131,7 @@ impl Fleet {
             tasks.push(tokio::spawn(async move {
                 let mut updater = device_run::updater(&device.dir, &opts)?;
                 let mut first = true;
+                let mut errors = 0;
                 let mut done_tx = Some(done_tx);
                 let verdict = loop {
                     let result = {
@@ -145,7 +151,17 @@ impl Fleet {
                         Ok(Outcome::NotEntitled { .. }) => "not-entitled".to_owned(),
                         Err(e) => format!("refused:{}", e.class()),
                     };
-                    let waiting = matches!(result, Ok(Outcome::NotEntitled { .. }));
+                    // Not entitled (yet): check again while the round lasts. An error (a
+                    // refusal, or a node too slow to answer): again at the next interval, as
+                    // `device run --interval` does, at most `MAX_ERRORS` times.
+                    let waiting = match &result {
+                        Ok(Outcome::NotEntitled { .. }) => true,
+                        Ok(_) => false,
+                        Err(_) => {
+                            errors += 1;
+                            errors < MAX_ERRORS
+                        }
+                    };
                     if !waiting || over.load(Ordering::Relaxed) {
                         break verdict;
                     }

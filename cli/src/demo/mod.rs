@@ -625,11 +625,11 @@ impl Demo {
             steps: out.steps.clone(),
             stage_ms: out.stage_ms.clone(),
         };
-        let wrong: Vec<u64> = summary
+        let wrong: Vec<String> = summary
             .devices
             .iter()
             .filter(|d| d.bought != (d.installed_version == VERSION))
-            .map(|d| d.index)
+            .map(|d| format!("#{} (bought {}, {})", d.index, d.bought, d.verdict))
             .collect();
         if !args.exit_when_done {
             out.say(format!(
@@ -641,7 +641,10 @@ impl Demo {
             println!("{}", serde_json::to_string(&summary)?);
         }
         if !wrong.is_empty() {
-            bail!("devices {wrong:?} did not end as bought (installed iff bought)");
+            bail!(
+                "devices did not end as bought (installed iff bought): {}",
+                wrong.join(", ")
+            );
         }
         if !args.exit_when_done {
             services::shutdown_signal().await;
