@@ -25,8 +25,11 @@ $(VENV)/.installed: script/requirements-dev.txt
 
 tools: node_modules/.installed $(VENV)/.installed ## install the pinned toolchain (npm: forge, anvil, cast, solc; PyPI: slither)
 
-demo: node_modules/.installed ## the main job: local chain, contracts, one publish-and-purchase round
-	$(CARGO) run --locked -p otaledger-cli -- demo
+# The dev profile: its crypto crates are optimised (Cargo.toml), so the 50-device round takes
+# seconds, and the build is the one `make test` shares. Extra options: make demo DEMO_ARGS="--devices 200 --port 0".
+DEMO_ARGS ?=
+demo: node_modules/.installed ## the main job: chain, contracts, gateway, key service, indexer + dashboard, a fleet that updates
+	$(CARGO) run --locked -p otaledger-cli -- demo $(DEMO_ARGS)
 
 test: tools postgres lint slither contracts-test no-std rust-test ## every check and test CI runs
 	@echo "make test: all checks passed"

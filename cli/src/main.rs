@@ -1,8 +1,10 @@
 //! `otaledger`: the OTA Ledger command-line tool.
 //!
 //! Subcommands:
-//! - `demo`: the quickstart's main job (a local chain, the contracts, one
-//!   publish-and-purchase round, with the gas of every step);
+//! - `demo`: the quickstart's main job, the whole system in one command (a
+//!   local chain, the contracts, the gateway, key service, indexer and
+//!   dashboard, a manufacturer, a release, a purchase, and a fleet of device-SDK
+//!   clients updating for real);
 //! - `ipfs add | get | car export | car import`: content addressing that agrees
 //!   with Kubo, and verified fetches from untrusted gateways;
 //! - `gateway serve`: a trustless gateway over the local block store;
@@ -36,7 +38,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the end-to-end demo on a local anvil chain it starts.
+    /// The whole system in one command: chain, services, dashboard, and a fleet that updates.
     Demo(demo::DemoArgs),
     /// Content addressing: add files, fetch them verified from gateways, CAR import/export.
     Ipfs(ipfs::IpfsArgs),

@@ -1,0 +1,772 @@
+//! `otaledger demo`: the whole system in one command.
+//!
+//! Every stage is the project's real component, started in-process (or, for
+//! anvil, as a child process) and stopped when the demo ends:
+//!
+//! 1. a chain: the pinned anvil ([`spawn_anvil`]) or `--rpc-url` with a funded key;
+//! 2. the contracts at their CREATE2 addresses ([`deploy::deploy`]);
+//! 3. a manufacturer with a 2-of-3 signer set ([`registry::register`]), its
+//!    CP-ABE authority ([`authority::init`], parameters' CID on chain) and a model;
+//! 4. the services: the IPFS block store and trustless gateway
+//!    ([`otaledger_ipfs::serve`]), the key service ([`keyservice::serve`]) and
+//!    the indexer (SQLite or `--postgres`) with its read API and dashboard;
+//! 5. a fleet provisioned into the state directory ([`device::provision`]),
+//!    claimed by the owner with every device's own signature, drawn on the
+//!    dashboard's map at positions the demo writes to `fleet-map.json`;
+//! 6. a release from a generated image ([`release::create`]: bundle, CP-ABE
+//!    encryption, IPFS import, manifest), signed offline by two of the three
+//!    signers and published;
+//! 7. the owner buys it for `--buyers` devices ([`market::purchase`]);
+//! 8. the fleet: every device a real device-SDK updater over its own directory
+//!    ([`fleet`]), checking, updating and reporting to the indexer; the demo
+//!    waits until the dashboard shows exactly the bought devices green.
+//!
+//! Then it keeps serving the dashboard until Ctrl-C (or ends at once with
+//! `--exit-when-done`) and stops every task and child.
+
+mod fleet;
+mod services;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256},
+    providers::Provider,
+    signers::local::PrivateKeySigner,
+};
+use clap::Args;
+use eyre::{WrapErr, bail, eyre};
+use otaledger_cli::{
+    authority, chain::Chain, chain::Mined, device, market, registry, release,
+    wallet::read_password_file,
+};
+use otaledger_core::{
+    bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE},
+    deploy::{self, DEFAULT_REFUND_WINDOW, DEFAULT_SALT},
+    spawn_anvil,
+};
+use serde::Serialize;
+
+/// The file that marks a directory as the demo's own (so it may be wiped on the next run).
+const MARKER: &str = ".otaledger-demo";
+/// Price per device: 0.01 ETH.
+const PRICE_WEI: u128 = 10_000_000_000_000_000;
+/// The released image's size.
+const IMAGE_SIZE: usize = 256 * 1024;
+/// The release's version.
+const VERSION: u64 = 1;
+
+/// Options of `otaledger demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Use this JSON-RPC endpoint instead of starting a local anvil (needs `--private-key`).
+    #[arg(long, requires = "private_key")]
+    rpc_url: Option<url::Url>,
+    /// Funded key that deploys and acts as manufacturer operator and owner on `--rpc-url`
+    /// (read from the environment so it does not land in shell history).
+    #[arg(long, env = "OTALEDGER_PRIVATE_KEY", hide_env_values = true)]
+    private_key: Option<PrivateKeySigner>,
+    /// Devices in the fleet.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    devices: u32,
+    /// Devices the owner buys the release for (spread over the fleet).
+    #[arg(long, default_value_t = 20)]
+    buyers: u32,
+    /// Run the indexer on this PostgreSQL server instead of SQLite: the demo
+    /// creates a fresh database on it (`otaledger_demo_<time>`) and drops it on exit.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// Port of the indexer's API and dashboard on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8088)]
+    port: u16,
+    /// State directory (wiped at the start of every run; refused if it holds
+    /// anything but an earlier demo's state).
+    #[arg(long, default_value = ".otaledger-demo")]
+    dir: PathBuf,
+    /// End after the fleet round instead of serving the dashboard until Ctrl-C.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Devices updating at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    parallel: u32,
+    /// Blocks the devices keep below the latest for their head, and the key service waits on
+    /// top of a purchase [default: 0 on the local anvil, which mines a block per
+    /// transaction; 6 with `--rpc-url`].
+    #[arg(long)]
+    confirmations: Option<u64>,
+    /// Seconds the fleet round may take before the demo gives up on the devices still waiting.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+/// One measured transaction.
+#[derive(Debug, Clone, Serialize)]
+struct Step {
+    step: String,
+    gas_used: u64,
+    tx: B256,
+}
+
+/// One device in the summary.
+#[derive(Debug, Clone, Serialize)]
+struct DeviceSummary {
+    address: Address,
+    index: u64,
+    bought: bool,
+    installed_version: u64,
+    verdict: String,
+    dashboard_status: String,
+}
+
+/// The `--json` summary (the last line on stdout).
+#[derive(Debug, Serialize)]
+struct Summary {
+    dashboard: String,
+    chain_id: u64,
+    registry: Address,
+    market: Address,
+    manufacturer_id: u32,
+    model_id: u32,
+    release_id: B256,
+    version: u64,
+    bundle_cid: String,
+    database: &'static str,
+    /// The PostgreSQL database the demo created (dropped on exit).
+    database_name: Option<String>,
+    device_count: u32,
+    bought: usize,
+    updated: usize,
+    not_updated: usize,
+    devices: Vec<DeviceSummary>,
+    steps: Vec<Step>,
+    stage_ms: Vec<(String, u128)>,
+}
+
+/// Prints one line per stage and keeps the gas and times for the summary.
+struct Progress {
+    json: bool,
+    stage: usize,
+    started: Instant,
+    steps: Vec<Step>,
+    stage_ms: Vec<(String, u128)>,
+}
+
+/// Stages printed with a counter.
+const STAGES: usize = 8;
+
+impl Progress {
+    /// A line outside the stage numbering (stderr with `--json`, so stdout
+    /// ends with the summary alone).
+    fn say(&self, line: impl AsRef<str>) {
+        if self.json {
+            eprintln!("{}", line.as_ref());
+        } else {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    fn stage(&mut self, name: &str, detail: impl AsRef<str>) {
+        self.stage += 1;
+        let ms = self.started.elapsed().as_millis();
+        self.stage_ms.push((name.to_owned(), ms));
+        self.say(format!(
+            "[{}/{STAGES}] {name:<12} {} ({:.1} s)",
+            self.stage,
+            detail.as_ref(),
+            ms as f64 / 1000.0
+        ));
+    }
+
+    fn gas(&mut self, step: impl Into<String>, mined: &Mined) {
+        let step = step.into();
+        self.say(format!("        {step:<32} {:>10} gas", mined.gas_used));
+        self.steps.push(Step {
+            step,
+            gas_used: mined.gas_used,
+            tx: mined.tx,
+        });
+    }
+}
+
+/// Runs the demo; Ctrl-C at any point stops it and everything it started.
+pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
+    if args.buyers > args.devices {
+        bail!(
+            "--buyers {} is more than --devices {}",
+            args.buyers,
+            args.devices
+        );
+    }
+    let dir = prepare_dir(&args.dir)?;
+    let mut demo = Demo::default();
+    let result = tokio::select! {
+        r = demo.run(&args, &dir, json) => r,
+        _ = services::shutdown_signal() => {
+            eprintln!("interrupted: stopping");
+            Ok(())
+        }
+    };
+    demo.stop().await;
+    result
+}
+
+/// Makes `dir` an empty demo state directory: created if absent, wiped if it holds an earlier
+/// run (the marker file), refused if it holds anything else.
+fn prepare_dir(dir: &Path) -> eyre::Result<PathBuf> {
+    if dir.exists() {
+        let mut entries =
+            std::fs::read_dir(dir).wrap_err_with(|| format!("reading --dir {}", dir.display()))?;
+        if entries.next().is_some() {
+            if !dir.join(MARKER).exists() {
+                bail!(
+                    "--dir {} is not empty and holds no earlier demo state ({MARKER}): refusing to wipe it",
+                    dir.display()
+                );
+            }
+            std::fs::remove_dir_all(dir).wrap_err_with(|| {
+                format!("removing the earlier demo state in {}", dir.display())
+            })?;
+        }
+    }
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "state of `otaledger demo`; the next run wipes this directory\n",
+    )?;
+    std::path::absolute(dir).wrap_err("resolving --dir")
+}
+
+/// What the demo started, stopped by [`Demo::stop`].
+#[derive(Default)]
+struct Demo {
+    services: Option<services::Services>,
+    anvil: Option<alloy::node_bindings::AnvilInstance>,
+    database: Option<services::Database>,
+}
+
+impl Demo {
+    async fn stop(&mut self) {
+        if let Some(services) = self.services.take() {
+            services.stop().await;
+        }
+        if let Some(db) = self.database.take() {
+            db.drop_database().await;
+        }
+        // Dropping the instance kills the anvil child.
+        self.anvil.take();
+    }
+
+    async fn run(&mut self, args: &DemoArgs, dir: &Path, json: bool) -> eyre::Result<()> {
+        let mut out = Progress {
+            json,
+            stage: 0,
+            started: Instant::now(),
+            steps: Vec::new(),
+            stage_ms: Vec::new(),
+        };
+
+        // 1. The chain.
+        let (endpoint, operator, owner, local) = match (&args.rpc_url, &args.private_key) {
+            (Some(url), Some(key)) => (url.clone(), key.clone(), key.clone(), false),
+            _ => {
+                let anvil = spawn_anvil().wrap_err(
+                    "starting anvil (run `npm ci` in the repository, or set OTALEDGER_ANVIL)",
+                )?;
+                let endpoint = anvil.endpoint_url();
+                let operator: PrivateKeySigner = anvil.keys()[0].clone().into();
+                let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
+                self.anvil = Some(anvil);
+                (endpoint, operator, owner, true)
+            }
+        };
+        let deployments = dir.join("deployments");
+        let reader = alloy::providers::ProviderBuilder::new().connect_http(endpoint.clone());
+        let chain_id = reader
+            .get_chain_id()
+            .await
+            .wrap_err_with(|| format!("asking {endpoint} for its chain id"))?;
+        out.stage(
+            "chain",
+            format!(
+                "{} {endpoint} (chain {chain_id})",
+                if local { "anvil at" } else { "node" }
+            ),
+        );
+
+        // 2. The contracts.
+        let deployer = alloy::providers::ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(operator.clone()))
+            .connect_http(endpoint.clone());
+        let commit = option_env!("OTALEDGER_COMMIT").unwrap_or("unknown");
+        let deployed =
+            deploy::deploy(&deployer, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, commit).await?;
+        deployed.deployment.store(&deployments)?;
+        let chain = Chain {
+            deployment: deployed.deployment.clone(),
+            rpc_url: Some(endpoint.clone()),
+        };
+        out.stage(
+            "contracts",
+            format!(
+                "UpdateRegistry {} UpdateMarket {}",
+                chain.registry(),
+                chain.market()
+            ),
+        );
+        for (name, gas) in [
+            ("deploy UpdateRegistry", deployed.registry_gas),
+            ("deploy UpdateMarket", deployed.market_gas),
+        ] {
+            if gas > 0 {
+                out.say(format!("        {name:<32} {gas:>10} gas"));
+            }
+        }
+        // Providers keep a nonce cache from their first transaction: each phase takes a fresh
+        // one, so the phases may share one key (`--rpc-url` with a single funded key).
+        let op = chain.signer(&operator)?;
+
+        // 3. The manufacturer: 2-of-3 signers, its authority, a model.
+        let signers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+        let registered = registry::register(
+            &chain,
+            &op,
+            registry::Registration {
+                name: "Acme Thermostats".into(),
+                operator: Address::ZERO,
+                payee: Address::ZERO,
+                signers: signers.iter().map(PrivateKeySigner::address).collect(),
+                threshold: 2,
+                params_cid: String::new(),
+            },
+        )
+        .await?;
+        let mfr = registered.manufacturer_id;
+        let authority_dir = dir.join("authority");
+        let store = dir.join("ipfs");
+        let password_file = dir.join("master-password.txt");
+        write_secret(&password_file, &random_password())?;
+        let password = read_password_file(&password_file)?;
+        let (init, master) = {
+            let (a, s, p) = (authority_dir.clone(), store.clone(), password.clone());
+            tokio::task::spawn_blocking(move || -> otaledger_cli::Result<_> {
+                let init = authority::init(&a, &p, &s, authority::DEFAULT_LOG_N)?;
+                let master = authority::load_master(&init.master, &p)?;
+                Ok((init, master))
+            })
+            .await??
+        };
+        let params_set =
+            registry::set_params_cid(&chain, &op, mfr, init.params_cid.clone()).await?;
+        let model = registry::define_model(&chain, &op, mfr, "thermo-x".into(), VERSION).await?;
+        out.stage(
+            "manufacturer",
+            format!(
+                "#{mfr} (2-of-3 signers), CP-ABE authority {}, model #{} thermo-x",
+                init.params_cid, model.model_id
+            ),
+        );
+        out.gas("registerManufacturer (2-of-3)", &registered.mined);
+        out.gas("setParamsCid", &params_set);
+        out.gas("defineModel", &model.mined);
+
+        // 4. The services.
+        let database = match &args.postgres {
+            Some(url) => services::Database::create_postgres(url).await?,
+            None => services::Database::sqlite(&dir.join("indexer.sqlite")),
+        };
+        let database_kind = database.kind();
+        let database_url = database.url().to_owned();
+        let database_name = database.name().map(str::to_owned);
+        self.database = Some(database);
+        let key_service_key = PrivateKeySigner::random();
+        let key_service = key_service_key.address();
+        let confirmations = args.confirmations.unwrap_or(if local {
+            0
+        } else {
+            otaledger_device_sdk::DEFAULT_CONFIRMATIONS
+        });
+        let services = services::Services::start(services::Options {
+            chain: &chain,
+            endpoint: &endpoint,
+            store: &store,
+            keyservice_db: &dir.join("keyservice.sqlite"),
+            database_url: &database_url,
+            port: args.port,
+            manufacturer: mfr,
+            master,
+            key_service_key,
+            confirmations,
+        })
+        .await?;
+        let urls = services.urls.clone();
+        self.services = Some(services);
+        out.stage(
+            "services",
+            format!(
+                "gateway {}  key service {}  indexer ({database_kind}) {}",
+                urls.gateway, urls.key_service, urls.api
+            ),
+        );
+
+        // 5. The fleet: provisioned, placed on the map, claimed by the owner.
+        let fleet_dir = dir.join("fleet");
+        let master = authority::load_master(&init.master, &password)?;
+        let provisioned = device::provision(
+            &chain,
+            &op,
+            &master,
+            &device::ProvisionOptions {
+                manufacturer_id: mfr,
+                model_id: model.model_id,
+                count: args.devices,
+                out_dir: fleet_dir.clone(),
+                attributes: Vec::new(),
+                key_service,
+                rpc_urls: vec![endpoint.clone()],
+                gateways: vec![urls.gateway.clone()],
+                key_service_urls: vec![urls.key_service.clone()],
+                report_urls: vec![urls.api.clone()],
+                store: store.clone(),
+            },
+            &mut |_| {},
+        )
+        .await?;
+        drop(master);
+        let first = provisioned.first_index;
+        let map_path = dir.join("fleet-map.json");
+        write_map(&map_path, first, args.devices)?;
+        let dirs: Vec<PathBuf> = (0..args.devices)
+            .map(|i| fleet_dir.join(format!("device-{i:05}")))
+            .collect();
+        let owner_provider = chain.signer(&owner)?;
+        let mut claim_gas = Vec::with_capacity(dirs.len());
+        for d in &dirs {
+            let claimed = device::claim(&chain, &owner_provider, d, owner.address()).await?;
+            claim_gas.push(claimed.mined);
+        }
+        let dashboard = self
+            .services
+            .as_mut()
+            .ok_or_else(|| eyre!("services stopped"))?
+            .serve_dashboard(&map_path)
+            .await?;
+        out.stage(
+            "fleet",
+            format!(
+                "{} devices #{first}..#{} provisioned (batch {}, leaves {}) and claimed by {}",
+                args.devices,
+                first + u64::from(args.devices) - 1,
+                provisioned.batch_id,
+                provisioned.leaves_cid,
+                owner.address()
+            ),
+        );
+        out.gas(
+            format!("provisionDevices ({})", args.devices),
+            &provisioned.mined,
+        );
+        if let Some(c) = claim_gas.first() {
+            out.gas(format!("claimDevice (each of {})", claim_gas.len()), c);
+        }
+        out.say(format!("        dashboard: {dashboard}"));
+
+        // 6. The release: generated image, encrypted bundle, two signatures, published.
+        let release_dir = dir.join("release");
+        std::fs::create_dir_all(&release_dir)?;
+        let image = release_dir.join("image.bin");
+        std::fs::write(&image, generated_image(IMAGE_SIZE))?;
+        let now = op
+            .get_block_by_number(Default::default())
+            .await?
+            .ok_or_else(|| eyre!("no latest block"))?
+            .header
+            .timestamp;
+        let create = release::CreateOptions {
+            target: ReleaseTarget {
+                chain_id: chain.chain_id(),
+                registry: chain.registry(),
+                model_id: model.model_id,
+                version: VERSION,
+            },
+            image,
+            policy: None,
+            price: PRICE_WEI,
+            token: Address::ZERO,
+            expiry: now + 365 * 24 * 3600,
+            metadata_hash: B256::ZERO,
+            params: init.params.clone(),
+            out_dir: release_dir.join("v1"),
+            store: store.clone(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        };
+        let created =
+            tokio::task::spawn_blocking(move || release::create(&create, &mut |_, _, _| {}))
+                .await??;
+        let sigs = [&signers[0], &signers[2]]
+            .iter()
+            .map(|k| release::sign(&created.manifest, k, None).map(|s| s.signature_file))
+            .collect::<otaledger_cli::Result<Vec<_>>>()?;
+        let published = release::publish(&chain, &operator, &created.manifest, &sigs).await?;
+        out.stage(
+            "release",
+            format!(
+                "v{VERSION} {} ({} bytes, policy {}), signed by 2 of 3, published",
+                created.cid, created.bundle_size, created.policy
+            ),
+        );
+        out.gas("publishRelease (2 signatures)", &published.mined);
+
+        // 7. The owner buys it for a subset.
+        let bought_positions = buyer_positions(args.devices, args.buyers);
+        let bought: Vec<u64> = bought_positions.iter().map(|p| first + p).collect();
+        let owner_provider = chain.signer(&owner)?;
+        let purchase = if bought.is_empty() {
+            None
+        } else {
+            Some(
+                market::purchase(
+                    &chain,
+                    &owner_provider,
+                    owner.address(),
+                    created.release_id,
+                    bought.clone(),
+                    false,
+                )
+                .await?,
+            )
+        };
+        out.stage(
+            "purchase",
+            format!(
+                "{} of {} devices for {} wei",
+                bought.len(),
+                args.devices,
+                purchase
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.amount.to_string())
+            ),
+        );
+        if let Some(p) = &purchase {
+            out.gas(format!("purchase ({} devices)", bought.len()), &p.mined);
+        }
+
+        // 8. The indexer has the fleet and the purchase before the devices report.
+        let services = self
+            .services
+            .as_ref()
+            .ok_or_else(|| eyre!("services stopped"))?;
+        let last_block = purchase
+            .as_ref()
+            .map_or(published.mined.block, |p| p.mined.block);
+        services
+            .wait_indexed(last_block, args.devices as usize, Duration::from_secs(60))
+            .await?;
+
+        // 9. The fleet round.
+        let devices = fleet::Fleet::load(&dirs, &bought)?;
+        let results = devices
+            .round(fleet::RoundOptions {
+                confirmations,
+                parallel: args.parallel as usize,
+                timeout: Duration::from_secs(args.timeout),
+                json,
+            })
+            .await?;
+        let statuses = services
+            .wait_dashboard(&bought, first, args.devices, Duration::from_secs(30))
+            .await?;
+        let updated = results
+            .iter()
+            .filter(|r| r.installed_version == VERSION)
+            .count();
+        let devices_summary: Vec<DeviceSummary> = results
+            .iter()
+            .map(|r| DeviceSummary {
+                address: r.address,
+                index: r.index,
+                bought: r.bought,
+                installed_version: r.installed_version,
+                verdict: r.verdict.clone(),
+                dashboard_status: statuses.get(&r.index).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let green = devices_summary
+            .iter()
+            .filter(|d| d.dashboard_status == "green")
+            .count();
+        out.stage(
+            "updates",
+            format!(
+                "{updated} of {} bought devices installed v{VERSION}, {} not updated; dashboard: {green} green",
+                bought.len(),
+                results.len() - updated
+            ),
+        );
+        let summary = Summary {
+            dashboard: dashboard.to_string(),
+            chain_id: chain.chain_id(),
+            registry: chain.registry(),
+            market: chain.market(),
+            manufacturer_id: mfr,
+            model_id: model.model_id,
+            release_id: created.release_id,
+            version: VERSION,
+            bundle_cid: created.cid.clone(),
+            database: database_kind,
+            database_name,
+            device_count: args.devices,
+            bought: bought.len(),
+            updated,
+            not_updated: results.len() - updated,
+            devices: devices_summary,
+            steps: out.steps.clone(),
+            stage_ms: out.stage_ms.clone(),
+        };
+        let wrong: Vec<String> = summary
+            .devices
+            .iter()
+            .filter(|d| d.bought != (d.installed_version == VERSION))
+            .map(|d| format!("#{} (bought {}, {})", d.index, d.bought, d.verdict))
+            .collect();
+        if !args.exit_when_done {
+            out.say(format!(
+                "serving the dashboard at {dashboard} (state in {}); Ctrl-C to stop",
+                dir.display()
+            ));
+        }
+        if json {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        if !wrong.is_empty() {
+            bail!(
+                "devices did not end as bought (installed iff bought): {}",
+                wrong.join(", ")
+            );
+        }
+        if !args.exit_when_done {
+            services::shutdown_signal().await;
+            out.say("stopping");
+        }
+        Ok(())
+    }
+}
+
+/// Positions of the bought devices in the batch: `buyers` spread evenly over `devices`.
+fn buyer_positions(devices: u32, buyers: u32) -> Vec<u64> {
+    (0..u64::from(buyers))
+        .map(|j| j * u64::from(devices) / u64::from(buyers))
+        .collect()
+}
+
+/// Writes the dashboard's map: the fleet over a city region (latitude, longitude, around
+/// Munich) on a jittered grid, placed deterministically by index.
+fn write_map(path: &Path, first: u64, count: u32) -> eyre::Result<()> {
+    const NORTH: f64 = 48.25;
+    const WEST: f64 = 11.35;
+    const HEIGHT: f64 = 0.20;
+    const WIDTH: f64 = 0.45;
+    let n = f64::from(count.max(1));
+    let cols = (n * WIDTH / HEIGHT).sqrt().ceil().max(1.0);
+    let rows = (n / cols).ceil().max(1.0);
+    let jitter = |i: u64, salt: u64| {
+        let mut x = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 29;
+        (x % 1000) as f64 / 1000.0 - 0.5
+    };
+    let mut map = serde_json::Map::new();
+    map.insert("projection".into(), "latlon".into());
+    for i in 0..u64::from(count) {
+        let c = (i as f64) % cols;
+        let r = ((i as f64) / cols).floor();
+        let x = (c + 0.5 + 0.6 * jitter(i, 1)) / cols;
+        let y = (r + 0.5 + 0.6 * jitter(i, 2)) / rows;
+        map.insert(
+            (first + i).to_string(),
+            serde_json::json!([NORTH - y * HEIGHT, WEST + x * WIDTH]),
+        );
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(&map)?)
+        .wrap_err_with(|| format!("writing {}", path.display()))
+}
+
+/// A firmware image with content that does not compress to nothing (xorshift bytes).
+fn generated_image(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A random password for the demo's master key file.
+fn random_password() -> String {
+    use rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    alloy::hex::encode(bytes)
+}
+
+/// Writes a secret file with owner-only permissions.
+fn write_secret(path: &Path, text: &str) -> eyre::Result<()> {
+    std::fs::write(path, format!("{text}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buyers_are_distinct_and_in_range() {
+        for (n, b) in [(50, 20), (8, 3), (1, 1), (5, 5), (10, 0)] {
+            let p = buyer_positions(n, b);
+            assert_eq!(p.len(), b as usize);
+            let mut d = p.clone();
+            d.dedup();
+            assert_eq!(d, p, "{n} {b}");
+            assert!(p.iter().all(|x| *x < u64::from(n)));
+        }
+    }
+
+    #[test]
+    fn the_state_dir_is_wiped_only_when_it_is_the_demos() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("state");
+        prepare_dir(&dir).unwrap();
+        std::fs::write(dir.join("leftover"), "x").unwrap();
+        prepare_dir(&dir).unwrap();
+        assert!(!dir.join("leftover").exists());
+        let foreign = t.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+        let err = prepare_dir(&foreign).unwrap_err().to_string();
+        assert!(err.contains("refusing to wipe"), "{err}");
+        assert!(foreign.join("notes.txt").exists());
+    }
+
+    #[test]
+    fn the_map_parses_as_the_dashboard_reads_it() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("map.json");
+        write_map(&path, 7, 50).unwrap();
+        let map = otaledger_indexer::dashboard::FleetMap::load(&path).unwrap();
+        assert_eq!(
+            map.projection,
+            otaledger_indexer::dashboard::Projection::Latlon
+        );
+    }
+}
