@@ -208,13 +208,20 @@ pub struct Signed {
 }
 
 /// Signs `manifest` with `key` (offline) into `out`, default
-/// `<manifest dir>/<signer>.sig.json`.
+/// `<manifest dir>/<signer>.sig.json`. With `bundle`, first checks that the
+/// bundle file is the one the manifest names and was sealed for its release
+/// and policy (`ManifestFile::check_bundle`): the manifest alone cannot show
+/// the policy the bundle was really sealed under.
 pub fn sign(
     manifest: &Path,
     key: &alloy::signers::local::PrivateKeySigner,
     out: Option<PathBuf>,
+    bundle: Option<&Path>,
 ) -> Result<Signed> {
     let file = ManifestFile::load(manifest)?;
+    if let Some(bundle) = bundle {
+        file.check_bundle(bundle)?;
+    }
     let signature = file.sign(key)?;
     let out = out.unwrap_or_else(|| {
         manifest
@@ -402,4 +409,65 @@ pub async fn list(
         out.push(show(chain, provider, id).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::*;
+
+    /// Review of issue 13: `release sign --bundle` checks the bundle before signing; a bundle
+    /// sealed under another policy (here `"model:7"`, which any device of the model satisfies)
+    /// than the manifest shows is refused and no signature is written.
+    #[test]
+    fn sign_with_bundle_refuses_a_bundle_the_manifest_does_not_describe() {
+        let (params, _) = otaledger_cpabe::setup(&mut OsRng);
+        let target = ReleaseTarget {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0x5a),
+            model_id: 7,
+            version: 42,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let image = vec![1u8; 500];
+        let seal_to = |policy: &otaledger_cpabe::Policy, name: &str| {
+            let path = dir.path().join(name);
+            let mut bytes = Vec::new();
+            let sealed = seal(
+                &params,
+                &BundleSpec {
+                    target,
+                    policy,
+                    options: SealOptions::default(),
+                },
+                &image[..],
+                image.len() as u64,
+                &mut bytes,
+                &mut OsRng,
+            )
+            .unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            (sealed, path)
+        };
+        let (sealed, honest) = seal_to(&default_policy(7, 42), "honest.bin");
+        let (_, weak) = seal_to(&parse_policy("\"model:7\"").unwrap(), "weak.bin");
+        let manifest = ManifestFile::new(
+            &sealed,
+            ManifestBuilder::new(&sealed, vec![1, 0x55]).build(),
+        );
+        let manifest_path = dir.path().join("manifest.json");
+        manifest.store(&manifest_path).unwrap();
+        let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(3)).unwrap();
+        let refused = dir.path().join("refused.sig.json");
+        let err = sign(&manifest_path, &key, Some(refused.clone()), Some(&weak)).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match the manifest"),
+            "{err}"
+        );
+        assert!(!refused.exists());
+        let signed = dir.path().join("signed.sig.json");
+        sign(&manifest_path, &key, Some(signed.clone()), Some(&honest)).unwrap();
+        assert!(signed.exists());
+    }
 }

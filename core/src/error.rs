@@ -367,6 +367,21 @@ pub enum Error {
         /// The tag this build reads.
         expected: &'static str,
     },
+    /// A bundle file is not the one a manifest names, or was sealed for another
+    /// release or policy than the manifest's (`ManifestFile::check_bundle`).
+    #[error(
+        "{bundle} does not match the manifest: {field} is {in_manifest} in the manifest, {in_bundle} in the bundle"
+    )]
+    ManifestBundleMismatch {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// The manifest field that disagrees.
+        field: &'static str,
+        /// The manifest's value.
+        in_manifest: String,
+        /// The bundle's value (its size, hash, or header field).
+        in_bundle: String,
+    },
     /// A derived field of a manifest or signature file disagrees with the fields it derives from.
     #[error("{path}: field {field} is {found}, but the manifest gives {expected}")]
     DerivedFieldMismatch {

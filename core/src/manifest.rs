@@ -292,6 +292,87 @@ impl ManifestFile {
         Ok(file)
     }
 
+    /// Checks that the bundle file `bundle` is the one this manifest names and
+    /// was sealed for it: its size and SHA-256 are `bundleSize` and
+    /// `bundleSha256`; its header's chain, registry, model and version are the
+    /// manifest's; its policy is `policy` and hashes to `policyId`. What a signer
+    /// runs before signing (`release sign --bundle`): the manifest alone does not
+    /// show which policy the bundle was really sealed under, and a weaker one
+    /// would let unpaid devices decrypt it
+    /// (`review_formats::manifest_check_bundle_refuses_a_bundle_that_disagrees`).
+    /// A mismatch is [`Error::ManifestBundleMismatch`] naming the bundle and the field.
+    pub fn check_bundle(&self, bundle: &Path) -> Result<()> {
+        use sha2::{Digest, Sha256};
+        let io = |source| Error::Io {
+            path: bundle.to_owned(),
+            source,
+        };
+        let mismatch = |field: &'static str, in_manifest: String, in_bundle: String| {
+            Err(Error::ManifestBundleMismatch {
+                bundle: bundle.to_owned(),
+                field,
+                in_manifest,
+                in_bundle,
+            })
+        };
+        let mut file = std::fs::File::open(bundle).map_err(io)?;
+        let mut hash = Sha256::new();
+        let len = std::io::copy(&mut file, &mut hash).map_err(io)?;
+        let sha = B256::from(<[u8; 32]>::from(hash.finalize()));
+        let m = &self.manifest;
+        if len != m.bundleSize {
+            return mismatch(
+                "manifest.bundleSize",
+                m.bundleSize.to_string(),
+                len.to_string(),
+            );
+        }
+        if sha != m.bundleSha256 {
+            return mismatch(
+                "manifest.bundleSha256",
+                m.bundleSha256.to_string(),
+                sha.to_string(),
+            );
+        }
+        let file = std::fs::File::open(bundle).map_err(io)?;
+        let (header, _) = crate::bundle::read_header(&mut std::io::BufReader::new(file))?;
+        let t = header.target();
+        let checks = [
+            ("chainId", self.chain_id.to_string(), t.chain_id.to_string()),
+            (
+                "registry",
+                self.registry.to_string(),
+                t.registry.to_string(),
+            ),
+            (
+                "manifest.modelId",
+                m.modelId.to_string(),
+                t.model_id.to_string(),
+            ),
+            (
+                "manifest.version",
+                m.version.to_string(),
+                t.version.to_string(),
+            ),
+            (
+                "policy",
+                self.policy.clone(),
+                header.policy_text().to_owned(),
+            ),
+            (
+                "manifest.policyId",
+                m.policyId.to_string(),
+                header.policy_id().to_string(),
+            ),
+        ];
+        for (field, found, expected) in checks {
+            if found != expected {
+                return mismatch(field, found, expected);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and checks a `manifest.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {

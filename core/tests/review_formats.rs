@@ -905,6 +905,113 @@ fn manifest_non_canonical_json_is_refused_or_means_the_same() {
     }
 }
 
+/// The manifest of the vector's bundle, as `release create` would write it.
+fn manifest_of(bundle: &[u8]) -> ManifestFile {
+    use sha2::Digest;
+    let v = v();
+    let (header, _) = read_header(&mut &bundle[..]).unwrap();
+    let mut m = manifest();
+    m.policy = header.policy_text().to_owned();
+    m.manifest.policyId = header.policy_id();
+    m.manifest.bundleSize = bundle.len() as u64;
+    m.manifest.bundleSha256 = B256::from(<[u8; 32]>::from(sha2::Sha256::digest(bundle)));
+    m.manifest.imageSha256 = B256::from(<[u8; 32]>::from(sha2::Sha256::digest(&v.image)));
+    m
+}
+
+/// A signer holding the bundle can check it against the manifest before signing
+/// (`release sign --bundle`): a bundle sealed under a weaker policy than the
+/// manifest's, for another version, or another file, is refused by field.
+#[test]
+fn manifest_check_bundle_refuses_a_bundle_that_disagrees() {
+    let v = v();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.bin");
+    std::fs::write(&path, &v.bundle).unwrap();
+    let honest = manifest_of(&v.bundle);
+    honest.check_bundle(&path).unwrap();
+
+    // Sealed under "model:7" (every device of the model opens it), listed in a
+    // manifest that shows the release policy.
+    let weaker = otaledger_core::bundle::parse_policy("\"model:7\"").unwrap();
+    let mut weak_bundle = Vec::new();
+    seal(
+        &v.params,
+        &BundleSpec {
+            target: v.target,
+            policy: &weaker,
+            options: SealOptions { segment_size: 64 },
+        },
+        &v.image[..],
+        v.image.len() as u64,
+        &mut weak_bundle,
+        &mut ChaCha20Rng::from_seed([9; 32]),
+    )
+    .unwrap();
+    let weak_path = dir.path().join("weak.bin");
+    std::fs::write(&weak_path, &weak_bundle).unwrap();
+    let mut lying = manifest_of(&weak_bundle);
+    lying.policy = honest.policy.clone();
+    lying.manifest.policyId = honest.manifest.policyId;
+    let r = lying.check_bundle(&weak_path);
+    assert!(
+        matches!(
+            r,
+            Err(Error::ManifestBundleMismatch {
+                field: "policy",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Only the policy id changed (the text left as the bundle's).
+    let mut lying = manifest_of(&weak_bundle);
+    lying.manifest.policyId = honest.manifest.policyId;
+    let r = lying.check_bundle(&weak_path);
+    assert!(
+        matches!(
+            r,
+            Err(Error::ManifestBundleMismatch {
+                field: "manifest.policyId",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    for (field, edit) in [
+        (
+            "manifest.bundleSize",
+            Box::new(|m: &mut ManifestFile| m.manifest.bundleSize += 1)
+                as Box<dyn Fn(&mut ManifestFile)>,
+        ),
+        (
+            "manifest.bundleSha256",
+            Box::new(|m: &mut ManifestFile| m.manifest.bundleSha256 = B256::repeat_byte(1)),
+        ),
+        (
+            "manifest.version",
+            Box::new(|m: &mut ManifestFile| m.manifest.version += 1),
+        ),
+        (
+            "manifest.modelId",
+            Box::new(|m: &mut ManifestFile| m.manifest.modelId += 1),
+        ),
+        ("chainId", Box::new(|m: &mut ManifestFile| m.chain_id = 1)),
+        (
+            "registry",
+            Box::new(|m: &mut ManifestFile| m.registry = Address::repeat_byte(0x11)),
+        ),
+    ] {
+        let mut m = manifest_of(&v.bundle);
+        edit(&mut m);
+        let r = m.check_bundle(&path);
+        assert!(
+            matches!(r, Err(Error::ManifestBundleMismatch { field: f, .. }) if f == field),
+            "{field}: {r:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // device.toml: path tricks and size bounds.
 

@@ -116,6 +116,10 @@ struct SignArgs {
     /// Where to write the signature [default: <manifest dir>/<signer>.sig.json].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The bundle the manifest names: checked first (size, SHA-256, the header's chain,
+    /// registry, model, version and policy against the manifest's).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
     #[command(flatten)]
     wallet: WalletArgs,
 }
@@ -168,7 +172,7 @@ pub(crate) async fn run(args: ReleaseArgs, json: bool) -> eyre::Result<()> {
         ReleaseCommand::Create(a) => create(a, json).await,
         ReleaseCommand::Sign(a) => {
             let key = a.wallet.signer()?;
-            let signed = release::sign(&a.manifest, &key, a.out)?;
+            let signed = release::sign(&a.manifest, &key, a.out, a.bundle.as_deref())?;
             print(json, &signed, |s| {
                 format!(
                     "signed release {} as {}\nsignature: {}",
