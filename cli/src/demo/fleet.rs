@@ -104,7 +104,12 @@ impl Fleet {
         let bought_total = self.devices.iter().filter(|d| d.bought).count();
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(self.devices.len() as u64),
-            indicatif::ProgressDrawTarget::stderr(),
+            // As every progress bar of the CLI: on a terminal and without `--json` only.
+            if o.json {
+                indicatif::ProgressDrawTarget::hidden()
+            } else {
+                indicatif::ProgressDrawTarget::stderr()
+            },
         );
         bar.set_style(
             indicatif::ProgressStyle::with_template("        {msg} [{elapsed}]")
