@@ -238,3 +238,91 @@ async fn demo_on_postgres_installs_exactly_the_bought_devices() {
         .unwrap();
     assert_eq!(left, 0, "database {name} left behind");
 }
+
+/// Without `--exit-when-done` the demo serves the dashboard until Ctrl-C (SIGINT), then stops
+/// every service and its anvil, and exits 0.
+#[test]
+fn demo_serves_until_ctrl_c_and_stops_everything() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", "0", "--devices", "3", "--buyers", "1"])
+        .arg("--dir")
+        .arg(tmp.path().join("state"))
+        .env_remove("OTALEDGER_PRIVATE_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut anvil = None;
+    let mut dashboard = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("anvil at http://").nth(1) {
+            anvil = rest.split('/').next().map(str::to_owned);
+        }
+        if let Some(rest) = line.split("serving the dashboard at http://").nth(1) {
+            dashboard = rest.split('/').next().map(str::to_owned);
+            seen.push(line);
+            break;
+        }
+        seen.push(line);
+    }
+    let (anvil, dashboard) = (
+        anvil.unwrap_or_else(|| panic!("no anvil line: {seen:#?}")),
+        dashboard.unwrap_or_else(|| panic!("no serving line: {seen:#?}")),
+    );
+    // While serving: the dashboard's fleet answers with the three devices, one green.
+    let fleet = http_get(&dashboard, "/v1/fleet");
+    let fleet: Value = serde_json::from_str(fleet.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let statuses: Vec<&str> = fleet["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 3, "{fleet}");
+    assert_eq!(statuses.iter().filter(|s| **s == "green").count(), 1);
+    assert!(std::net::TcpStream::connect(&anvil).is_ok());
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not stop within 30 s of SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l == "stopping"), "{rest:?}");
+    // Its anvil and its dashboard are gone.
+    assert!(
+        std::net::TcpStream::connect(&anvil).is_err(),
+        "anvil still up"
+    );
+    assert!(
+        std::net::TcpStream::connect(&dashboard).is_err(),
+        "dashboard still up"
+    );
+}
+
+/// A plain HTTP/1.0 GET (the response with its headers).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

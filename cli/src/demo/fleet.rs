@@ -104,7 +104,12 @@ impl Fleet {
         let bought_total = self.devices.iter().filter(|d| d.bought).count();
         let bar = indicatif::ProgressBar::with_draw_target(
             Some(self.devices.len() as u64),
-            indicatif::ProgressDrawTarget::stderr(),
+            // As every progress bar of the CLI: on a terminal and without `--json` only.
+            if o.json {
+                indicatif::ProgressDrawTarget::hidden()
+            } else {
+                indicatif::ProgressDrawTarget::stderr()
+            },
         );
         bar.set_style(
             indicatif::ProgressStyle::with_template("        {msg} [{elapsed}]")
@@ -114,9 +119,11 @@ impl Fleet {
             confirmations: o.confirmations,
             ..RunOptions::default()
         };
-        let mut tasks = Vec::with_capacity(self.devices.len());
+        // A JoinSet: if the demo is interrupted, dropping it aborts every device.
+        let mut tasks = tokio::task::JoinSet::new();
+        let count = self.devices.len();
         let mut settled_bought = Vec::new();
-        for device in self.devices {
+        for (n, device) in self.devices.into_iter().enumerate() {
             let (permits, over, checked, installed) = (
                 permits.clone(),
                 over.clone(),
@@ -128,7 +135,7 @@ impl Fleet {
             if device.bought {
                 settled_bought.push(done_rx);
             }
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let mut updater = device_run::updater(&device.dir, &opts)?;
                 let mut first = true;
                 let mut errors = 0;
@@ -174,14 +181,17 @@ impl Fleet {
                     let _ = tx.send(());
                 }
                 let installed_version = updater.parts().client.state()?.installed_version;
-                Ok::<_, eyre::Report>(DeviceResult {
-                    address: device.address,
-                    index: device.index,
-                    bought: device.bought,
-                    installed_version,
-                    verdict,
-                })
-            }));
+                Ok::<_, eyre::Report>((
+                    n,
+                    DeviceResult {
+                        address: device.address,
+                        index: device.index,
+                        bought: device.bought,
+                        installed_version,
+                        verdict,
+                    },
+                ))
+            });
         }
 
         // The counter, until every bought device settled (or the timeout).
@@ -215,10 +225,12 @@ impl Fleet {
             }
         };
         over.store(true, Ordering::Relaxed);
-        let mut results = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            results.push(t.await.map_err(|e| eyre!("a device task failed: {e}"))??);
+        let mut results = Vec::with_capacity(count);
+        while let Some(joined) = tasks.join_next().await {
+            results.push(joined.map_err(|e| eyre!("a device task failed: {e}"))??);
         }
+        results.sort_by_key(|(n, _)| *n);
+        let results: Vec<DeviceResult> = results.into_iter().map(|(_, r)| r).collect();
         let line = show(&bar);
         bar.finish_and_clear();
         let line = format!("{line} in {:.1} s", started.elapsed().as_secs_f64());

@@ -200,15 +200,31 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
             args.devices
         );
     }
+    // The services log through `tracing`: silent unless RUST_LOG asks.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let dir = prepare_dir(&args.dir)?;
     let mut demo = Demo::default();
     let result = tokio::select! {
         r = demo.run(&args, &dir, json) => r,
         _ = services::shutdown_signal() => {
             eprintln!("interrupted: stopping");
-            Ok(())
+            demo.stop().await;
+            return Ok(());
         }
     };
+    if result.is_ok() && !args.exit_when_done {
+        services::shutdown_signal().await;
+        if json {
+            eprintln!("stopping");
+        } else {
+            println!("stopping");
+        }
+    }
     demo.stop().await;
     result
 }
@@ -645,10 +661,6 @@ impl Demo {
                 "devices did not end as bought (installed iff bought): {}",
                 wrong.join(", ")
             );
-        }
-        if !args.exit_when_done {
-            services::shutdown_signal().await;
-            out.say("stopping");
         }
         Ok(())
     }

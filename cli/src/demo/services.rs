@@ -392,16 +392,24 @@ impl Services {
         Ok(())
     }
 
-    /// Signals every service to stop and waits for each (10 s at most, then aborts it).
+    /// Signals every service to stop and waits for each (10 s at most, then aborts it). The
+    /// dashboard gets 1 s: its live streams (SSE) stay open as long as a browser shows the
+    /// page, so they are cut.
     pub(super) async fn stop(self) {
         let _ = self.stop.send(true);
         for (name, task) in self.tasks {
             let abort = task.abort_handle();
-            match tokio::time::timeout(Duration::from_secs(10), task).await {
+            let grace = if name == "dashboard" {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(10)
+            };
+            match tokio::time::timeout(grace, task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => eprintln!("{name}: {e:#}"),
                 Ok(Err(e)) if e.is_cancelled() => {}
                 Ok(Err(e)) => eprintln!("{name} panicked: {e}"),
+                Err(_) if name == "dashboard" => abort.abort(),
                 Err(_) => {
                     eprintln!("{name} did not stop within 10 s: aborted");
                     abort.abort();
