@@ -199,11 +199,19 @@ impl Indexer {
 
     /// One pass: repair a reorg if any, then write everything up to the head.
     pub async fn sync(&mut self) -> Result<Progress> {
+        let started = std::time::Instant::now();
         let progress = self.follower.sync().await?;
+        let followed = started.elapsed();
         self.head.store(progress.head, Ordering::Relaxed);
         self.monitor.metrics.add_events(progress.logs as u64);
         self.monitor.metrics.reorg(progress.reorg_depth);
         alerts::evaluate_chain(&self.pool, &self.monitor).await?;
+        tracing::debug!(
+            logs = progress.logs,
+            follow_ms = followed.as_millis() as u64,
+            rules_ms = (started.elapsed() - followed).as_millis() as u64,
+            "sync pass timings"
+        );
         Ok(progress)
     }
 
