@@ -234,6 +234,64 @@ async fn insert_alert(
     Ok(done.rows_affected() == 1)
 }
 
+/// Alerts per multi-row insert (9 parameters each, well under both
+/// databases' limits).
+const ALERTS_PER_INSERT: usize = 200;
+
+/// Stores `alerts` (a backfill can raise thousands) in multi-row inserts;
+/// returns those not stored before, in order (one per id).
+async fn insert_alerts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    alerts: Vec<Alert>,
+    created_at: i64,
+) -> Result<Vec<Alert>> {
+    let mut seen = std::collections::HashSet::new();
+    let alerts: Vec<Alert> = alerts
+        .into_iter()
+        .filter(|a| seen.insert(a.id.clone()))
+        .collect();
+    let mut stored = std::collections::HashSet::new();
+    for chunk in alerts.chunks(ALERTS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO alerts (alert_id, rule, severity, source, block_number, created_at, summary, evidence, links) \
+             VALUES {} ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+            values.join(", ")
+        )));
+        for alert in chunk {
+            query = query
+                .bind(alert.id.clone())
+                .bind(alert.rule)
+                .bind(alert.severity)
+                .bind(alert.source)
+                .bind(alert.block_number)
+                .bind(created_at)
+                .bind(alert.summary.clone())
+                .bind(alert.evidence.to_string())
+                .bind(alert.links.to_string());
+        }
+        for row in query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(dberr("storing alerts"))?
+        {
+            stored.insert(
+                row.try_get::<String, _>(0)
+                    .map_err(dberr("storing alerts"))?,
+            );
+        }
+    }
+    Ok(alerts
+        .into_iter()
+        .filter(|a| stored.contains(&a.id))
+        .collect())
+}
+
 /// Deletes chain alerts above `above` and moves the rules' cursor back to
 /// it; called inside the reorg rewind's transaction.
 pub async fn rewind(tx: &mut sqlx::Transaction<'_, sqlx::Any>, above: i64) -> Result<()> {
@@ -644,12 +702,7 @@ pub async fn evaluate_chain(pool: &AnyPool, monitor: &Monitor) -> Result<Vec<Ale
         .begin()
         .await
         .map_err(dberr("beginning a transaction"))?;
-    let mut new = Vec::new();
-    for alert in found {
-        if insert_alert(&mut tx, &alert, created_at).await? {
-            new.push(alert);
-        }
-    }
+    let new = insert_alerts(&mut tx, found, created_at).await?;
     let moved = sqlx::query(
         "UPDATE alert_state SET evaluated_block = $1 WHERE id = 1 AND evaluated_block = $2",
     )
