@@ -68,10 +68,23 @@ async fn leg(kind: &str) {
         println!("logs {n}");
         return;
     }
+    // Where the time goes: the indexer's per-pass timings (follower, rules)
+    // and each database transaction's duration go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("otaledger_indexer=debug")
+        .with_writer(std::io::stderr)
+        .try_init();
     let config = IndexerConfig::new(leg_env("BENCH_DB"), vec![rpc], deployment);
+    let started = Instant::now();
     let mut indexer = Indexer::open(config).await.unwrap();
+    let opened = started.elapsed();
     let progress = indexer.sync().await.unwrap();
-    println!("logs {}", progress.logs);
+    println!(
+        "logs {}; open (connect, migrate) {:.2} s, sync {:.2} s",
+        progress.logs,
+        opened.as_secs_f64(),
+        (started.elapsed() - opened).as_secs_f64()
+    );
 }
 
 fn timed(kind: &str, envs: &[(&str, String)]) -> (f64, u64, String) {
@@ -85,6 +98,9 @@ fn timed(kind: &str, envs: &[(&str, String)]) -> (f64, u64, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{kind}: {stderr}");
+    for l in stderr.lines().filter(|l| l.contains("timings")) {
+        println!("    {kind}: {}", l.trim());
+    }
     let line = stderr.lines().find(|l| l.starts_with("TIME ")).unwrap();
     let mut parts = line.split_whitespace().skip(1);
     let secs: f64 = parts.next().unwrap().parse().unwrap();

@@ -17,7 +17,11 @@
 //! Chain alerts are written with the rules' cursor in one transaction and
 //! deleted by a reorg rewind with the rows they came from; report alerts stay.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use alloy::primitives::Address;
 use otaledger_core::{follow::rpc::Rpc, report::SignedReport};
@@ -230,6 +234,64 @@ async fn insert_alert(
     Ok(done.rows_affected() == 1)
 }
 
+/// Alerts per multi-row insert (9 parameters each, well under both
+/// databases' limits).
+const ALERTS_PER_INSERT: usize = 200;
+
+/// Stores `alerts` (a backfill can raise thousands) in multi-row inserts;
+/// returns those not stored before, in order (one per id).
+async fn insert_alerts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    alerts: Vec<Alert>,
+    created_at: i64,
+) -> Result<Vec<Alert>> {
+    let mut seen = std::collections::HashSet::new();
+    let alerts: Vec<Alert> = alerts
+        .into_iter()
+        .filter(|a| seen.insert(a.id.clone()))
+        .collect();
+    let mut stored = std::collections::HashSet::new();
+    for chunk in alerts.chunks(ALERTS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO alerts (alert_id, rule, severity, source, block_number, created_at, summary, evidence, links) \
+             VALUES {} ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+            values.join(", ")
+        )));
+        for alert in chunk {
+            query = query
+                .bind(alert.id.clone())
+                .bind(alert.rule)
+                .bind(alert.severity)
+                .bind(alert.source)
+                .bind(alert.block_number)
+                .bind(created_at)
+                .bind(alert.summary.clone())
+                .bind(alert.evidence.to_string())
+                .bind(alert.links.to_string());
+        }
+        for row in query
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(dberr("storing alerts"))?
+        {
+            stored.insert(
+                row.try_get::<String, _>(0)
+                    .map_err(dberr("storing alerts"))?,
+            );
+        }
+    }
+    Ok(alerts
+        .into_iter()
+        .filter(|a| stored.contains(&a.id))
+        .collect())
+}
+
 /// Deletes chain alerts above `above` and moves the rules' cursor back to
 /// it; called inside the reorg rewind's transaction.
 pub async fn rewind(tx: &mut sqlx::Transaction<'_, sqlx::Any>, above: i64) -> Result<()> {
@@ -284,53 +346,62 @@ async fn releases_in(pool: &AnyPool, from: i64, to: i64) -> Result<Vec<Published
         .collect()
 }
 
-/// The newest signer set of `manufacturer` before position (`block`, `log`):
-/// (block, log index, tx hash, whether it was a rotation).
-async fn set_before(
-    pool: &AnyPool,
+/// A signer set: (block, log index, tx hash, whether it was a rotation).
+type SetRow = (i64, i64, String, bool);
+
+/// Every signer set up to block `to`, per manufacturer in chain order (one
+/// read; sets change rarely).
+async fn signer_sets(pool: &AnyPool, to: i64) -> Result<HashMap<i64, Vec<SetRow>>> {
+    let rows = sqlx::query(
+        "SELECT manufacturer_id, block_number, log_index, tx_hash, nonce FROM signer_sets \
+         WHERE block_number <= $1 ORDER BY block_number, log_index",
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(dberr("reading signer sets for the rules"))?;
+    let mut sets: HashMap<i64, Vec<SetRow>> = HashMap::new();
+    for r in rows {
+        let e = dberr("reading signer sets for the rules");
+        let nonce: Option<i64> = r.try_get(4).map_err(&e)?;
+        sets.entry(r.try_get(0).map_err(&e)?).or_default().push((
+            r.try_get(1).map_err(&e)?,
+            r.try_get(2).map_err(&e)?,
+            r.try_get(3).map_err(&e)?,
+            nonce.is_some(),
+        ));
+    }
+    Ok(sets)
+}
+
+/// The newest signer set of `manufacturer` before position (`block`, `log`).
+fn set_before(
+    sets: &HashMap<i64, Vec<SetRow>>,
     manufacturer: i64,
     block: i64,
     log: i64,
-) -> Result<Option<(i64, i64, String, bool)>> {
-    let row = sqlx::query(
-        "SELECT block_number, log_index, tx_hash, nonce FROM signer_sets WHERE manufacturer_id = $1 \
-         AND (block_number < $2 OR (block_number = $3 AND log_index < $4)) \
-         ORDER BY block_number DESC, log_index DESC LIMIT 1",
-    )
-    .bind(manufacturer)
-    .bind(block)
-    .bind(block)
-    .bind(log)
-    .fetch_optional(pool)
-    .await
-    .map_err(dberr("reading signer sets for the rules"))?;
-    let Some(r) = row else { return Ok(None) };
-    let e = dberr("reading signer sets for the rules");
-    let nonce: Option<i64> = r.try_get(3).map_err(&e)?;
-    Ok(Some((
-        r.try_get(0).map_err(&e)?,
-        r.try_get(1).map_err(&e)?,
-        r.try_get(2).map_err(&e)?,
-        nonce.is_some(),
-    )))
+) -> Option<&SetRow> {
+    let of = sets.get(&manufacturer)?;
+    let n = of.partition_point(|(b, l, _, _)| (*b, *l) < (block, log));
+    n.checked_sub(1).map(|i| &of[i])
 }
 
 fn release_links(id: &str, tx: &str, block: i64) -> Json {
     json!({ "release": format!("/v1/releases/{id}"), "tx": tx, "block": block })
 }
 
-async fn rotation_then_publish(
-    pool: &AnyPool,
+fn rotation_then_publish(
+    sets: &HashMap<i64, Vec<SetRow>>,
     c: &AlertConfig,
     releases: &[Published],
     out: &mut Vec<Alert>,
-) -> Result<()> {
+) {
     for r in releases {
-        let Some((block, _, tx, rotation)) =
-            set_before(pool, r.manufacturer, r.block, r.log).await?
+        let Some((block, _, tx, rotation)) = set_before(sets, r.manufacturer, r.block, r.log)
         else {
             continue;
         };
+        let (block, rotation) = (*block, *rotation);
         let after = (r.block - block) as u64;
         if rotation && after <= c.rotation_window_blocks {
             out.push(Alert {
@@ -356,40 +427,50 @@ async fn rotation_then_publish(
             });
         }
     }
-    Ok(())
 }
 
 async fn new_signer_combination(
     pool: &AnyPool,
+    sets: &HashMap<i64, Vec<SetRow>>,
     releases: &[Published],
+    to: i64,
     out: &mut Vec<Alert>,
 ) -> Result<()> {
-    for r in releases {
-        let (set_block, set_log) = match set_before(pool, r.manufacturer, r.block, r.log).await? {
-            Some((b, l, _, _)) => (b, l),
-            None => (-1, -1),
-        };
-        let earlier = sqlx::query(
-            "SELECT DISTINCT r.signer_mask FROM releases r JOIN models m ON m.model_id = r.model_id \
-             WHERE m.manufacturer_id = $1 \
-             AND (r.block_number > $2 OR (r.block_number = $3 AND r.log_index > $4)) \
-             AND (r.block_number < $5 OR (r.block_number = $6 AND r.log_index < $7))",
-        )
-        .bind(r.manufacturer)
-        .bind(set_block)
-        .bind(set_block)
-        .bind(set_log)
-        .bind(r.block)
-        .bind(r.block)
-        .bind(r.log)
-        .fetch_all(pool)
-        .await
-        .map_err(dberr("reading signer combinations"))?;
-        let masks: Vec<String> = earlier
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
-            .map_err(dberr("reading signer combinations"))?;
+    // The masks a manufacturer used under its current signer set, from one
+    // read of the releases since the oldest set involved, walked in chain
+    // order (not a query per release).
+    let set_of = |manufacturer: i64, block: i64, log: i64| {
+        set_before(sets, manufacturer, block, log).map_or((-1, -1), |(b, l, _, _)| (*b, *l))
+    };
+    let Some(oldest) = releases
+        .iter()
+        .map(|r| set_of(r.manufacturer, r.block, r.log).0)
+        .min()
+    else {
+        return Ok(());
+    };
+    let evaluated: std::collections::HashSet<(i64, i64)> =
+        releases.iter().map(|r| (r.block, r.log)).collect();
+    let all = releases_in(pool, oldest.max(0), to).await?;
+    // Per manufacturer: the set the masks belong to, and the masks (in first-use order).
+    let mut used: HashMap<i64, ((i64, i64), Vec<String>)> = HashMap::new();
+    for r in &all {
+        let set = set_of(r.manufacturer, r.block, r.log);
+        let (of_set, masks) = used
+            .entry(r.manufacturer)
+            .or_insert_with(|| (set, Vec::new()));
+        if *of_set != set {
+            *of_set = set;
+            masks.clear();
+        }
+        let masks_before = masks.clone();
+        if !masks.contains(&r.mask) {
+            masks.push(r.mask.clone());
+        }
+        if !evaluated.contains(&(r.block, r.log)) {
+            continue;
+        }
+        let (set_block, masks) = (set.0, masks_before);
         if masks.is_empty() || masks.contains(&r.mask) {
             continue;
         }
@@ -468,43 +549,44 @@ async fn surges(
     to: i64,
     out: &mut Vec<Alert>,
 ) -> Result<()> {
+    let window = c.surge_window_blocks as i64;
     // (rule, table, address column, what)
     for (rule, table, column, what) in [
         ("purchase_surge", "purchases", "buyer", "purchases"),
         ("claim_surge", "claims", "owner", "claims"),
     ] {
+        // One read of the events in (from - window ..= to), in chain order;
+        // the events before `from` only fill the window. Per address, the
+        // blocks of its events still inside the window of the current one:
+        // the count is the queue's length (the event itself included), as
+        // `COUNT(*) … WHERE block_number >= block - window AND position <=
+        // this one` would give, without a query per event.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {column}, block_number, log_index, tx_hash FROM {table} \
              WHERE block_number >= $1 AND block_number <= $2 ORDER BY block_number, log_index"
         )))
-        .bind(from)
+        .bind(from.saturating_sub(window))
         .bind(to)
         .fetch_all(pool)
         .await
         .map_err(dberr("reading events for the surge rules"))?;
+        let mut recent: HashMap<String, VecDeque<i64>> = HashMap::new();
         for r in rows {
             let e = dberr("reading events for the surge rules");
             let address: String = r.try_get(0).map_err(&e)?;
             let block: i64 = r.try_get(1).map_err(&e)?;
             let log: i64 = r.try_get(2).map_err(&e)?;
             let tx: String = r.try_get(3).map_err(&e)?;
-            let since = block.saturating_sub(c.surge_window_blocks as i64);
-            let count: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM {table} WHERE {column} = $1 AND block_number >= $2 \
-                 AND (block_number < $3 OR (block_number = $4 AND log_index <= $5))"
-            )))
-            .bind(address.clone())
-            .bind(since)
-            .bind(block)
-            .bind(block)
-            .bind(log)
-            .fetch_one(pool)
-            .await
-            .map_err(&e)?
-            .try_get(0)
-            .map_err(&e)?;
-            // Fires when the count in the window reaches the threshold.
-            if count as u64 == c.surge_threshold {
+            let since = block.saturating_sub(window);
+            let blocks = recent.entry(address.clone()).or_default();
+            while blocks.front().is_some_and(|b| *b < since) {
+                blocks.pop_front();
+            }
+            blocks.push_back(block);
+            let count = blocks.len() as u64;
+            // Fires when the count in the window reaches the threshold (for
+            // events of this evaluation only).
+            if block >= from && count == c.surge_threshold {
                 out.push(Alert {
                     id: format!("{rule}:{address}:{block}.{log}"),
                     rule,
@@ -536,9 +618,15 @@ async fn silent_devices(
 ) -> Result<()> {
     let window = c.silent_window_blocks as i64;
     // Purchases whose window ends in (evaluated, to].
+    // Not refunded and not reported: one anti-join, not two queries per purchase.
     let rows = sqlx::query(
-        "SELECT release_id, device_index, block_number, tx_hash FROM purchase_devices \
-         WHERE block_number > $1 AND block_number <= $2 ORDER BY block_number, log_index, position",
+        "SELECT p.release_id, p.device_index, p.block_number, p.tx_hash FROM purchase_devices p \
+         WHERE p.block_number > $1 AND p.block_number <= $2 \
+         AND NOT EXISTS (SELECT 1 FROM refund_devices d \
+                         WHERE d.release_id = p.release_id AND d.device_index = p.device_index) \
+         AND NOT EXISTS (SELECT 1 FROM reports r \
+                         WHERE r.release_id = p.release_id AND r.device_index = p.device_index) \
+         ORDER BY p.block_number, p.log_index, p.position",
     )
     .bind(evaluated.saturating_sub(window))
     .bind(to.saturating_sub(window))
@@ -551,27 +639,6 @@ async fn silent_devices(
         let device: i64 = r.try_get(1).map_err(&e)?;
         let block: i64 = r.try_get(2).map_err(&e)?;
         let tx: String = r.try_get(3).map_err(&e)?;
-        let refunded = sqlx::query(
-            "SELECT 1 FROM refund_devices WHERE release_id = $1 AND device_index = $2 LIMIT 1",
-        )
-        .bind(release.clone())
-        .bind(device)
-        .fetch_optional(pool)
-        .await
-        .map_err(&e)?
-        .is_some();
-        let reported = sqlx::query(
-            "SELECT 1 FROM reports WHERE release_id = $1 AND device_index = $2 LIMIT 1",
-        )
-        .bind(release.clone())
-        .bind(device)
-        .fetch_optional(pool)
-        .await
-        .map_err(&e)?
-        .is_some();
-        if refunded || reported {
-            continue;
-        }
         out.push(Alert {
             id: format!("silent_device:{release}:{device}"),
             rule: "silent_device",
@@ -612,12 +679,22 @@ pub async fn evaluate_chain(pool: &AnyPool, monitor: &Monitor) -> Result<Vec<Ale
     let (from, to) = (evaluated + 1, checkpoint);
     let c = &monitor.config;
     let mut found = Vec::new();
+    let t = std::time::Instant::now();
     let releases = releases_in(pool, from, to).await?;
-    rotation_then_publish(pool, c, &releases, &mut found).await?;
-    new_signer_combination(pool, &releases, &mut found).await?;
+    let sets = signer_sets(pool, to).await?;
+    rotation_then_publish(&sets, c, &releases, &mut found);
+    new_signer_combination(pool, &sets, &releases, to, &mut found).await?;
     emergency_revocations(pool, from, to, &mut found).await?;
+    let release_rules = t.elapsed();
     surges(pool, c, from, to, &mut found).await?;
+    let surge_rules = t.elapsed() - release_rules;
     silent_devices(pool, c, evaluated, to, &mut found).await?;
+    tracing::debug!(
+        release_ms = release_rules.as_millis() as u64,
+        surge_ms = surge_rules.as_millis() as u64,
+        silent_ms = (t.elapsed() - release_rules - surge_rules).as_millis() as u64,
+        "rule timings"
+    );
 
     let created_at = now_ms();
     let started = std::time::Instant::now();
@@ -625,12 +702,7 @@ pub async fn evaluate_chain(pool: &AnyPool, monitor: &Monitor) -> Result<Vec<Ale
         .begin()
         .await
         .map_err(dberr("beginning a transaction"))?;
-    let mut new = Vec::new();
-    for alert in found {
-        if insert_alert(&mut tx, &alert, created_at).await? {
-            new.push(alert);
-        }
-    }
+    let new = insert_alerts(&mut tx, found, created_at).await?;
     let moved = sqlx::query(
         "UPDATE alert_state SET evaluated_block = $1 WHERE id = 1 AND evaluated_block = $2",
     )

@@ -836,6 +836,7 @@ async fn metrics(State(state): State<ApiState>) -> ApiResult {
         checkpoint: db::checkpoint(&state.pool).await?.map(|c| c.number),
         rpc_errors: state.monitor.rpc.endpoint_errors(),
         alerts_stored: alerts::counts(&state.pool).await?,
+        ipfs_backoff: crate::backoff::waiting(&state.pool).await?,
     };
     Ok((
         StatusCode::OK,

@@ -273,16 +273,24 @@ impl FollowStore for DbStore {
             return Err(Error::CheckpointMoved { expected, found });
         }
         insert_rows(&mut tx, &rows).await?;
-        for block in &batch.blocks {
-            sqlx::query(
-                "INSERT INTO recent_blocks (block_number, block_hash) VALUES ($1, $2) \
+        // One statement for the batch's block hashes (a tip batch carries up
+        // to the finality depth of them), not one round trip per block.
+        for chunk in batch.blocks.chunks(ROWS_PER_INSERT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO recent_blocks (block_number, block_hash) VALUES {} \
                  ON CONFLICT (block_number) DO UPDATE SET block_hash = excluded.block_hash",
-            )
-            .bind(block.number as i64)
-            .bind(block.hash.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db("remembering block hashes"))?;
+                values.join(", ")
+            )));
+            for block in chunk {
+                query = query.bind(block.number as i64).bind(block.hash.to_string());
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(db("remembering block hashes"))?;
         }
         sqlx::query("DELETE FROM recent_blocks WHERE block_number < $1")
             .bind(batch.keep_from as i64)
@@ -302,6 +310,12 @@ impl FollowStore for DbStore {
             return Err(Error::CheckpointMoved { expected, found });
         }
         tx.commit().await.map_err(db("committing a batch"))?;
+        tracing::debug!(
+            rows = rows.len(),
+            blocks = batch.blocks.len(),
+            write_ms = started.elapsed().as_millis() as u64,
+            "batch write timings"
+        );
         if let Some(m) = &self.metrics {
             m.db_write(started.elapsed());
         }

@@ -15,7 +15,7 @@ use otaledger_core::leaves::{LeafEntry, MAX_LEAF_LIST_SIZE, leaves_root, parse_l
 use otaledger_ipfs::{Blockstore, Cid, FetchOptions, Limits, Pushed, Verifier};
 use sqlx::{AnyPool, Row as _};
 
-use crate::{Error, Result};
+use crate::{Error, Result, backoff::Backoff};
 
 /// Tries of an `unavailable` list before it is left alone.
 pub const MAX_ATTEMPTS: i64 = 10;
@@ -195,16 +195,22 @@ fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
 /// One round: every batch without a recorded list (and every `unavailable`
 /// one with tries left) is fetched, checked and recorded. Returns how many
 /// batches were recorded.
-pub async fn check_pending(pool: &AnyPool, source: &LeafSource) -> Result<usize> {
+pub async fn check_pending(
+    pool: &AnyPool,
+    source: &LeafSource,
+    backoff: &Backoff,
+) -> Result<usize> {
     let pending = sqlx::query(
         "SELECT b.block_number, b.log_index, b.block_hash, b.batch_id, b.first_index, \
          b.device_count, b.root, b.leaves_cid, COALESCE(l.attempts, 0) \
          FROM batches b LEFT JOIN batch_leaves l \
          ON l.block_number = b.block_number AND l.log_index = b.log_index \
-         WHERE l.status IS NULL OR (l.status = 'unavailable' AND l.attempts < $1) \
-         ORDER BY b.block_number, b.log_index LIMIT $2",
+         WHERE l.status IS NULL OR (l.status = 'unavailable' AND l.attempts < $1 \
+         AND l.next_attempt_at <= $2) \
+         ORDER BY b.block_number, b.log_index LIMIT $3",
     )
     .bind(MAX_ATTEMPTS)
+    .bind(crate::backoff::now_ms())
     .bind(BATCHES_PER_ROUND)
     .fetch_all(pool)
     .await
@@ -266,9 +272,17 @@ pub async fn check_pending(pool: &AnyPool, source: &LeafSource) -> Result<usize>
             Outcome::Mismatch { root, detail } => (Some(root.to_string()), detail.clone()),
             Outcome::Invalid(d) | Outcome::Unavailable(d) => (None, d.clone()),
         };
+        // Unavailable: not again before the backoff for this many tries.
+        let next_attempt_at = match outcome {
+            Outcome::Unavailable(_) => {
+                backoff.next_attempt_at(attempts + 1, crate::backoff::now_ms())
+            }
+            _ => 0,
+        };
         sqlx::query(
             "INSERT INTO batch_leaves (block_number, log_index, batch_id, leaves_cid, status, \
-             computed_root, detail, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             computed_root, detail, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(block)
         .bind(log)
@@ -278,6 +292,7 @@ pub async fn check_pending(pool: &AnyPool, source: &LeafSource) -> Result<usize>
         .bind(computed)
         .bind(detail)
         .bind(attempts + 1)
+        .bind(next_attempt_at)
         .execute(&mut *tx)
         .await
         .map_err(db("recording a leaf list"))?;
@@ -330,9 +345,9 @@ pub async fn check_pending(pool: &AnyPool, source: &LeafSource) -> Result<usize>
 
 /// Checks pending leaf lists every `interval`, forever (spawned beside the
 /// follower; a failing round is logged and retried).
-pub async fn follow(pool: AnyPool, source: LeafSource, interval: Duration) {
+pub async fn follow(pool: AnyPool, source: LeafSource, interval: Duration, backoff: Backoff) {
     loop {
-        match check_pending(&pool, &source).await {
+        match check_pending(&pool, &source, &backoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(batches = n, "leaf lists recorded"),
             Err(e) => tracing::warn!(error = %e, "checking leaf lists failed"),

@@ -13,7 +13,8 @@
 //!   batch roots, beside the follower.
 //! - [`reports`]: signed install reports (`POST /v1/reports`);
 //! - [`alerts`]: the anomaly rules, their alerts and the webhook;
-//! - [`metrics`]: Prometheus metrics (`/metrics`).
+//! - [`metrics`]: Prometheus metrics (`/metrics`);
+//! - [`backoff`]: retry backoff of unavailable leaf lists and pins.
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
@@ -21,6 +22,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod backoff;
 pub mod dashboard;
 pub mod db;
 mod error;
@@ -72,6 +74,8 @@ pub struct IndexerConfig {
     pub ws_url: Option<String>,
     /// Anomaly rules' thresholds and windows, and the alert webhook.
     pub alerts: alerts::AlertConfig,
+    /// Retry schedule of leaf lists and pins found unavailable.
+    pub ipfs_backoff: backoff::Backoff,
 }
 
 impl IndexerConfig {
@@ -100,6 +104,7 @@ impl IndexerConfig {
             pin: None,
             ws_url: None,
             alerts: alerts::AlertConfig::default(),
+            ipfs_backoff: backoff::Backoff::default(),
         }
     }
 }
@@ -199,11 +204,19 @@ impl Indexer {
 
     /// One pass: repair a reorg if any, then write everything up to the head.
     pub async fn sync(&mut self) -> Result<Progress> {
+        let started = std::time::Instant::now();
         let progress = self.follower.sync().await?;
+        let followed = started.elapsed();
         self.head.store(progress.head, Ordering::Relaxed);
         self.monitor.metrics.add_events(progress.logs as u64);
         self.monitor.metrics.reorg(progress.reorg_depth);
         alerts::evaluate_chain(&self.pool, &self.monitor).await?;
+        tracing::debug!(
+            logs = progress.logs,
+            follow_ms = followed.as_millis() as u64,
+            rules_ms = (started.elapsed() - followed).as_millis() as u64,
+            "sync pass timings"
+        );
         Ok(progress)
     }
 
@@ -217,6 +230,7 @@ impl Indexer {
                 self.pool.clone(),
                 source,
                 self.config.follow.poll_interval,
+                self.config.ipfs_backoff,
             )))
         });
         let _pins = self.config.pin.clone().map(|target| {
@@ -224,6 +238,7 @@ impl Indexer {
                 self.pool.clone(),
                 target,
                 self.config.follow.poll_interval,
+                self.config.ipfs_backoff,
             )))
         });
         // New heads from a WebSocket subscription wake a pass early; the

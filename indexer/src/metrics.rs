@@ -94,6 +94,9 @@ pub struct Snapshot {
     pub rpc_errors: Vec<(String, u64)>,
     /// Alerts stored in the database per rule.
     pub alerts_stored: Vec<(String, i64)>,
+    /// Unavailable leaf lists and pins waiting for their next try, per kind:
+    /// (kind, how many, longest remaining wait in seconds).
+    pub ipfs_backoff: Vec<(&'static str, i64, f64)>,
 }
 
 impl Metrics {
@@ -242,6 +245,29 @@ impl Metrics {
             "histogram",
             "Duration of one database write transaction (a batch of rows and its checkpoint).",
             &hist,
+        );
+        let label = |kind: &str| format!("{{kind=\"{kind}\"}}");
+        let waiting: Vec<(String, f64)> = s
+            .ipfs_backoff
+            .iter()
+            .map(|(kind, n, _)| (label(kind), *n as f64))
+            .collect();
+        metric(
+            "otaledger_indexer_ipfs_backoff_waiting",
+            "gauge",
+            "Leaf lists (kind=leaves) and pins (kind=pins) found unavailable and backing off before their next try.",
+            &waiting,
+        );
+        let longest: Vec<(String, f64)> = s
+            .ipfs_backoff
+            .iter()
+            .map(|(kind, _, wait)| (label(kind), *wait))
+            .collect();
+        metric(
+            "otaledger_indexer_ipfs_backoff_seconds",
+            "gauge",
+            "Longest remaining backoff of an unavailable leaf list or pin (0: none waiting).",
+            &longest,
         );
         let reports: Vec<(String, f64)> = ReportAnswer::ALL
             .iter()

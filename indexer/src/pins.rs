@@ -13,7 +13,7 @@ use otaledger_ipfs::{
 };
 use sqlx::{AnyPool, Row as _};
 
-use crate::{Error, Result};
+use crate::{Error, Result, backoff::Backoff};
 
 /// Tries of an `unavailable` CID before it is left alone.
 pub const MAX_ATTEMPTS: i64 = 10;
@@ -180,7 +180,7 @@ pub fn bundle_key(bundle_cid_hex: &str) -> String {
 
 /// One round: every bundle and leaves CID not pinned yet (and not given up
 /// on) is pinned and recorded. Returns how many were recorded.
-pub async fn pin_pending(pool: &AnyPool, target: &PinTarget) -> Result<usize> {
+pub async fn pin_pending(pool: &AnyPool, target: &PinTarget, backoff: &Backoff) -> Result<usize> {
     let read = db("reading CIDs to pin");
     let mut wanted: Vec<(String, &'static str)> = Vec::new();
     for row in sqlx::query("SELECT DISTINCT bundle_cid FROM releases")
@@ -200,7 +200,8 @@ pub async fn pin_pending(pool: &AnyPool, target: &PinTarget) -> Result<usize> {
     }
     let mut done = HashSet::new();
     let mut attempts = std::collections::HashMap::new();
-    for row in sqlx::query("SELECT cid, status, attempts FROM pins")
+    let now = crate::backoff::now_ms();
+    for row in sqlx::query("SELECT cid, status, attempts, next_attempt_at FROM pins")
         .fetch_all(pool)
         .await
         .map_err(&read)?
@@ -208,7 +209,9 @@ pub async fn pin_pending(pool: &AnyPool, target: &PinTarget) -> Result<usize> {
         let cid: String = row.try_get(0).map_err(&read)?;
         let status: String = row.try_get(1).map_err(&read)?;
         let n: i64 = row.try_get(2).map_err(&read)?;
-        if status != "unavailable" || n >= MAX_ATTEMPTS {
+        let next: i64 = row.try_get(3).map_err(&read)?;
+        // Pinned or invalid, given up on, or still backing off.
+        if status != "unavailable" || n >= MAX_ATTEMPTS || next > now {
             done.insert(cid.clone());
         }
         attempts.insert(cid, n);
@@ -233,14 +236,22 @@ pub async fn pin_pending(pool: &AnyPool, target: &PinTarget) -> Result<usize> {
             .execute(&mut *tx)
             .await
             .map_err(db("recording a pin"))?;
+        let tries = attempts.get(&cid).copied().unwrap_or(0) + 1;
+        let next_attempt_at = if status.status == "unavailable" {
+            backoff.next_attempt_at(tries, crate::backoff::now_ms())
+        } else {
+            0
+        };
         sqlx::query(
-            "INSERT INTO pins (cid, kind, status, detail, attempts) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO pins (cid, kind, status, detail, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(cid.clone())
         .bind(kind)
         .bind(status.status)
         .bind(status.detail)
-        .bind(attempts.get(&cid).copied().unwrap_or(0) + 1)
+        .bind(tries)
+        .bind(next_attempt_at)
         .execute(&mut *tx)
         .await
         .map_err(db("recording a pin"))?;
@@ -269,9 +280,9 @@ pub async fn status(pool: &AnyPool, cid: &str) -> Result<Option<PinStatus>> {
 }
 
 /// Pins pending CIDs every `interval`, forever (spawned beside the follower).
-pub async fn follow(pool: AnyPool, target: PinTarget, interval: Duration) {
+pub async fn follow(pool: AnyPool, target: PinTarget, interval: Duration, backoff: Backoff) {
     loop {
-        match pin_pending(&pool, &target).await {
+        match pin_pending(&pool, &target, &backoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(cids = n, "pins recorded"),
             Err(e) => tracing::warn!(error = %e, "pinning failed"),

@@ -5,7 +5,9 @@
 //! most [`MAX_REPORT_JSON`] bytes), names this indexer's chain id and
 //! registry, comes from a device the indexer knows (claimed on chain: the
 //! claim records the device's identity address, the key that signed the
-//! claim), recovers to that address, and carries a nonce above the highest
+//! claim; or provisioned in a batch whose leaf list was verified against the
+//! on-chain root, which lists the address), recovers to that address, and
+//! carries a nonce above the highest
 //! already accepted for the device. The nonce check and the insert are one
 //! transaction (an upsert with a condition), so two copies of a report racing
 //! on PostgreSQL store one.
@@ -69,20 +71,31 @@ fn fits(value: u64, field: &str) -> std::result::Result<i64, Rejection> {
         .map_err(|_| Rejection::Malformed(format!("{field} {value} is above {}", i64::MAX)))
 }
 
-/// The identity address of device `index` (from its claim), if known.
+/// The identity address of device `index`, if known: from its claim, or —
+/// for a device provisioned but not claimed yet — from its batch's leaf list,
+/// which is in `device_identities` only once verified against the batch's
+/// on-chain root (`leaves`).
 pub async fn device_identity(pool: &AnyPool, index: i64) -> Result<Option<Address>> {
-    let row = sqlx::query(
+    for sql in [
         "SELECT device FROM claims WHERE device_index = $1 ORDER BY block_number, log_index LIMIT 1",
-    )
-    .bind(index)
-    .fetch_optional(pool)
-    .await
-    .map_err(dberr("reading a device's identity"))?;
-    Ok(row
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()
-        .map_err(dberr("reading a device's identity"))?
-        .and_then(|a| a.parse().ok()))
+        "SELECT device FROM device_identities WHERE device_index = $1 \
+         ORDER BY block_number, log_index, position LIMIT 1",
+    ] {
+        let row = sqlx::query(sql)
+            .bind(index)
+            .fetch_optional(pool)
+            .await
+            .map_err(dberr("reading a device's identity"))?;
+        let found = row
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(dberr("reading a device's identity"))?
+            .and_then(|a| a.parse().ok());
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 /// Checks and stores one report body (at most [`MAX_REPORT_JSON`] bytes:

@@ -19,6 +19,7 @@ use otaledger_core::{
 };
 use otaledger_indexer::{
     Indexer,
+    backoff::Backoff,
     leaves::{LeafSource, check_pending},
     pins::{self, PinTarget, pin_pending},
 };
@@ -147,7 +148,12 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         store: Some(store_dir.path().to_path_buf()),
         gateways: vec![],
     };
-    assert_eq!(check_pending(indexer.pool(), &source).await.unwrap(), 4);
+    assert_eq!(
+        check_pending(indexer.pool(), &source, &Backoff::NONE)
+            .await
+            .unwrap(),
+        4
+    );
     let got = statuses(&indexer).await;
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(got[0].1, "invalid", "{got:?}");
@@ -174,7 +180,12 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         .collect();
     assert_eq!(identities(&indexer).await, expected);
     // A second round retries only the unavailable list.
-    assert_eq!(check_pending(indexer.pool(), &source).await.unwrap(), 1);
+    assert_eq!(
+        check_pending(indexer.pool(), &source, &Backoff::NONE)
+            .await
+            .unwrap(),
+        1
+    );
 
     // Over a real gateway serving the store (no local store): verified too.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,7 +205,9 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         store: None,
         gateways: vec![gateway.parse().unwrap()],
     };
-    check_pending(other.pool(), &by_gateway).await.unwrap();
+    check_pending(other.pool(), &by_gateway, &Backoff::NONE)
+        .await
+        .unwrap();
     let got2 = statuses(&other).await;
     assert_eq!(
         got2.iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
@@ -208,7 +221,9 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         dir: pinned_dir.path().to_path_buf(),
         gateways: vec![gateway.parse().unwrap()],
     };
-    pin_pending(other.pool(), &target).await.unwrap();
+    pin_pending(other.pool(), &target, &Backoff::NONE)
+        .await
+        .unwrap();
     let pin_of = |cid: String| {
         let pool = other.pool().clone();
         async move { pins::status(&pool, &cid).await.unwrap().unwrap().status }
@@ -228,7 +243,12 @@ async fn leaf_lists_are_checked_against_the_root(kind: Kind) {
         otaledger_indexer::leaves::Outcome::Verified(_)
     ));
     // A second round retries only the unavailable CID.
-    assert_eq!(pin_pending(other.pool(), &target).await.unwrap(), 1);
+    assert_eq!(
+        pin_pending(other.pool(), &target, &Backoff::NONE)
+            .await
+            .unwrap(),
+        1
+    );
     // The API shows a release's pin status (the scenario's bundle CIDs are no CIDs).
     let release: String = sqlx::query("SELECT release_id FROM releases LIMIT 1")
         .fetch_one(other.pool())
@@ -286,7 +306,12 @@ async fn a_reorg_removes_the_batch_s_identities(kind: Kind) {
         store: Some(store_dir.path().to_path_buf()),
         gateways: vec![],
     };
-    assert_eq!(check_pending(indexer.pool(), &source).await.unwrap(), 1);
+    assert_eq!(
+        check_pending(indexer.pool(), &source, &Backoff::NONE)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(identities(&indexer).await.len(), 2);
     chain
         .raw("evm_revert", serde_json::json!([snapshot]))

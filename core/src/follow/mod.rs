@@ -340,11 +340,19 @@ impl<S: FollowStore> Follower<S> {
         from: u64,
         to: u64,
     ) -> Result<Option<(BlockRef, usize)>> {
+        use futures_util::TryStreamExt;
         let rpc = self.rpc.clone();
-        let mut heads = Vec::with_capacity((to - from + 1) as usize);
-        for n in from..=to {
-            heads.push(rpc.block_head(n).await?);
-        }
+        // The heads in order, `in_flight` requests at a time (a tip after a
+        // backfill is `finality_depth` blocks: one round trip each in turn
+        // was most of a short backfill's RPC time).
+        let heads: Vec<_> = stream::iter(from..=to)
+            .map(|n| {
+                let rpc = rpc.clone();
+                async move { rpc.block_head(n).await }
+            })
+            .buffered(self.config.in_flight.max(1))
+            .try_collect()
+            .await?;
         let addresses = &self.config.addresses;
         let tip_hash = heads[heads.len() - 1].hash;
         let logs = rpc
