@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub confirmations: u64,
     /// Minimum download rate, bytes per second.
     pub min_rate: u64,
+    /// Time one key-service request may take.
+    pub key_timeout: std::time::Duration,
 }
 
 impl Default for RunOptions {
@@ -65,6 +67,7 @@ impl Default for RunOptions {
         Self {
             confirmations: otaledger_device_sdk::DEFAULT_CONFIRMATIONS,
             min_rate: otaledger_ipfs::fetch::DEFAULT_MIN_RATE,
+            key_timeout: otaledger_device_sdk::client::DEFAULT_KEY_SERVICE_TIMEOUT,
         }
     }
 }
@@ -116,7 +119,7 @@ pub fn updater(dir: &Path, opts: &RunOptions) -> Result<Updater> {
         urls("key_service.urls", &config.key_service.urls)?
             .into_iter()
             .map(|u| {
-                HttpKeyService::new(u)
+                HttpKeyService::with_timeout(u, opts.key_timeout)
                     .map(|s| Box::new(s) as _)
                     .map_err(|e| input("key_service.urls", e))
             })

@@ -57,6 +57,9 @@ enum DeviceCommand {
         /// Minimum download rate in bytes per second (slower gateways are abandoned).
         #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE)]
         min_rate: u64,
+        /// Seconds one key-service request may take (then the next key service is asked).
+        #[arg(long, value_name = "SECS", default_value_t = otaledger_device_sdk::client::DEFAULT_KEY_SERVICE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        key_timeout: u64,
     },
     /// Claim a provisioned device for an owner, with the device's consent signature.
     Claim {
@@ -151,7 +154,15 @@ pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
             interval,
             confirmations,
             min_rate,
-        } => run_device(&dir, once, interval, confirmations, min_rate, json).await,
+            key_timeout,
+        } => {
+            let opts = otaledger_cli::device_run::RunOptions {
+                confirmations,
+                min_rate,
+                key_timeout: std::time::Duration::from_secs(key_timeout),
+            };
+            run_device(&dir, once, interval, opts, json).await
+        }
         DeviceCommand::Claim {
             device_dir,
             owner,
@@ -241,15 +252,10 @@ async fn run_device(
     dir: &std::path::Path,
     once: bool,
     interval: u64,
-    confirmations: u64,
-    min_rate: u64,
+    opts: otaledger_cli::device_run::RunOptions,
     json: bool,
 ) -> eyre::Result<()> {
-    use otaledger_cli::device_run::{self, RunOptions};
-    let opts = RunOptions {
-        confirmations,
-        min_rate,
-    };
+    use otaledger_cli::device_run;
     let updater = device_run::updater(dir, &opts)?;
     let mut updater = updater.with_observer(move |e| {
         if json {

@@ -546,9 +546,12 @@ impl Updater {
                 e => e,
             });
         }
+        // The report is queued before the state file records the version: a power cut between
+        // the two leaves the version unrecorded, so `recover` records it and queues the report
+        // again (replacing the undelivered one); the other order would lose the report.
+        self.report(release_id, version, ReportOutcome::Installed, "", block);
         self.parts.client.record_installed(&update)?;
         self.emit("install", format!("version {version} confirmed"));
-        self.report(release_id, version, ReportOutcome::Installed, "", block);
         Ok(Outcome::Updated {
             version,
             release_id,

@@ -25,6 +25,10 @@ use crate::{ApprovedUpdate, Error, Result};
 /// of ciphertext) plus its fixed fields, rounded up.
 pub const MAX_KEY_RESPONSE: usize = otaledger_core::key_delivery::MAX_CIPHERTEXT_LEN + 4096;
 
+/// Default time one key-service request may take, connection to last body byte
+/// ([`HttpKeyService::with_timeout`]): 30 s.
+pub const DEFAULT_KEY_SERVICE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a key service answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAnswer {
@@ -53,17 +57,48 @@ pub fn key_url(base: &url::Url, release: B256, device: u64) -> String {
 pub struct HttpKeyService {
     base: url::Url,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl HttpKeyService {
-    /// A service at `base` with a 30 s timeout per request.
+    /// A service at `base` with [`DEFAULT_KEY_SERVICE_TIMEOUT`] per request.
     pub fn new(base: url::Url) -> std::result::Result<Self, String> {
+        Self::with_timeout(base, DEFAULT_KEY_SERVICE_TIMEOUT)
+    }
+
+    /// A service at `base` with `timeout` per request (connection, response and body): a
+    /// service holding the device longer counts as unavailable and the next one is asked. A zero
+    /// timeout is refused.
+    pub fn with_timeout(base: url::Url, timeout: Duration) -> std::result::Result<Self, String> {
+        if timeout.is_zero() {
+            return Err("key-service timeout must be above zero".into());
+        }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("http client: {e}"))?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            timeout,
+        })
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn failed(&self, url: &str, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            format!(
+                "{url}: no answer within {:?} (key-service timeout)",
+                self.timeout
+            )
+        } else {
+            format!("{url}: {e}")
+        }
     }
 }
 
@@ -76,7 +111,7 @@ impl KeyService for HttpKeyService {
                 .get(&url)
                 .send()
                 .await
-                .map_err(|e| format!("{url}: {e}"))?;
+                .map_err(|e| self.failed(&url, &e))?;
             match response.status().as_u16() {
                 200 => {}
                 // The body of an error is never read: only its status counts.
@@ -91,7 +126,7 @@ impl KeyService for HttpKeyService {
                 ));
             }
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(&url, &e))? {
                 if body.len() + chunk.len() > MAX_KEY_RESPONSE {
                     return Err(format!("{url}: response exceeds {MAX_KEY_RESPONSE} bytes"));
                 }
@@ -173,4 +208,38 @@ fn open(
         });
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_service_that_never_answers_is_abandoned_at_the_configured_timeout() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base: url::Url = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                held.push(stream);
+            }
+        });
+        let service =
+            HttpKeyService::with_timeout(base.clone(), Duration::from_millis(200)).unwrap();
+        assert_eq!(service.timeout(), Duration::from_millis(200));
+        let err = service.key(B256::ZERO, 1).await.unwrap_err();
+        assert!(err.contains("no answer within 200ms"), "{err}");
+        silent.abort();
+
+        assert_eq!(
+            HttpKeyService::new(base.clone()).unwrap().timeout(),
+            DEFAULT_KEY_SERVICE_TIMEOUT
+        );
+        let zero = HttpKeyService::with_timeout(base, Duration::ZERO).unwrap_err();
+        assert!(zero.contains("above zero"), "{zero}");
+    }
 }

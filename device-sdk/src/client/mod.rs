@@ -33,9 +33,13 @@ pub use install::{
     BootState, CrashPoint, FileInstaller, HealthCheck, ImageHashCheck, Installer, Pending, Phase,
     Recovery, Slot,
 };
-pub use keys::{HttpKeyService, KeyAnswer, KeyService, MAX_KEY_RESPONSE, fetch_key, key_url};
+pub use keys::{
+    DEFAULT_KEY_SERVICE_TIMEOUT, HttpKeyService, KeyAnswer, KeyService, MAX_KEY_RESPONSE,
+    fetch_key, key_url,
+};
 pub use report::{
-    Delivery, HttpReportSink, MAX_QUEUED_REPORTS, ReportQueue, ReportSink, SinkAnswer,
+    DEFAULT_REPORT_TIMEOUT, Delivery, HttpReportSink, MAX_QUEUED_REPORTS, ReportQueue, ReportSink,
+    SinkAnswer,
 };
 pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
 pub use source::{ReleaseSource, SourceFuture};

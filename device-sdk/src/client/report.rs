@@ -50,6 +50,10 @@ pub trait ReportSink: Send + Sync {
     fn post(&self, json: String) -> RpcFuture<'_, SinkAnswer>;
 }
 
+/// Default time one report `POST` may take ([`HttpReportSink::with_timeout`]): 10 s. A receiver
+/// that does not answer in time keeps the report queued and gets no later one this round.
+pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `POST <base>/v1/reports` over HTTP(S); response bodies are not read.
 #[derive(Debug, Clone)]
 pub struct HttpReportSink {
@@ -58,10 +62,18 @@ pub struct HttpReportSink {
 }
 
 impl HttpReportSink {
-    /// A receiver at `base`, 10 s per request.
+    /// A receiver at `base`, [`DEFAULT_REPORT_TIMEOUT`] per request.
     pub fn new(base: &url::Url) -> std::result::Result<Self, String> {
+        Self::with_timeout(base, DEFAULT_REPORT_TIMEOUT)
+    }
+
+    /// A receiver at `base`, `timeout` per request; zero is refused.
+    pub fn with_timeout(base: &url::Url, timeout: Duration) -> std::result::Result<Self, String> {
+        if timeout.is_zero() {
+            return Err("report timeout must be above zero".into());
+        }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("http client: {e}"))?;

@@ -138,3 +138,63 @@ async fn an_image_failing_its_health_check_is_rolled_back_and_reported() {
     assert!(matches!(err, Error::RolledBack { .. }), "{err}");
     assert_eq!(updater.parts().reports.queued().unwrap().len(), 1);
 }
+
+/// The state file is written, then the power goes (the store "fails" after writing): the window
+/// between recording the installed version and queueing the report.
+struct DiesAfterRecordingInstalled(otaledger_device_sdk::client::FileStorage);
+
+impl otaledger_device_sdk::client::Storage for DiesAfterRecordingInstalled {
+    fn load(&self) -> otaledger_device_sdk::Result<otaledger_device_sdk::DeviceState> {
+        self.0.load()
+    }
+
+    fn store(&self, state: &otaledger_device_sdk::DeviceState) -> otaledger_device_sdk::Result<()> {
+        self.0.store(state)?;
+        if state.installed_version > 0 {
+            return Err(Error::InstallState {
+                reason: "simulated power cut right after the state file".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_power_cut_right_after_the_state_file_keeps_the_install_report() {
+    let f = Fleet::new().await;
+    let release = f.publish(1, 30_000).await;
+    f.issue(release.release_id, release.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = f.parts(dir.path());
+    let mut limits =
+        otaledger_device_sdk::Limits::new(otaledger_device_sdk::Quorum::majority(1).unwrap());
+    limits.confirmations = crate::common::CONFIRMATIONS;
+    parts.client = otaledger_device_sdk::client::Client::new(
+        f.w.config(f.w.devices[0]),
+        limits,
+        vec![Box::new(f.w.honest())],
+        Box::new(otaledger_device_sdk::client::SystemClock),
+        Box::new(DiesAfterRecordingInstalled(
+            otaledger_device_sdk::client::FileStorage::new(dir.path().join("state.json")),
+        )),
+    )
+    .unwrap();
+    let err = Updater::new(parts).run_once().await.unwrap_err();
+    assert!(matches!(err, Error::InstallState { .. }), "{err}");
+    // Restart: installed, and its report queued exactly once (it was lost before the fix).
+    let mut updater = f.updater(dir.path());
+    assert!(matches!(
+        updater.run_once().await.unwrap(),
+        Outcome::UpToDate { version: 1, .. }
+    ));
+    assert_runs(dir.path(), &release, Slot::B, 1);
+    let queued = updater.parts().reports.queued().unwrap();
+    assert_eq!(
+        queued
+            .iter()
+            .filter(|r| r.report.outcome == ReportOutcome::Installed)
+            .count(),
+        1,
+        "{queued:?}"
+    );
+}

@@ -162,4 +162,38 @@ async fn write_fuzz_seeds() {
     let mut seed = digest.to_vec();
     seed.extend_from_slice(&a.abi_encode());
     write("approval", "anvil-2-of-3.bin", &seed);
+    let call = otaledger_device_sdk::contracts::registry::UpdateRegistry::publishReleaseCall {
+        manifest: m.clone(),
+        approval: a,
+    };
+    write(
+        "manifest",
+        "anvil-publish-release.bin",
+        &alloy::sol_types::SolCall::abi_encode(&call),
+    );
+    write("manifest", "anvil-manifest.bin", &m.abi_encode());
+
+    // A real bundle's header and its first stream bytes.
+    use otaledger_core::bundle::{BundleSpec, ReleaseTarget, SealOptions, default_policy, seal};
+    let (params, _) = otaledger_cpabe::setup(&mut otaledger_cpabe::rand_core::OsRng);
+    let mut bundle = Vec::new();
+    seal(
+        &params,
+        &BundleSpec {
+            target: ReleaseTarget {
+                chain_id: w.chain_id,
+                registry: *w.registry.address(),
+                model_id: w.model,
+                version: 1,
+            },
+            policy: &default_policy(w.model, 1),
+            options: SealOptions::default(),
+        },
+        &[7u8; 100][..],
+        100,
+        &mut bundle,
+        &mut otaledger_cpabe::rand_core::OsRng,
+    )
+    .unwrap();
+    write("bundle_header", "sealed-100-bytes.bin", &bundle);
 }
