@@ -544,6 +544,17 @@ impl Demo {
         );
         out.gas("publishRelease (2 signatures)", &published.mined);
         if args.pause_before_purchase {
+            // The viewer sees the published release's fleet (every device red), not a
+            // dashboard still catching up.
+            self.services
+                .as_ref()
+                .ok_or_else(|| eyre!("services stopped"))?
+                .wait_indexed(
+                    published.mined.block,
+                    args.devices as usize,
+                    Duration::from_secs(60),
+                )
+                .await?;
             pause(&dashboard, json).await?;
         }
 
