@@ -73,7 +73,7 @@ fn main() -> eyre::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(args, cli.json).await,
             Command::Ipfs(args) => ipfs::run(args, cli.json).await,
@@ -90,7 +90,11 @@ fn main() -> eyre::Result<()> {
             Command::Refund(args) => cmd::purchase::refund(args, cli.json).await,
             Command::Withdraw(args) => cmd::purchase::withdraw(args, cli.json).await,
         }
-    })
+    });
+    // A blocking read of stdin (`demo --pause-before-purchase` interrupted by Ctrl-C) never
+    // returns by itself: do not wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 #[cfg(test)]

@@ -326,3 +326,76 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// `--pause-before-purchase` stops before buying (every device red on the dashboard) and
+/// waits on stdin; Ctrl-C there still stops everything (a blocked read of stdin does not
+/// hold the exit).
+#[test]
+fn paused_demo_shows_the_fleet_red_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--json",
+            "demo",
+            "--port",
+            "0",
+            "--devices",
+            "3",
+            "--buyers",
+            "1",
+        ])
+        .arg("--pause-before-purchase")
+        .arg("--dir")
+        .arg(tmp.path().join("state"))
+        .env_remove("OTALEDGER_PRIVATE_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let paused: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(paused["event"], "paused-before-purchase", "{paused}");
+    let dashboard = paused["dashboard"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    // The demo pauses once the indexer has the published release: every device red.
+    let fleet = http_get(&dashboard, "/v1/fleet");
+    let fleet: Value = serde_json::from_str(fleet.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let statuses: Vec<&str> = fleet["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["red", "red", "red"], "{fleet}");
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the paused demo did not stop within 30 s of SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    // No summary: it never bought.
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        std::net::TcpStream::connect(&dashboard).is_err(),
+        "dashboard still up"
+    );
+}

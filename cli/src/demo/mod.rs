@@ -89,6 +89,12 @@ pub(crate) struct DemoArgs {
     /// End after the fleet round instead of serving the dashboard until Ctrl-C.
     #[arg(long)]
     exit_when_done: bool,
+    /// Once the fleet is provisioned, the release published and the dashboard up, print a
+    /// line saying so (with `--json`, a JSON line on stdout with the dashboard's URL) and
+    /// wait for a line on stdin before buying and running the fleet round, so a viewer can
+    /// load the page and watch the purchase arrive.
+    #[arg(long)]
+    pause_before_purchase: bool,
     /// Devices updating at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     parallel: u32,
@@ -537,6 +543,20 @@ impl Demo {
             ),
         );
         out.gas("publishRelease (2 signatures)", &published.mined);
+        if args.pause_before_purchase {
+            // The viewer sees the published release's fleet (every device red), not a
+            // dashboard still catching up.
+            self.services
+                .as_ref()
+                .ok_or_else(|| eyre!("services stopped"))?
+                .wait_indexed(
+                    published.mined.block,
+                    args.devices as usize,
+                    Duration::from_secs(60),
+                )
+                .await?;
+            pause(&dashboard, json).await?;
+        }
 
         // 7. The owner buys it for a subset.
         let bought_positions = buyer_positions(args.devices, args.buyers);
@@ -667,6 +687,35 @@ impl Demo {
         }
         Ok(())
     }
+}
+
+/// The line `--pause-before-purchase` prints: on stdout, so a driving process reads it
+/// before the summary.
+#[derive(Debug, Serialize)]
+struct Paused<'a> {
+    event: &'static str,
+    dashboard: &'a str,
+}
+
+/// Says the demo is paused before the purchase and waits for a line (or end of input) on stdin.
+async fn pause(dashboard: &url::Url, json: bool) -> eyre::Result<()> {
+    use std::io::Write;
+    if json {
+        let line = serde_json::to_string(&Paused {
+            event: "paused-before-purchase",
+            dashboard: dashboard.as_str(),
+        })?;
+        println!("{line}");
+    } else {
+        println!("paused before the purchase: load {dashboard}, then press Enter to buy");
+    }
+    std::io::stdout().flush()?;
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| ())
+    })
+    .await?
+    .wrap_err("reading stdin to end the pause")
 }
 
 /// Positions of the bought devices in the batch: `buyers` spread evenly over `devices`.
