@@ -507,7 +507,10 @@ impl Demo {
                 .await??;
         let sigs = [&signers[0], &signers[2]]
             .iter()
-            .map(|k| release::sign(&created.manifest, k, None).map(|s| s.signature_file))
+            .map(|k| {
+                release::sign(&created.manifest, k, None, Some(&created.bundle))
+                    .map(|s| s.signature_file)
+            })
             .collect::<otaledger_cli::Result<Vec<_>>>()?;
         let published = release::publish(&chain, &operator, &created.manifest, &sigs).await?;
         out.stage(
