@@ -150,6 +150,30 @@ impl TestChain {
     }
 }
 
+/// An offline signing command (`release sign`, `approval sign`): `otaledger --json
+/// <command…>` with `key` (`0x…` hex) as `OTALEDGER_PRIVATE_KEY` and no node.
+pub fn sign_with(key: &str, command: &[&str]) -> Command {
+    let mut cmd = otaledger();
+    cmd.arg("--json")
+        .args(command)
+        .env("OTALEDGER_PRIVATE_KEY", key);
+    cmd
+}
+
+/// The demo manufacturer's signer keys (`state/signers/signer-N.key`, `0x…` hex), in
+/// registration order.
+pub fn demo_signer_keys(state: &Path) -> Vec<String> {
+    (0..3)
+        .map(|i| {
+            let path = state.join(format!("signers/signer-{i}.key"));
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// One device of a demo's fleet, from its summary.
 #[derive(Debug, Clone)]
 pub struct FleetDevice {
