@@ -385,3 +385,49 @@ async fn connect_admin(admin: &str) -> sqlx::PgConnection {
             panic!("connecting to PostgreSQL at {admin} ({e}): run script/ensure-postgres.sh")
         })
 }
+
+/// A long-running `otaledger` command (`gateway serve`, `keys serve`) as a child
+/// process listening on 127.0.0.1, killed when dropped (or by [`Daemon::kill`]).
+pub struct Daemon {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Daemon {
+    /// Spawns `cmd` (which must listen on `port`) and waits until the port accepts.
+    pub fn spawn(mut cmd: Command, port: u16) -> Self {
+        let shown = shown(&cmd);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {shown}: {e}"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{shown} did not listen on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Kills the process now (as a crash would: no shutdown) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

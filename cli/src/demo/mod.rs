@@ -392,6 +392,11 @@ impl Demo {
         let database_name = database.name().map(str::to_owned);
         self.database = Some(database);
         let key_service_key = PrivateKeySigner::random();
+        // Kept (mode 0600) so `keys serve` can take over as the devices' key service later.
+        write_secret(
+            &dir.join("keyservice.key"),
+            &alloy::hex::encode_prefixed(key_service_key.to_bytes()),
+        )?;
         let key_service = key_service_key.address();
         let confirmations = args.confirmations.unwrap_or(if local {
             0
