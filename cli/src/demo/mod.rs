@@ -352,6 +352,16 @@ impl Demo {
 
         // 3. The manufacturer: 2-of-3 signers, its authority, a model.
         let signers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+        // Kept (mode 0600) so the demo's manufacturer can go on with the CLI afterwards
+        // (`release sign`, `approval sign`: the end-to-end tests in tests/ do).
+        let signers_dir = dir.join("signers");
+        std::fs::create_dir_all(&signers_dir)?;
+        for (i, key) in signers.iter().enumerate() {
+            write_secret(
+                &signers_dir.join(format!("signer-{i}.key")),
+                &alloy::hex::encode_prefixed(key.to_bytes()),
+            )?;
+        }
         let registered = registry::register(
             &chain,
             &op,
@@ -404,6 +414,11 @@ impl Demo {
         let database_name = database.name().map(str::to_owned);
         self.database = Some(database);
         let key_service_key = PrivateKeySigner::random();
+        // Kept (mode 0600) so `keys serve` can take over as the devices' key service later.
+        write_secret(
+            &dir.join("keyservice.key"),
+            &alloy::hex::encode_prefixed(key_service_key.to_bytes()),
+        )?;
         let key_service = key_service_key.address();
         let confirmations = args.confirmations.unwrap_or(if local {
             0
