@@ -323,7 +323,7 @@ pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
 impl Installer for FileInstaller {
     fn state(&self) -> Result<BootState> {
         let path = self.boot_path();
-        match fs::read(&path) {
+        match super::read_capped(&path, super::MAX_STATE_FILE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::InstallState {
                 reason: format!("{}: {e}", path.display()),
             }),

@@ -147,7 +147,7 @@ impl ReportQueue {
     }
 
     fn load(&self) -> Result<QueueFile> {
-        match std::fs::read(&self.path) {
+        match super::read_capped(&self.path, super::MAX_STATE_FILE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.error(e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(QueueFile {
                 next_nonce: 1,

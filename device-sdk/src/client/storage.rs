@@ -46,7 +46,7 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn load(&self) -> Result<DeviceState> {
-        match fs::read(&self.path) {
+        match super::read_capped(&self.path, super::MAX_STATE_FILE) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::StateFile {
                 path: self.path.clone(),
                 source,
@@ -84,6 +84,53 @@ impl Storage for FileStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_state_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // Sparse: one byte over the bound costs no disk.
+        fs::File::create(&path)
+            .unwrap()
+            .set_len(crate::client::MAX_STATE_FILE + 1)
+            .unwrap();
+        let err = FileStorage::new(&path).load().unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        assert!(err.contains("longer than 1048576 bytes"), "{err}");
+    }
+
+    /// A FIFO planted as the state file says 0 bytes and never ends while its writer writes:
+    /// the read stops one byte past the bound (the writer then sees a broken pipe).
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_state_file_is_read_only_to_its_bound() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reports.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            let chunk = [b' '; 65536];
+            let mut written = 0u64;
+            while f.write_all(&chunk).is_ok() {
+                written += chunk.len() as u64;
+            }
+            written
+        });
+        let err = crate::client::read_capped(&path, crate::client::MAX_STATE_FILE).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        let written = writer.join().unwrap();
+        // The writer stopped: nothing read on far past the bound (pipe buffers hold at most 1 MiB).
+        assert!(written <= 3 * crate::client::MAX_STATE_FILE, "{written}");
+    }
 
     #[test]
     fn missing_file_is_the_default_and_stores_round_trip() {
