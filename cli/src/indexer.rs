@@ -61,6 +61,12 @@ struct RunArgs {
     /// (polling goes on at `--poll-ms` as the fallback).
     #[arg(long)]
     ws_url: Option<String>,
+    /// Seconds before retrying a leaf list or pin found unavailable; doubles per failure.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    ipfs_retry_first: u64,
+    /// Longest wait between retries of an unavailable leaf list or pin, in seconds.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    ipfs_retry_max: u64,
     #[command(flatten)]
     alerts: AlertArgs,
 }
@@ -139,6 +145,7 @@ async fn open(
     pin: Option<otaledger_indexer::pins::PinTarget>,
     ws_url: Option<String>,
     alerts: otaledger_indexer::alerts::AlertConfig,
+    ipfs_backoff: otaledger_indexer::backoff::Backoff,
 ) -> eyre::Result<Indexer> {
     let deployment = otaledger_indexer::load_deployment(&c.rpc_urls, &c.deployments)
         .await
@@ -151,6 +158,7 @@ async fn open(
     config.pin = pin;
     config.ws_url = ws_url;
     config.alerts = alerts;
+    config.ipfs_backoff = ipfs_backoff;
     Indexer::open(config).await.wrap_err("opening the indexer")
 }
 
@@ -175,8 +183,26 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 }),
                 (true, None, None) => eyre::bail!("--pin needs --ipfs-store or --kubo-api"),
             };
-            let mut indexer =
-                open(r.common, leaves, pin, r.ws_url.clone(), r.alerts.config()).await?;
+            if r.ipfs_retry_max < r.ipfs_retry_first {
+                eyre::bail!(
+                    "--ipfs-retry-max {} is shorter than --ipfs-retry-first {}",
+                    r.ipfs_retry_max,
+                    r.ipfs_retry_first
+                );
+            }
+            let backoff = otaledger_indexer::backoff::Backoff {
+                first: std::time::Duration::from_secs(r.ipfs_retry_first),
+                cap: std::time::Duration::from_secs(r.ipfs_retry_max),
+            };
+            let mut indexer = open(
+                r.common,
+                leaves,
+                pin,
+                r.ws_url.clone(),
+                r.alerts.config(),
+                backoff,
+            )
+            .await?;
             if r.listen != "off" {
                 let listener = tokio::net::TcpListener::bind(&r.listen)
                     .await
@@ -211,7 +237,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 .wrap_err("indexer stopped")
         }
         IndexerCommand::Verify(c) => {
-            let indexer = open(c, None, None, None, Default::default()).await?;
+            let indexer = open(c, None, None, None, Default::default(), Default::default()).await?;
             let report = indexer.verify().await.wrap_err("verifying")?;
             if json {
                 let diffs: Vec<_> = report

@@ -105,4 +105,37 @@ mod tests {
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// The indexer's retry schedule: zero is refused by clap, a cap below the first wait by
+    /// the command before it connects to anything.
+    #[tokio::test]
+    async fn indexer_retry_options_are_checked() {
+        use clap::Parser;
+        let zero =
+            super::Cli::try_parse_from(["otaledger", "indexer", "run", "--ipfs-retry-first", "0"]);
+        assert!(zero.unwrap_err().to_string().contains("--ipfs-retry-first"));
+        let cli = super::Cli::try_parse_from([
+            "otaledger",
+            "indexer",
+            "run",
+            "--ipfs-retry-first",
+            "60",
+            "--ipfs-retry-max",
+            "30",
+            "--rpc-url",
+            "http://127.0.0.1:9",
+        ])
+        .unwrap();
+        let super::Command::Indexer(args) = cli.command else {
+            panic!("not the indexer command")
+        };
+        let err = super::indexer::run(args, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--ipfs-retry-max 30 is shorter than --ipfs-retry-first 60"),
+            "{err}"
+        );
+    }
 }
