@@ -45,6 +45,35 @@ pub const SIGNATURE_FORMAT: &str = "otaledger-approval-signature/1";
 /// Longest revocation reason accepted (it is stored in an event).
 pub const MAX_REASON_LEN: usize = 1024;
 
+/// Checks a revocation reason: at most [`MAX_REASON_LEN`] bytes, and no control or bidirectional
+/// formatting characters (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069), which could make a
+/// signer, an auditor's terminal or the dashboard show text other than what is recorded.
+pub fn check_reason(field: &'static str, reason: &str) -> Result<()> {
+    if reason.len() > MAX_REASON_LEN {
+        return Err(input(
+            field,
+            format!(
+                "{} bytes, at most {MAX_REASON_LEN} are accepted",
+                reason.len()
+            ),
+        ));
+    }
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if let Some(c) = reason.chars().find(|c| hidden(*c)) {
+        return Err(input(
+            field,
+            format!(
+                "contains U+{:04X}, a control or bidirectional formatting character",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A threshold-approved registry action with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
@@ -190,17 +219,7 @@ impl Request {
                 }
             }
             Action::RaiseFloor { .. } => {}
-            Action::RevokeRelease { reason, .. } => {
-                if reason.len() > MAX_REASON_LEN {
-                    return Err(input(
-                        "reason",
-                        format!(
-                            "{} bytes, at most {MAX_REASON_LEN} are accepted",
-                            reason.len()
-                        ),
-                    ));
-                }
-            }
+            Action::RevokeRelease { reason, .. } => check_reason("reason", reason)?,
         }
         Ok(())
     }
@@ -741,12 +760,7 @@ pub async fn emergency_revoke(
     release_id: B256,
     reason: String,
 ) -> Result<Mined> {
-    if reason.len() > MAX_REASON_LEN {
-        return Err(input(
-            "--reason",
-            format!("{} bytes, at most {MAX_REASON_LEN}", reason.len()),
-        ));
-    }
+    check_reason("--reason", &reason)?;
     let registry = UpdateRegistry::new(chain.registry(), provider);
     let (mined, _) = mined(
         "revoking the release (emergency)",
@@ -773,6 +787,49 @@ mod tests {
             },
             rpc_url: None,
         }
+    }
+
+    /// A reason that would display as something else (a right-to-left override turning
+    /// "revoked: exploit found" around, a newline faking a second line) is refused, in a new
+    /// request and in a request file a signer loads.
+    #[test]
+    fn revocation_reasons_with_hidden_characters_are_refused() {
+        check_reason("reason", "bricks model 3 — reverted to v2").unwrap();
+        check_reason("reason", "für Geräte in der EU: 不要安装").unwrap();
+        for bad in [
+            "fine\u{202E}tiolpxe",
+            "ok\u{2066}hidden\u{2069}",
+            "a\u{200F}b",
+            "line one\nsigned by: everyone",
+            "bell\u{7}",
+            "c1\u{85}",
+        ] {
+            let err = check_reason("reason", bad).unwrap_err().to_string();
+            assert!(err.contains("formatting character"), "{bad:?}: {err}");
+            let action = Action::RevokeRelease {
+                release_id: B256::repeat_byte(7),
+                reason: bad.into(),
+            };
+            assert!(Request::new(&chain(), 1, None, action.clone()).is_err());
+            // A request file written by another tool is refused on load.
+            let mut ok = Request::new(
+                &chain(),
+                1,
+                None,
+                Action::RevokeRelease {
+                    release_id: B256::repeat_byte(7),
+                    reason: "placeholder".into(),
+                },
+            )
+            .unwrap();
+            ok.action = action;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("r.json");
+            std::fs::write(&path, ok.to_json()).unwrap();
+            assert!(Request::load(&path).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(MAX_REASON_LEN + 1);
+        assert!(check_reason("reason", &long).is_err());
     }
 
     #[test]
