@@ -240,6 +240,9 @@ async fn fleet_and_stream(kind: Kind) {
     let pool = s.indexer.pool();
     let first = devices[0]["index"].as_i64().unwrap();
     let second = devices[1]["index"].as_i64().unwrap();
+    // One transaction: the stream's poller sees all three reports or none (three separate
+    // statements let a poll fall between them and split the change over two events).
+    let mut tx = pool.begin().await.unwrap();
     for (device, outcome, detail, nonce) in [
         (first, "installed", "", 1),
         (second, "installed", "", 1),
@@ -256,10 +259,11 @@ async fn fleet_and_stream(kind: Kind) {
         .bind(outcome)
         .bind(detail)
         .bind(nonce)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .unwrap();
     }
+    tx.commit().await.unwrap();
     let event = loop {
         let chunk = tokio::time::timeout_at(deadline + Duration::from_secs(10), stream.chunk())
             .await

@@ -32,6 +32,10 @@ use super::{
 };
 use crate::{Error, Result};
 
+/// How long [`Updater::run_once`] waits for the device lock before it reports
+/// [`Error::Busy`]: 1 s (see `Updater::lock`).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What one run ended with, when no check refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(
@@ -242,10 +246,22 @@ impl Updater {
                 path: path.clone(),
                 source,
             })?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { path }),
-            Err(std::fs::TryLockError::Error(source)) => Err(Error::InstallIo { path, source }),
+        // A lock held for less than LOCK_PATIENCE is not another updater: a process forked by
+        // this one (any `Command::spawn`) shares the open lock file until it executes its
+        // program, so a lock just released can look held for a moment. A real updater holds it
+        // for its whole run.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Busy { path }),
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::InstallIo { path, source });
+                }
+            }
         }
     }
 
