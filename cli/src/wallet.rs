@@ -41,28 +41,73 @@ impl WalletOptions {
         let Some(path) = &self.keystore else {
             return Err(Error::NoWallet);
         };
-        let password = match (&self.password_file, &self.password) {
-            (Some(file), _) => read_password_file(file)?,
-            (None, Some(p)) => p.clone(),
-            (None, None) => prompt_password(
-                &format!("Password of the keystore {}: ", path.display()),
-                false,
-            )
-            .map_err(|_| Error::Input {
-                field: "--password-file",
-                reason: format!(
-                    "the keystore {} needs a password: give --password-file, set ETH_PASSWORD or run on a terminal",
-                    path.display()
-                ),
-            })?,
-        };
+        let password = password(
+            PasswordFrom {
+                file: self.password_file.as_deref(),
+                value: self.password.as_deref(),
+                flag: "--password-file",
+                env: "ETH_PASSWORD",
+                what: &format!("the keystore {}", path.display()),
+            },
+            false,
+        )?;
         decrypt_keystore(path, &password)
     }
 }
 
+/// The places a password is looked for, in Foundry's order: a file, else a value from the
+/// environment, else a no-echo prompt on the terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordFrom<'a> {
+    /// The file given on the command line.
+    pub file: Option<&'a Path>,
+    /// The value from the environment.
+    pub value: Option<&'a str>,
+    /// The option naming the file (for the error when none of the three is there).
+    pub flag: &'static str,
+    /// The environment variable holding the value (same).
+    pub env: &'static str,
+    /// What the password unlocks, for the prompt and the error ("the master key").
+    pub what: &'a str,
+}
+
+/// The password from the first of `from`'s places that has one; `confirm` asks twice on a
+/// terminal (a new key's password). With none of them, the error names all three.
+pub fn password(from: PasswordFrom<'_>, confirm: bool) -> Result<String> {
+    if let Some(file) = from.file {
+        return read_password_file(file);
+    }
+    if let Some(value) = from.value {
+        return Ok(value.to_owned());
+    }
+    let prompt = if confirm {
+        format!("Password for {}: ", from.what)
+    } else {
+        format!("Password of {}: ", from.what)
+    };
+    prompt_password(&prompt, confirm).map_err(|e| Error::Input {
+        field: from.flag,
+        reason: format!(
+            "{e}; {} needs a password: give {}, set {} or run on a terminal",
+            from.what, from.flag, from.env
+        ),
+    })
+}
+
+/// Largest password file read (a passphrase is a line, not a file's worth).
+pub const MAX_PASSWORD_FILE: u64 = 64 * 1024;
+
 /// Reads a password file, dropping one trailing newline (`\n` or `\r\n`).
+/// At most [`MAX_PASSWORD_FILE`] bytes are read (a FIFO such as `<(pass show key)` works).
 pub fn read_password_file(path: &Path) -> Result<String> {
-    let mut text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let bytes =
+        otaledger_core::fsutil::read_capped(path, MAX_PASSWORD_FILE).map_err(Error::io(path))?;
+    let mut text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::Input {
+            field: "password file",
+            reason: format!("{} is not UTF-8 text", path.display()),
+        })?
+        .to_owned();
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {

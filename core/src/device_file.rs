@@ -63,21 +63,16 @@ pub const MAX_IDENTITY_KEY_FILE: u64 = 1024;
 /// `review_formats::device_files_that_are_not_regular_files_are_read_within_the_bound`).
 /// The buffer is allocated once and wiped on drop (it may hold a secret key).
 fn read_bounded(path: &Path, max: u64) -> Result<Zeroizing<String>> {
-    use std::io::Read;
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    // `max` is a small constant of this module; one allocation, no copies left behind.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(max as usize + 1));
-    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > max {
-        return Err(invalid(
-            path,
-            format!("more than {max} bytes, at most {max} are read"),
-        ));
-    }
+    let bytes = crate::fsutil::read_capped(path, max).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::InvalidData {
+            invalid(path, source.to_string())
+        } else {
+            Error::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| invalid(path, format!("not UTF-8: {e}")))?;
     Ok(Zeroizing::new(text.to_owned()))
 }

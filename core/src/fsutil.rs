@@ -1,8 +1,11 @@
 //! All-or-nothing file output: every file this project writes appears under
-//! its name only when complete (a temporary file beside it, synced, then renamed).
+//! its name only when complete (a temporary file beside it, synced, then renamed);
+//! and bounded input: every small file this project reads is read with a cap.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
+
+use zeroize::Zeroizing;
 
 use crate::{Error, Result};
 
@@ -42,9 +45,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |out| out.write_all(bytes).map_err(io(path)))
 }
 
+/// Reads `path` whole, at most `max` bytes: a longer file is refused (as
+/// [`std::io::ErrorKind::InvalidData`], naming the bound) after reading `max + 1` bytes, whatever
+/// its metadata says (a FIFO or a device file reports 0 bytes). The buffer is sized from the
+/// metadata (within the bound), so a regular file is read into one allocation that is wiped on
+/// drop: the file may hold a secret key, and no reallocation leaves a copy behind.
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    let hint = file.metadata().map_or(0, |m| m.len()).min(max);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(hint).unwrap_or(0) + 1));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("more than {max} bytes, at most {max} are read"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_capped_reads_up_to_the_bound_and_refuses_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"12345").unwrap();
+        assert_eq!(read_capped(&path, 5).unwrap().as_slice(), b"12345");
+        let err = read_capped(&path, 4).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("at most 4"), "{err}");
+    }
 
     #[test]
     fn failed_write_leaves_nothing_and_success_replaces() {

@@ -106,22 +106,21 @@ pub(crate) struct MasterPasswordArgs {
 impl MasterPasswordArgs {
     /// The password; `new` asks twice on a terminal (a new master key's password).
     pub(crate) fn read(&self, new: bool) -> eyre::Result<String> {
-        if let Some(file) = &self.master_password_file {
-            return Ok(otaledger_cli::wallet::read_password_file(file)?);
-        }
-        if let Some(p) = &self.master_password {
-            return Ok(p.clone());
-        }
-        let prompt = if new {
-            "Password for the new master key: "
+        let what = if new {
+            "the new master key"
         } else {
-            "Master key password: "
+            "the master key"
         };
-        otaledger_cli::wallet::prompt_password(prompt, new).map_err(|e| {
-            eyre::eyre!(
-                "{e}; the master key needs a password: give --master-password-file, set OTALEDGER_MASTER_PASSWORD or run on a terminal"
-            )
-        })
+        Ok(otaledger_cli::wallet::password(
+            otaledger_cli::wallet::PasswordFrom {
+                file: self.master_password_file.as_deref(),
+                value: self.master_password.as_deref(),
+                flag: "--master-password-file",
+                env: "OTALEDGER_MASTER_PASSWORD",
+                what,
+            },
+            new,
+        )?)
     }
 }
 

@@ -275,18 +275,5 @@ impl Client {
 /// a FIFO or device file, whose metadata says 0 bytes — from being read without end.
 pub const MAX_STATE_FILE: u64 = 1 << 20;
 
-/// Reads `path` whole, refusing (as `InvalidData`) anything longer than `max` bytes without
-/// reading past `max + 1` bytes, whatever the file's metadata says.
-pub(crate) fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("longer than {max} bytes, the most a state file may hold"),
-        ));
-    }
-    Ok(bytes)
-}
+/// Reads a state file whole, at most `max` bytes ([`otaledger_core::fsutil::read_capped`]).
+pub(crate) use otaledger_core::fsutil::read_capped;

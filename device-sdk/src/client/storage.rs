@@ -96,7 +96,7 @@ mod tests {
             .unwrap();
         let err = FileStorage::new(&path).load().unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");
-        assert!(err.contains("longer than 1048576 bytes"), "{err}");
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
     }
 
     /// A FIFO planted as the state file says 0 bytes and never ends while its writer writes:
