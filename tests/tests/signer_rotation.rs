@@ -21,7 +21,7 @@ use otaledger_core::{
     manifest::{ManifestFile, SignatureFile},
     signing::SignerSet,
 };
-use otaledger_e2e::{Indexer, TestChain, demo_signer_keys, run_json, sign_with};
+use otaledger_e2e::{Indexer, TestChain, demo_signer_keys, release_sign, run_json, sign_with};
 use serde_json::Value;
 
 const DEVICES: u32 = 3;
@@ -30,21 +30,6 @@ const BUYERS: u32 = 1;
 fn addr_of(key: &str) -> String {
     let signer: PrivateKeySigner = key.parse().unwrap();
     signer.address().to_string().to_lowercase()
-}
-
-/// `release sign` of `manifest` by `key` into `out`.
-fn release_sign(key: &str, manifest: &Path, out: &Path) {
-    run_json(&mut sign_with(
-        key,
-        &[
-            "release",
-            "sign",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
 }
 
 /// `approval sign` of `request` by `key` into `out`.
@@ -181,28 +166,9 @@ async fn a_rotated_out_key_approves_nothing_after_the_rotation() {
     // Release 2, created from the demo's authority parameters and block store.
     let image = work.join("image-v2.bin");
     std::fs::write(&image, vec![0x5a; 64 * 1024]).unwrap();
-    let v2 = work.join("v2");
-    let created = run_json(&mut chain.cli(
-        &state,
-        &[
-            "release",
-            "create",
-            "--model",
-            &model,
-            "--version",
-            "2",
-            "--image",
-            image.to_str().unwrap(),
-            "--params",
-            state.join("authority/params.cpabe").to_str().unwrap(),
-            "--store",
-            state.join("ipfs").to_str().unwrap(),
-            "--out",
-            v2.to_str().unwrap(),
-        ],
-    ));
-    let release_id = created["releaseId"].as_str().unwrap().to_owned();
-    let manifest = v2.join("manifest.json");
+    let v2 = chain.create_release(&state, &model, 2, 0, &image, &work.join("v2"));
+    let release_id = v2.id.clone();
+    let manifest = v2.manifest;
     let sig = |name: &str| work.join(format!("{name}.sig.json"));
     release_sign(&old[0], &manifest, &sig("v2-0"));
     release_sign(compromised, &manifest, &sig("v2-1"));
