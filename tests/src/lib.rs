@@ -257,6 +257,46 @@ impl TestChain {
         Daemon::spawn(ks, port)
     }
 
+    /// `manufacturer rotate-signers` of `manufacturer` to `signers` (addresses) with
+    /// `threshold`, each of `approvers` (keys of the current set) running `approval sign`
+    /// on the request (files in `work`), then `approval submit`; its JSON answer.
+    pub fn rotate_signers(
+        &self,
+        state: &Path,
+        work: &Path,
+        manufacturer: &str,
+        signers: &[String],
+        threshold: u32,
+        approvers: &[&str],
+    ) -> Value {
+        let threshold = threshold.to_string();
+        let request = work.join(format!("rotate-{manufacturer}.request.json"));
+        let mut rotate = self.cli(
+            state,
+            &[
+                "manufacturer",
+                "rotate-signers",
+                "--id",
+                manufacturer,
+                "--threshold",
+                &threshold,
+            ],
+        );
+        for s in signers {
+            rotate.args(["--signer", s]);
+        }
+        rotate.arg("--out").arg(&request);
+        run_json(&mut rotate);
+        let request_arg = request.to_str().expect("a UTF-8 path");
+        let mut submit = self.cli(state, &["approval", "submit", "--request", request_arg]);
+        for (i, key) in approvers.iter().enumerate() {
+            let sig = work.join(format!("rotate-{manufacturer}-{i}.sig.json"));
+            approval_sign(key, &request, &sig);
+            submit.arg("--sig").arg(sig);
+        }
+        run_json(&mut submit)
+    }
+
     /// A JSON-RPC call on the node (`anvil_reorg`, `anvil_mine`, …).
     pub async fn rpc(&self, method: &'static str, params: Value) -> Value {
         let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
@@ -278,6 +318,22 @@ pub fn release_sign(key: &str, manifest: &Path, out: &Path) {
     run_json(
         sign_with(key, &["release", "sign", "--manifest"])
             .arg(manifest)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
+/// The address of `key` (`0x…` hex), lowercase `0x…`.
+pub fn addr_of(key: &str) -> String {
+    let signer: PrivateKeySigner = key.parse().expect("a private key");
+    signer.address().to_string().to_lowercase()
+}
+
+/// `approval sign` of the request file `request` by `key` (`0x…` hex) into `out`.
+pub fn approval_sign(key: &str, request: &Path, out: &Path) {
+    run_json(
+        sign_with(key, &["approval", "sign", "--request"])
+            .arg(request)
             .arg("--out")
             .arg(out),
     );

@@ -10,8 +10,6 @@
 //! (naming the key); an approval assembled against the old set and sent straight to the
 //! registry reverts with `UpdateRegistrySignerSetMismatch`.
 
-use std::path::Path;
-
 use alloy::{
     primitives::Address, providers::ProviderBuilder, signers::local::PrivateKeySigner,
     sol_types::SolError,
@@ -21,31 +19,13 @@ use otaledger_core::{
     manifest::{ManifestFile, SignatureFile},
     signing::SignerSet,
 };
-use otaledger_e2e::{Indexer, TestChain, demo_signer_keys, release_sign, run_json, sign_with};
+use otaledger_e2e::{
+    Indexer, TestChain, addr_of, approval_sign, demo_signer_keys, release_sign, run_json,
+};
 use serde_json::Value;
 
 const DEVICES: u32 = 3;
 const BUYERS: u32 = 1;
-
-fn addr_of(key: &str) -> String {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    signer.address().to_string().to_lowercase()
-}
-
-/// `approval sign` of `request` by `key` into `out`.
-fn approval_sign(key: &str, request: &Path, out: &Path) {
-    run_json(&mut sign_with(
-        key,
-        &[
-            "approval",
-            "sign",
-            "--request",
-            request.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-}
 
 fn lower(addresses: &Value) -> Vec<String> {
     let mut v: Vec<String> = addresses
@@ -73,38 +53,15 @@ async fn a_rotated_out_key_approves_nothing_after_the_rotation() {
     let new_set = [&old[0], &old[2], &fresh];
 
     // The rotation, approved by the two honest signers of the old set.
-    let request = work.join("rotate.request.json");
-    let mut rotate = chain.cli(
+    let new_addrs_in_order: Vec<String> = new_set.iter().map(|k| addr_of(k)).collect();
+    let rotated = chain.rotate_signers(
         &state,
-        &[
-            "manufacturer",
-            "rotate-signers",
-            "--id",
-            &mfr,
-            "--threshold",
-            "2",
-        ],
+        work,
+        &mfr,
+        &new_addrs_in_order,
+        2,
+        &[old[0].as_str(), old[2].as_str()],
     );
-    for k in new_set {
-        rotate.args(["--signer", &addr_of(k)]);
-    }
-    rotate.arg("--out").arg(&request);
-    run_json(&mut rotate);
-    approval_sign(&old[0], &request, &work.join("rot-0.sig.json"));
-    approval_sign(&old[2], &request, &work.join("rot-2.sig.json"));
-    let rotated = run_json(&mut chain.cli(
-        &state,
-        &[
-            "approval",
-            "submit",
-            "--request",
-            request.to_str().unwrap(),
-            "--sig",
-            work.join("rot-0.sig.json").to_str().unwrap(),
-            "--sig",
-            work.join("rot-2.sig.json").to_str().unwrap(),
-        ],
-    ));
     let old_addrs: Vec<String> = old.iter().map(|k| addr_of(k)).collect();
     let new_addrs: Vec<String> = {
         let mut v: Vec<String> = new_set.iter().map(|k| addr_of(k)).collect();
