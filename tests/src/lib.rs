@@ -13,7 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{node_bindings::AnvilInstance, signers::local::PrivateKeySigner};
+use alloy::{
+    node_bindings::AnvilInstance,
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use otaledger_core::device_file::DeviceConfig;
 use serde_json::Value;
 
 /// The `otaledger` binary: `OTALEDGER_BIN` if set, else the one cargo built
@@ -150,6 +155,200 @@ impl TestChain {
     }
 }
 
+/// A release created by [`TestChain::create_release`] (not yet signed or published).
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    /// Its id (`0x…`, the manifest's EIP-712 struct hash).
+    pub id: String,
+    /// Its unsigned `manifest.json`.
+    pub manifest: PathBuf,
+}
+
+impl TestChain {
+    /// `release create` of `version` for `model` from `image` (encrypted under the demo's
+    /// authority parameters, its bundle added to the demo's block store `state/ipfs`),
+    /// priced `price` wei per device, into `out`.
+    pub fn create_release(
+        &self,
+        state: &Path,
+        model: &str,
+        version: u64,
+        price: u128,
+        image: &Path,
+        out: &Path,
+    ) -> NewRelease {
+        let version = version.to_string();
+        let created = run_json(
+            self.cli(
+                state,
+                &["release", "create", "--model", model, "--version", &version],
+            )
+            .arg("--price")
+            .arg(price.to_string())
+            .arg("--image")
+            .arg(image)
+            .arg("--params")
+            .arg(state.join("authority/params.cpabe"))
+            .arg("--store")
+            .arg(state.join("ipfs"))
+            .arg("--out")
+            .arg(out),
+        );
+        NewRelease {
+            id: created["releaseId"]
+                .as_str()
+                .expect("release create names the release")
+                .to_owned(),
+            manifest: out.join("manifest.json"),
+        }
+    }
+
+    /// `release publish` of `manifest` with these signature files; its JSON answer.
+    pub fn publish(&self, state: &Path, manifest: &Path, sigs: &[PathBuf]) -> Value {
+        let manifest = manifest.to_str().expect("a UTF-8 path");
+        let mut publish = self.cli(state, &["release", "publish", "--manifest", manifest]);
+        for sig in sigs {
+            publish.arg("--sig").arg(sig);
+        }
+        run_json(&mut publish)
+    }
+
+    /// `purchase` of `release` for the devices with these global indexes, by
+    /// [`TestChain::key`]; its JSON answer (with the transaction, `tx`).
+    pub fn purchase(&self, state: &Path, release: &str, devices: &[u64]) -> Value {
+        let mut buy = self.cli(state, &["purchase", "--release", release]);
+        for d in devices {
+            buy.args(["--device", &d.to_string()]);
+        }
+        run_json(&mut buy)
+    }
+
+    /// `keys serve` for `manufacturer` with the demo's key-service key, CP-ABE authority
+    /// and block store, its own SQLite file `db`, issuing a key once a purchase has
+    /// `confirmations` blocks on top.
+    pub fn key_service(
+        &self,
+        state: &Path,
+        db: &Path,
+        manufacturer: &str,
+        confirmations: u64,
+    ) -> Daemon {
+        let port = free_port();
+        let mut ks = self.cli(state, &["keys", "serve", "--manufacturer", manufacturer]);
+        let key_file = state.join("keyservice.key");
+        let key = std::fs::read_to_string(&key_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", key_file.display()));
+        ks.env("OTALEDGER_PRIVATE_KEY", key.trim())
+            .arg("--authority")
+            .arg(state.join("authority"))
+            .arg("--master-password-file")
+            .arg(state.join("master-password.txt"))
+            .arg("--db")
+            .arg(db)
+            .arg("--store")
+            .arg(state.join("ipfs"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--confirmations",
+                &confirmations.to_string(),
+                "--poll-ms",
+                "100",
+            ]);
+        Daemon::spawn(ks, port)
+    }
+
+    /// `manufacturer rotate-signers` of `manufacturer` to `signers` (addresses) with
+    /// `threshold`, each of `approvers` (keys of the current set) running `approval sign`
+    /// on the request (files in `work`), then `approval submit`; its JSON answer.
+    pub fn rotate_signers(
+        &self,
+        state: &Path,
+        work: &Path,
+        manufacturer: &str,
+        signers: &[String],
+        threshold: u32,
+        approvers: &[&str],
+    ) -> Value {
+        let threshold = threshold.to_string();
+        let request = work.join(format!("rotate-{manufacturer}.request.json"));
+        let mut rotate = self.cli(
+            state,
+            &[
+                "manufacturer",
+                "rotate-signers",
+                "--id",
+                manufacturer,
+                "--threshold",
+                &threshold,
+            ],
+        );
+        for s in signers {
+            rotate.args(["--signer", s]);
+        }
+        rotate.arg("--out").arg(&request);
+        run_json(&mut rotate);
+        let request_arg = request.to_str().expect("a UTF-8 path");
+        let mut submit = self.cli(state, &["approval", "submit", "--request", request_arg]);
+        for (i, key) in approvers.iter().enumerate() {
+            let sig = work.join(format!("rotate-{manufacturer}-{i}.sig.json"));
+            approval_sign(key, &request, &sig);
+            submit.arg("--sig").arg(sig);
+        }
+        run_json(&mut submit)
+    }
+
+    /// A JSON-RPC call on the node (`anvil_reorg`, `anvil_mine`, …).
+    pub async fn rpc(&self, method: &'static str, params: Value) -> Value {
+        let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
+        provider
+            .raw_request::<_, Value>(method.into(), params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// The node's latest block number.
+    pub async fn head(&self) -> u64 {
+        let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
+        provider.get_block_number().await.expect("eth_blockNumber")
+    }
+}
+
+/// `release sign` of `manifest` by `key` (`0x…` hex) into the signature file `out`.
+pub fn release_sign(key: &str, manifest: &Path, out: &Path) {
+    run_json(
+        sign_with(key, &["release", "sign", "--manifest"])
+            .arg(manifest)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
+/// The address of `key` (`0x…` hex), lowercase `0x…`.
+pub fn addr_of(key: &str) -> String {
+    let signer: PrivateKeySigner = key.parse().expect("a private key");
+    signer.address().to_string().to_lowercase()
+}
+
+/// `approval sign` of the request file `request` by `key` (`0x…` hex) into `out`.
+pub fn approval_sign(key: &str, request: &Path, out: &Path) {
+    run_json(
+        sign_with(key, &["approval", "sign", "--request"])
+            .arg(request)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
+/// `gateway serve` (a trustless gateway) over the block store `store`.
+pub fn gateway(store: &Path) -> Daemon {
+    let port = free_port();
+    let mut cmd = otaledger();
+    cmd.args(["gateway", "serve", "--store"])
+        .arg(store)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    Daemon::spawn(cmd, port)
+}
+
 /// An offline signing command (`release sign`, `approval sign`): `otaledger --json
 /// <command…>` with `key` (`0x…` hex) as `OTALEDGER_PRIVATE_KEY` and no node.
 pub fn sign_with(key: &str, command: &[&str]) -> Command {
@@ -209,19 +408,20 @@ pub fn installed_version(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// One `otaledger device run --once --json` attempt: the exit code and the
-/// JSON events it printed (the last is the `result`).
+/// One `otaledger device run --once --json --confirmations 0` attempt: the exit code
+/// and the JSON events it printed (the last is the `result`).
 pub fn device_run_once(dir: &Path) -> (i32, Vec<Value>) {
+    device_run(dir, 0)
+}
+
+/// One `otaledger device run --once --json` attempt acting on the head minus
+/// `confirmations` blocks: the exit code and the JSON events it printed (the last is
+/// the `result`).
+pub fn device_run(dir: &Path, confirmations: u64) -> (i32, Vec<Value>) {
     let out: Output = otaledger()
-        .args([
-            "device",
-            "run",
-            "--once",
-            "--json",
-            "--confirmations",
-            "0",
-            "--dir",
-        ])
+        .args(["device", "run", "--once", "--json", "--confirmations"])
+        .arg(confirmations.to_string())
+        .arg("--dir")
         .arg(dir)
         .output()
         .expect("running otaledger device run");
@@ -238,6 +438,61 @@ pub fn device_run_once(dir: &Path) -> (i32, Vec<Value>) {
     (code, events)
 }
 
+/// Whether a `device run` ended waiting for its key (exit 11 after the key service
+/// answered 404), as opposed to not being entitled on chain (exit 11 at the check).
+pub fn waiting_for_key(events: &[Value]) -> bool {
+    events.iter().any(|e| {
+        e["step"] == "key"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("not issued"))
+    })
+}
+
+/// Whether a `device run` found the device not entitled on chain (the proven
+/// entitlement bit clear at its trusted head; exit 11).
+pub fn not_entitled(events: &[Value]) -> bool {
+    events.iter().any(|e| {
+        e["step"] == "check"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("not entitled"))
+    })
+}
+
+/// [`device_run`] again while it waits for its key (the key service issues it a moment
+/// after the purchase), at most 60 s; the last attempt's exit code and events.
+pub fn device_run_until_keyed(dir: &Path, confirmations: u64) -> (i32, Vec<Value>) {
+    let started = Instant::now();
+    loop {
+        let (code, events) = device_run(dir, confirmations);
+        if code != 11 || !waiting_for_key(&events) || started.elapsed() > Duration::from_secs(60) {
+            return (code, events);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Points every device's `device.toml` at these gateways, key services and report
+/// receivers (the demo's own services stop with it).
+pub fn point_devices(
+    devices: &[FleetDevice],
+    gateways: &[&str],
+    key_services: &[&str],
+    reports: &[&str],
+) {
+    let owned = |urls: &[&str]| urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
+    for d in devices {
+        let mut config =
+            DeviceConfig::load(&d.dir).unwrap_or_else(|e| panic!("{}: {e}", d.dir.display()));
+        config.ipfs.gateways = owned(gateways);
+        config.key_service.urls = owned(key_services);
+        config.reports.urls = owned(reports);
+        let toml = config.to_toml().expect("device.toml");
+        std::fs::write(d.dir.join("device.toml"), toml).expect("writing device.toml");
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -246,9 +501,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `otaledger indexer run` as a child process, killed when dropped.
+/// `otaledger indexer run` as a child process, killed when dropped (or by
+/// [`Indexer::kill`]).
 pub struct Indexer {
-    child: Child,
+    child: Option<Child>,
+    /// The port of its read API.
+    pub port: u16,
     /// Base URL of its read API, `http://127.0.0.1:PORT`.
     pub url: String,
 }
@@ -256,18 +514,25 @@ pub struct Indexer {
 impl Indexer {
     /// Starts the indexer on `database` (`sqlite://…` or `postgres://…`) following
     /// `chain` with the demo's deployment in `state`, and waits until `/readyz`
-    /// says it has caught up with the head.
+    /// says it has caught up with the head. Every block is taken as final
+    /// (`--finality-depth 0`): this indexer cannot repair a reorg.
     pub async fn start(chain: &TestChain, state: &Path, database: &str) -> Self {
-        let port = free_port();
+        Self::start_with(chain, state, database, 0, free_port()).await
+    }
+
+    /// [`Indexer::start`] with the last `finality_depth` blocks kept to repair reorgs up
+    /// to that depth, its read API on `port`.
+    pub async fn start_with(
+        chain: &TestChain,
+        state: &Path,
+        database: &str,
+        finality_depth: u64,
+        port: u16,
+    ) -> Self {
         let child = otaledger()
-            .args([
-                "indexer",
-                "run",
-                "--finality-depth",
-                "0",
-                "--poll-ms",
-                "100",
-            ])
+            .args(["indexer", "run", "--finality-depth"])
+            .arg(finality_depth.to_string())
+            .args(["--poll-ms", "100"])
             .args(["--ready-lag", "0", "--database", database])
             .args(["--rpc-url", &chain.rpc_url()])
             .arg("--deployments")
@@ -278,11 +543,21 @@ impl Indexer {
             .spawn()
             .expect("starting otaledger indexer run");
         let indexer = Self {
-            child,
+            child: Some(child),
+            port,
             url: format!("http://127.0.0.1:{port}"),
         };
         indexer.wait_ready().await;
         indexer
+    }
+
+    /// Kills the process now with SIGKILL (as a crash would: no shutdown, whatever it was
+    /// writing) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     async fn wait_ready(&self) {
@@ -324,9 +599,33 @@ impl Indexer {
 
 impl Drop for Indexer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// `otaledger indexer verify --json` of `database` against `chain`: whether it exited 0
+/// (the mirror equals the chain up to its checkpoint) and its report.
+pub fn indexer_verify(chain: &TestChain, state: &Path, database: &str) -> (bool, Value) {
+    let out = otaledger()
+        .args(["--json", "indexer", "verify", "--database", database])
+        .args(["--rpc-url", &chain.rpc_url()])
+        .arg("--deployments")
+        .arg(state.join("deployments"))
+        .output()
+        .expect("running otaledger indexer verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "indexer verify printed no JSON report ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.success(), report)
 }
 
 /// Where the tests' PostgreSQL runs (`script/ensure-postgres.sh`): `OTALEDGER_TEST_POSTGRES`,

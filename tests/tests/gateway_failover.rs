@@ -5,37 +5,14 @@
 //! updates; then the first gateway is killed and the others fall back to the second one
 //! and finish: every device ends on version 2 with the image in a slot.
 
-use std::path::Path;
-
 use otaledger_core::device_file::DeviceConfig;
 use otaledger_e2e::{
-    Daemon, TestChain, demo_signer_keys, device_run_once, fleet, free_port, installed_version,
-    otaledger, run_json, sign_with,
+    TestChain, demo_signer_keys, device_run_until_keyed, fleet, gateway, installed_version,
+    point_devices, release_sign,
 };
 
 const DEVICES: u32 = 3;
 const BUYERS: u32 = 1;
-
-fn gateway(store: &Path) -> Daemon {
-    let port = free_port();
-    let mut cmd = otaledger();
-    cmd.args(["gateway", "serve", "--store"])
-        .arg(store)
-        .args(["--listen", &format!("127.0.0.1:{port}")]);
-    Daemon::spawn(cmd, port)
-}
-
-/// `device run --once` until it is no longer waiting for its key (exit 11), at most 60 s.
-fn run_until_keyed(dir: &Path) -> (i32, Vec<serde_json::Value>) {
-    let started = std::time::Instant::now();
-    loop {
-        let (code, events) = device_run_once(dir);
-        if code != 11 || started.elapsed() > std::time::Duration::from_secs(60) {
-            return (code, events);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_fall_back_to_the_next_gateway_when_one_dies() {
@@ -52,74 +29,35 @@ async fn devices_fall_back_to_the_next_gateway_when_one_dies() {
     let image = work.join("image-v2.bin");
     let image_bytes: Vec<u8> = (0..96 * 1024u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&image, &image_bytes).unwrap();
-    let v2 = work.join("v2");
-    let created = run_json(
-        chain
-            .cli(
-                &state,
-                &["release", "create", "--model", &model, "--version", "2"],
-            )
-            .args(["--price", "1000", "--image"])
-            .arg(&image)
-            .arg("--params")
-            .arg(state.join("authority/params.cpabe"))
-            .arg("--store")
-            .arg(state.join("ipfs"))
-            .arg("--out")
-            .arg(&v2),
-    );
-    let release = created["releaseId"].as_str().unwrap().to_owned();
-    let manifest = v2.join("manifest.json");
+    let v2 = chain.create_release(&state, &model, 2, 1000, &image, &work.join("v2"));
     let signer_keys = demo_signer_keys(&state);
-    let mut publish = chain.cli(&state, &["release", "publish"]);
-    publish.arg("--manifest").arg(&manifest);
-    for i in [0, 2] {
-        let sig = work.join(format!("v2-{i}.sig.json"));
-        run_json(
-            sign_with(&signer_keys[i], &["release", "sign", "--manifest"])
-                .arg(&manifest)
-                .arg("--out")
-                .arg(&sig),
-        );
-        publish.arg("--sig").arg(&sig);
-    }
-    run_json(&mut publish);
-    let mut buy = chain.cli(&state, &["purchase", "--release", &release]);
-    for d in &devices {
-        buy.args(["--device", &d.index.to_string()]);
-    }
-    run_json(&mut buy);
+    let sigs: Vec<_> = [0, 2]
+        .into_iter()
+        .map(|i| {
+            let sig = work.join(format!("v2-{i}.sig.json"));
+            release_sign(&signer_keys[i], &v2.manifest, &sig);
+            sig
+        })
+        .collect();
+    chain.publish(&state, &v2.manifest, &sigs);
+    let indexes: Vec<u64> = devices.iter().map(|d| d.index).collect();
+    chain.purchase(&state, &v2.id, &indexes);
 
     // The services: two gateways over the demo's store, the key service with the demo's key.
     let mut first = gateway(&state.join("ipfs"));
     let second = gateway(&state.join("ipfs"));
-    let ks_port = free_port();
-    let mut ks = chain.cli(&state, &["keys", "serve", "--manufacturer", &mfr]);
-    let ks_key = std::fs::read_to_string(state.join("keyservice.key")).unwrap();
-    ks.env("OTALEDGER_PRIVATE_KEY", ks_key.trim())
-        .arg("--authority")
-        .arg(state.join("authority"))
-        .arg("--master-password-file")
-        .arg(state.join("master-password.txt"))
-        .arg("--db")
-        .arg(work.join("keyservice.sqlite"))
-        .arg("--store")
-        .arg(state.join("ipfs"))
-        .args(["--listen", &format!("127.0.0.1:{ks_port}")])
-        .args(["--confirmations", "0", "--poll-ms", "100"]);
-    let keys_service = Daemon::spawn(ks, ks_port);
+    let keys_service = chain.key_service(&state, &work.join("keyservice.sqlite"), &mfr, 0);
 
     // Every device: the two gateways in order, the new key service, no report endpoint.
-    for d in &devices {
-        let mut config = DeviceConfig::load(&d.dir).unwrap();
-        config.ipfs.gateways = vec![first.url.clone(), second.url.clone()];
-        config.key_service.urls = vec![keys_service.url.clone()];
-        config.reports.urls = Vec::new();
-        std::fs::write(d.dir.join("device.toml"), config.to_toml().unwrap()).unwrap();
-    }
+    point_devices(
+        &devices,
+        &[first.url.as_str(), second.url.as_str()],
+        &[keys_service.url.as_str()],
+        &[],
+    );
 
     let (head, rest) = devices.split_first().unwrap();
-    let (code, events) = run_until_keyed(&head.dir);
+    let (code, events) = device_run_until_keyed(&head.dir, 0);
     assert_eq!(code, 0, "device {}: {events:?}", head.index);
     assert_eq!(installed_version(&head.dir), 2);
 
@@ -131,13 +69,13 @@ async fn devices_fall_back_to_the_next_gateway_when_one_dies() {
     let mut config = DeviceConfig::load(&control.dir).unwrap();
     config.ipfs.gateways = vec![first.url.clone()];
     std::fs::write(control.dir.join("device.toml"), config.to_toml().unwrap()).unwrap();
-    let (code, events) = run_until_keyed(&control.dir);
+    let (code, events) = device_run_until_keyed(&control.dir, 0);
     assert_eq!(code, 25, "device {}: {events:?}", control.index);
     assert_eq!(installed_version(&control.dir), 0);
     config.ipfs.gateways = vec![first.url.clone(), second.url.clone()];
     std::fs::write(control.dir.join("device.toml"), config.to_toml().unwrap()).unwrap();
     for d in rest {
-        let (code, events) = run_until_keyed(&d.dir);
+        let (code, events) = device_run_until_keyed(&d.dir, 0);
         assert_eq!(code, 0, "device {}: {events:?}", d.index);
         assert_eq!(installed_version(&d.dir), 2, "device {}", d.index);
     }

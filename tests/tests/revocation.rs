@@ -38,12 +38,8 @@ async fn revoked_release_is_refused_by_devices_that_had_not_installed_and_refund
     }
     // Two devices bought after the round: paid for, not installed.
     let late: Vec<_> = late.into_iter().take(2).collect();
-    let mut buy = chain.cli(&state, &["purchase", "--release", &release_hex]);
-    for d in &late {
-        buy.args(["--device", &d.index.to_string()]);
-    }
-    let bought = run_json(&mut buy);
     let late_indexes: Vec<u64> = late.iter().map(|d| d.index).collect();
+    let bought = chain.purchase(&state, &release_hex, &late_indexes);
     assert_eq!(
         bought["devices"],
         serde_json::json!(late_indexes),

@@ -10,8 +10,6 @@
 //! (naming the key); an approval assembled against the old set and sent straight to the
 //! registry reverts with `UpdateRegistrySignerSetMismatch`.
 
-use std::path::Path;
-
 use alloy::{
     primitives::Address, providers::ProviderBuilder, signers::local::PrivateKeySigner,
     sol_types::SolError,
@@ -21,46 +19,13 @@ use otaledger_core::{
     manifest::{ManifestFile, SignatureFile},
     signing::SignerSet,
 };
-use otaledger_e2e::{Indexer, TestChain, demo_signer_keys, run_json, sign_with};
+use otaledger_e2e::{
+    Indexer, TestChain, addr_of, approval_sign, demo_signer_keys, release_sign, run_json,
+};
 use serde_json::Value;
 
 const DEVICES: u32 = 3;
 const BUYERS: u32 = 1;
-
-fn addr_of(key: &str) -> String {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    signer.address().to_string().to_lowercase()
-}
-
-/// `release sign` of `manifest` by `key` into `out`.
-fn release_sign(key: &str, manifest: &Path, out: &Path) {
-    run_json(&mut sign_with(
-        key,
-        &[
-            "release",
-            "sign",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-}
-
-/// `approval sign` of `request` by `key` into `out`.
-fn approval_sign(key: &str, request: &Path, out: &Path) {
-    run_json(&mut sign_with(
-        key,
-        &[
-            "approval",
-            "sign",
-            "--request",
-            request.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-}
 
 fn lower(addresses: &Value) -> Vec<String> {
     let mut v: Vec<String> = addresses
@@ -88,38 +53,15 @@ async fn a_rotated_out_key_approves_nothing_after_the_rotation() {
     let new_set = [&old[0], &old[2], &fresh];
 
     // The rotation, approved by the two honest signers of the old set.
-    let request = work.join("rotate.request.json");
-    let mut rotate = chain.cli(
+    let new_addrs_in_order: Vec<String> = new_set.iter().map(|k| addr_of(k)).collect();
+    let rotated = chain.rotate_signers(
         &state,
-        &[
-            "manufacturer",
-            "rotate-signers",
-            "--id",
-            &mfr,
-            "--threshold",
-            "2",
-        ],
+        work,
+        &mfr,
+        &new_addrs_in_order,
+        2,
+        &[old[0].as_str(), old[2].as_str()],
     );
-    for k in new_set {
-        rotate.args(["--signer", &addr_of(k)]);
-    }
-    rotate.arg("--out").arg(&request);
-    run_json(&mut rotate);
-    approval_sign(&old[0], &request, &work.join("rot-0.sig.json"));
-    approval_sign(&old[2], &request, &work.join("rot-2.sig.json"));
-    let rotated = run_json(&mut chain.cli(
-        &state,
-        &[
-            "approval",
-            "submit",
-            "--request",
-            request.to_str().unwrap(),
-            "--sig",
-            work.join("rot-0.sig.json").to_str().unwrap(),
-            "--sig",
-            work.join("rot-2.sig.json").to_str().unwrap(),
-        ],
-    ));
     let old_addrs: Vec<String> = old.iter().map(|k| addr_of(k)).collect();
     let new_addrs: Vec<String> = {
         let mut v: Vec<String> = new_set.iter().map(|k| addr_of(k)).collect();
@@ -181,28 +123,9 @@ async fn a_rotated_out_key_approves_nothing_after_the_rotation() {
     // Release 2, created from the demo's authority parameters and block store.
     let image = work.join("image-v2.bin");
     std::fs::write(&image, vec![0x5a; 64 * 1024]).unwrap();
-    let v2 = work.join("v2");
-    let created = run_json(&mut chain.cli(
-        &state,
-        &[
-            "release",
-            "create",
-            "--model",
-            &model,
-            "--version",
-            "2",
-            "--image",
-            image.to_str().unwrap(),
-            "--params",
-            state.join("authority/params.cpabe").to_str().unwrap(),
-            "--store",
-            state.join("ipfs").to_str().unwrap(),
-            "--out",
-            v2.to_str().unwrap(),
-        ],
-    ));
-    let release_id = created["releaseId"].as_str().unwrap().to_owned();
-    let manifest = v2.join("manifest.json");
+    let v2 = chain.create_release(&state, &model, 2, 0, &image, &work.join("v2"));
+    let release_id = v2.id.clone();
+    let manifest = v2.manifest;
     let sig = |name: &str| work.join(format!("{name}.sig.json"));
     release_sign(&old[0], &manifest, &sig("v2-0"));
     release_sign(compromised, &manifest, &sig("v2-1"));
