@@ -70,6 +70,12 @@ impl HttpRpc {
         })
     }
 
+    /// The endpoint's origin (`scheme://host:port`), for errors and logs: never the path, query
+    /// or user info, which can hold an API key.
+    pub fn origin(&self) -> String {
+        super::origin(&self.url)
+    }
+
     /// One call: the `result` of the response, read up to the response bound.
     pub(super) async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
