@@ -2,6 +2,10 @@
 //! `device provision` (`device.toml`, `identity.key`) and runs the device SDK's whole update
 //! ([`otaledger_device_sdk::client::Updater`]) once or periodically.
 //!
+//! Release sources, in order: every `--indexer URL` (`GET /v1/models/<model>/releases/<version>`,
+//! one bounded request), then the RPC endpoints' logs. All are untrusted; an answer one refuses
+//! (wrong release, oversized, slow, or refused by the proofs and signatures) makes the next asked.
+//!
 //! The directory also holds the device's own files, each replaced atomically:
 //! `state.json` (installed version, highest block seen), `slots/` (the A/B slots and
 //! `boot.json`), `reports.json` (the report queue and next nonce), `download/` (a bundle
@@ -32,8 +36,8 @@ use otaledger_device_sdk::{
     Limits, Quorum,
     client::{
         Client, FileInstaller, FileStorage, HttpKeyService, HttpReportSink, HttpRpc,
-        ImageHashCheck, KeyService, Outcome, ReleaseSource, ReportQueue, ReportSink, Rpc,
-        SystemClock, Updater, UpdaterParts,
+        ImageHashCheck, IndexerSource, KeyService, MAX_INDEXER_RESPONSE, Outcome, ReleaseSource,
+        ReportQueue, ReportSink, Rpc, SystemClock, Updater, UpdaterParts,
     },
 };
 use otaledger_ipfs::FetchOptions;
@@ -60,6 +64,11 @@ pub struct RunOptions {
     pub min_rate: u64,
     /// Time one key-service request may take.
     pub key_timeout: std::time::Duration,
+    /// Indexers asked for the release's manifest and approval before the RPC endpoints' logs
+    /// (`--indexer`, in order).
+    pub indexers: Vec<String>,
+    /// Time one indexer request may take.
+    pub indexer_timeout: std::time::Duration,
 }
 
 impl Default for RunOptions {
@@ -68,6 +77,8 @@ impl Default for RunOptions {
             confirmations: otaledger_device_sdk::DEFAULT_CONFIRMATIONS,
             min_rate: otaledger_ipfs::fetch::DEFAULT_MIN_RATE,
             key_timeout: otaledger_device_sdk::client::DEFAULT_KEY_SERVICE_TIMEOUT,
+            indexers: Vec::new(),
+            indexer_timeout: otaledger_device_sdk::client::DEFAULT_INDEXER_TIMEOUT,
         }
     }
 }
@@ -82,6 +93,28 @@ fn urls(field: &'static str, list: &[String]) -> Result<Vec<url::Url>> {
         .collect()
 }
 
+/// The release sources, in the order asked: every `--indexer` (one bounded request each, where
+/// the RPC source searches the logs from block 0, which public endpoints often refuse), then the
+/// RPC endpoints. All are untrusted; a refused answer makes the next source asked.
+pub fn release_sources(
+    opts: &RunOptions,
+    chain_id: u64,
+    rpc_urls: &[url::Url],
+) -> Result<Vec<Box<dyn ReleaseSource>>> {
+    let mut sources: Vec<Box<dyn ReleaseSource>> = Vec::new();
+    for u in urls("--indexer", &opts.indexers)? {
+        let source =
+            IndexerSource::with_limits(u, chain_id, opts.indexer_timeout, MAX_INDEXER_RESPONSE)
+                .map_err(|e| input("--indexer", e))?;
+        sources.push(Box::new(source));
+    }
+    for u in rpc_urls {
+        let rpc = HttpRpc::new(u.clone()).map_err(|e| input("rpc.urls", e))?;
+        sources.push(Box::new(rpc));
+    }
+    Ok(sources)
+}
+
 /// Builds the device in `dir`'s updater.
 pub fn updater(dir: &Path, opts: &RunOptions) -> Result<Updater> {
     let config = DeviceConfig::load(dir)?;
@@ -92,10 +125,7 @@ pub fn updater(dir: &Path, opts: &RunOptions) -> Result<Updater> {
         .iter()
         .map(|u| rpc(u).map(|r| Box::new(r) as _))
         .collect::<Result<_>>()?;
-    let sources: Vec<Box<dyn ReleaseSource>> = rpc_urls
-        .iter()
-        .map(|u| rpc(u).map(|r| Box::new(r) as _))
-        .collect::<Result<_>>()?;
+    let sources = release_sources(opts, config.chain_id, &rpc_urls)?;
     let quorum = Quorum::majority(rpcs.len()).map_err(|e| input("rpc.urls", e.to_string()))?;
     let mut limits = Limits::new(quorum);
     limits.confirmations = opts.confirmations;
@@ -177,5 +207,46 @@ pub async fn run_forever(
         let result = updater.run_once().await;
         on_result(&result);
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexers_come_first_and_bad_ones_are_refused_by_option_name() {
+        let rpc: Vec<url::Url> = vec!["http://127.0.0.1:8545/".parse().unwrap()];
+        let opts = RunOptions {
+            indexers: vec![
+                "http://127.0.0.1:8080/".into(),
+                "https://idx.example/".into(),
+            ],
+            ..RunOptions::default()
+        };
+        assert_eq!(release_sources(&opts, 1, &rpc).unwrap().len(), 3);
+        assert_eq!(
+            release_sources(&RunOptions::default(), 1, &rpc)
+                .unwrap()
+                .len(),
+            1
+        );
+        for bad in ["not a url", "ftp://idx.example/"] {
+            let opts = RunOptions {
+                indexers: vec![bad.into()],
+                ..RunOptions::default()
+            };
+            let err = release_sources(&opts, 1, &rpc).err().unwrap();
+            assert!(
+                matches!(
+                    &err,
+                    Error::Input {
+                        field: "--indexer",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The auditors' read API (axum, JSON under `/v1`): manufacturers, models,
 //! releases, devices and purchases, each row with its block and transaction,
-//! cursor pagination; signed install reports (`POST`/`GET /v1/reports`),
+//! cursor pagination; the manifest and approval of one (model, version) as the
+//! device SDK's release source decodes them
+//! (`/v1/models/{model}/releases/{version}`); signed install reports (`POST`/`GET /v1/reports`),
 //! alerts (`/v1/alerts`), Prometheus `/metrics`; `/healthz`, `/readyz`, and the OpenAPI document at
 //! `/v1/openapi.json` (utoipa). Handler tests run the router
 //! in-process with `app(state).oneshot(request)`.
@@ -10,6 +12,10 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+use alloy::{
+    primitives::{Address, B256, Bytes},
+    sol_types::SolValue,
+};
 use axum::{
     Router,
     extract::{Path, Query, State},
@@ -17,7 +23,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use otaledger_core::report::{MAX_REPORT_JSON, Outcome};
+use otaledger_core::{
+    bindings::registry::IUpdateRegistry::{Approval, Manifest},
+    report::{MAX_REPORT_JSON, Outcome},
+};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use sqlx::AnyPool;
@@ -103,6 +112,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{id}", get(release))
+        .route("/v1/models/{model}/releases/{version}", get(model_release))
         .route("/v1/devices/{index}", get(device))
         .route("/v1/devices/{index}/update", get(update))
         .route("/v1/purchases", get(purchases))
@@ -128,6 +138,7 @@ pub fn app(state: ApiState) -> Router {
         models,
         releases,
         release,
+        model_release,
         device,
         update,
         purchases,
@@ -388,6 +399,137 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     let counts = reports::counts(pool, std::slice::from_ref(&key)).await?;
     body["reports"] = counts.get(&key).cloned().unwrap_or(Json::Null);
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The manifest of a `releases` row, rebuilt from its columns (the inverse of
+/// `rows::decode`'s `ReleasePublished` arm).
+fn manifest_of(row: &Row) -> Result<Manifest, String> {
+    fn column<T>(row: &Row, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, String> {
+        text(row, name)
+            .as_deref()
+            .and_then(parse)
+            .ok_or_else(|| format!("column {name} does not decode"))
+    }
+    let b256 = |s: &str| s.parse::<B256>().ok();
+    let int = |s: &str| s.parse::<u64>().ok();
+    Ok(Manifest {
+        modelId: int_of(row, "model_id")
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or("column model_id does not decode")?,
+        version: column(row, "version", int)?,
+        bundleSha256: column(row, "bundle_sha256", b256)?,
+        bundleSize: column(row, "bundle_size", int)?,
+        bundleCid: column(row, "bundle_cid", |s| s.parse::<Bytes>().ok())?,
+        imageSha256: column(row, "image_sha256", b256)?,
+        price: column(row, "price", |s| s.parse::<u128>().ok())?,
+        paymentToken: column(row, "payment_token", |s| s.parse::<Address>().ok())?,
+        policyId: column(row, "policy_id", b256)?,
+        expiry: column(row, "expiry", int)?,
+        metadataHash: column(row, "metadata_hash", b256)?,
+    })
+}
+
+/// The manifest and approval of release `version` of `model`, ABI-encoded as
+/// the registry received them (`abi.encode(manifest)`, `abi.encode(approval)`),
+/// with the chain id and registry this indexer mirrors. This is what the device
+/// SDK's `IndexerSource` asks; the device checks the answer names what it
+/// asked for, then proves the release id and the signatures against the chain,
+/// so nothing here is trusted. 404 when the release is unknown or its approval
+/// was not recorded (published through a contract, not a direct call).
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}/releases/{version}",
+    params(
+        ("model" = u32, Path, description = "model id"),
+        ("version" = u64, Path, description = "release version")
+    ),
+    responses(
+        (status = 200, description = "{chain_id, registry, model_id, version, release_id, manifest, approval, block_number, tx_hash}: manifest and approval as 0x-hex ABI encodings (IUpdateRegistry.Manifest, IUpdateRegistry.Approval); release_id is the manifest's EIP-712 struct hash"),
+        (status = 404, description = "no such release, or its approval is not recorded"),
+        (status = 400, description = "malformed request"),
+        (status = 500, description = "database failure")
+    )
+)]
+async fn model_release(
+    State(state): State<ApiState>,
+    Path((model, version)): Path<(String, String)>,
+) -> ApiResult {
+    let model: u32 = model
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("model must be a number, got {model:?}")))?;
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("version must be a number, got {version:?}")))?;
+    let pool = &state.pool;
+    let f = |column, value| Filter { column, value };
+    let found = db::select(
+        pool,
+        &rows::RELEASES,
+        &[
+            f("model_id", Value::Int(i64::from(model))),
+            f("version", rows::padded(version)),
+        ],
+        None,
+        Some(1),
+    )
+    .await?;
+    let Some(release) = found.first() else {
+        return Err(ApiError::NotFound(format!(
+            "no release {version} of model {model}"
+        )));
+    };
+    let id = text(release, "release_id").unwrap_or_default();
+    let by_id = || vec![f("release_id", Value::Text(id.clone()))];
+    let approvals = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
+    let Some(approval) = approvals.first() else {
+        return Err(ApiError::NotFound(format!(
+            "release {version} of model {model} ({id}) has no recorded approval"
+        )));
+    };
+    let signers = db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
+    // The rows were written from a decoded event and calldata; one that does not
+    // decode back means a corrupted mirror: refused loudly, never answered.
+    let inconsistent = |reason: String| {
+        tracing::error!(release = %id, %reason, "stored release does not decode");
+        ApiError::Refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the mirror's rows of release {id} are inconsistent"),
+        )
+    };
+    let manifest = manifest_of(release).map_err(inconsistent)?;
+    let approval = Approval {
+        signers: signers
+            .iter()
+            .map(|r| text(r, "signer").and_then(|s| s.parse::<Address>().ok()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| inconsistent("a signer does not decode".into()))?,
+        threshold: int_of(approval, "threshold")
+            .and_then(|t| u8::try_from(t).ok())
+            .ok_or_else(|| inconsistent("threshold does not decode".into()))?,
+        signatures: text(approval, "signatures")
+            .and_then(|s| s.parse::<Bytes>().ok())
+            .ok_or_else(|| inconsistent("signatures do not decode".into()))?,
+    };
+    let computed = otaledger_core::signing::release_id(&manifest);
+    if format!("{computed:#x}") != id {
+        return Err(inconsistent(format!(
+            "the manifest hashes to {computed:#x}"
+        )));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "chain_id": state.monitor.chain_id,
+            "registry": state.monitor.registry,
+            "model_id": model,
+            "version": version,
+            "release_id": id,
+            "manifest": Bytes::from(manifest.abi_encode()),
+            "approval": Bytes::from(approval.abi_encode()),
+            "block_number": int_of(release, "block_number"),
+            "tx_hash": text(release, "tx_hash"),
+        }),
+    ))
 }
 
 fn text(row: &Row, column: &str) -> Option<String> {

@@ -44,6 +44,7 @@ async fn every_endpoint(kind: Kind) {
         "/v1/models",
         "/v1/releases",
         "/v1/releases/{id}",
+        "/v1/models/{model}/releases/{version}",
         "/v1/devices/{index}",
         "/v1/devices/{index}/update",
         "/v1/purchases",
@@ -110,6 +111,40 @@ async fn every_endpoint(kind: Kind) {
         get(&state, &format!("/v1/releases/{upper}")).await.0,
         StatusCode::OK
     );
+
+    // One (model, version) as the device SDK's release source decodes it: the
+    // manifest and approval ABI-encoded, the release id the manifest's own hash.
+    let (status, one) = get(&state, &format!("/v1/models/{model}/releases/2")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["release_id"], ids[1].as_str());
+    assert_eq!(one["version"], 2);
+    assert_eq!(one["chain_id"], chain.deployment.chain_id);
+    {
+        use alloy::sol_types::SolValue;
+        use otaledger_core::bindings::registry::IUpdateRegistry::{Approval, Manifest};
+        let bytes = |field: &str| -> alloy::primitives::Bytes {
+            one[field].as_str().unwrap().parse().unwrap()
+        };
+        let manifest = Manifest::abi_decode(&bytes("manifest")).unwrap();
+        assert_eq!(manifest.version, 2);
+        assert_eq!(
+            format!("{:#x}", otaledger_core::signing::release_id(&manifest)),
+            ids[1]
+        );
+        let approval = Approval::abi_decode(&bytes("approval")).unwrap();
+        assert_eq!(approval.threshold, 2);
+        assert_eq!(approval.signers.len(), 3);
+    }
+    let (status, body) = get(&state, &format!("/v1/models/{model}/releases/99")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for uri in [
+        format!("/v1/models/{model}/releases/x"),
+        "/v1/models/x/releases/1".to_owned(),
+        format!("/v1/models/{model}/releases/-1"),
+    ] {
+        let (status, body) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
 
     // Purchases by buyer (v1 and v2; v3 was revoked before anyone bought it).
     let bought = get(&state, &format!("/v1/purchases?buyer={buyer}")).await.1;

@@ -60,6 +60,13 @@ enum DeviceCommand {
         /// Seconds one key-service request may take (then the next key service is asked).
         #[arg(long, value_name = "SECS", default_value_t = otaledger_device_sdk::client::DEFAULT_KEY_SERVICE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
         key_timeout: u64,
+        /// An indexer asked for the release's manifest and approval before the RPC endpoints'
+        /// logs (repeatable, asked in order; untrusted: a refused answer falls back to the next).
+        #[arg(long = "indexer", value_name = "URL")]
+        indexers: Vec<String>,
+        /// Seconds one indexer request may take (then the next source is asked).
+        #[arg(long, value_name = "SECS", default_value_t = otaledger_device_sdk::client::DEFAULT_INDEXER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        indexer_timeout: u64,
     },
     /// Claim a provisioned device for an owner, with the device's consent signature.
     Claim {
@@ -155,11 +162,15 @@ pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
             confirmations,
             min_rate,
             key_timeout,
+            indexers,
+            indexer_timeout,
         } => {
             let opts = otaledger_cli::device_run::RunOptions {
                 confirmations,
                 min_rate,
                 key_timeout: std::time::Duration::from_secs(key_timeout),
+                indexers,
+                indexer_timeout: std::time::Duration::from_secs(indexer_timeout),
             };
             run_device(&dir, once, interval, opts, json).await
         }

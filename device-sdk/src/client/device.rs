@@ -359,8 +359,9 @@ impl Updater {
         for (i, source) in self.parts.sources.iter().enumerate() {
             let (manifest, approval) = match source.release(c.registry, c.model_id, version).await {
                 Ok(found) => found,
-                Err(reason) => {
-                    reasons.push(reason);
+                Err(e) => {
+                    self.emit("release", format!("source {i} refused: {e}"));
+                    reasons.push(format!("source {i}: {e}"));
                     continue;
                 }
             };

@@ -11,7 +11,8 @@
 //! 5. only then stores the head's number as the highest block seen.
 //!
 //! [`Client::latest`] answers "is anything newer?" from the model word alone (a proven "up to
-//! date"). [`Updater`] runs the whole update: latest → release from a [`ReleaseSource`] →
+//! date"). [`Updater`] runs the whole update: latest → release from a [`ReleaseSource`]
+//! ([`IndexerSource`], then [`HttpRpc`]'s logs) →
 //! [`Client::check`] → 5. key ([`fetch_key`]) → 6. verified download ([`download`]) →
 //! 7. decryption ([`decrypt_into`]) → 8. A/B install ([`Installer`]) → 9. signed report
 //! ([`ReportQueue`]).
@@ -19,6 +20,7 @@
 mod decrypt;
 mod device;
 mod download;
+mod indexer;
 mod install;
 mod keys;
 mod report;
@@ -29,6 +31,7 @@ mod storage;
 pub use decrypt::decrypt_into;
 pub use device::{Event, Observer, Outcome, Updater, UpdaterParts};
 pub use download::{MAX_BUNDLE_SIZE, download, file_sha256};
+pub use indexer::{DEFAULT_INDEXER_TIMEOUT, IndexerSource, MAX_INDEXER_RESPONSE, release_url};
 pub use install::{
     BootState, CrashPoint, FileInstaller, HealthCheck, ImageHashCheck, Installer, Pending, Phase,
     Recovery, Slot,
@@ -42,7 +45,7 @@ pub use report::{
     SinkAnswer,
 };
 pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
-pub use source::{ReleaseSource, SourceFuture};
+pub use source::{ReleaseSource, SourceError, SourceFuture};
 pub use storage::{FileStorage, Storage};
 
 use futures_util::future::join_all;
@@ -266,6 +269,16 @@ impl Client {
             installed_version: update.manifest.version,
             highest_block: state.highest_block.max(update.head.number),
         })
+    }
+}
+
+/// `scheme://host:port` of `url`: what errors and logs name, never the path, query or user info
+/// (an RPC provider's API key often sits in the path).
+pub(crate) fn origin(url: &url::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        _ => url.scheme().to_owned(),
     }
 }
 

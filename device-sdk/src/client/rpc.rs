@@ -70,6 +70,12 @@ impl HttpRpc {
         })
     }
 
+    /// The endpoint's origin (`scheme://host:port`), for errors and logs: never the path, query
+    /// or user info, which can hold an API key.
+    pub fn origin(&self) -> String {
+        super::origin(&self.url)
+    }
+
     /// One call: the `result` of the response, read up to the response bound.
     pub(super) async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
@@ -80,7 +86,7 @@ impl HttpRpc {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| format!("{method}: {e}"))?;
+            .map_err(|e| format!("{method}: {}", e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("{method}: http status {}", response.status()));
         }
@@ -96,7 +102,7 @@ impl HttpRpc {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| format!("{method}: {e}"))?
+            .map_err(|e| format!("{method}: {}", e.without_url()))?
         {
             if bytes.len() + chunk.len() > self.max_response {
                 return Err(format!(
@@ -229,6 +235,23 @@ mod tests {
 
     fn rpc(url: reqwest::Url) -> HttpRpc {
         HttpRpc::with_limits(url, Duration::from_secs(5), 1024).unwrap()
+    }
+
+    /// A provider's API key usually sits in the URL's path: a transport error must not carry it
+    /// into logs and reports.
+    #[tokio::test]
+    async fn transport_errors_do_not_carry_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url: reqwest::Url = format!("http://127.0.0.1:{port}/v3/secret-api-key")
+            .parse()
+            .unwrap();
+        let err = rpc(url.clone()).block_number().await.unwrap_err();
+        assert!(!err.contains("secret-api-key"), "{err}");
+        assert_eq!(rpc(url).origin(), format!("http://127.0.0.1:{port}"));
     }
 
     #[tokio::test]

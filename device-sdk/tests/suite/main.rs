@@ -10,6 +10,7 @@ mod attack_deactivated_device;
 mod attack_endless_data;
 mod attack_freeze;
 mod attack_key_other_release;
+mod attack_lying_indexer;
 mod attack_lying_rpc;
 mod attack_malicious_mirror;
 mod attack_mix_and_match;
