@@ -6,7 +6,10 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use alloy::{
     network::EthereumWallet,
@@ -647,6 +650,16 @@ async fn login_refusals() {
         assert_eq!(status, 400, "{bad:?}: {body}");
         assert!(error(&body).contains("message"), "{body}");
     }
+    // A login posted from another origin.
+    let r = s
+        .http
+        .post(format!("{}/v1/auth/login", s.url))
+        .header("origin", "http://evil.example")
+        .json(&json!({ "message": text, "signature": sign(&owner, &text) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let (status, body, _) = s.login_raw(&text, "0x1234").await;
     assert_eq!(status, 401, "{body}");
     let r = s
@@ -680,6 +693,103 @@ async fn login_refusals() {
         .await;
     assert_eq!(status, 401, "{body}");
     assert!(error(&body).contains("expired"), "{body}");
+}
+
+/// Log lines of every test in this binary, at TRACE.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || Sink(sink.clone()))
+            .init();
+        logs
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Nonces, session ids and CSRF tokens never reach the logs, at any level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs() {
+    let logs = captured_logs();
+    let s = setup(Kind::Sqlite).await;
+    let owner = key(&s.chain, 1);
+    let m = s.msg(&owner).await;
+    let text = m.text();
+    let (status, body, cookie) = s.login_raw(&text, &sign(&owner, &text)).await;
+    assert_eq!(status, 200, "{body}");
+    let id = cookie
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let c = Client {
+        cookie: format!("otaledger_session={id}"),
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    };
+    // A replay and a bad CSRF token: refusals are logged no more than successes.
+    let (status, _, _) = s.login_raw(&text, &sign(&owner, &text)).await;
+    assert_eq!(status, 401);
+    let (status, _) = s
+        .call(Method::POST, "/v1/auth/logout", Some(&c), Some("00"), None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v1/auth/logout",
+            Some(&c),
+            Some(&c.csrf),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("signed in"), "the capture works");
+    for secret in [&m.nonce, &id, &c.csrf] {
+        assert!(!text.contains(secret.as_str()), "{secret} was logged");
+    }
+}
+
+/// The OpenAPI document lists the sign-in routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_the_sign_in_routes() {
+    let s = setup(Kind::Sqlite).await;
+    let doc: Value = reqwest::get(format!("{}/v1/openapi.json", s.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/auth/nonce",
+        "/v1/auth/login",
+        "/v1/auth/logout",
+        "/v1/auth/session",
+        "/v1/devices/{index}/label",
+        "/v1/manufacturers/{id}/stats",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
 }
 
 both_databases!(sign_in_labels_and_roles);
