@@ -92,7 +92,7 @@ impl ChainRoles {
         Ok(DeviceRecord {
             owner: d.owner,
             model_id: d.modelId,
-            status: d.status.into(),
+            status: d.status,
         })
     }
 
