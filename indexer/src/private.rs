@@ -159,6 +159,8 @@ async fn put_label(
     if let Some(p) = body.position {
         check_position(p, state.projection).map_err(ApiError::BadRequest)?;
     }
+    let i = i64::try_from(index)
+        .map_err(|_| ApiError::BadRequest(format!("device index {index} is too large")))?;
     let device = state.roles.device(index).await?;
     if device.status == 0 || device.owner != session.address {
         return Err(forbidden(format!(
@@ -166,8 +168,6 @@ async fn put_label(
             session.address
         )));
     }
-    let i = i64::try_from(index)
-        .map_err(|_| ApiError::BadRequest(format!("device index {index} is too large")))?;
     let owner = format!("{:#x}", session.address);
     if body.label.is_empty() && body.position.is_none() {
         sqlx::query("DELETE FROM device_labels WHERE device_index = $1")

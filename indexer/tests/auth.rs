@@ -404,6 +404,17 @@ async fn sign_in_labels_and_roles(kind: Kind) {
     let (status, body) = s
         .call(
             Method::PUT,
+            &format!("/v1/devices/{}/label", u64::MAX),
+            Some(&c),
+            Some(&c.csrf),
+            Some(good.clone()),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error(&body).contains("too large"), "{body}");
+    let (status, body) = s
+        .call(
+            Method::PUT,
             "/v1/devices/x/label",
             Some(&c),
             Some(&c.csrf),
