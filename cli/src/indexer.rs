@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use eyre::WrapErr;
-use otaledger_indexer::{Indexer, IndexerConfig};
+use otaledger_indexer::{
+    Indexer, IndexerConfig,
+    auth::{AuthConfig, CookieSecurity},
+};
 
 /// `otaledger indexer` subcommands.
 #[derive(Debug, Args)]
@@ -67,8 +70,69 @@ struct RunArgs {
     /// Longest wait between retries of an unavailable leaf list or pin, in seconds.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     ipfs_retry_max: u64,
+    /// The URI Sign-In with Ethereum messages must name, byte for byte (the
+    /// dashboard's address as browsers reach it); default `http://<listen>/`.
+    #[arg(long)]
+    siwe_uri: Option<url::Url>,
+    /// The domain SIWE messages must name; default the authority of `--siwe-uri`.
+    #[arg(long)]
+    siwe_domain: Option<String>,
+    /// The session cookie's `Secure` attribute: `auto` (when `--siwe-uri` is https), `always`, `never`.
+    #[arg(long, value_enum, default_value_t = CookieSecure::Auto)]
+    cookie_secure: CookieSecure,
     #[command(flatten)]
     alerts: AlertArgs,
+}
+
+/// `--cookie-secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CookieSecure {
+    /// `Secure` when the SIWE URI is https.
+    Auto,
+    /// Always `Secure` (the dashboard is behind an HTTPS proxy).
+    Always,
+    /// Never (plain HTTP on a trusted host only).
+    Never,
+}
+
+/// The sign-in settings of `indexer run` serving on `addr`.
+fn auth_config(
+    siwe_uri: Option<&url::Url>,
+    siwe_domain: Option<&str>,
+    cookie: CookieSecure,
+    addr: std::net::SocketAddr,
+) -> eyre::Result<AuthConfig> {
+    let uri = match siwe_uri {
+        Some(u) => u.clone(),
+        None => {
+            if addr.ip().is_unspecified() {
+                tracing::warn!(
+                    %addr,
+                    "listening on all interfaces: pass --siwe-uri with the address browsers use, or sign-in refuses their messages"
+                );
+            }
+            url::Url::parse(&format!("http://{addr}/")).wrap_err("the listen address as a URI")?
+        }
+    };
+    if !matches!(uri.scheme(), "http" | "https") {
+        eyre::bail!("--siwe-uri {uri} must be http or https");
+    }
+    let mut config = AuthConfig::for_uri(&uri).map_err(|e| eyre::eyre!("--siwe-uri: {e}"))?;
+    if let Some(d) = siwe_domain {
+        if d.is_empty()
+            || d.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            eyre::bail!("--siwe-domain {d:?} is no host[:port]");
+        }
+        config.domain = d.to_owned();
+    }
+    config.cookie = match cookie {
+        CookieSecure::Auto => config.cookie,
+        CookieSecure::Always => CookieSecurity::Secure,
+        CookieSecure::Never => CookieSecurity::PlainHttp,
+    };
+    Ok(config)
 }
 
 /// Anomaly rules and the alert webhook (defaults in docs/indexer.md).
@@ -220,8 +284,17 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                     poll: std::time::Duration::from_millis(r.fleet_poll_ms.max(1)),
                     max_clients: r.fleet_max_clients,
                 };
-                let app =
-                    otaledger_indexer::dashboard::app(indexer.api_state(r.ready_lag), dashboard);
+                let auth = auth_config(
+                    r.siwe_uri.as_ref(),
+                    r.siwe_domain.as_deref(),
+                    r.cookie_secure,
+                    addr,
+                )?;
+                let app = otaledger_indexer::dashboard::app_with_auth(
+                    indexer.api_state(r.ready_lag),
+                    dashboard,
+                    auth,
+                );
                 if json {
                     println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
                 } else {
@@ -262,5 +335,43 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_settings_follow_the_listen_address_and_options() {
+        let addr: std::net::SocketAddr = "127.0.0.1:8088".parse().unwrap();
+        let c = auth_config(None, None, CookieSecure::Auto, addr).unwrap();
+        assert_eq!(c.domain, "127.0.0.1:8088");
+        assert_eq!(c.uri, "http://127.0.0.1:8088/");
+        assert_eq!(c.cookie, CookieSecurity::PlainHttp);
+        let https: url::Url = "https://fleet.example/".parse().unwrap();
+        let c = auth_config(Some(&https), None, CookieSecure::Auto, addr).unwrap();
+        assert_eq!(
+            (c.domain.as_str(), c.cookie),
+            ("fleet.example", CookieSecurity::Secure)
+        );
+        let c = auth_config(
+            Some(&https),
+            Some("fleet.example:443"),
+            CookieSecure::Never,
+            addr,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.domain.as_str(), c.cookie),
+            ("fleet.example:443", CookieSecurity::PlainHttp)
+        );
+        let c = auth_config(None, None, CookieSecure::Always, addr).unwrap();
+        assert_eq!(c.cookie, CookieSecurity::Secure);
+        let ftp: url::Url = "ftp://x.example/".parse().unwrap();
+        let e = auth_config(Some(&ftp), None, CookieSecure::Auto, addr).unwrap_err();
+        assert!(e.to_string().contains("--siwe-uri"), "{e}");
+        let e = auth_config(None, Some("a b"), CookieSecure::Auto, addr).unwrap_err();
+        assert!(e.to_string().contains("--siwe-domain"), "{e}");
     }
 }

@@ -146,7 +146,13 @@ pub fn app(state: ApiState) -> Router {
         list_reports,
         device_reports,
         list_alerts,
-        metrics
+        metrics,
+        crate::auth::nonce,
+        crate::auth::login,
+        crate::auth::logout,
+        crate::auth::session_info,
+        crate::private::put_label,
+        crate::private::stats
     )
 )]
 pub struct ApiDoc;

@@ -235,8 +235,11 @@ pub struct FleetDevice {
     /// yet), `green` (verified install of the latest), `grey` (refused),
     /// `none` (the model has no installable release).
     pub status: &'static str,
-    /// Position `[a, b]` (see the fleet's `projection`).
+    /// Position `[a, b]` (see the fleet's `projection`): the owner's (set
+    /// through `PUT /v1/devices/{index}/label`), else the map's, else the spiral's.
     pub position: [f64; 2],
+    /// The owner's label, shown while the address that wrote it owns the device.
+    pub label: Option<String>,
     /// Newest version with an `installed` report (padded decimal), if any.
     pub installed: Option<String>,
     /// The model's latest installable version (not revoked, at or above the floor).
@@ -356,6 +359,7 @@ pub async fn read_fleet(pool: &AnyPool, map: Option<&FleetMap>) -> crate::Result
         .await
         .map_err(db_err("reading the fleet"))?;
     let reports = read_reports(pool, None).await?;
+    let labels = read_labels(pool).await?;
     let mut by_device: HashMap<i64, Vec<&ReportRow>> = HashMap::new();
     for r in &reports {
         by_device.entry(r.device_index).or_default().push(r);
@@ -401,10 +405,18 @@ pub async fn read_fleet(pool: &AnyPool, map: Option<&FleetMap>) -> crate::Result
         } else {
             "red"
         };
-        let position = map
-            .and_then(|m| u64::try_from(index).ok().and_then(|i| m.positions.get(&i)))
-            .copied()
+        // An owner's label and place count only while that owner owns the device.
+        let labelled = labels
+            .get(&index)
+            .filter(|l| l.owner.eq_ignore_ascii_case(&owner));
+        let position = labelled
+            .and_then(|l| l.position)
+            .or_else(|| {
+                map.and_then(|m| u64::try_from(index).ok().and_then(|i| m.positions.get(&i)))
+                    .copied()
+            })
             .unwrap_or_else(|| default_position(index as u64));
+        let label = labelled.map(|l| l.label.clone()).filter(|l| !l.is_empty());
         devices.insert(
             index,
             FleetDevice {
@@ -415,6 +427,7 @@ pub async fn read_fleet(pool: &AnyPool, map: Option<&FleetMap>) -> crate::Result
                 chain_status,
                 status,
                 position,
+                label,
                 installed,
                 latest,
                 latest_release,
@@ -426,6 +439,37 @@ pub async fn read_fleet(pool: &AnyPool, map: Option<&FleetMap>) -> crate::Result
         );
     }
     Ok(devices.into_values().collect())
+}
+
+/// An owner's label of a device (table `device_labels`).
+#[derive(Debug, Clone)]
+struct Label {
+    owner: String,
+    label: String,
+    position: Option<[f64; 2]>,
+}
+
+async fn read_labels(pool: &AnyPool) -> crate::Result<HashMap<i64, Label>> {
+    let rows =
+        sqlx::query("SELECT device_index, owner, label, position_a, position_b FROM device_labels")
+            .fetch_all(pool)
+            .await
+            .map_err(db_err("reading device labels"))?;
+    rows.iter()
+        .map(|r| {
+            let a: Option<f64> = r.try_get(3)?;
+            let b: Option<f64> = r.try_get(4)?;
+            Ok((
+                r.try_get::<i64, _>(0)?,
+                Label {
+                    owner: r.try_get(1)?,
+                    label: r.try_get(2)?,
+                    position: a.zip(b).map(|(a, b)| [a, b]),
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db_err("decoding device labels"))
 }
 
 /// One published state of the fleet: its generation and, per device, the
@@ -522,6 +566,25 @@ impl DashboardState {
 pub fn app(api: ApiState, config: DashboardConfig) -> Router {
     let state = DashboardState::new(api.clone(), config);
     api::app(api).merge(routes(state))
+}
+
+/// [`app`] plus Sign-In with Ethereum and the endpoints behind it
+/// ([`crate::auth`], `docs/auth.md`), with roles read through the indexer's
+/// RPC client.
+pub fn app_with_auth(
+    api: ApiState,
+    config: DashboardConfig,
+    auth: crate::auth::AuthConfig,
+) -> Router {
+    let projection = config.map.as_ref().map_or(Projection::Xy, |m| m.projection);
+    let auth_state = crate::auth::AuthState {
+        pool: api.pool.clone(),
+        roles: crate::roles::ChainRoles::new(api.monitor.rpc.clone(), api.monitor.registry),
+        chain_id: api.monitor.chain_id,
+        config: Arc::new(auth),
+        projection,
+    };
+    app(api, config).merge(crate::auth::routes(auth_state))
 }
 
 /// The dashboard's routes alone.

@@ -14,7 +14,10 @@
 //! - [`reports`]: signed install reports (`POST /v1/reports`);
 //! - [`alerts`]: the anomaly rules, their alerts and the webhook;
 //! - [`metrics`]: Prometheus metrics (`/metrics`);
-//! - [`backoff`]: retry backoff of unavailable leaf lists and pins.
+//! - [`backoff`]: retry backoff of unavailable leaf lists and pins;
+//! - [`auth`], [`siwe`], [`roles`], [`private`]: Sign-In with Ethereum,
+//!   roles read from chain state at request time, and the endpoints behind
+//!   sign-in (device labels, manufacturer statistics; `docs/auth.md`).
 //!
 //! Fetching, reorg detection and checkpointing are `otaledger_core::follow`'s
 //! (the same follower serves the key service); this crate is its store.
@@ -22,6 +25,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod backoff;
 pub mod dashboard;
 pub mod db;
@@ -29,8 +33,11 @@ mod error;
 pub mod leaves;
 pub mod metrics;
 pub mod pins;
+pub mod private;
 pub mod reports;
+pub mod roles;
 pub mod rows;
+pub mod siwe;
 pub mod subscribe;
 pub mod verify;
 

@@ -303,13 +303,17 @@ impl Services {
             .take()
             .ok_or_else(|| eyre!("the dashboard is served already"))?;
         let map = FleetMap::load(map).wrap_err("loading the fleet map")?;
-        let app = otaledger_indexer::dashboard::app(
+        // Sign-in names the URL the demo prints (plain HTTP on loopback: no `Secure` cookie).
+        let auth = otaledger_indexer::auth::AuthConfig::for_uri(&self.urls.api)
+            .map_err(|e| eyre!("the dashboard's sign-in settings: {e}"))?;
+        let app = otaledger_indexer::dashboard::app_with_auth(
             self.api.clone(),
             DashboardConfig {
                 map: Some(Arc::new(map)),
                 poll: Duration::from_millis(500),
                 ..DashboardConfig::default()
             },
+            auth,
         );
         let stop = stopped(self.stop.subscribe());
         self.tasks.push((

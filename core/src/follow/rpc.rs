@@ -364,6 +364,24 @@ impl Rpc {
             .await
     }
 
+    /// `eth_call` of `data` to `to` at the latest block, with retries: the
+    /// return data of a view (the indexer reads roles from chain state at
+    /// request time through it). A revert is a node error, retried like any.
+    pub async fn call_latest(
+        &self,
+        to: Address,
+        data: alloy::primitives::Bytes,
+    ) -> Result<alloy::primitives::Bytes> {
+        self.retrying("eth_call", |i| {
+            let data = data.clone();
+            async move {
+                self.call(i, "eth_call", json!([{"to": to, "input": data}, "latest"]))
+                    .await
+            }
+        })
+        .await
+    }
+
     /// `eth_getLogs` of `addresses` over `from..=to` on endpoint `index`, every
     /// log checked to be complete, inside the range and from one of the addresses.
     pub(crate) async fn logs_at(
