@@ -10,7 +10,8 @@
 //
 // Steps: all nodes red; connect while the wallet reports chain 1: the wrong-chain warning,
 // no roles, no owner panel (screenshot); switch: roles read from chain (owner of every
-// device, auditor); "all of model" selects every device and prices it; clear; one device by
+// device, auditor); a manifest with a changed price (the indexer lying, page.route) is
+// refused; "all of model" selects every device and prices it; clear; one device by
 // click and two by dragging a box: exactly those three selected, total price 3 × the price;
 // a transfer to the zero address is refused with the contract's error before anything is
 // sent; buy: the transaction is followed to "mined" and exactly the three turn amber;
@@ -81,7 +82,21 @@ try {
     await page.waitForFunction((t) => document.getElementById('price').textContent.includes(t), text, { timeout: 20000 })
       .catch(async () => { throw new Error(`price: ${await page.textContent('#price')} (wanted ${text})`); });
   };
-  // "All of model X", then clear.
+  // A lying indexer: the release's manifest with a tenth of the price is refused, because the
+  // registry's releaseId(manifest) no longer equals the release id.
+  const tamper = async (route) => {
+    const body = await (await route.fetch()).json();
+    body.price = String(BigInt(body.price) / 10n);
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  };
+  await page.route(/\/v1\/releases\/0x[0-9a-f]{64}$/, tamper);
+  await page.click('#select-model-all');
+  await page.waitForFunction(() => /cannot price the selection: the indexer's manifest hashes to 0x[0-9a-f]{64}, not release/.test(document.getElementById('price').textContent), null, { timeout: 20000 })
+    .catch(async () => { throw new Error(`tampered manifest: ${await page.textContent('#price')}`); });
+  if (!(await page.isDisabled('#buy'))) throw new Error('buy offered on a tampered manifest');
+  await page.unroute(/\/v1\/releases\/0x[0-9a-f]{64}$/, tamper);
+  await page.click('#select-clear');
+  // "All of model X" on the indexer's true manifest, then clear.
   await page.click('#select-model-all');
   await priced(`${count} × 0.01 = ${count / 100} ETH`);
   await page.click('#select-clear');
