@@ -31,6 +31,7 @@ export const FUNCTIONS = {
   releaseId: fn(`releaseId(${MANIFEST})`, '0x614336fb', '(bytes32)'),
   signersHash: fn('signersHash(address[],uint8)', '0xece4a549', '(bytes32)'),
   transferDevice: fn('transferDevice(uint64,address)', '0xaf1efca8'),
+  emergencyRevoke: fn('emergencyRevoke(bytes32,string)', '0x26568c40'),
   // UpdateMarket
   purchase: fn(`purchase(${MANIFEST},uint64[])`, '0x34e94d21'),
   claimRefund: fn(`claimRefund(${MANIFEST},uint64[])`, '0x3ca6437b'),

@@ -21,16 +21,16 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
   if (!provider()) { $('connect').textContent = 'No wallet: read-only'; $('connect').disabled = true; }
 
   // ------------------------------------------------------------ transactions log
-  function logTx(what) {
+  function logTx(what, log = 'tx-log') {
     const li = el('li', { 'data-state': 'pending' }, `${what}: simulating…`);
-    $('tx-log').prepend(li);
+    $(log).prepend(li);
     const set = (state, text) => { li.dataset.state = state; li.textContent = `${what}: ${text}`; };
     return set;
   }
 
   /** Sends `f(args)`, following it in the log; resolves with the receipt or null when it failed. */
-  async function transact(what, to, f, args, value = 0n) {
-    const set = logTx(what);
+  async function transact(what, to, f, args, value = 0n, log = 'tx-log') {
+    const set = logTx(what, log);
     try {
       const hash = await wallet.send(to, f, args, value);
       set('pending', `pending ${hash}`);
@@ -70,6 +70,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
       $('switch-chain').textContent = `Switch wallet to chain ${wallet.expected}`;
     }
     owned.clear(); selected.clear(); releases.clear(); map.setSelected(selected);
+    $('maker').hidden = true;
     updateSelection();
     if (connected && !wrong) readRoles(); else { $('roles').textContent = ''; showOwner(false); }
   }
@@ -96,11 +97,11 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
     $('roles').textContent = 'roles: reading chain…';
     try {
       await verifyOwned([...byIndex.values()].filter((d) => lower(d.owner) === account).map((d) => d.index));
-      const roles = ['auditor'];
+      const roles = ['auditor']; const operatorOf = [];
       if (owned.size) roles.push(`owner of ${owned.size} device${owned.size === 1 ? '' : 's'}`);
       for (const m of await allPages('/v1/manufacturers')) {
         const record = await wallet.manufacturer(m.manufacturer_id);
-        if (lower(record.operator) === account) roles.push(`operator of ${m.name} (#${m.manufacturer_id})`);
+        if (lower(record.operator) === account) { roles.push(`operator of ${m.name} (#${m.manufacturer_id})`); operatorOf.push(m); }
         const sets = (await getJson(`/v1/manufacturers/${m.manufacturer_id}/signers`)).signer_sets;
         const last = sets[sets.length - 1];
         if (last && last.signers.map(lower).includes(account)) {
@@ -113,6 +114,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
       $('roles').textContent = `roles: ${roles.join(' · ')}`;
       showOwner(owned.size > 0);
       if (owned.size) { setSelectMode(true); fillModels(); }
+      await showMaker(operatorOf, run);
     } catch (e) {
       if (run === roleRun) $('roles').textContent = `roles unavailable: ${reason(e)}`;
     }
@@ -230,6 +232,33 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
     const receipt = await transact(`transfer of #${index} to ${short(to)}`, deployment.registry, F.transferDevice, [BigInt(index), to]);
     if (receipt) { await verifyOwned([Number(index)]); showOwner(owned.size > 0); fillModels(); updateSelection(); }
   });
+
+  // ------------------------------------------------------------ manufacturer: emergency revoke
+  /** Live releases of the operator's models, each with a reason field and a revoke button. */
+  async function showMaker(manufacturers, run) {
+    const rows = [];
+    for (const m of manufacturers) {
+      for (const model of await allPages(`/v1/models?manufacturer=${m.manufacturer_id}`)) {
+        for (const r of await allPages(`/v1/releases?model=${model.model_id}`)) {
+          if ((await wallet.releaseStatus(r.release_id)).revokedAt) continue;
+          const what = `${model.name} (model ${model.model_id}) v${BigInt(r.version)}`;
+          const input = el('input', { 'aria-label': `Reason to revoke ${what}`, placeholder: 'reason (public, on chain)' });
+          const button = el('button', { type: 'button', 'aria-label': `Emergency revoke ${what}` }, 'Emergency revoke');
+          button.addEventListener('click', async () => {
+            const why = input.value.trim();
+            // As the CLI: a reason is shown to people, so no control or bidirectional formatting characters.
+            if (!why || /[\p{Cc}\p{Cf}]/u.test(why)) { logTx(`emergency revoke of ${what}`, 'maker-log')('failed', 'failed: give a reason without control or formatting characters'); return; }
+            button.disabled = true;
+            if (await transact(`emergency revoke of ${what}`, deployment.registry, F.emergencyRevoke, [r.release_id, why], 0n, 'maker-log')) { releases.clear(); await showMaker(manufacturers, run); } else button.disabled = false;
+          });
+          rows.push(el('div', { class: 'release' }, `${what} ${short(r.release_id)}`, input, button));
+        }
+      }
+    }
+    if (run !== roleRun) return;
+    $('maker-releases').replaceChildren(...(rows.length ? rows : [el('p', {}, 'No live release to revoke.')]));
+    $('maker').hidden = manufacturers.length === 0;
+  }
 
   // ------------------------------------------------------------ refunds
   $('refunds-find').addEventListener('click', async () => {

@@ -82,6 +82,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::releaseIdCall>(f, "releaseId");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
+    check_call::<UpdateRegistry::emergencyRevokeCall>(f, "emergencyRevoke");
     check_call::<UpdateMarket::purchaseCall>(f, "purchase");
     check_call::<UpdateMarket::claimRefundCall>(f, "claimRefund");
     check_call::<UpdateMarket::isEntitledCall>(f, "isEntitled");
@@ -91,7 +92,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        13,
+        14,
         "a function was added to abi.js without a check here"
     );
 
@@ -188,6 +189,7 @@ fn the_page_encodes_calls_as_alloy_does() {
           allowance: abi.encodeCall(f.allowance, [i.owner, i.market]),
           approve: abi.encodeCall(f.approve, [i.market, (1n << 256n) - 1n]),
           symbol: abi.encodeCall(f.symbol, []),
+          emergencyRevoke: abi.encodeCall(f.emergencyRevoke, [i.release, 'clé fuitée: a reason longer than one word of thirty-two bytes']),
         });",
         &json!({
             "manifest": manifest_json(&m),
@@ -213,6 +215,10 @@ fn the_page_encodes_calls_as_alloy_does() {
         "allowance": hex(IERC20::allowanceCall { owner, spender: market }.abi_encode()),
         "approve": hex(IERC20::approveCall { spender: market, amount: U256::MAX }.abi_encode()),
         "symbol": hex(IERC20::symbolCall {}.abi_encode()),
+        "emergencyRevoke": hex(UpdateRegistry::emergencyRevokeCall {
+            releaseId_: release,
+            reason: "clé fuitée: a reason longer than one word of thirty-two bytes".into(),
+        }.abi_encode()),
     });
     assert_eq!(got, want);
 }

@@ -17,7 +17,10 @@
 // sent; buy: the transaction is followed to "mined" and exactly the three turn amber;
 // prints "BOUGHT <json list>"; waits for "GO" (the demo runs its fleet round), then exactly
 // those three turn green and the rest stay red, without a reload; prints "GREEN <json
-// list>"; checks accessible names; desktop and phone screenshots; prints "DONE".
+// list>"; waits for "REVOKE": as the manufacturer's operator (the wallet switches account)
+// revokes the release in an emergency, then as the owner finds and claims the refund for
+// exactly those three; prints "REFUNDED <json list>"; checks accessible names; desktop and
+// phone screenshots; prints "DONE".
 import { launch, stdinLines, collectErrors, openFleet, shows, waitForNodes } from './harness.mjs';
 
 const [url, rpc, owner, countArg, shots] = process.argv.slice(2);
@@ -37,14 +40,17 @@ try {
   await page.exposeFunction('__anvil', anvil);
   await page.addInitScript(({ owner }) => {
     const listeners = {};
-    let pretend = null;
+    let pretend = null; let account = owner;
     const emit = (event, arg) => (listeners[event] || []).forEach((f) => f(arg));
-    window.__testWallet = { setChain(id) { pretend = id; emit('chainChanged', id); } };
+    window.__testWallet = {
+      setChain(id) { pretend = id; emit('chainChanged', id); },
+      setAccount(a) { account = a; emit('accountsChanged', [a]); },
+    };
     window.ethereum = {
       on(event, f) { (listeners[event] ||= []).push(f); },
       removeListener(event, f) { listeners[event] = (listeners[event] || []).filter((g) => g !== f); },
       async request({ method, params = [] }) {
-        if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [owner];
+        if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [account];
         if (method === 'eth_chainId' && pretend) return pretend;
         if (method === 'wallet_switchEthereumChain') {
           const real = (await window.__anvil('eth_chainId', [])).result;
@@ -152,6 +158,41 @@ try {
   if (!(await page.evaluate(() => window.notReloaded === true))) throw new Error('the page reloaded');
   const green = after.filter((n) => n.status === 'green').map((n) => n.index).sort((a, b) => a - b);
   console.log(`GREEN ${JSON.stringify(green)}`);
+  await page.screenshot({ path: `${shots}/dapp-desktop.png` });
+
+  // The manufacturer's operator (anvil's first dev account) revokes the release in an
+  // emergency; the owner then claims the refund for exactly the three devices.
+  if ((await lines.next()) !== 'REVOKE') throw new Error('expected REVOKE');
+  const operator = (await anvil('eth_accounts', [])).result[0];
+  await page.evaluate((a) => window.__testWallet.setAccount(a), operator);
+  await page.waitForSelector('#maker:not([hidden])', { timeout: 20000 })
+    .catch(async () => { throw new Error(`no manufacturer panel; roles: ${await page.textContent('#roles')}`); });
+  if (!/operator of .+ \(#\d+\)/.test(await page.textContent('#roles'))) throw new Error(`roles: ${await page.textContent('#roles')}`);
+  if (!(await page.isHidden('#owner'))) throw new Error('owner flows offered to an account that owns nothing');
+  const reasonBox = page.locator('#maker-releases input').first();
+  await reasonBox.fill('signing key leak drill');
+  await page.locator('#maker-releases button').first().click();
+  await page.waitForFunction(() => [...document.querySelectorAll('#maker-log li')].some((li) => li.dataset.state === 'mined'), null, { timeout: 30000 })
+    .catch(async () => { throw new Error(`revoke: ${await page.textContent('#maker-log')}`); });
+  await page.waitForFunction(() => document.getElementById('maker-releases').textContent.includes('No live release'), null, { timeout: 20000 });
+  await page.screenshot({ path: `${shots}/dapp-revoke.png` });
+
+  await page.evaluate((a) => window.__testWallet.setAccount(a), owner);
+  await page.waitForFunction((n) => document.getElementById('roles').textContent.includes(`owner of ${n} devices`), count, { timeout: 20000 });
+  await page.click('details#refunds-box > summary');
+  await page.click('#refunds-find');
+  const claim = page.locator('#refunds button');
+  await claim.waitFor({ timeout: 30000 }).catch(async () => { throw new Error(`refunds: ${await page.textContent('#refunds')}`); });
+  const offer = await claim.textContent();
+  const offered = [...offer.matchAll(/#(\d+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  if (offered.join(',') !== green.join(',') || !offer.includes('0.03 ETH')) throw new Error(`refund offer: ${offer}`);
+  await claim.click();
+  await page.waitForFunction(() => [...document.querySelectorAll('#tx-log li')].some((li) => li.dataset.state === 'mined' && li.textContent.startsWith('refund of 3 devices')), null, { timeout: 30000 })
+    .catch(async () => { throw new Error(`refund: ${await page.textContent('#tx-log')}`); });
+  await page.click('#refunds-find');
+  await page.waitForFunction(() => document.getElementById('refunds').textContent.includes('No refunds due'), null, { timeout: 30000 })
+    .catch(async () => { throw new Error(`after the refund: ${await page.textContent('#refunds')}`); });
+  console.log(`REFUNDED ${JSON.stringify(offered)}`);
 
   // Every control has an accessible name (its label, aria-label or text).
   const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, select, input')]
@@ -159,7 +200,6 @@ try {
     .map((e) => e.outerHTML.slice(0, 80)));
   if (unnamed.length) throw new Error(`controls without a name: ${unnamed.join(' | ')}`);
 
-  await page.screenshot({ path: `${shots}/dapp-desktop.png` });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
