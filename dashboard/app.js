@@ -1,5 +1,6 @@
 // The dashboard: plain ES modules served by the indexer (no build step).
 import { FleetMap } from './map.js';
+import { initDapp } from './dapp.js';
 
 const $ = (id) => document.getElementById(id);
 // Exported for the browser test (it reads node colours from the canvas).
@@ -8,13 +9,13 @@ let cursor = '';
 const ver = (v) => (v ? String(BigInt(v)) : '—');
 const short = (h) => (h && h.length > 14 ? `${h.slice(0, 8)}…${h.slice(-4)}` : h ?? '');
 
-async function getJson(url) {
+export async function getJson(url) {
   const r = await fetch(url, { headers: { accept: 'application/json' } });
   if (!r.ok) throw new Error(`${url}: ${r.status}`);
   return r.json();
 }
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
@@ -28,6 +29,7 @@ function table(headers, rows) {
 }
 
 // ---- tabs
+export const fleetEvents = new EventTarget();
 const tabs = ['map', 'releases', 'manufacturers', 'device', 'alerts'];
 function show(name) {
   for (const t of tabs) { $(`tab-${t}`).setAttribute('aria-selected', String(t === name)); $(`view-${t}`).hidden = t !== name; }
@@ -67,6 +69,7 @@ function apply(devices) {
   fillSelect($('f-model'), new Set(devices.map((d) => d.model)));
   fillSelect($('f-owner'), new Set(devices.map((d) => d.owner)));
   render();
+  fleetEvents.dispatchEvent(new CustomEvent('devices', { detail: devices }));
 }
 
 async function loadFleet() {
@@ -77,7 +80,7 @@ async function loadFleet() {
 }
 
 // ---- releases
-async function allPages(url) {
+export async function allPages(url) {
   const items = []; let next = null;
   do { const p = await getJson(`${url}${url.includes('?') ? '&' : '?'}limit=500${next ? `&after=${next}` : ''}`); items.push(...p.items); next = p.next; } while (next);
   return items;
@@ -134,5 +137,6 @@ async function loadAlerts() {
   } catch { $('tab-alerts').hidden = true; }
 }
 
+initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short });
 loadFleet().catch((e) => { $('summary').textContent = `fleet unavailable: ${e.message}`; });
 loadAlerts();

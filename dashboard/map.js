@@ -1,5 +1,7 @@
 // The fleet map: every device a dot on one <canvas>; a uniform spatial grid
 // answers hover and click; redraws are batched into one animation frame.
+// In selection mode (the owner's purchase flow) a click toggles a device and a
+// drag selects every drawn device inside the box; selected devices get a ring.
 export const COLOURS = { red: '#d62828', amber: '#f4a100', green: '#2a9d3f', grey: '#8d8d8d', none: '#4a6fa5' };
 
 export class FleetMap {
@@ -7,11 +9,44 @@ export class FleetMap {
     this.canvas = canvas; this.ctx = canvas.getContext('2d');
     this.devices = []; this.visible = []; this.grid = new Map(); this.cell = 16; this.pending = false;
     this.projection = 'xy';
+    // Selection (set by the dApp): indexes ringed, and what a click or a box selects.
+    this.selected = new Set(); this.selectMode = false; this.onToggle = null; this.onBox = null;
+    this.box = null; this.drag = null;
     canvas.addEventListener('mousemove', (e) => onHover(this.pick(e), e));
     canvas.addEventListener('mouseleave', () => onHover(null));
-    canvas.addEventListener('click', (e) => { const d = this.pick(e); if (d) onPick(d); });
+    canvas.addEventListener('click', (e) => { if (this.selectMode) return; const d = this.pick(e); if (d) onPick(d); });
+    canvas.addEventListener('pointerdown', (e) => {
+      if (!this.selectMode) return;
+      const [x, y] = this.local(e); this.drag = { x, y, x2: x, y2: y };
+      canvas.setPointerCapture?.(e.pointerId);
+    });
+    canvas.addEventListener('pointermove', (e) => {
+      if (!this.drag) return;
+      [this.drag.x2, this.drag.y2] = this.local(e); this.showBox();
+    });
+    canvas.addEventListener('pointerup', (e) => {
+      const drag = this.drag; this.drag = null; this.showBox();
+      if (!drag) return;
+      [drag.x2, drag.y2] = this.local(e);
+      if (Math.abs(drag.x2 - drag.x) < 4 && Math.abs(drag.y2 - drag.y) < 4) {
+        const d = this.pick(e); if (d && this.onToggle) this.onToggle(d);
+      } else if (this.onBox) {
+        const [x1, x2] = [Math.min(drag.x, drag.x2), Math.max(drag.x, drag.x2)];
+        const [y1, y2] = [Math.min(drag.y, drag.y2), Math.max(drag.y, drag.y2)];
+        this.onBox(this.visible.filter((d) => d.sx >= x1 && d.sx <= x2 && d.sy >= y1 && d.sy <= y2));
+      }
+    });
+    canvas.addEventListener('pointercancel', () => { this.drag = null; this.showBox(); });
     new ResizeObserver(() => this.schedule()).observe(canvas);
   }
+  local(e) { const r = this.canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; }
+  // The drag rectangle (an element over the canvas, so redraws need not know about it).
+  showBox() {
+    if (!this.box) return;
+    const d = this.drag; this.box.hidden = !d; if (!d) return;
+    Object.assign(this.box.style, { left: `${Math.min(d.x, d.x2)}px`, top: `${Math.min(d.y, d.y2)}px`, width: `${Math.abs(d.x2 - d.x)}px`, height: `${Math.abs(d.y2 - d.y)}px` });
+  }
+  setSelected(indexes) { this.selected = indexes; this.schedule(); }
   // Plane coordinates of a device's position.
   xy(d) { return this.projection === 'latlon' ? [d.position[1], -d.position[0]] : d.position; }
   setDevices(devices, visible) { this.devices = devices; this.visible = visible; this.schedule(); }
@@ -41,11 +76,17 @@ export class FleetMap {
       for (const d of list) { ctx.moveTo(d.sx + r, d.sy); ctx.arc(d.sx, d.sy, r, 0, 2 * Math.PI); }
       ctx.fill();
     }
+    // Selected devices: a ring outside the dot (the dot's own colour stays visible).
+    if (this.selected.size) {
+      ctx.strokeStyle = '#16213e'; ctx.lineWidth = 2; ctx.beginPath();
+      for (const d of this.visible) if (this.selected.has(d.index)) { ctx.moveTo(d.sx + r + 3, d.sy); ctx.arc(d.sx, d.sy, r + 3, 0, 2 * Math.PI); }
+      ctx.stroke();
+    }
     this.canvas.dataset.drawn = String(this.visible.length);
   }
   // The device under a pointer event (nearest within its radius + 3 px).
   pick(e) {
-    const rect = this.canvas.getBoundingClientRect(); const x = e.clientX - rect.left, y = e.clientY - rect.top;
+    const [x, y] = this.local(e);
     const cx = Math.floor(x / this.cell), cy = Math.floor(y / this.cell); let best = null, bestD = (this.radius + 3) ** 2;
     for (let i = -1; i <= 1; i++) for (let j = -1; j <= 1; j++) {
       for (const d of this.grid.get(`${cx + i},${cy + j}`) || []) { const dd = (d.sx - x) ** 2 + (d.sy - y) ** 2; if (dd <= bestD) { best = d; bestD = dd; } }

@@ -4,63 +4,28 @@
 //! stay red; a bought device's audit trail shows its purchase and install. Screenshots
 //! (desktop, trail, phone) go to `target/screenshots/`.
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Child, Command, Stdio},
-    sync::mpsc::{Receiver, channel},
-    time::Duration,
+    io::Write,
+    process::{Command, Stdio},
 };
 
 use serde_json::Value;
+use support::{Killed, lines, next};
 
 const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 const DEVICES: u64 = 12;
 const BUYERS: u64 = 4;
 
-/// Kills the child when the test ends, passed or failed.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The child's stdout lines, read on a thread so that waits can time out.
-fn lines(child: &mut Child) -> Receiver<String> {
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn next(rx: &Receiver<String>, secs: u64, what: &str) -> String {
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
 /// Fails without Chromium when `OTALEDGER_REQUIRE_BROWSER=1`, else skips loudly (as the
 /// indexer's browser test).
 #[test]
 fn the_demo_turns_exactly_the_bought_devices_green_in_the_browser() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists() {
-        if std::env::var("OTALEDGER_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("{chromium} is missing (make chromium installs it)");
-        }
-        eprintln!("SKIPPED: demo browser test: {chromium} is missing (make chromium installs it)");
+    let Some(chromium) = support::chromium("demo browser test") else {
         return;
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shots = root.join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    };
+    let (root, shots) = support::roots();
     let tmp = tempfile::tempdir().unwrap();
 
     let mut demo = Killed(

@@ -3,8 +3,9 @@
 //! device with its update status, one query), `GET /v1/fleet/stream` (SSE:
 //! the devices that changed since a cursor, polled from the database),
 //! `GET /v1/fleet/devices/{index}` (a device's audit trail) and
-//! `GET /v1/manufacturers/{id}/signers` (signer history). Design in
-//! `docs/dashboard.md`.
+//! `GET /v1/manufacturers/{id}/signers` (signer history) and
+//! `GET /v1/deployment` (the chain id and contract addresses a wallet on the
+//! page must use). Design in `docs/dashboard.md`.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -44,6 +45,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../dashboard/app.js"),
+    ),
+    (
+        "abi.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/abi.js"),
+    ),
+    (
+        "dapp.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/dapp.js"),
+    ),
+    (
+        "wallet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/wallet.js"),
     ),
     (
         "map.js",
@@ -597,6 +613,7 @@ pub fn routes(state: DashboardState) -> Router {
         .route("/v1/fleet/stream", get(stream))
         .route("/v1/fleet/devices/{index}", get(trail))
         .route("/v1/manufacturers/{id}/signers", get(signers))
+        .route("/v1/deployment", get(deployment))
         .with_state(state)
 }
 
@@ -796,6 +813,39 @@ async fn trail(
         events.push(v);
     }
     Ok(json_ok(&json!({ "device_index": index, "events": events })))
+}
+
+/// The deployment this indexer mirrors (its claimed `sync_state`): chain id,
+/// `UpdateRegistry` and `UpdateMarket` addresses and the checkpoint block. The
+/// page compares a wallet's chain with `chain_id` before it asks for any
+/// signature (a local node signs typed data for any chain id).
+async fn deployment(State(state): State<DashboardState>) -> Result<Response, api::ApiError> {
+    let row =
+        sqlx::query("SELECT chain_id, registry, market, block_number FROM sync_state WHERE id = 1")
+            .fetch_optional(&state.shared.api.pool)
+            .await
+            .map_err(db_err("reading the deployment"))?;
+    let Some(row) = row else {
+        return Err(api::ApiError::NotFound(
+            "the indexer has not claimed a deployment yet".into(),
+        ));
+    };
+    let decode = || -> Result<_, sqlx::Error> {
+        Ok((
+            row.try_get::<i64, _>(0)?,
+            row.try_get::<String, _>(1)?,
+            row.try_get::<String, _>(2)?,
+            row.try_get::<i64, _>(3)?,
+        ))
+    };
+    let (chain_id, registry, market, checkpoint) =
+        decode().map_err(db_err("decoding the deployment"))?;
+    Ok(json_ok(&json!({
+        "chain_id": chain_id,
+        "registry": registry,
+        "market": market,
+        "checkpoint": checkpoint,
+    })))
 }
 
 /// A manufacturer's signer history: every set (registration and rotations)

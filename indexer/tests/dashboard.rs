@@ -325,6 +325,9 @@ async fn page_and_assets(kind: Kind) {
     for (name, kind) in [
         ("app.js", "text/javascript"),
         ("map.js", "text/javascript"),
+        ("abi.js", "text/javascript"),
+        ("wallet.js", "text/javascript"),
+        ("dapp.js", "text/javascript"),
         ("style.css", "text/css"),
     ] {
         let r = reqwest::get(format!("{}/assets/{name}", s.url))
@@ -339,6 +342,13 @@ async fn page_and_assets(kind: Kind) {
         );
         assert_eq!(r.headers()["cache-control"], "no-cache");
     }
+    // What a wallet on the page is checked against: the indexer's own deployment.
+    let d = &s.chain.deployment;
+    let deployment = get(&format!("{}/v1/deployment", s.url)).await;
+    assert_eq!(deployment["chain_id"], d.chain_id);
+    assert_eq!(deployment["registry"], format!("{:#x}", d.registry));
+    assert_eq!(deployment["market"], format!("{:#x}", d.market));
+    assert!(deployment["checkpoint"].as_i64().unwrap() > 0);
     let missing = reqwest::get(format!("{}/assets/../Cargo.toml", s.url))
         .await
         .unwrap();

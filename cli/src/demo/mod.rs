@@ -16,7 +16,8 @@
 //! 6. a release from a generated image ([`release::create`]: bundle, CP-ABE
 //!    encryption, IPFS import, manifest), signed offline by two of the three
 //!    signers and published;
-//! 7. the owner buys it for `--buyers` devices ([`market::purchase`]);
+//! 7. the owner buys it for `--buyers` devices ([`market::purchase`]), or with
+//!    `--no-purchase` someone else does (the dashboard with a browser wallet);
 //! 8. the fleet: every device a real device-SDK updater over its own directory
 //!    ([`fleet`]), checking, updating and reporting to the indexer; the demo
 //!    waits until the dashboard shows exactly the bought devices green.
@@ -44,6 +45,7 @@ use otaledger_cli::{
     wallet::read_password_file,
 };
 use otaledger_core::{
+    bindings::market::UpdateMarket,
     bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE},
     deploy::{self, DEFAULT_REFUND_WINDOW, DEFAULT_SALT},
     spawn_anvil,
@@ -95,6 +97,11 @@ pub(crate) struct DemoArgs {
     /// load the page and watch the purchase arrive.
     #[arg(long)]
     pause_before_purchase: bool,
+    /// Do not buy: after the pause (see `--pause-before-purchase`) the devices entitled to the
+    /// release on chain count as bought, so the owner can buy on the dashboard with a browser
+    /// wallet (the owner is anvil's second dev account) and the fleet round updates exactly those.
+    #[arg(long, conflicts_with = "buyers")]
+    no_purchase: bool,
     /// Devices updating at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     parallel: u32,
@@ -199,7 +206,7 @@ impl Progress {
 
 /// Runs the demo; Ctrl-C at any point stops it and everything it started.
 pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
-    if args.buyers > args.devices {
+    if !args.no_purchase && args.buyers > args.devices {
         bail!(
             "--buyers {} is more than --devices {}",
             args.buyers,
@@ -570,14 +577,42 @@ impl Demo {
                     Duration::from_secs(60),
                 )
                 .await?;
-            pause(&dashboard, json).await?;
+            pause(
+                &Paused {
+                    event: "paused-before-purchase",
+                    dashboard: dashboard.as_str(),
+                    // Only the demo's own anvil: a `--rpc-url` may carry credentials.
+                    rpc: local.then_some(endpoint.as_str()),
+                    owner: owner.address(),
+                },
+                json,
+            )
+            .await?;
         }
 
-        // 7. The owner buys it for a subset.
-        let bought_positions = buyer_positions(args.devices, args.buyers);
-        let bought: Vec<u64> = bought_positions.iter().map(|p| first + p).collect();
+        // 7. The owner buys it for a subset (or, with --no-purchase, bought elsewhere).
+        let bought: Vec<u64> = if args.no_purchase {
+            let market = UpdateMarket::new(chain.market(), &reader);
+            let mut entitled = Vec::new();
+            for index in first..first + u64::from(args.devices) {
+                if market
+                    .isEntitled(created.release_id, index)
+                    .call()
+                    .await
+                    .wrap_err_with(|| format!("reading device {index}'s entitlement"))?
+                {
+                    entitled.push(index);
+                }
+            }
+            entitled
+        } else {
+            buyer_positions(args.devices, args.buyers)
+                .iter()
+                .map(|p| first + p)
+                .collect()
+        };
         let owner_provider = chain.signer(&owner)?;
-        let purchase = if bought.is_empty() {
+        let purchase = if bought.is_empty() || args.no_purchase {
             None
         } else {
             Some(
@@ -594,14 +629,20 @@ impl Demo {
         };
         out.stage(
             "purchase",
-            format!(
-                "{} of {} devices for {} wei",
-                bought.len(),
-                args.devices,
-                purchase
-                    .as_ref()
-                    .map_or_else(String::new, |p| p.amount.to_string())
-            ),
+            match &purchase {
+                Some(p) => format!(
+                    "{} of {} devices for {} wei",
+                    bought.len(),
+                    args.devices,
+                    p.amount
+                ),
+                None if args.no_purchase => format!(
+                    "{} of {} devices bought outside the demo (entitled on chain)",
+                    bought.len(),
+                    args.devices
+                ),
+                None => format!("none of {} devices", args.devices),
+            },
         );
         if let Some(p) = &purchase {
             out.gas(format!("purchase ({} devices)", bought.len()), &p.mined);
@@ -612,9 +653,10 @@ impl Demo {
             .services
             .as_ref()
             .ok_or_else(|| eyre!("services stopped"))?;
-        let last_block = purchase
-            .as_ref()
-            .map_or(published.mined.block, |p| p.mined.block);
+        let last_block = match &purchase {
+            Some(p) => p.mined.block,
+            None => reader.get_block_number().await?,
+        };
         services
             .wait_indexed(last_block, args.devices as usize, Duration::from_secs(60))
             .await?;
@@ -710,19 +752,23 @@ impl Demo {
 struct Paused<'a> {
     event: &'static str,
     dashboard: &'a str,
+    /// The demo's anvil (absent with `--rpc-url`), for a wallet pointed at the demo chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc: Option<&'a str>,
+    /// The fleet's owner.
+    owner: Address,
 }
 
 /// Says the demo is paused before the purchase and waits for a line (or end of input) on stdin.
-async fn pause(dashboard: &url::Url, json: bool) -> eyre::Result<()> {
+async fn pause(paused: &Paused<'_>, json: bool) -> eyre::Result<()> {
     use std::io::Write;
     if json {
-        let line = serde_json::to_string(&Paused {
-            event: "paused-before-purchase",
-            dashboard: dashboard.as_str(),
-        })?;
-        println!("{line}");
+        println!("{}", serde_json::to_string(paused)?);
     } else {
-        println!("paused before the purchase: load {dashboard}, then press Enter to buy");
+        println!(
+            "paused before the purchase: load {}, then press Enter to go on",
+            paused.dashboard
+        );
     }
     std::io::stdout().flush()?;
     tokio::task::spawn_blocking(|| {

@@ -1,0 +1,67 @@
+// What the browser tests of the dashboard share (demo.mjs, dapp.mjs): Debian's Chromium
+// launched through playwright-core with the project's flags, page errors collected, and
+// the fleet read back from the page: each device's status in the page's model and the
+// canvas pixel at its centre.
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+
+export const COLOURS = { red: [0xd6, 0x28, 0x28], amber: [0xf4, 0xa1, 0x00], green: [0x2a, 0x9d, 0x3f] };
+
+/** Chromium headless (CHROMIUM or /usr/bin/chromium). */
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+}
+
+/** Lines on stdin, one at a time. */
+export function stdinLines() {
+  const lines = createInterface({ input: process.stdin });
+  return { next: () => new Promise((resolve) => lines.once('line', resolve)), close: () => lines.close() };
+}
+
+/**
+ * Collects page errors, console errors and failed responses into the returned array; every
+ * request must answer, except /v1/alerts where the indexer has no alerts endpoint (the tab
+ * stays hidden).
+ */
+export function collectErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('/v1/alerts')) errors.push(`${r.url()}: ${r.status()}`); });
+  return errors;
+}
+
+/** Every device: `{ index, status, pixel, x, y }` (x, y: page coordinates of its centre). */
+export function nodes(page) {
+  return page.evaluate(async () => {
+    const { byIndex } = await import('/assets/app.js');
+    const canvas = document.getElementById('map'); const ctx = canvas.getContext('2d');
+    const dpr = window.devicePixelRatio || 1; const r = canvas.getBoundingClientRect();
+    return [...byIndex.values()].map((d) => ({
+      index: d.index, status: d.status, x: r.left + d.sx, y: r.top + d.sy,
+      pixel: d.sx === undefined ? null : [...ctx.getImageData(Math.round(d.sx * dpr), Math.round(d.sy * dpr), 1, 1).data.slice(0, 3)],
+    }));
+  });
+}
+
+const is = (px, name) => px && px.every((v, i) => Math.abs(v - COLOURS[name][i]) <= 2);
+/** The device is `name` in the page's model and drawn in that colour. */
+export const shows = (n, name) => n.status === name && is(n.pixel, name);
+
+/** Polls `nodes` until `ok(nodes)` (at most 60 s); the last state in the error. */
+export async function waitForNodes(page, what, ok) {
+  let last;
+  for (let i = 0; i < 600; i++) { last = await nodes(page); if (ok(last)) return last; await page.waitForTimeout(100); }
+  throw new Error(`never ${what}: ${JSON.stringify(last)}`);
+}
+
+/** Loads `url` and waits until the map drew `count` devices and the summary counts them. */
+export async function openFleet(page, url, count) {
+  await page.goto(url);
+  await page.waitForFunction((n) => document.getElementById('map').dataset.drawn === String(n), count, { timeout: 30000 });
+  const summary = await page.textContent('#summary');
+  if (!summary.startsWith(`${count} devices`)) throw new Error(`node count: ${summary}`);
+}

@@ -1,0 +1,76 @@
+//! What the browser tests of `otaledger demo` share (`demo_browser.rs`, `dapp_browser.rs`):
+//! children killed when a test ends, their stdout read on a thread with timeouts, and the
+//! Chromium check.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::{
+    io::{BufRead, BufReader},
+    process::Child,
+    sync::mpsc::{Receiver, channel},
+    time::Duration,
+};
+
+/// Stops the child when the test ends, passed or failed: SIGINT first (the demo then stops
+/// what it started, anvil included, which a SIGKILL would orphan), SIGKILL after 10 s.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if !matches!(self.0.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The child's stdout lines, read on a thread so that waits can time out.
+pub(crate) fn lines(child: &mut Child) -> Receiver<String> {
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line within `secs`, or a panic naming `what` did not happen.
+pub(crate) fn next(rx: &Receiver<String>, secs: u64, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Chromium's path (`CHROMIUM` or /usr/bin/chromium), or `None` after a loud skip; fails
+/// instead when `OTALEDGER_REQUIRE_BROWSER=1` (as the indexer's browser test).
+pub(crate) fn chromium(test: &str) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::path::Path::new(&chromium).exists() {
+        return Some(chromium);
+    }
+    if std::env::var("OTALEDGER_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!("{chromium} is missing (make chromium installs it)");
+    }
+    eprintln!("SKIPPED: {test}: {chromium} is missing (make chromium installs it)");
+    None
+}
+
+/// The repository root and `target/screenshots` (created).
+pub(crate) fn roots() -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    (root, shots)
+}
