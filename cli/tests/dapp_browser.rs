@@ -20,7 +20,6 @@ use std::{
 use serde_json::Value;
 use support::{Killed, lines, next};
 
-const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 const DEVICES: u64 = 10;
 
 fn list(line: &str, prefix: &str) -> Vec<u64> {
@@ -39,24 +38,8 @@ fn the_owner_buys_three_of_ten_devices_on_the_map_and_exactly_those_turn_green()
     };
     let (root, shots) = support::roots();
     let tmp = tempfile::tempdir().unwrap();
-    let mut demo = Killed(
-        Command::new(BIN)
-            .args(["--json", "demo"])
-            .args(["--pause-before-purchase", "--no-purchase"])
-            .args(["--port", "0", "--devices", &DEVICES.to_string()])
-            .arg("--dir")
-            .arg(tmp.path().join("state"))
-            .env_remove("OTALEDGER_PRIVATE_KEY")
-            .env_remove("OTALEDGER_DATABASE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let demo_out = lines(&mut demo.0);
-    let paused: Value =
-        serde_json::from_str(&next(&demo_out, 180, "the demo did not pause")).unwrap();
-    assert_eq!(paused["event"], "paused-before-purchase", "{paused}");
+    let (mut demo, demo_out, paused) =
+        support::paused_demo(DEVICES, &["--no-purchase"], &tmp.path().join("state"));
     let field = |k: &str| {
         paused[k]
             .as_str()

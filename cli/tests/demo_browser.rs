@@ -14,7 +14,6 @@ use std::{
 use serde_json::Value;
 use support::{Killed, lines, next};
 
-const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 const DEVICES: u64 = 12;
 const BUYERS: u64 = 4;
 
@@ -28,29 +27,11 @@ fn the_demo_turns_exactly_the_bought_devices_green_in_the_browser() {
     let (root, shots) = support::roots();
     let tmp = tempfile::tempdir().unwrap();
 
-    let mut demo = Killed(
-        Command::new(BIN)
-            .args([
-                "--json",
-                "demo",
-                "--exit-when-done",
-                "--pause-before-purchase",
-            ])
-            .args(["--port", "0", "--devices", &DEVICES.to_string()])
-            .args(["--buyers", &BUYERS.to_string()])
-            .arg("--dir")
-            .arg(tmp.path().join("state"))
-            .env_remove("OTALEDGER_PRIVATE_KEY")
-            .env_remove("OTALEDGER_DATABASE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (mut demo, demo_out, paused) = support::paused_demo(
+        DEVICES,
+        &["--exit-when-done", "--buyers", &BUYERS.to_string()],
+        &tmp.path().join("state"),
     );
-    let demo_out = lines(&mut demo.0);
-    let paused: Value =
-        serde_json::from_str(&next(&demo_out, 180, "the demo did not pause")).unwrap();
-    assert_eq!(paused["event"], "paused-before-purchase", "{paused}");
     let url = paused["dashboard"].as_str().unwrap().to_owned();
 
     let mut node = Killed(

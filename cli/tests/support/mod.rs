@@ -6,7 +6,8 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::Child,
+    path::Path,
+    process::{Child, Command, Stdio},
     sync::mpsc::{Receiver, channel},
     time::Duration,
 };
@@ -73,4 +74,33 @@ pub(crate) fn roots() -> (std::path::PathBuf, std::path::PathBuf) {
     let shots = root.join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     (root, shots)
+}
+
+/// `otaledger --json demo --pause-before-purchase --port 0 --devices N` with `extra` options and
+/// its state in `dir`, started and waited for until it pauses: the demo, its stdout lines
+/// after the pause, and the pause line (`dashboard`, `rpc`, `owner`, …).
+pub(crate) fn paused_demo(
+    devices: u64,
+    extra: &[&str],
+    dir: &Path,
+) -> (Killed, Receiver<String>, serde_json::Value) {
+    let mut demo = Killed(
+        Command::new(env!("CARGO_BIN_EXE_otaledger"))
+            .args(["--json", "demo", "--pause-before-purchase"])
+            .args(extra)
+            .args(["--port", "0", "--devices", &devices.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .env_remove("OTALEDGER_PRIVATE_KEY")
+            .env_remove("OTALEDGER_DATABASE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(&mut demo.0);
+    let paused: serde_json::Value =
+        serde_json::from_str(&next(&out, 180, "the demo did not pause")).unwrap();
+    assert_eq!(paused["event"], "paused-before-purchase", "{paused}");
+    (demo, out, paused)
 }

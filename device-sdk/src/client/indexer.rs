@@ -90,17 +90,10 @@ impl IndexerSource {
                 super::origin(&base)
             ));
         }
-        if timeout.is_zero() {
-            return Err("indexer timeout must be above zero".into());
-        }
         if max_response == 0 {
             return Err("indexer response bound must be above zero".into());
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let http = super::http_client("indexer", timeout)?;
         Ok(Self {
             base,
             chain_id,

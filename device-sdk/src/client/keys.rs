@@ -70,14 +70,7 @@ impl HttpKeyService {
     /// service holding the device longer counts as unavailable and the next one is asked. A zero
     /// timeout is refused.
     pub fn with_timeout(base: url::Url, timeout: Duration) -> std::result::Result<Self, String> {
-        if timeout.is_zero() {
-            return Err("key-service timeout must be above zero".into());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let http = super::http_client("key-service", timeout)?;
         Ok(Self {
             base,
             http,

@@ -272,6 +272,23 @@ impl Client {
     }
 }
 
+/// An HTTP client for one of the device's untrusted services (`what` names it in errors):
+/// `timeout` per request (connection, response and body; zero refused) and no redirects, so an
+/// answer comes from the URL the device was given.
+pub(crate) fn http_client(
+    what: &str,
+    timeout: std::time::Duration,
+) -> std::result::Result<reqwest::Client, String> {
+    if timeout.is_zero() {
+        return Err(format!("{what} timeout must be above zero"));
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
 /// `scheme://host:port` of `url`: what errors and logs name, never the path, query or user info
 /// (an RPC provider's API key often sits in the path).
 pub(crate) fn origin(url: &url::Url) -> String {

@@ -69,14 +69,7 @@ impl HttpReportSink {
 
     /// A receiver at `base`, `timeout` per request; zero is refused.
     pub fn with_timeout(base: &url::Url, timeout: Duration) -> std::result::Result<Self, String> {
-        if timeout.is_zero() {
-            return Err("report timeout must be above zero".into());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let http = super::http_client("report", timeout)?;
         Ok(Self {
             url: format!("{}/v1/reports", base.as_str().trim_end_matches('/')),
             http,
