@@ -173,7 +173,8 @@ fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError::Refused(status, message.into())
 }
 
-fn json_response(status: StatusCode, body: &Json) -> Response {
+/// `body` as JSON that no cache keeps (answers about a session).
+pub(crate) fn json_response(status: StatusCode, body: &Json) -> Response {
     (
         status,
         [

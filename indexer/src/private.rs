@@ -15,8 +15,8 @@ use std::collections::HashSet;
 use axum::{
     Router,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
     routing::{get, put},
 };
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use sqlx::Row as _;
 use crate::{
     Error, alerts,
     api::ApiError,
-    auth::{self, AuthState},
+    auth::{self, AuthState, json_response},
     dashboard::Projection,
     reports,
 };
@@ -48,18 +48,6 @@ pub(crate) fn routes() -> Router<AuthState> {
 
 fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |source| Error::Database { during, source }
-}
-
-fn json_response(status: StatusCode, body: &Json) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 fn forbidden(message: String) -> ApiError {
