@@ -300,7 +300,14 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
                 } else {
                     println!("indexer api on http://{addr}");
                 }
-                tokio::spawn(async move { axum::serve(listener, app).await });
+                // Connect info: sign-in rate-limits login attempts per client network.
+                tokio::spawn(async move {
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    )
+                    .await
+                });
             }
             indexer
                 .run(async {

@@ -19,7 +19,7 @@ use alloy::{
 use axum::{
     Router,
     extract::{Path, Query, State},
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -66,6 +66,9 @@ pub enum ApiError {
     Internal(Error),
     /// Another client error with its status (403, 409, 413) and why.
     Refused(StatusCode, String),
+    /// 429 with `Retry-After`: a rate limit (`crate::limit`) refused the
+    /// request; why, and the seconds until the next one is allowed.
+    RateLimited(String, u64),
 }
 
 impl From<Error> for ApiError {
@@ -89,6 +92,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Refused(status, m) => (status, m),
+            ApiError::RateLimited(m, retry_after) => {
+                let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, &json!({ "error": m }));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                return r;
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "api request failed");
                 (

@@ -1,33 +1,50 @@
 //! Sign-In with Ethereum for what is not on chain (design and the test of
 //! each claim in `docs/auth.md`):
 //!
-//! - `GET /v1/auth/nonce`: a random nonce, stored with its expiry, single use;
-//! - `POST /v1/auth/login` `{message, signature}`: the EIP-4361 message is
-//!   checked by [`crate::siwe::verify`] (domain, URI, chain id, times,
-//!   signature), then its nonce is consumed by one conditional `UPDATE` (a
-//!   replay fails even when two logins race); a session (random id in an
+//! - `GET /v1/auth/nonce`: a nonce that costs the server nothing to hand out
+//!   (no row is written, so a flood of requests locks nobody out): its issue
+//!   time, random bits and an HMAC-SHA256 tag under a per-process key over
+//!   both and the requesting browser's sign-in cookie (set `HttpOnly`,
+//!   `SameSite=Strict` on first request), so only that browser can log in
+//!   with it, only until it expires;
+//! - `POST /v1/auth/login` `{message, signature}`: rate-limited per client
+//!   network ([`crate::limit`]); the EIP-4361 message is checked by
+//!   [`crate::siwe::verify`] (domain, URI, chain id, times, signature), its
+//!   nonce's tag against the request's sign-in cookie, then the nonce is
+//!   recorded as used by one `INSERT … ON CONFLICT DO NOTHING` (a replay
+//!   fails even when two logins race); a session (random id in an
 //!   `HttpOnly`, `SameSite=Strict` cookie, `Secure` when configured) and a
-//!   CSRF token are issued;
+//!   CSRF token are issued, lasting until the message's `Expiration Time` if
+//!   that comes first; the session the request presented, if any, ends;
+//!   live sessions are capped in all and per address;
 //! - `GET /v1/auth/session`: the address, the CSRF token and the roles, read
 //!   from chain state now ([`crate::roles`]);
 //! - `POST /v1/auth/logout`: ends the session.
 //!
 //! Sessions are stored by the keccak256 of their id; ids and nonces never
-//! reach the logs. Every write (`POST`/`PUT` with a session) must echo the
+//! reach the logs. Every request with a session is rate-limited per session,
+//! and role reads share a bounded number of concurrent RPC calls
+//! ([`crate::roles`]), so sessions, which anyone can create with a fresh
+//! key, cannot drive unbounded work. Every write (`POST`/`PUT` with a session) must echo the
 //! session's CSRF token in `X-CSRF-Token` (compared in constant time) and, if
 //! the browser sends an `Origin`, come from the configured origin.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use alloy::primitives::{Address, keccak256};
 use axum::{
     Router,
-    extract::State,
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use hmac::{Hmac, Mac as _};
 use rand_core::{OsRng, RngCore as _};
 use serde_json::{Value as Json, json};
 use sqlx::{AnyPool, Row as _};
@@ -37,6 +54,7 @@ use crate::{
     Error,
     api::ApiError,
     dashboard::Projection,
+    limit::{Limiter, Rate, client_network},
     roles::{self, ChainRoles},
     siwe,
 };
@@ -46,16 +64,24 @@ pub const SESSION_COOKIE: &str = "otaledger_session";
 /// Name of the session cookie when it is `Secure` (the `__Host-` prefix: the
 /// browser keeps it only with `Secure`, `Path=/` and no `Domain`).
 pub const SECURE_SESSION_COOKIE: &str = "__Host-otaledger_session";
+/// Name of the sign-in cookie (what nonces are bound to) over plain HTTP.
+pub const SIGNIN_COOKIE: &str = "otaledger_signin";
+/// Name of the sign-in cookie when it is `Secure`.
+pub const SECURE_SIGNIN_COOKIE: &str = "__Host-otaledger_signin";
 /// The header every write echoes the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest login body read.
 pub const MAX_LOGIN_BODY: usize = 8 * 1024;
-/// Most nonces pending (issued, unused, unexpired) at once; more get 503.
-pub const MAX_PENDING_NONCES: i64 = 10_000;
 /// Most owned devices `GET /v1/auth/session` checks on chain (more: `devices_truncated`).
 pub const MAX_SESSION_DEVICES: i64 = 256;
-/// Expired nonces are kept this long (so a late login hears "expired", not "unknown").
-const NONCE_GRACE_MS: i64 = 3_600_000;
+/// Most manufacturers `GET /v1/auth/session` checks on chain (more: `manufacturers_truncated`).
+pub const MAX_SESSION_MANUFACTURERS: i64 = 64;
+/// Most client networks and sessions whose rate limits are remembered at once.
+pub const MAX_LIMITED_KEYS: usize = 65_536;
+/// Bytes of a nonce: issue time (8, unix ms), random (8), tag (16); hex-encoded it is 64 characters.
+const NONCE_BYTES: usize = 32;
+/// Domain separation of the nonce tag.
+const NONCE_TAG_DOMAIN: &[u8] = b"otaledger siwe nonce v1\0";
 
 /// Whether the session cookie carries `Secure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +94,7 @@ pub enum CookieSecurity {
 }
 
 /// The sign-in settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
     /// The domain (authority, `host[:port]`) login messages must name.
     pub domain: String,
@@ -81,12 +107,22 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// How long a nonce may wait for its login.
     pub nonce_ttl: Duration,
+    /// Login attempts per client network (IPv4 address, IPv6 /64).
+    pub login_rate: Rate,
+    /// Requests per session (each may read chain state).
+    pub session_rate: Rate,
+    /// Most live sessions in all; a login beyond gets 503.
+    pub max_sessions: i64,
+    /// Most live sessions of one address; a login beyond ends its oldest.
+    pub max_sessions_per_address: i64,
 }
 
 impl AuthConfig {
     /// Domain and URI of a dashboard served at `uri` (`http://host:port/`):
     /// the domain is its authority, the cookie `Secure` for `https`; sessions
-    /// last 8 hours, nonces 10 minutes.
+    /// last 8 hours, nonces 10 minutes; 20 login attempts at once per client
+    /// network then one every 3 s; 30 requests at once per session then two
+    /// a second; at most 50,000 live sessions, 16 per address.
     pub fn for_uri(uri: &url::Url) -> Result<Self, String> {
         let host = uri
             .host_str()
@@ -106,6 +142,10 @@ impl AuthConfig {
             cookie,
             session_ttl: Duration::from_secs(8 * 3600),
             nonce_ttl: Duration::from_secs(600),
+            login_rate: Rate::new(20, Duration::from_secs(3)),
+            session_rate: Rate::new(30, Duration::from_millis(500)),
+            max_sessions: 50_000,
+            max_sessions_per_address: 16,
         })
     }
 
@@ -113,6 +153,13 @@ impl AuthConfig {
         match self.cookie {
             CookieSecurity::Secure => SECURE_SESSION_COOKIE,
             CookieSecurity::PlainHttp => SESSION_COOKIE,
+        }
+    }
+
+    fn signin_cookie_name(&self) -> &'static str {
+        match self.cookie {
+            CookieSecurity::Secure => SECURE_SIGNIN_COOKIE,
+            CookieSecurity::PlainHttp => SIGNIN_COOKIE,
         }
     }
 
@@ -137,6 +184,108 @@ pub struct AuthState {
     pub config: Arc<AuthConfig>,
     /// How map positions are read (bounds of a device's position).
     pub projection: Projection,
+    nonce_key: Arc<NonceKey>,
+    login_limit: Arc<Limiter<IpAddr>>,
+    session_limit: Arc<Limiter<String>>,
+}
+
+/// The per-process key of the nonce tags (never printed: `Debug` redacts it).
+/// A restart forgets it, so nonces handed out before are refused as unknown
+/// (a browser asks for a new one; sessions, in the database, stay valid).
+struct NonceKey([u8; 32]);
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey(<redacted>)")
+    }
+}
+
+impl NonceKey {
+    fn random() -> Self {
+        let mut k = [0u8; 32];
+        OsRng.fill_bytes(&mut k);
+        Self(k)
+    }
+
+    /// The tag of a nonce issued at `issued_ms` with `random` to the
+    /// browser holding sign-in cookie `binding`.
+    fn tag(&self, issued_ms: &[u8; 8], random: &[u8; 8], binding: &str) -> [u8; 16] {
+        let mut mac =
+            <Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(NONCE_TAG_DOMAIN);
+        mac.update(issued_ms);
+        mac.update(random);
+        mac.update(binding.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
+    }
+
+    /// A nonce issued at `now_ms` to `binding`: 64 hex digits.
+    fn issue(&self, now_ms: i64, binding: &str) -> String {
+        let issued = now_ms.to_be_bytes();
+        let mut random = [0u8; 8];
+        OsRng.fill_bytes(&mut random);
+        let mut bytes = Vec::with_capacity(NONCE_BYTES);
+        bytes.extend_from_slice(&issued);
+        bytes.extend_from_slice(&random);
+        bytes.extend_from_slice(&self.tag(&issued, &random, binding));
+        alloy::hex::encode(bytes)
+    }
+
+    /// When `nonce` was issued, if this key issued it to `binding`.
+    /// Only the form `issue` writes is accepted (64 lowercase hex digits, no
+    /// `0x`): nonces are recorded as used by their text, so one nonce must
+    /// have one spelling.
+    fn issued_at(&self, nonce: &str, binding: &str) -> Option<i64> {
+        if nonce.len() != 2 * NONCE_BYTES
+            || !nonce
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
+        let bytes = alloy::hex::decode(nonce).ok()?;
+        if bytes.len() != NONCE_BYTES {
+            return None;
+        }
+        let issued: [u8; 8] = bytes[..8].try_into().ok()?;
+        let random: [u8; 8] = bytes[8..16].try_into().ok()?;
+        let tag = self.tag(&issued, &random, binding);
+        bool::from(tag.ct_eq(&bytes[16..])).then(|| i64::from_be_bytes(issued))
+    }
+}
+
+impl AuthState {
+    /// Sign-in over `pool` with roles read through `roles`, on `chain_id`:
+    /// a fresh nonce key and empty rate limits.
+    pub fn new(
+        pool: AnyPool,
+        roles: ChainRoles,
+        chain_id: u64,
+        config: AuthConfig,
+        projection: Projection,
+    ) -> Self {
+        Self {
+            pool,
+            roles,
+            chain_id,
+            nonce_key: Arc::new(NonceKey::random()),
+            login_limit: Arc::new(Limiter::new(config.login_rate, MAX_LIMITED_KEYS)),
+            session_limit: Arc::new(Limiter::new(config.session_rate, MAX_LIMITED_KEYS)),
+            config: Arc::new(config),
+            projection,
+        }
+    }
+}
+
+fn rate_limited(what: &str, wait: Duration) -> ApiError {
+    let secs = wait.as_secs_f64().ceil() as u64;
+    ApiError::RateLimited(
+        format!("too many {what}; try again in {} s", secs.max(1)),
+        secs,
+    )
 }
 
 /// A signed-in request's session.
@@ -197,40 +346,21 @@ pub fn routes(state: AuthState) -> Router {
         .with_state(state)
 }
 
-/// `GET /v1/auth/nonce`: a fresh nonce and what the message must name.
-#[utoipa::path(get, path = "/v1/auth/nonce", responses((status = 200, description = "{nonce, expires_at (unix ms), domain, uri, chain_id}"), (status = 503, description = "too many sign-ins pending"), (status = 500, description = "database failure")))]
-pub(crate) async fn nonce(State(state): State<AuthState>) -> Result<Response, ApiError> {
+/// `GET /v1/auth/nonce`: a fresh nonce bound to this browser's sign-in
+/// cookie (set when the request has none), and what the message must name.
+/// Writes nothing.
+#[utoipa::path(get, path = "/v1/auth/nonce", responses((status = 200, description = "{nonce, expires_at (unix ms), domain, uri, chain_id}; sets the sign-in cookie the nonce is bound to")))]
+pub(crate) async fn nonce(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = now_ms();
-    let pool = &state.pool;
-    sqlx::query("DELETE FROM auth_nonces WHERE expires_at < $1")
-        .bind(now - NONCE_GRACE_MS)
-        .execute(pool)
-        .await
-        .map_err(db("forgetting old nonces"))?;
-    let pending: i64 =
-        sqlx::query("SELECT COUNT(*) FROM auth_nonces WHERE used_at IS NULL AND expires_at > $1")
-            .bind(now)
-            .fetch_one(pool)
-            .await
-            .map_err(db("counting nonces"))?
-            .try_get(0)
-            .map_err(db("counting nonces"))?;
-    if pending >= MAX_PENDING_NONCES {
-        return Err(refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("too many sign-ins pending (at most {MAX_PENDING_NONCES}); try again later"),
-        ));
-    }
-    let nonce = random_hex(16);
+    let binding = cookie(&headers, state.config.signin_cookie_name(), 32)
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_hex(16));
+    let nonce = state.nonce_key.issue(now, &binding);
     let expires_at = now + state.config.nonce_ttl.as_millis() as i64;
-    sqlx::query("INSERT INTO auth_nonces (nonce, issued_at, expires_at) VALUES ($1, $2, $3)")
-        .bind(nonce.clone())
-        .bind(now)
-        .bind(expires_at)
-        .execute(pool)
-        .await
-        .map_err(db("storing a nonce"))?;
-    Ok(json_response(
+    let mut response = json_response(
         StatusCode::OK,
         &json!({
             "nonce": nonce,
@@ -239,47 +369,80 @@ pub(crate) async fn nonce(State(state): State<AuthState>) -> Result<Response, Ap
             "uri": state.config.uri,
             "chain_id": state.chain_id,
         }),
-    ))
+    );
+    // Refreshed with every nonce, so it outlives the newest one.
+    let max_age = state.config.nonce_ttl.as_secs() + 60;
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(
+            &state.config,
+            state.config.signin_cookie_name(),
+            &binding,
+            max_age,
+        )?,
+    );
+    Ok(response)
 }
 
-/// Consumes `nonce` if we issued it, it is unused and unexpired: one
-/// conditional `UPDATE`, so of two concurrent logins with it only one wins.
-async fn consume_nonce(pool: &AnyPool, nonce: &str, now: i64) -> Result<(), ApiError> {
+/// Consumes `nonce`: it must carry our tag for the request's sign-in
+/// cookie, be unexpired, and not be recorded as used; recording it is one
+/// `INSERT … ON CONFLICT DO NOTHING`, so of two concurrent logins with it
+/// only one wins. Used nonces are kept until they expire (then their tag
+/// alone refuses them).
+async fn consume_nonce(
+    state: &AuthState,
+    headers: &HeaderMap,
+    nonce: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let unauthorized = |m: &str| refused(StatusCode::UNAUTHORIZED, m);
+    let binding = cookie(headers, state.config.signin_cookie_name(), 32).ok_or_else(|| {
+        unauthorized("no sign-in cookie: ask for the nonce from this browser (GET /v1/auth/nonce)")
+    })?;
+    let issued = state.nonce_key.issued_at(nonce, binding).ok_or_else(|| {
+        unauthorized(
+            "unknown nonce (not issued by this server to this browser, or before a restart)",
+        )
+    })?;
+    let expires_at = issued.saturating_add(state.config.nonce_ttl.as_millis() as i64);
+    if now >= expires_at {
+        return Err(unauthorized("nonce expired"));
+    }
+    sqlx::query("DELETE FROM auth_nonces WHERE expires_at < $1")
+        .bind(now)
+        .execute(&state.pool)
+        .await
+        .map_err(db("forgetting old nonces"))?;
     let done = sqlx::query(
-        "UPDATE auth_nonces SET used_at = $1 WHERE nonce = $2 AND used_at IS NULL AND expires_at > $3",
+        "INSERT INTO auth_nonces (nonce, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (nonce) DO NOTHING",
     )
-    .bind(now)
     .bind(nonce.to_owned())
+    .bind(issued)
+    .bind(expires_at)
     .bind(now)
-    .execute(pool)
+    .execute(&state.pool)
     .await
     .map_err(db("consuming a nonce"))?;
     if done.rows_affected() == 1 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(unauthorized("nonce already used (replayed message)"))
     }
-    let row = sqlx::query("SELECT used_at, expires_at FROM auth_nonces WHERE nonce = $1")
-        .bind(nonce.to_owned())
-        .fetch_optional(pool)
-        .await
-        .map_err(db("reading a nonce"))?;
-    let reason = match row {
-        None => "unknown nonce (not issued by this server)",
-        Some(r) if r.try_get::<Option<i64>, _>(0).ok().flatten().is_some() => {
-            "nonce already used (replayed message)"
-        }
-        Some(_) => "nonce expired",
-    };
-    Err(refused(StatusCode::UNAUTHORIZED, reason))
 }
 
-fn set_cookie(config: &AuthConfig, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
+fn set_cookie(
+    config: &AuthConfig,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> Result<HeaderValue, ApiError> {
     let secure = match config.cookie {
         CookieSecurity::Secure => "; Secure",
         CookieSecurity::PlainHttp => "",
     };
     HeaderValue::from_str(&format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
-        config.cookie_name()
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .map_err(|_| ApiError::BadRequest("cookie value".into()))
 }
@@ -306,14 +469,26 @@ fn check_origin(config: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError
 }
 
 /// `POST /v1/auth/login` `{ "message": EIP-4361 text, "signature": 0x… (65 bytes) }`.
-#[utoipa::path(post, path = "/v1/auth/login", request_body(content = String, content_type = "application/json", description = "{message, signature}"), responses((status = 200, description = "{address, csrf_token, expires_at}; sets the session cookie"), (status = 400, description = "malformed body or message"), (status = 401, description = "wrong domain, uri or chain, expired or not yet valid, unknown, used or expired nonce, bad signature"), (status = 403, description = "another origin"), (status = 413, description = "body over MAX_LOGIN_BODY")))]
+#[utoipa::path(post, path = "/v1/auth/login", request_body(content = String, content_type = "application/json", description = "{message, signature}"), responses((status = 200, description = "{address, csrf_token, expires_at}; sets the session cookie"), (status = 400, description = "malformed body or message"), (status = 401, description = "wrong domain, uri or chain, expired or not yet valid, unknown, used or expired nonce, bad signature"), (status = 403, description = "another origin"), (status = 413, description = "body over MAX_LOGIN_BODY"), (status = 429, description = "too many attempts from this client network (Retry-After)"), (status = 503, description = "too many live sessions")))]
 pub(crate) async fn login(
     State(state): State<AuthState>,
     headers: HeaderMap,
-    body: axum::body::Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     check_origin(&state.config, &headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_LOGIN_BODY)
+    // Served without connect info (a router called in-process), every
+    // client shares one bucket.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            client_network(c.0.ip())
+        });
+    state
+        .login_limit
+        .check(&client)
+        .map_err(|wait| rate_limited("login attempts from this network", wait))?;
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_LOGIN_BODY)
         .await
         .map_err(|_| {
             refused(
@@ -343,54 +518,103 @@ pub(crate) async fn login(
             e => refused(StatusCode::UNAUTHORIZED, e.to_string()),
         },
     )?;
-    consume_nonce(&state.pool, &message.nonce, now).await?;
-    sqlx::query("DELETE FROM auth_sessions WHERE expires_at < $1")
+    consume_nonce(&state, &headers, &message.nonce, now).await?;
+    let pool = &state.pool;
+    sqlx::query("DELETE FROM auth_sessions WHERE expires_at <= $1")
         .bind(now)
-        .execute(&state.pool)
+        .execute(pool)
         .await
         .map_err(db("forgetting old sessions"))?;
+    // The session this browser presented ends: a login never leaves an
+    // older (possibly planted) session behind it.
+    if let Some(old) = session_id(&state.config, &headers) {
+        sqlx::query("DELETE FROM auth_sessions WHERE session_hash = $1")
+            .bind(format!("{:x}", keccak256(old.as_bytes())))
+            .execute(pool)
+            .await
+            .map_err(db("ending the presented session"))?;
+    }
+    let live: i64 = sqlx::query("SELECT COUNT(*) FROM auth_sessions")
+        .fetch_one(pool)
+        .await
+        .map_err(db("counting sessions"))?
+        .try_get(0)
+        .map_err(db("counting sessions"))?;
+    if live >= state.config.max_sessions {
+        return Err(refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many sessions (at most {}); try again later",
+                state.config.max_sessions
+            ),
+        ));
+    }
     let id = random_hex(32);
     let csrf = random_hex(32);
-    let ttl = state.config.session_ttl;
-    let expires_at = now + ttl.as_millis() as i64;
+    // Until the message's Expiration Time if that comes first.
+    let expires_at = (now + state.config.session_ttl.as_millis() as i64).min(
+        message
+            .expiration_time
+            .as_ref()
+            .map_or(i64::MAX, |(_, t)| t.saturating_mul(1000)),
+    );
+    let address = format!("{:#x}", message.address);
     sqlx::query(
         "INSERT INTO auth_sessions (session_hash, address, csrf_token, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(format!("{:x}", keccak256(id.as_bytes())))
-    .bind(format!("{:#x}", message.address))
+    .bind(address.clone())
     .bind(csrf.clone())
     .bind(now)
     .bind(expires_at)
-    .execute(&state.pool)
+    .execute(pool)
     .await
     .map_err(db("storing a session"))?;
+    // Beyond the per-address cap, that address's oldest sessions end.
+    sqlx::query(
+        "DELETE FROM auth_sessions WHERE address = $1 AND session_hash NOT IN \
+         (SELECT session_hash FROM auth_sessions WHERE address = $2 \
+          ORDER BY created_at DESC, session_hash LIMIT $3)",
+    )
+    .bind(address.clone())
+    .bind(address)
+    .bind(state.config.max_sessions_per_address.max(1))
+    .execute(pool)
+    .await
+    .map_err(db("capping an address's sessions"))?;
     tracing::info!(address = %message.address, "signed in");
     let mut response = json_response(
         StatusCode::OK,
         &json!({ "address": message.address, "csrf_token": csrf, "expires_at": expires_at }),
     );
+    let max_age = u64::try_from((expires_at - now) / 1000).unwrap_or(0);
     response.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(&state.config, &id, ttl.as_secs())?,
+        set_cookie(&state.config, state.config.cookie_name(), &id, max_age)?,
     );
     Ok(response)
 }
 
-/// The session id in the request's cookies, if any (64 hex digits).
-fn session_id<'h>(config: &AuthConfig, headers: &'h HeaderMap) -> Option<&'h str> {
-    let name = config.cookie_name();
+/// The value of cookie `name` in the request if it is `len` hex digits.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str, len: usize) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, v)| *n == name && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .find(|(n, v)| *n == name && v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(|(_, v)| v)
 }
 
-/// The request's live session, or 401.
+/// The session id in the request's cookies, if any (64 hex digits).
+fn session_id<'h>(config: &AuthConfig, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookie(headers, config.cookie_name(), 64)
+}
+
+/// The request's live session, or 401; 429 when the session has used its
+/// rate ([`AuthConfig::session_rate`]).
 pub async fn session(state: &AuthState, headers: &HeaderMap) -> Result<Session, ApiError> {
     let anonymous = || refused(StatusCode::UNAUTHORIZED, "not signed in");
     let id = session_id(&state.config, headers).ok_or_else(anonymous)?;
@@ -410,6 +634,10 @@ pub async fn session(state: &AuthState, headers: &HeaderMap) -> Result<Session, 
     if expires_at <= now_ms() {
         return Err(refused(StatusCode::UNAUTHORIZED, "session expired"));
     }
+    state
+        .session_limit
+        .check(&hash)
+        .map_err(|wait| rate_limited("requests in this session", wait))?;
     Ok(Session {
         address: address.parse().map_err(|_| anonymous())?,
         csrf_token,
@@ -450,15 +678,16 @@ pub(crate) async fn logout(
         .await
         .map_err(db("ending a session"))?;
     let mut response = json_response(StatusCode::OK, &json!({ "signed_out": true }));
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(&state.config, "", 0)?);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&state.config, state.config.cookie_name(), "", 0)?,
+    );
     Ok(response)
 }
 
 /// `GET /v1/auth/session`: who is signed in, the CSRF token, and the roles
 /// read from chain state now.
-#[utoipa::path(get, path = "/v1/auth/session", responses((status = 200, description = "{address, csrf_token, expires_at, roles: {auditor, owner, operator, signer}, manufacturers: [{id, operator, signer}], devices: [index], devices_truncated}"), (status = 401, description = "not signed in"), (status = 500, description = "database or RPC failure")))]
+#[utoipa::path(get, path = "/v1/auth/session", responses((status = 200, description = "{address, csrf_token, expires_at, roles: {auditor, owner, operator, signer}, manufacturers: [{id, operator, signer}], manufacturers_truncated, devices: [index], devices_truncated}"), (status = 401, description = "not signed in"), (status = 429, description = "the session's rate is used up (Retry-After)"), (status = 500, description = "database or RPC failure")))]
 pub(crate) async fn session_info(
     State(state): State<AuthState>,
     headers: HeaderMap,
@@ -466,7 +695,13 @@ pub(crate) async fn session_info(
     let s = session(&state, &headers).await?;
     let who = s.address;
     let mut manufacturers = Vec::new();
-    for id in roles::candidate_manufacturers(&state.pool, who).await? {
+    let candidates =
+        roles::candidate_manufacturers(&state.pool, who, MAX_SESSION_MANUFACTURERS + 1).await?;
+    let manufacturers_truncated = candidates.len() as i64 > MAX_SESSION_MANUFACTURERS;
+    for id in candidates
+        .into_iter()
+        .take(MAX_SESSION_MANUFACTURERS as usize)
+    {
         let role = state.roles.manufacturer(&state.pool, id, who).await?;
         if role.any() {
             manufacturers.push(role);
@@ -502,6 +737,7 @@ pub(crate) async fn session_info(
                 "signer": manufacturers.iter().any(|m| m.signer),
             },
             "manufacturers": manufacturers,
+            "manufacturers_truncated": manufacturers_truncated,
             "devices": devices,
             "devices_truncated": truncated,
         }),
@@ -530,12 +766,14 @@ mod tests {
 
     #[test]
     fn cookies_carry_httponly_samesite_and_secure_when_asked() {
-        let plain = set_cookie(&config("http://127.0.0.1:1/"), "ab", 60).unwrap();
+        let c = config("http://127.0.0.1:1/");
+        let plain = set_cookie(&c, c.cookie_name(), "ab", 60).unwrap();
         assert_eq!(
             plain.to_str().unwrap(),
             "otaledger_session=ab; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
         );
-        let secure = set_cookie(&config("https://x.example/"), "ab", 60).unwrap();
+        let c = config("https://x.example/");
+        let secure = set_cookie(&c, c.cookie_name(), "ab", 60).unwrap();
         assert_eq!(
             secure.to_str().unwrap(),
             "__Host-otaledger_session=ab; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
@@ -563,5 +801,37 @@ mod tests {
             format!("__Host-otaledger_session={id}").parse().unwrap(),
         );
         assert_eq!(session_id(&c, &h), None);
+    }
+
+    #[test]
+    fn nonces_carry_their_time_and_are_bound_to_one_browser_and_key() {
+        let key = NonceKey::random();
+        let browser = "0123456789abcdef0123456789abcdef";
+        let n = key.issue(1_700_000_000_123, browser);
+        assert_eq!(n.len(), 64);
+        assert!(n.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(key.issued_at(&n, browser), Some(1_700_000_000_123));
+        // Another browser, another server (or a restart), a changed issue
+        // time, a flipped tag bit, wrong lengths, non-hex: unknown.
+        assert_eq!(key.issued_at(&n, &browser.replace('0', "f")), None);
+        assert_eq!(NonceKey::random().issued_at(&n, browser), None);
+        let mut later = alloy::hex::decode(&n).unwrap();
+        later[7] ^= 1;
+        assert_eq!(key.issued_at(&alloy::hex::encode(&later), browser), None);
+        let mut flipped = alloy::hex::decode(&n).unwrap();
+        flipped[31] ^= 0x80;
+        assert_eq!(key.issued_at(&alloy::hex::encode(&flipped), browser), None);
+        assert_eq!(key.issued_at(&n[..62], browser), None);
+        assert_eq!(key.issued_at(&format!("{n}00"), browser), None);
+        assert_eq!(key.issued_at(&n.replace(&n[..2], "zz"), browser), None);
+        assert_eq!(key.issued_at("", browser), None);
+        // One nonce, one spelling: the same bytes in upper case or behind a
+        // `0x` (the message parser allows both characters) are another
+        // text, which the used-nonce record would not recognise.
+        assert_eq!(key.issued_at(&n.to_uppercase(), browser), None);
+        assert_eq!(key.issued_at(&format!("0x{}", &n[2..]), browser), None);
+        // Two nonces at the same millisecond differ.
+        assert_ne!(n, key.issue(1_700_000_000_123, browser));
+        assert_eq!(format!("{key:?}"), "NonceKey(<redacted>)");
     }
 }

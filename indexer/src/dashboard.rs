@@ -593,13 +593,13 @@ pub fn app_with_auth(
     auth: crate::auth::AuthConfig,
 ) -> Router {
     let projection = config.map.as_ref().map_or(Projection::Xy, |m| m.projection);
-    let auth_state = crate::auth::AuthState {
-        pool: api.pool.clone(),
-        roles: crate::roles::ChainRoles::new(api.monitor.rpc.clone(), api.monitor.registry),
-        chain_id: api.monitor.chain_id,
-        config: Arc::new(auth),
+    let auth_state = crate::auth::AuthState::new(
+        api.pool.clone(),
+        crate::roles::ChainRoles::new(api.monitor.rpc.clone(), api.monitor.registry),
+        api.monitor.chain_id,
+        auth,
         projection,
-    };
+    );
     app(api, config).merge(crate::auth::routes(auth_state))
 }
 

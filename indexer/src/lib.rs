@@ -31,6 +31,7 @@ pub mod dashboard;
 pub mod db;
 mod error;
 pub mod leaves;
+pub mod limit;
 pub mod metrics;
 pub mod pins;
 pub mod private;

@@ -4,6 +4,10 @@
 //! the newest signer set the indexer mirrored for it, believed only when its
 //! hash equals the registry's `manufacturer(id).signersHash` (so a lagging
 //! or tampered mirror never grants the role). Everyone is an auditor.
+//!
+//! Anyone can sign in with a fresh key, so the reads are bounded: at most
+//! [`MAX_CONCURRENT_ROLE_CALLS`] role calls run at once whatever the number
+//! of sessions (the rest wait their turn), and the candidate lists have limits.
 
 use std::sync::Arc;
 
@@ -17,11 +21,15 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::{Error, Result};
 
+/// Most role calls (`eth_call`s) in flight at once, for all sessions together.
+pub const MAX_CONCURRENT_ROLE_CALLS: usize = 16;
+
 /// The registry's views through the indexer's RPC client.
 #[derive(Debug, Clone)]
 pub struct ChainRoles {
     rpc: Arc<Rpc>,
     registry: Address,
+    calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// A device's record on chain.
@@ -77,15 +85,31 @@ pub fn signers_hash(signers: &[Address], threshold: u8) -> B256 {
 impl ChainRoles {
     /// Reads `registry` through `rpc`.
     pub fn new(rpc: Arc<Rpc>, registry: Address) -> Self {
-        Self { rpc, registry }
+        Self {
+            rpc,
+            registry,
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ROLE_CALLS)),
+        }
+    }
+
+    /// `eth_call` of `data` on the registry at the latest block, waiting for
+    /// one of the [`MAX_CONCURRENT_ROLE_CALLS`] slots.
+    async fn call(&self, data: Vec<u8>) -> Result<Bytes> {
+        let _slot = self
+            .calls
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        Ok(self
+            .rpc
+            .call_latest(self.registry, Bytes::from(data))
+            .await?)
     }
 
     /// `device(index)` now.
     pub async fn device(&self, index: u64) -> Result<DeviceRecord> {
-        let data = UpdateRegistry::deviceCall { deviceIndex: index }.abi_encode();
         let out = self
-            .rpc
-            .call_latest(self.registry, Bytes::from(data))
+            .call(UpdateRegistry::deviceCall { deviceIndex: index }.abi_encode())
             .await?;
         let d = UpdateRegistry::deviceCall::abi_decode_returns(&out)
             .map_err(|e| decode_err("device", e))?;
@@ -103,10 +127,8 @@ impl ChainRoles {
         id: u32,
         who: Address,
     ) -> Result<ManufacturerRole> {
-        let data = UpdateRegistry::manufacturerCall { manufacturerId: id }.abi_encode();
         let out = self
-            .rpc
-            .call_latest(self.registry, Bytes::from(data))
+            .call(UpdateRegistry::manufacturerCall { manufacturerId: id }.abi_encode())
             .await?;
         let m = UpdateRegistry::manufacturerCall::abi_decode_returns(&out)
             .map_err(|e| decode_err("manufacturer", e))?;
@@ -169,18 +191,19 @@ pub async fn mirrored_signer_set(pool: &AnyPool, id: u32) -> Result<Option<(Vec<
 
 /// Manufacturers the mirror connects to `who` (as operator in a registration
 /// or update, or as a member of any signer set): the candidates whose role
-/// [`ChainRoles::manufacturer`] then checks on chain.
-pub async fn candidate_manufacturers(pool: &AnyPool, who: Address) -> Result<Vec<u32>> {
+/// [`ChainRoles::manufacturer`] then checks on chain; at most `limit`, lowest ids first.
+pub async fn candidate_manufacturers(pool: &AnyPool, who: Address, limit: i64) -> Result<Vec<u32>> {
     let who = format!("{who:#x}");
     let rows = sqlx::query(
         "SELECT manufacturer_id FROM manufacturers WHERE operator = $1 \
          UNION SELECT manufacturer_id FROM manufacturer_updates WHERE operator = $2 \
          UNION SELECT manufacturer_id FROM signer_set_members WHERE signer = $3 \
-         ORDER BY 1",
+         ORDER BY 1 LIMIT $4",
     )
     .bind(who.clone())
     .bind(who.clone())
     .bind(who)
+    .bind(limit)
     .fetch_all(pool)
     .await
     .map_err(db("finding manufacturers of an address"))?;

@@ -27,6 +27,7 @@ use otaledger_indexer::{
     Indexer,
     auth::AuthConfig,
     dashboard::{self, DashboardConfig},
+    limit::Rate,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -41,12 +42,31 @@ struct Setup {
     server: Server,
 }
 
-/// A served dashboard with sign-in, and a client of it.
+/// A served dashboard with sign-in, and a client of it: one browser, whose
+/// sign-in cookie (what nonces are bound to) `jar` holds.
 struct Server {
     url: String,
     domain: String,
     chain_id: u64,
     http: reqwest::Client,
+    jar: Arc<Mutex<Option<String>>>,
+}
+
+impl Server {
+    /// The same server seen from another browser (no sign-in cookie yet).
+    fn another_browser(&self) -> Server {
+        Server {
+            url: self.url.clone(),
+            domain: self.domain.clone(),
+            chain_id: self.chain_id,
+            http: reqwest::Client::new(),
+            jar: Arc::default(),
+        }
+    }
+
+    fn signin_cookie(&self) -> Option<String> {
+        self.jar.lock().unwrap().clone()
+    }
 }
 
 impl std::ops::Deref for Setup {
@@ -69,13 +89,30 @@ async fn serve(indexer: &Indexer, tweak: impl FnOnce(&mut AuthConfig)) -> Server
     tweak(&mut auth);
     let domain = auth.domain.clone();
     let app = dashboard::app_with_auth(indexer.api_state(2), DashboardConfig::default(), auth);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Server {
         url: url.trim_end_matches('/').to_owned(),
         domain,
         chain_id: indexer.api_state(2).monitor.chain_id,
         http: reqwest::Client::new(),
+        jar: Arc::default(),
     }
+}
+
+/// A server whose login rate no test here reaches (the limit has its own test).
+async fn serve_unlimited(indexer: &Indexer, tweak: impl FnOnce(&mut AuthConfig)) -> Server {
+    serve(indexer, |a| {
+        a.login_rate = Rate::new(10_000, Duration::from_millis(1));
+        a.session_rate = Rate::new(10_000, Duration::from_millis(1));
+        tweak(a);
+    })
+    .await
 }
 
 async fn setup(kind: Kind) -> Setup {
@@ -116,7 +153,7 @@ async fn setup(kind: Kind) -> Setup {
     let db = TestDb::new(kind).await;
     let mut indexer = Indexer::open(config(&chain, &db, 0)).await.unwrap();
     indexer.sync().await.unwrap();
-    let server = serve(&indexer, |_| {}).await;
+    let server = serve_unlimited(&indexer, |_| {}).await;
     Setup {
         chain,
         indexer,
@@ -203,13 +240,21 @@ struct Client {
 
 impl Server {
     async fn nonce(&self) -> String {
-        let r = self
-            .http
-            .get(format!("{}/v1/auth/nonce", self.url))
-            .send()
-            .await
-            .unwrap();
+        let mut r = self.http.get(format!("{}/v1/auth/nonce", self.url));
+        if let Some(c) = self.signin_cookie() {
+            r = r.header("cookie", c);
+        }
+        let r = r.send().await.unwrap();
         assert_eq!(r.status(), 200);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("; HttpOnly; SameSite=Strict") && set.starts_with("otaledger_signin="),
+            "{set}"
+        );
+        let pair = set.split(';').next().unwrap().to_owned();
+        if let Some(kept) = self.jar.lock().unwrap().replace(pair.clone()) {
+            assert_eq!(kept, pair, "the browser keeps its sign-in cookie");
+        }
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["chain_id"], self.chain_id);
         assert_eq!(body["domain"], self.domain);
@@ -230,13 +275,29 @@ impl Server {
     }
 
     async fn login_raw(&self, text: &str, signature: &str) -> (StatusCode, Value, Option<String>) {
-        let r = self
+        self.login_presenting(text, signature, None).await
+    }
+
+    /// A login from this browser that also presents `session`'s cookie.
+    async fn login_presenting(
+        &self,
+        text: &str,
+        signature: &str,
+        session: Option<&Client>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let cookies: Vec<String> = self
+            .signin_cookie()
+            .into_iter()
+            .chain(session.map(|c| c.cookie.clone()))
+            .collect();
+        let mut r = self
             .http
             .post(format!("{}/v1/auth/login", self.url))
-            .json(&json!({ "message": text, "signature": signature }))
-            .send()
-            .await
-            .unwrap();
+            .json(&json!({ "message": text, "signature": signature }));
+        if !cookies.is_empty() {
+            r = r.header("cookie", cookies.join("; "));
+        }
+        let r = r.send().await.unwrap();
         let status = r.status();
         let cookie = r
             .headers()
@@ -692,12 +753,12 @@ async fn login_refusals() {
 
     // An expired nonce, and an expired session (servers with zero lifetimes
     // over the same database).
-    let short = serve(&s.indexer, |a| a.nonce_ttl = Duration::ZERO).await;
+    let short = serve_unlimited(&s.indexer, |a| a.nonce_ttl = Duration::ZERO).await;
     let text = short.msg(&owner).await.text();
     let (status, body, _) = short.login_raw(&text, &sign(&owner, &text)).await;
     assert_eq!(status, 401, "{body}");
     assert!(error(&body).contains("nonce expired"), "{body}");
-    let short = serve(&s.indexer, |a| a.session_ttl = Duration::ZERO).await;
+    let short = serve_unlimited(&s.indexer, |a| a.session_ttl = Duration::ZERO).await;
     let c = short.login(&owner).await;
     let (status, body) = short
         .call(Method::GET, "/v1/auth/session", Some(&c), None, None)
@@ -776,7 +837,9 @@ async fn secrets_never_reach_logs() {
     assert_eq!(status, 200);
     let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert!(text.contains("signed in"), "the capture works");
-    for secret in [&m.nonce, &id, &c.csrf] {
+    let signin = s.signin_cookie().unwrap();
+    let signin = signin.split_once('=').unwrap().1.to_owned();
+    for secret in [&m.nonce, &id, &c.csrf, &signin] {
         assert!(!text.contains(secret.as_str()), "{secret} was logged");
     }
 }
@@ -801,6 +864,197 @@ async fn openapi_lists_the_sign_in_routes() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
+}
+
+/// Live sessions in the indexer's database.
+async fn live_sessions(indexer: &Indexer) -> i64 {
+    use sqlx::Row as _;
+    sqlx::query("SELECT COUNT(*) FROM auth_sessions")
+        .fetch_one(&indexer.api_state(2).pool)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// What an anonymous client can make the server do is bounded (review of
+/// the sign-in, findings F1–F6 in docs/auth.md): nonces cost nothing and
+/// bind to one browser, logins are rate-limited per client network, live
+/// sessions are capped in all and per address, a session ends when its
+/// message expires or its browser logs in again, and every session is
+/// rate-limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_work_is_bounded() {
+    let s = setup(Kind::Sqlite).await;
+    let owner = key(&s.chain, 1);
+    let pool = s.indexer.api_state(2).pool;
+    let used_nonces = || {
+        let pool = pool.clone();
+        async move {
+            use sqlx::Row as _;
+            let n: i64 = sqlx::query("SELECT COUNT(*) FROM auth_nonces")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get(0);
+            n
+        }
+    };
+
+    // F1: a nonce flood (more than the 10,000 pending nonces the first
+    // design allowed) writes nothing and locks nobody out.
+    let nonces_before = used_nonces().await;
+    let flood = s.another_browser();
+    let url = format!("{}/v1/auth/nonce", s.url);
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(0..12_000)
+        .map(|_| {
+            let (http, url) = (flood.http.clone(), url.clone());
+            async move {
+                let r = http.get(url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(used_nonces().await, nonces_before);
+    let c = s.login(&owner).await;
+
+    // F4: a nonce is bound to the browser that asked for it.
+    let m = s.msg(&owner).await;
+    let text = m.text();
+    let sig = sign(&owner, &text);
+    let elsewhere = s.another_browser();
+    elsewhere.nonce().await; // that browser's own sign-in cookie
+    let (status, body, _) = elsewhere.login_raw(&text, &sig).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(error(&body).contains("unknown nonce"), "{body}");
+    let (status, body, _) = s.another_browser().login_raw(&text, &sig).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(error(&body).contains("no sign-in cookie"), "{body}");
+
+    // F6: logging in again ends the session the browser presented.
+    let (status, body, cookie) = s.login_presenting(&text, &sig, Some(&c)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(cookie.is_some());
+    let (status, _) = s
+        .call(Method::GET, "/v1/auth/session", Some(&c), None, None)
+        .await;
+    assert_eq!(status, 401, "the presented session ended");
+
+    // F5: a session ends when the signed message expires, if sooner.
+    let mut m = s.msg(&owner).await;
+    m.expiration = Some(now() + 30);
+    let text = m.text();
+    let (status, body, cookie) = s.login_raw(&text, &sign(&owner, &text)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["expires_at"].as_i64().unwrap() <= (now() + 30) * 1000,
+        "{body}"
+    );
+    let cookie = cookie.unwrap();
+    let max_age: u64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(max_age <= 30, "{cookie}");
+
+    // F2: sessions per address are capped (the oldest end) …
+    let capped = serve_unlimited(&s.indexer, |a| a.max_sessions_per_address = 2).await;
+    let first = capped.login(&owner).await;
+    let second = capped.another_browser().login(&owner).await;
+    let third = capped.another_browser().login(&owner).await;
+    for (c, live) in [(&first, false), (&second, true), (&third, true)] {
+        let (status, _) = capped
+            .call(Method::GET, "/v1/auth/session", Some(c), None, None)
+            .await;
+        assert_eq!(status == 200, live, "{status}");
+    }
+    // … and so are sessions in all: fresh keys cost nothing, so a login
+    // beyond the cap is refused (503) rather than ending someone else's.
+    let live = live_sessions(&s.indexer).await;
+    let full = serve_unlimited(&s.indexer, |a| a.max_sessions = live + 1).await;
+    full.login(&PrivateKeySigner::random()).await;
+    let stranger = PrivateKeySigner::random();
+    let text = full.msg(&stranger).await.text();
+    let (status, body, _) = full.login_raw(&text, &sign(&stranger, &text)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(error(&body).contains("too many sessions"), "{body}");
+
+    // F2: a login loop from one network gets 429 after the default burst
+    // (20), failed attempts included; Retry-After says when to come back.
+    let limited = serve(&s.indexer, |_| {}).await;
+    let mut accepted = 0;
+    let mut last = None;
+    for i in 0..25 {
+        let k = PrivateKeySigner::random();
+        let text = limited.msg(&k).await.text();
+        let sig = if i % 2 == 0 {
+            sign(&k, &text)
+        } else {
+            "0x12".into()
+        };
+        let r = limited
+            .http
+            .post(format!("{}/v1/auth/login", limited.url))
+            .header("cookie", limited.signin_cookie().unwrap())
+            .json(&json!({ "message": text, "signature": sig }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 429 {
+            accepted += 1;
+        } else {
+            last = Some(r);
+        }
+    }
+    assert_eq!(accepted, 20);
+    let r = last.unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert!(error(&body).contains("too many login attempts"), "{body}");
+
+    // F3: a session's requests are rate-limited (each may read the chain);
+    // another session keeps its own budget.
+    let slow = serve_unlimited(&s.indexer, |a| {
+        a.session_rate = Rate::new(3, Duration::from_secs(60));
+    })
+    .await;
+    let a = slow.login(&owner).await;
+    let b = slow.another_browser().login(&owner).await;
+    for _ in 0..3 {
+        let (status, body) = slow
+            .call(Method::GET, "/v1/auth/session", Some(&a), None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = slow
+        .call(Method::GET, "/v1/auth/session", Some(&a), None, None)
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(error(&body).contains("requests in this session"), "{body}");
+    let (status, body) = slow
+        .label(
+            &a,
+            s.scenario.devices[0].0,
+            json!({"label": "x", "position": null}),
+        )
+        .await;
+    assert_eq!(status, 429, "writes share the budget: {body}");
+    let (status, body) = slow
+        .call(Method::GET, "/v1/auth/session", Some(&b), None, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 both_databases!(sign_in_labels_and_roles);

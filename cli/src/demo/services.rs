@@ -319,10 +319,13 @@ impl Services {
         self.tasks.push((
             "dashboard",
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                    .wrap_err("dashboard server")
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop)
+                .await
+                .wrap_err("dashboard server")
             }),
         ));
         Ok(self.urls.api.clone())
