@@ -1,6 +1,7 @@
 // The dashboard: plain ES modules served by the indexer (no build step).
 import { FleetMap } from './map.js';
 import { initDapp } from './dapp.js';
+import { initSession } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 // Exported for the browser test (it reads node colours from the canvas).
@@ -43,7 +44,7 @@ for (const t of tabs) $(`tab-${t}`).addEventListener('click', () => show(t));
 const tip = $('tip');
 export const map = new FleetMap($('map'), (d) => openDevice(d.index), (d, e) => {
   if (!d) { tip.hidden = true; return; }
-  tip.textContent = `device ${d.index} · model ${d.model}\n${d.status}${d.refusal ? ` (refused: ${d.refusal})` : ''}\ninstalled ${ver(d.installed)} · latest ${ver(d.latest)}\nowner ${short(d.owner)}`;
+  tip.textContent = `${d.label ? `“${d.label}”\n` : ''}device ${d.index} · model ${d.model}\n${d.status}${d.refusal ? ` (refused: ${d.refusal})` : ''}\ninstalled ${ver(d.installed)} · latest ${ver(d.latest)}\nowner ${short(d.owner)}`;
   tip.hidden = false; tip.style.left = `${e.offsetX + 12}px`; tip.style.top = `${e.offsetY + 12}px`;
 });
 
@@ -71,6 +72,9 @@ function apply(devices) {
   render();
   fleetEvents.dispatchEvent(new CustomEvent('devices', { detail: devices }));
 }
+
+// Labels and places are not chain events: after a write the page reads the fleet again.
+async function refetchFleet() { const f = await getJson('/v1/fleet'); apply(f.devices); }
 
 async function loadFleet() {
   const f = await getJson('/v1/fleet');
@@ -137,6 +141,7 @@ async function loadAlerts() {
   } catch { $('tab-alerts').hidden = true; }
 }
 
-initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short });
+const session = initSession({ el, short, map, byIndex, onLabelled: () => refetchFleet() });
+initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short, onWallet: (w) => session.walletChanged(w) });
 loadFleet().catch((e) => { $('summary').textContent = `fleet unavailable: ${e.message}`; });
 loadAlerts();

@@ -9,7 +9,7 @@ import { Wallet, WalletError, formatUnits, reason } from './wallet.js';
 const $ = (id) => document.getElementById(id);
 const lower = (a) => String(a ?? '').toLowerCase();
 
-export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short }) {
+export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short, onWallet }) {
   let wallet = null;
   let deployment = null;
   const owned = new Set(); // device indexes the chain says the account owns (active)
@@ -69,6 +69,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
         + 'Nothing will be signed or sent until the wallet is on the right chain.';
       $('switch-chain').textContent = `Switch wallet to chain ${wallet.expected}`;
     }
+    onWallet?.(wallet);
     owned.clear(); selected.clear(); releases.clear(); map.setSelected(selected);
     $('maker').hidden = true;
     updateSelection();

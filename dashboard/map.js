@@ -12,11 +12,16 @@ export class FleetMap {
     // Selection (set by the dApp): indexes ringed, and what a click or a box selects.
     this.selected = new Set(); this.selectMode = false; this.onToggle = null; this.onBox = null;
     this.box = null; this.drag = null;
+    // Set by the sign-in's "Pick on map": the next click gives a position, not a device.
+    this.onPoint = null;
     canvas.addEventListener('mousemove', (e) => onHover(this.pick(e), e));
     canvas.addEventListener('mouseleave', () => onHover(null));
-    canvas.addEventListener('click', (e) => { if (this.selectMode) return; const d = this.pick(e); if (d) onPick(d); });
+    canvas.addEventListener('click', (e) => {
+      if (this.onPoint) { const at = this.position(e); if (at) this.onPoint(at); return; }
+      if (this.selectMode) return; const d = this.pick(e); if (d) onPick(d);
+    });
     canvas.addEventListener('pointerdown', (e) => {
-      if (!this.selectMode) return;
+      if (!this.selectMode || this.onPoint) return;
       const [x, y] = this.local(e); this.drag = { x, y, x2: x, y2: y };
       canvas.setPointerCapture?.(e.pointerId);
     });
@@ -46,6 +51,13 @@ export class FleetMap {
     const d = this.drag; this.box.hidden = !d; if (!d) return;
     Object.assign(this.box.style, { left: `${Math.min(d.x, d.x2)}px`, top: `${Math.min(d.y, d.y2)}px`, width: `${Math.abs(d.x2 - d.x)}px`, height: `${Math.abs(d.y2 - d.y)}px` });
   }
+  // The device position (in the fleet's projection) under a pointer event, from the last draw.
+  position(e) {
+    const v = this.view; if (!v) return null;
+    const [px, py] = this.local(e);
+    const x = v.minX + (px - v.ox) / v.scale, y = v.minY + (py - v.oy) / v.scale;
+    return this.projection === 'latlon' ? [-y, x] : [x, y];
+  }
   setSelected(indexes) { this.selected = indexes; this.schedule(); }
   // Plane coordinates of a device's position.
   xy(d) { return this.projection === 'latlon' ? [d.position[1], -d.position[0]] : d.position; }
@@ -61,6 +73,7 @@ export class FleetMap {
     const pad = 12, spanX = Math.max(maxX - minX, 1e-9), spanY = Math.max(maxY - minY, 1e-9);
     const scale = Math.min((w - 2 * pad) / spanX, (h - 2 * pad) / spanY);
     const ox = (w - spanX * scale) / 2, oy = (h - spanY * scale) / 2;
+    this.view = { minX, minY, scale, ox, oy };
     const r = Math.max(1.5, Math.min(6, Math.sqrt((w * h) / Math.max(this.devices.length, 1)) / 4));
     this.radius = r; this.grid = new Map(); this.cell = Math.max(8, r * 4);
     const byColour = new Map();

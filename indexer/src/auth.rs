@@ -346,30 +346,82 @@ pub fn routes(state: AuthState) -> Router {
         .with_state(state)
 }
 
-/// `GET /v1/auth/nonce`: a fresh nonce bound to this browser's sign-in
-/// cookie (set when the request has none), and what the message must name.
-/// Writes nothing.
-#[utoipa::path(get, path = "/v1/auth/nonce", responses((status = 200, description = "{nonce, expires_at (unix ms), domain, uri, chain_id}; sets the sign-in cookie the nonce is bound to")))]
+/// The statement of the messages `GET /v1/auth/nonce?address=` writes.
+pub const SIGN_IN_STATEMENT: &str = "Sign in to the OTA Ledger dashboard to label your devices and see your models' statistics. This signs no transaction and costs nothing.";
+
+/// `GET /v1/auth/nonce` query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NonceQuery {
+    /// With an address, the answer also carries the whole message to sign.
+    address: Option<String>,
+}
+
+/// `GET /v1/auth/nonce[?address=0x…]`: a fresh nonce bound to this
+/// browser's sign-in cookie (set when the request has none), and what the
+/// message must name; with `address`, the EIP-4361 message itself (EIP-55
+/// address, [`SIGN_IN_STATEMENT`], issued now, expiring with the session
+/// lifetime), so a page needs no keccak-256 to write one. The login checks
+/// it like any other message. Writes nothing.
+#[utoipa::path(get, path = "/v1/auth/nonce", params(("address" = Option<String>, Query, description = "0x and 40 hex digits, any case: also return the message to sign")), responses((status = 200, description = "{nonce, expires_at (unix ms), domain, uri, chain_id[, message]}; sets the sign-in cookie the nonce is bound to"), (status = 400, description = "malformed address or unknown parameter")))]
 pub(crate) async fn nonce(
     State(state): State<AuthState>,
     headers: HeaderMap,
+    query: Result<axum::extract::Query<NonceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::BadRequest(format!("nonce query: {}", e.body_text())))?;
+    let address = query
+        .address
+        .map(|a| {
+            let hex = a.strip_prefix("0x").unwrap_or_default();
+            if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::BadRequest(
+                    "address: expected 0x and 40 hex digits".into(),
+                ));
+            }
+            // Lower case: any spelling names the same account, and the
+            // message writes it in EIP-55 form.
+            format!("0x{}", hex.to_ascii_lowercase())
+                .parse::<Address>()
+                .map_err(|e| ApiError::BadRequest(format!("address: {e}")))
+        })
+        .transpose()?;
     let now = now_ms();
     let binding = cookie(&headers, state.config.signin_cookie_name(), 32)
         .map(str::to_owned)
         .unwrap_or_else(|| random_hex(16));
     let nonce = state.nonce_key.issue(now, &binding);
     let expires_at = now + state.config.nonce_ttl.as_millis() as i64;
-    let mut response = json_response(
-        StatusCode::OK,
-        &json!({
-            "nonce": nonce,
-            "expires_at": expires_at,
-            "domain": state.config.domain,
-            "uri": state.config.uri,
-            "chain_id": state.chain_id,
-        }),
-    );
+    let mut body = json!({
+        "nonce": nonce,
+        "expires_at": expires_at,
+        "domain": state.config.domain,
+        "uri": state.config.uri,
+        "chain_id": state.chain_id,
+    });
+    if let Some(address) = address {
+        let (issued, until) = (
+            now / 1000,
+            (now / 1000).saturating_add(state.config.session_ttl.as_secs() as i64),
+        );
+        let message = siwe::SiweMessage {
+            scheme: None,
+            domain: state.config.domain.clone(),
+            address,
+            statement: Some(SIGN_IN_STATEMENT.to_owned()),
+            uri: state.config.uri.clone(),
+            chain_id: state.chain_id,
+            nonce,
+            issued_at: (siwe::format_rfc3339(issued), issued),
+            expiration_time: Some((siwe::format_rfc3339(until), until)),
+            not_before: None,
+            request_id: None,
+            resources: None,
+        };
+        body["message"] = json!(message.to_string());
+    }
+    let mut response = json_response(StatusCode::OK, &body);
     // Refreshed with every nonce, so it outlives the newest one.
     let max_age = state.config.nonce_ttl.as_secs() + 60;
     response.headers_mut().insert(

@@ -67,6 +67,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/map.js"),
     ),
     (
+        "session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/session.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

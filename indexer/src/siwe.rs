@@ -273,6 +273,36 @@ fn digits(s: &str, at: usize, n: usize) -> Option<i64> {
     part.parse().ok()
 }
 
+/// Unix seconds as RFC 3339 in UTC (`YYYY-MM-DDTHH:MM:SSZ`), the form
+/// [`parse_rfc3339`] reads back; years outside 0000–9999 are clamped to them
+/// (no message time is that far away).
+pub fn format_rfc3339(secs: i64) -> String {
+    // 0000-01-01 and 9999-12-31T23:59:59.
+    let t = secs.clamp(-62_167_219_200, 253_402_300_799);
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (the
+/// inverse of [`days_from_civil`]).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -662,6 +692,22 @@ mod tests {
     fn sign(key: &PrivateKeySigner, text: &str) -> String {
         let s = key.sign_message_sync(text.as_bytes()).unwrap();
         format!("0x{}", alloy::hex::encode(s.as_bytes()))
+    }
+
+    #[test]
+    fn rfc3339_formats_what_it_parses() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(NOW), "2025-12-06T05:46:40Z");
+        assert_eq!(format_rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
+        // Every day over four centuries (leap rules included), at a
+        // changing second.
+        for day in -73_000..73_000_i64 {
+            let t = day * 86_400 + (day * 7_919).rem_euclid(86_400);
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
+        }
     }
 
     #[test]

@@ -173,23 +173,7 @@ fn now() -> i64 {
 
 /// Unix seconds as RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
 fn rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    otaledger_indexer::siwe::format_rfc3339(t)
 }
 
 /// The fields of a login message, valid by default.
@@ -1055,6 +1039,65 @@ async fn anonymous_work_is_bounded() {
         .call(Method::GET, "/v1/auth/session", Some(&b), None, None)
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// `GET /v1/auth/nonce?address=` writes the message to sign (pages have no
+/// keccak-256 for the EIP-55 address): it names this server, the address in
+/// EIP-55 form and a statement, expires with the session lifetime, and logs
+/// in once signed; malformed addresses and unknown parameters are 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_writes_the_message_to_sign() {
+    let s = setup(Kind::Sqlite).await;
+    let owner = key(&s.chain, 1);
+    let lower = format!("{:#x}", owner.address());
+    let get = |query: String| {
+        let (http, url, jar) = (s.http.clone(), s.url.clone(), s.jar.clone());
+        async move {
+            let mut r = http.get(format!("{url}/v1/auth/nonce{query}"));
+            if let Some(c) = jar.lock().unwrap().clone() {
+                r = r.header("cookie", c);
+            }
+            let r = r.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    s.nonce().await; // the browser's sign-in cookie
+    let (status, body) = get(format!(
+        "?address={}",
+        lower.to_uppercase().replace("0X", "0x")
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["message"].as_str().unwrap().to_owned();
+    let m = otaledger_indexer::siwe::SiweMessage::parse(&text).unwrap();
+    assert_eq!(m.address, owner.address());
+    assert!(text.contains(&owner.address().to_checksum(None)), "{text}");
+    assert_eq!(m.domain, s.domain);
+    assert_eq!(m.uri, format!("{}/", s.url));
+    assert_eq!(m.chain_id, s.chain_id);
+    assert_eq!(m.nonce, body["nonce"].as_str().unwrap());
+    assert_eq!(
+        m.statement.as_deref(),
+        Some(otaledger_indexer::auth::SIGN_IN_STATEMENT)
+    );
+    assert!((m.issued_at.1 - now()).abs() <= 2, "{text}");
+    assert_eq!(m.expiration_time.unwrap().1, m.issued_at.1 + 8 * 3600);
+    let (status, body, cookie) = s.login_raw(&text, &sign(&owner, &text)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(cookie.is_some());
+    // Signed once, it logs in once.
+    let (status, body, _) = s.login_raw(&text, &sign(&owner, &text)).await;
+    assert_eq!(status, 401, "{body}");
+    for bad in [
+        "?address=0x12",
+        "?address=12345678901234567890123456789012345678901234",
+        "?address=0xg234567890123456789012345678901234567890",
+        "?address=%200x1234567890123456789012345678901234567890",
+        "?address=0x1234567890123456789012345678901234567890&x=1",
+    ] {
+        let (status, body) = get(bad.to_owned()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }
 
 both_databases!(sign_in_labels_and_roles);

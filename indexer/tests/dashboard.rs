@@ -328,6 +328,7 @@ async fn page_and_assets(kind: Kind) {
         ("abi.js", "text/javascript"),
         ("wallet.js", "text/javascript"),
         ("dapp.js", "text/javascript"),
+        ("session.js", "text/javascript"),
         ("style.css", "text/css"),
     ] {
         let r = reqwest::get(format!("{}/assets/{name}", s.url))

@@ -21,48 +21,19 @@
 // revokes the release in an emergency, then as the owner finds and claims the refund for
 // exactly those three; prints "REFUNDED <json list>"; checks accessible names; desktop and
 // phone screenshots; prints "DONE".
-import { launch, stdinLines, collectErrors, openFleet, shows, waitForNodes } from './harness.mjs';
+import { launch, stdinLines, collectErrors, openFleet, shows, waitForNodes, rpcCaller, installTestWallet } from './harness.mjs';
 
 const [url, rpc, owner, countArg, shots] = process.argv.slice(2);
 const count = Number(countArg);
 const lines = stdinLines();
 
-async function anvil(method, params) {
-  const r = await fetch(rpc, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
-  return r.json();
-}
+const anvil = rpcCaller(rpc);
 
 const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const errors = collectErrors(page);
-  // The bridge runs in Node, so the page's CSP (connect-src 'self') is not bypassed by the page itself.
-  await page.exposeFunction('__anvil', anvil);
-  await page.addInitScript(({ owner }) => {
-    const listeners = {};
-    let pretend = null; let account = owner;
-    const emit = (event, arg) => (listeners[event] || []).forEach((f) => f(arg));
-    window.__testWallet = {
-      setChain(id) { pretend = id; emit('chainChanged', id); },
-      setAccount(a) { account = a; emit('accountsChanged', [a]); },
-    };
-    window.ethereum = {
-      on(event, f) { (listeners[event] ||= []).push(f); },
-      removeListener(event, f) { listeners[event] = (listeners[event] || []).filter((g) => g !== f); },
-      async request({ method, params = [] }) {
-        if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [account];
-        if (method === 'eth_chainId' && pretend) return pretend;
-        if (method === 'wallet_switchEthereumChain') {
-          const real = (await window.__anvil('eth_chainId', [])).result;
-          if (BigInt(params[0].chainId) !== BigInt(real)) throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
-          pretend = null; emit('chainChanged', real); return null;
-        }
-        const r = await window.__anvil(method, params);
-        if (r.error) throw Object.assign(new Error(r.error.message), { code: r.error.code, data: r.error.data });
-        return r.result;
-      },
-    };
-  }, { owner });
+  await installTestWallet(page, anvil, owner);
 
   await openFleet(page, url, count);
   await waitForNodes(page, 'all red', (ns) => ns.length === count && ns.every((n) => shows(n, 'red')));

@@ -24,13 +24,17 @@ export function stdinLines() {
 /**
  * Collects page errors, console errors and failed responses into the returned array; every
  * request must answer, except /v1/alerts where the indexer has no alerts endpoint (the tab
- * stays hidden).
+ * stays hidden), GET /v1/auth/session's 401 (the page asks whether it is signed in) and
+ * what `expected(response)` accepts (a test's deliberate refusals).
  */
-export function collectErrors(page) {
+export function collectErrors(page, expected = () => false) {
   const errors = [];
+  const fine = (r) => r.url().endsWith('/v1/alerts')
+    || (r.status() === 401 && r.url().endsWith('/v1/auth/session') && r.request().method() === 'GET')
+    || expected(r);
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
-  page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('/v1/alerts')) errors.push(`${r.url()}: ${r.status()}`); });
+  page.on('response', (r) => { if (r.status() >= 400 && !fine(r)) errors.push(`${r.url()}: ${r.status()}`); });
   return errors;
 }
 
@@ -64,4 +68,49 @@ export async function openFleet(page, url, count) {
   await page.waitForFunction((n) => document.getElementById('map').dataset.drawn === String(n), count, { timeout: 30000 });
   const summary = await page.textContent('#summary');
   if (!summary.startsWith(`${count} devices`)) throw new Error(`node count: ${summary}`);
+}
+
+/** A JSON-RPC caller of `rpc` (the demo's anvil), run in Node. */
+export function rpcCaller(rpc) {
+  return async (method, params) => {
+    const r = await fetch(rpc, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+    return r.json();
+  };
+}
+
+/**
+ * The test's EIP-1193 provider as `window.ethereum`: every request goes to anvil through
+ * `anvil` (exposed to the page, so the page's CSP, connect-src 'self', is not bypassed by
+ * the page itself), which holds the dev accounts' keys (eth_sendTransaction,
+ * eth_signTypedData_v4, personal_sign, eth_call...). eth_requestAccounts/eth_accounts
+ * answer `account` (`window.__testWallet.setAccount` changes it), `setChain` pretends to be
+ * on another chain, wallet_switchEthereumChain is faked.
+ */
+export async function installTestWallet(page, anvil, account) {
+  await page.exposeFunction('__anvil', anvil);
+  await page.addInitScript(({ owner }) => {
+    const listeners = {};
+    let pretend = null; let account = owner;
+    const emit = (event, arg) => (listeners[event] || []).forEach((f) => f(arg));
+    window.__testWallet = {
+      setChain(id) { pretend = id; emit('chainChanged', id); },
+      setAccount(a) { account = a; emit('accountsChanged', [a]); },
+    };
+    window.ethereum = {
+      on(event, f) { (listeners[event] ||= []).push(f); },
+      removeListener(event, f) { listeners[event] = (listeners[event] || []).filter((g) => g !== f); },
+      async request({ method, params = [] }) {
+        if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [account];
+        if (method === 'eth_chainId' && pretend) return pretend;
+        if (method === 'wallet_switchEthereumChain') {
+          const real = (await window.__anvil('eth_chainId', [])).result;
+          if (BigInt(params[0].chainId) !== BigInt(real)) throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
+          pretend = null; emit('chainChanged', real); return null;
+        }
+        const r = await window.__anvil(method, params);
+        if (r.error) throw Object.assign(new Error(r.error.message), { code: r.error.code, data: r.error.data });
+        return r.result;
+      },
+    };
+  }, { owner: account });
 }
