@@ -71,7 +71,8 @@ use crate::{
 /// `device.toml` and its parts now live in `otaledger_core::device_file` (the device client
 /// reads them too); re-exported so the rest of the CLI compiles unchanged.
 pub use otaledger_core::device_file::{
-    DEVICE_FORMAT, DeviceConfig, IpfsConfig, KeyServiceConfig, ReportsConfig, RpcConfig,
+    DEVICE_FORMAT, DeviceConfig, IndexerConfig, IpfsConfig, KeyServiceConfig, ReportsConfig,
+    RpcConfig,
 };
 /// Most devices in one `device provision` run.
 pub const MAX_BATCH: u32 = 100_000;
@@ -99,6 +100,8 @@ pub struct ProvisionOptions {
     pub key_service_urls: Vec<Url>,
     /// Indexers the devices send install reports to (`POST /v1/reports`).
     pub report_urls: Vec<Url>,
+    /// Indexers the devices ask for releases (`[indexer] urls`).
+    pub indexer_urls: Vec<Url>,
     /// The IPFS block store for the leaf list.
     pub store: PathBuf,
 }
@@ -289,6 +292,9 @@ pub async fn provision(
             },
             reports: ReportsConfig {
                 urls: opts.report_urls.iter().map(ToString::to_string).collect(),
+            },
+            indexer: IndexerConfig {
+                urls: opts.indexer_urls.iter().map(ToString::to_string).collect(),
             },
         };
         let text = config.to_toml()?;

@@ -93,19 +93,30 @@ fn urls(field: &'static str, list: &[String]) -> Result<Vec<url::Url>> {
         .collect()
 }
 
-/// The release sources, in the order asked: every `--indexer` (one bounded request each, where
-/// the RPC source searches the logs from block 0, which public endpoints often refuse), then the
-/// RPC endpoints. All are untrusted; a refused answer makes the next source asked.
+/// The release sources, in the order asked: every `--indexer`, then `device.toml`'s
+/// `[indexer] urls` not already named (one bounded request each, where the RPC source searches
+/// the logs from block 0, which public endpoints often refuse), then the RPC endpoints. All are
+/// untrusted; a refused answer makes the next source asked.
 pub fn release_sources(
     opts: &RunOptions,
+    configured_indexers: &[String],
     chain_id: u64,
     rpc_urls: &[url::Url],
 ) -> Result<Vec<Box<dyn ReleaseSource>>> {
     let mut sources: Vec<Box<dyn ReleaseSource>> = Vec::new();
-    for u in urls("--indexer", &opts.indexers)? {
+    let mut indexers = urls("--indexer", &opts.indexers)?
+        .into_iter()
+        .map(|u| ("--indexer", u))
+        .collect::<Vec<_>>();
+    for u in urls("indexer.urls", configured_indexers)? {
+        if !indexers.iter().any(|(_, known)| *known == u) {
+            indexers.push(("indexer.urls", u));
+        }
+    }
+    for (field, u) in indexers {
         let source =
             IndexerSource::with_limits(u, chain_id, opts.indexer_timeout, MAX_INDEXER_RESPONSE)
-                .map_err(|e| input("--indexer", e))?;
+                .map_err(|e| input(field, e))?;
         sources.push(Box::new(source));
     }
     for u in rpc_urls {
@@ -125,7 +136,7 @@ pub fn updater(dir: &Path, opts: &RunOptions) -> Result<Updater> {
         .iter()
         .map(|u| rpc(u).map(|r| Box::new(r) as _))
         .collect::<Result<_>>()?;
-    let sources = release_sources(opts, config.chain_id, &rpc_urls)?;
+    let sources = release_sources(opts, &config.indexer.urls, config.chain_id, &rpc_urls)?;
     let quorum = Quorum::majority(rpcs.len()).map_err(|e| input("rpc.urls", e.to_string()))?;
     let mut limits = Limits::new(quorum);
     limits.confirmations = opts.confirmations;
@@ -224,19 +235,41 @@ mod tests {
             ],
             ..RunOptions::default()
         };
-        assert_eq!(release_sources(&opts, 1, &rpc).unwrap().len(), 3);
+        assert_eq!(release_sources(&opts, &[], 1, &rpc).unwrap().len(), 3);
         assert_eq!(
-            release_sources(&RunOptions::default(), 1, &rpc)
+            release_sources(&RunOptions::default(), &[], 1, &rpc)
                 .unwrap()
                 .len(),
             1
+        );
+        // device.toml's indexers follow the options', each URL once.
+        let configured = [
+            "https://idx.example/".into(),
+            "http://10.0.0.1:8088/".into(),
+        ];
+        assert_eq!(
+            release_sources(&opts, &configured, 1, &rpc).unwrap().len(),
+            4
+        );
+        let err = release_sources(&RunOptions::default(), &["ftp://x/".into()], 1, &rpc)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                &err,
+                Error::Input {
+                    field: "indexer.urls",
+                    ..
+                }
+            ),
+            "{err}"
         );
         for bad in ["not a url", "ftp://idx.example/"] {
             let opts = RunOptions {
                 indexers: vec![bad.into()],
                 ..RunOptions::default()
             };
-            let err = release_sources(&opts, 1, &rpc).err().unwrap();
+            let err = release_sources(&opts, &[], 1, &rpc).err().unwrap();
             assert!(
                 matches!(
                     &err,

@@ -170,6 +170,9 @@ async fn demo_on_sqlite_installs_exactly_the_bought_devices_and_runs_again() {
     for i in 0..DEVICES {
         let dir = state.join(format!("fleet/device-{i:05}"));
         let config = otaledger_core::device_file::DeviceConfig::load(&dir).unwrap();
+        // Devices ask the demo's indexer for releases first; it also takes their reports.
+        assert_eq!(config.indexer.urls.len(), 1, "device {i}");
+        assert_eq!(config.indexer.urls, config.reports.urls, "device {i}");
         let state_file: Value =
             serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap_or_default())
                 .unwrap_or(Value::Null);

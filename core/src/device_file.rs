@@ -27,6 +27,9 @@
 //! urls = ["http://127.0.0.1:8547"]
 //! [reports]
 //! urls = ["http://127.0.0.1:8546"]   # indexers accepting POST /v1/reports (may be empty)
+//! [indexer]
+//! urls = ["http://127.0.0.1:8546"]   # indexers asked for a release's manifest and approval
+//!                                    # before the RPC endpoints' logs (optional, untrusted)
 //! ```
 //!
 //! Every problem is an [`Error::DeviceFile`] naming the file and what is wrong.
@@ -120,6 +123,9 @@ pub struct DeviceConfig {
     /// Where install reports go.
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Indexers asked for releases (absent in files written before it: none).
+    #[serde(default)]
+    pub indexer: IndexerConfig,
 }
 
 /// `[rpc]` of `device.toml`.
@@ -154,6 +160,17 @@ pub struct KeyServiceConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReportsConfig {
     /// Indexers accepting `POST /v1/reports` (may be empty: reports then stay queued).
+    #[serde(default)]
+    pub urls: Vec<String>,
+}
+
+/// `[indexer]` of `device.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// Indexers serving `GET /v1/models/<model>/releases/<version>`, asked in order before the
+    /// RPC endpoints' logs; every answer is checked against the chain like any other source's
+    /// (may be empty).
     #[serde(default)]
     pub urls: Vec<String>,
 }
@@ -219,6 +236,7 @@ impl DeviceConfig {
             ("ipfs.gateways", &self.ipfs.gateways),
             ("key_service.urls", &self.key_service.urls),
             ("reports.urls", &self.reports.urls),
+            ("indexer.urls", &self.indexer.urls),
         ];
         for (field, urls) in lists {
             for u in urls {
@@ -313,6 +331,9 @@ mod tests {
             reports: ReportsConfig {
                 urls: vec!["http://127.0.0.1:8546/".into()],
             },
+            indexer: IndexerConfig {
+                urls: vec!["http://127.0.0.1:8548/".into()],
+            },
         };
         (config, key)
     }
@@ -338,6 +359,11 @@ mod tests {
         let cut = text.find("[reports]").unwrap();
         let parsed = DeviceConfig::parse(&text[..cut], Path::new("x")).unwrap();
         assert!(parsed.reports.urls.is_empty());
+        // So are indexers (files written before the field load as none).
+        let cut = text.find("[indexer]").unwrap();
+        let parsed = DeviceConfig::parse(&text[..cut], Path::new("x")).unwrap();
+        assert!(parsed.indexer.urls.is_empty());
+        assert_eq!(parsed.reports, config.reports);
     }
 
     #[test]
@@ -356,6 +382,10 @@ mod tests {
                 "key_service.urls",
             ),
             (format!("{text}\nkey_service_x = 1\n"), "key_service_x"),
+            (
+                text.replace("http://127.0.0.1:8548/", "file:///etc/passwd"),
+                "indexer.urls",
+            ),
         ];
         for (bad, needle) in cases {
             let err = DeviceConfig::parse(&bad, path).unwrap_err();

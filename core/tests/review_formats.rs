@@ -1044,6 +1044,7 @@ fn device_config() -> (DeviceConfig, PrivateKeySigner) {
             urls: vec![],
         },
         reports: ReportsConfig::default(),
+        indexer: Default::default(),
     };
     (config, key)
 }

@@ -118,6 +118,11 @@ struct ProvisionArgs {
     /// Indexer receiving the devices' install reports (`POST /v1/reports`); repeat for more.
     #[arg(long = "report-url", value_name = "URL")]
     report_urls: Vec<url::Url>,
+    /// Indexer written into the devices, asked for a release's manifest and approval before
+    /// the RPC endpoints' logs (`GET /v1/models/…/releases/…`, checked like any source);
+    /// repeat for more.
+    #[arg(long = "indexer", value_name = "URL")]
+    indexer_urls: Vec<url::Url>,
     /// The authority directory (master.json).
     #[arg(long, default_value = "authority", value_name = "DIR")]
     authority: PathBuf,
@@ -227,6 +232,7 @@ async fn provision(a: ProvisionArgs, json: bool) -> eyre::Result<()> {
         gateways: a.gateways,
         key_service_urls: a.key_service_urls,
         report_urls: a.report_urls,
+        indexer_urls: a.indexer_urls,
         store,
     };
     let bar = progress_bar(json);

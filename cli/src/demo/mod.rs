@@ -473,6 +473,7 @@ impl Demo {
                 gateways: vec![urls.gateway.clone()],
                 key_service_urls: vec![urls.key_service.clone()],
                 report_urls: vec![urls.api.clone()],
+                indexer_urls: vec![urls.api.clone()],
                 store: store.clone(),
             },
             &mut |_| {},

@@ -8,7 +8,8 @@ use std::path::Path;
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use otaledger_core::{
     device_file::{
-        DEVICE_FORMAT, DeviceConfig, IpfsConfig, KeyServiceConfig, ReportsConfig, RpcConfig,
+        DEVICE_FORMAT, DeviceConfig, IndexerConfig, IpfsConfig, KeyServiceConfig, ReportsConfig,
+        RpcConfig,
     },
     key_delivery::identity_public_key,
 };
@@ -42,6 +43,7 @@ fn config(identity: &str, cpabe: &str) -> DeviceConfig {
             urls: vec!["http://127.0.0.1:8547".into()],
         },
         reports: ReportsConfig::default(),
+        indexer: IndexerConfig::default(),
     }
 }
 
