@@ -73,7 +73,10 @@ pub enum ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError::Internal(e)
+        match e {
+            Error::Busy { .. } => ApiError::Refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            e => ApiError::Internal(e),
+        }
     }
 }
 

@@ -15,15 +15,17 @@
 //!   fails even when two logins race); a session (random id in an
 //!   `HttpOnly`, `SameSite=Strict` cookie, `Secure` when configured) and a
 //!   CSRF token are issued, lasting until the message's `Expiration Time` if
-//!   that comes first; the session the request presented, if any, ends;
-//!   live sessions are capped in all and per address;
+//!   that comes first; the session the request presented, if any, ends
+//!   once the new one is stored; live sessions are capped per address, per
+//!   client network and in all (where the network holding the most gives
+//!   up its oldest, so nobody can lock others out by filling the table);
 //! - `GET /v1/auth/session`: the address, the CSRF token and the roles, read
 //!   from chain state now ([`crate::roles`]);
 //! - `POST /v1/auth/logout`: ends the session.
 //!
 //! Sessions are stored by the keccak256 of their id; ids and nonces never
-//! reach the logs. Every request with a session is rate-limited per session,
-//! and role reads share a bounded number of concurrent RPC calls
+//! reach the logs. Every request with a session is rate-limited per session
+//! and per the client network it logged in from, and role reads share a bounded number of concurrent RPC calls
 //! ([`crate::roles`]), so sessions, which anyone can create with a fresh
 //! key, cannot drive unbounded work. Every write (`POST`/`PUT` with a session) must echo the
 //! session's CSRF token in `X-CSRF-Token` (compared in constant time) and, if
@@ -54,7 +56,7 @@ use crate::{
     Error,
     api::ApiError,
     dashboard::Projection,
-    limit::{Limiter, Rate, client_network},
+    limit::{Limiter, Rate, client_network, session_network},
     roles::{self, ChainRoles},
     siwe,
 };
@@ -111,10 +113,19 @@ pub struct AuthConfig {
     pub login_rate: Rate,
     /// Requests per session (each may read chain state).
     pub session_rate: Rate,
-    /// Most live sessions in all; a login beyond gets 503.
+    /// Signed-in requests per client network, all its sessions together (a
+    /// client can hold many sessions: fresh keys cost nothing).
+    pub network_rate: Rate,
+    /// Most live sessions in all; a login beyond ends the oldest session of
+    /// the client network holding the most (never refused: a party filling
+    /// the table locks nobody else out).
     pub max_sessions: i64,
     /// Most live sessions of one address; a login beyond ends its oldest.
     pub max_sessions_per_address: i64,
+    /// Most live sessions logged in from one client network (an IPv4
+    /// address, an IPv6 /48: [`crate::limit::session_network`]); a login
+    /// beyond ends that network's oldest.
+    pub max_sessions_per_network: i64,
 }
 
 impl AuthConfig {
@@ -122,7 +133,8 @@ impl AuthConfig {
     /// the domain is its authority, the cookie `Secure` for `https`; sessions
     /// last 8 hours, nonces 10 minutes; 20 login attempts at once per client
     /// network then one every 3 s; 30 requests at once per session then two
-    /// a second; at most 50,000 live sessions, 16 per address.
+    /// a second, 60 at once per client network then five a second; at most
+    /// 50,000 live sessions, 16 per address, 64 per client network.
     pub fn for_uri(uri: &url::Url) -> Result<Self, String> {
         let host = uri
             .host_str()
@@ -144,8 +156,10 @@ impl AuthConfig {
             nonce_ttl: Duration::from_secs(600),
             login_rate: Rate::new(20, Duration::from_secs(3)),
             session_rate: Rate::new(30, Duration::from_millis(500)),
+            network_rate: Rate::new(60, Duration::from_millis(200)),
             max_sessions: 50_000,
             max_sessions_per_address: 16,
+            max_sessions_per_network: 64,
         })
     }
 
@@ -187,6 +201,7 @@ pub struct AuthState {
     nonce_key: Arc<NonceKey>,
     login_limit: Arc<Limiter<IpAddr>>,
     session_limit: Arc<Limiter<String>>,
+    network_limit: Arc<Limiter<String>>,
 }
 
 /// The per-process key of the nonce tags (never printed: `Debug` redacts it).
@@ -274,6 +289,7 @@ impl AuthState {
             nonce_key: Arc::new(NonceKey::random()),
             login_limit: Arc::new(Limiter::new(config.login_rate, MAX_LIMITED_KEYS)),
             session_limit: Arc::new(Limiter::new(config.session_rate, MAX_LIMITED_KEYS)),
+            network_limit: Arc::new(Limiter::new(config.network_rate, MAX_LIMITED_KEYS)),
             config: Arc::new(config),
             projection,
         }
@@ -521,21 +537,34 @@ fn check_origin(config: &AuthConfig, headers: &HeaderMap) -> Result<(), ApiError
 }
 
 /// `POST /v1/auth/login` `{ "message": EIP-4361 text, "signature": 0x… (65 bytes) }`.
-#[utoipa::path(post, path = "/v1/auth/login", request_body(content = String, content_type = "application/json", description = "{message, signature}"), responses((status = 200, description = "{address, csrf_token, expires_at}; sets the session cookie"), (status = 400, description = "malformed body or message"), (status = 401, description = "wrong domain, uri or chain, expired or not yet valid, unknown, used or expired nonce, bad signature"), (status = 403, description = "another origin"), (status = 413, description = "body over MAX_LOGIN_BODY"), (status = 429, description = "too many attempts from this client network (Retry-After)"), (status = 503, description = "too many live sessions")))]
+#[utoipa::path(post, path = "/v1/auth/login", request_body(content = String, content_type = "application/json", description = "{message, signature}"), responses((status = 200, description = "{address, csrf_token, expires_at}; sets the session cookie"), (status = 400, description = "malformed body or message"), (status = 401, description = "wrong domain, uri or chain, expired or not yet valid, unknown, used or expired nonce, bad signature"), (status = 403, description = "another origin"), (status = 413, description = "body over MAX_LOGIN_BODY"), (status = 415, description = "not Content-Type: application/json"), (status = 429, description = "too many attempts from this client network (Retry-After)")))]
 pub(crate) async fn login(
     State(state): State<AuthState>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
     check_origin(&state.config, &headers)?;
+    // A login is JSON: a cross-site form can send text/plain without a
+    // CORS preflight, so anything else is refused before it is read.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a login is sent as Content-Type: application/json",
+        ));
+    }
     // Served without connect info (a router called in-process), every
     // client shares one bucket.
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
-            client_network(c.0.ip())
-        });
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = client_network(peer);
+    let network = session_network(peer);
     state
         .login_limit
         .check(&client)
@@ -577,30 +606,6 @@ pub(crate) async fn login(
         .execute(pool)
         .await
         .map_err(db("forgetting old sessions"))?;
-    // The session this browser presented ends: a login never leaves an
-    // older (possibly planted) session behind it.
-    if let Some(old) = session_id(&state.config, &headers) {
-        sqlx::query("DELETE FROM auth_sessions WHERE session_hash = $1")
-            .bind(format!("{:x}", keccak256(old.as_bytes())))
-            .execute(pool)
-            .await
-            .map_err(db("ending the presented session"))?;
-    }
-    let live: i64 = sqlx::query("SELECT COUNT(*) FROM auth_sessions")
-        .fetch_one(pool)
-        .await
-        .map_err(db("counting sessions"))?
-        .try_get(0)
-        .map_err(db("counting sessions"))?;
-    if live >= state.config.max_sessions {
-        return Err(refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "too many sessions (at most {}); try again later",
-                state.config.max_sessions
-            ),
-        ));
-    }
     let id = random_hex(32);
     let csrf = random_hex(32);
     // Until the message's Expiration Time if that comes first.
@@ -612,29 +617,29 @@ pub(crate) async fn login(
     );
     let address = format!("{:#x}", message.address);
     sqlx::query(
-        "INSERT INTO auth_sessions (session_hash, address, csrf_token, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO auth_sessions (session_hash, address, csrf_token, created_at, expires_at, client_network) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(format!("{:x}", keccak256(id.as_bytes())))
     .bind(address.clone())
     .bind(csrf.clone())
     .bind(now)
     .bind(expires_at)
+    .bind(network.clone())
     .execute(pool)
     .await
     .map_err(db("storing a session"))?;
-    // Beyond the per-address cap, that address's oldest sessions end.
-    sqlx::query(
-        "DELETE FROM auth_sessions WHERE address = $1 AND session_hash NOT IN \
-         (SELECT session_hash FROM auth_sessions WHERE address = $2 \
-          ORDER BY created_at DESC, session_hash LIMIT $3)",
-    )
-    .bind(address.clone())
-    .bind(address)
-    .bind(state.config.max_sessions_per_address.max(1))
-    .execute(pool)
-    .await
-    .map_err(db("capping an address's sessions"))?;
+    // Only now, with the new session stored, does the one this browser
+    // presented end: a login never leaves an older (possibly planted)
+    // session behind it, and a failed login never ends one.
+    if let Some(old) = session_id(&state.config, &headers) {
+        sqlx::query("DELETE FROM auth_sessions WHERE session_hash = $1")
+            .bind(format!("{:x}", keccak256(old.as_bytes())))
+            .execute(pool)
+            .await
+            .map_err(db("ending the presented session"))?;
+    }
+    enforce_session_caps(&state, &address, &network).await?;
     tracing::info!(address = %message.address, "signed in");
     let mut response = json_response(
         StatusCode::OK,
@@ -646,6 +651,79 @@ pub(crate) async fn login(
         set_cookie(&state.config, state.config.cookie_name(), &id, max_age)?,
     );
     Ok(response)
+}
+
+/// Keeps the session table within its caps after a login stored one: the
+/// address's and the network's sessions beyond their caps end, oldest
+/// first, and while the table holds more than [`AuthConfig::max_sessions`]
+/// the network holding the most sessions gives up its oldest. Concurrent
+/// logins may each trim, so the table can briefly hold a few more than the
+/// cap (at most the logins in flight) and never stays above it.
+async fn enforce_session_caps(
+    state: &AuthState,
+    address: &str,
+    network: &str,
+) -> Result<(), ApiError> {
+    let pool = &state.pool;
+    let config = &state.config;
+    for (column, value, cap, during) in [
+        (
+            "address",
+            address,
+            config.max_sessions_per_address,
+            "capping an address's sessions",
+        ),
+        (
+            "client_network",
+            network,
+            config.max_sessions_per_network,
+            "capping a network's sessions",
+        ),
+    ] {
+        // `column` is one of two fixed names above, never input.
+        let sql = format!(
+            "DELETE FROM auth_sessions WHERE {column} = $1 AND session_hash NOT IN \
+             (SELECT session_hash FROM auth_sessions WHERE {column} = $2 \
+              ORDER BY created_at DESC, session_hash LIMIT $3)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value.to_owned())
+            .bind(value.to_owned())
+            .bind(cap.max(1))
+            .execute(pool)
+            .await
+            .map_err(db(during))?;
+    }
+    let live: i64 = sqlx::query("SELECT COUNT(*) FROM auth_sessions")
+        .fetch_one(pool)
+        .await
+        .map_err(db("counting sessions"))?
+        .try_get(0)
+        .map_err(db("counting sessions"))?;
+    let over = live - config.max_sessions.max(1);
+    if over > 0 {
+        let largest: String = sqlx::query(
+            "SELECT client_network FROM auth_sessions GROUP BY client_network \
+             ORDER BY COUNT(*) DESC, client_network LIMIT 1",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(db("finding the largest network"))?
+        .try_get(0)
+        .map_err(db("finding the largest network"))?;
+        sqlx::query(
+            "DELETE FROM auth_sessions WHERE session_hash IN \
+             (SELECT session_hash FROM auth_sessions WHERE client_network = $1 \
+              ORDER BY created_at, session_hash LIMIT $2)",
+        )
+        .bind(largest.clone())
+        .bind(over)
+        .execute(pool)
+        .await
+        .map_err(db("ending the largest network's oldest sessions"))?;
+        tracing::warn!(network = %largest, ended = over, "session table full: the network holding the most sessions gave up its oldest");
+    }
+    Ok(())
 }
 
 /// The value of cookie `name` in the request if it is `len` hex digits.
@@ -672,7 +750,8 @@ pub async fn session(state: &AuthState, headers: &HeaderMap) -> Result<Session, 
     let id = session_id(&state.config, headers).ok_or_else(anonymous)?;
     let hash = format!("{:x}", keccak256(id.as_bytes()));
     let row = sqlx::query(
-        "SELECT address, csrf_token, expires_at FROM auth_sessions WHERE session_hash = $1",
+        "SELECT address, csrf_token, expires_at, client_network FROM auth_sessions \
+         WHERE session_hash = $1",
     )
     .bind(hash.clone())
     .fetch_optional(&state.pool)
@@ -683,9 +762,15 @@ pub async fn session(state: &AuthState, headers: &HeaderMap) -> Result<Session, 
     let address: String = row.try_get(0).map_err(&e)?;
     let csrf_token: String = row.try_get(1).map_err(&e)?;
     let expires_at: i64 = row.try_get(2).map_err(&e)?;
+    let network: String = row.try_get(3).map_err(&e)?;
     if expires_at <= now_ms() {
         return Err(refused(StatusCode::UNAUTHORIZED, "session expired"));
     }
+    // Per network first (all its sessions together), then per session.
+    state
+        .network_limit
+        .check(&network)
+        .map_err(|wait| rate_limited("signed-in requests from this network", wait))?;
     state
         .session_limit
         .check(&hash)

@@ -83,6 +83,12 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A bounded resource stayed busy too long (answered 503).
+    #[error("{what} busy; try again later")]
+    Busy {
+        /// What was busy.
+        what: &'static str,
+    },
     /// The chain follower failed (RPC, reorg deeper than the window, store).
     #[error(transparent)]
     Follow {

@@ -55,21 +55,43 @@ fn forbidden(message: String) -> ApiError {
 }
 
 /// A character a label may not hold: controls (C0, DEL, C1), line and
-/// paragraph separators, and the bidirectional formatting characters
-/// (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069) that could make a label
+/// paragraph separators, and every format character ([`is_format_char`]:
+/// the bidirectional ones and the invisible ones) that could make a label
 /// read differently from what it is.
 pub fn is_refused_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-        )
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_format_char(c)
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1): the
+/// bidirectional controls, and invisible ones a reader cannot see (zero-width
+/// space and joiners, word joiner, byte-order mark, soft hyphen, interlinear
+/// annotation, tag characters that smuggle hidden text). Zero-width joiner
+/// is among them, so emoji sequences built with it are refused too.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// Checks a label: at most [`MAX_LABEL_CHARS`] characters, none refused by
@@ -83,7 +105,7 @@ pub fn check_label(label: &str) -> Result<(), String> {
     }
     if let Some(c) = label.chars().find(|c| is_refused_char(*c)) {
         return Err(format!(
-            "label holds U+{:04X} (control or bidirectional formatting characters are refused)",
+            "label holds U+{:04X} (control, bidirectional or invisible formatting characters are refused)",
             c as u32
         ));
     }
@@ -349,6 +371,14 @@ mod tests {
             "\u{2066}x\u{2069}",
             "a\u{2028}b",
             "\u{061C}",
+            // Invisible format characters (review of the sign-in).
+            "Kitchen\u{200B}sensor",
+            "a\u{200D}b",
+            "a\u{2060}b",
+            "\u{FEFF}a",
+            "soft\u{00AD}hyphen",
+            "a\u{FFF9}b",
+            "tag\u{E0041}\u{E007F}",
         ] {
             let e = check_label(bad).unwrap_err();
             assert!(e.contains("U+"), "{bad:?}: {e}");

@@ -23,6 +23,9 @@ use crate::{Error, Result};
 
 /// Most role calls (`eth_call`s) in flight at once, for all sessions together.
 pub const MAX_CONCURRENT_ROLE_CALLS: usize = 16;
+/// Longest a role call waits for a slot; then the request is answered 503
+/// rather than queueing without bound behind others.
+pub const ROLE_CALL_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The registry's views through the indexer's RPC client.
 #[derive(Debug, Clone)]
@@ -93,12 +96,14 @@ impl ChainRoles {
     }
 
     /// `eth_call` of `data` on the registry at the latest block, waiting for
-    /// one of the [`MAX_CONCURRENT_ROLE_CALLS`] slots.
+    /// one of the [`MAX_CONCURRENT_ROLE_CALLS`] slots at most
+    /// [`ROLE_CALL_QUEUE_WAIT`] ([`Error::Busy`] then).
     async fn call(&self, data: Vec<u8>) -> Result<Bytes> {
-        let _slot = self
-            .calls
-            .acquire()
+        let _slot = tokio::time::timeout(ROLE_CALL_QUEUE_WAIT, self.calls.acquire())
             .await
+            .map_err(|_| Error::Busy {
+                what: "chain role reads",
+            })?
             .expect("the semaphore is never closed");
         Ok(self
             .rpc
