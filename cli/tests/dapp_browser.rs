@@ -12,13 +12,10 @@
 
 mod support;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::io::Write;
 
 use serde_json::Value;
-use support::{Killed, lines, next};
+use support::{lines, next};
 
 const DEVICES: u64 = 10;
 
@@ -47,18 +44,17 @@ fn the_owner_buys_three_of_ten_devices_on_the_map_and_exactly_those_turn_green()
             .to_owned()
     };
 
-    let mut node = Killed(
-        Command::new("node")
-            .arg(root.join("cli/tests/browser/dapp.mjs"))
-            .args([field("dashboard"), field("rpc"), field("owner")])
-            .arg(DEVICES.to_string())
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .current_dir(&root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let mut node = support::browser_script(
+        "dapp.mjs",
+        &[
+            field("dashboard"),
+            field("rpc"),
+            field("owner"),
+            DEVICES.to_string(),
+        ],
+        &chromium,
+        &root,
+        &shots,
     );
     let browser_out = lines(&mut node.0);
     let bought = list(&next(&browser_out, 180, "the page did not buy"), "BOUGHT ");

@@ -6,13 +6,10 @@
 
 mod support;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::io::Write;
 
 use serde_json::Value;
-use support::{Killed, lines, next};
+use support::{lines, next};
 
 const DEVICES: u64 = 12;
 const BUYERS: u64 = 4;
@@ -34,19 +31,12 @@ fn the_demo_turns_exactly_the_bought_devices_green_in_the_browser() {
     );
     let url = paused["dashboard"].as_str().unwrap().to_owned();
 
-    let mut node = Killed(
-        Command::new("node")
-            .arg(root.join("cli/tests/browser/demo.mjs"))
-            .arg(&url)
-            .arg(DEVICES.to_string())
-            .arg(BUYERS.to_string())
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .current_dir(&root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let mut node = support::browser_script(
+        "demo.mjs",
+        &[url.clone(), DEVICES.to_string(), BUYERS.to_string()],
+        &chromium,
+        &root,
+        &shots,
     );
     let browser_out = lines(&mut node.0);
     assert_eq!(next(&browser_out, 90, "browser not ready"), "READY");

@@ -8,9 +8,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
-use support::{Killed, lines, next};
+use support::{lines, next};
 
 const DEVICES: u64 = 6;
 
@@ -30,17 +28,17 @@ fn sign_in_labels_refusals_sign_out_and_statistics_in_the_page() {
             .unwrap_or_else(|| panic!("no {k}: {paused}"))
             .to_owned()
     };
-    let mut node = Killed(
-        Command::new("node")
-            .arg(root.join("cli/tests/browser/signin.mjs"))
-            .args([field("dashboard"), field("rpc"), field("owner")])
-            .arg(DEVICES.to_string())
-            .arg(&shots)
-            .env("CHROMIUM", &chromium)
-            .current_dir(&root)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let mut node = support::browser_script(
+        "signin.mjs",
+        &[
+            field("dashboard"),
+            field("rpc"),
+            field("owner"),
+            DEVICES.to_string(),
+        ],
+        &chromium,
+        &root,
+        &shots,
     );
     let out = lines(&mut node.0);
     assert_eq!(next(&out, 240, "the sign-in flows did not finish"), "DONE");

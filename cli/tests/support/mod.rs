@@ -104,3 +104,27 @@ pub(crate) fn paused_demo(
     assert_eq!(paused["event"], "paused-before-purchase", "{paused}");
     (demo, out, paused)
 }
+
+/// `node cli/tests/browser/<script> ARGS… SCREENSHOT_DIR` with Chromium at `chromium`, run
+/// from the repository root with stdin and stdout piped (the scripts take their cues on
+/// stdin and print what they saw on stdout).
+pub(crate) fn browser_script(
+    script: &str,
+    args: &[String],
+    chromium: &str,
+    root: &Path,
+    shots: &Path,
+) -> Killed {
+    Killed(
+        Command::new("node")
+            .arg(root.join("cli/tests/browser").join(script))
+            .args(args)
+            .arg(shots)
+            .env("CHROMIUM", chromium)
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
