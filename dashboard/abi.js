@@ -29,6 +29,8 @@ export const FUNCTIONS = {
   manufacturer: fn('manufacturer(uint32)', '0xb4e27cff', '((bytes32,address,uint64,address))'),
   release: fn('release(bytes32)', '0x67d42a8b', '((uint64,uint32,uint40,uint40,uint16))'),
   releaseId: fn(`releaseId(${MANIFEST})`, '0x614336fb', '(bytes32)'),
+  model: fn('model(uint32)', '0x75044588', '((uint32,uint64,uint64))'),
+  publishRelease: fn(`publishRelease(${MANIFEST},(address[],uint8,bytes))`, '0xf77bfcf5', '(bytes32)'),
   signersHash: fn('signersHash(address[],uint8)', '0xece4a549', '(bytes32)'),
   transferDevice: fn('transferDevice(uint64,address)', '0xaf1efca8'),
   emergencyRevoke: fn('emergencyRevoke(bytes32,string)', '0x26568c40'),

@@ -2,6 +2,7 @@
 import { FleetMap } from './map.js';
 import { initDapp } from './dapp.js';
 import { initSession } from './session.js';
+import { initPublish } from './publish.js';
 
 const $ = (id) => document.getElementById(id);
 // Exported for the browser test (it reads node colours from the canvas).
@@ -142,6 +143,11 @@ async function loadAlerts() {
 }
 
 const session = initSession({ el, short, map, byIndex, onLabelled: () => refetchFleet() });
-initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short, onWallet: (w) => session.walletChanged(w) });
+const publish = initPublish({ el, short, getJson });
+initDapp({
+  byIndex, map, fleetEvents, el, getJson, allPages, short,
+  onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); },
+  onRoles: (r) => publish.rolesChanged(r),
+});
 loadFleet().catch((e) => { $('summary').textContent = `fleet unavailable: ${e.message}`; });
 loadAlerts();

@@ -9,7 +9,7 @@ import { Wallet, WalletError, formatUnits, reason } from './wallet.js';
 const $ = (id) => document.getElementById(id);
 const lower = (a) => String(a ?? '').toLowerCase();
 
-export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short, onWallet }) {
+export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, short, onWallet, onRoles }) {
   let wallet = null;
   let deployment = null;
   const owned = new Set(); // device indexes the chain says the account owns (active)
@@ -69,7 +69,8 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
         + 'Nothing will be signed or sent until the wallet is on the right chain.';
       $('switch-chain').textContent = `Switch wallet to chain ${wallet.expected}`;
     }
-    onWallet?.(wallet);
+    onWallet?.(wallet, deployment);
+    onRoles?.({ maker: false });
     owned.clear(); selected.clear(); releases.clear(); map.setSelected(selected);
     $('maker').hidden = true;
     updateSelection();
@@ -98,7 +99,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
     $('roles').textContent = 'roles: reading chain…';
     try {
       await verifyOwned([...byIndex.values()].filter((d) => lower(d.owner) === account).map((d) => d.index));
-      const roles = ['auditor']; const operatorOf = [];
+      const roles = ['auditor']; const operatorOf = []; let signer = false;
       if (owned.size) roles.push(`owner of ${owned.size} device${owned.size === 1 ? '' : 's'}`);
       for (const m of await allPages('/v1/manufacturers')) {
         const record = await wallet.manufacturer(m.manufacturer_id);
@@ -108,11 +109,12 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
         if (last && last.signers.map(lower).includes(account)) {
           // The indexer's newest set counts only if it hashes to the registry's signersHash.
           const [hash] = await wallet.call(deployment.registry, F.signersHash, [last.signers, last.threshold]);
-          if (lower(hash) === lower(record.signersHash)) roles.push(`signer of ${m.name} (#${m.manufacturer_id})`);
+          if (lower(hash) === lower(record.signersHash)) { roles.push(`signer of ${m.name} (#${m.manufacturer_id})`); signer = true; }
         }
       }
       if (run !== roleRun) return;
       $('roles').textContent = `roles: ${roles.join(' · ')}`;
+      onRoles?.({ maker: signer || operatorOf.length > 0 });
       showOwner(owned.size > 0);
       if (owned.size) { setSelectMode(true); fillModels(); }
       await showMaker(operatorOf, run);

@@ -4,6 +4,8 @@
 //! device's own state: exactly the bought devices installed the release. Then a second run in
 //! the same state directory, and the PostgreSQL variant.
 
+mod support;
+
 use std::{
     path::Path,
     process::{Command, Output},
@@ -19,6 +21,7 @@ use otaledger_core::{
     spawn_anvil,
 };
 use serde_json::Value;
+use support::http_get;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otaledger");
 const DEVICES: u64 = 8;
@@ -318,16 +321,6 @@ fn demo_serves_until_ctrl_c_and_stops_everything() {
         std::net::TcpStream::connect(&dashboard).is_err(),
         "dashboard still up"
     );
-}
-
-/// A plain HTTP/1.0 GET (the response with its headers).
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 /// `--pause-before-purchase` stops before buying (every device red on the dashboard) and

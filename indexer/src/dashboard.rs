@@ -72,6 +72,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/session.js"),
     ),
     (
+        "publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/publish.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

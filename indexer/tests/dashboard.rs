@@ -329,6 +329,7 @@ async fn page_and_assets(kind: Kind) {
         ("wallet.js", "text/javascript"),
         ("dapp.js", "text/javascript"),
         ("session.js", "text/javascript"),
+        ("publish.js", "text/javascript"),
         ("style.css", "text/css"),
     ] {
         let r = reqwest::get(format!("{}/assets/{name}", s.url))

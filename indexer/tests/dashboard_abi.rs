@@ -80,6 +80,8 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::manufacturerCall>(f, "manufacturer");
     check_call::<UpdateRegistry::releaseCall>(f, "release");
     check_call::<UpdateRegistry::releaseIdCall>(f, "releaseId");
+    check_call::<UpdateRegistry::modelCall>(f, "model");
+    check_call::<UpdateRegistry::publishReleaseCall>(f, "publishRelease");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
     check_call::<UpdateRegistry::emergencyRevokeCall>(f, "emergencyRevoke");
@@ -92,7 +94,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        14,
+        16,
         "a function was added to abi.js without a check here"
     );
 
@@ -177,11 +179,14 @@ fn the_page_encodes_calls_as_alloy_does() {
     let market = address!("e7f1725e7734ce288f8367e1bb143e90bb3f0512");
     let release = B256::repeat_byte(0x44);
     let signers = vec![owner, market];
+    let signatures = Bytes::from(vec![0xab; 128]);
     let got = node(
         "const f = abi.FUNCTIONS, i = input; out({
           purchase: abi.encodeCall(f.purchase, [i.manifest, i.devices]),
           claimRefund: abi.encodeCall(f.claimRefund, [i.manifest, i.devices]),
           releaseId: abi.encodeCall(f.releaseId, [i.manifest]),
+          publishRelease: abi.encodeCall(f.publishRelease, [i.manifest, [i.signers, 2, i.signatures]]),
+          model: abi.encodeCall(f.model, [7]),
           transferDevice: abi.encodeCall(f.transferDevice, [i.devices[2], i.owner]),
           signersHash: abi.encodeCall(f.signersHash, [i.signers, 2]),
           isEntitled: abi.encodeCall(f.isEntitled, [i.release, 9n]),
@@ -198,6 +203,7 @@ fn the_page_encodes_calls_as_alloy_does() {
             "market": market.to_string(),
             "release": hex(release),
             "signers": signers.iter().map(Address::to_string).collect::<Vec<_>>(),
+            "signatures": hex(signatures.clone()),
         }),
     );
     let want = json!({
@@ -208,6 +214,15 @@ fn the_page_encodes_calls_as_alloy_does() {
             bundleCid: m.bundleCid.clone(), imageSha256: m.imageSha256, price: m.price,
             paymentToken: m.paymentToken, policyId: m.policyId, expiry: m.expiry, metadataHash: m.metadataHash,
         } }.abi_encode()),
+        "publishRelease": hex(UpdateRegistry::publishReleaseCall {
+            manifest: Reg::Manifest {
+                modelId: m.modelId, version: m.version, bundleSha256: m.bundleSha256, bundleSize: m.bundleSize,
+                bundleCid: m.bundleCid.clone(), imageSha256: m.imageSha256, price: m.price,
+                paymentToken: m.paymentToken, policyId: m.policyId, expiry: m.expiry, metadataHash: m.metadataHash,
+            },
+            approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
+        }.abi_encode()),
+        "model": hex(UpdateRegistry::modelCall { modelId: 7 }.abi_encode()),
         "transferDevice": hex(UpdateRegistry::transferDeviceCall { deviceIndex: devices[2], to: owner }.abi_encode()),
         "signersHash": hex(UpdateRegistry::signersHashCall { signers: signers.clone(), threshold: 2 }.abi_encode()),
         "isEntitled": hex(UpdateMarket::isEntitledCall { releaseId: release, deviceIndex: 9 }.abi_encode()),

@@ -298,19 +298,25 @@ impl Demo {
         };
 
         // 1. The chain.
-        let (endpoint, operator, owner, local) = match (&args.rpc_url, &args.private_key) {
-            (Some(url), Some(key)) => (url.clone(), key.clone(), key.clone(), false),
-            _ => {
-                let anvil = spawn_anvil().wrap_err(
-                    "starting anvil (run `npm ci` in the repository, or set OTALEDGER_ANVIL)",
-                )?;
-                let endpoint = anvil.endpoint_url();
-                let operator: PrivateKeySigner = anvil.keys()[0].clone().into();
-                let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
-                self.anvil = Some(anvil);
-                (endpoint, operator, owner, true)
-            }
-        };
+        // On its own anvil the manufacturer's signers are dev accounts 5–7, so a browser
+        // wallet holding anvil's well-known keys can sign releases in the dashboard; on
+        // another chain they are fresh keys (kept in `signers/`).
+        let (endpoint, operator, owner, local, dev_signers) =
+            match (&args.rpc_url, &args.private_key) {
+                (Some(url), Some(key)) => (url.clone(), key.clone(), key.clone(), false, None),
+                _ => {
+                    let anvil = spawn_anvil().wrap_err(
+                        "starting anvil (run `npm ci` in the repository, or set OTALEDGER_ANVIL)",
+                    )?;
+                    let endpoint = anvil.endpoint_url();
+                    let operator: PrivateKeySigner = anvil.keys()[0].clone().into();
+                    let owner: PrivateKeySigner = anvil.keys()[1].clone().into();
+                    let dev_signers: Vec<PrivateKeySigner> =
+                        (5..8).map(|i| anvil.keys()[i].clone().into()).collect();
+                    self.anvil = Some(anvil);
+                    (endpoint, operator, owner, true, Some(dev_signers))
+                }
+            };
         let deployments = dir.join("deployments");
         let reader = alloy::providers::ProviderBuilder::new().connect_http(endpoint.clone());
         let chain_id = reader
@@ -358,7 +364,8 @@ impl Demo {
         let op = chain.signer(&operator)?;
 
         // 3. The manufacturer: 2-of-3 signers, its authority, a model.
-        let signers: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
+        let signers: Vec<PrivateKeySigner> =
+            dev_signers.unwrap_or_else(|| (0..3).map(|_| PrivateKeySigner::random()).collect());
         // Kept (mode 0600) so the demo's manufacturer can go on with the CLI afterwards
         // (`release sign`, `approval sign`: the end-to-end tests in tests/ do).
         let signers_dir = dir.join("signers");
@@ -585,6 +592,8 @@ impl Demo {
                     // Only the demo's own anvil: a `--rpc-url` may carry credentials.
                     rpc: local.then_some(endpoint.as_str()),
                     owner: owner.address(),
+                    operator: operator.address(),
+                    signers: signers.iter().map(PrivateKeySigner::address).collect(),
                 },
                 json,
             )
@@ -758,6 +767,10 @@ struct Paused<'a> {
     rpc: Option<&'a str>,
     /// The fleet's owner.
     owner: Address,
+    /// The manufacturer's operator.
+    operator: Address,
+    /// The manufacturer's signers (2 of them approve a release).
+    signers: Vec<Address>,
 }
 
 /// Says the demo is paused before the purchase and waits for a line (or end of input) on stdin.

@@ -128,3 +128,13 @@ pub(crate) fn browser_script(
             .unwrap(),
     )
 }
+
+/// A plain HTTP/1.0 GET of `path` from `addr` (`host:port`): the response with its headers.
+pub(crate) fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

@@ -1,0 +1,107 @@
+// A release published from the dashboard with signatures gathered from two wallets, for
+// cli/tests/publish_browser.rs:
+//   node publish.mjs URL RPC SIGNERS_JSON MANIFEST_PATH SCREENSHOT_DIR
+// URL: the dashboard of a paused `otaledger demo` (its manufacturer's signers are anvil dev
+// accounts, SIGNERS_JSON lists them); MANIFEST_PATH: a manifest.json written by
+// `otaledger release create` for the next version.
+//
+// 1. The first signer's wallet: the panel appears for a signer; the manifest file loads and
+//    is checked on chain; a copy with a changed price is refused (the registry hashes it to
+//    another release id); the first signer signs (eth_signTypedData_v4 in the wallet).
+// 2. A stranger's wallet opens the shared link: it cannot sign (not in the set); publishing
+//    with one signature fails with the contract's UpdateRegistryNotEnoughSignatures before
+//    anything is sent; a stranger's signature passed off as the second signer's fails with
+//    UpdateRegistryInvalidSignature, nothing sent.
+// 3. The third signer's wallet opens the link, signs, and publishes: mined. Prints
+//    "PUBLISHED <release id>", screenshots, "DONE".
+import { readFileSync } from 'node:fs';
+import { launch, collectErrors, openFleet, rpcCaller, installTestWallet } from './harness.mjs';
+
+const [url, rpc, signersArg, manifestPath, shots] = process.argv.slice(2);
+const signers = JSON.parse(signersArg).map((s) => s.toLowerCase());
+const anvil = rpcCaller(rpc);
+const fail = (what) => { throw new Error(what); };
+const manifestText = readFileSync(manifestPath, 'utf8');
+const releaseId = JSON.parse(manifestText).releaseId;
+
+const browser = await launch();
+try {
+  const errors = []; // one list per page
+  /** A page whose wallet is `account`, on `at`, connected; waits for its roles. */
+  async function walletPage(account, at, rolesRe) {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    errors.push(collectErrors(page));
+    await installTestWallet(page, anvil, account);
+    await page.goto(at);
+    await page.waitForFunction(() => document.getElementById('map').dataset.drawn !== undefined, null, { timeout: 30000 });
+    await page.click('#connect');
+    await page.waitForFunction((r) => new RegExp(r).test(document.getElementById('roles').textContent), rolesRe.source, { timeout: 30000 })
+      .catch(async () => fail(`roles of ${account}: ${await page.textContent('#roles')}`));
+    return page;
+  }
+  const waitText = (page, sel, re, what) => page.waitForFunction(([s, r]) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ''), [sel, re.source], { timeout: 30000 })
+    .catch(async () => fail(`${what}: ${sel} says ${JSON.stringify(await page.textContent(sel))}`));
+
+  // 1. The first signer.
+  const a = await walletPage(signers[0], url, /signer of Acme Thermostats/);
+  await a.waitForSelector('#publish:not([hidden])', { timeout: 10000 });
+  const tampered = JSON.parse(manifestText); tampered.manifest.price = '1';
+  await a.fill('#publish-manifest', `${JSON.stringify(tampered, null, 2)}\n`);
+  await a.click('#publish-load');
+  await waitText(a, '#publish-status', /manifest refused: the registry hashes this manifest to 0x[0-9a-f]{64}, the file says/, 'a tampered manifest');
+  if (!(await a.isDisabled('#publish-sign'))) fail('sign offered on a refused manifest');
+  await a.fill('#publish-manifest', '');
+  await a.setInputFiles('#publish-file', manifestPath);
+  await a.click('#publish-load');
+  await waitText(a, '#publish-status', /manifest checked on chain; 2 of 3 signers of Acme Thermostats must sign/, 'the manifest');
+  await waitText(a, '#publish-summary', new RegExp(`version 2[\\s\\S]*${releaseId}`), 'the summary');
+  await a.click('#publish-sign');
+  await waitText(a, '#publish-count', /^1 of 2 signatures/, 'the first signature');
+  const link = await a.inputValue('#publish-link');
+  if (!link.includes('#publish=')) fail(`link: ${link}`);
+  await a.screenshot({ path: `${shots}/publish-first-signer.png`, fullPage: true });
+
+  // 2. A stranger with the link: cannot sign; too few signatures and a forged one are refused
+  // by the contract's simulation, nothing sent.
+  const accounts = (await anvil('eth_accounts', [])).result.map((x) => x.toLowerCase());
+  const stranger = accounts[9];
+  if (signers.includes(stranger)) fail('the stranger is a signer');
+  const b = await walletPage(stranger, link, /roles: auditor/);
+  await waitText(b, '#publish-count', /^1 of 2 signatures/, 'the link opened by the stranger');
+  if (!(await b.isDisabled('#publish-sign'))) fail('a stranger may sign');
+  const blockBefore = (await anvil('eth_blockNumber', [])).result;
+  await b.click('#publish-send');
+  await waitText(b, '#publish-log', /failed: .*UpdateRegistryNotEnoughSignatures/, 'one signature');
+  const forged = await b.evaluate(async ([who, stranger]) => {
+    const { parseManifestFile, typedData } = await import('/assets/publish.js');
+    const text = document.getElementById('publish-link').value;
+    const state = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(text.split('#publish=')[1].replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))));
+    const sig = await window.ethereum.request({ method: 'eth_signTypedData_v4', params: [stranger, JSON.stringify(typedData(parseManifestFile(state.manifest)))] });
+    return JSON.stringify({ manifest: state.manifest, signatures: [{ signer: who, signature: sig }] });
+  }, [signers[1], stranger]);
+  await b.fill('#publish-paste', forged);
+  await b.click('#publish-add');
+  await waitText(b, '#publish-count', /^2 of 2 signatures/, 'the forged signature added');
+  await b.click('#publish-send');
+  await b.waitForFunction(() => document.querySelectorAll('#publish-log li[data-state=failed]').length === 2, null, { timeout: 30000 });
+  const refusal = await b.textContent('#publish-log li:first-child');
+  if (!/UpdateRegistryInvalidSignature/.test(refusal)) fail(`forged signature: ${refusal}`);
+  if ((await anvil('eth_blockNumber', [])).result !== blockBefore) fail('a refused publish reached the chain');
+  await b.close();
+
+  // 3. The third signer signs from the link and publishes.
+  const c = await walletPage(signers[2], link, /signer of Acme Thermostats/);
+  await waitText(c, '#publish-count', /^1 of 2 signatures/, 'the link opened by the third signer');
+  await c.click('#publish-sign');
+  await waitText(c, '#publish-count', /^2 of 2 signatures/, 'the second signature');
+  await c.click('#publish-send');
+  await waitText(c, '#publish-log', /published in block \d+/, 'the publish');
+  await waitText(c, '#publish-status', new RegExp(`release ${releaseId} is published`), 'the status');
+  await c.screenshot({ path: `${shots}/publish-published.png`, fullPage: true });
+  console.log(`PUBLISHED ${releaseId}`);
+  await c.close(); await a.close();
+  if (errors.flat().length) fail(`page errors: ${errors.flat().join('; ')}`);
+  console.log('DONE');
+} finally {
+  await browser.close();
+}

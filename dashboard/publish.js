@@ -1,0 +1,274 @@
+// A release published from the page with a threshold of the manufacturer's signatures.
+//
+// Where encryption runs: in the CLI (`otaledger release create`), on the manufacturer's
+// machine, never in the page. The bundle is CP-ABE-encrypted firmware whose plaintext and
+// master key must not enter a browser tab (extensions, page script, a compromised dashboard
+// host could read them), and a WebAssembly build would ship a second copy of the sealing
+// code to keep in step with the device's. What the page handles is the result: the
+// `manifest.json` the CLI writes (docs/bundle-format.md), which holds no secret.
+//
+// The flow: load manifest.json; the page checks it names this chain and registry, that the
+// registry hashes it to the release id it names, and which manufacturer's model it is; each
+// signer of that manufacturer's current set (the indexer's set, counted only when it hashes
+// to the registry's signersHash) signs it as EIP-712 typed data in their own wallet
+// (eth_signTypedData_v4: the wallet shows every field and hashes it itself); the signatures
+// travel in a link (`#publish=…`, in the URL fragment, which is never sent to a server) or
+// as pasted text; anyone then publishes: `publishRelease(manifest, approval)` is simulated
+// first, so a signature from outside the set or too few signatures are shown by the
+// contract's own error and nothing is sent.
+import { FUNCTIONS as F, toBigInt } from './abi.js';
+import { WalletError, formatUnits, reason } from './wallet.js';
+
+const $ = (id) => document.getElementById(id);
+const lower = (a) => String(a ?? '').toLowerCase();
+
+/** The manifest's fields in the contract's order with their Solidity types. */
+export const MANIFEST_FIELDS = [
+  ['modelId', 'uint32'], ['version', 'uint64'], ['bundleSha256', 'bytes32'], ['bundleSize', 'uint64'],
+  ['bundleCid', 'bytes'], ['imageSha256', 'bytes32'], ['price', 'uint128'], ['paymentToken', 'address'],
+  ['policyId', 'bytes32'], ['expiry', 'uint64'], ['metadataHash', 'bytes32'],
+];
+/** Largest manifest.json or shared link the page reads. */
+export const MAX_SHARED = 64 * 1024;
+const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/**
+ * Parses `manifest.json` (`otaledger-manifest/1`) strictly: exactly its keys, each field in its
+ * canonical form (lowercase 0x hex, integers as JSON numbers a browser reads exactly, the price
+ * as a decimal string below 2^128). Returns `{ chainId, registry, releaseId, policy, manifest,
+ * tuple }` or throws an Error naming the field.
+ */
+export function parseManifestFile(text) {
+  if (typeof text !== 'string' || text.length > MAX_SHARED) throw new Error(`manifest.json: at most ${MAX_SHARED} bytes`);
+  let v;
+  try { v = JSON.parse(text); } catch (e) { throw new Error(`manifest.json is not JSON: ${e.message}`); }
+  const exactly = (o, keys, what) => {
+    if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${what}: expected an object`);
+    const extra = Object.keys(o).filter((k) => !keys.includes(k)); const missing = keys.filter((k) => !(k in o));
+    if (extra.length) throw new Error(`${what}: unknown key ${extra[0]}`);
+    if (missing.length) throw new Error(`${what}: missing ${missing[0]}`);
+  };
+  exactly(v, ['format', 'chainId', 'registry', 'policy', 'releaseId', 'digest', 'manifest'], 'manifest.json');
+  if (v.format !== 'otaledger-manifest/1') throw new Error(`format: ${JSON.stringify(v.format)} is not "otaledger-manifest/1"`);
+  const int = (x, bits, what) => {
+    if (!Number.isSafeInteger(x) || x < 0) throw new Error(`${what}: expected a whole number a browser reads exactly (below 2^53)`);
+    if (BigInt(x) >> BigInt(bits)) throw new Error(`${what}: above uint${bits}`);
+    return x;
+  };
+  const hex = (x, bytes, what) => {
+    const re = bytes === null ? /^0x(?:[0-9a-f]{2})*$/ : new RegExp(`^0x[0-9a-f]{${2 * bytes}}$`);
+    if (typeof x !== 'string' || !re.test(x)) throw new Error(`${what}: expected lowercase 0x hex${bytes === null ? '' : ` of ${bytes} bytes`}`);
+    return x;
+  };
+  int(v.chainId, 64, 'chainId');
+  hex(v.registry, 20, 'registry'); hex(v.releaseId, 32, 'releaseId'); hex(v.digest, 32, 'digest');
+  if (typeof v.policy !== 'string' || !v.policy || v.policy.length > 4096) throw new Error('policy: expected the policy text');
+  const m = v.manifest;
+  exactly(m, MANIFEST_FIELDS.map(([k]) => k), 'manifest');
+  const tuple = MANIFEST_FIELDS.map(([k, type]) => {
+    const what = `manifest.${k}`;
+    if (type === 'uint128') {
+      if (typeof m[k] !== 'string' || !/^(0|[1-9][0-9]*)$/.test(m[k])) throw new Error(`${what}: expected a decimal string`);
+      const p = BigInt(m[k]); if (p >> 128n) throw new Error(`${what}: above uint128`);
+      return p;
+    }
+    if (type.startsWith('uint')) return BigInt(int(m[k], Number(type.slice(4)), what));
+    if (type === 'bytes32') return hex(m[k], 32, what);
+    if (type === 'address') return hex(m[k], 20, what);
+    return hex(m[k], null, what);
+  });
+  if ((m.bundleCid.length - 2) / 2 > 256) throw new Error('manifest.bundleCid: longer than a CID');
+  return { chainId: v.chainId, registry: v.registry, releaseId: v.releaseId, policy: v.policy, manifest: m, tuple };
+}
+
+/** The EIP-712 typed data a signer signs for `file` (a parsed manifest.json). */
+export function typedData(file) {
+  const message = {};
+  for (const [k, type] of MANIFEST_FIELDS) message[k] = type.startsWith('uint') ? String(file.manifest[k]) : file.manifest[k];
+  return {
+    types: {
+      EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }, { name: 'verifyingContract', type: 'address' }],
+      Manifest: MANIFEST_FIELDS.map(([name, type]) => ({ name, type })),
+    },
+    primaryType: 'Manifest',
+    domain: { name: 'OTA Ledger UpdateRegistry', version: '1', chainId: file.chainId, verifyingContract: file.registry },
+    message,
+  };
+}
+
+/**
+ * A 65-byte signature (`r ‖ s ‖ v`, v in {0, 1, 27, 28}) as the 64-byte EIP-2098 compact form
+ * the registry takes; a high-s signature is refused (the registry refuses it too).
+ */
+export function compact(signature) {
+  if (typeof signature !== 'string' || !/^0x[0-9a-fA-F]{130}$/.test(signature)) throw new Error('a signature is 65 bytes of 0x hex');
+  const r = signature.slice(2, 66); const s = BigInt(`0x${signature.slice(66, 130)}`); const v = parseInt(signature.slice(130), 16);
+  const parity = v === 27 || v === 28 ? v - 27 : v;
+  if (parity !== 0 && parity !== 1) throw new Error(`signature v is ${v}`);
+  if (s > SECP256K1_HALF_N) throw new Error('signature s is in the upper half of the curve order (malleable)');
+  return `0x${r}${(s | (BigInt(parity) << 255n)).toString(16).padStart(64, '0')}`;
+}
+
+/** What a shared link or pasted text carries: `{ manifest: text, signatures: [{signer, signature}] }`. */
+export function parseShared(text) {
+  if (text.length > 2 * MAX_SHARED) throw new Error('shared approval: too long');
+  let raw = text.trim();
+  const at = raw.indexOf('#publish=');
+  if (at >= 0) raw = raw.slice(at + '#publish='.length);
+  let json = raw;
+  if (!raw.startsWith('{')) {
+    try { json = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(atob(raw.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))); } catch { throw new Error('shared approval: neither a link, base64url nor JSON'); }
+  }
+  let v; try { v = JSON.parse(json); } catch (e) { throw new Error(`shared approval: ${e.message}`); }
+  if (!v || typeof v.manifest !== 'string' || !Array.isArray(v.signatures) || v.signatures.length > 256) throw new Error('shared approval: expected {manifest, signatures}');
+  for (const s of v.signatures) {
+    if (!s || typeof s.signer !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(s.signer)) throw new Error('shared approval: a signer is not an address');
+    compact(s.signature);
+  }
+  return { manifest: v.manifest, signatures: v.signatures.map((s) => ({ signer: lower(s.signer), signature: s.signature })) };
+}
+
+/** `state` as a link to this page (base64url JSON in the fragment). */
+export function shareLink(state) {
+  const bytes = new TextEncoder().encode(JSON.stringify(state));
+  let bin = ''; for (const b of bytes) bin += String.fromCharCode(b);
+  return `${location.origin}${location.pathname}#publish=${btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+}
+
+export function initPublish({ el, short, getJson }) {
+  let wallet = null; let deployment = null;
+  // A shared link opens the panel with its manifest and signatures (checked once a wallet is connected).
+  const pending = location.hash.startsWith('#publish=') ? location.hash : null;
+  let opened = false;
+  let file = null; let text = ''; // the loaded manifest
+  let target = null; // { manufacturerId, name, signers, threshold, latest }
+  const signatures = new Map(); // signer (lowercase) → 65-byte signature
+  let run = 0;
+
+  const status = (msg, alert = false) => { const p = $('publish-status'); p.textContent = msg; p.setAttribute('role', alert ? 'alert' : 'status'); };
+  const section = $('publish');
+
+  let maker = false; // the account is an operator or signer (read from chain by the dApp)
+
+  function render() {
+    const connected = Boolean(wallet?.account) && !wallet.wrongChain;
+    section.hidden = !connected || !(maker || pending || file);
+    $('publish-sign').disabled = !(file && target && target.signers.includes(lower(wallet?.account)));
+    $('publish-sign').textContent = wallet?.account ? `Sign as ${short(lower(wallet.account))}` : 'Sign';
+    const have = target ? target.signers.filter((s) => signatures.has(s)).length : signatures.size;
+    $('publish-send').disabled = !(file && target && signatures.size > 0);
+    const list = $('publish-signatures');
+    list.replaceChildren(...[...signatures.keys()].sort().map((s) => el('li', { 'data-signer': s },
+      `${short(s)}${target && !target.signers.includes(s) ? ' (not in the current signer set)' : ''}`)));
+    $('publish-count').textContent = target ? `${have} of ${target.threshold} signatures from the current set of ${target.signers.length}` : '';
+    $('publish-link').value = file ? shareLink({ manifest: text, signatures: [...signatures].map(([signer, signature]) => ({ signer, signature })) }) : '';
+  }
+
+  /** Loads manifest.json text: parses it, then checks it against the chain (through the wallet). */
+  async function load(manifestText, shared = []) {
+    const mine = ++run;
+    file = null; target = null; signatures.clear(); text = '';
+    $('publish-summary').replaceChildren();
+    try {
+      const f = parseManifestFile(manifestText);
+      deployment ??= await getJson('/v1/deployment');
+      if (BigInt(f.chainId) !== BigInt(deployment.chain_id)) throw new Error(`the manifest is for chain ${f.chainId}, this fleet is on chain ${deployment.chain_id}`);
+      if (lower(f.registry) !== lower(deployment.registry)) throw new Error(`the manifest is for registry ${f.registry}, not this fleet's ${deployment.registry}`);
+      if (!wallet?.account) throw new Error('connect a wallet to check the manifest on chain');
+      const [id] = await wallet.call(deployment.registry, F.releaseId, [f.tuple]);
+      if (lower(id) !== lower(f.releaseId)) throw new Error(`the registry hashes this manifest to ${id}, the file says ${f.releaseId}`);
+      const [model] = await wallet.call(deployment.registry, F.model, [f.tuple[0]]);
+      const manufacturerId = Number(model[0]);
+      if (!manufacturerId) throw new Error(`model ${f.manifest.modelId} is not defined on chain`);
+      const record = (await wallet.call(deployment.registry, F.manufacturer, [manufacturerId]))[0];
+      const sets = (await getJson(`/v1/manufacturers/${manufacturerId}/signers`)).signer_sets;
+      const last = sets[sets.length - 1];
+      if (!last) throw new Error(`the indexer has no signer set of manufacturer #${manufacturerId} yet`);
+      const [hash] = await wallet.call(deployment.registry, F.signersHash, [last.signers, last.threshold]);
+      if (lower(hash) !== lower(record[0])) throw new Error(`the indexer's signer set of manufacturer #${manufacturerId} is not the registry's (its hash differs): wait for it to sync`);
+      const name = (await getJson('/v1/manufacturers?limit=500')).items?.find((x) => Number(x.manufacturer_id) === manufacturerId)?.name ?? `#${manufacturerId}`;
+      if (mine !== run) return;
+      file = f; text = manifestText;
+      target = { manufacturerId, name, signers: last.signers.map(lower), threshold: Number(last.threshold), latest: BigInt(model[1]) };
+      const token = /^0x0{40}$/.test(f.manifest.paymentToken) ? 'ETH' : `tokens of ${f.manifest.paymentToken}`;
+      const version = BigInt(f.manifest.version);
+      $('publish-summary').replaceChildren(
+        el('p', {}, `${name}, model ${f.manifest.modelId}, version ${version}${version <= target.latest ? ` (not above the latest published, ${target.latest}: the registry will refuse it)` : ''}`),
+        el('p', {}, `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${f.manifest.expiry ? new Date(f.manifest.expiry * 1000).toISOString() : 'none'} · ${f.manifest.bundleSize} bytes`),
+        el('p', {}, `policy ${f.policy}`),
+        el('p', { class: 'mono' }, `release id ${f.releaseId} (the registry's hash of these fields)`));
+      for (const s of shared) signatures.set(s.signer, s.signature);
+      status(`manifest checked on chain; ${target.threshold} of ${target.signers.length} signers of ${name} must sign`);
+    } catch (e) {
+      if (mine === run) status(`manifest refused: ${e instanceof WalletError ? e.message : reason(e)}`, true);
+    }
+    render();
+  }
+
+  $('publish-load').addEventListener('click', async () => {
+    const input = $('publish-file');
+    const t = input.files?.[0] ? (input.files[0].size > MAX_SHARED ? '' : await input.files[0].text()) : $('publish-manifest').value;
+    if (!t) { status(`choose a manifest.json (at most ${MAX_SHARED} bytes) or paste it`, true); return; }
+    await load(t);
+  });
+
+  $('publish-add').addEventListener('click', async () => {
+    try {
+      const shared = parseShared($('publish-paste').value);
+      if (text && shared.manifest !== text) throw new Error('those signatures are for another manifest');
+      if (!text) { await load(shared.manifest, shared.signatures); return; }
+      for (const s of shared.signatures) signatures.set(s.signer, s.signature);
+      status(`${shared.signatures.length} signature(s) added`);
+    } catch (e) { status(`not added: ${e.message}`, true); }
+    render();
+  });
+
+  $('publish-sign').addEventListener('click', async () => {
+    $('publish-sign').disabled = true;
+    try {
+      await wallet.checkChain();
+      const account = lower(wallet.account);
+      if (!target.signers.includes(account)) throw new WalletError(`${account} is not in manufacturer ${target.name}'s current signer set`);
+      status('sign the manifest in your wallet…');
+      const sig = await wallet.request('eth_signTypedData_v4', [account, JSON.stringify(typedData(file))]);
+      compact(sig);
+      signatures.set(account, sig);
+      status(`signed as ${short(account)}; share the link with the other signers, or publish once ${target.threshold} have signed`);
+    } catch (e) { status(`not signed: ${e instanceof WalletError ? e.message : reason(e)}`, true); }
+    render();
+  });
+
+  $('publish-send').addEventListener('click', async () => {
+    $('publish-send').disabled = true;
+    const log = $('publish-log');
+    const li = el('li', { 'data-state': 'pending' }, `publish v${file.manifest.version}: simulating…`); log.prepend(li);
+    const set = (state, t) => { li.dataset.state = state; li.textContent = `publish v${file.manifest.version}: ${t}`; };
+    try {
+      // Signatures ordered by ascending signer, as the registry requires.
+      const ordered = [...signatures].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      const approval = [target.signers, target.threshold, `0x${ordered.map(([, s]) => compact(s).slice(2)).join('')}`];
+      const hash = await wallet.send(deployment.registry, F.publishRelease, [file.tuple, approval]);
+      set('pending', `pending ${hash}`);
+      const receipt = await wallet.wait(hash);
+      set('mined', `published in block ${BigInt(receipt.blockNumber)} (${short(hash)}, gas ${BigInt(receipt.gasUsed)})`);
+      status(`release ${file.releaseId} is published`);
+    } catch (e) {
+      set('failed', `failed: ${e instanceof WalletError ? e.message : reason(e)}`);
+    }
+    render();
+  });
+
+  return {
+    /** What the account is, from chain state: `{ maker }` (operator or signer of a manufacturer). */
+    rolesChanged(r) { maker = Boolean(r?.maker); render(); },
+    /** The dApp's wallet changed. */
+    async walletChanged(w, d) {
+      wallet = w; deployment = d ?? deployment;
+      render();
+      if (pending && !opened && wallet?.account && !wallet.wrongChain) {
+        opened = true;
+        try { const shared = parseShared(pending); await load(shared.manifest, shared.signatures); } catch (e) { status(`shared link refused: ${e.message}`, true); }
+      } else if (file && wallet?.account) render();
+    },
+  };
+}
