@@ -49,6 +49,9 @@ export function parseManifestFile(text) {
     if (missing.length) throw new Error(`${what}: missing ${missing[0]}`);
   };
   exactly(v, ['format', 'chainId', 'registry', 'policy', 'releaseId', 'digest', 'manifest'], 'manifest.json');
+  // One spelling, the CLI's: key order, two-space indentation, a final newline. JSON.parse
+  // keeps the last of duplicate keys and reads 1e2 as 100; neither survives this check.
+  if (text !== `${JSON.stringify(v, null, 2)}\n`) throw new Error('manifest.json is not in the canonical form `otaledger release create` writes (key order, spacing, final newline, no duplicate keys)');
   if (v.format !== 'otaledger-manifest/1') throw new Error(`format: ${JSON.stringify(v.format)} is not "otaledger-manifest/1"`);
   const int = (x, bits, what) => {
     if (!Number.isSafeInteger(x) || x < 0) throw new Error(`${what}: expected a whole number a browser reads exactly (below 2^53)`);
@@ -195,7 +198,8 @@ export function initPublish({ el, short, getJson }) {
       $('publish-summary').replaceChildren(
         el('p', {}, `${name}, model ${f.manifest.modelId}, version ${version}${version <= target.latest ? ` (not above the latest published, ${target.latest}: the registry will refuse it)` : ''}`),
         el('p', {}, `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${f.manifest.expiry ? new Date(f.manifest.expiry * 1000).toISOString() : 'none'} · ${f.manifest.bundleSize} bytes`),
-        el('p', {}, `policy ${f.policy}`),
+        el('p', {}, `policy, as the file states it: ${f.policy} (what is signed is its hash, policyId ${f.manifest.policyId}; `
+          + 'the page cannot recompute it, nor fetch and hash the bundle: `otaledger release sign --bundle` checks both)'),
         el('p', { class: 'mono' }, `release id ${f.releaseId} (the registry's hash of these fields)`));
       for (const s of shared) signatures.set(s.signer, s.signature);
       status(`manifest checked on chain; ${target.threshold} of ${target.signers.length} signers of ${name} must sign`);

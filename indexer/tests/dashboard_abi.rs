@@ -3,7 +3,9 @@
 //! the bindings' (and the error table is complete, so any revert of either contract is named),
 //! and the page's encoder and decoder agree byte for byte with alloy's on the calls the page
 //! makes, including the dynamic manifest. Malformed input and data are refused with
-//! `AbiError`. Runs `node` on the module (no browser needed).
+//! `AbiError`. The publish flow's parsers (`dashboard/publish.js`) read manifest files as the
+//! CLI writes them, have wallets sign the manifest's digest, and refuse or read as the CLI
+//! does thousands of mutated files. Runs `node` on the modules (no browser needed).
 
 use std::{collections::BTreeMap, process::Command};
 
@@ -11,9 +13,13 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256, address, b256},
     sol_types::{SolCall, SolError, SolEvent, SolValue},
 };
-use otaledger_core::bindings::{
-    market::{IUpdateRegistry::Manifest, UpdateMarket},
-    registry::{IUpdateRegistry as Reg, UpdateRegistry},
+use otaledger_core::{
+    bindings::{
+        market::{IUpdateRegistry::Manifest, UpdateMarket},
+        registry::{IUpdateRegistry as Reg, UpdateRegistry},
+    },
+    bundle::{default_policy, policy_id},
+    manifest::ManifestFile,
 };
 use serde_json::{Value, json};
 
@@ -27,21 +33,41 @@ alloy::sol! {
     }
 }
 
-/// Runs `script` as an ES module next to `dashboard/abi.js` with `input` as its argument and
-/// returns the JSON it prints.
+/// Runs `script` as an ES module with `dashboard/abi.js` as `abi` and `dashboard/publish.js` as
+/// `publish`, `input` (read from stdin: it may be large) as `input`, and returns the JSON it
+/// prints with `out`.
 fn node(script: &str, input: &Value) -> Value {
-    let abi = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/abi.js");
+    use std::io::Write as _;
+    let module = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../dashboard")
+            .join(name);
+        serde_json::to_string(&format!(
+            "file://{}",
+            path.canonicalize().unwrap().display()
+        ))
+        .unwrap()
+    };
     let prelude = format!(
-        "import * as abi from {};\nconst input = JSON.parse(process.argv[1]);\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
-        serde_json::to_string(&format!("file://{}", abi.canonicalize().unwrap().display()))
-            .unwrap()
+        "import * as abi from {};\nimport * as publish from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
+        module("abi.js"),
+        module("publish.js"),
     );
-    let output = Command::new("node")
+    let mut child = Command::new("node")
         .args(["--input-type=module", "-e"])
         .arg(format!("{prelude}{script}"))
-        .arg(input.to_string())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("node runs (the project needs Node for its tools)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
         "node failed: {}",
@@ -375,4 +401,292 @@ fn malformed_input_and_data_are_refused_by_name() {
     ] {
         assert!(all.contains(word), "no refusal mentions {word:?}: {all}");
     }
+}
+
+// ---------------------------------------------------------------- publish.js
+
+/// A small seeded generator (xorshift64*), so failures replay.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        std::array::from_fn(|_| self.next() as u8)
+    }
+}
+
+/// Manifest files as `otaledger release create` writes them: field values from small to the
+/// largest a browser reads exactly (integers below 2^53; the price up to uint128's maximum).
+fn manifest_files(rng: &mut Rng, n: usize) -> Vec<ManifestFile> {
+    (0..n)
+        .map(|i| {
+            let model = 1 + rng.below(u64::from(u32::MAX)) as u32;
+            let version = if i % 3 == 0 {
+                (1 << 53) - 1
+            } else {
+                1 + rng.below(1 << 40)
+            };
+            let policy = default_policy(model, version);
+            let cid_len = [0, 1, 36, 59, 64][i % 5];
+            ManifestFile {
+                chain_id: [1, 31_337, (1 << 53) - 1][i % 3],
+                registry: Address::from(rng.bytes::<20>()),
+                policy: policy.to_string(),
+                manifest: Reg::Manifest {
+                    modelId: model,
+                    version,
+                    bundleSha256: B256::from(rng.bytes::<32>()),
+                    bundleSize: rng.below(1 << 53),
+                    bundleCid: Bytes::from(
+                        (0..cid_len).map(|_| rng.next() as u8).collect::<Vec<_>>(),
+                    ),
+                    imageSha256: B256::from(rng.bytes::<32>()),
+                    price: if i % 4 == 0 {
+                        u128::MAX
+                    } else {
+                        u128::from(rng.next()) * 1_000
+                    },
+                    paymentToken: if i % 2 == 0 {
+                        Address::ZERO
+                    } else {
+                        Address::from(rng.bytes::<20>())
+                    },
+                    policyId: policy_id(&policy),
+                    expiry: [0, rng.below(1 << 53)][i % 2],
+                    metadataHash: B256::from(rng.bytes::<32>()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The manifest's fields as the page's tuple prints them (integers as decimal text).
+fn fields(m: &Reg::Manifest) -> Value {
+    json!([
+        m.modelId.to_string(),
+        m.version.to_string(),
+        hex(m.bundleSha256),
+        m.bundleSize.to_string(),
+        hex(&m.bundleCid),
+        hex(m.imageSha256),
+        m.price.to_string(),
+        format!("{:#x}", m.paymentToken),
+        hex(m.policyId),
+        m.expiry.to_string(),
+        hex(m.metadataHash),
+    ])
+}
+
+/// What the page reads from manifest.json is what the CLI wrote, and the EIP-712 typed data it
+/// hands a wallet to sign hashes to the manifest file's digest (the one `release sign` signs
+/// and the registry recovers from): a signature from the page's typed data verifies as the
+/// file's, checked with a real signer of the typed data (anvil's `eth_signTypedData_v4`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reads_manifest_files_as_written_and_has_wallets_sign_their_digest() {
+    let files = manifest_files(&mut Rng(0x5eed_0001), 24);
+    let texts: Vec<String> = files.iter().map(ManifestFile::to_json).collect();
+    let got = node(
+        "out(input.map((t) => { const f = publish.parseManifestFile(t); return { tuple: f.tuple, typed: JSON.stringify(publish.typedData(f)), releaseId: f.releaseId }; }));",
+        &json!(texts),
+    );
+    let anvil = otaledger_core::toolchain::spawn_anvil().unwrap();
+    let signer: alloy::signers::local::PrivateKeySigner = anvil.keys()[0].clone().into();
+    let http = reqwest::Client::new();
+    for (i, (file, out)) in files.iter().zip(got.as_array().unwrap()).enumerate() {
+        assert_eq!(out["tuple"], fields(&file.manifest), "file {i}");
+        assert_eq!(out["releaseId"], hex(file.release_id()), "file {i}");
+        let answer: Value = http
+            .post(anvil.endpoint())
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_signTypedData_v4",
+                "params": [signer.address(), out["typed"].as_str().unwrap()]}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sig: alloy::primitives::Signature = answer["result"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("file {i}: {e}: {answer}"));
+        assert_eq!(
+            sig.recover_address_from_prehash(&file.digest()).unwrap(),
+            signer.address(),
+            "file {i}: the wallet signed another digest than the manifest's"
+        );
+    }
+}
+
+/// manifest.json is untrusted text the page parses by hand: 6,000 seeded mutations of
+/// canonical files (a byte changed, inserted or deleted, a line dropped or doubled) never crash
+/// the parser, and whatever it accepts the CLI's parser reads the same (same manifest fields;
+/// the CLI may still refuse it for a derived field the page cannot recompute, policyId,
+/// releaseId or digest, which the page leaves to the registry's hash and the signer's CLI).
+#[test]
+fn manifest_file_mutations_are_refused_or_read_as_the_cli_reads_them() {
+    let mut rng = Rng(0x5eed_0002);
+    let files = manifest_files(&mut rng, 8);
+    const ALPHABET: &[u8] = b"0123456789abcdefABCDEFx\" :,{}[]\n-+.eE\\\t";
+    let mut mutants = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let text = file.to_json();
+        for _ in 0..750 {
+            let mut b = text.clone().into_bytes();
+            let at = rng.below(b.len() as u64) as usize;
+            match rng.below(5) {
+                0 => b[at] = ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
+                1 => b.insert(at, ALPHABET[rng.below(ALPHABET.len() as u64) as usize]),
+                2 => {
+                    b.remove(at);
+                }
+                3 => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let drop = rng.below(lines.len() as u64) as usize;
+                    let kept: Vec<&str> = lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| *k != drop)
+                        .map(|(_, l)| *l)
+                        .collect();
+                    b = format!("{}\n", kept.join("\n")).into_bytes();
+                }
+                _ => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let twice = rng.below(lines.len() as u64) as usize;
+                    let mut out = Vec::new();
+                    for (k, l) in lines.iter().enumerate() {
+                        out.push(*l);
+                        if k == twice {
+                            out.push(*l);
+                        }
+                    }
+                    b = format!("{}\n", out.join("\n")).into_bytes();
+                }
+            }
+            if let Ok(t) = String::from_utf8(b)
+                && t != text
+            {
+                mutants.push((i, t));
+            }
+        }
+    }
+    let results = node(
+        "out(input.map((t) => { try { const f = publish.parseManifestFile(t); return { ok: f.tuple }; } catch (e) { if (!(e instanceof Error)) throw e; return { err: e.message }; } }));",
+        &json!(mutants.iter().map(|(_, t)| t).collect::<Vec<_>>()),
+    );
+    let mut accepted = 0;
+    for ((i, text), r) in mutants.iter().zip(results.as_array().unwrap()) {
+        let Some(tuple) = r.get("ok") else {
+            assert!(r["err"].is_string(), "{r}");
+            continue;
+        };
+        accepted += 1;
+        match ManifestFile::from_json(text, std::path::Path::new("manifest.json")) {
+            Ok(cli) => assert_eq!(tuple, &fields(&cli.manifest), "mutant of file {i}:\n{text}"),
+            Err(e) => {
+                assert!(
+                    matches!(e, otaledger_core::Error::DerivedFieldMismatch { .. })
+                        || e.to_string().contains("policy"),
+                    "the page accepted what the CLI refuses ({e}):\n{text}"
+                );
+                // Read the fields the plain way: they are what the page read.
+                let v: Value = serde_json::from_str(text).unwrap();
+                let m = &v["manifest"];
+                let as_text = |k: &str| match &m[k] {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    other => panic!("{k}: {other}"),
+                };
+                let plain: Vec<String> = [
+                    "modelId",
+                    "version",
+                    "bundleSha256",
+                    "bundleSize",
+                    "bundleCid",
+                    "imageSha256",
+                    "price",
+                    "paymentToken",
+                    "policyId",
+                    "expiry",
+                    "metadataHash",
+                ]
+                .iter()
+                .map(|k| as_text(k))
+                .collect();
+                assert_eq!(tuple, &json!(plain), "mutant of file {i}:\n{text}");
+            }
+        }
+    }
+    // Some mutants must be accepted (changed hex digits of a field), or the check above
+    // would be vacuous; most are refused.
+    assert!(
+        accepted > 50 && accepted < mutants.len() / 2,
+        "{accepted} of {}",
+        mutants.len()
+    );
+}
+
+/// Signatures as wallets return them (65 bytes, v 27/28 or 0/1) become the registry's
+/// EIP-2098 form exactly as alloy writes it; the high-s twin and malformed ones are refused.
+#[test]
+fn the_page_compacts_signatures_as_alloy_does_and_refuses_malleable_ones() {
+    use alloy::signers::SignerSync as _;
+    let mut rng = Rng(0x5eed_0003);
+    let mut cases = Vec::new();
+    for _ in 0..64 {
+        let key =
+            alloy::signers::local::PrivateKeySigner::from_bytes(&B256::from(rng.bytes::<32>()))
+                .unwrap();
+        let sig = key.sign_hash_sync(&B256::from(rng.bytes::<32>())).unwrap();
+        let mut raw = sig.as_bytes();
+        let legacy = hex(raw);
+        raw[64] -= 27;
+        cases.push((legacy, hex(raw), hex(sig.as_erc2098())));
+    }
+    let got = node(
+        "out(input.map(([a, b]) => [publish.compact(a), publish.compact(b)]));",
+        &json!(cases.iter().map(|(a, b, _)| [a, b]).collect::<Vec<_>>()),
+    );
+    for ((_, _, want), got) in cases.iter().zip(got.as_array().unwrap()) {
+        assert_eq!(got, &json!([want, want]));
+    }
+    // The high-s twin (s' = n - s, parity flipped) of a valid signature, and malformed ones.
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
+    let (legacy, _, _) = &cases[0];
+    let bytes = alloy::hex::decode(legacy).unwrap();
+    let s = U256::from_be_slice(&bytes[32..64]);
+    let mut twin = bytes.clone();
+    twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+    twin[64] = if bytes[64] == 27 { 28 } else { 27 };
+    let bad = [
+        hex(&twin),
+        legacy[..legacy.len() - 2].to_owned(),
+        format!("{legacy}00"),
+        format!("{}1d", &legacy[..legacy.len() - 2]),
+        legacy.replace("0x", ""),
+        "0x".to_owned(),
+    ];
+    let got = node(
+        "out(input.map((s) => { try { publish.compact(s); return 'accepted'; } catch (e) { return e.message; } }));",
+        &json!(bad),
+    );
+    for (b, r) in bad.iter().zip(got.as_array().unwrap()) {
+        assert_ne!(r, "accepted", "{b}");
+    }
+    assert!(got[0].as_str().unwrap().contains("malleable"), "{got}");
 }
