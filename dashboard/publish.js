@@ -1,4 +1,7 @@
-// A release published from the page with a threshold of the manufacturer's signatures.
+// What a threshold of the manufacturer's signers approves, done from the page: publish a
+// release, revoke one, raise a model's version floor, rotate the signer set. Each is EIP-712
+// typed data every signer signs in their own wallet; the signatures travel in a link; anyone
+// submits the transaction, simulated first.
 //
 // Where encryption runs: in the CLI (`otaledger release create`), on the manufacturer's
 // machine, never in the page. The bundle is CP-ABE-encrypted firmware whose plaintext and
@@ -86,17 +89,7 @@ export function parseManifestFile(text) {
 
 /** The EIP-712 typed data a signer signs for `file` (a parsed manifest.json). */
 export function typedData(file) {
-  const message = {};
-  for (const [k, type] of MANIFEST_FIELDS) message[k] = type.startsWith('uint') ? String(file.manifest[k]) : file.manifest[k];
-  return {
-    types: {
-      EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }, { name: 'verifyingContract', type: 'address' }],
-      Manifest: MANIFEST_FIELDS.map(([name, type]) => ({ name, type })),
-    },
-    primaryType: 'Manifest',
-    domain: { name: 'OTA Ledger UpdateRegistry', version: '1', chainId: file.chainId, verifyingContract: file.registry },
-    message,
-  };
+  return actionTypedData('publish', file.chainId, file.registry, file.manifest);
 }
 
 /**
@@ -112,9 +105,64 @@ export function compact(signature) {
   return `0x${r}${(s | (BigInt(parity) << 255n)).toString(16).padStart(64, '0')}`;
 }
 
-/** What a shared link or pasted text carries: `{ manifest: text, signatures: [{signer, signature}] }`. */
+/** The typed-data fields of each action (the registry's type strings, in order). */
+export const ACTIONS = {
+  publish: { primaryType: 'Manifest', fields: MANIFEST_FIELDS },
+  revoke: { primaryType: 'RevokeRelease', fields: [['releaseId', 'bytes32'], ['reason', 'string']] },
+  floor: { primaryType: 'RaiseFloor', fields: [['modelId', 'uint32'], ['minVersion', 'uint64']] },
+  rotate: { primaryType: 'RotateSigners', fields: [['manufacturerId', 'uint32'], ['nonce', 'uint64'], ['signers', 'address[]'], ['threshold', 'uint8']] },
+};
+/** Most signers a set may hold (the registry's MAX_SIGNERS). */
+export const MAX_SIGNERS = 32;
+/** Longest revocation reason the page writes. */
+export const MAX_REASON = 1024;
+
+/** The EIP-712 typed data of `kind` with `message` under the registry's domain. */
+export function actionTypedData(kind, chainId, registry, message) {
+  const a = ACTIONS[kind];
+  if (!a) throw new Error(`unknown action ${kind}`);
+  const m = {};
+  for (const [k, type] of a.fields) m[k] = type.startsWith('uint') ? String(message[k]) : message[k];
+  return {
+    types: {
+      EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }, { name: 'verifyingContract', type: 'address' }],
+      [a.primaryType]: a.fields.map(([name, type]) => ({ name, type })),
+    },
+    primaryType: a.primaryType,
+    domain: { name: 'OTA Ledger UpdateRegistry', version: '1', chainId, verifyingContract: registry },
+    message: m,
+  };
+}
+
+/**
+ * A revocation reason the page accepts: 1 to MAX_REASON characters, none of them a control,
+ * line separator, or format character (bidirectional controls, zero-width characters): a
+ * signer must read what they sign (as the CLI's check).
+ */
+export function checkReason(reason) {
+  if (typeof reason !== 'string' || !reason.trim()) throw new Error('reason: say why (it is public, on chain)');
+  if ([...reason].length > MAX_REASON) throw new Error(`reason: at most ${MAX_REASON} characters`);
+  const bad = [...reason].find((c) => /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(c));
+  if (bad) throw new Error(`reason holds U+${bad.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')} (control or invisible formatting characters are refused)`);
+  return reason;
+}
+
+/** A new signer set from text (addresses separated by spaces, commas or lines): ascending, unique, non-zero. */
+export function parseSignerSet(text, threshold) {
+  const list = String(text).split(/[\s,]+/).filter(Boolean);
+  if (!list.length || list.length > MAX_SIGNERS) throw new Error(`signers: 1 to ${MAX_SIGNERS} addresses`);
+  for (const a of list) if (!/^0x[0-9a-fA-F]{40}$/.test(a)) throw new Error(`signers: ${a.slice(0, 50)} is not an address`);
+  const sorted = [...new Set(list.map(lower))].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  if (sorted.length !== list.length) throw new Error('signers: an address is listed twice');
+  if (BigInt(sorted[0]) === 0n) throw new Error('signers: the zero address cannot sign');
+  const t = Number(threshold);
+  if (!Number.isInteger(t) || t < 1 || t > sorted.length) throw new Error(`threshold: 1 to ${sorted.length}`);
+  return { signers: sorted, threshold: t };
+}
+
+/** What a shared link or pasted text carries: `{ kind, payload, signatures: [{signer, signature}] }`. */
 export function parseShared(text) {
-  if (text.length > 2 * MAX_SHARED) throw new Error('shared approval: too long');
+  if (typeof text !== 'string' || text.length > 2 * MAX_SHARED) throw new Error('shared approval: too long');
   let raw = text.trim();
   const at = raw.indexOf('#publish=');
   if (at >= 0) raw = raw.slice(at + '#publish='.length);
@@ -123,12 +171,15 @@ export function parseShared(text) {
     try { json = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(atob(raw.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))); } catch { throw new Error('shared approval: neither a link, base64url nor JSON'); }
   }
   let v; try { v = JSON.parse(json); } catch (e) { throw new Error(`shared approval: ${e.message}`); }
-  if (!v || typeof v.manifest !== 'string' || !Array.isArray(v.signatures) || v.signatures.length > 256) throw new Error('shared approval: expected {manifest, signatures}');
+  if (!v || typeof v !== 'object' || !Object.hasOwn(ACTIONS, v.kind) || !Array.isArray(v.signatures) || v.signatures.length > MAX_SIGNERS) {
+    throw new Error('shared approval: expected {kind, payload, signatures}');
+  }
+  if (v.kind === 'publish' ? typeof v.payload !== 'string' : (!v.payload || typeof v.payload !== 'object' || Array.isArray(v.payload))) throw new Error('shared approval: payload');
   for (const s of v.signatures) {
     if (!s || typeof s.signer !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(s.signer)) throw new Error('shared approval: a signer is not an address');
     compact(s.signature);
   }
-  return { manifest: v.manifest, signatures: v.signatures.map((s) => ({ signer: lower(s.signer), signature: s.signature })) };
+  return { kind: v.kind, payload: v.payload, signatures: v.signatures.map((s) => ({ signer: lower(s.signer), signature: s.signature })) };
 }
 
 /** `state` as a link to this page (base64url JSON in the fragment). */
@@ -140,87 +191,161 @@ export function shareLink(state) {
 
 export function initPublish({ el, short, getJson }) {
   let wallet = null; let deployment = null;
-  // A shared link opens the panel with its manifest and signatures (checked once a wallet is connected).
+  // A shared link opens the panel with its action and signatures (checked once a wallet is connected).
   const pending = location.hash.startsWith('#publish=') ? location.hash : null;
   let opened = false;
-  let file = null; let text = ''; // the loaded manifest
-  let target = null; // { manufacturerId, name, signers, threshold, latest }
+  let action = null; // { kind, payload, message, call(approval), label, manufacturerId }
+  let target = null; // { manufacturerId, name, signers, threshold }
   const signatures = new Map(); // signer (lowercase) → 65-byte signature
   let run = 0;
+  let maker = false; // the account is an operator or signer (read from chain by the dApp)
 
   const status = (msg, alert = false) => { const p = $('publish-status'); p.textContent = msg; p.setAttribute('role', alert ? 'alert' : 'status'); };
   const section = $('publish');
+  const kindSelect = $('approve-kind');
 
-  let maker = false; // the account is an operator or signer (read from chain by the dApp)
+  function showInputs() {
+    for (const k of Object.keys(ACTIONS)) $(`approve-${k}`).hidden = k !== kindSelect.value;
+  }
+  kindSelect.addEventListener('change', showInputs);
+  showInputs();
 
   function render() {
     const connected = Boolean(wallet?.account) && !wallet.wrongChain;
-    section.hidden = !connected || !(maker || pending || file);
-    $('publish-sign').disabled = !(file && target && target.signers.includes(lower(wallet?.account)));
+    section.hidden = !connected || !(maker || pending || action);
+    $('publish-sign').disabled = !(action && target && target.signers.includes(lower(wallet?.account)));
     $('publish-sign').textContent = wallet?.account ? `Sign as ${short(lower(wallet.account))}` : 'Sign';
     const have = target ? target.signers.filter((s) => signatures.has(s)).length : signatures.size;
-    $('publish-send').disabled = !(file && target && signatures.size > 0);
+    $('publish-send').disabled = !(action && target && signatures.size > 0);
+    $('publish-send').textContent = action ? action.label : 'Submit';
     const list = $('publish-signatures');
     list.replaceChildren(...[...signatures.keys()].sort().map((s) => el('li', { 'data-signer': s },
       `${short(s)}${target && !target.signers.includes(s) ? ' (not in the current signer set)' : ''}`)));
     $('publish-count').textContent = target ? `${have} of ${target.threshold} signatures from the current set of ${target.signers.length}` : '';
-    $('publish-link').value = file ? shareLink({ manifest: text, signatures: [...signatures].map(([signer, signature]) => ({ signer, signature })) }) : '';
+    $('publish-link').value = action ? shareLink({ kind: action.kind, payload: action.payload, signatures: [...signatures].map(([signer, signature]) => ({ signer, signature })) }) : '';
   }
 
-  /** Loads manifest.json text: parses it, then checks it against the chain (through the wallet). */
-  async function load(manifestText, shared = []) {
-    const mine = ++run;
-    file = null; target = null; signatures.clear(); text = '';
-    $('publish-summary').replaceChildren();
-    try {
-      const f = parseManifestFile(manifestText);
-      deployment ??= await getJson('/v1/deployment');
+  /** The manufacturer's current signer set: the indexer's newest, counted only if it hashes to the registry's. */
+  async function signerSet(manufacturerId) {
+    const record = (await wallet.call(deployment.registry, F.manufacturer, [manufacturerId]))[0];
+    if (/^0x0{64}$/.test(record[0])) throw new Error(`manufacturer #${manufacturerId} is not registered on chain`);
+    const sets = (await getJson(`/v1/manufacturers/${manufacturerId}/signers`)).signer_sets;
+    const last = sets[sets.length - 1];
+    if (!last) throw new Error(`the indexer has no signer set of manufacturer #${manufacturerId} yet`);
+    const [hash] = await wallet.call(deployment.registry, F.signersHash, [last.signers, last.threshold]);
+    if (lower(hash) !== lower(record[0])) throw new Error(`the indexer's signer set of manufacturer #${manufacturerId} is not the registry's (its hash differs): wait for it to sync`);
+    const name = (await getJson('/v1/manufacturers?limit=500')).items?.find((x) => Number(x.manufacturer_id) === manufacturerId)?.name ?? `#${manufacturerId}`;
+    return { manufacturerId, name, signers: last.signers.map(lower), threshold: Number(last.threshold), nonce: BigInt(record[2]) };
+  }
+
+  /** The model's manufacturer and record `[manufacturerId, latestVersion, minVersion]`. */
+  async function model(modelId) {
+    const [m] = await wallet.call(deployment.registry, F.model, [modelId]);
+    if (!Number(m[0])) throw new Error(`model ${modelId} is not defined on chain`);
+    return m;
+  }
+
+  const wholeNumber = (v, bits, what) => {
+    const t = String(v).trim();
+    if (!/^(0|[1-9][0-9]*)$/.test(t)) throw new Error(`${what}: a whole number`);
+    const n = BigInt(t); if (n >> BigInt(bits)) throw new Error(`${what}: above uint${bits}`);
+    return n;
+  };
+
+  /** Checks `kind` with `payload` on chain: the action, its signer set, and what to show. */
+  async function prepare(kind, payload) {
+    const summary = [];
+    if (kind === 'publish') {
+      const f = parseManifestFile(payload);
       if (BigInt(f.chainId) !== BigInt(deployment.chain_id)) throw new Error(`the manifest is for chain ${f.chainId}, this fleet is on chain ${deployment.chain_id}`);
       if (lower(f.registry) !== lower(deployment.registry)) throw new Error(`the manifest is for registry ${f.registry}, not this fleet's ${deployment.registry}`);
-      if (!wallet?.account) throw new Error('connect a wallet to check the manifest on chain');
       const [id] = await wallet.call(deployment.registry, F.releaseId, [f.tuple]);
       if (lower(id) !== lower(f.releaseId)) throw new Error(`the registry hashes this manifest to ${id}, the file says ${f.releaseId}`);
-      const [model] = await wallet.call(deployment.registry, F.model, [f.tuple[0]]);
-      const manufacturerId = Number(model[0]);
-      if (!manufacturerId) throw new Error(`model ${f.manifest.modelId} is not defined on chain`);
-      const record = (await wallet.call(deployment.registry, F.manufacturer, [manufacturerId]))[0];
-      const sets = (await getJson(`/v1/manufacturers/${manufacturerId}/signers`)).signer_sets;
-      const last = sets[sets.length - 1];
-      if (!last) throw new Error(`the indexer has no signer set of manufacturer #${manufacturerId} yet`);
-      const [hash] = await wallet.call(deployment.registry, F.signersHash, [last.signers, last.threshold]);
-      if (lower(hash) !== lower(record[0])) throw new Error(`the indexer's signer set of manufacturer #${manufacturerId} is not the registry's (its hash differs): wait for it to sync`);
-      const name = (await getJson('/v1/manufacturers?limit=500')).items?.find((x) => Number(x.manufacturer_id) === manufacturerId)?.name ?? `#${manufacturerId}`;
-      if (mine !== run) return;
-      file = f; text = manifestText;
-      target = { manufacturerId, name, signers: last.signers.map(lower), threshold: Number(last.threshold), latest: BigInt(model[1]) };
+      const m = await model(f.tuple[0]);
+      const set = await signerSet(Number(m[0]));
       const token = /^0x0{40}$/.test(f.manifest.paymentToken) ? 'ETH' : `tokens of ${f.manifest.paymentToken}`;
       const version = BigInt(f.manifest.version);
-      $('publish-summary').replaceChildren(
-        el('p', {}, `${name}, model ${f.manifest.modelId}, version ${version}${version <= target.latest ? ` (not above the latest published, ${target.latest}: the registry will refuse it)` : ''}`),
-        el('p', {}, `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${f.manifest.expiry ? new Date(f.manifest.expiry * 1000).toISOString() : 'none'} · ${f.manifest.bundleSize} bytes`),
-        el('p', {}, `policy, as the file states it: ${f.policy} (what is signed is its hash, policyId ${f.manifest.policyId}; `
-          + 'the page cannot recompute it, nor fetch and hash the bundle: `otaledger release sign --bundle` checks both)'),
-        el('p', { class: 'mono' }, `release id ${f.releaseId} (the registry's hash of these fields)`));
+      summary.push(
+        `${set.name}, model ${f.manifest.modelId}, version ${version}${version <= BigInt(m[1]) ? ` (not above the latest published, ${BigInt(m[1])}: the registry will refuse it)` : ''}`,
+        `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${f.manifest.expiry ? new Date(f.manifest.expiry * 1000).toISOString() : 'none'} · ${f.manifest.bundleSize} bytes`,
+        `policy, as the file states it: ${f.policy} (what is signed is its hash, policyId ${f.manifest.policyId}; `
+          + 'the page cannot recompute it, nor fetch and hash the bundle: `otaledger release sign --bundle` checks both)',
+        `release id ${f.releaseId} (the registry's hash of these fields)`);
+      return { set, summary, message: f.manifest, label: 'Publish', done: `release ${f.releaseId} is published`,
+        call: (approval) => [F.publishRelease, [f.tuple, approval]], what: `publish v${version}` };
+    }
+    if (kind === 'revoke') {
+      const releaseId = String(payload.releaseId ?? '').trim().toLowerCase();
+      if (!/^0x[0-9a-f]{64}$/.test(releaseId)) throw new Error('release id: 0x and 64 hex digits');
+      const reason = checkReason(payload.reason);
+      const [r] = await wallet.call(deployment.registry, F.release, [releaseId]);
+      if (!BigInt(r[0])) throw new Error(`release ${releaseId} is not published on this chain`);
+      if (BigInt(r[3])) throw new Error(`release ${releaseId} is already revoked`);
+      const m = await model(r[1]);
+      const set = await signerSet(Number(m[0]));
+      summary.push(`${set.name}: revoke model ${r[1]} version ${BigInt(r[0])} (release ${releaseId})`, `reason (public, on chain): ${reason}`,
+        'Devices that have not installed it refuse it; buyers can claim refunds inside the refund window.');
+      return { set, summary, message: { releaseId, reason }, label: 'Revoke', done: `release ${releaseId} is revoked`,
+        call: (approval) => [F.revokeRelease, [releaseId, reason, approval]], what: `revoke v${BigInt(r[0])}` };
+    }
+    if (kind === 'floor') {
+      const modelId = wholeNumber(payload.modelId, 32, 'model'); const minVersion = wholeNumber(payload.minVersion, 64, 'minimum version');
+      const m = await model(modelId);
+      if (minVersion <= BigInt(m[2])) throw new Error(`the floor of model ${modelId} is already ${BigInt(m[2])}: a new floor must be above it`);
+      const set = await signerSet(Number(m[0]));
+      summary.push(`${set.name}: model ${modelId} refuses versions below ${minVersion} (floor now ${BigInt(m[2])}, latest published ${BigInt(m[1])})`);
+      return { set, summary, message: { modelId: String(modelId), minVersion: String(minVersion) }, label: 'Raise the floor', done: `model ${modelId}'s floor is ${minVersion}`,
+        call: (approval) => [F.raiseFloor, [modelId, minVersion, approval]], what: `floor ${minVersion}` };
+    }
+    const manufacturerId = Number(wholeNumber(payload.manufacturerId, 32, 'manufacturer'));
+    const next = parseSignerSet(Array.isArray(payload.signers) ? payload.signers.join(' ') : payload.signers, payload.threshold);
+    const set = await signerSet(manufacturerId);
+    summary.push(`${set.name}: the signer set becomes ${next.threshold} of ${next.signers.length}: ${next.signers.join(', ')}`,
+      `(now ${set.threshold} of ${set.signers.length}; this approval is bound to the manufacturer's nonce ${set.nonce}, so it is used once)`);
+    return { set, summary, message: { manufacturerId: String(manufacturerId), nonce: String(set.nonce), signers: next.signers, threshold: String(next.threshold) },
+      label: 'Rotate the signers', done: `manufacturer ${set.name} has its new signer set`, payload: { manufacturerId: String(manufacturerId), signers: next.signers, threshold: next.threshold },
+      call: (approval) => [F.rotateSigners, [manufacturerId, next.signers, next.threshold, approval]], what: 'rotate signers' };
+  }
+
+  /** Loads `kind` with `payload` (and signatures already gathered), checking it on chain. */
+  async function load(kind, payload, shared = []) {
+    const mine = ++run;
+    action = null; target = null; signatures.clear();
+    $('publish-summary').replaceChildren();
+    try {
+      deployment ??= await getJson('/v1/deployment');
+      if (!wallet?.account) throw new Error('connect a wallet to check it on chain');
+      const p = await prepare(kind, payload);
+      if (mine !== run) return;
+      action = { kind, payload: p.payload ?? payload, ...p };
+      target = p.set;
+      kindSelect.value = kind; showInputs();
+      $('publish-summary').replaceChildren(...p.summary.map((t) => el('p', {}, t)));
       for (const s of shared) signatures.set(s.signer, s.signature);
-      status(`manifest checked on chain; ${target.threshold} of ${target.signers.length} signers of ${name} must sign`);
+      status(`checked on chain; ${target.threshold} of ${target.signers.length} signers of ${target.name} must sign`);
     } catch (e) {
-      if (mine === run) status(`manifest refused: ${e instanceof WalletError ? e.message : reason(e)}`, true);
+      if (mine === run) status(`${kind === 'publish' ? 'manifest' : 'request'} refused: ${e instanceof WalletError ? e.message : reason(e)}`, true);
     }
     render();
   }
 
   $('publish-load').addEventListener('click', async () => {
-    const input = $('publish-file');
-    const t = input.files?.[0] ? (input.files[0].size > MAX_SHARED ? '' : await input.files[0].text()) : $('publish-manifest').value;
-    if (!t) { status(`choose a manifest.json (at most ${MAX_SHARED} bytes) or paste it`, true); return; }
-    await load(t);
+    const kind = kindSelect.value;
+    if (kind === 'publish') {
+      const input = $('publish-file');
+      const t = input.files?.[0] ? (input.files[0].size > MAX_SHARED ? '' : await input.files[0].text()) : $('publish-manifest').value;
+      if (!t) { status(`choose a manifest.json (at most ${MAX_SHARED} bytes) or paste it`, true); return; }
+      await load('publish', t);
+    } else if (kind === 'revoke') await load('revoke', { releaseId: $('revoke-release').value, reason: $('revoke-reason').value });
+    else if (kind === 'floor') await load('floor', { modelId: $('floor-model').value, minVersion: $('floor-version').value });
+    else await load('rotate', { manufacturerId: $('rotate-manufacturer').value, signers: $('rotate-signers').value, threshold: $('rotate-threshold').value });
   });
 
   $('publish-add').addEventListener('click', async () => {
     try {
       const shared = parseShared($('publish-paste').value);
-      if (text && shared.manifest !== text) throw new Error('those signatures are for another manifest');
-      if (!text) { await load(shared.manifest, shared.signatures); return; }
+      if (action && (shared.kind !== action.kind || JSON.stringify(shared.payload) !== JSON.stringify(action.payload))) throw new Error('those signatures approve something else than what is loaded');
+      if (!action) { await load(shared.kind, shared.payload, shared.signatures); return; }
       for (const s of shared.signatures) signatures.set(s.signer, s.signature);
       status(`${shared.signatures.length} signature(s) added`);
     } catch (e) { status(`not added: ${e.message}`, true); }
@@ -233,11 +358,12 @@ export function initPublish({ el, short, getJson }) {
       await wallet.checkChain();
       const account = lower(wallet.account);
       if (!target.signers.includes(account)) throw new WalletError(`${account} is not in manufacturer ${target.name}'s current signer set`);
-      status('sign the manifest in your wallet…');
-      const sig = await wallet.request('eth_signTypedData_v4', [account, JSON.stringify(typedData(file))]);
+      status('sign in your wallet…');
+      const typed = actionTypedData(action.kind, Number(deployment.chain_id), lower(deployment.registry), action.message);
+      const sig = await wallet.request('eth_signTypedData_v4', [account, JSON.stringify(typed)]);
       compact(sig);
       signatures.set(account, sig);
-      status(`signed as ${short(account)}; share the link with the other signers, or publish once ${target.threshold} have signed`);
+      status(`signed as ${short(account)}; share the link with the other signers, or submit once ${target.threshold} have signed`);
     } catch (e) { status(`not signed: ${e instanceof WalletError ? e.message : reason(e)}`, true); }
     render();
   });
@@ -245,17 +371,18 @@ export function initPublish({ el, short, getJson }) {
   $('publish-send').addEventListener('click', async () => {
     $('publish-send').disabled = true;
     const log = $('publish-log');
-    const li = el('li', { 'data-state': 'pending' }, `publish v${file.manifest.version}: simulating…`); log.prepend(li);
-    const set = (state, t) => { li.dataset.state = state; li.textContent = `publish v${file.manifest.version}: ${t}`; };
+    const li = el('li', { 'data-state': 'pending' }, `${action.what}: simulating…`); log.prepend(li);
+    const set = (state, t) => { li.dataset.state = state; li.textContent = `${action.what}: ${t}`; };
     try {
       // Signatures ordered by ascending signer, as the registry requires.
       const ordered = [...signatures].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1));
       const approval = [target.signers, target.threshold, `0x${ordered.map(([, s]) => compact(s).slice(2)).join('')}`];
-      const hash = await wallet.send(deployment.registry, F.publishRelease, [file.tuple, approval]);
+      const [f, args] = action.call(approval);
+      const hash = await wallet.send(deployment.registry, f, args);
       set('pending', `pending ${hash}`);
       const receipt = await wallet.wait(hash);
-      set('mined', `published in block ${BigInt(receipt.blockNumber)} (${short(hash)}, gas ${BigInt(receipt.gasUsed)})`);
-      status(`release ${file.releaseId} is published`);
+      set('mined', `mined in block ${BigInt(receipt.blockNumber)} (${short(hash)}, gas ${BigInt(receipt.gasUsed)})`);
+      status(action.done);
     } catch (e) {
       set('failed', `failed: ${e instanceof WalletError ? e.message : reason(e)}`);
     }
@@ -271,8 +398,8 @@ export function initPublish({ el, short, getJson }) {
       render();
       if (pending && !opened && wallet?.account && !wallet.wrongChain) {
         opened = true;
-        try { const shared = parseShared(pending); await load(shared.manifest, shared.signatures); } catch (e) { status(`shared link refused: ${e.message}`, true); }
-      } else if (file && wallet?.account) render();
+        try { const shared = parseShared(pending); await load(shared.kind, shared.payload, shared.signatures); } catch (e) { status(`shared link refused: ${e.message}`, true); }
+      }
     },
   };
 }

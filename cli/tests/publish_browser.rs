@@ -5,7 +5,9 @@
 //! in the page the first signer loads the manifest (a tampered copy is refused) and signs, a
 //! stranger with the shared link can neither sign nor publish (too few signatures, a forged
 //! one: the contract's errors, nothing sent), the third signer signs from the link and
-//! publishes. The indexer then serves the release. Screenshots go to `target/screenshots/`.
+//! publishes. Then, each through two wallets and the link: the model's version floor is
+//! raised, the signer set rotated (one signer replaced), and the new set revokes the release.
+//! The indexer then shows all of it. Screenshots go to `target/screenshots/`.
 
 mod support;
 
@@ -90,6 +92,16 @@ fn two_signers_approve_in_their_wallets_and_the_release_is_published_from_the_pa
     let browser_out = lines(&mut node.0);
     let published = next(&browser_out, 240, "the page did not publish");
     assert_eq!(published, format!("PUBLISHED {release_id}"));
+    assert_eq!(
+        next(&browser_out, 120, "the floor was not raised"),
+        "FLOOR 2"
+    );
+    let rotated = next(&browser_out, 120, "the signers were not rotated");
+    let newcomer = rotated.strip_prefix("ROTATED ").unwrap().to_owned();
+    assert_eq!(
+        next(&browser_out, 120, "the release was not revoked"),
+        format!("REVOKED {release_id}")
+    );
     assert_eq!(next(&browser_out, 60, "browser did not finish"), "DONE");
     assert!(node.0.wait().unwrap().success());
 
@@ -120,7 +132,40 @@ fn two_signers_approve_in_their_wallets_and_the_release_is_published_from_the_pa
         Some(3),
         "the approval names the full set of 3: {body}"
     );
-    for name in ["publish-first-signer.png", "publish-published.png"] {
+    // The revocation and the rotation, as the indexer mirrors them.
+    let revoked = (0..150).any(|_| {
+        last = http_get(&addr, &format!("/v1/releases/{release_id}"));
+        let body: Value = serde_json::from_str(last.split_once("\r\n\r\n").unwrap().1).unwrap();
+        let ok = body["revocations"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty());
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        ok
+    });
+    assert!(revoked, "the indexer never showed the revocation: {last}");
+    let sets = http_get(&addr, "/v1/manufacturers/1/signers");
+    let sets: Value = serde_json::from_str(sets.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let newest = sets["signer_sets"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        newest["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().eq_ignore_ascii_case(&newcomer)),
+        "{newest}"
+    );
+    for name in [
+        "publish-first-signer.png",
+        "publish-published.png",
+        "publish-revoked.png",
+    ] {
         assert!(shots.join(name).metadata().unwrap().len() > 1000, "{name}");
     }
 }

@@ -108,6 +108,9 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::releaseIdCall>(f, "releaseId");
     check_call::<UpdateRegistry::modelCall>(f, "model");
     check_call::<UpdateRegistry::publishReleaseCall>(f, "publishRelease");
+    check_call::<UpdateRegistry::revokeReleaseCall>(f, "revokeRelease");
+    check_call::<UpdateRegistry::raiseFloorCall>(f, "raiseFloor");
+    check_call::<UpdateRegistry::rotateSignersCall>(f, "rotateSigners");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
     check_call::<UpdateRegistry::emergencyRevokeCall>(f, "emergencyRevoke");
@@ -120,7 +123,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        16,
+        19,
         "a function was added to abi.js without a check here"
     );
 
@@ -213,6 +216,9 @@ fn the_page_encodes_calls_as_alloy_does() {
           releaseId: abi.encodeCall(f.releaseId, [i.manifest]),
           publishRelease: abi.encodeCall(f.publishRelease, [i.manifest, [i.signers, 2, i.signatures]]),
           model: abi.encodeCall(f.model, [7]),
+          revokeRelease: abi.encodeCall(f.revokeRelease, [i.release, 'clé fuitée', [i.signers, 1, i.signatures]]),
+          raiseFloor: abi.encodeCall(f.raiseFloor, [7, 9n, [i.signers, 2, i.signatures]]),
+          rotateSigners: abi.encodeCall(f.rotateSigners, [7, i.signers, 2, [i.signers, 1, i.signatures]]),
           transferDevice: abi.encodeCall(f.transferDevice, [i.devices[2], i.owner]),
           signersHash: abi.encodeCall(f.signersHash, [i.signers, 2]),
           isEntitled: abi.encodeCall(f.isEntitled, [i.release, 9n]),
@@ -249,6 +255,22 @@ fn the_page_encodes_calls_as_alloy_does() {
             approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
         }.abi_encode()),
         "model": hex(UpdateRegistry::modelCall { modelId: 7 }.abi_encode()),
+        "revokeRelease": hex(UpdateRegistry::revokeReleaseCall {
+            releaseId_: release,
+            reason: "clé fuitée".into(),
+            approval: Reg::Approval { signers: signers.clone(), threshold: 1, signatures: signatures.clone() },
+        }.abi_encode()),
+        "raiseFloor": hex(UpdateRegistry::raiseFloorCall {
+            modelId: 7,
+            minVersion: 9,
+            approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
+        }.abi_encode()),
+        "rotateSigners": hex(UpdateRegistry::rotateSignersCall {
+            manufacturerId: 7,
+            newSigners: signers.clone(),
+            newThreshold: 2,
+            approval: Reg::Approval { signers: signers.clone(), threshold: 1, signatures: signatures.clone() },
+        }.abi_encode()),
         "transferDevice": hex(UpdateRegistry::transferDeviceCall { deviceIndex: devices[2], to: owner }.abi_encode()),
         "signersHash": hex(UpdateRegistry::signersHashCall { signers: signers.clone(), threshold: 2 }.abi_encode()),
         "isEntitled": hex(UpdateMarket::isEntitledCall { releaseId: release, deviceIndex: 9 }.abi_encode()),
@@ -689,4 +711,70 @@ fn the_page_compacts_signatures_as_alloy_does_and_refuses_malleable_ones() {
         assert_ne!(r, "accepted", "{b}");
     }
     assert!(got[0].as_str().unwrap().contains("malleable"), "{got}");
+}
+
+/// The threshold actions' inputs: a revocation reason must read as what it is (no controls,
+/// bidirectional or invisible formatting characters, as the CLI's check), a new signer set is
+/// sorted, unique and non-zero with a threshold in range; each refusal names the problem.
+#[test]
+fn the_page_checks_reasons_and_signer_sets_before_anyone_signs() {
+    let a = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+    let b = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+    let got = node(
+        "const t = (f) => { try { return { ok: f() }; } catch (e) { return { err: e.message }; } };
+         out({
+           reasons: input.reasons.map((r) => t(() => publish.checkReason(r))),
+           sets: input.sets.map(([s, k]) => t(() => publish.parseSignerSet(s, k))),
+         });",
+        &json!({
+            "reasons": ["clé fuitée: signing key leaked", "", "  ", "a\nb", "a\u{202E}b", "a\u{200B}b",
+                "a\u{2066}b", "a\u{7f}", "a\u{85}", "x".repeat(1025)],
+            "sets": [
+                [format!("{a}\n{b}"), 2], [format!("{a}, {b}"), "1"], [format!("{a} {a}"), 1],
+                [format!("{a} 0x{}", "0".repeat(40)), 1], [a.to_owned(), 2], [a.to_owned(), 0],
+                [format!("{a} 0x12"), 1], [String::new(), 1], [a.to_uppercase().replace("0X", "0x"), 1],
+            ],
+        }),
+    );
+    let reasons = got["reasons"].as_array().unwrap();
+    assert_eq!(reasons[0]["ok"], "clé fuitée: signing key leaked");
+    for (i, r) in reasons.iter().enumerate().skip(1) {
+        assert!(r["err"].is_string(), "reason {i} accepted: {r}");
+    }
+    assert!(
+        reasons[4]["err"].as_str().unwrap().contains("U+202E"),
+        "{}",
+        reasons[4]
+    );
+    let sets = got["sets"].as_array().unwrap();
+    // Sorted ascending by address value whatever the input order.
+    assert_eq!(sets[0]["ok"], json!({"signers": [b, a], "threshold": 2}));
+    assert_eq!(sets[1]["ok"], json!({"signers": [b, a], "threshold": 1}));
+    assert!(
+        sets[2]["err"].as_str().unwrap().contains("twice"),
+        "{}",
+        sets[2]
+    );
+    assert!(
+        sets[3]["err"].as_str().unwrap().contains("zero"),
+        "{}",
+        sets[3]
+    );
+    assert!(
+        sets[4]["err"].as_str().unwrap().contains("threshold"),
+        "{}",
+        sets[4]
+    );
+    assert!(
+        sets[5]["err"].as_str().unwrap().contains("threshold"),
+        "{}",
+        sets[5]
+    );
+    assert!(
+        sets[6]["err"].as_str().unwrap().contains("not an address"),
+        "{}",
+        sets[6]
+    );
+    assert!(sets[7]["err"].is_string(), "{}", sets[7]);
+    assert_eq!(sets[8]["ok"], json!({"signers": [a], "threshold": 1}));
 }

@@ -13,7 +13,12 @@
 //    anything is sent; a stranger's signature passed off as the second signer's fails with
 //    UpdateRegistryInvalidSignature, nothing sent.
 // 3. The third signer's wallet opens the link, signs, and publishes: mined. Prints
-//    "PUBLISHED <release id>", screenshots, "DONE".
+//    "PUBLISHED <release id>".
+// 4. The other threshold actions, each signed by two wallets through the link: the floor of
+//    model 1 raised to 2; the signer set rotated (the second signer replaced by a new one);
+//    then the new set (the new signer and the first) revokes version 2, while the replaced
+//    signer's signature no longer counts. Prints "FLOOR 2", "ROTATED <new signer>",
+//    "REVOKED <release id>", screenshots, "DONE".
 import { readFileSync } from 'node:fs';
 import { launch, collectErrors, openFleet, rpcCaller, installTestWallet } from './harness.mjs';
 
@@ -53,7 +58,7 @@ try {
   await a.fill('#publish-manifest', '');
   await a.setInputFiles('#publish-file', manifestPath);
   await a.click('#publish-load');
-  await waitText(a, '#publish-status', /manifest checked on chain; 2 of 3 signers of Acme Thermostats must sign/, 'the manifest');
+  await waitText(a, '#publish-status', /checked on chain; 2 of 3 signers of Acme Thermostats must sign/, 'the manifest');
   await waitText(a, '#publish-summary', new RegExp(`version 2[\\s\\S]*${releaseId}`), 'the summary');
   await a.click('#publish-sign');
   await waitText(a, '#publish-count', /^1 of 2 signatures/, 'the first signature');
@@ -73,11 +78,10 @@ try {
   await b.click('#publish-send');
   await waitText(b, '#publish-log', /failed: .*UpdateRegistryNotEnoughSignatures/, 'one signature');
   const forged = await b.evaluate(async ([who, stranger]) => {
-    const { parseManifestFile, typedData } = await import('/assets/publish.js');
-    const text = document.getElementById('publish-link').value;
-    const state = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(text.split('#publish=')[1].replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))));
-    const sig = await window.ethereum.request({ method: 'eth_signTypedData_v4', params: [stranger, JSON.stringify(typedData(parseManifestFile(state.manifest)))] });
-    return JSON.stringify({ manifest: state.manifest, signatures: [{ signer: who, signature: sig }] });
+    const { parseManifestFile, parseShared, typedData } = await import('/assets/publish.js');
+    const state = parseShared(document.getElementById('publish-link').value);
+    const sig = await window.ethereum.request({ method: 'eth_signTypedData_v4', params: [stranger, JSON.stringify(typedData(parseManifestFile(state.payload)))] });
+    return JSON.stringify({ ...state, signatures: [{ signer: who, signature: sig }] });
   }, [signers[1], stranger]);
   await b.fill('#publish-paste', forged);
   await b.click('#publish-add');
@@ -95,11 +99,72 @@ try {
   await c.click('#publish-sign');
   await waitText(c, '#publish-count', /^2 of 2 signatures/, 'the second signature');
   await c.click('#publish-send');
-  await waitText(c, '#publish-log', /published in block \d+/, 'the publish');
+  await waitText(c, '#publish-log', /publish v2: mined in block \d+/, 'the publish');
   await waitText(c, '#publish-status', new RegExp(`release ${releaseId} is published`), 'the status');
   await c.screenshot({ path: `${shots}/publish-published.png`, fullPage: true });
   console.log(`PUBLISHED ${releaseId}`);
   await c.close(); await a.close();
+
+  /**
+   * One threshold action through two wallets: `first` fills it in (`fill(page)`), checks it and
+   * signs; `second` opens the link, signs and submits; resolves when the status says `doneRe`.
+   */
+  async function approve(kind, fill, first, second, rolesRe, doneRe) {
+    const p = await walletPage(first, url, rolesRe);
+    await p.waitForSelector('#publish:not([hidden])', { timeout: 10000 });
+    await p.selectOption('#approve-kind', kind);
+    // Only the chosen action's fields are shown.
+    for (const k of ['publish', 'revoke', 'floor', 'rotate']) {
+      if ((await p.isVisible(`#approve-${k}`)) !== (k === kind)) fail(`${kind}: the ${k} fields are ${k === kind ? 'hidden' : 'shown'}`);
+    }
+    await fill(p);
+    // The indexer may still be syncing the signer set of a rotation: check until it agrees.
+    for (let i = 0; ; i++) {
+      await p.click('#publish-load');
+      await p.waitForFunction(() => /checked on chain|refused/.test(document.getElementById('publish-status').textContent), null, { timeout: 30000 });
+      const st = await p.textContent('#publish-status');
+      if (st.startsWith('checked on chain')) break;
+      if (!/wait for it to sync/.test(st) || i > 50) fail(`${kind}: ${st}`);
+      await p.waitForTimeout(200);
+    }
+    await p.click('#publish-sign');
+    await waitText(p, '#publish-count', /^1 of 2 signatures/, `${kind}: the first signature`);
+    const shared = await p.inputValue('#publish-link');
+    await p.close();
+    const q = await walletPage(second, shared, /signer of Acme Thermostats/);
+    await waitText(q, '#publish-count', /^1 of 2 signatures/, `${kind}: the link`);
+    await q.click('#publish-sign');
+    await waitText(q, '#publish-count', /^2 of 2 signatures/, `${kind}: the second signature`);
+    await q.click('#publish-send');
+    await waitText(q, '#publish-log', /mined in block \d+/, `${kind}: the transaction`);
+    await waitText(q, '#publish-status', doneRe, `${kind}: the status`);
+    return q;
+  }
+  const signerRe = /signer of Acme Thermostats/;
+
+  // 4a. Raise model 1's floor to 2.
+  (await approve('floor', async (p) => { await p.fill('#floor-model', '1'); await p.fill('#floor-version', '2'); },
+    signers[2], signers[0], signerRe, /model 1's floor is 2/)).close();
+  console.log('FLOOR 2');
+
+  // 4b. Rotate: the second signer out, a new one (anvil's account 8) in, 2 of 3.
+  const newcomer = accounts[8];
+  const next = [signers[0], signers[2], newcomer];
+  const rotated = await approve('rotate', async (p) => {
+    await p.fill('#rotate-manufacturer', '1'); await p.fill('#rotate-signers', next.join('\n')); await p.fill('#rotate-threshold', '2');
+  }, signers[0], signers[2], signerRe, /has its new signer set/);
+  await rotated.close();
+  console.log(`ROTATED ${newcomer}`);
+
+  // 4c. The new set revokes version 2: the newcomer and the first signer. The replaced
+  // signer is no longer offered to sign.
+  const gone = await walletPage(signers[1], url, /roles: auditor$/);
+  await gone.close();
+  const revoked = await approve('revoke', async (p) => { await p.fill('#revoke-release', releaseId); await p.fill('#revoke-reason', 'drill: key ceremony'); },
+    newcomer, signers[0], signerRe, new RegExp(`release ${releaseId} is revoked`));
+  await revoked.screenshot({ path: `${shots}/publish-revoked.png`, fullPage: true });
+  await revoked.close();
+  console.log(`REVOKED ${releaseId}`);
   if (errors.flat().length) fail(`page errors: ${errors.flat().join('; ')}`);
   console.log('DONE');
 } finally {
