@@ -3,6 +3,7 @@ import { FleetMap } from './map.js';
 import { initDapp } from './dapp.js';
 import { initSession } from './session.js';
 import { initPublish } from './publish.js';
+import { initClaim } from './claim.js';
 
 const $ = (id) => document.getElementById(id);
 // Exported for the browser test (it reads node colours from the canvas).
@@ -144,9 +145,10 @@ async function loadAlerts() {
 
 const session = initSession({ el, short, map, byIndex, onLabelled: () => refetchFleet() });
 const publish = initPublish({ el, short, getJson });
+const claim = initClaim({ el, short, getJson });
 initDapp({
   byIndex, map, fleetEvents, el, getJson, allPages, short,
-  onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); },
+  onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); claim.walletChanged(w, d); },
   onRoles: (r) => publish.rolesChanged(r),
 });
 loadFleet().catch((e) => { $('summary').textContent = `fleet unavailable: ${e.message}`; });

@@ -16,6 +16,13 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
   const selected = new Set();
   const releases = new Map(); // release id → verified release (per account session)
   let roleRun = 0; let priceRun = 0;
+  let makerRoles = []; // operator/signer roles of the last reading
+
+  /** The roles line: auditor, owner of the devices verified on chain, the maker roles. */
+  function showRoles() {
+    const owner = owned.size ? [`owner of ${owned.size} device${owned.size === 1 ? '' : 's'}`] : [];
+    $('roles').textContent = `roles: ${['auditor', ...owner, ...makerRoles].join(' · ')}`;
+  }
 
   const provider = () => window.ethereum || null;
   if (!provider()) { $('connect').textContent = 'No wallet: read-only'; $('connect').disabled = true; }
@@ -99,8 +106,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
     $('roles').textContent = 'roles: reading chain…';
     try {
       await verifyOwned([...byIndex.values()].filter((d) => lower(d.owner) === account).map((d) => d.index));
-      const roles = ['auditor']; const operatorOf = []; let signer = false;
-      if (owned.size) roles.push(`owner of ${owned.size} device${owned.size === 1 ? '' : 's'}`);
+      const roles = []; const operatorOf = []; let signer = false;
       for (const m of await allPages('/v1/manufacturers')) {
         const record = await wallet.manufacturer(m.manufacturer_id);
         if (lower(record.operator) === account) { roles.push(`operator of ${m.name} (#${m.manufacturer_id})`); operatorOf.push(m); }
@@ -113,7 +119,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
         }
       }
       if (run !== roleRun) return;
-      $('roles').textContent = `roles: ${roles.join(' · ')}`;
+      makerRoles = roles; showRoles();
       onRoles?.({ maker: signer || operatorOf.length > 0 });
       showOwner(owned.size > 0);
       if (owned.size) { setSelectMode(true); fillModels(); }
@@ -128,7 +134,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
     if (!wallet?.account || wallet.wrongChain) return;
     const changed = ev.detail.filter((d) => (lower(d.owner) === wallet.account) !== owned.has(d.index)).map((d) => d.index);
     for (const d of ev.detail) if (d.status !== 'red') selected.delete(d.index);
-    if (changed.length) { try { await verifyOwned(changed); } catch { /* shown on the next action */ } showOwner(owned.size > 0); fillModels(); }
+    if (changed.length) { try { await verifyOwned(changed); } catch { /* shown on the next action */ } showOwner(owned.size > 0); fillModels(); showRoles(); }
     map.setSelected(selected); updateSelection();
   });
 

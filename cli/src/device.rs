@@ -326,16 +326,61 @@ pub struct Claimed {
     pub mined: Mined,
 }
 
-/// Claims the device in `dir` for `owner`, with the device's own consent
-/// signature (made here from its identity key, as the device would).
-pub async fn claim(
-    chain: &Chain,
-    provider: &DynProvider,
-    dir: &Path,
-    owner: Address,
-) -> Result<Claimed> {
+/// Format tag of a claim request file.
+pub const CLAIM_FORMAT: &str = "otaledger-claim/1";
+
+/// `claim.json` (`otaledger-claim/1`): everything `claimDevice` needs, with the device's consent
+/// (its identity key's EIP-712 `Claim(owner, deviceIndex)` signature, 64-byte EIP-2098) for one
+/// owner. Whoever holds it can submit the claim (the dashboard does, from the owner's wallet);
+/// it can only ever give the device to `owner`. Written by `otaledger device claim-request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRequest {
+    /// Always [`CLAIM_FORMAT`].
+    pub format: &'static str,
+    /// The chain.
+    pub chain_id: u64,
+    /// The registry.
+    #[serde(serialize_with = "lower_hex")]
+    pub registry: Address,
+    /// The device's batch.
+    pub batch_id: u64,
+    /// The device's global index.
+    pub device_index: u64,
+    /// The device's identity address.
+    #[serde(serialize_with = "lower_hex")]
+    pub device: Address,
+    /// Its model.
+    pub model_id: u32,
+    /// The owner the device consents to.
+    #[serde(serialize_with = "lower_hex")]
+    pub owner: Address,
+    /// The Merkle proof of the device's leaf.
+    pub proof: Vec<B256>,
+    /// The device's consent, 64-byte EIP-2098.
+    pub signature: alloy::primitives::Bytes,
+}
+
+fn lower_hex<S: serde::Serializer>(a: &Address, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{a:#x}"))
+}
+
+impl ClaimRequest {
+    /// The canonical file form: two-space indentation, a final newline.
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and arrays of them only: serialising cannot fail.
+        let text = serde_json::to_string_pretty(self).expect("a claim request serialises");
+        format!("{text}\n")
+    }
+}
+
+/// The claim of the device in `dir` for `owner`, signed by the device's identity key (as the
+/// device would sign it when its owner pairs with it). Checked against `chain` when given.
+pub fn claim_request(dir: &Path, owner: Address, chain: Option<&Chain>) -> Result<ClaimRequest> {
     let config = DeviceConfig::load(dir)?;
-    if config.chain_id != chain.chain_id() || config.registry != chain.registry() {
+    if let Some(chain) = chain
+        && (config.chain_id != chain.chain_id() || config.registry != chain.registry())
+    {
         return Err(Error::Input {
             field: "--device-dir",
             reason: format!(
@@ -344,33 +389,62 @@ pub async fn claim(
             ),
         });
     }
+    if owner == Address::ZERO {
+        return Err(Error::Input {
+            field: "--owner",
+            reason: "the zero address cannot own a device".into(),
+        });
+    }
     let identity = config.identity(dir)?;
     let claim = Claim {
         owner,
         deviceIndex: config.device_index,
     };
-    let digest = claim.eip712_signing_hash(&registry_domain(chain.chain_id(), chain.registry()));
+    let digest = claim.eip712_signing_hash(&registry_domain(config.chain_id, config.registry));
     let signature = sign_compact(&identity, digest)?;
+    Ok(ClaimRequest {
+        format: CLAIM_FORMAT,
+        chain_id: config.chain_id,
+        registry: config.registry,
+        batch_id: config.batch_id,
+        device_index: config.device_index,
+        device: config.address,
+        model_id: config.model_id,
+        owner,
+        proof: config.merkle_proof.clone(),
+        signature: signature.to_vec().into(),
+    })
+}
+
+/// Claims the device in `dir` for `owner`, with the device's own consent
+/// signature (made here from its identity key, as the device would).
+pub async fn claim(
+    chain: &Chain,
+    provider: &DynProvider,
+    dir: &Path,
+    owner: Address,
+) -> Result<Claimed> {
+    let request = claim_request(dir, owner, Some(chain))?;
     let registry = UpdateRegistry::new(chain.registry(), provider);
     let (mined, _) = mined(
         "claiming the device",
         registry
             .claimDevice(
-                config.batch_id,
-                config.device_index,
-                config.address,
-                config.model_id,
+                request.batch_id,
+                request.device_index,
+                request.device,
+                request.model_id,
                 owner,
-                config.merkle_proof.clone(),
-                signature.to_vec().into(),
+                request.proof.clone(),
+                request.signature.clone(),
             )
             .send()
             .await,
     )
     .await?;
     Ok(Claimed {
-        device_index: config.device_index,
-        device: config.address,
+        device_index: request.device_index,
+        device: request.device,
         owner,
         mined,
     })

@@ -77,6 +77,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/publish.js"),
     ),
     (
+        "claim.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/claim.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

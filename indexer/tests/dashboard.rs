@@ -330,6 +330,7 @@ async fn page_and_assets(kind: Kind) {
         ("dapp.js", "text/javascript"),
         ("session.js", "text/javascript"),
         ("publish.js", "text/javascript"),
+        ("claim.js", "text/javascript"),
         ("style.css", "text/css"),
     ] {
         let r = reqwest::get(format!("{}/assets/{name}", s.url))

@@ -33,8 +33,8 @@ alloy::sol! {
     }
 }
 
-/// Runs `script` as an ES module with `dashboard/abi.js` as `abi` and `dashboard/publish.js` as
-/// `publish`, `input` (read from stdin: it may be large) as `input`, and returns the JSON it
+/// Runs `script` as an ES module with `dashboard/abi.js` as `abi`, `dashboard/publish.js` as
+/// `publish` and `dashboard/claim.js` as `claim`, `input` (read from stdin: it may be large) as `input`, and returns the JSON it
 /// prints with `out`.
 fn node(script: &str, input: &Value) -> Value {
     use std::io::Write as _;
@@ -49,9 +49,10 @@ fn node(script: &str, input: &Value) -> Value {
         .unwrap()
     };
     let prelude = format!(
-        "import * as abi from {};\nimport * as publish from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
+        "import * as abi from {};\nimport * as publish from {};\nimport * as claim from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
         module("abi.js"),
         module("publish.js"),
+        module("claim.js"),
     );
     let mut child = Command::new("node")
         .args(["--input-type=module", "-e"])
@@ -113,6 +114,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::rotateSignersCall>(f, "rotateSigners");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
+    check_call::<UpdateRegistry::claimDeviceCall>(f, "claimDevice");
     check_call::<UpdateRegistry::emergencyRevokeCall>(f, "emergencyRevoke");
     check_call::<UpdateMarket::purchaseCall>(f, "purchase");
     check_call::<UpdateMarket::claimRefundCall>(f, "claimRefund");
@@ -123,7 +125,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        19,
+        20,
         "a function was added to abi.js without a check here"
     );
 
@@ -216,6 +218,7 @@ fn the_page_encodes_calls_as_alloy_does() {
           releaseId: abi.encodeCall(f.releaseId, [i.manifest]),
           publishRelease: abi.encodeCall(f.publishRelease, [i.manifest, [i.signers, 2, i.signatures]]),
           model: abi.encodeCall(f.model, [7]),
+          claimDevice: abi.encodeCall(f.claimDevice, [3n, 9n, i.owner, 7, i.market, [i.release, i.release], i.signatures]),
           revokeRelease: abi.encodeCall(f.revokeRelease, [i.release, 'clé fuitée', [i.signers, 1, i.signatures]]),
           raiseFloor: abi.encodeCall(f.raiseFloor, [7, 9n, [i.signers, 2, i.signatures]]),
           rotateSigners: abi.encodeCall(f.rotateSigners, [7, i.signers, 2, [i.signers, 1, i.signatures]]),
@@ -255,6 +258,15 @@ fn the_page_encodes_calls_as_alloy_does() {
             approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
         }.abi_encode()),
         "model": hex(UpdateRegistry::modelCall { modelId: 7 }.abi_encode()),
+        "claimDevice": hex(UpdateRegistry::claimDeviceCall {
+            batchId: 3,
+            deviceIndex: 9,
+            device_: owner,
+            modelId: 7,
+            owner: market,
+            proof: vec![release, release],
+            deviceSignature: signatures.clone(),
+        }.abi_encode()),
         "revokeRelease": hex(UpdateRegistry::revokeReleaseCall {
             releaseId_: release,
             reason: "clé fuitée".into(),
@@ -777,4 +789,109 @@ fn the_page_checks_reasons_and_signer_sets_before_anyone_signs() {
     );
     assert!(sets[7]["err"].is_string(), "{}", sets[7]);
     assert_eq!(sets[8]["ok"], json!({"signers": [a], "threshold": 1}));
+}
+
+/// `claim.json` as `otaledger device claim-request` writes it (the CLI's field order, two-space
+/// indentation, a final newline), for `proof_len` proof hashes.
+fn claim_text(rng: &mut Rng, proof_len: usize) -> (String, Value) {
+    let fields = json!({
+        "chainId": 31_337,
+        "registry": hex(rng.bytes::<20>()),
+        "batchId": rng.below(1 << 53),
+        "deviceIndex": rng.below(1 << 53),
+        "device": hex(rng.bytes::<20>()),
+        "modelId": rng.below(1 << 32),
+        "owner": hex(rng.bytes::<20>()),
+        "proof": (0..proof_len).map(|_| hex(rng.bytes::<32>())).collect::<Vec<_>>(),
+        "signature": hex(rng.bytes::<64>()),
+    });
+    let proof = if proof_len == 0 {
+        "[]".to_owned()
+    } else {
+        let items: Vec<String> = fields["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("    {p}"))
+            .collect();
+        format!("[\n{}\n  ]", items.join(",\n"))
+    };
+    let text = format!(
+        "{{\n  \"format\": \"otaledger-claim/1\",\n  \"chainId\": {},\n  \"registry\": {},\n  \"batchId\": {},\n  \"deviceIndex\": {},\n  \"device\": {},\n  \"modelId\": {},\n  \"owner\": {},\n  \"proof\": {proof},\n  \"signature\": {}\n}}\n",
+        fields["chainId"],
+        fields["registry"],
+        fields["batchId"],
+        fields["deviceIndex"],
+        fields["device"],
+        fields["modelId"],
+        fields["owner"],
+        fields["signature"],
+    );
+    (text, fields)
+}
+
+/// claim.json is untrusted text the page parses by hand: canonical files are read field for
+/// field; 4,000 seeded mutations never crash the parser, and whatever it accepts holds the same
+/// fields serde reads from the same text (one reading, no second spelling).
+#[test]
+fn claim_files_are_read_exactly_and_mutations_refused_or_read_the_same() {
+    let mut rng = Rng(0x5eed_0004);
+    let originals: Vec<(String, Value)> = (0..8)
+        .map(|i| claim_text(&mut rng, [0, 1, 5, 32][i % 4]))
+        .collect();
+    const ALPHABET: &[u8] = b"0123456789abcdefABCDEFx\" :,{}[]\n-+.eE\\";
+    let mut texts: Vec<String> = originals.iter().map(|(t, _)| t.clone()).collect();
+    for (t, _) in &originals {
+        for _ in 0..500 {
+            let mut b = t.clone().into_bytes();
+            let at = rng.below(b.len() as u64) as usize;
+            match rng.below(3) {
+                0 => b[at] = ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
+                1 => b.insert(at, ALPHABET[rng.below(ALPHABET.len() as u64) as usize]),
+                _ => {
+                    b.remove(at);
+                }
+            }
+            if let Ok(m) = String::from_utf8(b)
+                && &m != t
+            {
+                texts.push(m);
+            }
+        }
+    }
+    let results = node(
+        "out(input.map((t) => { try { const c = claim.parseClaimFile(t); return { ok: c }; } catch (e) { if (!(e instanceof Error)) throw e; return { err: e.message }; } }));",
+        &json!(texts),
+    );
+    let results = results.as_array().unwrap();
+    let as_page = |v: &Value| {
+        let mut v = v.clone();
+        for k in ["chainId", "batchId", "deviceIndex", "modelId"] {
+            v[k] = json!(v[k].to_string());
+        }
+        v.as_object_mut().unwrap().remove("format");
+        v
+    };
+    for (i, (_, fields)) in originals.iter().enumerate() {
+        assert_eq!(results[i]["ok"], as_page(fields), "original {i}");
+    }
+    let mut accepted = 0;
+    for (text, r) in texts.iter().zip(results).skip(originals.len()) {
+        let Some(read) = r.get("ok") else {
+            assert!(r["err"].is_string(), "{r}");
+            continue;
+        };
+        accepted += 1;
+        let plain: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            read,
+            &as_page(&plain),
+            "a mutant read otherwise than serde reads it:\n{text}"
+        );
+    }
+    assert!(
+        accepted > 20 && accepted < texts.len() / 2,
+        "{accepted} of {}",
+        texts.len()
+    );
 }

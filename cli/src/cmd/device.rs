@@ -1,4 +1,4 @@
-//! `otaledger device provision | open | run | claim`.
+//! `otaledger device provision | open | run | claim | claim-request`.
 
 use std::path::PathBuf;
 
@@ -80,6 +80,19 @@ enum DeviceCommand {
         chain: ChainArgs,
         #[command(flatten)]
         wallet: WalletArgs,
+    },
+    /// Write the device's signed consent to be claimed by one owner (`claim.json`,
+    /// `otaledger-claim/1`), for the owner to submit from the dashboard or any wallet.
+    ClaimRequest {
+        /// The device's directory (from `device provision`).
+        #[arg(long, value_name = "DIR")]
+        device_dir: PathBuf,
+        /// The owner the device consents to (only this address can ever receive it this way).
+        #[arg(long)]
+        owner: Address,
+        /// Write the file here (atomically) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Owners' commands: transfer, show, list (in `device_owner.rs`).
     #[command(flatten)]
@@ -178,6 +191,31 @@ pub(crate) async fn run(args: DeviceArgs, json: bool) -> eyre::Result<()> {
                 indexer_timeout: std::time::Duration::from_secs(indexer_timeout),
             };
             run_device(&dir, once, interval, opts, json).await
+        }
+        DeviceCommand::ClaimRequest {
+            device_dir,
+            owner,
+            out,
+        } => {
+            let request = device::claim_request(&device_dir, owner, None)?;
+            let text = request.to_json();
+            match out {
+                Some(path) => {
+                    otaledger_core::fsutil::write_atomic(&path, text.as_bytes())?;
+                    if !json {
+                        println!(
+                            "device {} consents to be claimed by {}: {}",
+                            request.device_index,
+                            request.owner,
+                            path.display()
+                        );
+                    } else {
+                        print!("{text}");
+                    }
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
         }
         DeviceCommand::Claim {
             device_dir,

@@ -102,6 +102,11 @@ pub(crate) struct DemoArgs {
     /// wallet (the owner is anvil's second dev account) and the fleet round updates exactly those.
     #[arg(long, conflicts_with = "buyers")]
     no_purchase: bool,
+    /// Devices provisioned but not claimed (a second batch, kept out of the fleet round): each
+    /// directory under `DIR/unclaimed/` holds the device's signed consent to be claimed by the
+    /// owner (`claim.json`), for the owner to claim in the dashboard.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    unclaimed: u32,
     /// Devices updating at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     parallel: u32,
@@ -486,6 +491,39 @@ impl Demo {
             &mut |_| {},
         )
         .await?;
+        // Devices the owner claims later, in the dashboard, each with its consent file.
+        let mut claim_files = Vec::new();
+        if args.unclaimed > 0 {
+            let unclaimed_dir = dir.join("unclaimed");
+            device::provision(
+                &chain,
+                &op,
+                &master,
+                &device::ProvisionOptions {
+                    manufacturer_id: mfr,
+                    model_id: model.model_id,
+                    count: args.unclaimed,
+                    out_dir: unclaimed_dir.clone(),
+                    attributes: Vec::new(),
+                    key_service,
+                    rpc_urls: vec![endpoint.clone()],
+                    gateways: vec![urls.gateway.clone()],
+                    key_service_urls: vec![urls.key_service.clone()],
+                    report_urls: vec![urls.api.clone()],
+                    indexer_urls: vec![urls.api.clone()],
+                    store: store.clone(),
+                },
+                &mut |_| {},
+            )
+            .await?;
+            for i in 0..args.unclaimed {
+                let d = unclaimed_dir.join(format!("device-{i:05}"));
+                let request = device::claim_request(&d, owner.address(), Some(&chain))?;
+                let path = d.join("claim.json");
+                otaledger_core::fsutil::write_atomic(&path, request.to_json().as_bytes())?;
+                claim_files.push(path.display().to_string());
+            }
+        }
         drop(master);
         let first = provisioned.first_index;
         let map_path = dir.join("fleet-map.json");
@@ -522,6 +560,13 @@ impl Demo {
         );
         if let Some(c) = claim_gas.first() {
             out.gas(format!("claimDevice (each of {})", claim_gas.len()), c);
+        }
+        if !claim_files.is_empty() {
+            out.say(format!(
+                "        {} more devices provisioned, unclaimed: the owner can claim them in the dashboard with {}",
+                claim_files.len(),
+                dir.join("unclaimed/device-*/claim.json").display()
+            ));
         }
         out.say(format!("        dashboard: {dashboard}"));
 
@@ -594,6 +639,7 @@ impl Demo {
                     owner: owner.address(),
                     operator: operator.address(),
                     signers: signers.iter().map(PrivateKeySigner::address).collect(),
+                    claim_files: &claim_files,
                 },
                 json,
             )
@@ -771,6 +817,8 @@ struct Paused<'a> {
     operator: Address,
     /// The manufacturer's signers (2 of them approve a release).
     signers: Vec<Address>,
+    /// Claim files of the unclaimed devices (`--unclaimed`).
+    claim_files: &'a [String],
 }
 
 /// Says the demo is paused before the purchase and waits for a line (or end of input) on stdin.
