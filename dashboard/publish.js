@@ -19,7 +19,8 @@
 // as pasted text; anyone then publishes: `publishRelease(manifest, approval)` is simulated
 // first, so a signature from outside the set or too few signatures are shown by the
 // contract's own error and nothing is sent.
-import { FUNCTIONS as F, toBigInt } from './abi.js';
+import { FUNCTIONS as F, encode, toBigInt } from './abi.js';
+import { keccakHex, keccakText } from './keccak.js';
 import { WalletError, formatUnits, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +34,12 @@ export const MANIFEST_FIELDS = [
 ];
 /** Largest manifest.json or shared link the page reads. */
 export const MAX_SHARED = 64 * 1024;
+/** An expiry for people: a date while one exists, else the unix time. */
+export function expiryText(expiry) {
+  if (!expiry) return 'none';
+  const ms = Number(expiry) * 1000;
+  return ms <= 8.64e15 ? new Date(ms).toISOString() : `unix time ${expiry}`;
+}
 const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 
 /**
@@ -52,9 +59,11 @@ export function parseManifestFile(text) {
     if (missing.length) throw new Error(`${what}: missing ${missing[0]}`);
   };
   exactly(v, ['format', 'chainId', 'registry', 'policy', 'releaseId', 'digest', 'manifest'], 'manifest.json');
-  // One spelling, the CLI's: key order, two-space indentation, a final newline. JSON.parse
+  // One spelling, the CLI's: its key order, two-space indentation, a final newline. JSON.parse
   // keeps the last of duplicate keys and reads 1e2 as 100; neither survives this check.
-  if (text !== `${JSON.stringify(v, null, 2)}\n`) throw new Error('manifest.json is not in the canonical form `otaledger release create` writes (key order, spacing, final newline, no duplicate keys)');
+  const ordered = { format: v.format, chainId: v.chainId, registry: v.registry, policy: v.policy, releaseId: v.releaseId, digest: v.digest, manifest: {} };
+  for (const [k] of MANIFEST_FIELDS) ordered.manifest[k] = v.manifest?.[k];
+  if (text !== `${JSON.stringify(ordered, null, 2)}\n`) throw new Error('manifest.json is not in the canonical form `otaledger release create` writes (key order, spacing, final newline, no duplicate keys)');
   if (v.format !== 'otaledger-manifest/1') throw new Error(`format: ${JSON.stringify(v.format)} is not "otaledger-manifest/1"`);
   const int = (x, bits, what) => {
     if (!Number.isSafeInteger(x) || x < 0) throw new Error(`${what}: expected a whole number a browser reads exactly (below 2^53)`);
@@ -68,7 +77,7 @@ export function parseManifestFile(text) {
   };
   int(v.chainId, 64, 'chainId');
   hex(v.registry, 20, 'registry'); hex(v.releaseId, 32, 'releaseId'); hex(v.digest, 32, 'digest');
-  if (typeof v.policy !== 'string' || !v.policy || v.policy.length > 4096) throw new Error('policy: expected the policy text');
+  checkPolicyText(v.policy);
   const m = v.manifest;
   exactly(m, MANIFEST_FIELDS.map(([k]) => k), 'manifest');
   const tuple = MANIFEST_FIELDS.map(([k, type]) => {
@@ -84,7 +93,83 @@ export function parseManifestFile(text) {
     return hex(m[k], null, what);
   });
   if ((m.bundleCid.length - 2) / 2 > 256) throw new Error('manifest.bundleCid: longer than a CID');
-  return { chainId: v.chainId, registry: v.registry, releaseId: v.releaseId, policy: v.policy, manifest: m, tuple };
+  return { chainId: v.chainId, registry: v.registry, releaseId: v.releaseId, digest: v.digest, policy: v.policy, manifest: m, tuple };
+}
+
+/** Longest policy text (the CP-ABE crate's MAX_POLICY_TEXT). */
+export const MAX_POLICY_TEXT = 4096;
+
+/**
+ * A policy text the page shows: printable ASCII in the policy grammar (quoted or bare
+ * attributes, `and`, `or`, `k of (…, …)`, parentheses), so a file cannot put prose, controls
+ * or bidirectional overrides where the page shows the policy. Whether it hashes to the signed
+ * `policyId` is not checked here (the CLI does).
+ */
+export function checkPolicyText(text) {
+  if (typeof text !== 'string' || !text || text.length > MAX_POLICY_TEXT) throw new Error(`policy: expected a policy text of at most ${MAX_POLICY_TEXT} characters`);
+  if (!/^[\x20-\x7e]*$/.test(text)) throw new Error('policy: only printable ASCII (no control, bidirectional or invisible characters)');
+  const tokens = [];
+  const re = /\s*(?:("(?:[^"\\]|\\.)*")|([A-Za-z0-9_:\-./@+=]+)|([(),]))/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw new Error(`policy: unexpected ${JSON.stringify(text[at])} at ${at}`);
+    tokens.push(m[1] ? { attr: true } : m[2] ? { word: m[2].toLowerCase() } : { punct: m[3] });
+    at = re.lastIndex;
+  }
+  let i = 0;
+  const isWord = (w) => tokens[i]?.word === w;
+  const operand = () => {
+    const t = tokens[i];
+    if (!t) throw new Error('policy: ended where an attribute was expected');
+    if (t.punct === '(') { i++; or(); if (tokens[i]?.punct !== ')') throw new Error('policy: expected )'); i++; return; }
+    if (t.word && /^[0-9]+$/.test(t.word) && tokens[i + 1]?.word === 'of') {
+      i += 2;
+      if (tokens[i]?.punct !== '(') throw new Error('policy: expected ( after "of"');
+      i++; or();
+      while (tokens[i]?.punct === ',') { i++; or(); }
+      if (tokens[i]?.punct !== ')') throw new Error('policy: expected )');
+      i++; return;
+    }
+    if (t.attr || (t.word && !['and', 'or', 'of'].includes(t.word))) { i++; return; }
+    throw new Error('policy: expected an attribute');
+  };
+  const and = () => { operand(); while (isWord('and')) { i++; operand(); } };
+  const or = () => { and(); while (isWord('or')) { i++; and(); } };
+  or();
+  if (i !== tokens.length) throw new Error('policy: text after the policy');
+  return text;
+}
+
+const ECRECOVER = '0x0000000000000000000000000000000000000001';
+const DOMAIN_TYPEHASH = keccakText('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)');
+
+/** The registry's EIP-712 domain separator on `chainId` at `registry`. */
+export function domainSeparator(chainId, registry) {
+  return keccakHex(encode('(bytes32,bytes32,bytes32,uint256,address)',
+    [DOMAIN_TYPEHASH, keccakText('OTA Ledger UpdateRegistry'), keccakText('1'), BigInt(chainId), registry]));
+}
+
+/** The EIP-712 struct hash of `kind`'s `message` (for publish: the release id). */
+export function structHash(kind, message) {
+  const a = ACTIONS[kind];
+  if (!a) throw new Error(`unknown action ${kind}`);
+  const typeHash = keccakText(`${a.primaryType}(${a.fields.map(([n, t]) => `${t} ${n}`).join(',')})`);
+  const types = ['bytes32']; const values = [typeHash];
+  for (const [k, t] of a.fields) {
+    const v = message[k];
+    if (t === 'bytes') { types.push('bytes32'); values.push(keccakHex(v)); } else if (t === 'string') { types.push('bytes32'); values.push(keccakText(v)); } else if (t === 'address[]') {
+      types.push('bytes32'); values.push(keccakHex(`0x${v.map((x) => x.slice(2).toLowerCase().padStart(64, '0')).join('')}`));
+    } else { types.push(t); values.push(t.startsWith('uint') ? BigInt(v) : v); }
+  }
+  return keccakHex(encode(`(${types.join(',')})`, values));
+}
+
+/** The EIP-712 digest a signer of `kind`'s `message` signs. */
+export function actionDigest(kind, chainId, registry, message) {
+  return keccakHex(`0x1901${domainSeparator(chainId, registry).slice(2)}${structHash(kind, message).slice(2)}`);
 }
 
 /** The EIP-712 typed data a signer signs for `file` (a parsed manifest.json). */
@@ -234,7 +319,9 @@ export function initPublish({ el, short, getJson }) {
     if (!last) throw new Error(`the indexer has no signer set of manufacturer #${manufacturerId} yet`);
     const [hash] = await wallet.call(deployment.registry, F.signersHash, [last.signers, last.threshold]);
     if (lower(hash) !== lower(record[0])) throw new Error(`the indexer's signer set of manufacturer #${manufacturerId} is not the registry's (its hash differs): wait for it to sync`);
-    const name = (await getJson('/v1/manufacturers?limit=500')).items?.find((x) => Number(x.manufacturer_id) === manufacturerId)?.name ?? `#${manufacturerId}`;
+    const known = (await getJson('/v1/manufacturers?limit=500')).items?.find((x) => Number(x.manufacturer_id) === manufacturerId)?.name;
+    // Names are not unique (anyone may register "Acme"): the id always goes with it.
+    const name = known ? `${known} (#${manufacturerId})` : `#${manufacturerId}`;
     return { manufacturerId, name, signers: last.signers.map(lower), threshold: Number(last.threshold), nonce: BigInt(record[2]) };
   }
 
@@ -261,17 +348,19 @@ export function initPublish({ el, short, getJson }) {
       if (lower(f.registry) !== lower(deployment.registry)) throw new Error(`the manifest is for registry ${f.registry}, not this fleet's ${deployment.registry}`);
       const [id] = await wallet.call(deployment.registry, F.releaseId, [f.tuple]);
       if (lower(id) !== lower(f.releaseId)) throw new Error(`the registry hashes this manifest to ${id}, the file says ${f.releaseId}`);
+      const digest = actionDigest('publish', f.chainId, f.registry, f.manifest);
+      if (digest !== lower(f.digest)) throw new Error(`the manifest's digest is ${digest}, the file says ${f.digest}`);
       const m = await model(f.tuple[0]);
       const set = await signerSet(Number(m[0]));
       const token = /^0x0{40}$/.test(f.manifest.paymentToken) ? 'ETH' : `tokens of ${f.manifest.paymentToken}`;
       const version = BigInt(f.manifest.version);
       summary.push(
         `${set.name}, model ${f.manifest.modelId}, version ${version}${version <= BigInt(m[1]) ? ` (not above the latest published, ${BigInt(m[1])}: the registry will refuse it)` : ''}`,
-        `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${f.manifest.expiry ? new Date(f.manifest.expiry * 1000).toISOString() : 'none'} · ${f.manifest.bundleSize} bytes`,
+        `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${expiryText(f.manifest.expiry)} · ${f.manifest.bundleSize} bytes`,
         `policy, as the file states it: ${f.policy} (what is signed is its hash, policyId ${f.manifest.policyId}; `
           + 'the page cannot recompute it, nor fetch and hash the bundle: `otaledger release sign --bundle` checks both)',
         `release id ${f.releaseId} (the registry's hash of these fields)`);
-      return { set, summary, message: f.manifest, label: 'Publish', done: `release ${f.releaseId} is published`,
+      return { set, summary, message: f.manifest, digest, label: 'Publish', done: `release ${f.releaseId} is published`,
         call: (approval) => [F.publishRelease, [f.tuple, approval]], what: `publish v${version}` };
     }
     if (kind === 'revoke') {
@@ -285,16 +374,21 @@ export function initPublish({ el, short, getJson }) {
       const set = await signerSet(Number(m[0]));
       summary.push(`${set.name}: revoke model ${r[1]} version ${BigInt(r[0])} (release ${releaseId})`, `reason (public, on chain): ${reason}`,
         'Devices that have not installed it refuse it; buyers can claim refunds inside the refund window.');
-      return { set, summary, message: { releaseId, reason }, label: 'Revoke', done: `release ${releaseId} is revoked`,
+      const message = { releaseId, reason };
+      return { set, summary, message, digest: actionDigest('revoke', deployment.chain_id, deployment.registry, message), label: 'Revoke', done: `release ${releaseId} is revoked`,
         call: (approval) => [F.revokeRelease, [releaseId, reason, approval]], what: `revoke v${BigInt(r[0])}` };
     }
     if (kind === 'floor') {
       const modelId = wholeNumber(payload.modelId, 32, 'model'); const minVersion = wholeNumber(payload.minVersion, 64, 'minimum version');
       const m = await model(modelId);
       if (minVersion <= BigInt(m[2])) throw new Error(`the floor of model ${modelId} is already ${BigInt(m[2])}: a new floor must be above it`);
+      // A floor never comes down: above every published version it stops the model's updates
+      // until a release at or above it is published. Not offered here; the CLI can do it.
+      if (minVersion > BigInt(m[1])) throw new Error(`${minVersion} is above the latest published version of model ${modelId} (${BigInt(m[1])}): devices would refuse every release, and a floor can never be lowered`);
       const set = await signerSet(Number(m[0]));
       summary.push(`${set.name}: model ${modelId} refuses versions below ${minVersion} (floor now ${BigInt(m[2])}, latest published ${BigInt(m[1])})`);
-      return { set, summary, message: { modelId: String(modelId), minVersion: String(minVersion) }, label: 'Raise the floor', done: `model ${modelId}'s floor is ${minVersion}`,
+      const message = { modelId: String(modelId), minVersion: String(minVersion) };
+      return { set, summary, message, digest: actionDigest('floor', deployment.chain_id, deployment.registry, message), label: 'Raise the floor', done: `model ${modelId}'s floor is ${minVersion}`,
         call: (approval) => [F.raiseFloor, [modelId, minVersion, approval]], what: `floor ${minVersion}` };
     }
     const manufacturerId = Number(wholeNumber(payload.manufacturerId, 32, 'manufacturer'));
@@ -302,9 +396,37 @@ export function initPublish({ el, short, getJson }) {
     const set = await signerSet(manufacturerId);
     summary.push(`${set.name}: the signer set becomes ${next.threshold} of ${next.signers.length}: ${next.signers.join(', ')}`,
       `(now ${set.threshold} of ${set.signers.length}; this approval is bound to the manufacturer's nonce ${set.nonce}, so it is used once)`);
-    return { set, summary, message: { manufacturerId: String(manufacturerId), nonce: String(set.nonce), signers: next.signers, threshold: String(next.threshold) },
+    const message = { manufacturerId: String(manufacturerId), nonce: String(set.nonce), signers: next.signers, threshold: String(next.threshold) };
+    return { set, summary, message, digest: actionDigest('rotate', deployment.chain_id, deployment.registry, message),
       label: 'Rotate the signers', done: `manufacturer ${set.name} has its new signer set`, payload: { manufacturerId: String(manufacturerId), signers: next.signers, threshold: next.threshold },
       call: (approval) => [F.rotateSigners, [manufacturerId, next.signers, next.threshold, approval]], what: 'rotate signers' };
+  }
+
+  /** The signer of `signature` over `digest`, recovered by the chain's ecrecover precompile. */
+  async function recoverSigner(digest, signature) {
+    compact(signature); // the shape, and low s
+    const v = parseInt(signature.slice(130), 16);
+    const data = `0x${digest.slice(2)}${(v < 27 ? v + 27 : v).toString(16).padStart(64, '0')}${signature.slice(2, 130)}`;
+    const out = await wallet.request('eth_call', [{ to: ECRECOVER, data }, 'latest']);
+    return typeof out === 'string' && /^0x[0-9a-fA-F]{64}$/.test(out) ? lower(`0x${out.slice(26)}`) : null;
+  }
+
+  /**
+   * Adds signatures: only from members of the current set, only when the signature recovers to
+   * the signer it claims over this action's digest, never replacing one already held. Returns
+   * what was dropped and why.
+   */
+  async function accept(list) {
+    const dropped = [];
+    for (const { signer, signature } of list) {
+      if (!target.signers.includes(signer)) { dropped.push(`${short(signer)}: not in the current signer set`); continue; }
+      if (signatures.has(signer)) continue;
+      let who = null;
+      try { who = await recoverSigner(action.digest, signature); } catch { /* refused below */ }
+      if (who !== signer) { dropped.push(`${short(signer)}: the signature is not theirs for this approval`); continue; }
+      signatures.set(signer, signature);
+    }
+    return dropped;
   }
 
   /** Loads `kind` with `payload` (and signatures already gathered), checking it on chain. */
@@ -321,8 +443,10 @@ export function initPublish({ el, short, getJson }) {
       target = p.set;
       kindSelect.value = kind; showInputs();
       $('publish-summary').replaceChildren(...p.summary.map((t) => el('p', {}, t)));
-      for (const s of shared) signatures.set(s.signer, s.signature);
-      status(`checked on chain; ${target.threshold} of ${target.signers.length} signers of ${target.name} must sign`);
+      const dropped = await accept(shared);
+      if (mine !== run) return;
+      status(`checked on chain; ${target.threshold} of ${target.signers.length} signers of ${target.name} must sign`
+        + `${dropped.length ? `; not counted: ${dropped.join('; ')}` : ''}`);
     } catch (e) {
       if (mine === run) status(`${kind === 'publish' ? 'manifest' : 'request'} refused: ${e instanceof WalletError ? e.message : reason(e)}`, true);
     }
@@ -346,8 +470,9 @@ export function initPublish({ el, short, getJson }) {
       const shared = parseShared($('publish-paste').value);
       if (action && (shared.kind !== action.kind || JSON.stringify(shared.payload) !== JSON.stringify(action.payload))) throw new Error('those signatures approve something else than what is loaded');
       if (!action) { await load(shared.kind, shared.payload, shared.signatures); return; }
-      for (const s of shared.signatures) signatures.set(s.signer, s.signature);
-      status(`${shared.signatures.length} signature(s) added`);
+      const before = signatures.size;
+      const dropped = await accept(shared.signatures);
+      status(`${signatures.size - before} signature(s) added${dropped.length ? `; not counted: ${dropped.join('; ')}` : ''}`);
     } catch (e) { status(`not added: ${e.message}`, true); }
     render();
   });
@@ -359,9 +484,14 @@ export function initPublish({ el, short, getJson }) {
       const account = lower(wallet.account);
       if (!target.signers.includes(account)) throw new WalletError(`${account} is not in manufacturer ${target.name}'s current signer set`);
       status('sign in your wallet…');
-      const typed = actionTypedData(action.kind, Number(deployment.chain_id), lower(deployment.registry), action.message);
+      const signing = action;
+      const typed = actionTypedData(signing.kind, Number(deployment.chain_id), lower(deployment.registry), signing.message);
       const sig = await wallet.request('eth_signTypedData_v4', [account, JSON.stringify(typed)]);
-      compact(sig);
+      // Another action may have been loaded while the wallet was open: the signature is for
+      // the one that was shown, so it is not filed under another.
+      if (action !== signing) throw new WalletError('what is loaded changed while the wallet was open: that signature was not kept');
+      const who = await recoverSigner(signing.digest, sig);
+      if (who !== account) throw new WalletError(`the wallet's signature recovers to ${who ?? 'nothing'}, not ${account}`);
       signatures.set(account, sig);
       status(`signed as ${short(account)}; share the link with the other signers, or submit once ${target.threshold} have signed`);
     } catch (e) { status(`not signed: ${e instanceof WalletError ? e.message : reason(e)}`, true); }

@@ -14,6 +14,33 @@ export function utf8Hex(text) {
   return `0x${[...new TextEncoder().encode(text)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
+/**
+ * Refuses a sign-in message the page must not have the wallet sign: it must be an EIP-4361
+ * message for this page (its first line names `host`, or `origin` with its scheme), for
+ * `account`, whose URI is on `origin`, for `chainId`, version 1, and carry no resources (the
+ * page asks for none). The indexer writes the message; this keeps a wrong or compromised one
+ * from turning the page into a relay for another site's login. Returns the text.
+ */
+export function checkSignInMessage(text, { host, origin, account, chainId }) {
+  if (typeof text !== 'string' || text.length > 4096) throw new Error('the sign-in message is missing or too long');
+  const lines = text.split('\n');
+  const preamble = ' wants you to sign in with your Ethereum account:';
+  if (lines[0] !== `${host}${preamble}` && lines[0] !== `${origin}${preamble}`) throw new Error(`the sign-in message is for ${JSON.stringify(lines[0].split(' ')[0])}, not this page (${host})`);
+  if (lower(lines[1]) !== lower(account)) throw new Error('the sign-in message names another account');
+  const field = (name) => {
+    const found = lines.filter((l) => l.startsWith(`${name}: `));
+    if (found.length !== 1) throw new Error(`the sign-in message has ${found.length} "${name}" lines`);
+    return found[0].slice(name.length + 2);
+  };
+  let uri;
+  try { uri = new URL(field('URI')); } catch (e) { throw new Error(`the sign-in message's URI: ${e.message}`); }
+  if (uri.origin !== origin) throw new Error(`the sign-in message is for ${uri.origin}, not this page (${origin})`);
+  if (field('Version') !== '1') throw new Error('the sign-in message is not EIP-4361 version 1');
+  if (!/^[0-9]+$/.test(field('Chain ID')) || BigInt(field('Chain ID')) !== BigInt(chainId)) throw new Error(`the sign-in message is for chain ${field('Chain ID')}, not ${chainId}`);
+  if (lines.some((l) => l.startsWith('Resources:'))) throw new Error('the sign-in message asks for resources the page did not request');
+  return text;
+}
+
 /** Why a sign-in request failed, from the indexer's `{error}` body or the status. */
 async function failure(r) {
   let text = `${r.status}`;
@@ -86,9 +113,9 @@ export function initSession({ el, short, map, byIndex, onLabelled }) {
       const account = wallet.account;
       status('asking the indexer for a message…');
       const n = await call('GET', `/v1/auth/nonce?address=${encodeURIComponent(account)}`);
-      // Sign only what names this page's chain and this account.
+      // Sign only a login to this page, for this account and chain.
       if (BigInt(n.chain_id) !== wallet.expected) throw new Error(`the indexer's sign-in is for chain ${n.chain_id}, not ${wallet.expected}`);
-      if (!n.message.split('\n')[1] || lower(n.message.split('\n')[1]) !== lower(account)) throw new Error('the message names another account');
+      checkSignInMessage(n.message, { host: location.host, origin: location.origin, account, chainId: wallet.expected });
       status('sign the message in your wallet…');
       const signature = await wallet.request('personal_sign', [utf8Hex(n.message), account]);
       await call('POST', '/v1/auth/login', null, { message: n.message, signature });

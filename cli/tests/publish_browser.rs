@@ -3,8 +3,8 @@
 //! `otaledger demo` (its manufacturer's 2-of-3 signers are anvil dev accounts), the next
 //! version's bundle and manifest made by `otaledger release create` as a manufacturer would;
 //! in the page the first signer loads the manifest (a tampered copy is refused) and signs, a
-//! stranger with the shared link can neither sign nor publish (too few signatures, a forged
-//! one: the contract's errors, nothing sent), the third signer signs from the link and
+//! stranger with the shared link can neither sign nor publish (too few signatures: the
+//! contract's error, nothing sent; a forged one is not counted), the third signer signs from the link and
 //! publishes. Then, each through two wallets and the link: the model's version floor is
 //! raised, the signer set rotated (one signer replaced), and the new set revokes the release.
 //! The indexer then shows all of it. Screenshots go to `target/screenshots/`.

@@ -82,6 +82,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/claim.js"),
     ),
     (
+        "keccak.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/keccak.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

@@ -322,17 +322,27 @@ async fn page_and_assets(kind: Kind) {
         !html.contains("http://") && !html.contains("https://"),
         "external reference"
     );
-    for (name, kind) in [
-        ("app.js", "text/javascript"),
-        ("map.js", "text/javascript"),
-        ("abi.js", "text/javascript"),
-        ("wallet.js", "text/javascript"),
-        ("dapp.js", "text/javascript"),
-        ("session.js", "text/javascript"),
-        ("publish.js", "text/javascript"),
-        ("claim.js", "text/javascript"),
-        ("style.css", "text/css"),
-    ] {
+    // Every file of dashboard/ is served (a module the page imports but the binary lacks would
+    // break the whole page), with its type.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard");
+    let mut files: Vec<(String, &str)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "index.html")
+        .map(|n| {
+            let kind = if n.ends_with(".js") {
+                "text/javascript"
+            } else if n.ends_with(".css") {
+                "text/css"
+            } else {
+                panic!("dashboard/{n}: no content type known for it")
+            };
+            (n, kind)
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for (name, kind) in files {
         let r = reqwest::get(format!("{}/assets/{name}", s.url))
             .await
             .unwrap();

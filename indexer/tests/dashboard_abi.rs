@@ -49,10 +49,11 @@ fn node(script: &str, input: &Value) -> Value {
         .unwrap()
     };
     let prelude = format!(
-        "import * as abi from {};\nimport * as publish from {};\nimport * as claim from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
+        "import * as abi from {};\nimport * as publish from {};\nimport * as claim from {};\nimport * as keccak from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
         module("abi.js"),
         module("publish.js"),
         module("claim.js"),
+        module("keccak.js"),
     );
     let mut child = Command::new("node")
         .args(["--input-type=module", "-e"])
@@ -894,4 +895,85 @@ fn claim_files_are_read_exactly_and_mutations_refused_or_read_the_same() {
         "{accepted} of {}",
         texts.len()
     );
+}
+
+/// The page's keccak-256 (`dashboard/keccak.js`) equals alloy's on every length from 0 to 700
+/// bytes (the rate is 136: one, two and more blocks, every padding position).
+#[test]
+fn the_page_hashes_as_alloy_does() {
+    let mut rng = Rng(0x5eed_0005);
+    let inputs: Vec<String> = (0..=700)
+        .map(|n| hex((0..n).map(|_| rng.next() as u8).collect::<Vec<_>>()))
+        .collect();
+    let got = node(
+        "out(input.map((h) => keccak.keccakHex(h)));",
+        &json!(inputs),
+    );
+    for (i, (input, h)) in inputs.iter().zip(got.as_array().unwrap()).enumerate() {
+        let want = alloy::primitives::keccak256(alloy::hex::decode(input).unwrap());
+        assert_eq!(h, &json!(hex(want)), "{i} bytes");
+    }
+}
+
+/// The digest the page recovers each gathered signature over is the one the registry checks:
+/// for every action, the page's EIP-712 digest equals alloy's for the same struct under the
+/// registry's domain (publish: the manifest file's digest).
+#[test]
+fn the_page_computes_each_actions_digest_as_the_registry_does() {
+    use alloy::sol_types::SolStruct as _;
+    use otaledger_core::signing::{RaiseFloor, RevokeRelease, RotateSigners, registry_domain};
+    let mut rng = Rng(0x5eed_0006);
+    let files = manifest_files(&mut rng, 6);
+    let mut cases = Vec::new();
+    let mut want = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let domain = registry_domain(f.chain_id, f.registry);
+        let (chain, registry) = (f.chain_id, format!("{:#x}", f.registry));
+        cases.push(json!(["publish", chain, registry, f.manifest.eip712_hash_struct().to_string(), {
+            "modelId": f.manifest.modelId, "version": f.manifest.version.to_string(),
+            "bundleSha256": hex(f.manifest.bundleSha256), "bundleSize": f.manifest.bundleSize.to_string(),
+            "bundleCid": hex(&f.manifest.bundleCid), "imageSha256": hex(f.manifest.imageSha256),
+            "price": f.manifest.price.to_string(), "paymentToken": format!("{:#x}", f.manifest.paymentToken),
+            "policyId": hex(f.manifest.policyId), "expiry": f.manifest.expiry.to_string(),
+            "metadataHash": hex(f.manifest.metadataHash),
+        }]));
+        want.push(f.digest());
+        let reason = ["", "key leak", "clé fuitée — ünïcode", &"x".repeat(300)][i % 4].to_owned();
+        let revoke = RevokeRelease {
+            releaseId: B256::from(rng.bytes::<32>()),
+            reason: reason.clone(),
+        };
+        cases.push(json!(["revoke", chain, registry, null, {"releaseId": hex(revoke.releaseId), "reason": reason}]));
+        want.push(revoke.eip712_signing_hash(&domain));
+        let floor = RaiseFloor {
+            modelId: rng.next() as u32,
+            minVersion: rng.next(),
+        };
+        cases.push(json!(["floor", chain, registry, null, {"modelId": floor.modelId.to_string(), "minVersion": floor.minVersion.to_string()}]));
+        want.push(floor.eip712_signing_hash(&domain));
+        let signers: Vec<Address> = (0..(i % 4))
+            .map(|_| Address::from(rng.bytes::<20>()))
+            .collect();
+        let rotate = RotateSigners {
+            manufacturerId: rng.next() as u32,
+            nonce: rng.next(),
+            signers: signers.clone(),
+            threshold: (i % 4) as u8,
+        };
+        cases.push(json!(["rotate", chain, registry, null, {
+            "manufacturerId": rotate.manufacturerId.to_string(), "nonce": rotate.nonce.to_string(),
+            "signers": signers.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>(), "threshold": rotate.threshold.to_string(),
+        }]));
+        want.push(rotate.eip712_signing_hash(&domain));
+    }
+    let got = node(
+        "out(input.map(([kind, chain, registry, id, m]) => ({ digest: publish.actionDigest(kind, chain, registry, m), struct: publish.structHash(kind, m), id })));",
+        &json!(cases),
+    );
+    for ((case, w), g) in cases.iter().zip(&want).zip(got.as_array().unwrap()) {
+        assert_eq!(g["digest"], json!(hex(w)), "{case}");
+        if !g["id"].is_null() {
+            assert_eq!(g["struct"], g["id"], "the release id: {case}");
+        }
+    }
 }
