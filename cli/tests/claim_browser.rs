@@ -26,12 +26,7 @@ fn the_owner_claims_a_device_in_the_page_with_its_consent_file() {
         &["--no-purchase", "--unclaimed", "2"],
         &tmp.path().join("state"),
     );
-    let field = |k: &str| {
-        paused[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {k}: {paused}"))
-            .to_owned()
-    };
+    let field = |k: &str| support::field(&paused, k);
     let files = paused["claim_files"].clone();
     assert_eq!(files.as_array().map(Vec::len), Some(2), "{paused}");
     let mut node = support::browser_script(

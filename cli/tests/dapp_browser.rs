@@ -37,12 +37,7 @@ fn the_owner_buys_three_of_ten_devices_on_the_map_and_exactly_those_turn_green()
     let tmp = tempfile::tempdir().unwrap();
     let (mut demo, demo_out, paused) =
         support::paused_demo(DEVICES, &["--no-purchase"], &tmp.path().join("state"));
-    let field = |k: &str| {
-        paused[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {k}: {paused}"))
-            .to_owned()
-    };
+    let field = |k: &str| support::field(&paused, k);
 
     let mut node = support::browser_script(
         "dapp.mjs",

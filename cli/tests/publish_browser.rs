@@ -28,12 +28,7 @@ fn two_signers_approve_in_their_wallets_and_the_release_is_published_from_the_pa
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let (_demo, _demo_out, paused) = support::paused_demo(DEVICES, &["--no-purchase"], &state);
-    let field = |k: &str| {
-        paused[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {k}: {paused}"))
-            .to_owned()
-    };
+    let field = |k: &str| support::field(&paused, k);
     let (dashboard, rpc) = (field("dashboard"), field("rpc"));
 
     // The manufacturer's machine: the next version, encrypted and described by the CLI.

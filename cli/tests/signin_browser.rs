@@ -22,12 +22,7 @@ fn sign_in_labels_refusals_sign_out_and_statistics_in_the_page() {
     let tmp = tempfile::tempdir().unwrap();
     let (_demo, _demo_out, paused) =
         support::paused_demo(DEVICES, &["--no-purchase"], &tmp.path().join("state"));
-    let field = |k: &str| {
-        paused[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {k}: {paused}"))
-            .to_owned()
-    };
+    let field = |k: &str| support::field(&paused, k);
     let mut node = support::browser_script(
         "signin.mjs",
         &[

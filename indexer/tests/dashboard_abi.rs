@@ -7,7 +7,9 @@
 //! CLI writes them, have wallets sign the manifest's digest, and refuse or read as the CLI
 //! does thousands of mutated files. Runs `node` on the modules (no browser needed).
 
-use std::{collections::BTreeMap, process::Command};
+mod pagejs;
+
+use std::collections::BTreeMap;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256, address, b256},
@@ -21,6 +23,7 @@ use otaledger_core::{
     bundle::{default_policy, policy_id},
     manifest::ManifestFile,
 };
+use pagejs::node;
 use serde_json::{Value, json};
 
 alloy::sol! {
@@ -31,56 +34,6 @@ alloy::sol! {
         function decimals() external view returns (uint8);
         function symbol() external view returns (string);
     }
-}
-
-/// Runs `script` as an ES module with `dashboard/abi.js` as `abi`, `dashboard/publish.js` as
-/// `publish` and `dashboard/claim.js` as `claim`, `input` (read from stdin: it may be large) as `input`, and returns the JSON it
-/// prints with `out`.
-fn node(script: &str, input: &Value) -> Value {
-    use std::io::Write as _;
-    let module = |name: &str| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../dashboard")
-            .join(name);
-        serde_json::to_string(&format!(
-            "file://{}",
-            path.canonicalize().unwrap().display()
-        ))
-        .unwrap()
-    };
-    let prelude = format!(
-        "import * as abi from {};\nimport * as publish from {};\nimport * as claim from {};\nimport * as keccak from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
-        module("abi.js"),
-        module("publish.js"),
-        module("claim.js"),
-        module("keccak.js"),
-    );
-    let mut child = Command::new("node")
-        .args(["--input-type=module", "-e"])
-        .arg(format!("{prelude}{script}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs (the project needs Node for its tools)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "node printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
 }
 
 fn hex(bytes: impl AsRef<[u8]>) -> String {

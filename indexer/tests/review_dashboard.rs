@@ -14,7 +14,7 @@
 //! weakness (nine did, in the first version of these flows): each asserted the secure
 //! behaviour, failed until the fix, and now holds (docs/dashboard.md lists the fixes).
 
-use std::process::Command;
+mod pagejs;
 
 use alloy::{
     primitives::{Address, B256, Bytes, address},
@@ -25,57 +25,8 @@ use otaledger_core::{
     bundle::{default_policy, policy_id},
     manifest::ManifestFile,
 };
+use pagejs::node;
 use serde_json::{Value, json};
-
-/// Runs `script` as an ES module with `dashboard/abi.js` as `abi`, `dashboard/publish.js` as
-/// `publish`, `dashboard/wallet.js` as `walletjs` and `dashboard/session.js` as `session`,
-/// `input` (read from stdin) as `input`, and returns the JSON it prints with `out`.
-fn node(script: &str, input: &Value) -> Value {
-    use std::io::Write as _;
-    let module = |name: &str| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../dashboard")
-            .join(name);
-        serde_json::to_string(&format!(
-            "file://{}",
-            path.canonicalize().unwrap().display()
-        ))
-        .unwrap()
-    };
-    let prelude = format!(
-        "import * as abi from {};\nimport * as publish from {};\nimport * as walletjs from {};\nimport * as session from {};\nimport {{ readFileSync }} from 'node:fs';\nconst input = JSON.parse(readFileSync(0, 'utf8'));\nconst out = (v) => console.log(JSON.stringify(v, (_, x) => typeof x === 'bigint' ? x.toString() : x));\n",
-        module("abi.js"),
-        module("publish.js"),
-        module("wallet.js"),
-        module("session.js"),
-    );
-    let mut child = Command::new("node")
-        .args(["--input-type=module", "-e"])
-        .arg(format!("{prelude}{script}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs (the project needs Node for its tools)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "node printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
 
 /// A fake page for `initPublish` / `initSession`: DOM, indexer, chain (through the real
 /// `Wallet` class), all requests logged.

@@ -470,24 +470,27 @@ impl Demo {
         // 5. The fleet: provisioned, placed on the map, claimed by the owner.
         let fleet_dir = dir.join("fleet");
         let master = authority::load_master(&init.master, &password)?;
+        // Every device of the demo talks to its services; its indexer takes reports and
+        // answers for releases.
+        let provision_options = |count: u32, out_dir: PathBuf| device::ProvisionOptions {
+            manufacturer_id: mfr,
+            model_id: model.model_id,
+            count,
+            out_dir,
+            attributes: Vec::new(),
+            key_service,
+            rpc_urls: vec![endpoint.clone()],
+            gateways: vec![urls.gateway.clone()],
+            key_service_urls: vec![urls.key_service.clone()],
+            report_urls: vec![urls.api.clone()],
+            indexer_urls: vec![urls.api.clone()],
+            store: store.clone(),
+        };
         let provisioned = device::provision(
             &chain,
             &op,
             &master,
-            &device::ProvisionOptions {
-                manufacturer_id: mfr,
-                model_id: model.model_id,
-                count: args.devices,
-                out_dir: fleet_dir.clone(),
-                attributes: Vec::new(),
-                key_service,
-                rpc_urls: vec![endpoint.clone()],
-                gateways: vec![urls.gateway.clone()],
-                key_service_urls: vec![urls.key_service.clone()],
-                report_urls: vec![urls.api.clone()],
-                indexer_urls: vec![urls.api.clone()],
-                store: store.clone(),
-            },
+            &provision_options(args.devices, fleet_dir.clone()),
             &mut |_| {},
         )
         .await?;
@@ -499,20 +502,7 @@ impl Demo {
                 &chain,
                 &op,
                 &master,
-                &device::ProvisionOptions {
-                    manufacturer_id: mfr,
-                    model_id: model.model_id,
-                    count: args.unclaimed,
-                    out_dir: unclaimed_dir.clone(),
-                    attributes: Vec::new(),
-                    key_service,
-                    rpc_urls: vec![endpoint.clone()],
-                    gateways: vec![urls.gateway.clone()],
-                    key_service_urls: vec![urls.key_service.clone()],
-                    report_urls: vec![urls.api.clone()],
-                    indexer_urls: vec![urls.api.clone()],
-                    store: store.clone(),
-                },
+                &provision_options(args.unclaimed, unclaimed_dir.clone()),
                 &mut |_| {},
             )
             .await?;

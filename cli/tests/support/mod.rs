@@ -138,3 +138,11 @@ pub(crate) fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// Field `k` of the demo's pause line, as text (a panic naming it when absent).
+pub(crate) fn field(paused: &serde_json::Value, k: &str) -> String {
+    paused[k]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {k}: {paused}"))
+        .to_owned()
+}
