@@ -36,6 +36,8 @@ export const FUNCTIONS = {
   rotateSigners: fn('rotateSigners(uint32,address[],uint8,(address[],uint8,bytes))', '0xb5ca668d'),
   signersHash: fn('signersHash(address[],uint8)', '0xece4a549', '(bytes32)'),
   transferDevice: fn('transferDevice(uint64,address)', '0xaf1efca8'),
+  registerManufacturer: fn('registerManufacturer(string,address,address,address[],uint8,string)', '0x2ac25eb9', '(uint32)'),
+  defineModel: fn('defineModel(uint32,string,uint64)', '0x5e696f79', '(uint32)'),
   claimDevice: fn('claimDevice(uint64,uint64,address,uint32,address,bytes32[],bytes)', '0xdcd8a0db'),
   emergencyRevoke: fn('emergencyRevoke(bytes32,string)', '0x26568c40'),
   // UpdateMarket

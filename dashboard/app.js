@@ -4,6 +4,7 @@ import { initDapp } from './dapp.js';
 import { initSession } from './session.js';
 import { initPublish } from './publish.js';
 import { initClaim } from './claim.js';
+import { initSetup } from './setup.js';
 
 const $ = (id) => document.getElementById(id);
 // Exported for the browser test (it reads node colours from the canvas).
@@ -146,10 +147,17 @@ async function loadAlerts() {
 const session = initSession({ el, short, map, byIndex, onLabelled: () => refetchFleet() });
 const publish = initPublish({ el, short, getJson });
 const claim = initClaim({ el, short, getJson });
-initDapp({
+// After a registration the roles are read again until the indexer has the new manufacturer
+// (it polls the chain; a few seconds at most on the demo).
+let dapp = null;
+const setup = initSetup({
+  el, short, getJson,
+  onChanged: () => { for (let i = 1; i <= 10; i++) setTimeout(() => dapp?.refreshRoles(), 1000 * i); },
+});
+dapp = initDapp({
   byIndex, map, fleetEvents, el, getJson, allPages, short,
-  onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); claim.walletChanged(w, d); },
-  onRoles: (r) => publish.rolesChanged(r),
+  onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); claim.walletChanged(w, d); setup.walletChanged(w, d); },
+  onRoles: (r) => { publish.rolesChanged(r); setup.rolesChanged(r); },
 });
 loadFleet().catch((e) => { $('summary').textContent = `fleet unavailable: ${e.message}`; });
 loadAlerts();

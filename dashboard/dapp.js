@@ -120,7 +120,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
       }
       if (run !== roleRun) return;
       makerRoles = roles; showRoles();
-      onRoles?.({ maker: signer || operatorOf.length > 0 });
+      onRoles?.({ maker: signer || operatorOf.length > 0, operatorOf: operatorOf.map((m) => ({ id: Number(m.manufacturer_id), name: m.name })) });
       showOwner(owned.size > 0);
       if (owned.size) { setSelectMode(true); fillModels(); }
       await showMaker(operatorOf, run);
@@ -296,4 +296,9 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
       out.replaceChildren(...(rows.length ? rows : [el('p', {}, 'No refunds due: none of your devices holds a revoked release.')]));
     } catch (e) { out.replaceChildren(el('p', { role: 'alert' }, reason(e))); }
   });
+
+  return {
+    /** Reads the account's roles from chain again (after a registration the indexer has seen). */
+    refreshRoles() { if (wallet?.account && !wallet.wrongChain) readRoles(); },
+  };
 }

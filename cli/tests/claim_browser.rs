@@ -4,7 +4,9 @@
 //! the page the owner's claim of the first is checked, a copy retargeted at the second device
 //! is refused by the registry's simulation with the chain unmoved, the real claim is mined and
 //! the map and roles grow by one, a second claim is refused, and a stranger cannot use the
-//! owner's file. The indexer then shows the device as the owner's.
+//! owner's file. The indexer then shows the device as the owner's. Then a stranger registers a
+//! manufacturer in the page (a name with U+202E refused first) and, as its operator, defines a
+//! model; the indexer shows both.
 
 mod support;
 
@@ -49,6 +51,10 @@ fn the_owner_claims_a_device_in_the_page_with_its_consent_file() {
         .unwrap_or_else(|| panic!("{claimed}"))
         .parse()
         .unwrap();
+    assert_eq!(
+        next(&out, 120, "the page did not register a manufacturer"),
+        "REGISTERED Beta Devices"
+    );
     assert_eq!(next(&out, 60, "browser did not finish"), "DONE");
     assert!(node.0.wait().unwrap().success());
 
@@ -70,5 +76,12 @@ fn the_owner_claims_a_device_in_the_page_with_its_consent_file() {
                     .is_some_and(|o| o.eq_ignore_ascii_case(&field("owner")))),
         "{body}"
     );
-    assert!(shots.join("claim-claimed.png").metadata().unwrap().len() > 1000);
+    // The indexer: the manufacturer registered in the page, and its model.
+    let models = http_get(addr, "/v1/models");
+    assert!(models.contains("beta-one"), "{models}");
+    let manufacturers = http_get(addr, "/v1/manufacturers");
+    assert!(manufacturers.contains("Beta Devices"), "{manufacturers}");
+    for name in ["claim-claimed.png", "setup-registered.png"] {
+        assert!(shots.join(name).metadata().unwrap().len() > 1000, "{name}");
+    }
 }

@@ -87,6 +87,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/keccak.js"),
     ),
     (
+        "setup.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/setup.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

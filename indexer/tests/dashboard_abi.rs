@@ -69,6 +69,8 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
     check_call::<UpdateRegistry::claimDeviceCall>(f, "claimDevice");
+    check_call::<UpdateRegistry::registerManufacturerCall>(f, "registerManufacturer");
+    check_call::<UpdateRegistry::defineModelCall>(f, "defineModel");
     check_call::<UpdateRegistry::emergencyRevokeCall>(f, "emergencyRevoke");
     check_call::<UpdateMarket::purchaseCall>(f, "purchase");
     check_call::<UpdateMarket::claimRefundCall>(f, "claimRefund");
@@ -79,7 +81,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        20,
+        22,
         "a function was added to abi.js without a check here"
     );
 
@@ -172,6 +174,8 @@ fn the_page_encodes_calls_as_alloy_does() {
           releaseId: abi.encodeCall(f.releaseId, [i.manifest]),
           publishRelease: abi.encodeCall(f.publishRelease, [i.manifest, [i.signers, 2, i.signatures]]),
           model: abi.encodeCall(f.model, [7]),
+          registerManufacturer: abi.encodeCall(f.registerManufacturer, ['Beta — Geräte', i.owner, i.market, i.signers, 2, 'bafkreiabc']),
+          defineModel: abi.encodeCall(f.defineModel, [7, 'beta-one', 3n]),
           claimDevice: abi.encodeCall(f.claimDevice, [3n, 9n, i.owner, 7, i.market, [i.release, i.release], i.signatures]),
           revokeRelease: abi.encodeCall(f.revokeRelease, [i.release, 'clé fuitée', [i.signers, 1, i.signatures]]),
           raiseFloor: abi.encodeCall(f.raiseFloor, [7, 9n, [i.signers, 2, i.signatures]]),
@@ -212,6 +216,15 @@ fn the_page_encodes_calls_as_alloy_does() {
             approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
         }.abi_encode()),
         "model": hex(UpdateRegistry::modelCall { modelId: 7 }.abi_encode()),
+        "registerManufacturer": hex(UpdateRegistry::registerManufacturerCall {
+            name: "Beta — Geräte".into(),
+            operator: owner,
+            payee: market,
+            signers: signers.clone(),
+            threshold: 2,
+            paramsCid: "bafkreiabc".into(),
+        }.abi_encode()),
+        "defineModel": hex(UpdateRegistry::defineModelCall { manufacturerId: 7, name: "beta-one".into(), minVersion: 3 }.abi_encode()),
         "claimDevice": hex(UpdateRegistry::claimDeviceCall {
             batchId: 3,
             deviceIndex: 9,

@@ -8,7 +8,10 @@
 // the registry's simulation refuses it and the chain does not move; the real file is claimed:
 // mined, the map shows one more device and the roles one more owned; checking it again says
 // it is already claimed. As a stranger: the second file is refused (it names another owner).
-// Prints "CLAIMED <index>", screenshot, "DONE".
+// Prints "CLAIMED <index>". Then the stranger sets up a manufacturer in the page: a name with
+// U+202E is refused before anything is sent; "Beta Devices" (1 of 2 signers) is registered and
+// the roles show its operator once the indexer has it; as its operator, model "beta-one" is
+// defined. Prints "REGISTERED <name>", screenshot, "DONE".
 import { readFileSync } from 'node:fs';
 import { launch, collectErrors, openFleet, rpcCaller, installTestWallet } from './harness.mjs';
 
@@ -69,6 +72,32 @@ try {
   await waitText(page, '#claim-status', /claim refused: the device consents to be claimed by 0x[0-9a-f]{40}, not by/, 'another owner\'s claim file');
   if (!(await page.isDisabled('#claim-send'))) fail('claim offered to a stranger');
   console.log(`CLAIMED ${first.deviceIndex}`);
+
+  // The stranger registers a manufacturer and defines a model.
+  const accounts = (await anvil('eth_accounts', [])).result;
+  if (await page.isHidden('#setup')) fail('no setup panel for a connected wallet');
+  if (!(await page.isHidden('#model-box'))) fail('model definition offered to an account that operates nothing');
+  await page.click('details#register-box > summary');
+  await page.fill('#register-name', 'Beta\u202eseciveD');
+  await page.fill('#register-signers', `${stranger}\n${accounts[8]}`);
+  await page.fill('#register-threshold', '1');
+  const quiet = (await anvil('eth_blockNumber', [])).result;
+  await page.click('#register-send');
+  await waitText(page, '#register-status', /not registered: name holds U\+202E/, 'a bidi name');
+  if ((await anvil('eth_blockNumber', [])).result !== quiet) fail('a refused registration reached the chain');
+  await page.fill('#register-name', 'Beta Devices');
+  await page.click('#register-send');
+  await waitText(page, '#setup-log', /register Beta Devices: mined in block \d+/, 'the registration');
+  await waitText(page, '#roles', /operator of Beta Devices \(#2\)/, 'the new operator\'s roles');
+  await page.waitForSelector('#model-box:not([hidden])', { timeout: 10000 });
+  await page.click('details#model-box > summary');
+  await page.selectOption('#model-manufacturer', '2');
+  await page.fill('#model-name', 'beta-one');
+  await page.click('#model-send');
+  await waitText(page, '#setup-log', /define model beta-one: mined in block \d+/, 'the model');
+  await page.locator('#setup').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: `${shots}/setup-registered.png`, fullPage: true });
+  console.log('REGISTERED Beta Devices');
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
   console.log('DONE');
 } finally {
