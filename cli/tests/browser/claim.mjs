@@ -13,7 +13,7 @@
 // the roles show its operator once the indexer has it; as its operator, model "beta-one" is
 // defined. Prints "REGISTERED <name>", screenshot, "DONE".
 import { readFileSync } from 'node:fs';
-import { launch, collectErrors, openFleet, rpcCaller, installTestWallet } from './harness.mjs';
+import { launch, collectErrors, openFleet, rpcCaller, installTestWallet, checkPhone } from './harness.mjs';
 
 const [url, rpc, owner, countArg, filesArg, shots] = process.argv.slice(2);
 const count = Number(countArg);
@@ -97,6 +97,7 @@ try {
   await waitText(page, '#setup-log', /define model beta-one: mined in block \d+/, 'the model');
   await page.locator('#setup').scrollIntoViewIfNeeded();
   await page.screenshot({ path: `${shots}/setup-registered.png`, fullPage: true });
+  await checkPhone(page, `${shots}/setup-phone.png`);
   console.log('REGISTERED Beta Devices');
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
   console.log('DONE');

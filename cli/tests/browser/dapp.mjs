@@ -21,7 +21,7 @@
 // revokes the release in an emergency, then as the owner finds and claims the refund for
 // exactly those three; prints "REFUNDED <json list>"; checks accessible names; desktop and
 // phone screenshots; prints "DONE".
-import { launch, stdinLines, collectErrors, openFleet, shows, waitForNodes, rpcCaller, installTestWallet } from './harness.mjs';
+import { launch, stdinLines, collectErrors, openFleet, shows, waitForNodes, rpcCaller, installTestWallet, checkPhone } from './harness.mjs';
 
 const [url, rpc, owner, countArg, shots] = process.argv.slice(2);
 const count = Number(countArg);
@@ -171,11 +171,7 @@ try {
     .map((e) => e.outerHTML.slice(0, 80)));
   if (unnamed.length) throw new Error(`controls without a name: ${unnamed.join(' | ')}`);
 
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.waitForTimeout(300);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  if (overflow > 1) throw new Error(`the phone layout is ${overflow}px wider than the screen`);
-  await page.screenshot({ path: `${shots}/dapp-phone.png`, fullPage: true });
+  await checkPhone(page, `${shots}/dapp-phone.png`);
   if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
   console.log('DONE');
 } finally {

@@ -114,3 +114,25 @@ export async function installTestWallet(page, anvil, account) {
     };
   }, { owner: account });
 }
+
+/**
+ * The page on a phone (390 × 844): fails naming the elements that stick out when anything is
+ * wider than the screen; saves a full-page screenshot as `path`.
+ */
+export async function checkPhone(page, path) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const { overflow, wide } = await page.evaluate(() => {
+    const w = window.innerWidth;
+    const name = (e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}`;
+    // Boxes past the right edge, and boxes whose content (long unbroken text) overflows them.
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getClientRects().length)
+      .filter((e) => e.getBoundingClientRect().right > w + 1 || (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible'))
+      .map((e) => `${name(e)} (right ${Math.round(e.getBoundingClientRect().right)}, content ${e.scrollWidth} in ${e.clientWidth})`)
+      .slice(0, 8);
+    return { overflow: document.documentElement.scrollWidth - w, wide };
+  });
+  if (overflow > 1) throw new Error(`the phone layout is ${overflow}px wider than the screen: ${wide.join(', ')}`);
+  await page.screenshot({ path, fullPage: true });
+}

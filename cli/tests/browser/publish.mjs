@@ -20,7 +20,7 @@
 //    signer's signature no longer counts. Prints "FLOOR 2", "ROTATED <new signer>",
 //    "REVOKED <release id>", screenshots, "DONE".
 import { readFileSync } from 'node:fs';
-import { launch, collectErrors, openFleet, rpcCaller, installTestWallet } from './harness.mjs';
+import { launch, collectErrors, openFleet, rpcCaller, installTestWallet, checkPhone } from './harness.mjs';
 
 const [url, rpc, signersArg, manifestPath, shots] = process.argv.slice(2);
 const signers = JSON.parse(signersArg).map((s) => s.toLowerCase());
@@ -161,6 +161,8 @@ try {
   const revoked = await approve('revoke', async (p) => { await p.fill('#revoke-release', releaseId); await p.fill('#revoke-reason', 'drill: key ceremony'); },
     newcomer, signers[0], signerRe, new RegExp(`release ${releaseId} is revoked`));
   await revoked.screenshot({ path: `${shots}/publish-revoked.png`, fullPage: true });
+  // The panel on a phone: nothing wider than the screen.
+  await checkPhone(revoked, `${shots}/publish-phone.png`);
   await revoked.close();
   console.log(`REVOKED ${releaseId}`);
   if (errors.flat().length) fail(`page errors: ${errors.flat().join('; ')}`);

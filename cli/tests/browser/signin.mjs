@@ -17,7 +17,7 @@
 //    owner's device is refused with 403 by the server;
 // 6. the manufacturer's operator signs in and sees the install statistics of its model;
 // screenshots; no page error; prints "DONE".
-import { launch, collectErrors, openFleet, rpcCaller, installTestWallet, nodes } from './harness.mjs';
+import { launch, collectErrors, openFleet, rpcCaller, installTestWallet, nodes, checkPhone } from './harness.mjs';
 
 const [url, rpc, owner, countArg, shots] = process.argv.slice(2);
 const count = Number(countArg);
@@ -168,11 +168,7 @@ try {
     .filter((e) => !(e.getAttribute('aria-label') || e.labels?.length || e.textContent.trim()))
     .map((e) => e.outerHTML.slice(0, 80)));
   if (unnamed.length) fail(`controls without a name: ${unnamed.join(' | ')}`);
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.waitForTimeout(300);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  if (overflow > 1) fail(`the phone layout is ${overflow}px wider than the screen`);
-  await page.screenshot({ path: `${shots}/signin-phone.png`, fullPage: true });
+  await checkPhone(page, `${shots}/signin-phone.png`);
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
   console.log('DONE');
 } finally {
