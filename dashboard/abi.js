@@ -33,6 +33,7 @@ export const FUNCTIONS = {
   publishRelease: fn(`publishRelease(${MANIFEST},(address[],uint8,bytes))`, '0xf77bfcf5', '(bytes32)'),
   revokeRelease: fn('revokeRelease(bytes32,string,(address[],uint8,bytes))', '0xb8084a91'),
   raiseFloor: fn('raiseFloor(uint32,uint64,(address[],uint8,bytes))', '0x7aadca15'),
+  updateManufacturer: fn('updateManufacturer(uint32,address,address,(address[],uint8,bytes))', '0x27eb0207'),
   rotateSigners: fn('rotateSigners(uint32,address[],uint8,(address[],uint8,bytes))', '0xb5ca668d'),
   signersHash: fn('signersHash(address[],uint8)', '0xece4a549', '(bytes32)'),
   transferDevice: fn('transferDevice(uint64,address)', '0xaf1efca8'),

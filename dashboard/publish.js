@@ -196,6 +196,7 @@ export const ACTIONS = {
   revoke: { primaryType: 'RevokeRelease', fields: [['releaseId', 'bytes32'], ['reason', 'string']] },
   floor: { primaryType: 'RaiseFloor', fields: [['modelId', 'uint32'], ['minVersion', 'uint64']] },
   rotate: { primaryType: 'RotateSigners', fields: [['manufacturerId', 'uint32'], ['nonce', 'uint64'], ['signers', 'address[]'], ['threshold', 'uint8']] },
+  operator: { primaryType: 'UpdateManufacturer', fields: [['manufacturerId', 'uint32'], ['nonce', 'uint64'], ['operator', 'address'], ['payee', 'address']] },
 };
 /** Most signers a set may hold (the registry's MAX_SIGNERS). */
 export const MAX_SIGNERS = 32;
@@ -392,6 +393,23 @@ export function initPublish({ el, short, getJson }) {
         call: (approval) => [F.raiseFloor, [modelId, minVersion, approval]], what: `floor ${minVersion}` };
     }
     const manufacturerId = Number(wholeNumber(payload.manufacturerId, 32, 'manufacturer'));
+    if (kind === 'operator') {
+      const address = (v, what) => {
+        const t = String(v ?? '').trim();
+        if (!/^0x[0-9a-fA-F]{40}$/.test(t) || BigInt(t) === 0n) throw new Error(`${what}: a non-zero address`);
+        return t.toLowerCase();
+      };
+      const operator = address(payload.operator, 'operator');
+      const payee = payload.payee && String(payload.payee).trim() ? address(payload.payee, 'payee') : operator;
+      const set = await signerSet(manufacturerId);
+      const [record] = await wallet.call(deployment.registry, F.manufacturer, [manufacturerId]);
+      summary.push(`${set.name}: the operator becomes ${operator} (now ${lower(record[1])}), paid as ${payee} (now ${lower(record[3])})`,
+        `The operator defines models, provisions devices and can revoke in an emergency; this approval is bound to the manufacturer's nonce ${set.nonce}, so it is used once.`);
+      const message = { manufacturerId: String(manufacturerId), nonce: String(set.nonce), operator, payee };
+      return { set, summary, message, digest: actionDigest('operator', deployment.chain_id, deployment.registry, message),
+        label: 'Change the operator', done: `manufacturer ${set.name} has its new operator`, payload: { manufacturerId: String(manufacturerId), operator, payee },
+        call: (approval) => [F.updateManufacturer, [manufacturerId, operator, payee, approval]], what: 'change operator' };
+    }
     const next = parseSignerSet(Array.isArray(payload.signers) ? payload.signers.join(' ') : payload.signers, payload.threshold);
     const set = await signerSet(manufacturerId);
     summary.push(`${set.name}: the signer set becomes ${next.threshold} of ${next.signers.length}: ${next.signers.join(', ')}`,
@@ -462,6 +480,7 @@ export function initPublish({ el, short, getJson }) {
       await load('publish', t);
     } else if (kind === 'revoke') await load('revoke', { releaseId: $('revoke-release').value, reason: $('revoke-reason').value });
     else if (kind === 'floor') await load('floor', { modelId: $('floor-model').value, minVersion: $('floor-version').value });
+    else if (kind === 'operator') await load('operator', { manufacturerId: $('operator-manufacturer').value, operator: $('operator-address').value, payee: $('operator-payee').value });
     else await load('rotate', { manufacturerId: $('rotate-manufacturer').value, signers: $('rotate-signers').value, threshold: $('rotate-threshold').value });
   });
 

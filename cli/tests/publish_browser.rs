@@ -6,7 +6,8 @@
 //! stranger with the shared link can neither sign nor publish (too few signatures: the
 //! contract's error, nothing sent; a forged one is not counted), the third signer signs from the link and
 //! publishes. Then, each through two wallets and the link: the model's version floor is
-//! raised, the signer set rotated (one signer replaced), and the new set revokes the release.
+//! raised, the signer set rotated (one signer replaced), the new set revokes the release and
+//! hands the operator role to another account.
 //! The indexer then shows all of it. Screenshots go to `target/screenshots/`.
 
 mod support;
@@ -97,6 +98,8 @@ fn two_signers_approve_in_their_wallets_and_the_release_is_published_from_the_pa
         next(&browser_out, 120, "the release was not revoked"),
         format!("REVOKED {release_id}")
     );
+    let heir = next(&browser_out, 120, "the operator was not changed");
+    assert!(heir.starts_with("OPERATOR 0x"), "{heir}");
     assert_eq!(next(&browser_out, 60, "browser did not finish"), "DONE");
     assert!(node.0.wait().unwrap().success());
 

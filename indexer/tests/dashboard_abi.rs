@@ -66,6 +66,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::revokeReleaseCall>(f, "revokeRelease");
     check_call::<UpdateRegistry::raiseFloorCall>(f, "raiseFloor");
     check_call::<UpdateRegistry::rotateSignersCall>(f, "rotateSigners");
+    check_call::<UpdateRegistry::updateManufacturerCall>(f, "updateManufacturer");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
     check_call::<UpdateRegistry::claimDeviceCall>(f, "claimDevice");
@@ -81,7 +82,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        22,
+        23,
         "a function was added to abi.js without a check here"
     );
 
@@ -179,6 +180,7 @@ fn the_page_encodes_calls_as_alloy_does() {
           claimDevice: abi.encodeCall(f.claimDevice, [3n, 9n, i.owner, 7, i.market, [i.release, i.release], i.signatures]),
           revokeRelease: abi.encodeCall(f.revokeRelease, [i.release, 'clé fuitée', [i.signers, 1, i.signatures]]),
           raiseFloor: abi.encodeCall(f.raiseFloor, [7, 9n, [i.signers, 2, i.signatures]]),
+          updateManufacturer: abi.encodeCall(f.updateManufacturer, [7, i.owner, i.market, [i.signers, 2, i.signatures]]),
           rotateSigners: abi.encodeCall(f.rotateSigners, [7, i.signers, 2, [i.signers, 1, i.signatures]]),
           transferDevice: abi.encodeCall(f.transferDevice, [i.devices[2], i.owner]),
           signersHash: abi.encodeCall(f.signersHash, [i.signers, 2]),
@@ -238,6 +240,12 @@ fn the_page_encodes_calls_as_alloy_does() {
             releaseId_: release,
             reason: "clé fuitée".into(),
             approval: Reg::Approval { signers: signers.clone(), threshold: 1, signatures: signatures.clone() },
+        }.abi_encode()),
+        "updateManufacturer": hex(UpdateRegistry::updateManufacturerCall {
+            manufacturerId: 7,
+            operator: owner,
+            payee: market,
+            approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
         }.abi_encode()),
         "raiseFloor": hex(UpdateRegistry::raiseFloorCall {
             modelId: 7,
@@ -887,7 +895,9 @@ fn the_page_hashes_as_alloy_does() {
 #[test]
 fn the_page_computes_each_actions_digest_as_the_registry_does() {
     use alloy::sol_types::SolStruct as _;
-    use otaledger_core::signing::{RaiseFloor, RevokeRelease, RotateSigners, registry_domain};
+    use otaledger_core::signing::{
+        RaiseFloor, RevokeRelease, RotateSigners, UpdateManufacturer, registry_domain,
+    };
     let mut rng = Rng(0x5eed_0006);
     let files = manifest_files(&mut rng, 6);
     let mut cases = Vec::new();
@@ -931,6 +941,17 @@ fn the_page_computes_each_actions_digest_as_the_registry_does() {
             "signers": signers.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>(), "threshold": rotate.threshold.to_string(),
         }]));
         want.push(rotate.eip712_signing_hash(&domain));
+        let update = UpdateManufacturer {
+            manufacturerId: rng.next() as u32,
+            nonce: rng.next(),
+            operator: Address::from(rng.bytes::<20>()),
+            payee: Address::from(rng.bytes::<20>()),
+        };
+        cases.push(json!(["operator", chain, registry, null, {
+            "manufacturerId": update.manufacturerId.to_string(), "nonce": update.nonce.to_string(),
+            "operator": format!("{:#x}", update.operator), "payee": format!("{:#x}", update.payee),
+        }]));
+        want.push(update.eip712_signing_hash(&domain));
     }
     let got = node(
         "out(input.map(([kind, chain, registry, id, m]) => ({ digest: publish.actionDigest(kind, chain, registry, m), struct: publish.structHash(kind, m), id })));",

@@ -17,8 +17,9 @@
 // 4. The other threshold actions, each signed by two wallets through the link: the floor of
 //    model 1 raised to 2; the signer set rotated (the second signer replaced by a new one);
 //    then the new set (the new signer and the first) revokes version 2, while the replaced
-//    signer's signature no longer counts. Prints "FLOOR 2", "ROTATED <new signer>",
-//    "REVOKED <release id>", screenshots, "DONE".
+//    signer's signature no longer counts; then it hands the operator role to another account.
+//    Prints "FLOOR 2", "ROTATED <new signer>", "REVOKED <release id>", "OPERATOR <address>",
+//    screenshots, "DONE".
 import { readFileSync } from 'node:fs';
 import { launch, collectErrors, openFleet, rpcCaller, installTestWallet, checkPhone } from './harness.mjs';
 
@@ -165,6 +166,15 @@ try {
   await checkPhone(revoked, `${shots}/publish-phone.png`);
   await revoked.close();
   console.log(`REVOKED ${releaseId}`);
+
+  // 4d. The new set hands the operator role to anvil's account 4 (paid as itself); its wallet
+  // then reads as the manufacturer's operator from chain.
+  const heir = accounts[4];
+  (await approve('operator', async (p) => { await p.fill('#operator-manufacturer', '1'); await p.fill('#operator-address', heir); },
+    newcomer, signers[0], signerRe, /has its new operator/)).close();
+  const h = await walletPage(heir, url, /operator of Acme Thermostats \(#1\)/);
+  await h.close();
+  console.log(`OPERATOR ${heir}`);
   if (errors.flat().length) fail(`page errors: ${errors.flat().join('; ')}`);
   console.log('DONE');
 } finally {
