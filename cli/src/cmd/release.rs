@@ -10,6 +10,8 @@ use otaledger_cli::{
 };
 use otaledger_core::bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE};
 
+use eyre::WrapErr as _;
+
 use super::{ChainArgs, WalletArgs, print, progress_bar};
 
 /// `otaledger release …`.
@@ -104,6 +106,14 @@ struct CreateArgs {
     /// Plaintext bytes per bundle segment.
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
     segment_size: u32,
+    /// Also add the bundle to this Kubo node (its HTTP RPC API, e.g. http://127.0.0.1:5001) and
+    /// pin it there; refused if the node stores it under another CID than the manifest names
+    /// (its Import settings differ from kubo-v1).
+    #[arg(long, value_name = "URL")]
+    api: Option<String>,
+    /// `Authorization` header value for `--api` (e.g. `Basic …` for an IPFS Cluster proxy).
+    #[arg(long, value_name = "VALUE", requires = "api")]
+    api_auth: Option<String>,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -307,6 +317,7 @@ async fn create(a: CreateArgs, json: bool) -> eyre::Result<()> {
         Some(s) => s,
         None => crate::ipfs::default_store_dir()?,
     };
+    let (api, api_auth) = (a.api.clone(), a.api_auth.clone());
     let opts = CreateOptions {
         target: ReleaseTarget {
             chain_id: chain.chain_id(),
@@ -349,9 +360,59 @@ async fn create(a: CreateArgs, json: bool) -> eyre::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    print(json, &created, |c| {
+    // The bundle on the manufacturer's Kubo node, under exactly the manifest's CID.
+    let pinned_on = match &api {
+        Some(api) => {
+            let mut kubo =
+                otaledger_ipfs::KuboClient::new(api).wrap_err_with(|| format!("--api {api}"))?;
+            if let Some(auth) = &api_auth {
+                kubo = kubo.with_authorization(auth.clone());
+            }
+            let mut params = otaledger_ipfs::KuboAddParams::from_import(
+                &otaledger_ipfs::ImportOptions::profile(otaledger_ipfs::Profile::KuboV1),
+            );
+            params.pin = true;
+            let added = kubo.add(&created.bundle, &params).await.wrap_err_with(|| {
+                format!(
+                    "adding {} through the Kubo API at {api}",
+                    created.bundle.display()
+                )
+            })?;
+            if added.cid.to_string() != created.cid {
+                eyre::bail!(
+                    "the Kubo node at {api} stored the bundle as {} but the manifest names {}: \
+                     its Import settings differ from kubo-v1 (CIDv1, raw leaves, 256 KiB chunks), \
+                     so gateways asked for the manifest's CID would not find it there",
+                    added.cid,
+                    created.cid
+                );
+            }
+            Some(api.clone())
+        }
+        None => None,
+    };
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Output<'a> {
+        #[serde(flatten)]
+        created: &'a release::Created,
+        /// The Kubo node the bundle was added to and pinned on, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pinned_on: Option<String>,
+    }
+    let out = Output {
+        created: &created,
+        pinned_on,
+    };
+    print(json, &out, |o| {
+        let c = o.created;
+        let pinned = o
+            .pinned_on
+            .as_ref()
+            .map(|api| format!("\n  pinned   on the Kubo node at {api}"))
+            .unwrap_or_default();
         format!(
-            "release {}\n  policy   {}\n  bundle   {} ({} bytes, cid {})\n  manifest {} (unsigned: `otaledger release sign --manifest {}`)",
+            "release {}\n  policy   {}\n  bundle   {} ({} bytes, cid {}){pinned}\n  manifest {} (unsigned: `otaledger release sign --manifest {}`)",
             c.release_id,
             c.policy,
             c.bundle.display(),
