@@ -8,10 +8,7 @@
 
 mod support;
 
-use std::{
-    process::Command,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use axum::{
     body::Bytes,
@@ -110,32 +107,17 @@ async fn release_create_adds_and_pins_the_bundle_on_kubo_under_the_manifests_cid
         (0..600_000u32).map(|i| (i % 253) as u8).collect::<Vec<_>>(),
     )
     .unwrap();
-    let create = |version: &str, out: &str| {
-        Command::new(env!("CARGO_BIN_EXE_otaledger"))
-            .args([
-                "--json",
-                "release",
-                "create",
-                "--model",
-                "1",
-                "--version",
-                version,
-            ])
-            .args(["--rpc-url", &rpc, "--api", &api])
-            .arg("--image")
-            .arg(&image)
-            .arg("--params")
-            .arg(state.join("authority/params.cpabe"))
-            .arg("--store")
-            .arg(state.join("ipfs"))
-            .arg("--deployments")
-            .arg(state.join("deployments"))
-            .arg("--out")
-            .arg(tmp.path().join(out))
-            .output()
-            .unwrap()
+    let create = |version: u64, out: &str| {
+        support::release_create(
+            &state,
+            &rpc,
+            version,
+            &image,
+            &tmp.path().join(out),
+            &["--api", &api],
+        )
     };
-    let out = tokio::task::block_in_place(|| create("2", "v2"));
+    let out = tokio::task::block_in_place(|| create(2, "v2"));
     assert!(
         out.status.success(),
         "{}",
@@ -155,7 +137,7 @@ async fn release_create_adds_and_pins_the_bundle_on_kubo_under_the_manifests_cid
 
     // A node that stores it under another CID is refused by name.
     node.lock().unwrap().lie = true;
-    let out = tokio::task::block_in_place(|| create("3", "v3"));
+    let out = tokio::task::block_in_place(|| create(3, "v3"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

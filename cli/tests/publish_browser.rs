@@ -12,8 +12,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::{http_get, lines, next};
 
@@ -42,29 +40,14 @@ fn two_signers_approve_in_their_wallets_and_the_release_is_published_from_the_pa
     )
     .unwrap();
     let out = tmp.path().join("release-v2");
-    let created = Command::new(env!("CARGO_BIN_EXE_otaledger"))
-        .args([
-            "--json",
-            "release",
-            "create",
-            "--model",
-            "1",
-            "--version",
-            "2",
-        ])
-        .args(["--price", "20000000000000000", "--rpc-url", &rpc])
-        .arg("--image")
-        .arg(&image)
-        .arg("--params")
-        .arg(state.join("authority/params.cpabe"))
-        .arg("--store")
-        .arg(state.join("ipfs"))
-        .arg("--deployments")
-        .arg(state.join("deployments"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let created = support::release_create(
+        &state,
+        &rpc,
+        2,
+        &image,
+        &out,
+        &["--price", "20000000000000000"],
+    );
     assert!(
         created.status.success(),
         "release create: {}",

@@ -146,3 +146,33 @@ pub(crate) fn field(paused: &serde_json::Value, k: &str) -> String {
         .unwrap_or_else(|| panic!("no {k}: {paused}"))
         .to_owned()
 }
+
+/// `otaledger --json release create` of model 1 `version` from `image` into `out`, on a demo's
+/// chain (`rpc`) with the demo's authority, store and deployments in `state`, plus `extra`
+/// options; the finished process.
+pub(crate) fn release_create(
+    state: &Path,
+    rpc: &str,
+    version: u64,
+    image: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_otaledger"))
+        .args(["--json", "release", "create", "--model", "1", "--version"])
+        .arg(version.to_string())
+        .args(["--rpc-url", rpc])
+        .args(extra)
+        .arg("--image")
+        .arg(image)
+        .arg("--params")
+        .arg(state.join("authority/params.cpabe"))
+        .arg("--store")
+        .arg(state.join("ipfs"))
+        .arg("--deployments")
+        .arg(state.join("deployments"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
