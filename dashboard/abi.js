@@ -35,6 +35,7 @@ export const FUNCTIONS = {
   raiseFloor: fn('raiseFloor(uint32,uint64,(address[],uint8,bytes))', '0x7aadca15'),
   updateManufacturer: fn('updateManufacturer(uint32,address,address,(address[],uint8,bytes))', '0x27eb0207'),
   rotateSigners: fn('rotateSigners(uint32,address[],uint8,(address[],uint8,bytes))', '0xb5ca668d'),
+  checkDevices: fn('checkDevices(address,uint32,bool,uint64[])', '0x53b79b42'),
   signersHash: fn('signersHash(address[],uint8)', '0xece4a549', '(bytes32)'),
   transferDevice: fn('transferDevice(uint64,address)', '0xaf1efca8'),
   registerManufacturer: fn('registerManufacturer(string,address,address,address[],uint8,string)', '0x2ac25eb9', '(uint32)'),

@@ -92,12 +92,34 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
 
   // ------------------------------------------------------------ roles (chain state)
   /** Verifies which of `indexes` the account owns and are active, by reading the registry. */
+  // One `checkDevices(account, model, true, chunk)` call per model and 500 devices proves a
+  // whole chunk at once (it reverts unless every device is the account's, active and of the
+  // model); only a chunk it refuses is read device by device, to find which are not.
   async function verifyOwned(indexes) {
-    const account = wallet.account; const list = [...indexes];
-    for (let i = 0; i < list.length; i += 25) {
-      const chunk = list.slice(i, i + 25);
-      const records = await Promise.all(chunk.map((x) => wallet.device(x)));
-      chunk.forEach((x, k) => { if (lower(records[k].owner) === account && records[k].status === 1) owned.add(x); else owned.delete(x); });
+    const account = wallet.account;
+    const byModel = new Map();
+    for (const x of indexes) {
+      const model = byIndex.get(x)?.model;
+      if (!byModel.has(model)) byModel.set(model, []);
+      byModel.get(model).push(x);
+    }
+    for (const [model, list] of byModel) {
+      list.sort((a, b) => a - b);
+      for (let i = 0; i < list.length; i += 500) {
+        const chunk = list.slice(i, i + 500);
+        if (model !== undefined) {
+          try {
+            await wallet.call(deployment.registry, F.checkDevices, [account, model, true, chunk]);
+            for (const x of chunk) owned.add(x);
+            continue;
+          } catch { /* some device is not the account's: read each */ }
+        }
+        for (let k = 0; k < chunk.length; k += 25) {
+          const part = chunk.slice(k, k + 25);
+          const records = await Promise.all(part.map((x) => wallet.device(x)));
+          part.forEach((x, j) => { if (lower(records[j].owner) === account && records[j].status === 1) owned.add(x); else owned.delete(x); });
+        }
+      }
     }
   }
 

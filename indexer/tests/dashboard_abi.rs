@@ -68,6 +68,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateRegistry::rotateSignersCall>(f, "rotateSigners");
     check_call::<UpdateRegistry::updateManufacturerCall>(f, "updateManufacturer");
     check_call::<UpdateRegistry::signersHashCall>(f, "signersHash");
+    check_call::<UpdateRegistry::checkDevicesCall>(f, "checkDevices");
     check_call::<UpdateRegistry::transferDeviceCall>(f, "transferDevice");
     check_call::<UpdateRegistry::claimDeviceCall>(f, "claimDevice");
     check_call::<UpdateRegistry::registerManufacturerCall>(f, "registerManufacturer");
@@ -82,7 +83,7 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::symbolCall>(f, "symbol");
     assert_eq!(
         f.as_object().unwrap().len(),
-        23,
+        24,
         "a function was added to abi.js without a check here"
     );
 
@@ -175,6 +176,7 @@ fn the_page_encodes_calls_as_alloy_does() {
           releaseId: abi.encodeCall(f.releaseId, [i.manifest]),
           publishRelease: abi.encodeCall(f.publishRelease, [i.manifest, [i.signers, 2, i.signatures]]),
           model: abi.encodeCall(f.model, [7]),
+          checkDevices: abi.encodeCall(f.checkDevices, [i.owner, 7, true, i.devices]),
           registerManufacturer: abi.encodeCall(f.registerManufacturer, ['Beta — Geräte', i.owner, i.market, i.signers, 2, 'bafkreiabc']),
           defineModel: abi.encodeCall(f.defineModel, [7, 'beta-one', 3n]),
           claimDevice: abi.encodeCall(f.claimDevice, [3n, 9n, i.owner, 7, i.market, [i.release, i.release], i.signatures]),
@@ -218,6 +220,12 @@ fn the_page_encodes_calls_as_alloy_does() {
             approval: Reg::Approval { signers: signers.clone(), threshold: 2, signatures: signatures.clone() },
         }.abi_encode()),
         "model": hex(UpdateRegistry::modelCall { modelId: 7 }.abi_encode()),
+        "checkDevices": hex(UpdateRegistry::checkDevicesCall {
+            owner,
+            modelId: 7,
+            requireActive: true,
+            deviceIndexes: devices.clone(),
+        }.abi_encode()),
         "registerManufacturer": hex(UpdateRegistry::registerManufacturerCall {
             name: "Beta — Geräte".into(),
             operator: owner,

@@ -85,10 +85,16 @@ try {
   if ((await page.getAttribute('#label-pick', 'aria-pressed')) !== 'false') fail('pick mode stayed on');
   await page.click('#label-form button[type=submit]');
   await waitText('#label-result', /saved “pump house 3”/, 'label saved');
-  const shown = await page.waitForFunction(async (i) => {
-    const { byIndex } = await import('/assets/app.js'); const d = byIndex.get(i);
-    return d && d.label === 'pump house 3' ? d.position : null;
-  }, target, { timeout: 20000 }).then((h) => h.jsonValue()).catch(() => fail('the fleet does not show the label'));
+  // Polled from here: an async predicate's promise would count as an answer at once.
+  let shown = null;
+  for (let i = 0; i < 200 && !shown; i++) {
+    shown = await page.evaluate(async (x) => {
+      const { byIndex } = await import('/assets/app.js'); const d = byIndex.get(x);
+      return d && d.label === 'pump house 3' ? d.position : null;
+    }, target);
+    if (!shown) await page.waitForTimeout(100);
+  }
+  if (!shown) fail('the fleet does not show the label');
   if (shown.some((v, k) => Math.abs(v - picked[k]) > 1e-4)) fail(`position ${shown}, picked ${picked}`);
   deliberate.add(`PUT /v1/devices/${target}/label 400`);
   await page.fill('#label-text', 'evil\u202Eexe.txt');
