@@ -522,11 +522,23 @@ impl Demo {
             .map(|i| fleet_dir.join(format!("device-{i:05}")))
             .collect();
         let owner_provider = chain.signer(&owner)?;
-        let mut claim_gas = Vec::with_capacity(dirs.len());
-        for d in &dirs {
-            let claimed = device::claim(&chain, &owner_provider, d, owner.address()).await?;
-            claim_gas.push(claimed.mined);
-        }
+        // Up to CLAIMS_IN_FLIGHT claims at once: the provider hands out consecutive nonces
+        // (its nonce cache), so the transactions need not wait for each other's receipts
+        // (one after another, 1,000 claims took 71 s on anvil).
+        let claim_gas: Vec<_> = {
+            use futures_util::{StreamExt as _, TryStreamExt as _};
+            const CLAIMS_IN_FLIGHT: usize = 16;
+            let (chain, provider, who) = (&chain, &owner_provider, owner.address());
+            futures_util::stream::iter(dirs.iter())
+                .map(|d| async move {
+                    device::claim(chain, provider, d, who)
+                        .await
+                        .map(|c| c.mined)
+                })
+                .buffered(CLAIMS_IN_FLIGHT)
+                .try_collect()
+                .await?
+        };
         let dashboard = self
             .services
             .as_mut()
