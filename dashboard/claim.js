@@ -6,6 +6,7 @@
 // device is still unclaimed; the registry checks the Merkle proof and the device's signature
 // (the transaction is simulated first, so a bad one is named and nothing is sent).
 import { FUNCTIONS as F } from './abi.js';
+import { exactKeys, lowerHex, readJson, requireCanonical, safeUint } from './checks.js';
 import { WalletError, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -16,43 +17,30 @@ export const MAX_CLAIM_FILE = 16 * 1024;
 export const MAX_PROOF = 32;
 
 /**
- * Parses `claim.json` (`otaledger-claim/1`) strictly: the canonical form the CLI writes, every
- * field typed and bounded. Returns `{ chainId, registry, batchId, deviceIndex, device, modelId,
+ * Parses `claim.json` (`otaledger-claim/1`) strictly: the canonical form the CLI writes (its key
+ * order too), every field typed and bounded. Returns `{ chainId, registry, batchId, deviceIndex, device, modelId,
  * owner, proof, signature }` (integers as BigInt) or throws an Error naming the field.
  */
 export function parseClaimFile(text) {
-  if (typeof text !== 'string' || text.length > MAX_CLAIM_FILE) throw new Error(`claim.json: at most ${MAX_CLAIM_FILE} bytes`);
-  let v;
-  try { v = JSON.parse(text); } catch (e) { throw new Error(`claim.json is not JSON: ${e.message}`); }
+  const v = readJson(text, 'claim.json', MAX_CLAIM_FILE);
   const keys = ['format', 'chainId', 'registry', 'batchId', 'deviceIndex', 'device', 'modelId', 'owner', 'proof', 'signature'];
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('claim.json: expected an object');
-  const extra = Object.keys(v).find((k) => !keys.includes(k)); const missing = keys.find((k) => !(k in v));
-  if (extra) throw new Error(`claim.json: unknown key ${extra}`);
-  if (missing) throw new Error(`claim.json: missing ${missing}`);
-  if (text !== `${JSON.stringify(v, null, 2)}\n`) throw new Error('claim.json is not in the canonical form `otaledger device claim-request` writes');
+  exactKeys(v, keys, 'claim.json');
+  requireCanonical(text, Object.fromEntries(keys.map((k) => [k, v[k]])), 'claim.json', 'otaledger device claim-request');
   if (v.format !== 'otaledger-claim/1') throw new Error(`format: ${JSON.stringify(v.format)} is not "otaledger-claim/1"`);
-  const int = (x, bits, what) => {
-    if (!Number.isSafeInteger(x) || x < 0) throw new Error(`${what}: expected a whole number a browser reads exactly`);
-    if (BigInt(x) >> BigInt(bits)) throw new Error(`${what}: above uint${bits}`);
-    return BigInt(x);
-  };
-  const hex = (x, bytes, what) => {
-    if (typeof x !== 'string' || !new RegExp(`^0x[0-9a-f]{${2 * bytes}}$`).test(x)) throw new Error(`${what}: expected lowercase 0x hex of ${bytes} bytes`);
-    return x;
-  };
+  const int = (x, bits, what) => BigInt(safeUint(x, bits, what));
   if (!Array.isArray(v.proof) || v.proof.length > MAX_PROOF) throw new Error(`proof: at most ${MAX_PROOF} hashes`);
-  const owner = hex(v.owner, 20, 'owner');
+  const owner = lowerHex(v.owner, 20, 'owner');
   if (/^0x0{40}$/.test(owner)) throw new Error('owner: the zero address');
   return {
     chainId: int(v.chainId, 64, 'chainId'),
-    registry: hex(v.registry, 20, 'registry'),
+    registry: lowerHex(v.registry, 20, 'registry'),
     batchId: int(v.batchId, 64, 'batchId'),
     deviceIndex: int(v.deviceIndex, 64, 'deviceIndex'),
-    device: hex(v.device, 20, 'device'),
+    device: lowerHex(v.device, 20, 'device'),
     modelId: int(v.modelId, 32, 'modelId'),
     owner,
-    proof: v.proof.map((p, i) => hex(p, 32, `proof[${i}]`)),
-    signature: hex(v.signature, 64, 'signature'),
+    proof: v.proof.map((p, i) => lowerHex(p, 32, `proof[${i}]`)),
+    signature: lowerHex(v.signature, 64, 'signature'),
   };
 }
 

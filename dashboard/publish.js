@@ -20,6 +20,7 @@
 // first, so a signature from outside the set or too few signatures are shown by the
 // contract's own error and nothing is sent.
 import { FUNCTIONS as F, encode, toBigInt } from './abi.js';
+import { exactKeys, lowerHex, readJson, requireCanonical, safeUint, visibleText } from './checks.js';
 import { keccakHex, keccakText } from './keccak.js';
 import { WalletError, formatUnits, reason } from './wallet.js';
 
@@ -49,37 +50,17 @@ const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92
  * tuple }` or throws an Error naming the field.
  */
 export function parseManifestFile(text) {
-  if (typeof text !== 'string' || text.length > MAX_SHARED) throw new Error(`manifest.json: at most ${MAX_SHARED} bytes`);
-  let v;
-  try { v = JSON.parse(text); } catch (e) { throw new Error(`manifest.json is not JSON: ${e.message}`); }
-  const exactly = (o, keys, what) => {
-    if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${what}: expected an object`);
-    const extra = Object.keys(o).filter((k) => !keys.includes(k)); const missing = keys.filter((k) => !(k in o));
-    if (extra.length) throw new Error(`${what}: unknown key ${extra[0]}`);
-    if (missing.length) throw new Error(`${what}: missing ${missing[0]}`);
-  };
-  exactly(v, ['format', 'chainId', 'registry', 'policy', 'releaseId', 'digest', 'manifest'], 'manifest.json');
-  // One spelling, the CLI's: its key order, two-space indentation, a final newline. JSON.parse
-  // keeps the last of duplicate keys and reads 1e2 as 100; neither survives this check.
+  const v = readJson(text, 'manifest.json', MAX_SHARED);
+  exactKeys(v, ['format', 'chainId', 'registry', 'policy', 'releaseId', 'digest', 'manifest'], 'manifest.json');
   const ordered = { format: v.format, chainId: v.chainId, registry: v.registry, policy: v.policy, releaseId: v.releaseId, digest: v.digest, manifest: {} };
   for (const [k] of MANIFEST_FIELDS) ordered.manifest[k] = v.manifest?.[k];
-  if (text !== `${JSON.stringify(ordered, null, 2)}\n`) throw new Error('manifest.json is not in the canonical form `otaledger release create` writes (key order, spacing, final newline, no duplicate keys)');
+  requireCanonical(text, ordered, 'manifest.json', 'otaledger release create');
   if (v.format !== 'otaledger-manifest/1') throw new Error(`format: ${JSON.stringify(v.format)} is not "otaledger-manifest/1"`);
-  const int = (x, bits, what) => {
-    if (!Number.isSafeInteger(x) || x < 0) throw new Error(`${what}: expected a whole number a browser reads exactly (below 2^53)`);
-    if (BigInt(x) >> BigInt(bits)) throw new Error(`${what}: above uint${bits}`);
-    return x;
-  };
-  const hex = (x, bytes, what) => {
-    const re = bytes === null ? /^0x(?:[0-9a-f]{2})*$/ : new RegExp(`^0x[0-9a-f]{${2 * bytes}}$`);
-    if (typeof x !== 'string' || !re.test(x)) throw new Error(`${what}: expected lowercase 0x hex${bytes === null ? '' : ` of ${bytes} bytes`}`);
-    return x;
-  };
-  int(v.chainId, 64, 'chainId');
-  hex(v.registry, 20, 'registry'); hex(v.releaseId, 32, 'releaseId'); hex(v.digest, 32, 'digest');
+  safeUint(v.chainId, 64, 'chainId');
+  lowerHex(v.registry, 20, 'registry'); lowerHex(v.releaseId, 32, 'releaseId'); lowerHex(v.digest, 32, 'digest');
   checkPolicyText(v.policy);
   const m = v.manifest;
-  exactly(m, MANIFEST_FIELDS.map(([k]) => k), 'manifest');
+  exactKeys(m, MANIFEST_FIELDS.map(([k]) => k), 'manifest');
   const tuple = MANIFEST_FIELDS.map(([k, type]) => {
     const what = `manifest.${k}`;
     if (type === 'uint128') {
@@ -87,10 +68,10 @@ export function parseManifestFile(text) {
       const p = BigInt(m[k]); if (p >> 128n) throw new Error(`${what}: above uint128`);
       return p;
     }
-    if (type.startsWith('uint')) return BigInt(int(m[k], Number(type.slice(4)), what));
-    if (type === 'bytes32') return hex(m[k], 32, what);
-    if (type === 'address') return hex(m[k], 20, what);
-    return hex(m[k], null, what);
+    if (type.startsWith('uint')) return BigInt(safeUint(m[k], Number(type.slice(4)), what));
+    if (type === 'bytes32') return lowerHex(m[k], 32, what);
+    if (type === 'address') return lowerHex(m[k], 20, what);
+    return lowerHex(m[k], null, what);
   });
   if ((m.bundleCid.length - 2) / 2 > 256) throw new Error('manifest.bundleCid: longer than a CID');
   return { chainId: v.chainId, registry: v.registry, releaseId: v.releaseId, digest: v.digest, policy: v.policy, manifest: m, tuple };
@@ -226,11 +207,7 @@ export function actionTypedData(kind, chainId, registry, message) {
  * signer must read what they sign (as the CLI's check).
  */
 export function checkReason(reason) {
-  if (typeof reason !== 'string' || !reason.trim()) throw new Error('reason: say why (it is public, on chain)');
-  if ([...reason].length > MAX_REASON) throw new Error(`reason: at most ${MAX_REASON} characters`);
-  const bad = [...reason].find((c) => /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(c));
-  if (bad) throw new Error(`reason holds U+${bad.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')} (control or invisible formatting characters are refused)`);
-  return reason;
+  return visibleText(reason, 'reason', MAX_REASON, 'say why (it is public, on chain)');
 }
 
 /** A new signer set from text (addresses separated by spaces, commas or lines): ascending, unique, non-zero. */

@@ -5,6 +5,7 @@
 // authority's parameters stay with the CLI (`otaledger authority init` prints the CID the
 // registration may name).
 import { FUNCTIONS as F } from './abi.js';
+import { visibleText } from './checks.js';
 import { parseSignerSet } from './publish.js';
 import { WalletError, reason } from './wallet.js';
 
@@ -18,11 +19,7 @@ export const MAX_NAME = 64;
  * format character (bidirectional, zero-width): names are shown to everyone who audits.
  */
 export function checkName(name, what) {
-  if (typeof name !== 'string' || !name.trim()) throw new Error(`${what}: a name`);
-  if ([...name].length > MAX_NAME) throw new Error(`${what}: at most ${MAX_NAME} characters`);
-  const bad = [...name].find((c) => /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(c));
-  if (bad) throw new Error(`${what} holds U+${bad.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')} (control or invisible formatting characters are refused)`);
-  return name;
+  return visibleText(name, what, MAX_NAME, 'a name');
 }
 
 /** A CID of the authority's parameters as the CLI prints it (empty: none yet). */

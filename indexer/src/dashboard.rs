@@ -92,6 +92,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/setup.js"),
     ),
     (
+        "checks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/checks.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../dashboard/style.css"),

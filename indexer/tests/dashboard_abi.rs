@@ -440,6 +440,38 @@ impl Rng {
     }
 }
 
+/// One seeded mutation of `text` (`None` when it is not UTF-8 or unchanged): of the first
+/// `kinds` of a byte replaced by one of `alphabet`, one inserted, one deleted, a line dropped, a
+/// line doubled.
+fn mutate(rng: &mut Rng, text: &str, alphabet: &[u8], kinds: u64) -> Option<String> {
+    let mut b = text.as_bytes().to_vec();
+    let at = rng.below(b.len() as u64) as usize;
+    let pick = |rng: &mut Rng| alphabet[rng.below(alphabet.len() as u64) as usize];
+    match rng.below(kinds) {
+        0 => b[at] = pick(rng),
+        1 => b.insert(at, pick(rng)),
+        2 => {
+            b.remove(at);
+        }
+        kind => {
+            let lines: Vec<&str> = text.lines().collect();
+            let chosen = rng.below(lines.len() as u64) as usize;
+            let mut out = Vec::new();
+            for (k, l) in lines.iter().enumerate() {
+                // 3: the chosen line dropped; 4: doubled.
+                if k != chosen || kind == 4 {
+                    out.push(*l);
+                }
+                if k == chosen && kind == 4 {
+                    out.push(*l);
+                }
+            }
+            b = format!("{}\n", out.join("\n")).into_bytes();
+        }
+    }
+    String::from_utf8(b).ok().filter(|t| t != text)
+}
+
 /// Manifest files as `otaledger release create` writes them: field values from small to the
 /// largest a browser reads exactly (integers below 2^53; the price up to uint128's maximum).
 fn manifest_files(rng: &mut Rng, n: usize) -> Vec<ManifestFile> {
@@ -559,41 +591,7 @@ fn manifest_file_mutations_are_refused_or_read_as_the_cli_reads_them() {
     for (i, file) in files.iter().enumerate() {
         let text = file.to_json();
         for _ in 0..750 {
-            let mut b = text.clone().into_bytes();
-            let at = rng.below(b.len() as u64) as usize;
-            match rng.below(5) {
-                0 => b[at] = ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
-                1 => b.insert(at, ALPHABET[rng.below(ALPHABET.len() as u64) as usize]),
-                2 => {
-                    b.remove(at);
-                }
-                3 => {
-                    let lines: Vec<&str> = text.lines().collect();
-                    let drop = rng.below(lines.len() as u64) as usize;
-                    let kept: Vec<&str> = lines
-                        .iter()
-                        .enumerate()
-                        .filter(|(k, _)| *k != drop)
-                        .map(|(_, l)| *l)
-                        .collect();
-                    b = format!("{}\n", kept.join("\n")).into_bytes();
-                }
-                _ => {
-                    let lines: Vec<&str> = text.lines().collect();
-                    let twice = rng.below(lines.len() as u64) as usize;
-                    let mut out = Vec::new();
-                    for (k, l) in lines.iter().enumerate() {
-                        out.push(*l);
-                        if k == twice {
-                            out.push(*l);
-                        }
-                    }
-                    b = format!("{}\n", out.join("\n")).into_bytes();
-                }
-            }
-            if let Ok(t) = String::from_utf8(b)
-                && t != text
-            {
+            if let Some(t) = mutate(&mut rng, &text, ALPHABET, 5) {
                 mutants.push((i, t));
             }
         }
@@ -826,18 +824,7 @@ fn claim_files_are_read_exactly_and_mutations_refused_or_read_the_same() {
     let mut texts: Vec<String> = originals.iter().map(|(t, _)| t.clone()).collect();
     for (t, _) in &originals {
         for _ in 0..500 {
-            let mut b = t.clone().into_bytes();
-            let at = rng.below(b.len() as u64) as usize;
-            match rng.below(3) {
-                0 => b[at] = ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
-                1 => b.insert(at, ALPHABET[rng.below(ALPHABET.len() as u64) as usize]),
-                _ => {
-                    b.remove(at);
-                }
-            }
-            if let Ok(m) = String::from_utf8(b)
-                && &m != t
-            {
+            if let Some(m) = mutate(&mut rng, t, ALPHABET, 3) {
                 texts.push(m);
             }
         }
@@ -858,6 +845,20 @@ fn claim_files_are_read_exactly_and_mutations_refused_or_read_the_same() {
     for (i, (_, fields)) in originals.iter().enumerate() {
         assert_eq!(results[i]["ok"], as_page(fields), "original {i}");
     }
+    // The CLI's key order is part of the canonical form (as for manifest.json): the same lines
+    // with two keys swapped are refused.
+    let lines: Vec<&str> = originals[0].0.lines().collect();
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    let swapped = format!("{}\n", swapped.join("\n"));
+    let r = node(
+        "try { claim.parseClaimFile(input); out('accepted'); } catch (e) { out(e.message); }",
+        &json!(swapped),
+    );
+    assert!(
+        r.as_str().unwrap().contains("canonical form"),
+        "{r}: {swapped}"
+    );
     let mut accepted = 0;
     for (text, r) in texts.iter().zip(results).skip(originals.len()) {
         let Some(read) = r.get("ok") else {
