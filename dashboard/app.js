@@ -147,13 +147,9 @@ async function loadAlerts() {
 const session = initSession({ el, short, map, byIndex, onLabelled: () => refetchFleet() });
 const publish = initPublish({ el, short, getJson });
 const claim = initClaim({ el, short, getJson });
-// After a registration the roles are read again until the indexer has the new manufacturer
-// (it polls the chain; a few seconds at most on the demo).
+// After a registration the indexer has seen, the roles are read again.
 let dapp = null;
-const setup = initSetup({
-  el, short, getJson,
-  onChanged: () => { for (let i = 1; i <= 10; i++) setTimeout(() => dapp?.refreshRoles(), 1000 * i); },
-});
+const setup = initSetup({ el, short, getJson, onChanged: () => dapp?.refreshRoles() });
 dapp = initDapp({
   byIndex, map, fleetEvents, el, getJson, allPages, short,
   onWallet: (w, d) => { session.walletChanged(w); publish.walletChanged(w, d); claim.walletChanged(w, d); setup.walletChanged(w, d); },

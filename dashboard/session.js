@@ -165,7 +165,10 @@ export function initSession({ el, short, map, byIndex, onLabelled }) {
 
   // ---- manufacturer statistics (GET /v1/manufacturers/{id}/stats)
   let statsRun = 0;
+  let statsFor; // the session whose statistics are shown (each read spends its request budget)
   async function renderStats() {
+    if (statsFor === session) return;
+    statsFor = session;
     const run = ++statsRun; const section = $('maker-stats');
     const mine = session?.manufacturers ?? [];
     section.hidden = !mine.length;

@@ -69,7 +69,13 @@ export function initSetup({ el, short, getJson, onChanged }) {
     $('register-send').disabled = true;
     if (await transact(`register ${args[0]}`, F.registerManufacturer, args, 'setup-log')) {
       status('register-status', `${args[0]} is registered: the roles update once the indexer has it`);
-      onChanged?.();
+      // Roles are read again (from chain) once, when the indexer lists the new manufacturer.
+      const operator = wallet.account.toLowerCase();
+      for (let i = 0; i < 30; i++) {
+        const items = (await getJson('/v1/manufacturers?limit=500').catch(() => ({}))).items ?? [];
+        if (items.some((m) => m.name === args[0] && String(m.operator).toLowerCase() === operator)) { onChanged?.(); break; }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
     $('register-send').disabled = false;
   });
