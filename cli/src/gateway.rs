@@ -55,6 +55,7 @@ struct ServeArgs {
 /// Run `otaledger gateway …`.
 pub(crate) async fn run(args: GatewayArgs, json: bool) -> eyre::Result<()> {
     let GatewayCommand::Serve(s) = args.command;
+    let shutdown = crate::shutdown::Shutdown::listen().wrap_err("listening for Ctrl-C")?;
     let dir = match s.store {
         Some(dir) => dir,
         None => crate::ipfs::default_store_dir()?,
@@ -85,9 +86,7 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> eyre::Result<()> {
             dir.display()
         );
     }
-    otaledger_ipfs::serve(listener, store, config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .wrap_err("gateway server failed")
+    otaledger_ipfs::serve(listener, store, config, shutdown.into_future())
+        .await
+        .wrap_err("gateway server failed")
 }

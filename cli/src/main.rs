@@ -24,6 +24,7 @@ mod demo;
 mod gateway;
 mod indexer;
 mod ipfs;
+mod shutdown;
 
 /// OTA Ledger: secure, decentralised software updates for IoT fleets.
 #[derive(Debug, Parser)]

@@ -256,8 +256,9 @@ fn demo_serves_until_ctrl_c_and_stops_everything() {
         .arg("--dir")
         .arg(tmp.path().join("state"))
         .env_remove("OTALEDGER_PRIVATE_KEY")
+        .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -298,17 +299,7 @@ fn demo_serves_until_ctrl_c_and_stops_everything() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the demo did not stop within 30 s of SIGINT"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = wait_stopped(&mut child, &tmp.path().join("stderr"), "the demo");
     assert!(status.success(), "{status}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l == "stopping"), "{rest:?}");
@@ -321,6 +312,30 @@ fn demo_serves_until_ctrl_c_and_stops_everything() {
         std::net::TcpStream::connect(&dashboard).is_err(),
         "dashboard still up"
     );
+}
+
+/// Waits (30 s at most) for `child` to exit after SIGINT; past that, kills it and fails with
+/// what it wrote on stderr.
+fn wait_stopped(
+    child: &mut std::process::Child,
+    stderr: &std::path::Path,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not stop within 30 s of SIGINT; its stderr:\n{}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// `--pause-before-purchase` stops before buying (every device red on the dashboard) and
@@ -345,9 +360,10 @@ fn paused_demo_shows_the_fleet_red_and_stops_on_ctrl_c() {
         .arg("--dir")
         .arg(tmp.path().join("state"))
         .env_remove("OTALEDGER_PRIVATE_KEY")
+        .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -375,17 +391,7 @@ fn paused_demo_shows_the_fleet_red_and_stops_on_ctrl_c() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the paused demo did not stop within 30 s of SIGINT"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = wait_stopped(&mut child, &tmp.path().join("stderr"), "the paused demo");
     assert!(status.success(), "{status}");
     // No summary: it never bought.
     let rest: Vec<String> = lines.map_while(Result::ok).collect();

@@ -158,32 +158,10 @@ fn init_logs() {
         .try_init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("stopping: finishing the keys in flight");
-}
-
 async fn serve(a: ServeArgs, json: bool) -> eyre::Result<()> {
     init_logs();
+    let shutdown =
+        eyre::WrapErr::wrap_err(crate::shutdown::Shutdown::listen(), "listening for Ctrl-C")?;
     let chain = a.chain.resolve().await?;
     let rpc_url = chain.rpc()?.to_string();
     let key_service = a.wallet.signer()?;
@@ -223,7 +201,10 @@ async fn serve(a: ServeArgs, json: bool) -> eyre::Result<()> {
         config,
         master,
         key_service,
-        shutdown_signal(),
+        async move {
+            shutdown.into_future().await;
+            tracing::info!("stopping: finishing the keys in flight");
+        },
         move |bound| {
             let value = serde_json::json!({
                 "listen": bound.to_string(),

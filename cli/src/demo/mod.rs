@@ -226,17 +226,20 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
             .try_init();
     }
     let dir = prepare_dir(&args.dir)?;
+    // One listener for the whole run: a Ctrl-C between the round's end and the wait below
+    // is kept, not lost.
+    let mut shutdown = crate::shutdown::Shutdown::listen().wrap_err("listening for Ctrl-C")?;
     let mut demo = Demo::default();
     let result = tokio::select! {
         r = demo.run(&args, &dir, json) => r,
-        _ = services::shutdown_signal() => {
+        () = shutdown.recv() => {
             eprintln!("interrupted: stopping");
             demo.stop().await;
             return Ok(());
         }
     };
     if result.is_ok() && !args.exit_when_done {
-        services::shutdown_signal().await;
+        shutdown.recv().await;
         if json {
             eprintln!("stopping");
         } else {

@@ -24,28 +24,6 @@ use sqlx::{AnyPool, Row as _};
 use tokio::{sync::watch, task::JoinHandle};
 use url::Url;
 
-/// Completes on Ctrl-C or SIGTERM.
-pub(super) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// The indexer's database: a SQLite file, or a fresh PostgreSQL database dropped on exit.
 pub(super) struct Database {
     url: String,
@@ -399,11 +377,12 @@ impl Services {
         Ok(())
     }
 
-    /// Signals every service to stop and waits for each (10 s at most, then aborts it). The
-    /// dashboard gets 1 s: its live streams (SSE) stay open as long as a browser shows the
-    /// page, so they are cut.
+    /// Signals every service to stop and waits for them, 10 s at most in all (they stop side
+    /// by side), then aborts those still running. The dashboard gets 1 s: its live streams
+    /// (SSE) stay open as long as a browser shows the page, so they are cut.
     pub(super) async fn stop(self) {
         let _ = self.stop.send(true);
+        let started = tokio::time::Instant::now();
         for (name, task) in self.tasks {
             let abort = task.abort_handle();
             let grace = if name == "dashboard" {
@@ -411,7 +390,7 @@ impl Services {
             } else {
                 Duration::from_secs(10)
             };
-            match tokio::time::timeout(grace, task).await {
+            match tokio::time::timeout_at(started + grace, task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => eprintln!("{name}: {e:#}"),
                 Ok(Err(e)) if e.is_cancelled() => {}
@@ -423,7 +402,14 @@ impl Services {
                 }
             }
         }
-        self.pool.close().await;
+        // Closing waits for connections in use; an aborted task's are returned on drop, but
+        // a stuck one must not hold the exit.
+        if tokio::time::timeout(Duration::from_secs(5), self.pool.close())
+            .await
+            .is_err()
+        {
+            eprintln!("the indexer's database pool did not close within 5 s");
+        }
     }
 }
 
