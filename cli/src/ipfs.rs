@@ -265,10 +265,16 @@ async fn add(a: AddArgs, json: bool) -> eyre::Result<()> {
                 }
             };
             match &store {
-                Some(store) => import_path(&file, &opts, &mut &*store, &mut progress),
-                None => import_path(&file, &opts, &mut NullSink, &mut progress),
+                // Blocks are written on the store's writer thread while the next are hashed.
+                Some(store) => (|| {
+                    let mut writer = store.writer()?;
+                    let imported = import_path(&file, &opts, &mut writer, &mut progress)?;
+                    writer.finish()?;
+                    Ok::<_, eyre::Report>(imported)
+                })(),
+                None => import_path(&file, &opts, &mut NullSink, &mut progress)
+                    .map_err(eyre::Report::from),
             }
-            .map_err(eyre::Report::from)
         })
         .await?
         .wrap_err_with(|| format!("importing {}", a.file.display()))?;

@@ -9,8 +9,10 @@
 //! - `publish`: assembles the signature files into the registry's approval
 //!   (ordered by signer), and sends `publishRelease`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use alloy::primitives::{Address, B256};
 use otaledger_core::{
@@ -20,7 +22,7 @@ use otaledger_core::{
     manifest::{ManifestBuilder, ManifestFile, SignatureFile},
 };
 use otaledger_cpabe::{PublicKey, rand_core::OsRng};
-use otaledger_ipfs::{Blockstore, ImportOptions, Profile, import_path};
+use otaledger_ipfs::{Blockstore, ImportError, ImportOptions, Imported, Profile, import};
 use serde::Serialize;
 
 use crate::{
@@ -108,6 +110,131 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// Chunks of sealed bundle bytes in flight to the importer: with [`PIPE_CHUNK`], about 2 MiB.
+const PIPE_DEPTH: usize = 8;
+/// Bytes gathered before they are handed to the importer.
+const PIPE_CHUNK: usize = 256 * 1024;
+
+/// What goes through the pipe to the importer: bytes, then `End` once the bundle is whole.
+enum Chunk {
+    Bytes(Vec<u8>),
+    End,
+}
+
+/// Writes the bundle to its file and a copy, in [`PIPE_CHUNK`] pieces, to the importer.
+struct PipeWriter<'w> {
+    file: &'w mut dyn Write,
+    pipe: SyncSender<Chunk>,
+    pending: Vec<u8>,
+}
+
+impl<'w> PipeWriter<'w> {
+    fn new(file: &'w mut dyn Write, pipe: SyncSender<Chunk>) -> Self {
+        Self {
+            file,
+            pipe,
+            pending: Vec::with_capacity(PIPE_CHUNK),
+        }
+    }
+
+    fn send(&mut self, chunk: Chunk) -> std::io::Result<()> {
+        self.pipe
+            .send(chunk)
+            .map_err(|_| std::io::Error::other("the import into the block store stopped"))
+    }
+
+    /// Hands over the last bytes and marks the bundle whole. Without it the importer fails
+    /// ("ended early") instead of importing a truncated bundle.
+    fn finish(mut self) -> std::io::Result<()> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.send(Chunk::Bytes(rest))?;
+        }
+        self.send(Chunk::End)
+    }
+}
+
+impl Write for PipeWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= PIPE_CHUNK {
+            let full = std::mem::replace(&mut self.pending, Vec::with_capacity(PIPE_CHUNK));
+            self.send(Chunk::Bytes(full))?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The importer's end of the pipe.
+struct PipeReader {
+    pipe: Receiver<Chunk>,
+    current: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl PipeReader {
+    fn new(pipe: Receiver<Chunk>) -> Self {
+        Self {
+            pipe,
+            current: Vec::new(),
+            at: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.pipe.recv() {
+                Ok(Chunk::Bytes(bytes)) => {
+                    self.current = bytes;
+                    self.at = 0;
+                }
+                Ok(Chunk::End) => self.ended = true,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the bundle ended early (sealing stopped)",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Imports what comes through the pipe into `store` (`kubo-v1`, as `ipfs add`), counting the
+/// bytes done in `done`.
+fn import_piped(
+    store: &Blockstore,
+    chunks: Receiver<Chunk>,
+    done: &std::sync::atomic::AtomicU64,
+) -> std::result::Result<Imported, Box<otaledger_ipfs::Error>> {
+    let mut writer = store.writer().map_err(|e| Box::new(e.into()))?;
+    let imported = import(
+        PipeReader::new(chunks),
+        &ImportOptions::profile(Profile::KuboV1),
+        &mut writer,
+        &mut |n| done.store(n, Ordering::Relaxed),
+    )
+    .map_err(Box::new)?;
+    writer.finish().map_err(|e| Box::new(e.into()))?;
+    Ok(imported)
+}
+
 /// Encrypts, bundles, imports and writes the unsigned manifest.
 pub fn create(opts: &CreateOptions, progress: &mut dyn FnMut(Stage, u64, u64)) -> Result<Created> {
     let t = &opts.target;
@@ -151,25 +278,69 @@ pub fn create(opts: &CreateOptions, progress: &mut dyn FnMut(Stage, u64, u64)) -
         done: 0,
         report: &mut report,
     };
-    let sealed = write_atomic_with(&bundle_path, |out| {
-        seal(&params, &spec, reader, image_len, out, &mut OsRng)
-    })?;
-
+    // The bundle is imported into the block store while it is being sealed: the sealed bytes
+    // go to the bundle file and, through a bounded pipe, to an importer thread that hashes
+    // the blocks and hands them to the store's writer thread (three threads, constant memory).
     let store = Blockstore::open(&opts.store).map_err(|source| Error::Ipfs {
         during: "opening the block store",
         source: Box::new(source.into()),
     })?;
-    let bundle_len = sealed.bundle_len;
-    let imported = import_path(
-        &bundle_path,
-        &ImportOptions::profile(Profile::KuboV1),
-        &mut &store,
-        &mut |done| progress(Stage::Importing, done, bundle_len),
-    )
-    .map_err(|source| Error::Ipfs {
-        during: "importing the bundle",
-        source: Box::new(source),
-    })?;
+    let (pipe, chunks) = std::sync::mpsc::sync_channel::<Chunk>(PIPE_DEPTH);
+    let imported_bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let importer = {
+        let imported_bytes = std::sync::Arc::clone(&imported_bytes);
+        std::thread::Builder::new()
+            .name("bundle-import".into())
+            .spawn(move || import_piped(&store, chunks, &imported_bytes))
+            .map_err(|e| Error::Ipfs {
+                during: "starting the import",
+                source: Box::new(otaledger_ipfs::Error::Io(e)),
+            })?
+    };
+    let sealed = write_atomic_with(&bundle_path, |out| {
+        let mut tee = PipeWriter::new(out, pipe);
+        let sealed = seal(&params, &spec, reader, image_len, &mut tee, &mut OsRng)?;
+        tee.finish()
+            .map_err(|source| otaledger_core::Error::Stream {
+                during: "writing the bundle",
+                source,
+            })?;
+        Ok(sealed)
+    });
+    // The importer's tail (the store's last blocks and fsyncs), as progress.
+    let bundle_len = sealed.as_ref().map_or(0, |s| s.bundle_len);
+    while !importer.is_finished() {
+        progress(
+            Stage::Importing,
+            imported_bytes.load(Ordering::Relaxed),
+            bundle_len,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let imported = match importer.join() {
+        Ok(imported) => imported,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let (sealed, imported) = match (sealed, imported) {
+        (Ok(sealed), Ok(imported)) => (sealed, imported),
+        // Sealing failed: the importer saw only its input end early, and sealing's error
+        // says why.
+        (Err(e), Ok(_)) => return Err(e.into()),
+        (Err(e), Err(import))
+            if matches!(*import, otaledger_ipfs::Error::Import(ImportError::Read(_))) =>
+        {
+            return Err(e.into());
+        }
+        // The import failed (the store's disk full, say): that is what stopped the sealing,
+        // if it stopped.
+        (_, Err(source)) => {
+            return Err(Error::Ipfs {
+                during: "importing the bundle",
+                source,
+            });
+        }
+    };
+    progress(Stage::Importing, bundle_len, bundle_len);
 
     let manifest = ManifestBuilder::new(&sealed, imported.root.to_bytes())
         .price(opts.price)
@@ -469,5 +640,135 @@ mod tests {
         let signed = dir.path().join("signed.sig.json");
         sign(&manifest_path, &key, Some(signed.clone()), Some(&honest)).unwrap();
         assert!(signed.exists());
+    }
+
+    /// A `release create` setup in `dir`: parameters on disk and options for `image`.
+    fn create_setup(dir: &Path, image: PathBuf) -> CreateOptions {
+        let (params, _) = otaledger_cpabe::setup(&mut OsRng);
+        let params_path = dir.join("params.cpabe");
+        std::fs::write(&params_path, params.to_bytes()).unwrap();
+        CreateOptions {
+            target: ReleaseTarget {
+                chain_id: 31337,
+                registry: Address::repeat_byte(0x5a),
+                model_id: 7,
+                version: 42,
+            },
+            image,
+            policy: None,
+            price: 0,
+            token: Address::ZERO,
+            expiry: u64::MAX,
+            metadata_hash: B256::ZERO,
+            params: params_path,
+            out_dir: dir.join("release"),
+            store: dir.join("store"),
+            segment_size: 65_536,
+        }
+    }
+
+    /// The bundle is imported while it is sealed: the CID and blocks are those of importing
+    /// the finished bundle file afterwards (`ipfs add`), for a bundle of many blocks and pipe
+    /// chunks, and progress ends at the bundle's length.
+    #[test]
+    fn create_imports_while_sealing_what_ipfs_add_imports_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image.bin");
+        let bytes: Vec<u8> = (0..3_300_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        std::fs::write(&image, &bytes).unwrap();
+        let opts = create_setup(dir.path(), image);
+        let mut last = (None, 0, 0);
+        let created = create(&opts, &mut |stage, done, total| {
+            last = (Some(stage), done, total)
+        })
+        .unwrap();
+        assert_eq!(
+            last,
+            (
+                Some(Stage::Importing),
+                created.bundle_size,
+                created.bundle_size
+            )
+        );
+
+        let again = Blockstore::open(dir.path().join("again")).unwrap();
+        let afterwards = otaledger_ipfs::import_path(
+            &created.bundle,
+            &ImportOptions::profile(Profile::KuboV1),
+            &mut &again,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(created.cid, afterwards.root.to_string());
+        assert!(afterwards.blocks > 12, "{afterwards:?}");
+        let keys = |store: &Blockstore| {
+            let mut keys: Vec<_> = store.iter().collect::<std::result::Result<_, _>>().unwrap();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&Blockstore::open(&opts.store).unwrap()), keys(&again));
+    }
+
+    /// A block store that cannot take the blocks (every shard directory's name taken by a
+    /// file): `release create` fails naming the import, and leaves neither bundle nor manifest.
+    #[test]
+    fn create_with_a_store_that_cannot_be_written_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image.bin");
+        std::fs::write(&image, vec![9u8; 1_500_000]).unwrap();
+        let opts = create_setup(dir.path(), image);
+        let blocks = opts.store.join("blocks");
+        std::fs::create_dir_all(&blocks).unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        for a in alphabet.chars() {
+            for b in alphabet.chars() {
+                std::fs::write(blocks.join(format!("{a}{b}")), b"").unwrap();
+            }
+        }
+        let err = create(&opts, &mut |_, _, _| {}).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Ipfs {
+                    during: "importing the bundle",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!opts.out_dir.join("bundle.bin").exists());
+        assert!(!opts.out_dir.join("manifest.json").exists());
+    }
+
+    /// Sealing that fails (an image longer than its length said when it was opened: here a
+    /// FIFO, whose length reads 0) reports sealing's error, not the importer's broken pipe,
+    /// and leaves neither bundle nor manifest.
+    #[cfg(unix)]
+    #[test]
+    fn create_reports_sealings_error_when_sealing_stops_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("image.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                // The reader may stop early: a broken pipe here is expected.
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&fifo)
+                    .and_then(|mut f| f.write_all(&[5u8; 200_000]));
+            })
+        };
+        let opts = create_setup(dir.path(), fifo);
+        let err = create(&opts, &mut |_, _, _| {}).unwrap_err();
+        writer.join().unwrap();
+        assert!(err.to_string().contains("declared"), "{err}");
+        assert!(!matches!(err, Error::Ipfs { .. }), "{err}");
+        assert!(!opts.out_dir.join("bundle.bin").exists());
+        assert!(!opts.out_dir.join("manifest.json").exists());
     }
 }

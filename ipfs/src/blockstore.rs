@@ -11,13 +11,16 @@
 //! re-checks the block's hash.
 
 use std::{
+    collections::BTreeSet,
     fs::{self, File},
     io::{ErrorKind, Write},
     path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
+        mpsc::{SyncSender, sync_channel},
     },
+    thread::JoinHandle,
 };
 
 use multihash::Multihash;
@@ -107,12 +110,28 @@ impl Blockstore {
     /// Stores a block after checking that it matches `cid`; a block already present is kept.
     pub fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), BlockstoreError> {
         check_block(cid, data)?;
+        if let Some(dir) = self.write_new(cid, data)? {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// A writer that stores blocks on its own thread (see [`BlockWriter`]); fails only if
+    /// no thread can be started.
+    pub fn writer(&self) -> Result<BlockWriter, BlockstoreError> {
+        BlockWriter::start(self.clone())
+    }
+
+    /// Writes a checked block that is not stored yet: a temporary file, fsynced, renamed into
+    /// place. Returns the directory to fsync (so the new name survives a crash), `None` if
+    /// the block was already there.
+    fn write_new(&self, cid: &Cid, data: &[u8]) -> Result<Option<PathBuf>, BlockstoreError> {
         let path = self.path_of(cid);
         if path.exists() {
-            return Ok(());
+            return Ok(None);
         }
-        let dir = path.parent().unwrap_or(&self.blocks);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let dir = path.parent().unwrap_or(&self.blocks).to_owned();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let tmp = dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
@@ -122,13 +141,13 @@ impl Blockstore {
             let mut f = File::create(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()
+            fs::rename(&tmp, &path)
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io_err(&path)(e)
-        })
+        })?;
+        Ok(Some(dir))
     }
 
     /// Removes a block; removing an absent block is not an error.
@@ -187,6 +206,114 @@ impl Blockstore {
                 }
             }
         })
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BlockstoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Blocks handed to the writer before it stops on an error or is finished: with 256 KiB
+/// blocks, about 2 MiB in flight.
+const WRITER_QUEUE: usize = 8;
+
+/// Stores blocks on a background thread, so that making blocks (reading, hashing, encrypting)
+/// and writing them (file creation, fsync) overlap.
+///
+/// Each block is checked against its CID and written as [`Blockstore::put`] does (temporary
+/// file, fsync, rename), on the writer's thread; the shard directories it touched are fsynced
+/// once each by [`BlockWriter::finish`] instead of once per block. So a block is whole or
+/// absent at any moment, and after `finish` returns every block survives a crash. At most
+/// a few blocks wait in its queue (bounded memory); a producer faster than the disk waits.
+///
+/// A failed write (or a block that does not match its CID) stops the writer: the next
+/// [`BlockSink::put_block`] and `finish` return that error. Dropping the writer without
+/// `finish` waits for the blocks already handed over, without the directory fsyncs; the
+/// blocks stay in the store (whole and checked, unreferenced: a later import finds them).
+#[derive(Debug)]
+pub struct BlockWriter {
+    queue: Option<SyncSender<(Cid, Vec<u8>)>>,
+    thread: Option<JoinHandle<Result<u64, BlockstoreError>>>,
+}
+
+impl BlockWriter {
+    fn start(store: Blockstore) -> Result<Self, BlockstoreError> {
+        let (queue, blocks) = sync_channel::<(Cid, Vec<u8>)>(WRITER_QUEUE);
+        let root = Arc::clone(&store.blocks);
+        let thread = std::thread::Builder::new()
+            .name("blockstore-writer".into())
+            .spawn(move || {
+                let mut dirs = BTreeSet::new();
+                let mut written = 0u64;
+                for (cid, data) in blocks {
+                    check_block(&cid, &data)?;
+                    if let Some(dir) = store.write_new(&cid, &data)? {
+                        dirs.insert(dir);
+                        written += 1;
+                    }
+                }
+                for dir in &dirs {
+                    sync_dir(dir)?;
+                }
+                Ok(written)
+            });
+        let thread = thread.map_err(io_err(&root))?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits for every block handed over to be written, fsyncs the directories they went
+    /// into, and returns how many blocks were new to the store.
+    pub fn finish(mut self) -> Result<u64, BlockstoreError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<u64, BlockstoreError> {
+        self.queue.take();
+        match self.thread.take() {
+            Some(thread) => match thread.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            None => Err(BlockstoreError::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::other("the block writer has already stopped"),
+            }),
+        }
+    }
+}
+
+impl BlockSink for BlockWriter {
+    fn put_block(&mut self, cid: &Cid, data: &[u8]) -> Result<(), Error> {
+        let sent = match &self.queue {
+            Some(queue) => queue.send((*cid, data.to_vec())).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer stopped: its error says why.
+        match self.join() {
+            Err(e) => Err(e.into()),
+            Ok(_) => Err(BlockstoreError::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::other("the block writer stopped"),
+            }
+            .into()),
+        }
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -290,5 +417,122 @@ mod tests {
             store.get(&cid),
             Err(BlockstoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn writer_stores_checked_blocks_and_counts_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(dir.path()).unwrap();
+        let blocks: Vec<Vec<u8>> = (0..40u32).map(|i| i.to_be_bytes().repeat(100)).collect();
+        let cids: Vec<Cid> = blocks
+            .iter()
+            .map(|b| block_cid(cid::Version::V1, RAW, b))
+            .collect();
+        store.put(&cids[0], &blocks[0]).unwrap();
+        let mut writer = store.writer().unwrap();
+        for (cid, data) in cids.iter().zip(&blocks) {
+            writer.put_block(cid, data).unwrap();
+        }
+        // The same block twice in one run is written once.
+        writer.put_block(&cids[1], &blocks[1]).unwrap();
+        assert_eq!(writer.finish().unwrap(), 39);
+        for (cid, data) in cids.iter().zip(&blocks) {
+            assert_eq!(store.get(cid).unwrap().as_deref(), Some(&data[..]));
+        }
+        // No temporary file left behind.
+        let stray = walk(dir.path())
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            })
+            .count();
+        assert_eq!(stray, 0);
+    }
+
+    #[test]
+    fn writer_stops_at_a_block_that_does_not_match_its_cid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(dir.path()).unwrap();
+        let good = block_cid(cid::Version::V1, RAW, b"good");
+        let claimed = block_cid(cid::Version::V1, RAW, b"abc");
+        let after = block_cid(cid::Version::V1, RAW, b"after");
+        let mut writer = store.writer().unwrap();
+        writer.put_block(&good, b"good").unwrap();
+        writer.put_block(&claimed, b"abd").unwrap();
+        // Sooner or later (the queue holds a few) a put reports the refusal; finish does.
+        let mut refused = None;
+        for _ in 0..WRITER_QUEUE * 4 {
+            if let Err(e) = writer.put_block(&after, b"after") {
+                refused = Some(e);
+                break;
+            }
+        }
+        let refused = refused.expect("puts after a bad block kept succeeding");
+        assert!(
+            matches!(refused, Error::Blockstore(BlockstoreError::Rejected(_))),
+            "{refused}"
+        );
+        assert!(store.has(&good).unwrap());
+        assert!(!store.has(&claimed).unwrap());
+        assert!(!store.has(&after).unwrap(), "written after the bad block");
+        // Once stopped, finishing says so too.
+        assert!(writer.finish().is_err());
+
+        let mut writer = store.writer().unwrap();
+        writer.put_block(&claimed, b"abd").unwrap();
+        assert!(matches!(writer.finish(), Err(BlockstoreError::Rejected(_))));
+    }
+
+    #[test]
+    fn writer_names_the_path_it_could_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(dir.path()).unwrap();
+        let cid = block_cid(cid::Version::V1, RAW, b"abc");
+        // A file where the block's shard directory should be.
+        let shard_dir = store.path_of(&cid).parent().unwrap().to_owned();
+        fs::write(&shard_dir, b"not a directory").unwrap();
+        let mut writer = store.writer().unwrap();
+        writer.put_block(&cid, b"abc").unwrap();
+        match writer.finish() {
+            Err(BlockstoreError::Io { path, .. }) => assert_eq!(path, shard_dir),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn import_through_the_writer_equals_import_through_put() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let opts = crate::ImportOptions::profile(crate::Profile::KuboV1);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (sa, sb) = (
+            Blockstore::open(a.path()).unwrap(),
+            Blockstore::open(b.path()).unwrap(),
+        );
+        let direct = crate::import(&data[..], &opts, &mut &sa, &mut |_| {}).unwrap();
+        let mut writer = sb.writer().unwrap();
+        let piped = crate::import(&data[..], &opts, &mut writer, &mut |_| {}).unwrap();
+        assert_eq!(writer.finish().unwrap(), piped.blocks);
+        assert_eq!(direct, piped);
+        let mut ka: Vec<_> = sa.iter().collect::<Result<_, _>>().unwrap();
+        let mut kb: Vec<_> = sb.iter().collect::<Result<_, _>>().unwrap();
+        ka.sort();
+        kb.sort();
+        assert_eq!(ka, kb);
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
     }
 }

@@ -45,7 +45,7 @@ pub use unixfs::{DataType, UnixFsData, decode_unixfs, encode_unixfs_file};
 pub use verify::{MAX_REMEMBERED_BLOCKS, Pushed, Repeat, Verifier};
 
 #[cfg(feature = "std")]
-pub use blockstore::Blockstore;
+pub use blockstore::{BlockWriter, Blockstore};
 #[cfg(feature = "std")]
 pub use error::{BlockstoreError, CarError, ImportError};
 #[cfg(feature = "std")]
