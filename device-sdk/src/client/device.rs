@@ -308,16 +308,30 @@ impl Updater {
             Recovery::RolledBack {
                 version,
                 release_id,
+                trials,
+                retry,
             } => {
+                let then = if retry {
+                    "will try again"
+                } else {
+                    "not retried"
+                };
                 self.emit(
                     "recover",
-                    format!("version {version} did not confirm before a restart: rolled back"),
+                    format!(
+                        "version {version} did not confirm before a restart (trial {trials} of {}): rolled back, {then}",
+                        super::install::MAX_TRIAL_BOOTS
+                    ),
                 );
+                // One report per trial cut short (the queue keeps one per detail; `[a-z0-9-]`).
                 self.report(
                     release_id,
                     version,
                     ReportOutcome::RolledBack,
-                    "not-confirmed",
+                    &format!(
+                        "not-confirmed-{trials}-of-{}",
+                        super::install::MAX_TRIAL_BOOTS
+                    ),
                     state.highest_block,
                 );
             }

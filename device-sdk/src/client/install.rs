@@ -15,8 +15,11 @@
 //!
 //! At start, [`Installer::recover`] finishes what a power cut interrupted: a slot written or
 //! pending but never tried is discarded (the next check downloads again); a slot on trial that
-//! never confirmed is rolled back, as a bootloader's boot counter does, and its release is
-//! remembered so it is not retried in a loop.
+//! never confirmed is rolled back, as a bootloader's boot counter does. A cut-short trial is not
+//! evidence against the image (the power may simply have gone), so the release is tried again,
+//! up to [`MAX_TRIAL_BOOTS`] trials in all; but an image that resets the device while it boots
+//! looks exactly like a power cut, so after the last one the release is remembered as rolled
+//! back and not retried, as one that failed its health check is at once.
 
 use std::{
     fs::{self, File},
@@ -29,8 +32,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Most rolled-back releases remembered (oldest forgotten first).
+/// Most rolled-back releases remembered (oldest forgotten first), and most releases with
+/// interrupted trials.
 const MAX_REMEMBERED_ROLLBACKS: usize = 16;
+
+/// Trial boots a release gets when each is cut short before its health verdict (a bootloader's
+/// boot limit): after this many it is rolled back for good.
+pub const MAX_TRIAL_BOOTS: u32 = 3;
 
 /// One of the two slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +95,16 @@ pub struct Pending {
     pub phase: Phase,
 }
 
+/// A release whose trial boots were cut short before a verdict, and how many times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InterruptedTrials {
+    /// The release.
+    pub release_id: B256,
+    /// Trials cut short so far (below [`MAX_TRIAL_BOOTS`]).
+    pub count: u32,
+}
+
 /// The boot state (`boot.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -99,8 +117,58 @@ pub struct BootState {
     pub active_release: Option<B256>,
     /// An install in progress.
     pub pending: Option<Pending>,
-    /// Releases that failed their health check (not retried).
+    /// Releases rolled back for good (failed their health check, or ran out of trial boots):
+    /// not retried.
     pub rolled_back: Vec<B256>,
+    /// Releases whose trials were cut short, to be tried again (absent in a `boot.json` from
+    /// before the trial budget: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<InterruptedTrials>,
+}
+
+impl BootState {
+    /// Rolls `release` back for good: remembered in `rolled_back`, forgotten in `interrupted`.
+    fn give_up(&mut self, release: B256) {
+        self.interrupted.retain(|t| t.release_id != release);
+        if !self.rolled_back.contains(&release) {
+            self.rolled_back.push(release);
+        }
+        let excess = self
+            .rolled_back
+            .len()
+            .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
+        self.rolled_back.drain(..excess);
+    }
+
+    /// Counts a trial of `release` cut short; returns the trials cut short so far.
+    fn count_interrupted(&mut self, release: B256) -> u32 {
+        let count = match self
+            .interrupted
+            .iter_mut()
+            .find(|t| t.release_id == release)
+        {
+            Some(t) => {
+                t.count = t.count.saturating_add(1);
+                t.count
+            }
+            None => {
+                self.interrupted.push(InterruptedTrials {
+                    release_id: release,
+                    count: 1,
+                });
+                let excess = self
+                    .interrupted
+                    .len()
+                    .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
+                self.interrupted.drain(..excess);
+                1
+            }
+        };
+        if count >= MAX_TRIAL_BOOTS {
+            self.give_up(release);
+        }
+        count
+    }
 }
 
 impl Default for BootState {
@@ -111,6 +179,7 @@ impl Default for BootState {
             active_release: None,
             pending: None,
             rolled_back: Vec::new(),
+            interrupted: Vec::new(),
         }
     }
 }
@@ -131,6 +200,10 @@ pub enum Recovery {
         version: u64,
         /// Its release.
         release_id: B256,
+        /// Its trials cut short so far, this one included.
+        trials: u32,
+        /// Whether the release will be tried again (`trials` below [`MAX_TRIAL_BOOTS`]).
+        retry: bool,
     },
 }
 
@@ -342,15 +415,12 @@ impl Installer for FileInstaller {
                 version: pending.version,
             },
             Phase::Trying => {
-                state.rolled_back.push(pending.release_id);
-                let excess = state
-                    .rolled_back
-                    .len()
-                    .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
-                state.rolled_back.drain(..excess);
+                let trials = state.count_interrupted(pending.release_id);
                 Recovery::RolledBack {
                     version: pending.version,
                     release_id: pending.release_id,
+                    trials,
+                    retry: trials < MAX_TRIAL_BOOTS,
                 }
             }
         };
@@ -421,7 +491,11 @@ impl Installer for FileInstaller {
         let mut state = self.state()?;
         let p = self.pending_in(&state, Phase::Trying, "confirm")?;
         if let Err(reason) = health.check(&self.slot_path(p.slot), &p) {
-            self.recover()?;
+            // A verdict against the image: rolled back for good, whatever trials are left.
+            state.pending = None;
+            state.give_up(p.release_id);
+            self.store(&state)?;
+            tracing::warn!(version = p.version, %reason, "step 8.4: health check failed, rolled back");
             return Err(Error::RolledBack {
                 version: p.version,
                 reason,
@@ -431,6 +505,7 @@ impl Installer for FileInstaller {
         state.active_version = p.version;
         state.active_release = Some(p.release_id);
         state.pending = None;
+        state.interrupted.retain(|t| t.release_id != p.release_id);
         self.store(&state)?;
         tracing::info!(slot = ?p.slot, version = p.version, "step 8.4: health check passed, slot confirmed");
         self.crash_point(CrashPoint::Confirmed)
@@ -518,6 +593,8 @@ mod tests {
                 Recovery::RolledBack {
                     version: 1,
                     release_id: B256::repeat_byte(1),
+                    trials: 1,
+                    retry: true,
                 },
             ),
             (CrashPoint::Confirmed, Recovery::Clean),
@@ -539,5 +616,97 @@ mod tests {
             assert_eq!(s.active_version, u64::from(confirmed), "{point:?}");
             assert_eq!(s.active, if confirmed { Slot::B } else { Slot::A });
         }
+    }
+
+    /// Trials cut short are tried again up to [`MAX_TRIAL_BOOTS`] in all, then the release is
+    /// rolled back for good; a confirmed install forgets its earlier cut-short trials.
+    #[test]
+    fn trials_cut_short_are_retried_up_to_the_boot_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = B256::repeat_byte(1);
+        let trial = |dir: &Path| {
+            let mut i = FileInstaller::new(dir)
+                .unwrap()
+                .crash_after(CrashPoint::Switched);
+            i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
+                .unwrap();
+            i.mark_pending().unwrap();
+            assert!(matches!(i.switch(), Err(Error::Crashed { .. })));
+            FileInstaller::new(dir).unwrap().recover().unwrap()
+        };
+        for n in 1..MAX_TRIAL_BOOTS {
+            assert_eq!(
+                trial(dir.path()),
+                Recovery::RolledBack {
+                    version: 1,
+                    release_id: r1,
+                    trials: n,
+                    retry: true
+                }
+            );
+            let s = FileInstaller::new(dir.path()).unwrap().state().unwrap();
+            assert!(s.rolled_back.is_empty());
+            assert_eq!(
+                s.interrupted,
+                vec![InterruptedTrials {
+                    release_id: r1,
+                    count: n
+                }]
+            );
+        }
+        assert_eq!(
+            trial(dir.path()),
+            Recovery::RolledBack {
+                version: 1,
+                release_id: r1,
+                trials: MAX_TRIAL_BOOTS,
+                retry: false
+            }
+        );
+        let s = FileInstaller::new(dir.path()).unwrap().state().unwrap();
+        assert_eq!((s.rolled_back, s.interrupted), (vec![r1], vec![]));
+
+        // One cut short, then confirmed: the count is forgotten.
+        let dir = tempfile::tempdir().unwrap();
+        trial(dir.path());
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        i.switch().unwrap();
+        i.confirm(&ImageHashCheck).unwrap();
+        let s = i.state().unwrap();
+        assert_eq!(
+            (s.active_version, s.rolled_back, s.interrupted),
+            (1, vec![], vec![])
+        );
+    }
+
+    /// A failed health check after a cut-short trial rolls back for good at once (a verdict,
+    /// not an accident), and a `boot.json` from before the trial budget still reads.
+    #[test]
+    fn a_failed_health_check_gives_up_at_once_and_old_boot_files_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let r1 = B256::repeat_byte(1);
+        let mut i = FileInstaller::new(dir.path())
+            .unwrap()
+            .crash_after(CrashPoint::Switched);
+        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        assert!(i.switch().is_err());
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        i.recover().unwrap();
+        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        i.switch().unwrap();
+        assert!(matches!(i.confirm(&Fails), Err(Error::RolledBack { .. })));
+        let s = i.state().unwrap();
+        assert_eq!((s.rolled_back, s.interrupted), (vec![r1], vec![]));
+
+        let old = r#"{"active":"a","activeVersion":0,"activeRelease":null,"pending":null,"rolledBack":[]}"#;
+        fs::write(dir.path().join("boot.json"), old).unwrap();
+        assert_eq!(i.state().unwrap(), BootState::default());
     }
 }

@@ -33,8 +33,8 @@ pub use device::{Event, Observer, Outcome, Updater, UpdaterParts};
 pub use download::{MAX_BUNDLE_SIZE, download, file_sha256};
 pub use indexer::{DEFAULT_INDEXER_TIMEOUT, IndexerSource, MAX_INDEXER_RESPONSE, release_url};
 pub use install::{
-    BootState, CrashPoint, FileInstaller, HealthCheck, ImageHashCheck, Installer, Pending, Phase,
-    Recovery, Slot,
+    BootState, CrashPoint, FileInstaller, HealthCheck, ImageHashCheck, Installer,
+    InterruptedTrials, MAX_TRIAL_BOOTS, Pending, Phase, Recovery, Slot,
 };
 pub use keys::{
     DEFAULT_KEY_SERVICE_TIMEOUT, HttpKeyService, KeyAnswer, KeyService, MAX_KEY_RESPONSE,

@@ -2,15 +2,18 @@
 //! installer's crash points (each step's state is on disk before the next starts), then a
 //! restart with a new updater over the same directory. A slot written or pending but never
 //! tried is discarded and the update redone; a slot booted on trial that never confirmed is
-//! rolled back, reported, and not retried; a confirmed slot whose state file was not written yet
-//! is recorded and reported. A new image failing its health check is rolled back at once.
+//! rolled back, reported, and tried again, until `MAX_TRIAL_BOOTS` trials were cut short (then
+//! not retried); a confirmed slot whose state file was not written yet is recorded and
+//! reported. A new image failing its health check is rolled back at once.
 
 use std::path::Path;
 
 use otaledger_core::report::Outcome as ReportOutcome;
 use otaledger_device_sdk::{
     Error,
-    client::{CrashPoint, FileInstaller, HealthCheck, Outcome, Pending, Slot, Updater},
+    client::{
+        CrashPoint, FileInstaller, HealthCheck, MAX_TRIAL_BOOTS, Outcome, Pending, Slot, Updater,
+    },
 };
 
 use crate::fleet::{Fleet, Published};
@@ -22,6 +25,21 @@ fn crashing(f: &Fleet, dir: &Path, point: CrashPoint) -> Updater {
             .unwrap()
             .crash_after(point),
     );
+    Updater::new(parts)
+}
+
+/// An updater over `dir` that keeps its reports queued (no receiver: the fleet's receiver
+/// refuses a new directory's nonces once another directory reported), crashing after `point`.
+fn keeping_reports(f: &Fleet, dir: &Path, point: Option<CrashPoint>) -> Updater {
+    let mut parts = f.parts(dir);
+    parts.sinks.clear();
+    if let Some(point) = point {
+        parts.installer = Box::new(
+            FileInstaller::new(dir.join("slots"))
+                .unwrap()
+                .crash_after(point),
+        );
+    }
     Updater::new(parts)
 }
 
@@ -73,24 +91,66 @@ async fn a_power_cut_between_any_two_install_steps_recovers() {
         assert_eq!(updater.parts().client.state().unwrap().installed_version, 1);
     }
 
-    // Booted on trial, never confirmed: rolled back at restart, reported, not retried.
+    // Booted on trial, never confirmed: rolled back at restart, reported, and tried again (a
+    // power cut is no verdict on the image); the retry installs it.
+    let trial = |n: u32| {
+        (
+            ReportOutcome::RolledBack,
+            format!("not-confirmed-{n}-of-{MAX_TRIAL_BOOTS}"),
+        )
+    };
+    let queued = |updater: &Updater| {
+        updater
+            .parts()
+            .reports
+            .queued()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.report.outcome, q.report.detail))
+            .collect::<Vec<_>>()
+    };
     let dir = tempfile::tempdir().unwrap();
-    let err = crashing(&f, dir.path(), CrashPoint::Switched)
+    let err = keeping_reports(&f, dir.path(), Some(CrashPoint::Switched))
         .run_once()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Crashed { .. }), "{err}");
-    let mut updater = f.updater(dir.path());
+    let mut updater = keeping_reports(&f, dir.path(), None);
+    assert!(matches!(
+        updater.run_once().await.unwrap(),
+        Outcome::Updated { version: 1, .. }
+    ));
+    assert_runs(dir.path(), &release, Slot::B, 1);
+    assert_eq!(
+        queued(&updater),
+        [trial(1), (ReportOutcome::Installed, String::new())]
+    );
+
+    // Every trial cut short, MAX_TRIAL_BOOTS times (an image that resets the device while it
+    // boots looks like this): rolled back for good, each reported, then not retried.
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..MAX_TRIAL_BOOTS {
+        let err = keeping_reports(&f, dir.path(), Some(CrashPoint::Switched))
+            .run_once()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Crashed { .. }), "{err}");
+    }
+    let mut updater = keeping_reports(&f, dir.path(), None);
     let err = updater.run_once().await.unwrap_err();
     assert!(matches!(err, Error::RolledBack { version: 1, .. }), "{err}");
     assert_runs(dir.path(), &release, Slot::A, 0);
     assert_eq!(updater.parts().client.state().unwrap().installed_version, 0);
-    let queued = updater.parts().reports.queued().unwrap();
-    assert_eq!(queued.len(), 1);
-    assert_eq!(
-        (queued[0].report.outcome, queued[0].report.detail.as_str()),
-        (ReportOutcome::RolledBack, "not-confirmed")
-    );
+    let boot = otaledger_device_sdk::client::Installer::state(
+        &FileInstaller::new(dir.path().join("slots")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(boot.rolled_back, vec![release.release_id]);
+    let expected: Vec<_> = (1..=MAX_TRIAL_BOOTS).map(trial).collect();
+    assert_eq!(queued(&updater), expected);
+    // And a further run still does not retry it.
+    let err = updater.run_once().await.unwrap_err();
+    assert!(err.to_string().contains("not retried"), "{err}");
 
     // Confirmed, then the power went before the state file and the report: recorded at restart.
     let dir = tempfile::tempdir().unwrap();
