@@ -296,9 +296,31 @@ impl Updater {
     /// Step 0: finishes an interrupted install and reconciles the device state with the
     /// installer's.
     fn recover(&mut self) -> Result<()> {
+        let state = self.parts.client.state()?;
+        // A trial cut short is reported before the installer records its rollback: a power
+        // cut between the two queues the same report again at the next start (the queue keeps
+        // one per detail), never records the trial without its report.
+        if let Recovery::RolledBack {
+            version,
+            release_id,
+            trials,
+            ..
+        } = self.parts.installer.state()?.recovery()
+        {
+            // One report per trial cut short (`[a-z0-9-]`).
+            self.report(
+                release_id,
+                version,
+                ReportOutcome::RolledBack,
+                &format!(
+                    "not-confirmed-{trials}-of-{}",
+                    super::install::MAX_TRIAL_BOOTS
+                ),
+                state.highest_block,
+            );
+        }
         let recovery = self.parts.installer.recover()?;
         self.clear_downloads();
-        let state = self.parts.client.state()?;
         match recovery {
             Recovery::Clean => {}
             Recovery::Discarded { version } => self.emit(
@@ -307,9 +329,9 @@ impl Updater {
             ),
             Recovery::RolledBack {
                 version,
-                release_id,
                 trials,
                 retry,
+                ..
             } => {
                 let then = if retry {
                     "will try again"
@@ -322,17 +344,6 @@ impl Updater {
                         "version {version} did not confirm before a restart (trial {trials} of {}): rolled back, {then}",
                         super::install::MAX_TRIAL_BOOTS
                     ),
-                );
-                // One report per trial cut short (the queue keeps one per detail; `[a-z0-9-]`).
-                self.report(
-                    release_id,
-                    version,
-                    ReportOutcome::RolledBack,
-                    &format!(
-                        "not-confirmed-{trials}-of-{}",
-                        super::install::MAX_TRIAL_BOOTS
-                    ),
-                    state.highest_block,
                 );
             }
         }

@@ -127,6 +127,69 @@ pub struct BootState {
 }
 
 impl BootState {
+    /// What [`Installer::recover`] does to this state, without doing it: the updater queues
+    /// the matching report before the installer records the rollback, so a power cut between
+    /// the two never loses it.
+    pub fn recovery(&self) -> Recovery {
+        let Some(p) = &self.pending else {
+            return Recovery::Clean;
+        };
+        match p.phase {
+            Phase::Written | Phase::Pending => Recovery::Discarded { version: p.version },
+            Phase::Trying => {
+                // A release rolled back for good (installed anyway through the API) is not
+                // counted again, and never retried.
+                let trials = if self.rolled_back.contains(&p.release_id) {
+                    MAX_TRIAL_BOOTS
+                } else {
+                    self.interrupted
+                        .iter()
+                        .find(|t| t.release_id == p.release_id)
+                        .map_or(0, |t| t.count)
+                        .saturating_add(1)
+                };
+                Recovery::RolledBack {
+                    version: p.version,
+                    release_id: p.release_id,
+                    trials,
+                    retry: trials < MAX_TRIAL_BOOTS,
+                }
+            }
+        }
+    }
+
+    /// Applies [`BootState::recovery`]: the pending install is dropped and a trial cut short is
+    /// counted (the release rolled back for good at the limit).
+    fn recover(&mut self) -> Recovery {
+        let recovery = self.recovery();
+        if let Recovery::RolledBack {
+            release_id,
+            trials,
+            retry,
+            ..
+        } = recovery
+        {
+            // Counted last: the least recently counted release is the one a full list forgets
+            // (a release cut short again keeps its count).
+            self.interrupted.retain(|t| t.release_id != release_id);
+            if retry {
+                self.interrupted.push(InterruptedTrials {
+                    release_id,
+                    count: trials,
+                });
+                let excess = self
+                    .interrupted
+                    .len()
+                    .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
+                self.interrupted.drain(..excess);
+            } else {
+                self.give_up(release_id);
+            }
+        }
+        self.pending = None;
+        recovery
+    }
+
     /// Rolls `release` back for good: remembered in `rolled_back`, forgotten in `interrupted`.
     fn give_up(&mut self, release: B256) {
         self.interrupted.retain(|t| t.release_id != release);
@@ -138,36 +201,6 @@ impl BootState {
             .len()
             .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
         self.rolled_back.drain(..excess);
-    }
-
-    /// Counts a trial of `release` cut short; returns the trials cut short so far.
-    fn count_interrupted(&mut self, release: B256) -> u32 {
-        let count = match self
-            .interrupted
-            .iter_mut()
-            .find(|t| t.release_id == release)
-        {
-            Some(t) => {
-                t.count = t.count.saturating_add(1);
-                t.count
-            }
-            None => {
-                self.interrupted.push(InterruptedTrials {
-                    release_id: release,
-                    count: 1,
-                });
-                let excess = self
-                    .interrupted
-                    .len()
-                    .saturating_sub(MAX_REMEMBERED_ROLLBACKS);
-                self.interrupted.drain(..excess);
-                1
-            }
-        };
-        if count >= MAX_TRIAL_BOOTS {
-            self.give_up(release);
-        }
-        count
     }
 }
 
@@ -407,23 +440,10 @@ impl Installer for FileInstaller {
 
     fn recover(&mut self) -> Result<Recovery> {
         let mut state = self.state()?;
-        let Some(pending) = state.pending.take() else {
+        if state.pending.is_none() {
             return Ok(Recovery::Clean);
-        };
-        let recovery = match pending.phase {
-            Phase::Written | Phase::Pending => Recovery::Discarded {
-                version: pending.version,
-            },
-            Phase::Trying => {
-                let trials = state.count_interrupted(pending.release_id);
-                Recovery::RolledBack {
-                    version: pending.version,
-                    release_id: pending.release_id,
-                    trials,
-                    retry: trials < MAX_TRIAL_BOOTS,
-                }
-            }
-        };
+        }
+        let recovery = state.recover();
         self.store(&state)?;
         tracing::warn!(?recovery, "step 8: interrupted install recovered");
         Ok(recovery)
@@ -437,8 +457,14 @@ impl Installer for FileInstaller {
         write: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
     ) -> Result<()> {
         let mut state = self.state()?;
-        if state.pending.take().is_some() {
-            // A stale install never tried: forget it before its slot is overwritten.
+        if state.pending.is_some() {
+            // An interrupted install `recover` was not called for: recovered now, before its
+            // slot is overwritten (a trial cut short still counts).
+            let recovery = state.recover();
+            tracing::warn!(
+                ?recovery,
+                "step 8.1: an interrupted install recovered first"
+            );
             self.store(&state)?;
         }
         let slot = state.active.other();

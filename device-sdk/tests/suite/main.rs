@@ -36,4 +36,5 @@ mod review_keys;
 mod review_reports;
 mod review_source;
 mod review_state;
+mod review_trials;
 mod update;
