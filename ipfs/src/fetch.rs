@@ -84,13 +84,7 @@ pub async fn fetch(
             });
         }
     }
-    let http = reqwest::Client::builder()
-        .connect_timeout(opts.connect_timeout)
-        // Only listed gateways are asked: a redirect is that gateway's failure, not an order to
-        // send the device to another host (its LAN, a metadata address) or round a loop.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
+    let http = http_client(opts.connect_timeout, None)?;
     let job = Job {
         handle: Handle::current(),
         http,
@@ -110,6 +104,39 @@ pub async fn fetch(
         .map_err(|e| FetchError::Task(e.to_string()))?
 }
 
+/// The HTTP client for gateway requests with these timeouts, one per process and timeouts:
+/// each new client loads and parses the system's root certificates (about 330 KB of heap), so
+/// a process fetching for many devices (the demo's fleet) shares one. Only listed gateways are
+/// asked: a redirect is that gateway's failure, not an order to send the device to another
+/// host (its LAN, a metadata address) or round a loop.
+fn http_client(
+    connect_timeout: std::time::Duration,
+    timeout: Option<std::time::Duration>,
+) -> Result<reqwest::Client, FetchError> {
+    type Key = (std::time::Duration, Option<std::time::Duration>);
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
+    > = std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = clients.get(&(connect_timeout, timeout)) {
+        return Ok(client.clone());
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
+    clients.insert((connect_timeout, timeout), client.clone());
+    Ok(client)
+}
+
 /// The file size the root block declares, read from the first gateway that returns a root
 /// block matching `root` (`?format=raw`, hash checked).
 ///
@@ -125,12 +152,10 @@ pub async fn probe_size(
     gateways: &[url::Url],
     opts: &FetchOptions,
 ) -> Result<u64, FetchError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(opts.connect_timeout)
-        .timeout(opts.response_timeout + opts.rate_grace)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
+    let http = http_client(
+        opts.connect_timeout,
+        Some(opts.response_timeout + opts.rate_grace),
+    )?;
     let mut failures = Vec::new();
     for gateway in gateways {
         let url = gateway_url(gateway, &root, "format=raw");

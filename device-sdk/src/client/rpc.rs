@@ -59,10 +59,7 @@ impl HttpRpc {
         timeout: Duration,
         max_response: usize,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let http = super::shared_client(timeout, true)?;
         Ok(Self {
             url,
             http,
