@@ -127,6 +127,22 @@ fn benches(c: &mut Criterion) {
             d.finish().unwrap()
         })
     });
+    // The same with the image hash on a second thread (what `open` and the device do on two
+    // cores or more).
+    g.bench_function("bundle-open-stream-hash-thread", |b| {
+        b.iter(|| {
+            let key = ContentKey::unlock(&header, &device).unwrap();
+            let mut d = StreamDecryptor::new(&header, key).hash_on_thread();
+            for piece in stream.chunks(256 * 1024) {
+                d.update(piece, &mut |p| {
+                    black_box(p);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            d.finish().unwrap()
+        })
+    });
     g.bench_function("bundle-open", |b| {
         b.iter(|| otaledger_core::bundle::open(&bundle[..], &device, std::io::sink()).unwrap())
     });

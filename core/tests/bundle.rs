@@ -590,3 +590,79 @@ proptest! {
         }
     }
 }
+
+/// The image hash on a helper thread (`hash_on_thread`, what `open` and the device use on two
+/// cores) gives the inline digest at every boundary, in any chunking; asked for after the first
+/// bytes it changes nothing; a tampered segment is refused the same way, and a truncated
+/// stream too.
+#[test]
+fn hashing_on_a_thread_gives_the_inline_digest_and_the_same_refusals() {
+    let a = authority();
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    for (len, seg) in [
+        (0, 64),
+        (1, 64),
+        (64, 64),
+        (65, 64),
+        (5000, 64),
+        (300_000, 4096),
+    ] {
+        let img = image(len);
+        let (sealed, bytes) = seal_bytes(&img, seg, VERSION);
+        let header_len = sealed.header.as_bytes().len();
+        let stream = &bytes[header_len..];
+        let run = |threaded: bool, late: bool, rng: &mut ChaCha20Rng| {
+            let key = ContentKey::unlock(&sealed.header, &a.device).unwrap();
+            let mut d = StreamDecryptor::new(&sealed.header, key);
+            if threaded {
+                d = d.hash_on_thread();
+            }
+            let mut out = Vec::new();
+            let mut rest = stream;
+            let mut first = true;
+            while !rest.is_empty() {
+                let n = (rand_chacha::rand_core::RngCore::next_u32(rng) % 5000 + 1) as usize;
+                let n = n.min(rest.len());
+                d.update(&rest[..n], &mut |p: &[u8]| {
+                    out.extend_from_slice(p);
+                    Ok(())
+                })
+                .unwrap();
+                rest = &rest[n..];
+                if first && late {
+                    d = d.hash_on_thread();
+                    first = false;
+                }
+            }
+            (d.finish().unwrap(), out)
+        };
+        for (threaded, late) in [(false, false), (true, false), (false, true)] {
+            let (opened, out) = run(threaded, late, &mut rng);
+            assert_eq!(
+                opened.image_sha256, sealed.image_sha256,
+                "len {len} {threaded} {late}"
+            );
+            assert_eq!(out, img);
+        }
+    }
+
+    // Refusals: a flipped byte in segment 2, and the stream cut before its last segment.
+    let (sealed, bytes, _) = small();
+    let header_len = sealed.header.as_bytes().len();
+    let mut tampered = bytes.clone();
+    tampered[segment_range(sealed, 2).start + 3] ^= 1;
+    let key = || ContentKey::unlock(&sealed.header, &a.device).unwrap();
+    let mut d = StreamDecryptor::new(&sealed.header, key()).hash_on_thread();
+    let r = d.update(&tampered[header_len..], &mut |_| Ok(()));
+    assert!(
+        matches!(r, Err(Error::SegmentTampered { index: 2 })),
+        "{r:?}"
+    );
+    let mut d = StreamDecryptor::new(&sealed.header, key()).hash_on_thread();
+    d.update(
+        &bytes[header_len..segment_range(sealed, 4).start],
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert!(matches!(d.finish(), Err(Error::StreamTruncated { .. })));
+}

@@ -231,8 +231,52 @@ pub struct StreamDecryptor {
     committed: bool,
     received: u64,
     expected: u64,
-    image_hash: Sha256,
+    image_hash: ImageHasher,
     done: bool,
+}
+
+/// Segments in flight to the hashing thread ([`StreamDecryptor::hash_on_thread`]): 8 of 64 KiB.
+const HASH_QUEUE: usize = 8;
+
+/// The image's SHA-256: computed as segments are decrypted, or on a helper thread that the
+/// decrypted segments are copied to (so the AEAD and the hash use two cores).
+enum ImageHasher {
+    Inline(Sha256),
+    Thread {
+        segments: std::sync::mpsc::SyncSender<Vec<u8>>,
+        hashed: std::thread::JoinHandle<Sha256>,
+    },
+    /// The helper thread is gone (it cannot fail, but if it ever did, no digest is reported).
+    Lost,
+}
+
+impl ImageHasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Inline(hash) => hash.update(bytes),
+            Self::Thread { segments, .. } => {
+                if segments.send(bytes.to_vec()).is_err() {
+                    *self = Self::Lost;
+                }
+            }
+            Self::Lost => {}
+        }
+    }
+
+    fn finish(self) -> Result<Sha256> {
+        let lost = || Error::Stream {
+            during: "hashing the image",
+            source: std::io::Error::other("the hashing thread stopped"),
+        };
+        match self {
+            Self::Inline(hash) => Ok(hash),
+            Self::Thread { segments, hashed } => {
+                drop(segments);
+                hashed.join().map_err(|_| lost())
+            }
+            Self::Lost => Err(lost()),
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamDecryptor {
@@ -261,9 +305,33 @@ impl StreamDecryptor {
             committed: false,
             received: 0,
             expected: COMMITMENT_LEN as u64 + header.stream_len(),
-            image_hash: Sha256::new(),
+            image_hash: ImageHasher::Inline(Sha256::new()),
             done: false,
         }
+    }
+
+    /// Hashes the image on a helper thread (the decrypted segments are copied to it, at most
+    /// [`HASH_QUEUE`] at a time), so decryption and hashing run on two cores; worth it where
+    /// there are two. Only before the first byte is fed; if no thread can be started it keeps
+    /// hashing inline. The result is the same either way.
+    pub fn hash_on_thread(mut self) -> Self {
+        if self.received != 0 {
+            return self;
+        }
+        let (segments, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let hashed = std::thread::Builder::new()
+            .name("bundle-image-hash".into())
+            .spawn(move || {
+                let mut hash = Sha256::new();
+                for segment in queue {
+                    hash.update(&segment);
+                }
+                hash
+            });
+        if let Ok(hashed) = hashed {
+            self.image_hash = ImageHasher::Thread { segments, hashed };
+        }
+        self
     }
 
     /// Encrypted length of the segment at `position`.
@@ -388,7 +456,7 @@ impl StreamDecryptor {
             });
         }
         Ok(Opened {
-            image_sha256: digest(self.image_hash),
+            image_sha256: digest(self.image_hash.finish()?),
             image_len: self.image_len,
         })
     }
@@ -446,6 +514,9 @@ pub fn open(
     let (header, rest) = read_header(&mut reader)?;
     let content_key = ContentKey::unlock(&header, key)?;
     let mut decryptor = StreamDecryptor::new(&header, content_key);
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        decryptor = decryptor.hash_on_thread();
+    }
     let mut sink = |plain: &[u8]| {
         out.write_all(plain).map_err(|source| Error::Stream {
             during: "writing the image",
