@@ -113,35 +113,26 @@ fn benches(c: &mut Criterion) {
     let (header, rest) = read_header(&mut &bundle[..]).unwrap();
     let stream = &bundle[header.as_bytes().len()..];
     assert!(rest.len() <= stream.len());
-    g.bench_function("bundle-open-stream", |b| {
-        b.iter(|| {
-            let key = ContentKey::unlock(&header, &device).unwrap();
-            let mut d = StreamDecryptor::new(&header, key);
-            for piece in stream.chunks(256 * 1024) {
-                d.update(piece, &mut |p| {
-                    black_box(p);
-                    Ok(())
-                })
-                .unwrap();
-            }
-            d.finish().unwrap()
-        })
-    });
+    let open_stream = |threaded: bool| {
+        let key = ContentKey::unlock(&header, &device).unwrap();
+        let mut d = StreamDecryptor::new(&header, key);
+        if threaded {
+            d = d.hash_on_thread();
+        }
+        for piece in stream.chunks(256 * 1024) {
+            d.update(piece, &mut |p| {
+                black_box(p);
+                Ok(())
+            })
+            .unwrap();
+        }
+        d.finish().unwrap()
+    };
+    g.bench_function("bundle-open-stream", |b| b.iter(|| open_stream(false)));
     // The same with the image hash on a second thread (what `open` and the device do on two
     // cores or more).
     g.bench_function("bundle-open-stream-hash-thread", |b| {
-        b.iter(|| {
-            let key = ContentKey::unlock(&header, &device).unwrap();
-            let mut d = StreamDecryptor::new(&header, key).hash_on_thread();
-            for piece in stream.chunks(256 * 1024) {
-                d.update(piece, &mut |p| {
-                    black_box(p);
-                    Ok(())
-                })
-                .unwrap();
-            }
-            d.finish().unwrap()
-        })
+        b.iter(|| open_stream(true))
     });
     g.bench_function("bundle-open", |b| {
         b.iter(|| otaledger_core::bundle::open(&bundle[..], &device, std::io::sink()).unwrap())

@@ -556,6 +556,15 @@ mod tests {
         }
     }
 
+    /// Installs `b"v1"` as version 1 of `release`, every step, health check passing.
+    fn install_v1(i: &mut FileInstaller, release: B256) {
+        i.write_inactive(1, release, sha(b"v1"), &mut image(b"v1"))
+            .unwrap();
+        i.mark_pending().unwrap();
+        i.switch().unwrap();
+        i.confirm(&ImageHashCheck).unwrap();
+    }
+
     fn sha(bytes: &[u8]) -> B256 {
         use sha2::Digest;
         B256::from(<[u8; 32]>::from(sha2::Sha256::digest(bytes)))
@@ -566,11 +575,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut i = FileInstaller::new(dir.path()).unwrap();
         let r1 = B256::repeat_byte(1);
-        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
-            .unwrap();
-        i.mark_pending().unwrap();
-        i.switch().unwrap();
-        i.confirm(&ImageHashCheck).unwrap();
+        install_v1(&mut i, r1);
         let s = i.state().unwrap();
         assert_eq!((s.active, s.active_version, s.pending), (Slot::B, 1, None));
         assert_eq!(fs::read(i.slot_path(Slot::B)).unwrap(), b"v1");
@@ -696,11 +701,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         trial(dir.path());
         let mut i = FileInstaller::new(dir.path()).unwrap();
-        i.write_inactive(1, r1, sha(b"v1"), &mut image(b"v1"))
-            .unwrap();
-        i.mark_pending().unwrap();
-        i.switch().unwrap();
-        i.confirm(&ImageHashCheck).unwrap();
+        install_v1(&mut i, r1);
         let s = i.state().unwrap();
         assert_eq!(
             (s.active_version, s.rolled_back, s.interrupted),

@@ -109,12 +109,15 @@ async fn a_power_cut_between_any_two_install_steps_recovers() {
             .map(|q| (q.report.outcome, q.report.detail))
             .collect::<Vec<_>>()
     };
+    let cut_trial = |dir: std::path::PathBuf| {
+        let mut updater = keeping_reports(&f, &dir, Some(CrashPoint::Switched));
+        async move {
+            let err = updater.run_once().await.unwrap_err();
+            assert!(matches!(err, Error::Crashed { .. }), "{err}");
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
-    let err = keeping_reports(&f, dir.path(), Some(CrashPoint::Switched))
-        .run_once()
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Crashed { .. }), "{err}");
+    cut_trial(dir.path().to_owned()).await;
     let mut updater = keeping_reports(&f, dir.path(), None);
     assert!(matches!(
         updater.run_once().await.unwrap(),
@@ -130,11 +133,7 @@ async fn a_power_cut_between_any_two_install_steps_recovers() {
     // boots looks like this): rolled back for good, each reported, then not retried.
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..MAX_TRIAL_BOOTS {
-        let err = keeping_reports(&f, dir.path(), Some(CrashPoint::Switched))
-            .run_once()
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Crashed { .. }), "{err}");
+        cut_trial(dir.path().to_owned()).await;
     }
     let mut updater = keeping_reports(&f, dir.path(), None);
     let err = updater.run_once().await.unwrap_err();
