@@ -52,6 +52,8 @@ pub struct FetchReport {
     pub size: u64,
     /// Where the file now is.
     pub path: PathBuf,
+    /// SHA-256 of the file, computed as it was written.
+    pub sha256: [u8; 32],
     /// The gateway that delivered the last byte, and how.
     pub completed_by: (url::Url, FetchMode),
     /// Attempts that failed before (their verified bytes were kept).
@@ -270,7 +272,7 @@ impl Job {
             root: self.root,
             source,
         })?;
-        let mut out = Output::create(out_path)?;
+        let mut out = Output::create(out_path, self.opts.durable)?;
         let mut failures = Vec::new();
         for gateway in gateways {
             let from = out.written();
@@ -283,11 +285,12 @@ impl Job {
             }
             match result {
                 Ok(Attempt::Done) => {
-                    let path = out.finish()?;
+                    let (path, sha256) = out.finish()?;
                     return Ok(FetchReport {
                         root: self.root,
                         size: self.expected_size,
                         path,
+                        sha256,
                         completed_by: (gateway.clone(), mode),
                         failures,
                     });

@@ -98,6 +98,7 @@ async fn honest_gateway_delivers_the_file_with_progress() {
     .await
     .unwrap();
     assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
+    assert_eq!(report.sha256, sha256(&fx.bytes));
     assert_eq!(report.completed_by.1, FetchMode::Car);
     assert!(report.failures.is_empty());
     assert_eq!(seen.load(Ordering::SeqCst), SIZE as u64);
@@ -422,6 +423,8 @@ async fn gateway_dies_halfway_and_the_next_resumes() {
     .await
     .unwrap();
     assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
+    // The hash computed as written covers the resumed file exactly.
+    assert_eq!(report.sha256, sha256(&fx.bytes));
     assert_eq!(report.failures.len(), 1);
     let failure = &report.failures[0];
     assert_eq!(failure.gateway, dying.url);
@@ -447,11 +450,16 @@ async fn gateway_without_car_support_is_fetched_block_by_block() {
         SIZE as u64,
         std::slice::from_ref(&gw.url),
         &out_path(dir.path()),
-        &FetchOptions::default(),
+        // Not durable (as a device's download): the same file, the same hash.
+        &FetchOptions {
+            durable: false,
+            ..FetchOptions::default()
+        },
     )
     .await
     .unwrap();
     assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
+    assert_eq!(report.sha256, sha256(&fx.bytes));
     assert_eq!(report.completed_by.1, FetchMode::Raw);
     // One refused CAR request, then the root and 4 leaves.
     assert_eq!(gw.requests().len(), 1 + 5);
@@ -543,4 +551,9 @@ fn link(hash: Cid, tsize: u64) -> PbLink<'static> {
         name: Some(""),
         tsize: Some(tsize),
     }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

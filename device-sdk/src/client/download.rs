@@ -55,7 +55,13 @@ pub async fn download(
     let cid = Cid::try_from(manifest.bundleCid.as_ref()).map_err(|e| Error::BundleCid {
         reason: e.to_string(),
     })?;
-    let report = otaledger_ipfs::fetch(cid, manifest.bundleSize, gateways, out, opts)
+    // Not made durable: the updater decrypts it at once and removes it, and removes any bundle
+    // file a power cut left at its next start, so an fsync of the whole bundle buys nothing.
+    let opts = FetchOptions {
+        durable: false,
+        ..opts.clone()
+    };
+    let report = otaledger_ipfs::fetch(cid, manifest.bundleSize, gateways, out, &opts)
         .await
         .map_err(|e| Error::Download {
             source: Box::new(e),
@@ -63,16 +69,8 @@ pub async fn download(
     for failure in &report.failures {
         tracing::warn!(%failure, "step 6: gateway attempt failed, resumed at the next one");
     }
-    let path = out.to_path_buf();
-    let actual = tokio::task::spawn_blocking(move || file_sha256(&path))
-        .await
-        .map_err(|e| Error::InstallState {
-            reason: format!("hashing task failed: {e}"),
-        })?
-        .map_err(|source| Error::InstallIo {
-            path: out.to_path_buf(),
-            source,
-        })?;
+    // The file's SHA-256 as the fetch wrote it (no second read of the file).
+    let actual = B256::from(report.sha256);
     if actual != manifest.bundleSha256 {
         let _ = std::fs::remove_file(out);
         return Err(Error::BundleHash {

@@ -55,6 +55,11 @@ pub struct FetchOptions {
     pub raw_fallback: bool,
     /// Called after every verified block.
     pub progress: Option<ProgressFn>,
+    /// Make the file durable before it appears: fsync it (and start writeback while it is
+    /// written), rename it into place, fsync the directory. Default true. A caller that removes
+    /// the file at its next start anyway (a device's download, deleted at start-up) turns it
+    /// off and saves a whole-file fsync; the file still appears only when every byte verified.
+    pub durable: bool,
 }
 
 impl Default for FetchOptions {
@@ -68,6 +73,7 @@ impl Default for FetchOptions {
             max_overhead_percent: DEFAULT_MAX_OVERHEAD_PERCENT,
             raw_fallback: true,
             progress: None,
+            durable: true,
         }
     }
 }
@@ -83,6 +89,7 @@ impl std::fmt::Debug for FetchOptions {
             .field("max_overhead_percent", &self.max_overhead_percent)
             .field("raw_fallback", &self.raw_fallback)
             .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .field("durable", &self.durable)
             .finish()
     }
 }
