@@ -277,9 +277,35 @@ impl Job {
         for gateway in gateways {
             let from = out.written();
             self.received.store(0, Ordering::Relaxed);
+            // Every byte in but the DAG not finished: what is missing carries no bytes (a
+            // zero-size subtree at the end), which no byte range names (`entity-bytes=<size>:*`
+            // is outside the file, and `<from>:*` ends at the last byte): block by block.
+            let bytes_all_in = |out: &Output| out.written() == self.expected_size;
             let mut mode = FetchMode::Car;
-            let mut result = self.attempt_car(gateway, &mut out);
+            let mut result =
+                if self.expected_size > 0 && bytes_all_in(&out) && self.opts.raw_fallback {
+                    mode = FetchMode::Raw;
+                    self.attempt_raw(gateway, &mut out)
+                } else {
+                    self.attempt_car(gateway, &mut out)
+                };
             if matches!(result, Ok(Attempt::CarUnsupported(_))) && self.opts.raw_fallback {
+                mode = FetchMode::Raw;
+                result = self.attempt_raw(gateway, &mut out);
+            }
+            if mode == FetchMode::Car
+                && bytes_all_in(&out)
+                && self.opts.raw_fallback
+                && let Err(Failed::Gateway(error)) = result
+            {
+                tracing::info!(%gateway, error = %error, "every byte verified, the rest of the DAG block by block");
+                failures.push(GatewayFailure {
+                    gateway: gateway.clone(),
+                    mode,
+                    from,
+                    received: self.received.load(Ordering::Relaxed),
+                    error,
+                });
                 mode = FetchMode::Raw;
                 result = self.attempt_raw(gateway, &mut out);
             }

@@ -557,3 +557,560 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
+
+// ---- Review of the SHA-256 computed as the file is written (second engineer) ----
+//
+// Every test below checks the security property of `FetchReport::sha256`: it is the SHA-256 of
+// exactly the bytes in the file at the destination (which are the original bytes), whatever the
+// gateways send; or the fetch fails and nothing is at the destination.
+
+/// A hand-built UnixFS file DAG: a raw leaf, or a dag-pb node with inline data and children.
+enum Tree {
+    Leaf(Vec<u8>),
+    Node(Vec<u8>, Vec<Tree>),
+}
+
+/// A built DAG: its root, sizes, file bytes and every block in DFS order (duplicates included).
+struct Built {
+    cid: Cid,
+    size: u64,
+    tsize: u64,
+    bytes: Vec<u8>,
+    dfs: Vec<(Cid, Vec<u8>)>,
+}
+
+fn build(tree: &Tree) -> Built {
+    match tree {
+        Tree::Leaf(data) => {
+            let cid = block_cid(cid_v1(), RAW, data);
+            Built {
+                cid,
+                size: data.len() as u64,
+                tsize: data.len() as u64,
+                bytes: data.clone(),
+                dfs: vec![(cid, data.clone())],
+            }
+        }
+        Tree::Node(inline, children) => {
+            let kids: Vec<Built> = children.iter().map(build).collect();
+            let sizes: Vec<u64> = kids.iter().map(|k| k.size).collect();
+            let size = inline.len() as u64 + sizes.iter().sum::<u64>();
+            let data = encode_unixfs_file(inline, size, &sizes);
+            let links: Vec<PbLink<'static>> = kids.iter().map(|k| link(k.cid, k.tsize)).collect();
+            let block = encode_dag_pb(&links, Some(&data));
+            let cid = block_cid(cid_v1(), DAG_PB, &block);
+            let mut bytes = inline.clone();
+            let mut dfs = vec![(cid, block.clone())];
+            let mut tsize = block.len() as u64;
+            for k in kids {
+                bytes.extend_from_slice(&k.bytes);
+                dfs.extend(k.dfs);
+                tsize += k.tsize;
+            }
+            Built {
+                cid,
+                size,
+                tsize,
+                bytes,
+                dfs,
+            }
+        }
+    }
+}
+
+/// Blocks with their CIDs, in the order a CAR sends them.
+type Blocks = Vec<(Cid, Vec<u8>)>;
+
+/// The blocks as a `dups=n` CAR sends them: every CID once, at its first occurrence.
+fn dedup(blocks: &[(Cid, Vec<u8>)]) -> Vec<(Cid, Vec<u8>)> {
+    let mut seen = std::collections::HashSet::new();
+    blocks
+        .iter()
+        .filter(|(cid, _)| seen.insert(*cid))
+        .cloned()
+        .collect()
+}
+
+/// A built DAG stored for the honest gateways.
+struct Stored {
+    _dir: tempfile::TempDir,
+    store: otaledger_ipfs::Blockstore,
+    dag: Built,
+}
+
+fn stored(tree: &Tree) -> Stored {
+    let dag = build(tree);
+    let dir = tempfile::tempdir().unwrap();
+    let store = otaledger_ipfs::Blockstore::open(dir.path().join("store")).unwrap();
+    for (cid, block) in &dag.dfs {
+        store.put(cid, block).unwrap();
+    }
+    Stored {
+        _dir: dir,
+        store,
+        dag,
+    }
+}
+
+fn leaf(len: usize, seed: u64) -> Tree {
+    Tree::Leaf(net_support::data(len, seed))
+}
+
+/// Repeats everywhere: a repeated leaf inside a repeated subtree, a repeated subtree inside
+/// another that is itself repeated, a repeated subtree larger than the copy buffer (64 KiB),
+/// empty raw and dag-pb leaves (repeated), inline data in interior nodes, runs of zeros. It ends
+/// with bytes: a zero-size subtree at the very end is another matter (see
+/// `resumed_just_before_trailing_empty_subtrees_an_honest_gateway_completes`).
+fn repeats_tree() -> Tree {
+    let a = || leaf(700, 1);
+    let b = || leaf(300, 2);
+    let empty = || Tree::Leaf(Vec::new());
+    let empty_pb = || Tree::Node(Vec::new(), Vec::new());
+    let zeros = || Tree::Leaf(vec![0u8; 1000]);
+    let s = || Tree::Node(Vec::new(), vec![a(), b(), a(), empty(), zeros()]);
+    let i = || Tree::Node(b"inline bytes".to_vec(), vec![s(), b(), empty_pb()]);
+    let big = || Tree::Node(Vec::new(), vec![leaf(40_000, 5), leaf(40_000, 6), zeros()]);
+    Tree::Node(
+        b"root inline".to_vec(),
+        vec![
+            s(),
+            i(),
+            a(),
+            big(),
+            s(),
+            Tree::Node(Vec::new(), vec![i(), zeros(), i(), big()]),
+            empty(),
+            Tree::Node(Vec::new(), vec![empty(), empty_pb()]),
+            empty(),
+            big(),
+            zeros(),
+        ],
+    )
+}
+
+/// Byte offsets of a CAR body worth cutting at: 0, every section boundary and one byte either
+/// side of it, and the middle of every section.
+fn cut_offsets(root: &Cid, blocks: &[(Cid, Vec<u8>)]) -> Vec<usize> {
+    let mut offsets = vec![0];
+    let mut at = car(root, &[]).len();
+    for (cid, block) in blocks {
+        let len = bad_gateway::section(cid, block).len();
+        offsets.extend([at.saturating_sub(1), at, at + 1, at + len / 2]);
+        at += len;
+    }
+    offsets.extend([at - 1, at]);
+    offsets.sort_unstable();
+    offsets.dedup();
+    offsets
+}
+
+/// The file is at the destination, holds `expected`, and the report's SHA-256 is the file's;
+/// nothing else is left in the directory.
+fn assert_file_and_hash(
+    dir: &Path,
+    report: &otaledger_ipfs::FetchReport,
+    expected: &[u8],
+    at: &str,
+) {
+    let got = std::fs::read(out_path(dir)).unwrap();
+    assert_eq!(
+        report.sha256,
+        sha256(&got),
+        "{at}: reported hash is not the file's"
+    );
+    assert!(got == expected, "{at}: the file differs from the original");
+    assert_eq!(report.path, out_path(dir), "{at}");
+    let entries = std::fs::read_dir(dir).unwrap().count();
+    assert_eq!(entries, 1, "{at}: temporary files left");
+}
+
+/// A CAR gateway dying at every interesting byte offset of a `dups=n` CAR of a DAG full of
+/// repeated subtrees, then another resuming (by CAR with `entity-bytes`, or block by block after
+/// a refused CAR), durable or not: the resumed walk copies repeats whose first occurrence was
+/// written by the dead gateway's attempt.
+#[tokio::test]
+async fn resumed_at_every_offset_of_a_dag_with_repeats_the_hash_is_the_files() {
+    let st = stored(&repeats_tree());
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let blocks = dedup(&st.dag.dfs);
+    assert!(
+        blocks.len() < st.dag.dfs.len(),
+        "the DAG must repeat subtrees"
+    );
+    let body = car(&root, &blocks);
+    let car_gw = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    let raw_gw = bad_gateway::start(Behavior::NoCar(st.store.clone())).await;
+    for (n, after) in cut_offsets(&root, &blocks).into_iter().enumerate() {
+        let dying = bad_gateway::start(Behavior::DieAfter {
+            body: body.clone(),
+            after,
+        })
+        .await;
+        let next = if n % 2 == 0 { &car_gw } else { &raw_gw };
+        let dir = tempfile::tempdir().unwrap();
+        let report = fetch(
+            root,
+            st.dag.size,
+            &[dying.url.clone(), next.url.clone()],
+            &out_path(dir.path()),
+            &FetchOptions {
+                durable: n % 3 != 0,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
+        assert_file_and_hash(dir.path(), &report, expected, &format!("cut at {after}"));
+    }
+}
+
+/// A DAG that ends with a zero-size subtree (valid UnixFS: an empty raw leaf and an empty dag-pb
+/// leaf under a node of size 0): a gateway dies anywhere in the CAR, and this crate's own honest
+/// gateway must complete the resumed fetch (`entity-bytes=<from>:*`).
+#[tokio::test]
+async fn resumed_just_before_trailing_empty_subtrees_an_honest_gateway_completes() {
+    let tree = Tree::Node(
+        Vec::new(),
+        vec![
+            leaf(1000, 9),
+            leaf(500, 10),
+            Tree::Node(
+                Vec::new(),
+                vec![Tree::Leaf(Vec::new()), Tree::Node(Vec::new(), Vec::new())],
+            ),
+        ],
+    );
+    let st = stored(&tree);
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let blocks = dedup(&st.dag.dfs);
+    let body = car(&root, &blocks);
+    let honest = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    let mut failed = Vec::new();
+    for after in cut_offsets(&root, &blocks) {
+        let dying = bad_gateway::start(Behavior::DieAfter {
+            body: body.clone(),
+            after,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        match fetch(
+            root,
+            st.dag.size,
+            &[dying.url.clone(), honest.url.clone()],
+            &out_path(dir.path()),
+            &FetchOptions::default(),
+        )
+        .await
+        {
+            Ok(report) => {
+                assert_file_and_hash(dir.path(), &report, expected, &format!("cut at {after}"));
+            }
+            Err(FetchError::AllGatewaysFailed { failures, .. }) => {
+                // Failing closed at least: nothing at the destination.
+                assert_nothing_written(dir.path());
+                let last = failures.last().unwrap();
+                failed.push(format!(
+                    "cut at {after}: from {}: {}",
+                    last.from, last.error
+                ));
+            }
+            Err(e) => panic!("cut at {after}: {e:?}"),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "the honest gateway could not complete:\n{}",
+        failed.join("\n")
+    );
+}
+
+const CAR_DUPS_Y: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=y";
+
+/// A `dups=y` CAR that sends every repeated subtree again in full (the client skips the
+/// duplicates and copies the first occurrence), whole or dying at every offset before an honest
+/// gateway resumes.
+#[tokio::test]
+async fn dups_y_car_with_every_duplicate_sent_whole_or_cut_the_hash_is_the_files() {
+    let st = stored(&repeats_tree());
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let body = car(&root, &st.dag.dfs);
+    let honest = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    for after in cut_offsets(&root, &st.dag.dfs) {
+        let dying = bad_gateway::start(Behavior::DieAfterTyped {
+            body: body.clone(),
+            after,
+            content_type: CAR_DUPS_Y,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let report = fetch(
+            root,
+            st.dag.size,
+            &[dying.url.clone(), honest.url.clone()],
+            &out_path(dir.path()),
+            &FetchOptions {
+                durable: false,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
+        assert_file_and_hash(dir.path(), &report, expected, &format!("cut at {after}"));
+    }
+}
+
+/// Bad CARs after a good prefix: a block out of order, a duplicate in a `dups=n` CAR, a tampered
+/// block inside a repeated subtree, a block claiming another's CID. Alone each fails and leaves
+/// nothing; followed by an honest gateway the verified prefix is kept and the file is exact.
+#[tokio::test]
+async fn bad_blocks_after_a_good_prefix_fail_closed_or_resume_exactly() {
+    let st = stored(&repeats_tree());
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let good = dedup(&st.dag.dfs);
+    let honest = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    let mut attacks: Vec<(String, Blocks)> = Vec::new();
+    for i in 1..good.len() - 1 {
+        let mut swapped = good.clone();
+        swapped.swap(i, i + 1);
+        attacks.push((format!("blocks {i} and {} swapped", i + 1), swapped));
+        let mut dup = good.clone();
+        dup.insert(i + 1, good[i].clone());
+        attacks.push((format!("block {i} sent twice"), dup));
+        let mut tampered = good.clone();
+        if let Some(b) = tampered[i].1.last_mut() {
+            *b ^= 0x80;
+            attacks.push((format!("block {i} tampered"), tampered));
+        }
+        let mut wrong = good.clone();
+        wrong[i].1 = good[i + 1].1.clone();
+        attacks.push((format!("block {i} has block {}'s bytes", i + 1), wrong));
+    }
+    for (n, (what, blocks)) in attacks.into_iter().enumerate() {
+        let body = car(&root, &blocks);
+        let opts = FetchOptions {
+            durable: n % 2 == 0,
+            ..FetchOptions::default()
+        };
+        // Alone: refused, nothing written.
+        let bad = bad_gateway::start(canned_car(body.clone())).await;
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch(
+            root,
+            st.dag.size,
+            std::slice::from_ref(&bad.url),
+            &out_path(dir.path()),
+            &opts,
+        )
+        .await;
+        assert!(err.is_err(), "{what}: accepted");
+        assert_nothing_written(dir.path());
+        // Then an honest gateway resumes.
+        let bad = bad_gateway::start(canned_car(body)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let report = fetch(
+            root,
+            st.dag.size,
+            &[bad.url.clone(), honest.url.clone()],
+            &out_path(dir.path()),
+            &opts,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert_eq!(report.failures.len(), 1, "{what}");
+        assert_file_and_hash(dir.path(), &report, expected, &what);
+    }
+}
+
+/// Block by block (raw fallback) after a partial CAR, with one leaf inside a repeated subtree
+/// served tampered, truncated, extended or empty by the first raw gateway; a second raw gateway
+/// completes. And the raw fallback alone with the bad leaf fails and leaves nothing.
+#[tokio::test]
+async fn raw_fallback_after_a_partial_car_with_a_bad_leaf_then_an_honest_one() {
+    let st = stored(&repeats_tree());
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let blocks = dedup(&st.dag.dfs);
+    let body = car(&root, &blocks);
+    let honest_raw = bad_gateway::start(Behavior::NoCar(st.store.clone())).await;
+    let leaves: Vec<&(Cid, Vec<u8>)> = blocks
+        .iter()
+        .filter(|(c, b)| c.codec() == RAW && !b.is_empty())
+        .collect();
+    let cuts = cut_offsets(&root, &blocks);
+    for (n, (target, data)) in leaves.into_iter().enumerate() {
+        let mut variants = vec![
+            ("tampered", data.clone()),
+            ("truncated", data[..data.len() - 1].to_vec()),
+            ("extended", [data.as_slice(), b"!"].concat()),
+            ("empty", Vec::new()),
+        ];
+        variants[0].1[0] ^= 1;
+        for (m, (how, bad_body)) in variants.into_iter().enumerate() {
+            let at = format!("leaf {target} {how}");
+            let after = cuts[(n * 4 + m) % cuts.len()];
+            let dying = bad_gateway::start(Behavior::DieAfter {
+                body: body.clone(),
+                after,
+            })
+            .await;
+            let bad_raw = bad_gateway::start(Behavior::NoCarWrong {
+                store: st.store.clone(),
+                target: *target,
+                body: bad_body,
+            })
+            .await;
+            let opts = FetchOptions {
+                durable: m % 2 == 0,
+                ..FetchOptions::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let err = fetch(
+                root,
+                st.dag.size,
+                &[dying.url.clone(), bad_raw.url.clone()],
+                &out_path(dir.path()),
+                &opts,
+            )
+            .await;
+            assert!(err.is_err(), "{at}: accepted");
+            assert_nothing_written(dir.path());
+            let dir = tempfile::tempdir().unwrap();
+            let report = fetch(
+                root,
+                st.dag.size,
+                &[
+                    dying.url.clone(),
+                    bad_raw.url.clone(),
+                    honest_raw.url.clone(),
+                ],
+                &out_path(dir.path()),
+                &opts,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e:?}"));
+            assert_eq!(report.completed_by.1, FetchMode::Raw, "{at}");
+            assert_file_and_hash(dir.path(), &report, expected, &at);
+        }
+    }
+}
+
+/// Files of 0 and 1 bytes, one chunk less one, exactly one chunk, one more, exactly a full
+/// level of links (174 chunks) and one more: fetched whole durable and not (the same file and
+/// hash), and resumed after gateways dying one after the other every `step` bytes of their
+/// (ranged) CAR responses.
+#[tokio::test]
+async fn edge_sizes_whole_or_resumed_through_a_chain_of_dying_gateways() {
+    const CHUNK: usize = 64;
+    for len in [
+        0,
+        1,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        174 * CHUNK,
+        174 * CHUNK + 1,
+    ] {
+        let fx = net_support::fixture_with(
+            net_support::data(len, len as u64 + 3),
+            otaledger_ipfs::Profile::KuboV1,
+            Some(CHUNK),
+        );
+        let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+        let mut hashes = Vec::new();
+        for durable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let report = fetch(
+                fx.root,
+                len as u64,
+                std::slice::from_ref(&honest.url),
+                &out_path(dir.path()),
+                &FetchOptions {
+                    durable,
+                    ..FetchOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{len} bytes, durable {durable}: {e:?}"));
+            assert_file_and_hash(dir.path(), &report, &fx.bytes, &format!("{len} {durable}"));
+            hashes.push(report.sha256);
+        }
+        assert_eq!(hashes[0], hashes[1], "{len}: durable or not, another hash");
+        assert_eq!(hashes[0], sha256(&fx.bytes));
+        for step in [1, 37, 300, 1000] {
+            let mut gateways = Vec::new();
+            for _ in 0..6 {
+                let gw = bad_gateway::start(Behavior::RealDieAfter {
+                    store: fx.store.clone(),
+                    after: step,
+                })
+                .await;
+                gateways.push(gw.url);
+            }
+            gateways.push(honest.url.clone());
+            let dir = tempfile::tempdir().unwrap();
+            let at = format!("{len} bytes, dying every {step}");
+            let report = fetch(
+                fx.root,
+                len as u64,
+                &gateways,
+                &out_path(dir.path()),
+                &FetchOptions {
+                    durable: step % 2 == 0,
+                    ..FetchOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e:?}"));
+            assert_file_and_hash(dir.path(), &report, &fx.bytes, &at);
+        }
+    }
+}
+
+/// A CAR extended past the end of the DAG (garbage, a block of another file, the root again,
+/// every leaf again): the file and hash are exact.
+#[tokio::test]
+async fn extended_car_bodies_do_not_reach_the_file_or_the_hash() {
+    let fx = fixture(SIZE);
+    let blocks = dfs_blocks(&fx.store, &fx.root);
+    let other = fixture(1000);
+    let full = car(&fx.root, &blocks);
+    let mut twice = blocks.clone();
+    twice.extend(blocks[1..].iter().cloned());
+    let bodies = [
+        ("garbage", [full.as_slice(), &[0xffu8; 4096][..]].concat()),
+        (
+            "another file's block",
+            [
+                full.as_slice(),
+                &bad_gateway::section(&other.root, &other.bytes),
+            ]
+            .concat(),
+        ),
+        (
+            "the root again",
+            [
+                full.as_slice(),
+                &bad_gateway::section(&blocks[0].0, &blocks[0].1),
+            ]
+            .concat(),
+        ),
+        // The verifier is done before the second copies are read.
+        ("every leaf again", car(&fx.root, &twice)),
+    ];
+    for (what, body) in bodies {
+        let gw = bad_gateway::start(canned_car(body)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let report = fetch(
+            fx.root,
+            SIZE as u64,
+            std::slice::from_ref(&gw.url),
+            &out_path(dir.path()),
+            &FetchOptions {
+                durable: false,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert_file_and_hash(dir.path(), &report, &fx.bytes, what);
+    }
+}

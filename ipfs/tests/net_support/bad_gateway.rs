@@ -48,6 +48,23 @@ pub enum Behavior {
         prefix: Vec<u8>,
         flood: Arc<Flood>,
     },
+    /// The crate's honest gateway over this store (the range asked for honoured), but every
+    /// response body is cut after its first `after` bytes, then the connection breaks.
+    RealDieAfter { store: Blockstore, after: usize },
+    /// Like [`Behavior::NoCar`], but the raw block `target` is answered 200
+    /// `application/vnd.ipld.raw` with `body` (tampered, truncated or extended bytes).
+    NoCarWrong {
+        store: Blockstore,
+        target: Cid,
+        body: Vec<u8>,
+    },
+    /// The first `after` bytes of `body` served with this CAR `content_type`, then the
+    /// connection breaks (`after == body.len()`: the whole body, then the break).
+    DieAfterTyped {
+        body: Vec<u8>,
+        after: usize,
+        content_type: &'static str,
+    },
     /// Like [`Behavior::NoCar`], but the raw block `target` is an endless 200
     /// `application/vnd.ipld.raw` body of 0xff bytes, counted in `flood`.
     NoCarFlood {
@@ -246,18 +263,49 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
             }
             otaledger_ipfs::router(store).oneshot(req).await.unwrap()
         }
-        Behavior::DieAfter { body, after } => {
-            let head = Bytes::copy_from_slice(&body[..after]);
-            let items: Vec<Result<Bytes, std::io::Error>> =
-                vec![Ok(head), Err(std::io::Error::other("gateway died"))];
-            let stream = futures_util::stream::unfold(items.into_iter(), |mut it| async move {
-                // Let the head reach the client before the break.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                it.next().map(|item| (item, it))
-            });
-            car_response(CAR_DUPS_N, Body::from_stream(stream))
+        Behavior::DieAfter { body, after } => car_response(CAR_DUPS_N, dying_body(&body, after)),
+        Behavior::DieAfterTyped {
+            body,
+            after,
+            content_type,
+        } => car_response(content_type, dying_body(&body, after)),
+        Behavior::RealDieAfter { store, after } => {
+            let resp = otaledger_ipfs::router(store).oneshot(req).await.unwrap();
+            let (mut parts, body) = resp.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, dying_body(&body, after.min(body.len())))
+        }
+        Behavior::NoCarWrong {
+            store,
+            target,
+            body,
+        } => {
+            if query.contains("format=car") {
+                return (StatusCode::NOT_ACCEPTABLE, "car not supported").into_response();
+            }
+            if uri.path().ends_with(&format!("/ipfs/{target}")) {
+                return Response::builder()
+                    .header(header::CONTENT_TYPE, "application/vnd.ipld.raw")
+                    .body(Body::from(body))
+                    .unwrap();
+            }
+            otaledger_ipfs::router(store).oneshot(req).await.unwrap()
         }
     }
+}
+
+/// The first `after` bytes of `body`, then a broken connection.
+fn dying_body(body: &[u8], after: usize) -> Body {
+    let head = Bytes::copy_from_slice(&body[..after]);
+    let items: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(head), Err(std::io::Error::other("gateway died"))];
+    let stream = futures_util::stream::unfold(items.into_iter(), |mut it| async move {
+        // Let the head reach the client before the break.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        it.next().map(|item| (item, it))
+    });
+    Body::from_stream(stream)
 }
 
 fn car_response(content_type: &'static str, body: Body) -> Response {
