@@ -296,6 +296,16 @@ impl Updater {
     /// Step 0: finishes an interrupted install and reconciles the device state with the
     /// installer's.
     fn recover(&mut self) -> Result<()> {
+        // A report queue write a power cut interrupted (held under this run's lock: nobody else
+        // writes it now).
+        match self.parts.reports.remove_stale_temporary() {
+            Ok(true) => self.emit(
+                "recover",
+                "removed the report queue's interrupted write".into(),
+            ),
+            Ok(false) => {}
+            Err(e) => self.emit("recover", format!("{e}")),
+        }
         let state = self.parts.client.state()?;
         // A trial cut short is reported before the installer records its rollback: a power
         // cut between the two queues the same report again at the next start (the queue keeps

@@ -384,7 +384,7 @@ impl FileInstaller {
 /// place and fsyncs the directory; on error the temporary file is removed and `path` untouched.
 /// Whatever is at the temporary path (a file left by a power cut, a planted symlink) is removed
 /// and the file created exclusively, so a write never follows a symlink out of the directory.
-fn write_durably(
+pub(crate) fn write_durably(
     path: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<u64>,
 ) -> std::io::Result<u64> {
@@ -392,9 +392,7 @@ fn write_durably(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    let tmp = dir.join(name);
+    let tmp = partial_path(path);
     let result = (|| {
         let file = create_new(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
@@ -410,6 +408,24 @@ fn write_durably(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The temporary file [`write_durably`] writes `path` through: `<path>.partial`, one fixed name,
+/// so a file a power cut left there is replaced by the next write (and removed by
+/// [`remove_partial`]) instead of piling up.
+pub(crate) fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// Removes the temporary file a power cut may have left beside `path` (see [`partial_path`]).
+pub(crate) fn remove_partial(path: &Path) -> std::io::Result<bool> {
+    match fs::remove_file(partial_path(path)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates `path` afresh: removes whatever entry is there (never following a symlink), then

@@ -152,14 +152,20 @@ impl ReportQueue {
 
     fn store(&self, file: &QueueFile) -> Result<()> {
         let json = serde_json::to_vec_pretty(file).map_err(|e| self.error(e.to_string()))?;
-        otaledger_core::fsutil::write_atomic(&self.path, &json)
-            .map_err(|e| self.error(e.to_string()))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.error(e.to_string()))?;
-        }
+        // Through `<path>.partial` (one fixed name: a power cut's leftover is replaced, not kept
+        // beside it for ever), fsynced, renamed, directory fsynced.
+        super::install::write_durably(&self.path, &mut |out| {
+            out.write_all(&json)?;
+            Ok(json.len() as u64)
+        })
+        .map_err(|e| self.error(e.to_string()))?;
         Ok(())
+    }
+
+    /// Removes the temporary file an interrupted store left (the updater calls it at start,
+    /// holding its lock); true if there was one.
+    pub fn remove_stale_temporary(&self) -> Result<bool> {
+        super::install::remove_partial(&self.path).map_err(|e| self.error(e.to_string()))
     }
 
     /// The queued reports, oldest first.
@@ -308,5 +314,55 @@ impl ReportQueue {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store goes through `reports.json.partial` and leaves nothing beside the queue; a
+    /// leftover of an interrupted store (a power cut) is removed at start and replaced by the
+    /// next store anyway, never piling up beside the queue.
+    #[test]
+    fn an_interrupted_store_leaves_one_temporary_file_that_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = ReportQueue::new(dir.path().join("reports.json"));
+        let identity = PrivateKeySigner::random();
+        let push = |detail: &str| {
+            queue
+                .push(
+                    &identity,
+                    31337,
+                    Address::repeat_byte(1),
+                    7,
+                    B256::repeat_byte(2),
+                    1,
+                    Outcome::Refused,
+                    detail,
+                    10,
+                    1_700_000_000,
+                )
+                .unwrap()
+        };
+        push("image-hash");
+        let names = || {
+            let mut n: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(), ["reports.json"]);
+        // A power cut between writing the temporary file and the rename.
+        std::fs::write(dir.path().join("reports.json.partial"), b"{\"torn").unwrap();
+        assert!(queue.remove_stale_temporary().unwrap());
+        assert!(!queue.remove_stale_temporary().unwrap());
+        assert_eq!(names(), ["reports.json"]);
+        std::fs::write(dir.path().join("reports.json.partial"), b"{\"torn").unwrap();
+        push("bundle-hash");
+        assert_eq!(names(), ["reports.json"]);
+        assert_eq!(queue.queued().unwrap().len(), 2);
     }
 }

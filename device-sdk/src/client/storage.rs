@@ -2,11 +2,7 @@
 //! file implementation that replaces the file atomically: the state on disk is always either the
 //! old or the new one, never a torn write, even across a power cut.
 
-use std::{
-    fs::{self, File},
-    io::Write,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use crate::{DeviceState, Error, Result};
 
@@ -57,33 +53,25 @@ impl Storage for FileStorage {
     }
 
     fn store(&self, state: &DeviceState) -> Result<()> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
-        name.push(".tmp");
-        let tmp = dir.join(name);
         let json = serde_json::to_vec_pretty(state).map_err(|source| Error::StateFile {
             path: self.path.clone(),
             source,
         })?;
-        // Never through a symlink planted at the temporary path.
-        let mut file = super::install::create_new(&tmp).map_err(|e| self.io(e))?;
-        file.write_all(&json).map_err(|e| self.io(e))?;
-        file.sync_all().map_err(|e| self.io(e))?;
-        drop(file);
-        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        // The rename is durable only once the directory entry is on disk.
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.io(e))
+        // Temporary file (never through a symlink planted there), fsync, rename, fsync of the
+        // directory.
+        super::install::write_durably(&self.path, &mut |out| {
+            out.write_all(&json)?;
+            Ok(json.len() as u64)
+        })
+        .map_err(|e| self.io(e))?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn an_oversized_state_file_is_refused_by_name() {

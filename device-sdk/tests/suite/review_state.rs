@@ -130,11 +130,13 @@ async fn review_symlinks_planted_in_the_slot_directory_are_not_followed() {
         std::os::unix::fs::symlink(&victim, slots.join(name)).unwrap();
         victims.push(victim);
     }
-    // And at the device state's temporary file.
-    let victim = outside.path().join("victim-state");
-    std::fs::write(&victim, b"not the device's").unwrap();
-    std::os::unix::fs::symlink(&victim, dir.path().join("state.json.tmp")).unwrap();
-    victims.push(victim);
+    // And at the device state's and the report queue's temporary files.
+    for name in ["state.json.partial", "reports.json.partial"] {
+        let victim = outside.path().join(format!("victim-{name}"));
+        std::fs::write(&victim, b"not the device's").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        victims.push(victim);
+    }
 
     let mut updater = f.updater(dir.path());
     let outcome = updater.run_once().await.unwrap();
