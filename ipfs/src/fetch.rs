@@ -281,6 +281,13 @@ impl Job {
             // zero-size subtree at the end), which no byte range names (`entity-bytes=<size>:*`
             // is outside the file, and `<from>:*` ends at the last byte): block by block.
             let bytes_all_in = |out: &Output| out.written() == self.expected_size;
+            let failure = |mode, error| GatewayFailure {
+                gateway: gateway.clone(),
+                mode,
+                from,
+                received: self.received.load(Ordering::Relaxed),
+                error,
+            };
             let mut mode = FetchMode::Car;
             let mut result =
                 if self.expected_size > 0 && bytes_all_in(&out) && self.opts.raw_fallback {
@@ -299,13 +306,7 @@ impl Job {
                 && let Err(Failed::Gateway(error)) = result
             {
                 tracing::info!(%gateway, error = %error, "every byte verified, the rest of the DAG block by block");
-                failures.push(GatewayFailure {
-                    gateway: gateway.clone(),
-                    mode,
-                    from,
-                    received: self.received.load(Ordering::Relaxed),
-                    error,
-                });
+                failures.push(failure(mode, error));
                 mode = FetchMode::Raw;
                 result = self.attempt_raw(gateway, &mut out);
             }
@@ -321,22 +322,12 @@ impl Job {
                         failures,
                     });
                 }
-                Ok(Attempt::CarUnsupported(status)) => failures.push(GatewayFailure {
-                    gateway: gateway.clone(),
-                    mode,
-                    from,
-                    received: self.received.load(Ordering::Relaxed),
-                    error: AttemptError::HttpStatus { status },
-                }),
+                Ok(Attempt::CarUnsupported(status)) => {
+                    failures.push(failure(mode, AttemptError::HttpStatus { status }));
+                }
                 Err(Failed::Gateway(error)) => {
                     tracing::warn!(%gateway, from, error = %error, "gateway attempt failed");
-                    failures.push(GatewayFailure {
-                        gateway: gateway.clone(),
-                        mode,
-                        from,
-                        received: self.received.load(Ordering::Relaxed),
-                        error,
-                    });
+                    failures.push(failure(mode, error));
                 }
                 Err(Failed::Fatal(e)) => return Err(e),
             }
