@@ -265,13 +265,11 @@ async fn add(a: AddArgs, json: bool) -> eyre::Result<()> {
                 }
             };
             match &store {
-                // Blocks are written on the store's writer thread while the next are hashed.
-                Some(store) => (|| {
-                    let mut writer = store.writer()?;
-                    let imported = import_path(&file, &opts, &mut writer, &mut progress)?;
-                    writer.finish()?;
-                    Ok::<_, eyre::Report>(imported)
-                })(),
+                // Blocks are written on the store's writer thread while the next are hashed
+                // (a regular file: checked above).
+                Some(store) => std::fs::File::open(&file)
+                    .map_err(eyre::Report::from)
+                    .and_then(|f| Ok(store.import(f, &opts, &mut progress)?)),
                 None => import_path(&file, &opts, &mut NullSink, &mut progress)
                     .map_err(eyre::Report::from),
             }

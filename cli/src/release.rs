@@ -22,7 +22,7 @@ use otaledger_core::{
     manifest::{ManifestBuilder, ManifestFile, SignatureFile},
 };
 use otaledger_cpabe::{PublicKey, rand_core::OsRng};
-use otaledger_ipfs::{Blockstore, ImportError, ImportOptions, Imported, Profile, import};
+use otaledger_ipfs::{Blockstore, ImportError, ImportOptions, Profile};
 use serde::Serialize;
 
 use crate::{
@@ -216,25 +216,6 @@ impl Read for PipeReader {
     }
 }
 
-/// Imports what comes through the pipe into `store` (`kubo-v1`, as `ipfs add`), counting the
-/// bytes done in `done`.
-fn import_piped(
-    store: &Blockstore,
-    chunks: Receiver<Chunk>,
-    done: &std::sync::atomic::AtomicU64,
-) -> std::result::Result<Imported, Box<otaledger_ipfs::Error>> {
-    let mut writer = store.writer().map_err(|e| Box::new(e.into()))?;
-    let imported = import(
-        PipeReader::new(chunks),
-        &ImportOptions::profile(Profile::KuboV1),
-        &mut writer,
-        &mut |n| done.store(n, Ordering::Relaxed),
-    )
-    .map_err(Box::new)?;
-    writer.finish().map_err(|e| Box::new(e.into()))?;
-    Ok(imported)
-}
-
 /// Encrypts, bundles, imports and writes the unsigned manifest.
 pub fn create(opts: &CreateOptions, progress: &mut dyn FnMut(Stage, u64, u64)) -> Result<Created> {
     let t = &opts.target;
@@ -291,7 +272,15 @@ pub fn create(opts: &CreateOptions, progress: &mut dyn FnMut(Stage, u64, u64)) -
         let imported_bytes = std::sync::Arc::clone(&imported_bytes);
         std::thread::Builder::new()
             .name("bundle-import".into())
-            .spawn(move || import_piped(&store, chunks, &imported_bytes))
+            .spawn(move || {
+                store
+                    .import(
+                        PipeReader::new(chunks),
+                        &ImportOptions::profile(Profile::KuboV1),
+                        &mut |n| imported_bytes.store(n, Ordering::Relaxed),
+                    )
+                    .map_err(Box::new)
+            })
             .map_err(|e| Error::Ipfs {
                 during: "starting the import",
                 source: Box::new(otaledger_ipfs::Error::Io(e)),

@@ -111,7 +111,6 @@ impl Blockstore {
     /// Stores a block after checking that it matches `cid`; a block already present is kept.
     /// A stored file that no longer hashes to its CID (disk corruption) is replaced.
     pub fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), BlockstoreError> {
-        check_block(cid, data)?;
         for dir in self.write_new(cid, data)? {
             sync_dir(&dir)?;
         }
@@ -124,11 +123,28 @@ impl Blockstore {
         BlockWriter::start(self.clone())
     }
 
-    /// Writes a checked block unless it is stored intact already: a temporary file, fsynced,
-    /// renamed into place (over a stored file that no longer hashes to `cid`). Returns the
-    /// directories to fsync so the new names survive a crash (the shard directory, and the
-    /// blocks directory when the shard directory is new); none if the block was there.
+    /// Imports the bytes of `reader` as a UnixFS file ([`crate::import`]) into this store
+    /// through a [`BlockWriter`] (each block written while the next is made), finished before
+    /// it returns: every block durable.
+    pub fn import(
+        &self,
+        reader: impl std::io::Read,
+        opts: &crate::ImportOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<crate::Imported, Error> {
+        let mut writer = self.writer()?;
+        let imported = crate::import(reader, opts, &mut writer, progress)?;
+        writer.finish()?;
+        Ok(imported)
+    }
+
+    /// Checks `data` against `cid` and writes it unless it is stored intact already: a
+    /// temporary file, fsynced, renamed into place (over a stored file that no longer hashes to
+    /// `cid`). Returns the directories to fsync so the new names survive a crash (the shard
+    /// directory, and the blocks directory when the shard directory is new); none if the block
+    /// was there.
     fn write_new(&self, cid: &Cid, data: &[u8]) -> Result<Vec<PathBuf>, BlockstoreError> {
+        check_block(cid, data)?;
         let path = self.path_of(cid);
         match fs::read(&path) {
             // Stored and intact: nothing to do. (A corrupt copy is rewritten below.)
@@ -261,7 +277,6 @@ impl BlockWriter {
                 let mut dirs = BTreeSet::new();
                 let mut written = 0u64;
                 for (cid, data) in blocks {
-                    check_block(&cid, &data)?;
                     let to_sync = store.write_new(&cid, &data)?;
                     if !to_sync.is_empty() {
                         dirs.extend(to_sync);
@@ -293,11 +308,16 @@ impl BlockWriter {
                 Ok(result) => result,
                 Err(panic) => std::panic::resume_unwind(panic),
             },
-            None => Err(BlockstoreError::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::other("the block writer has already stopped"),
-            }),
+            None => Err(writer_stopped()),
         }
+    }
+}
+
+/// What a writer reports once it has stopped and its own error was already returned.
+fn writer_stopped() -> BlockstoreError {
+    BlockstoreError::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other("the block writer has stopped"),
     }
 }
 
@@ -311,14 +331,7 @@ impl BlockSink for BlockWriter {
             return Ok(());
         }
         // The writer stopped: its error says why.
-        match self.join() {
-            Err(e) => Err(e.into()),
-            Ok(_) => Err(BlockstoreError::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::other("the block writer stopped"),
-            }
-            .into()),
-        }
+        Err(self.join().err().unwrap_or_else(writer_stopped).into())
     }
 }
 
