@@ -55,7 +55,7 @@ struct ServeArgs {
 /// Run `otaledger gateway …`.
 pub(crate) async fn run(args: GatewayArgs, json: bool) -> eyre::Result<()> {
     let GatewayCommand::Serve(s) = args.command;
-    let shutdown = crate::shutdown::Shutdown::listen().wrap_err("listening for Ctrl-C")?;
+    let shutdown = crate::shutdown::Shutdown::listen()?;
     let dir = match s.store {
         Some(dir) => dir,
         None => crate::ipfs::default_store_dir()?,

@@ -230,7 +230,7 @@ async fn open(
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> eyre::Result<()> {
     match args.command {
         IndexerCommand::Run(r) => {
-            let shutdown = crate::shutdown::Shutdown::listen().wrap_err("listening for Ctrl-C")?;
+            let shutdown = crate::shutdown::Shutdown::listen()?;
             let leaves = (r.ipfs_store.is_some() || !r.ipfs_gateways.is_empty()).then(|| {
                 otaledger_indexer::leaves::LeafSource {
                     store: r.ipfs_store.clone(),

@@ -19,19 +19,21 @@ pub(crate) struct Shutdown {
 
 impl Shutdown {
     /// Starts listening (inside a tokio runtime).
-    pub(crate) fn listen() -> std::io::Result<Self> {
+    pub(crate) fn listen() -> eyre::Result<Self> {
+        use eyre::WrapErr as _;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| signal(kind).wrap_err("listening for Ctrl-C and SIGTERM");
             Ok(Self {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
             })
         }
         #[cfg(windows)]
         {
             Ok(Self {
-                ctrl_c: tokio::signal::windows::ctrl_c()?,
+                ctrl_c: tokio::signal::windows::ctrl_c().wrap_err("listening for Ctrl-C")?,
             })
         }
     }

@@ -160,8 +160,7 @@ fn init_logs() {
 
 async fn serve(a: ServeArgs, json: bool) -> eyre::Result<()> {
     init_logs();
-    let shutdown =
-        eyre::WrapErr::wrap_err(crate::shutdown::Shutdown::listen(), "listening for Ctrl-C")?;
+    let shutdown = crate::shutdown::Shutdown::listen()?;
     let chain = a.chain.resolve().await?;
     let rpc_url = chain.rpc()?.to_string();
     let key_service = a.wallet.signer()?;

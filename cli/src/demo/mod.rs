@@ -228,7 +228,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
     let dir = prepare_dir(&args.dir)?;
     // One listener for the whole run: a Ctrl-C between the round's end and the wait below
     // is kept, not lost.
-    let mut shutdown = crate::shutdown::Shutdown::listen().wrap_err("listening for Ctrl-C")?;
+    let mut shutdown = crate::shutdown::Shutdown::listen()?;
     let mut demo = Demo::default();
     let result = tokio::select! {
         r = demo.run(&args, &dir, json) => r,
