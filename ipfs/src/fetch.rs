@@ -106,37 +106,20 @@ pub async fn fetch(
         .map_err(|e| FetchError::Task(e.to_string()))?
 }
 
-/// The HTTP client for gateway requests with these timeouts, one per process and timeouts:
-/// each new client loads and parses the system's root certificates (about 330 KB of heap), so
-/// a process fetching for many devices (the demo's fleet) shares one. Only listed gateways are
-/// asked: a redirect is that gateway's failure, not an order to send the device to another
-/// host (its LAN, a metadata address) or round a loop.
+/// The HTTP client for gateway requests with these timeouts (one per process and timeouts:
+/// [`crate::http::shared_client`]). Only listed gateways are asked: a redirect is that
+/// gateway's failure, not an order to send the device to another host (its LAN, a metadata
+/// address) or round a loop.
 fn http_client(
     connect_timeout: std::time::Duration,
     timeout: Option<std::time::Duration>,
 ) -> Result<reqwest::Client, FetchError> {
-    type Key = (std::time::Duration, Option<std::time::Duration>);
-    static CLIENTS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
-    > = std::sync::OnceLock::new();
-    let mut clients = CLIENTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(client) = clients.get(&(connect_timeout, timeout)) {
-        return Ok(client.clone());
-    }
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(timeout) = timeout {
-        builder = builder.timeout(timeout);
-    }
-    let client = builder
-        .build()
-        .map_err(|e| FetchError::Task(format!("http client: {e}")))?;
-    clients.insert((connect_timeout, timeout), client.clone());
-    Ok(client)
+    crate::http::shared_client(crate::http::ClientSettings {
+        connect_timeout: Some(connect_timeout),
+        timeout,
+        follow_redirects: false,
+    })
+    .map_err(|e| FetchError::Task(format!("http client: {e}")))
 }
 
 /// The file size the root block declares, read from the first gateway that returns a root

@@ -60,6 +60,8 @@ pub mod fetch;
 #[cfg(feature = "server")]
 pub mod gateway;
 #[cfg(feature = "client")]
+pub mod http;
+#[cfg(feature = "client")]
 mod kubo;
 
 #[cfg(feature = "client")]

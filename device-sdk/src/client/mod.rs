@@ -285,40 +285,18 @@ pub(crate) fn http_client(
     shared_client(timeout, false)
 }
 
-/// One `reqwest::Client` per (timeout, redirect policy) in the process, shared by every client
-/// built with it: each new client loads and parses the system's root certificates (about 330 KB
-/// of heap), which for a fleet of simulated devices in one process (`otaledger demo`, 4–5
-/// clients per device) came to 330 MiB at 1,000 devices. A shared client also shares its
-/// connection pool, which holds no secret of a device; pooled connections are per host and
-/// close with the tokio runtime that opened them (the pool then drops them), so clients of
-/// several runtimes in one process (tests) do not break each other.
+/// The process's client with this timeout and redirect policy
+/// ([`otaledger_ipfs::http::shared_client`]: one per setting, not one per device).
 pub(crate) fn shared_client(
     timeout: std::time::Duration,
     follow_redirects: bool,
 ) -> std::result::Result<reqwest::Client, String> {
-    use std::{collections::HashMap, sync::Mutex, sync::OnceLock};
-    static CLIENTS: OnceLock<Mutex<HashMap<(std::time::Duration, bool), reqwest::Client>>> =
-        OnceLock::new();
-    let clients = CLIENTS.get_or_init(Mutex::default);
-    // A panic while the lock was held cannot leave the map half-updated: take it anyway.
-    let mut clients = clients
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(client) = clients.get(&(timeout, follow_redirects)) {
-        return Ok(client.clone());
-    }
-    let redirect = if follow_redirects {
-        reqwest::redirect::Policy::default()
-    } else {
-        reqwest::redirect::Policy::none()
-    };
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(redirect)
-        .build()
-        .map_err(|e| format!("http client: {e}"))?;
-    clients.insert((timeout, follow_redirects), client.clone());
-    Ok(client)
+    otaledger_ipfs::http::shared_client(otaledger_ipfs::http::ClientSettings {
+        connect_timeout: None,
+        timeout: Some(timeout),
+        follow_redirects,
+    })
+    .map_err(|e| format!("http client: {e}"))
 }
 
 /// `scheme://host:port` of `url`: what errors and logs name, never the path, query or user info
