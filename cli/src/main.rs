@@ -41,6 +41,8 @@ struct Cli {
 enum Command {
     /// The whole system in one command: chain, services, dashboard, and a fleet that updates.
     Demo(demo::DemoArgs),
+    /// The fleet at scale: `fleet simulate` benchmarks thousands of verifying devices.
+    Fleet(demo::simulate::FleetArgs),
     /// Content addressing: add files, fetch them verified from gateways, CAR import/export.
     Ipfs(ipfs::IpfsArgs),
     /// Run the trustless IPFS gateway over the local block store.
@@ -77,6 +79,7 @@ fn main() -> eyre::Result<()> {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(args, cli.json).await,
+            Command::Fleet(args) => demo::simulate::run(args, cli.json).await,
             Command::Ipfs(args) => ipfs::run(args, cli.json).await,
             Command::Gateway(args) => gateway::run(args, cli.json).await,
             Command::Indexer(args) => indexer::run(args, cli.json).await,

@@ -401,3 +401,66 @@ fn paused_demo_shows_the_fleet_red_and_stops_on_ctrl_c() {
         "dashboard still up"
     );
 }
+
+/// `otaledger fleet simulate` through the binary, small: every entitled device installs, the
+/// device not bought keeps checking and does not; the report's counts come from the relays
+/// (with `--relay cache` the gateway served the bundle once for the three devices and the
+/// shared headers and proofs were answered from the cache); every device's attempts land in
+/// `devices.json`.
+#[test]
+fn fleet_simulate_reports_what_the_relays_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("simulate");
+    let out = Command::new(BIN)
+        .args([
+            "--json",
+            "fleet",
+            "simulate",
+            "--devices",
+            "4",
+            "--buyers",
+            "3",
+        ])
+        .args([
+            "--image-size",
+            "64K",
+            "--relay",
+            "cache",
+            "--timeout",
+            "120",
+        ])
+        .arg("--dir")
+        .arg(&state)
+        .env_remove("OTALEDGER_DATABASE")
+        .output()
+        .unwrap();
+    let r = summary(&out);
+    assert_eq!(
+        (&r["devices"], &r["entitled"], &r["installed"]),
+        (&4.into(), &3.into(), &3.into())
+    );
+    assert_eq!(r["image_size"], 65536);
+    assert_eq!(r["update"]["count"], 3);
+    assert!(r["attempts"]["count"].as_u64().unwrap() >= 4);
+    let bundle = r["bundle_size"].as_u64().unwrap();
+    let served = r["gateway_bytes_served"].as_u64().unwrap();
+    let upstream = r["gateway_bytes_upstream"].as_u64().unwrap();
+    assert!(served >= 3 * bundle, "{served} < 3 × {bundle}");
+    assert!(
+        upstream < 2 * bundle,
+        "the cache asked the gateway {upstream} bytes"
+    );
+    assert!(r["rpc_cache_hit_rate"].as_f64().unwrap() > 0.0);
+    assert!(r["rpc_methods_per_check"]["eth_getProof"].as_f64().unwrap() > 0.0);
+    assert!(r["cpu_ms_per_update_process"].as_f64().unwrap() > 0.0);
+    assert!(r["peak_rss_process_mib"].as_f64().unwrap() > 0.0);
+    let devices: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(state.join("devices.json")).unwrap()).unwrap();
+    assert_eq!(devices.len(), 4);
+    for d in &devices {
+        let bought = d["bought"].as_bool().unwrap();
+        assert_eq!(d["installed_version"], u64::from(bought));
+        assert_eq!(d["installed_after_ms"].is_number(), bought);
+        assert!(!d["attempts"].as_array().unwrap().is_empty());
+    }
+}

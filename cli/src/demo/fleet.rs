@@ -11,6 +11,7 @@
 //! settled (installed, or given up), or at the timeout.
 
 use std::{
+    collections::HashSet,
     path::PathBuf,
     sync::{
         Arc,
@@ -54,6 +55,10 @@ pub(super) struct DeviceResult {
     pub(super) installed_version: u64,
     /// Its last attempt: `updated`, `up-to-date`, `not-entitled`, or `refused:<class>`.
     pub(super) verdict: String,
+    /// Every attempt of the round, in order: how long `run_once` took and its verdict.
+    pub(super) attempts: Vec<(Duration, String)>,
+    /// When it installed, after the round began.
+    pub(super) installed_after: Option<Duration>,
 }
 
 /// Settings of a round.
@@ -78,6 +83,7 @@ pub(super) struct Fleet {
 impl Fleet {
     /// Reads every device's `device.toml`; `bought` holds the bought devices' indexes.
     pub(super) fn load(dirs: &[PathBuf], bought: &[u64]) -> eyre::Result<Self> {
+        let bought: HashSet<u64> = bought.iter().copied().collect();
         let devices = dirs
             .iter()
             .map(|dir| {
@@ -140,10 +146,14 @@ impl Fleet {
                 let mut first = true;
                 let mut errors = 0;
                 let mut done_tx = Some(done_tx);
+                let mut attempts = Vec::new();
+                let mut installed_after = None;
                 let verdict = loop {
-                    let result = {
+                    let (result, took) = {
                         let _permit = permits.acquire().await?;
-                        updater.run_once().await
+                        let began = Instant::now();
+                        let result = updater.run_once().await;
+                        (result, began.elapsed())
                     };
                     if first {
                         checked.fetch_add(1, Ordering::Relaxed);
@@ -152,12 +162,14 @@ impl Fleet {
                     let verdict = match &result {
                         Ok(Outcome::Updated { .. }) => {
                             installed.fetch_add(1, Ordering::Relaxed);
+                            installed_after = Some(started.elapsed());
                             "updated".to_owned()
                         }
                         Ok(Outcome::UpToDate { .. }) => "up-to-date".to_owned(),
                         Ok(Outcome::NotEntitled { .. }) => "not-entitled".to_owned(),
                         Err(e) => format!("refused:{}", e.class()),
                     };
+                    attempts.push((took, verdict.clone()));
                     // Not entitled (yet): check again while the round lasts. An error (a
                     // refusal, or a node too slow to answer): again at the next interval, as
                     // `device run --interval` does, at most `MAX_ERRORS` times.
@@ -189,6 +201,8 @@ impl Fleet {
                         bought: device.bought,
                         installed_version,
                         verdict,
+                        attempts,
+                        installed_after,
                     },
                 ))
             });

@@ -26,7 +26,9 @@
 //! `--exit-when-done`) and stops every task and child.
 
 mod fleet;
+mod relay;
 mod services;
+pub(crate) mod simulate;
 
 use std::{
     path::{Path, PathBuf},
@@ -118,6 +120,9 @@ pub(crate) struct DemoArgs {
     /// Seconds the fleet round may take before the demo gives up on the devices still waiting.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Set by `fleet simulate`: its image size, relays and measurements.
+    #[arg(skip)]
+    sim: Option<simulate::Sim>,
 }
 
 /// One measured transaction.
@@ -211,6 +216,11 @@ impl Progress {
 
 /// Runs the demo; Ctrl-C at any point stops it and everything it started.
 pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
+    run_measured(args, json).await.map(|_| ())
+}
+
+/// [`run`], returning what `fleet simulate` measured (`None` if interrupted or not simulating).
+async fn run_measured(args: DemoArgs, json: bool) -> eyre::Result<Option<simulate::Measured>> {
     if !args.no_purchase && args.buyers > args.devices {
         bail!(
             "--buyers {} is more than --devices {}",
@@ -235,7 +245,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
         () = shutdown.recv() => {
             eprintln!("interrupted: stopping");
             demo.stop().await;
-            return Ok(());
+            return Ok(None);
         }
     };
     if result.is_ok() && !args.exit_when_done {
@@ -247,7 +257,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> eyre::Result<()> {
         }
     }
     demo.stop().await;
-    result
+    result.map(|()| demo.measured.take())
 }
 
 /// Makes `dir` an empty demo state directory: created if absent, wiped if it holds an earlier
@@ -282,10 +292,15 @@ struct Demo {
     services: Option<services::Services>,
     anvil: Option<alloy::node_bindings::AnvilInstance>,
     database: Option<services::Database>,
+    /// The relays between the devices and the RPC endpoint and gateway (`fleet simulate`).
+    relays: Option<(relay::Relay, relay::Relay)>,
+    /// What `fleet simulate` measured.
+    measured: Option<simulate::Measured>,
 }
 
 impl Demo {
     async fn stop(&mut self) {
+        self.relays.take();
         if let Some(services) = self.services.take() {
             services.stop().await;
         }
@@ -462,6 +477,22 @@ impl Demo {
         .await?;
         let urls = services.urls.clone();
         self.services = Some(services);
+        // `fleet simulate`: the devices reach the chain and the gateway through relays that
+        // count (and with `--relay cache`, cache) what they ask.
+        let (device_rpc, device_gateway) = match args.sim.map(|s| s.relay) {
+            None | Some(simulate::RelayMode::None) => (endpoint.clone(), urls.gateway.clone()),
+            Some(mode) => {
+                let cache = mode == simulate::RelayMode::Cache;
+                let rpc =
+                    relay::Relay::start(endpoint.clone(), relay::Upstream::Rpc, cache).await?;
+                let gateway =
+                    relay::Relay::start(urls.gateway.clone(), relay::Upstream::Gateway, cache)
+                        .await?;
+                let pair = (rpc.url.clone(), gateway.url.clone());
+                self.relays = Some((rpc, gateway));
+                pair
+            }
+        };
         out.stage(
             "services",
             format!(
@@ -482,8 +513,8 @@ impl Demo {
             out_dir,
             attributes: Vec::new(),
             key_service,
-            rpc_urls: vec![endpoint.clone()],
-            gateways: vec![urls.gateway.clone()],
+            rpc_urls: vec![device_rpc.clone()],
+            gateways: vec![device_gateway.clone()],
             key_service_urls: vec![urls.key_service.clone()],
             report_urls: vec![urls.api.clone()],
             indexer_urls: vec![urls.api.clone()],
@@ -530,7 +561,7 @@ impl Demo {
         // (one after another, 1,000 claims took 71 s on anvil).
         let claim_gas: Vec<_> = {
             use futures_util::{StreamExt as _, TryStreamExt as _};
-            const CLAIMS_IN_FLIGHT: usize = 16;
+            const CLAIMS_IN_FLIGHT: usize = 64;
             let (chain, provider, who) = (&chain, &owner_provider, owner.address());
             futures_util::stream::iter(dirs.iter())
                 .map(|d| async move {
@@ -579,7 +610,10 @@ impl Demo {
         let release_dir = dir.join("release");
         std::fs::create_dir_all(&release_dir)?;
         let image = release_dir.join("image.bin");
-        std::fs::write(&image, generated_image(IMAGE_SIZE))?;
+        std::fs::write(
+            &image,
+            generated_image(args.sim.map_or(IMAGE_SIZE, |s| s.image_size)),
+        )?;
         let now = op
             .get_block_by_number(Default::default())
             .await?
@@ -615,6 +649,17 @@ impl Demo {
             })
             .collect::<otaledger_cli::Result<Vec<_>>>()?;
         let published = release::publish(&chain, &operator, &created.manifest, &sigs).await?;
+        // `fleet simulate` measures from here: the release is on chain.
+        let published_at = Instant::now();
+        let anvil_pid = self.anvil.as_ref().map(|a| a.child().id());
+        let cpu_before = (
+            simulate::ProcStat::of(None).cpu,
+            simulate::ProcStat::of(anvil_pid).cpu,
+        );
+        let relay_before = self
+            .relays
+            .as_ref()
+            .map(|(r, g)| (r.stats.counts(), g.stats.counts()));
         out.stage(
             "release",
             format!(
@@ -673,29 +718,40 @@ impl Demo {
                 .collect()
         };
         let owner_provider = chain.signer(&owner)?;
-        let purchase = if bought.is_empty() || args.no_purchase {
-            None
-        } else {
-            Some(
-                market::purchase(
-                    &chain,
-                    &owner_provider,
-                    owner.address(),
-                    created.release_id,
-                    bought.clone(),
-                    false,
-                )
-                .await?,
-            )
-        };
+        // At most PURCHASE_CHUNK devices per transaction: a purchase costs about 4,600 gas a
+        // device, and 10,000 devices would not fit anvil's 30M block gas limit.
+        const PURCHASE_CHUNK: usize = 2_000;
+        let mut purchases = Vec::new();
+        if !args.no_purchase {
+            for chunk in bought.chunks(PURCHASE_CHUNK) {
+                purchases.push(
+                    market::purchase(
+                        &chain,
+                        &owner_provider,
+                        owner.address(),
+                        created.release_id,
+                        chunk.to_vec(),
+                        false,
+                    )
+                    .await?,
+                );
+            }
+        }
         out.stage(
             "purchase",
-            match &purchase {
-                Some(p) => format!(
-                    "{} of {} devices for {} wei",
+            match purchases.first() {
+                Some(_) => format!(
+                    "{} of {} devices for {} wei{}",
                     bought.len(),
                     args.devices,
-                    p.amount
+                    purchases
+                        .iter()
+                        .fold(alloy::primitives::U256::ZERO, |sum, p| sum + p.amount),
+                    if purchases.len() > 1 {
+                        format!(" in {} transactions", purchases.len())
+                    } else {
+                        String::new()
+                    }
                 ),
                 None if args.no_purchase => format!(
                     "{} of {} devices bought outside the demo (entitled on chain)",
@@ -705,8 +761,8 @@ impl Demo {
                 None => format!("none of {} devices", args.devices),
             },
         );
-        if let Some(p) = &purchase {
-            out.gas(format!("purchase ({} devices)", bought.len()), &p.mined);
+        for p in &purchases {
+            out.gas(format!("purchase ({} devices)", p.devices.len()), &p.mined);
         }
 
         // 8. The indexer has the fleet and the purchase before the devices report.
@@ -714,7 +770,7 @@ impl Demo {
             .services
             .as_ref()
             .ok_or_else(|| eyre!("services stopped"))?;
-        let last_block = match &purchase {
+        let last_block = match purchases.last() {
             Some(p) => p.mined.block,
             None => reader.get_block_number().await?,
         };
@@ -724,6 +780,7 @@ impl Demo {
 
         // 9. The fleet round.
         let devices = fleet::Fleet::load(&dirs, &bought)?;
+        let round_began = Instant::now();
         let results = devices
             .round(fleet::RoundOptions {
                 confirmations,
@@ -732,6 +789,28 @@ impl Demo {
                 json,
             })
             .await?;
+        if args.sim.is_some() {
+            let round = round_began.elapsed();
+            let (process, anvil) = (
+                simulate::ProcStat::of(None),
+                simulate::ProcStat::of(anvil_pid),
+            );
+            let relays = self.relays.as_ref().zip(relay_before.as_ref());
+            self.measured = Some(simulate::Measured {
+                results: results.clone(),
+                bundle_size: created.bundle_size,
+                database: database_kind,
+                publish_to_round: round_began - published_at,
+                round,
+                cpu_self: process.cpu - cpu_before.0,
+                cpu_anvil: anvil.cpu - cpu_before.1,
+                peak_rss_self: process.peak_rss,
+                peak_rss_anvil: anvil.peak_rss,
+                rpc: relays.map(|((r, _), (r0, _))| r.stats.counts().since(r0)),
+                gateway: relays.map(|((_, g), (_, g0))| g.stats.counts().since(g0)),
+                stage_ms: out.stage_ms.clone(),
+            });
+        }
         let statuses = services
             .wait_dashboard(&bought, first, args.devices, Duration::from_secs(30))
             .await?;
@@ -793,6 +872,10 @@ impl Demo {
                 "serving the dashboard at {dashboard} (state in {}); Ctrl-C to stop",
                 dir.display()
             ));
+        }
+        if args.sim.is_some() {
+            // `fleet simulate` reports (and judges) what it measured.
+            return Ok(());
         }
         if json {
             println!("{}", serde_json::to_string(&summary)?);

@@ -352,6 +352,7 @@ impl Services {
         timeout: Duration,
     ) -> eyre::Result<HashMap<u64, String>> {
         let deadline = Instant::now() + timeout;
+        let bought: std::collections::HashSet<u64> = bought.iter().copied().collect();
         loop {
             let statuses: HashMap<u64, String> = read_fleet(&self.pool, None)
                 .await?
