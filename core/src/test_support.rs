@@ -74,6 +74,24 @@ async fn wait_receipt<P: Provider>(
     })
 }
 
+/// A provider sending from anvil's dev account `i`.
+fn wallet(anvil: &AnvilInstance, i: usize) -> DynProvider {
+    wallet_of(anvil, anvil.keys()[i].clone().into())
+}
+
+/// A provider sending from `key`. The nonce is asked for before every transaction (not
+/// cached), so sending goes on after an `evm_revert`.
+fn wallet_of(anvil: &AnvilInstance, key: PrivateKeySigner) -> DynProvider {
+    ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key))
+        .connect_http(anvil.endpoint_url())
+        .erased()
+}
+
 /// A running anvil with both contracts deployed.
 #[derive(Debug)]
 pub struct Chain {
@@ -96,21 +114,8 @@ impl Chain {
 
     /// Deploys both contracts on a running `anvil`.
     pub async fn on(anvil: AnvilInstance) -> Result<Self> {
-        let wallet = |i: usize| {
-            let key: PrivateKeySigner = anvil.keys()[i].clone().into();
-            // The nonce is asked for before every transaction (not cached), so
-            // sending goes on after an `evm_revert`.
-            ProviderBuilder::new()
-                .disable_recommended_fillers()
-                .with_gas_estimation()
-                .with_simple_nonce_management()
-                .fetch_chain_id()
-                .wallet(EthereumWallet::from(key))
-                .connect_http(anvil.endpoint_url())
-                .erased()
-        };
-        let provider = wallet(0);
-        let owner = wallet(1);
+        let provider = wallet(&anvil, 0);
+        let owner = wallet(&anvil, 1);
         let deployed =
             deploy::deploy(&provider, DEFAULT_SALT, DEFAULT_REFUND_WINDOW, "test").await?;
         Ok(Self {
@@ -119,6 +124,16 @@ impl Chain {
             provider,
             owner,
         })
+    }
+
+    /// A provider sending from `key`, which anvil funds with 1,000 ETH (`anvil_setBalance`).
+    pub async fn funded_wallet(&self, key: PrivateKeySigner) -> Result<DynProvider> {
+        self.raw(
+            "anvil_setBalance",
+            serde_json::json!([key.address(), "0x3635c9adc5dea00000"]),
+        )
+        .await?;
+        Ok(wallet_of(&self.anvil, key))
     }
 
     /// The node's HTTP URL.
@@ -165,15 +180,52 @@ pub struct Scenario {
     /// Every published release: its id and manifest, in publishing order.
     pub releases: Vec<(B256, Manifest)>,
     extra_versions: u64,
+    /// The manufacturer's operator and payee (anvil's key 0 unless [`Scenario::register_fresh`]).
+    operator: DynProvider,
+    operator_address: Address,
+    /// The devices' owner (anvil's key 1 unless [`Scenario::register_fresh`]).
+    owner: DynProvider,
+    owner_address: Address,
+    /// The release bought in the round under way, withdrawn once past the refund window.
+    to_withdraw: Option<Manifest>,
 }
 
 impl Scenario {
-    /// Registers a manufacturer on `chain`.
+    /// Registers a manufacturer on `chain`, operated by anvil's key 0, its devices owned by
+    /// key 1.
     pub async fn register(chain: &Chain) -> Result<Self> {
+        Self::register_with(
+            chain,
+            (chain.provider.clone(), chain.anvil.addresses()[0]),
+            (chain.owner.clone(), chain.anvil.addresses()[1]),
+        )
+        .await
+    }
+
+    /// Registers a manufacturer operated by a fresh funded account, its devices owned by
+    /// another: scenarios on their own accounts can play their rounds side by side
+    /// ([`Scenario::round_until_refunds`], then one `evm_increaseTime` for all, then
+    /// [`Scenario::round_after_refund_window`]).
+    pub async fn register_fresh(chain: &Chain) -> Result<Self> {
+        let (operator, owner) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let (operator_address, owner_address) = (operator.address(), owner.address());
+        Self::register_with(
+            chain,
+            (chain.funded_wallet(operator).await?, operator_address),
+            (chain.funded_wallet(owner).await?, owner_address),
+        )
+        .await
+    }
+
+    async fn register_with(
+        chain: &Chain,
+        (operator, operator_address): (DynProvider, Address),
+        (owner, owner_address): (DynProvider, Address),
+    ) -> Result<Self> {
         let d = &chain.deployment;
         let keys: Vec<PrivateKeySigner> = (0..3).map(|_| PrivateKeySigner::random()).collect();
         let set = SignerSet::new(keys.iter().map(|k| k.address()).collect(), 2)?;
-        let registry = UpdateRegistry::new(d.registry, &chain.provider);
+        let registry = UpdateRegistry::new(d.registry, &operator);
         let receipt = send!(
             "registerManufacturer",
             registry.registerManufacturer(
@@ -200,6 +252,11 @@ impl Scenario {
             devices: Vec::new(),
             releases: Vec::new(),
             extra_versions: 0,
+            operator,
+            operator_address,
+            owner,
+            owner_address,
+            to_withdraw: None,
         })
     }
 
@@ -223,8 +280,8 @@ impl Scenario {
         self.publish_by(chain, m, &[0, 2]).await
     }
 
-    async fn publish_by(&mut self, chain: &Chain, m: &Manifest, signers: &[usize]) -> Result<()> {
-        let registry = UpdateRegistry::new(self.registry, &chain.provider);
+    async fn publish_by(&mut self, _chain: &Chain, m: &Manifest, signers: &[usize]) -> Result<()> {
+        let registry = UpdateRegistry::new(self.registry, &self.operator);
         let domain = registry_domain(self.chain_id, self.registry);
         let keys: Vec<&PrivateKeySigner> = signers.iter().map(|i| &self.keys[*i]).collect();
         let approval = self.set.approve_typed(m, &domain, &keys)?;
@@ -258,8 +315,8 @@ impl Scenario {
 
     /// One `ParamsCidSet` event naming `tag`: a one-block change that makes two
     /// branches of a reorg differ.
-    pub async fn touch(&self, chain: &Chain, tag: &str) -> Result<()> {
-        let registry = UpdateRegistry::new(self.registry, &chain.provider);
+    pub async fn touch(&self, _chain: &Chain, tag: &str) -> Result<()> {
+        let registry = UpdateRegistry::new(self.registry, &self.operator);
         send!(
             "setParamsCid",
             registry.setParamsCid(self.manufacturer, format!("bafy-{tag}"))
@@ -273,12 +330,27 @@ impl Scenario {
     /// signatures and refunded, one revoked in an emergency), a floor raise, a
     /// new parameters CID, a signer rotation and an operator/payee update.
     pub async fn round(&mut self, chain: &Chain) -> Result<()> {
+        self.round_until_refunds(chain).await?;
+        // Past the refund window, v1's earnings go to the payee.
+        chain
+            .raw(
+                "evm_increaseTime",
+                serde_json::json!([DEFAULT_REFUND_WINDOW + 1]),
+            )
+            .await?;
+        self.round_after_refund_window(chain).await
+    }
+
+    /// A [`round`](Self::round) up to the refund window's end: everything but the withdrawal.
+    pub async fn round_until_refunds(&mut self, chain: &Chain) -> Result<()> {
         self.rounds += 1;
         let r = self.rounds;
-        let registry = UpdateRegistry::new(self.registry, &chain.provider);
-        let market = UpdateMarket::new(self.market, &chain.owner);
+        // Owned handles (cheap clones), so `self` stays free for `publish`.
+        let (operator_provider, owner_provider) = (self.operator.clone(), self.owner.clone());
+        let registry = UpdateRegistry::new(self.registry, &operator_provider);
+        let market = UpdateMarket::new(self.market, &owner_provider);
         let domain = registry_domain(self.chain_id, self.registry);
-        let owner = chain.anvil.addresses()[1];
+        let owner = self.owner_address;
 
         send!(
             "setParamsCid",
@@ -336,7 +408,7 @@ impl Scenario {
                 )
             );
         }
-        let owner_registry = UpdateRegistry::new(self.registry, &chain.owner);
+        let owner_registry = UpdateRegistry::new(self.registry, &owner_provider);
         send!(
             "transferDevice",
             owner_registry
@@ -347,8 +419,7 @@ impl Scenario {
             registry.setDeviceActive(batch.batchId, index(2), false)
         );
 
-        let now = chain
-            .provider
+        let now = operator_provider
             .get_block_by_number(Default::default())
             .await
             .map_err(|e| rpc("eth_getBlockByNumber")(&e))?
@@ -413,7 +484,7 @@ impl Scenario {
             .await
             .map_err(|e| rpc("manufacturer")(&e))?
             .nonce;
-        let operator = chain.anvil.addresses()[0];
+        let operator = self.operator_address;
         let update = UpdateManufacturer {
             manufacturerId: self.manufacturer,
             nonce,
@@ -447,16 +518,18 @@ impl Scenario {
         sorted.sort_by_key(|k| k.address());
         self.keys = sorted;
         self.set = new_set;
+        self.to_withdraw = Some(v1);
+        Ok(())
+    }
 
-        // Past the refund window, v1's earnings go to the payee.
-        chain
-            .raw(
-                "evm_increaseTime",
-                serde_json::json!([DEFAULT_REFUND_WINDOW + 1]),
-            )
-            .await?;
-        let market_by_deployer = UpdateMarket::new(self.market, &chain.provider);
-        send!("withdraw", market_by_deployer.withdraw(v1.into()));
+    /// The end of a [`round`](Self::round), once the chain's time is past the refund window:
+    /// the round's first release's earnings go to the payee.
+    pub async fn round_after_refund_window(&mut self, _chain: &Chain) -> Result<()> {
+        let Some(v1) = self.to_withdraw.take() else {
+            return Ok(());
+        };
+        let market = UpdateMarket::new(self.market, &self.operator);
+        send!("withdraw", market.withdraw(v1.into()));
         Ok(())
     }
 }

@@ -7,12 +7,20 @@
 //! flight, no database; (b) a full backfill into PostgreSQL; (c) into SQLite;
 //! then API latency (p50/p99) under 64 concurrent clients over the SQLite index.
 //!
-//! `cargo bench -p otaledger-indexer --bench sync -- EVENTS` (default 20,000).
+//! `cargo bench -p otaledger-indexer --bench sync -- EVENTS [SCENARIOS [BLOCK_TIME]]` (default
+//! 20,000 events; 16 scenarios; a block per transaction, or one every BLOCK_TIME seconds). The history is filled by SCENARIOS manufacturers side by side, each
+//! with its own operator and owner accounts: one scenario sends one transaction after another
+//! (about 38 events/s on this machine, bound by waiting for each receipt), so several keep anvil
+//! busy. Their rounds run in lockstep: every scenario plays its round up to the refunds, then one
+//! `evm_increaseTime` past the refund window serves them all, then every withdrawal.
 
 use std::{path::Path, process::Command, sync::Arc, time::Instant};
 
 use futures_util::{StreamExt, stream};
-use otaledger_core::test_support::{Chain, Scenario};
+use otaledger_core::{
+    deploy::DEFAULT_REFUND_WINDOW,
+    test_support::{Chain, Scenario},
+};
 use otaledger_indexer::{Indexer, IndexerConfig};
 
 fn leg_env(name: &str) -> String {
@@ -160,6 +168,32 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
     (at(0.5), at(0.99), l.len())
 }
 
+/// One round of every scenario, side by side (see the module documentation).
+async fn play(chain: &Chain, scenarios: &mut [Scenario]) {
+    for r in
+        futures_util::future::join_all(scenarios.iter_mut().map(|s| s.round_until_refunds(chain)))
+            .await
+    {
+        r.unwrap();
+    }
+    chain
+        .raw(
+            "evm_increaseTime",
+            serde_json::json!([DEFAULT_REFUND_WINDOW + 1]),
+        )
+        .await
+        .unwrap();
+    for r in futures_util::future::join_all(
+        scenarios
+            .iter_mut()
+            .map(|s| s.round_after_refund_window(chain)),
+    )
+    .await
+    {
+        r.unwrap();
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -175,10 +209,25 @@ async fn main() {
         .first()
         .and_then(|a| a.parse().ok())
         .unwrap_or(if bench { 20_000 } else { 1 });
-    let chain = Chain::start(&[]).await.unwrap();
-    let mut scenario = Scenario::register(&chain).await.unwrap();
+    let parallel: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(if bench { 16 } else { 1 })
+        .max(1);
+    // BLOCK_TIME (seconds, e.g. 0.2): interval mining, many transactions per block, as on a
+    // real chain; without it anvil mines a block per transaction and spends its time on a
+    // state root per transaction.
+    let mut anvil_args = Vec::new();
+    if let Some(t) = args.get(2) {
+        anvil_args.extend(["--block-time", t]);
+    }
+    let chain = Chain::start(&anvil_args).await.unwrap();
+    let mut scenarios = Vec::with_capacity(parallel);
+    for _ in 0..parallel {
+        scenarios.push(Scenario::register_fresh(&chain).await.unwrap());
+    }
     let started = Instant::now();
-    scenario.round(&chain).await.unwrap();
+    play(&chain, &mut scenarios).await;
     let head = chain.head().await.unwrap();
     let d = &chain.deployment;
     let per_round = raw_get_logs(
@@ -190,8 +239,15 @@ async fn main() {
     )
     .await;
     let rounds = target.div_ceil(per_round.max(1));
-    for _ in 1..rounds {
-        scenario.round(&chain).await.unwrap();
+    for round in 1..rounds {
+        play(&chain, &mut scenarios).await;
+        if round % 20 == 0 {
+            let filled = per_round * (round + 1);
+            eprintln!(
+                "filling: about {filled} of {target} events ({:.0} events/s)",
+                filled as f64 / started.elapsed().as_secs_f64()
+            );
+        }
     }
     let head = chain.head().await.unwrap();
     let events = raw_get_logs(
@@ -203,7 +259,7 @@ async fn main() {
     )
     .await;
     println!(
-        "history: {events} events in {head} blocks ({rounds} rounds, filled in {:.0} s)",
+        "history: {events} events in {head} blocks ({rounds} rounds of {parallel} scenarios, filled in {:.0} s)",
         started.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir().unwrap();
