@@ -58,7 +58,12 @@ async fn wait_receipt<P: Provider>(
     tx: B256,
     during: &'static str,
 ) -> Result<alloy::rpc::types::TransactionReceipt> {
-    for _ in 0..1_000 {
+    // On anvil's automine the first poll finds it; with interval mining (or a busy node) the
+    // polls back off from 10 ms to 100 ms, so hundreds of senders do not flood the node.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
         if let Some(receipt) = provider
             .get_transaction_receipt(tx)
             .await
@@ -66,12 +71,15 @@ async fn wait_receipt<P: Provider>(
         {
             return Ok(receipt);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if started.elapsed() > PATIENCE {
+            return Err(Error::Rpc {
+                during,
+                reason: format!("transaction {tx} not mined after {} s", PATIENCE.as_secs()),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
-    Err(Error::Rpc {
-        during,
-        reason: format!("transaction {tx} not mined after 10 s"),
-    })
 }
 
 /// A provider sending from anvil's dev account `i`.
