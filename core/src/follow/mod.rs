@@ -128,14 +128,17 @@ pub struct FollowConfig {
 
 impl FollowConfig {
     /// Defaults for `addresses` from `start_block`: finality depth 64,
-    /// ranges of 1,000 growing to 50,000 blocks, 2,000 logs per request,
-    /// 4 requests in flight, a poll every second.
+    /// ranges of 100 growing to 50,000 blocks, 2,000 logs per request,
+    /// 4 requests in flight, a poll every second. The first range is small
+    /// because the range adapts only after an answer: on a dense history (50
+    /// events a block) a first range of 1,000 blocks was one 50,000-log
+    /// answer and batch, and the backfill's peak RSS grew with the history.
     pub fn new(addresses: Vec<Address>, start_block: u64) -> Self {
         Self {
             addresses,
             start_block,
             finality_depth: 64,
-            initial_range: 1_000,
+            initial_range: 100,
             max_range: 50_000,
             target_logs: 2_000,
             in_flight: 4,
