@@ -452,41 +452,35 @@ fn rpc_cacheable(method: &str, params: &Value) -> bool {
     }
 }
 
-async fn rpc(
+/// What [`through_cache`] gave a request.
+enum Answer {
+    /// The kept answer, and whether this request found it kept (a cache hit).
+    Kept(Kept, bool),
+    /// This request's own response (the answer was not kept).
+    Own(Response),
+}
+
+/// Single flight over `key`: the first request asks the upstream and, if `ok(status)`, `keep`
+/// turns the answer into what is kept (or the asker's own response when it cannot be kept);
+/// requests arriving meanwhile wait for it. A request that waited for an answer that was not
+/// kept asks the upstream itself.
+#[allow(clippy::too_many_arguments)]
+async fn through_cache<F, Fut>(
     inner: &Inner,
+    key: Vec<u8>,
     method: &Method,
     headers: &HeaderMap,
     path: &str,
     body: Bytes,
-) -> Response {
-    let call: Option<Value> = serde_json::from_slice(&body).ok();
-    let name = call
-        .as_ref()
-        .and_then(|c| c.get("method"))
-        .and_then(Value::as_str)
-        .unwrap_or("other")
-        .to_owned();
-    let params = call
-        .as_ref()
-        .and_then(|c| c.get("params"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let id = call
-        .as_ref()
-        .and_then(|c| c.get("id"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    if !(inner.cache && *method == Method::POST && rpc_cacheable(&name, &params)) {
-        inner.stats.method(&name, false);
-        return match forward(inner, method, headers, path, body).await {
-            Ok(r) => streamed(inner, r),
-            Err(r) => r,
-        };
-    }
-    let key = format!("{name}\n{params}").into_bytes();
+    ok: fn(StatusCode) -> bool,
+    keep: F,
+) -> Answer
+where
+    F: FnOnce(reqwest::Response) -> Fut,
+    Fut: std::future::Future<Output = Result<Kept, Response>>,
+{
     let slot = slot(inner, key.clone());
     let mut asked = false;
-    // The asker's own answer when it is not kept (an error, a null, a full cache).
     let mut own: Option<Response> = None;
     let own_ref = &mut own;
     let sent = body.clone();
@@ -501,77 +495,150 @@ async fn rpc(
                         return None;
                     }
                 };
-                if !upstream.status().is_success() {
+                if !ok(upstream.status()) {
                     *own_ref = Some(streamed(inner, upstream));
                     return None;
                 }
-                let status = upstream.status();
-                let whole = match read_whole(inner, upstream).await {
-                    Ok(Whole::Read(w)) => w,
-                    Ok(Whole::TooLarge(r)) => {
-                        *own_ref = Some(r);
-                        return None;
-                    }
-                    Err(e) => {
-                        *own_ref = Some(bad_gateway(e));
-                        return None;
-                    }
-                };
-                let result = serde_json::from_slice::<Value>(&whole)
-                    .ok()
-                    .filter(|reply| reply.get("error").is_none())
-                    .and_then(|mut reply| reply.get_mut("result").map(Value::take))
-                    .filter(|result| !result.is_null())
-                    .map(|result| Bytes::from(result.to_string()));
-                match result {
-                    Some(text) if reserve(inner, text.len()) => Some(Kept::Rpc(text)),
-                    _ => {
-                        inner
-                            .stats
-                            .bytes_out
-                            .fetch_add(whole.len() as u64, Ordering::Relaxed);
-                        let mut r = Response::new(Body::from(whole));
-                        *r.status_mut() = status;
-                        r.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
+                match keep(upstream).await {
+                    Ok(k) => Some(k),
+                    Err(r) => {
                         *own_ref = Some(r);
                         None
                     }
                 }
             }
         })
-        .await;
-    let hit = !asked && kept.is_some();
-    inner.stats.method(&name, hit);
+        .await
+        .clone();
     match kept {
-        Some(Kept::Rpc(result)) => {
-            if hit {
-                inner.stats.hits.fetch_add(1, Ordering::Relaxed);
-            }
-            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#);
-            let mut out = Vec::with_capacity(text.len() + result.len() + 1);
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(result);
-            out.push(b'}');
-            inner
-                .stats
-                .bytes_out
-                .fetch_add(out.len() as u64, Ordering::Relaxed);
-            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
-        }
-        _ => {
-            // Not kept: the asker has its own answer; a device that waited on it asks the
-            // upstream itself.
+        Some(k) => Answer::Kept(k, !asked),
+        None => {
             forget(inner, &key);
-            match own {
+            Answer::Own(match own {
                 Some(r) => r,
                 None => match forward(inner, method, headers, path, body).await {
                     Ok(r) => streamed(inner, r),
                     Err(r) => r,
                 },
+            })
+        }
+    }
+}
+
+/// A whole answer that is not kept, as the asker's own response (counted as sent).
+fn own_answer(
+    inner: &Inner,
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+) -> Response {
+    inner
+        .stats
+        .bytes_out
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().extend(headers);
+    r
+}
+
+/// A kept answer as the response to a request (`id`: a JSON-RPC request's id).
+fn respond(inner: &Inner, kept: Kept, id: &Value) -> Response {
+    let (headers, body) = match kept {
+        Kept::Rpc(result) => {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#);
+            let mut out = Vec::with_capacity(text.len() + result.len() + 1);
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(&result);
+            out.push(b'}');
+            (
+                vec![(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                Bytes::from(out),
+            )
+        }
+        Kept::Http(headers, body) => (headers, body),
+    };
+    own_answer(inner, StatusCode::OK, headers, body)
+}
+
+/// Reads a whole answer for the cache; an answer too large or cut off is the asker's own.
+async fn whole(inner: &Inner, upstream: reqwest::Response) -> Result<Bytes, Response> {
+    match read_whole(inner, upstream).await {
+        Ok(Whole::Read(w)) => Ok(w),
+        Ok(Whole::TooLarge(r)) => Err(r),
+        Err(e) => Err(bad_gateway(e)),
+    }
+}
+
+async fn rpc(
+    inner: &Inner,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Response {
+    let call: Option<Value> = serde_json::from_slice(&body).ok();
+    let field = |name: &str| call.as_ref().and_then(|c| c.get(name)).cloned();
+    let name = field("method")
+        .and_then(|m| m.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "other".to_owned());
+    let params = field("params").unwrap_or(Value::Null);
+    let id = field("id").unwrap_or(Value::Null);
+    if !(inner.cache && *method == Method::POST && rpc_cacheable(&name, &params)) {
+        inner.stats.method(&name, false);
+        return match forward(inner, method, headers, path, body).await {
+            Ok(r) => streamed(inner, r),
+            Err(r) => r,
+        };
+    }
+    let key = format!("{name}\n{params}").into_bytes();
+    let answer = through_cache(
+        inner,
+        key,
+        method,
+        headers,
+        path,
+        body,
+        |s| s.is_success(),
+        |upstream| async move {
+            let status = upstream.status();
+            let whole = whole(inner, upstream).await?;
+            // Kept: a result that is not null, from an answer without an error.
+            let result = serde_json::from_slice::<Value>(&whole)
+                .ok()
+                .filter(|reply| reply.get("error").is_none())
+                .and_then(|mut reply| reply.get_mut("result").map(Value::take))
+                .filter(|result| !result.is_null())
+                .map(|result| Bytes::from(result.to_string()));
+            match result {
+                Some(text) if reserve(inner, text.len()) => Ok(Kept::Rpc(text)),
+                _ => Err(own_answer(
+                    inner,
+                    status,
+                    vec![(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    whole,
+                )),
             }
+        },
+    )
+    .await;
+    match answer {
+        Answer::Kept(kept, hit) => {
+            inner.stats.method(&name, hit);
+            if hit {
+                inner.stats.hits.fetch_add(1, Ordering::Relaxed);
+            }
+            respond(inner, kept, &id)
+        }
+        Answer::Own(r) => {
+            inner.stats.method(&name, false);
+            r
         }
     }
 }
@@ -596,77 +663,34 @@ async fn gateway(
     key.extend_from_slice(path.as_bytes());
     key.push(b'\n');
     key.extend_from_slice(accept);
-    let slot = slot(inner, key.clone());
-    let mut asked = false;
-    let mut own: Option<Response> = None;
-    let own_ref = &mut own;
-    let sent = body.clone();
-    let kept = slot
-        .get_or_init(|| {
-            asked = true;
-            async move {
-                let upstream = match forward(inner, method, headers, path, sent).await {
-                    Ok(u) => u,
-                    Err(r) => {
-                        *own_ref = Some(r);
-                        return None;
-                    }
-                };
-                if upstream.status() != StatusCode::OK {
-                    *own_ref = Some(streamed(inner, upstream));
-                    return None;
-                }
-                let headers = passed_headers(upstream.headers());
-                match read_whole(inner, upstream).await {
-                    Ok(Whole::Read(whole)) if reserve(inner, whole.len()) => {
-                        Some(Kept::Http(headers, whole))
-                    }
-                    Ok(Whole::Read(whole)) => {
-                        // The cache is full: this answer is the asker's alone.
-                        inner
-                            .stats
-                            .bytes_out
-                            .fetch_add(whole.len() as u64, Ordering::Relaxed);
-                        let mut r = Response::new(Body::from(whole));
-                        r.headers_mut().extend(headers);
-                        *own_ref = Some(r);
-                        None
-                    }
-                    Ok(Whole::TooLarge(r)) => {
-                        *own_ref = Some(r);
-                        None
-                    }
-                    Err(e) => {
-                        *own_ref = Some(bad_gateway(e));
-                        None
-                    }
-                }
+    let answer = through_cache(
+        inner,
+        key,
+        method,
+        headers,
+        path,
+        body,
+        |s| s == StatusCode::OK,
+        |upstream| async move {
+            let kept_headers = passed_headers(upstream.headers());
+            let whole = whole(inner, upstream).await?;
+            if reserve(inner, whole.len()) {
+                Ok(Kept::Http(kept_headers, whole))
+            } else {
+                // The cache is full: this answer is the asker's alone.
+                Err(own_answer(inner, StatusCode::OK, kept_headers, whole))
             }
-        })
-        .await;
-    match kept {
-        Some(Kept::Http(h, b)) => {
-            if !asked {
+        },
+    )
+    .await;
+    match answer {
+        Answer::Kept(kept, hit) => {
+            if hit {
                 inner.stats.hits.fetch_add(1, Ordering::Relaxed);
             }
-            inner
-                .stats
-                .bytes_out
-                .fetch_add(b.len() as u64, Ordering::Relaxed);
-            let mut response = Response::new(Body::from(b.clone()));
-            response.headers_mut().extend(h.iter().cloned());
-            response
+            respond(inner, kept, &Value::Null)
         }
-        _ => {
-            forget(inner, &key);
-            match own {
-                Some(r) => r,
-                None => match forward(inner, method, headers, path, body).await {
-                    Ok(r) => streamed(inner, r),
-                    Err(r) => r,
-                },
-            }
-        }
+        Answer::Own(r) => r,
     }
 }
 
