@@ -313,6 +313,20 @@ async fn forward(
         .map_err(|e| bad_gateway(e.without_url()))
 }
 
+/// Forwards one request and relays the answer as it streams.
+async fn relayed(
+    inner: &Inner,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Response {
+    match forward(inner, method, headers, path, body).await {
+        Ok(r) => streamed(inner, r),
+        Err(r) => r,
+    }
+}
+
 /// Response headers passed back (not the hop-by-hop ones, nor the length: the body sets it).
 fn passed_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     headers
@@ -331,12 +345,12 @@ fn passed_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
         .collect()
 }
 
-/// Relays an upstream answer as it streams, counting its bytes.
-fn streamed(inner: &Inner, upstream: reqwest::Response) -> Response {
-    let status = upstream.status();
-    let headers = passed_headers(upstream.headers());
-    let stats = inner.stats.clone();
-    let body = upstream.bytes_stream().map(move |chunk| {
+/// `chunks` of an upstream answer, each counted as read from the upstream and sent on.
+fn counted(
+    stats: Arc<Stats>,
+    chunks: impl futures_util::Stream<Item = reqwest::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = reqwest::Result<Bytes>> {
+    chunks.map(move |chunk| {
         if let Ok(c) = &chunk {
             stats.bytes_out.fetch_add(c.len() as u64, Ordering::Relaxed);
             stats
@@ -344,11 +358,23 @@ fn streamed(inner: &Inner, upstream: reqwest::Response) -> Response {
                 .fetch_add(c.len() as u64, Ordering::Relaxed);
         }
         chunk
-    });
-    let mut response = Response::new(Body::from_stream(body));
-    *response.status_mut() = status;
-    response.headers_mut().extend(headers);
-    response
+    })
+}
+
+/// A response of `status` with `headers` and `body`.
+fn response(status: StatusCode, headers: Vec<(HeaderName, HeaderValue)>, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().extend(headers);
+    r
+}
+
+/// Relays an upstream answer as it streams, counting its bytes.
+fn streamed(inner: &Inner, upstream: reqwest::Response) -> Response {
+    let status = upstream.status();
+    let headers = passed_headers(upstream.headers());
+    let body = counted(inner.stats.clone(), upstream.bytes_stream());
+    response(status, headers, Body::from_stream(body))
 }
 
 /// An upstream answer read for the cache.
@@ -384,21 +410,13 @@ async fn read_whole(inner: &Inner, upstream: reqwest::Response) -> Result<Whole,
                 .stats
                 .bytes_out
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
-            let stats = inner.stats.clone();
-            let rest = stream.map(move |chunk| {
-                if let Ok(c) = &chunk {
-                    stats.bytes_out.fetch_add(c.len() as u64, Ordering::Relaxed);
-                    stats
-                        .bytes_upstream
-                        .fetch_add(c.len() as u64, Ordering::Relaxed);
-                }
-                chunk
-            });
+            let rest = counted(inner.stats.clone(), stream);
             let first = futures_util::stream::once(async move { Ok(Bytes::from(body)) });
-            let mut response = Response::new(Body::from_stream(first.chain(rest)));
-            *response.status_mut() = status;
-            response.headers_mut().extend(headers);
-            return Ok(Whole::TooLarge(response));
+            return Ok(Whole::TooLarge(response(
+                status,
+                headers,
+                Body::from_stream(first.chain(rest)),
+            )));
         }
     }
     Ok(Whole::Read(Bytes::from(body)))
@@ -516,10 +534,7 @@ where
             forget(inner, &key);
             Answer::Own(match own {
                 Some(r) => r,
-                None => match forward(inner, method, headers, path, body).await {
-                    Ok(r) => streamed(inner, r),
-                    Err(r) => r,
-                },
+                None => relayed(inner, method, headers, path, body).await,
             })
         }
     }
@@ -536,10 +551,7 @@ fn own_answer(
         .stats
         .bytes_out
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().extend(headers);
-    r
+    response(status, headers, Body::from(body))
 }
 
 /// A kept answer as the response to a request (`id`: a JSON-RPC request's id).
@@ -589,10 +601,7 @@ async fn rpc(
     let id = field("id").unwrap_or(Value::Null);
     if !(inner.cache && *method == Method::POST && rpc_cacheable(&name, &params)) {
         inner.stats.method(&name, false);
-        return match forward(inner, method, headers, path, body).await {
-            Ok(r) => streamed(inner, r),
-            Err(r) => r,
-        };
+        return relayed(inner, method, headers, path, body).await;
     }
     let key = format!("{name}\n{params}").into_bytes();
     let answer = through_cache(
@@ -651,10 +660,7 @@ async fn gateway(
     body: Bytes,
 ) -> Response {
     if !(inner.cache && *method == Method::GET && headers.get(header::RANGE).is_none()) {
-        return match forward(inner, method, headers, path, body).await {
-            Ok(r) => streamed(inner, r),
-            Err(r) => r,
-        };
+        return relayed(inner, method, headers, path, body).await;
     }
     let accept = headers
         .get(header::ACCEPT)
