@@ -284,11 +284,11 @@ impl Scenario {
         }
     }
 
-    async fn publish(&mut self, chain: &Chain, m: &Manifest) -> Result<()> {
-        self.publish_by(chain, m, &[0, 2]).await
+    async fn publish(&mut self, m: &Manifest) -> Result<()> {
+        self.publish_by(m, &[0, 2]).await
     }
 
-    async fn publish_by(&mut self, _chain: &Chain, m: &Manifest, signers: &[usize]) -> Result<()> {
+    async fn publish_by(&mut self, m: &Manifest, signers: &[usize]) -> Result<()> {
         let registry = UpdateRegistry::new(self.registry, &self.operator);
         let domain = registry_domain(self.chain_id, self.registry);
         let keys: Vec<&PrivateKeySigner> = signers.iter().map(|i| &self.keys[*i]).collect();
@@ -304,7 +304,7 @@ impl Scenario {
     /// Publishes one more release (versions 101, 102, …) of the newest
     /// model of the last [`round`](Self::round), approved by the current
     /// signer keys at `signers` (positions in the sorted set); returns its id.
-    pub async fn publish_next(&mut self, chain: &Chain, signers: &[usize]) -> Result<B256> {
+    pub async fn publish_next(&mut self, _chain: &Chain, signers: &[usize]) -> Result<B256> {
         let model_id = self
             .releases
             .last()
@@ -317,7 +317,7 @@ impl Scenario {
             .unwrap_or(u64::MAX);
         self.extra_versions += 1;
         let m = self.manifest(model_id, 100 + self.extra_versions, expiry);
-        self.publish_by(chain, &m, signers).await?;
+        self.publish_by(&m, signers).await?;
         Ok(release_id(&m))
     }
 
@@ -350,7 +350,7 @@ impl Scenario {
     }
 
     /// A [`round`](Self::round) up to the refund window's end: everything but the withdrawal.
-    pub async fn round_until_refunds(&mut self, chain: &Chain) -> Result<()> {
+    pub async fn round_until_refunds(&mut self, _chain: &Chain) -> Result<()> {
         self.rounds += 1;
         let r = self.rounds;
         // Owned handles (cheap clones), so `self` stays free for `publish`.
@@ -437,7 +437,7 @@ impl Scenario {
 
         // v1: bought for two devices, withdrawn after the refund window.
         let v1 = self.manifest(model_id, 1, expiry);
-        self.publish(chain, &v1).await?;
+        self.publish(&v1).await?;
         send!(
             "purchase",
             market
@@ -446,7 +446,7 @@ impl Scenario {
         );
         // v2: bought, revoked with signatures, refunded.
         let v2 = self.manifest(model_id, 2, expiry);
-        self.publish(chain, &v2).await?;
+        self.publish(&v2).await?;
         send!(
             "purchase",
             market
@@ -470,7 +470,7 @@ impl Scenario {
         );
         // v3: revoked in an emergency by the operator.
         let v3 = self.manifest(model_id, 3, expiry);
-        self.publish(chain, &v3).await?;
+        self.publish(&v3).await?;
         send!(
             "emergencyRevoke",
             registry.emergencyRevoke(release_id(&v3), "emergency".into())
