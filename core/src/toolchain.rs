@@ -97,12 +97,26 @@ pub fn spawn_anvil() -> Result<alloy::node_bindings::AnvilInstance> {
 }
 
 /// [`spawn_anvil`] with extra command-line arguments (e.g. `--chain-id`).
+///
+/// Unless `args` says otherwise, the node keeps its historical states in memory only
+/// (`--max-persisted-states 0`: the last 500 or so blocks can be proven against). Without
+/// it anvil writes every older state to `~/.foundry/anvil/tmp/`, about 170 KiB per block
+/// even for empty ones, and leaves it there when it is killed, as a dropped instance is.
 pub fn spawn_anvil_with(args: &[&str]) -> Result<alloy::node_bindings::AnvilInstance> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let path = find_foundry_tool(FoundryTool::Anvil, &cwd)
         .or_else(|_| find_foundry_tool(FoundryTool::Anvil, &workspace_root()))?;
+    let chooses_history = args
+        .iter()
+        .any(|a| a.starts_with("--max-persisted-states") || a.starts_with("--prune-history"));
+    let memory_only: &[&str] = if chooses_history {
+        &[]
+    } else {
+        &["--max-persisted-states", "0"]
+    };
     alloy::node_bindings::Anvil::at(&path)
         .host("127.0.0.1")
+        .args(memory_only)
         .args(args)
         .try_spawn()
         .map_err(|e| Error::NodeSpawn {
@@ -122,5 +136,35 @@ mod tests {
             find_foundry_tool(FoundryTool::Anvil, &workspace_root().join("core/src")).unwrap();
         assert!(found.ends_with("bin/anvil"), "{}", found.display());
         assert!(!found.to_string_lossy().contains("node_modules/.bin"));
+    }
+
+    /// Old states are dropped, not written to disk: 700 blocks later the first block can no
+    /// longer be proven against (anvil would read it back from `~/.foundry/anvil/tmp/` had it
+    /// persisted it), while a recent one still can.
+    #[tokio::test]
+    async fn spawned_anvil_keeps_its_history_in_memory_only() {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let anvil = spawn_anvil().unwrap();
+        let node = ProviderBuilder::new().connect_http(anvil.endpoint_url());
+        let account = anvil.addresses()[0];
+        let proof_at = |block: u64| {
+            node.raw_request::<_, serde_json::Value>(
+                "eth_getProof".into(),
+                serde_json::json!([account, [], format!("{block:#x}")]),
+            )
+        };
+        node.raw_request::<_, serde_json::Value>("anvil_mine".into(), serde_json::json!(["0x2bc"]))
+            .await
+            .unwrap();
+        let head = node.get_block_number().await.unwrap();
+        assert_eq!(head, 700);
+        assert!(
+            proof_at(head - 100).await.is_ok(),
+            "a recent block is provable"
+        );
+        let old = proof_at(1)
+            .await
+            .expect_err("block 1 should be gone from memory");
+        assert!(old.to_string().contains("BlockOutOfRange"), "{old}");
     }
 }
