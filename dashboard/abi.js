@@ -44,6 +44,7 @@ export const FUNCTIONS = {
   emergencyRevoke: fn('emergencyRevoke(bytes32,string)', '0x26568c40'),
   // UpdateMarket
   purchase: fn(`purchase(${MANIFEST},uint64[])`, '0x34e94d21'),
+  purchaseWithPermit: fn(`purchaseWithPermit(${MANIFEST},uint64[],(uint256,uint256,uint8,bytes32,bytes32))`, '0xbf37d6bd'),
   claimRefund: fn(`claimRefund(${MANIFEST},uint64[])`, '0x3ca6437b'),
   isEntitled: fn('isEntitled(bytes32,uint64)', '0x8c6bae06', '(bool)'),
   // ERC-20
@@ -51,6 +52,11 @@ export const FUNCTIONS = {
   approve: fn('approve(address,uint256)', '0x095ea7b3', '(bool)'),
   decimals: fn('decimals()', '0x313ce567', '(uint8)'),
   symbol: fn('symbol()', '0x95d89b41', '(string)'),
+  name: fn('name()', '0x06fdde03', '(string)'),
+  // EIP-2612 and EIP-5267
+  nonces: fn('nonces(address)', '0x7ecebe00', '(uint256)'),
+  DOMAIN_SEPARATOR: fn('DOMAIN_SEPARATOR()', '0x3644e515', '(bytes32)'),
+  eip712Domain: fn('eip712Domain()', '0x84b0196e', '(bytes1,string,string,uint256,address,bytes32,uint256[])'),
 };
 
 /** Event topics the page reads from receipts (checked in Rust). */

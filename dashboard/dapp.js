@@ -4,6 +4,7 @@
 // The indexer only suggests (which devices an account owns, the manifests); every amount
 // and ownership the page acts on is read from the chain through the wallet first.
 import { FUNCTIONS as F } from './abi.js';
+import { NoPermit, signPermit } from './permit.js';
 import { Wallet, WalletError, formatUnits, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -232,20 +233,41 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
   }
 
   // ------------------------------------------------------------ purchase
+  /** A permit's deadline: twenty minutes of chain time from the latest block. */
+  async function permitDeadline() {
+    const block = await wallet.request('eth_getBlockByNumber', ['latest', false]);
+    return BigInt(block.timestamp) + 1200n;
+  }
+
   $('buy').addEventListener('click', async () => {
     $('buy').disabled = true;
     for (const [id, devices] of groups()) {
       let r;
       try { r = await release(id); } catch (e) { logTx(`purchase of ${devices.length} devices`)('failed', `failed: ${reason(e)}`); continue; }
       const total = r.price * BigInt(devices.length);
+      let permit = null;
       if (!r.eth) {
-        // ERC-20: the market takes the price with transferFrom, so it needs an allowance first.
+        // ERC-20: the market takes the price with transferFrom, so it needs an allowance:
+        // an EIP-2612 permit signed here (no transaction), or else an `approve` first.
         let allowance = 0n;
-        try { [allowance] = await wallet.call(r.token, F.allowance, [wallet.account, deployment.market]); } catch { /* approve below */ }
-        if (allowance < total && !(await transact(`approve ${amount(r, devices.length)} for the market`, r.token, F.approve, [deployment.market, total]))) continue;
+        try { [allowance] = await wallet.call(r.token, F.allowance, [wallet.account, deployment.market]); } catch { /* permit or approve below */ }
+        if (allowance < total) {
+          const set = logTx(`permit for ${amount(r, devices.length)}`);
+          try {
+            set('pending', 'sign the permit in your wallet (a signature, not a transaction)…');
+            permit = await signPermit(wallet, r.token, deployment.market, total, await permitDeadline());
+            set('signed', `signed: the market may take ${amount(r, devices.length)} once, in the purchase`);
+          } catch (e) {
+            if (!(e instanceof NoPermit)) { set('failed', `failed: ${reason(e)}`); continue; }
+            set('skipped', `not offered: ${e.message}; approving first`);
+            if (!(await transact(`approve ${amount(r, devices.length)} for the market`, r.token, F.approve, [deployment.market, total]))) continue;
+          }
+        }
       }
-      const receipt = await transact(`purchase of ${devices.map((i) => `#${i}`).join(', ')} for ${amount(r, devices.length)}`,
-        deployment.market, F.purchase, [r.manifest, devices], r.eth ? total : 0n);
+      const what = `purchase of ${devices.map((i) => `#${i}`).join(', ')} for ${amount(r, devices.length)}${permit ? ' with the permit' : ''}`;
+      const receipt = permit
+        ? await transact(what, deployment.market, F.purchaseWithPermit, [r.manifest, devices, permit])
+        : await transact(what, deployment.market, F.purchase, [r.manifest, devices], r.eth ? total : 0n);
       if (receipt) {
         for (const p of wallet.purchases(receipt)) logTx('bought')('mined', `${p.devices.map((i) => `#${i}`).join(', ')} for ${formatUnits(p.amount, r.decimals)} ${r.symbol}; they turn amber, then green as each installs`);
         for (const i of devices) selected.delete(i);

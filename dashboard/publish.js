@@ -22,6 +22,7 @@
 import { FUNCTIONS as F, encode, toBigInt } from './abi.js';
 import { exactKeys, lowerHex, readJson, requireCanonical, safeUint, visibleText } from './checks.js';
 import { keccakHex, keccakText } from './keccak.js';
+import { domainSeparator as eip712Separator } from './permit.js';
 import { WalletError, formatUnits, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -124,13 +125,9 @@ export function checkPolicyText(text) {
   return text;
 }
 
-const ECRECOVER = '0x0000000000000000000000000000000000000001';
-const DOMAIN_TYPEHASH = keccakText('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)');
-
 /** The registry's EIP-712 domain separator on `chainId` at `registry`. */
 export function domainSeparator(chainId, registry) {
-  return keccakHex(encode('(bytes32,bytes32,bytes32,uint256,address)',
-    [DOMAIN_TYPEHASH, keccakText('OTA Ledger UpdateRegistry'), keccakText('1'), BigInt(chainId), registry]));
+  return eip712Separator({ name: 'OTA Ledger UpdateRegistry', version: '1', chainId: BigInt(chainId), verifyingContract: registry });
 }
 
 /** The EIP-712 struct hash of `kind`'s `message` (for publish: the release id). */
@@ -400,10 +397,7 @@ export function initPublish({ el, short, getJson }) {
   /** The signer of `signature` over `digest`, recovered by the chain's ecrecover precompile. */
   async function recoverSigner(digest, signature) {
     compact(signature); // the shape, and low s
-    const v = parseInt(signature.slice(130), 16);
-    const data = `0x${digest.slice(2)}${(v < 27 ? v + 27 : v).toString(16).padStart(64, '0')}${signature.slice(2, 130)}`;
-    const out = await wallet.request('eth_call', [{ to: ECRECOVER, data }, 'latest']);
-    return typeof out === 'string' && /^0x[0-9a-fA-F]{64}$/.test(out) ? lower(`0x${out.slice(26)}`) : null;
+    return wallet.recover(digest, signature);
   }
 
   /**

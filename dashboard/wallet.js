@@ -35,6 +35,8 @@ export function reason(err) {
 
 const lower = (a) => String(a).toLowerCase();
 const hexQty = (n) => `0x${BigInt(n).toString(16)}`;
+/** The ecrecover precompile. */
+const ECRECOVER = '0x0000000000000000000000000000000000000001';
 
 /** Formats `amount` (smallest units) with `decimals` decimals, trailing zeros trimmed. */
 export function formatUnits(amount, decimals) {
@@ -120,6 +122,18 @@ export class Wallet extends EventTarget {
       }
       await new Promise((ok) => setTimeout(ok, everyMs));
     }
+  }
+
+  /**
+   * The address that signed `digest` with the 65-byte `signature` (r ‖ s ‖ v), by the chain's
+   * ecrecover precompile through the wallet; null when it recovers nothing. Callers check the
+   * signature's shape (and low s) first.
+   */
+  async recover(digest, signature) {
+    const v = parseInt(signature.slice(130), 16);
+    const data = `0x${digest.slice(2)}${(v < 27 ? v + 27 : v).toString(16).padStart(64, '0')}${signature.slice(2, 130)}`;
+    const out = await this.request('eth_call', [{ to: ECRECOVER, data }, 'latest']);
+    return typeof out === 'string' && /^0x[0-9a-fA-F]{64}$/.test(out) ? lower(`0x${out.slice(26)}`) : null;
   }
 
   // ------------------------------------------------------------ contract reads

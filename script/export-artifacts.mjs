@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 
-const CONTRACTS = ["UpdateRegistry", "UpdateMarket"];
+const CONTRACTS = ["UpdateRegistry", "UpdateMarket", "DemoToken"];
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const check = process.argv.includes("--check");
 let stale = 0;

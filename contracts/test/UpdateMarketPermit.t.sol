@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {DemoToken} from "../src/demo/DemoToken.sol";
 import {IUpdateMarket} from "../src/interfaces/IUpdateMarket.sol";
 import {IUpdateRegistry} from "../src/interfaces/IUpdateRegistry.sol";
 import {Base} from "./Base.t.sol";
 import {FeeOnTransferPermitToken, MockERC20, PermitERC20} from "./mocks/Tokens.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 
 /// @notice `purchaseWithPermit` / `purchaseForWithPermit`: EIP-2612 permits instead of a separate `approve`.
 contract UpdateMarketPermitTest is Base {
@@ -50,7 +52,7 @@ contract UpdateMarketPermitTest is Base {
     }
 
     /// @dev A permit of `value` for the market signed with `key` as if by `owner`.
-    function _permit(PermitERC20 tok, uint256 key, address owner, uint256 value, uint256 deadline)
+    function _permit(IERC20Permit tok, uint256 key, address owner, uint256 value, uint256 deadline)
         internal
         view
         returns (IUpdateMarket.Permit memory p)
@@ -78,6 +80,23 @@ contract UpdateMarketPermitTest is Base {
         assertEq(market.escrowOf(id), 2 * PRICE);
         assertEq(token.allowance(buyer, address(market)), 0, "the permit's allowance is used up");
         assertEq(token.nonces(buyer), 1, "the permit was applied");
+    }
+
+    /// @dev The demo's token (`otaledger demo --token`): six decimals, its whole supply with the holder, and a
+    /// purchase paid with one permit in one transaction.
+    function test_demoTokenPaysWithOnePermit() public {
+        DemoToken dusd = new DemoToken(buyer, 1000e6);
+        assertEq(dusd.decimals(), 6);
+        assertEq(dusd.totalSupply(), 1000e6);
+        assertEq(dusd.balanceOf(buyer), 1000e6);
+        (IUpdateRegistry.Manifest memory m, bytes32 id) = _release(10e6, address(dusd));
+        IUpdateMarket.Permit memory p = _permit(dusd, BUYER_KEY, buyer, 20e6, block.timestamp + 1 hours);
+        vm.prank(buyer);
+        market.purchaseWithPermit(m, _idx(0, 1), p);
+        assertTrue(market.isEntitled(id, first) && market.isEntitled(id, first + 1));
+        assertEq(dusd.balanceOf(buyer), 980e6);
+        assertEq(market.escrowOf(id), 20e6);
+        assertEq(dusd.nonces(buyer), 1, "the permit was applied");
     }
 
     function test_purchaseForWithPermit_gift() public {

@@ -45,3 +45,13 @@ impl From<registry::IUpdateRegistry::Manifest> for market::IUpdateRegistry::Mani
         }
     }
 }
+
+/// `DemoToken`: the EIP-2612 ERC-20 ("Demo USD", six decimals) that `otaledger demo --token`
+/// prices its release in. Not part of the system's authority.
+pub mod demo_token {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        DemoToken,
+        "artifacts/DemoToken.json"
+    );
+}

@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/wallet.js"),
     ),
     (
+        "permit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/permit.js"),
+    ),
+    (
         "map.js",
         "text/javascript; charset=utf-8",
         include_str!("../../dashboard/map.js"),

@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256, address, b256},
-    sol_types::{SolCall, SolError, SolEvent, SolValue},
+    sol_types::{Eip712Domain, SolCall, SolError, SolEvent, SolValue},
 };
 use otaledger_core::{
     bindings::{
-        market::{IUpdateRegistry::Manifest, UpdateMarket},
+        demo_token::DemoToken,
+        market::{IUpdateMarket::Permit as MarketPermit, IUpdateRegistry::Manifest, UpdateMarket},
         registry::{IUpdateRegistry as Reg, UpdateRegistry},
     },
     bundle::{default_policy, policy_id},
@@ -81,9 +82,14 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<IERC20::approveCall>(f, "approve");
     check_call::<IERC20::decimalsCall>(f, "decimals");
     check_call::<IERC20::symbolCall>(f, "symbol");
+    check_call::<UpdateMarket::purchaseWithPermitCall>(f, "purchaseWithPermit");
+    check_call::<DemoToken::nameCall>(f, "name");
+    check_call::<DemoToken::noncesCall>(f, "nonces");
+    check_call::<DemoToken::DOMAIN_SEPARATORCall>(f, "DOMAIN_SEPARATOR");
+    check_call::<DemoToken::eip712DomainCall>(f, "eip712Domain");
     assert_eq!(
         f.as_object().unwrap().len(),
-        24,
+        29,
         "a function was added to abi.js without a check here"
     );
 
@@ -191,6 +197,7 @@ fn the_page_encodes_calls_as_alloy_does() {
           allowance: abi.encodeCall(f.allowance, [i.owner, i.market]),
           approve: abi.encodeCall(f.approve, [i.market, (1n << 256n) - 1n]),
           symbol: abi.encodeCall(f.symbol, []),
+          purchaseWithPermit: abi.encodeCall(f.purchaseWithPermit, [i.manifest, i.devices, [(1n << 256n) - 1n, 1700000000n, 28, i.release, i.release]]),
           emergencyRevoke: abi.encodeCall(f.emergencyRevoke, [i.release, 'clé fuitée: a reason longer than one word of thirty-two bytes']),
         });",
         &json!({
@@ -273,6 +280,11 @@ fn the_page_encodes_calls_as_alloy_does() {
         "allowance": hex(IERC20::allowanceCall { owner, spender: market }.abi_encode()),
         "approve": hex(IERC20::approveCall { spender: market, amount: U256::MAX }.abi_encode()),
         "symbol": hex(IERC20::symbolCall {}.abi_encode()),
+        "purchaseWithPermit": hex(UpdateMarket::purchaseWithPermitCall {
+            manifest: m.clone(),
+            deviceIndexes: devices.clone(),
+            permit: MarketPermit { value: U256::MAX, deadline: U256::from(1_700_000_000u64), v: 28, r: release, s: release },
+        }.abi_encode()),
         "emergencyRevoke": hex(UpdateRegistry::emergencyRevokeCall {
             releaseId_: release,
             reason: "clé fuitée: a reason longer than one word of thirty-two bytes".into(),
@@ -971,5 +983,241 @@ fn the_page_computes_each_actions_digest_as_the_registry_does() {
         if !g["id"].is_null() {
             assert_eq!(g["struct"], g["id"], "the release id: {case}");
         }
+    }
+}
+
+alloy::sol! {
+    /// EIP-2612's permit, as permit tokens hash it.
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
+    }
+}
+
+fn permit_domain(name: &str, version: &str, chain: U256, token: Address) -> Eip712Domain {
+    Eip712Domain::new(
+        Some(name.to_owned().into()),
+        Some(version.to_owned().into()),
+        Some(chain),
+        Some(token),
+        None,
+    )
+}
+
+/// The permit the page has a wallet sign (`dashboard/permit.js`) is the one tokens check: its
+/// domain separator and digest equal alloy's EIP-712 hashes on random domains (unicode and
+/// long names, chain ids up to 2^256 − 1) and permits, and the typed data it hands the wallet
+/// carries exactly those fields. A token's `eip712Domain()` return, as alloy encodes it,
+/// decodes into that domain.
+#[test]
+fn the_page_computes_permit_digests_as_tokens_do() {
+    use alloy::sol_types::SolStruct as _;
+    let mut rng = Rng(0x5eed_0007);
+    let long = "permit ".repeat(40);
+    let names = ["Demo USD", "Ünïcode Tökén — €", "", long.as_str()];
+    let mut cases = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..24 {
+        let chain = match i % 3 {
+            0 => U256::from(31_337u64),
+            1 => U256::from(rng.next()),
+            _ => U256::from_be_bytes(rng.bytes::<32>()),
+        };
+        let token = Address::from(rng.bytes::<20>());
+        let (name, version) = (names[i % 4], ["1", "2", "v1.0 β"][i % 3]);
+        let domain = permit_domain(name, version, chain, token);
+        let permit = Permit {
+            owner: Address::from(rng.bytes::<20>()),
+            spender: Address::from(rng.bytes::<20>()),
+            value: if i % 5 == 0 {
+                U256::MAX
+            } else {
+                U256::from(rng.next())
+            },
+            nonce: U256::from(rng.below(1_000)),
+            deadline: U256::from(rng.next() >> 20),
+        };
+        cases.push(json!([
+            { "name": name, "version": version, "chainId": chain.to_string(), "verifyingContract": format!("{token:#x}") },
+            { "owner": format!("{:#x}", permit.owner), "spender": format!("{:#x}", permit.spender),
+              "value": permit.value.to_string(), "nonce": permit.nonce.to_string(), "deadline": permit.deadline.to_string() },
+        ]));
+        want.push((
+            domain.separator(),
+            permit.eip712_signing_hash(&domain),
+            permit,
+        ));
+    }
+    let got = node(
+        "out(input.map(([d, p]) => { const s = permit.domainSeparator(d); return { separator: s, digest: permit.permitDigest(s, p), typed: permit.permitTypedData(d, p) }; }));",
+        &json!(cases),
+    );
+    for ((case, (separator, digest, p)), g) in cases.iter().zip(&want).zip(got.as_array().unwrap())
+    {
+        assert_eq!(g["separator"], json!(hex(separator)), "{case}");
+        assert_eq!(g["digest"], json!(hex(digest)), "{case}");
+        let typed = &g["typed"];
+        assert_eq!(typed["primaryType"], "Permit");
+        assert_eq!(typed["domain"]["name"], case[0]["name"]);
+        assert_eq!(typed["domain"]["chainId"], case[0]["chainId"]);
+        assert_eq!(typed["message"]["value"], p.value.to_string());
+        assert_eq!(typed["message"]["owner"], format!("{:#x}", p.owner));
+    }
+
+    // eip712Domain() as a token answers it.
+    let token = address!("5fbdb2315678afecb367f032d93f642f64180aa3");
+    let data = DemoToken::eip712DomainCall::abi_encode_returns(&DemoToken::eip712DomainReturn {
+        fields: alloy::primitives::FixedBytes([0x0f]),
+        name: "Demo USD".into(),
+        version: "1".into(),
+        chainId: U256::from(31_337u64),
+        verifyingContract: token,
+        salt: B256::ZERO,
+        extensions: vec![],
+    });
+    let got = node(
+        "out(abi.decodeResult(abi.FUNCTIONS.eip712Domain, input));",
+        &json!(hex(data)),
+    );
+    assert_eq!(
+        got,
+        json!([
+            "0x0f",
+            "Demo USD",
+            "1",
+            "31337",
+            format!("{token:#x}"),
+            hex(B256::ZERO),
+            []
+        ])
+    );
+}
+
+/// Which tokens the page signs a permit for (`permit.tokenDomain`, over a wallet that answers
+/// as each token would): only when the domain it reproduces hashes to the token's own
+/// `DOMAIN_SEPARATOR()` on the wallet's chain at the token's address. Every other token,
+/// including one whose `eip712Domain()` names another chain or contract or a salt, one whose
+/// separator matches nothing the page can build, and one without permits, is `NoPermit`
+/// (the purchase then approves first), never a signature over a guessed domain.
+#[test]
+fn the_page_signs_permits_only_for_domains_the_token_confirms() {
+    let token = address!("5fbdb2315678afecb367f032d93f642f64180aa3");
+    let other = address!("e7f1725e7734ce288f8367e1bb143e90bb3f0512");
+    let chain = U256::from(31_337u64);
+    let sep = |name: &str, version: &str, chain: U256, at: Address| {
+        hex(permit_domain(name, version, chain, at).separator())
+    };
+    let good = sep("Demo USD", "1", chain, token);
+    // Each case: what the token answers (null: the call reverts) and the domain name the page
+    // should settle on (null: NoPermit).
+    let domain = |fields: &str, name: &str, version: &str, chain: U256, at: Address| {
+        json!([
+            fields,
+            name,
+            version,
+            chain.to_string(),
+            format!("{at:#x}"),
+            hex(B256::ZERO),
+            []
+        ])
+    };
+    let cases = json!([
+        ["EIP-5267 domain", { "separator": good, "nonces": "0", "domain": domain("0x0f", "Demo USD", "1", chain, token), "name": null }, "Demo USD"],
+        ["name() and version 1", { "separator": good, "nonces": "0", "domain": null, "name": "Demo USD" }, "Demo USD"],
+        ["version 2 without EIP-5267", { "separator": sep("Demo USD", "2", chain, token), "nonces": "0", "domain": null, "name": "Demo USD" }, null],
+        ["domain of another chain", { "separator": sep("Demo USD", "1", U256::from(1u64), token), "nonces": "0", "domain": domain("0x0f", "Demo USD", "1", U256::from(1u64), token), "name": "Demo USD" }, null],
+        ["domain of another contract", { "separator": sep("Demo USD", "1", chain, other), "nonces": "0", "domain": domain("0x0f", "Demo USD", "1", chain, other), "name": "Demo USD" }, null],
+        ["domain with a salt", { "separator": good, "nonces": "0", "domain": domain("0x1f", "Demo USD", "1", chain, token), "name": "Other" }, null],
+        ["separator matching nothing", { "separator": hex(B256::repeat_byte(7)), "nonces": "0", "domain": domain("0x0f", "Demo USD", "1", chain, token), "name": "Demo USD" }, null],
+        ["no DOMAIN_SEPARATOR", { "separator": null, "nonces": "0", "domain": domain("0x0f", "Demo USD", "1", chain, token), "name": "Demo USD" }, null],
+        ["no nonces", { "separator": good, "nonces": null, "domain": domain("0x0f", "Demo USD", "1", chain, token), "name": "Demo USD" }, null],
+    ]);
+    let got = node(
+        &format!(
+            "const results = [];
+             for (const [what, answers] of input) {{
+               const wallet = {{ account: '{other:#x}', async call(to, f) {{
+                 const key = {{ DOMAIN_SEPARATOR: 'separator', nonces: 'nonces', eip712Domain: 'domain', name: 'name' }}[Object.keys(abi.FUNCTIONS).find((k) => abi.FUNCTIONS[k] === f)];
+                 if (to !== '{token:#x}' || answers[key] === null || answers[key] === undefined) throw new Error('execution reverted');
+                 return key === 'domain' ? answers.domain : [answers[key]];
+               }} }};
+               try {{ const d = await permit.tokenDomain(wallet, '{token:#x}', 31337n); results.push({{ what, name: d.name }}); }}
+               catch (e) {{ results.push({{ what, name: null, noPermit: e instanceof permit.NoPermit, message: e.message }}); }}
+             }}
+             out(results);"
+        ),
+        &json!(cases.as_array().unwrap().iter().map(|c| json!([c[0], c[1]])).collect::<Vec<_>>()),
+    );
+    for (case, g) in cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(got.as_array().unwrap())
+    {
+        assert_eq!(g["name"], case[2], "{}: {g}", case[0]);
+        if case[2].is_null() {
+            assert_eq!(g["noPermit"], true, "{}: {g}", case[0]);
+            assert!(
+                g["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{token:#x}")),
+                "{g}"
+            );
+        }
+    }
+}
+
+/// The page turns the wallet's permit signature into the market's `(v, r, s)` and refuses,
+/// by name, one of the wrong length, with a v that is no parity, or with a high s.
+#[test]
+fn the_page_splits_permit_signatures_and_refuses_malleable_ones() {
+    let r = "11".repeat(32);
+    let low_s = format!("{:064x}", U256::from(5u64));
+    let high_s = format!(
+        "{:064x}",
+        U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140",
+            16
+        )
+        .unwrap()
+    );
+    let cases = json!([
+        format!("0x{r}{low_s}1b"),
+        format!("0x{r}{low_s}1c"),
+        format!("0x{r}{low_s}00"),
+        format!("0x{r}{low_s}01"),
+        format!("0x{r}{low_s}1d"),
+        format!("0x{r}{high_s}1b"),
+        format!("0x{r}{low_s}"),
+        format!("0x{r}{low_s}1b00"),
+        "0xzz",
+        null,
+    ]);
+    let got = node(
+        "out(input.map((s) => { try { return permit.splitSignature(s); } catch (e) { return { error: e.message }; } }));",
+        &cases,
+    );
+    let g = got.as_array().unwrap();
+    for (i, v) in [(0, 27), (1, 28), (2, 27), (3, 28)] {
+        assert_eq!(g[i]["v"], v, "{}", cases[i]);
+        assert_eq!(g[i]["r"], format!("0x{r}"));
+        assert_eq!(g[i]["s"], format!("0x{low_s}"));
+    }
+    assert!(
+        g[4]["error"].as_str().unwrap().contains("v = 29"),
+        "{}",
+        g[4]
+    );
+    assert!(
+        g[5]["error"].as_str().unwrap().contains("malleable"),
+        "{}",
+        g[5]
+    );
+    for e in &g[6..] {
+        assert!(e["error"].as_str().unwrap().contains("not 65 bytes"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 //! 2. the contracts at their CREATE2 addresses ([`deploy::deploy`]);
 //! 3. a manufacturer with a 2-of-3 signer set ([`registry::register`]), its
 //!    CP-ABE authority ([`authority::init`], parameters' CID on chain) and a model;
+//!    with `--token`, the ERC-20 (`DemoToken`, EIP-2612) the release is priced in;
 //! 4. the services: the IPFS block store and trustless gateway
 //!    ([`otaledger_ipfs::serve`]), the key service ([`keyservice::serve`]) and
 //!    the indexer (SQLite or `--postgres`) with its read API and dashboard;
@@ -16,7 +17,8 @@
 //! 6. a release from a generated image ([`release::create`]: bundle, CP-ABE
 //!    encryption, IPFS import, manifest), signed offline by two of the three
 //!    signers and published;
-//! 7. the owner buys it for `--buyers` devices ([`market::purchase`]), or with
+//! 7. the owner buys it for `--buyers` devices ([`market::purchase_with`], in the
+//!    token with a permit), or with
 //!    `--no-purchase` someone else does (the dashboard with a browser wallet);
 //! 8. the fleet: every device a real device-SDK updater over its own directory
 //!    ([`fleet`]), checking, updating and reporting to the indexer; the demo
@@ -47,7 +49,7 @@ use otaledger_cli::{
     wallet::read_password_file,
 };
 use otaledger_core::{
-    bindings::market::UpdateMarket,
+    bindings::{demo_token::DemoToken, market::UpdateMarket},
     bundle::{ReleaseTarget, limits::DEFAULT_SEGMENT_SIZE},
     deploy::{self, DEFAULT_REFUND_WINDOW, DEFAULT_SALT},
     spawn_anvil,
@@ -58,6 +60,10 @@ use serde::Serialize;
 const MARKER: &str = ".otaledger-demo";
 /// Price per device: 0.01 ETH.
 const PRICE_WEI: u128 = 10_000_000_000_000_000;
+/// The release's price in the demo's token with `--token`: 10 dUSD (six decimals).
+const PRICE_DUSD: u128 = 10_000_000;
+/// The demo token's whole supply, held by the owner: 10,000,000 dUSD.
+const DUSD_SUPPLY: u128 = 10_000_000_000_000;
 /// The released image's size.
 const IMAGE_SIZE: usize = 256 * 1024;
 /// The release's version.
@@ -104,6 +110,12 @@ pub(crate) struct DemoArgs {
     /// wallet (the owner is anvil's second dev account) and the fleet round updates exactly those.
     #[arg(long, conflicts_with = "buyers")]
     no_purchase: bool,
+    /// Price the release in an ERC-20 instead of ETH: the demo deploys `DemoToken` ("Demo
+    /// USD", dUSD, six decimals, EIP-2612 permits; 10 dUSD a device) with its whole supply
+    /// held by the owner, who pays with a permit (one transaction; in the dashboard, one
+    /// signature and one transaction).
+    #[arg(long)]
+    token: bool,
     /// Devices provisioned but not claimed (a second batch, kept out of the fleet round): each
     /// directory under `DIR/unclaimed/` holds the device's signed consent to be claimed by the
     /// owner (`claim.json`), for the owner to claim in the dashboard.
@@ -440,6 +452,33 @@ impl Demo {
         out.gas("registerManufacturer (2-of-3)", &registered.mined);
         out.gas("setParamsCid", &params_set);
         out.gas("defineModel", &model.mined);
+        let token = if args.token {
+            let (deployed, receipt) = otaledger_cli::chain::mined(
+                "deploying the demo token",
+                DemoToken::deploy_builder(
+                    &op,
+                    owner.address(),
+                    alloy::primitives::U256::from(DUSD_SUPPLY),
+                )
+                .send()
+                .await,
+            )
+            .await?;
+            let address = receipt
+                .contract_address
+                .ok_or_else(|| eyre!("the demo token's deployment created no contract"))?;
+            out.stage(
+                "token",
+                format!(
+                    "DemoToken (dUSD, EIP-2612) at {address}, {} dUSD held by the owner",
+                    DUSD_SUPPLY / 1_000_000
+                ),
+            );
+            out.gas("DemoToken deployment", &deployed);
+            Some(address)
+        } else {
+            None
+        };
 
         // 4. The services.
         let database = match &args.postgres {
@@ -629,8 +668,12 @@ impl Demo {
             },
             image,
             policy: None,
-            price: PRICE_WEI,
-            token: Address::ZERO,
+            price: if token.is_some() {
+                PRICE_DUSD
+            } else {
+                PRICE_WEI
+            },
+            token: token.unwrap_or(Address::ZERO),
             expiry: now + 365 * 24 * 3600,
             metadata_hash: B256::ZERO,
             params: init.params.clone(),
@@ -689,6 +732,7 @@ impl Demo {
                     owner: owner.address(),
                     operator: operator.address(),
                     signers: signers.iter().map(PrivateKeySigner::address).collect(),
+                    token,
                     claim_files: &claim_files,
                 },
                 json,
@@ -724,14 +768,31 @@ impl Demo {
         let mut purchases = Vec::new();
         if !args.no_purchase {
             for chunk in bought.chunks(PURCHASE_CHUNK) {
+                // In the token, the owner signs a permit (valid for an hour of chain time):
+                // one transaction, no `approve`.
+                let payment = match token {
+                    Some(_) => market::Payment::Permit {
+                        key: &owner,
+                        deadline: owner_provider
+                            .get_block_by_number(Default::default())
+                            .await?
+                            .ok_or_else(|| eyre!("no latest block"))?
+                            .header
+                            .timestamp
+                            + 3600,
+                    },
+                    None => market::Payment::Approve,
+                };
                 purchases.push(
-                    market::purchase(
+                    market::purchase_with(
                         &chain,
                         &owner_provider,
                         owner.address(),
                         created.release_id,
                         chunk.to_vec(),
                         false,
+                        Some(token.unwrap_or(Address::ZERO)),
+                        payment,
                     )
                     .await?,
                 );
@@ -741,12 +802,15 @@ impl Demo {
             "purchase",
             match purchases.first() {
                 Some(_) => format!(
-                    "{} of {} devices for {} wei{}",
+                    "{} of {} devices for {}{}",
                     bought.len(),
                     args.devices,
-                    purchases
-                        .iter()
-                        .fold(alloy::primitives::U256::ZERO, |sum, p| sum + p.amount),
+                    price_text(
+                        purchases
+                            .iter()
+                            .fold(alloy::primitives::U256::ZERO, |sum, p| sum + p.amount),
+                        token.is_some()
+                    ),
                     if purchases.len() > 1 {
                         format!(" in {} transactions", purchases.len())
                     } else {
@@ -890,6 +954,20 @@ impl Demo {
     }
 }
 
+/// An amount in wei, or in the demo token's smallest unit (six decimals) as dUSD.
+fn price_text(amount: alloy::primitives::U256, token: bool) -> String {
+    if !token {
+        return format!("{amount} wei");
+    }
+    let unit = alloy::primitives::U256::from(1_000_000u64);
+    let cents = amount % unit;
+    if cents.is_zero() {
+        format!("{} dUSD", amount / unit)
+    } else {
+        format!("{}.{:06} dUSD", amount / unit, cents.to::<u64>())
+    }
+}
+
 /// The line `--pause-before-purchase` prints: on stdout, so a driving process reads it
 /// before the summary.
 #[derive(Debug, Serialize)]
@@ -905,6 +983,9 @@ struct Paused<'a> {
     operator: Address,
     /// The manufacturer's signers (2 of them approve a release).
     signers: Vec<Address>,
+    /// The demo token the release is priced in (`--token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<Address>,
     /// Claim files of the unclaimed devices (`--unclaimed`).
     claim_files: &'a [String],
 }

@@ -287,6 +287,7 @@ pub(crate) async fn run(args: FleetArgs, json: bool) -> eyre::Result<()> {
         exit_when_done: true,
         pause_before_purchase: false,
         no_purchase: false,
+        token: false,
         unclaimed: 0,
         parallel: a.parallel,
         confirmations: None,
