@@ -184,12 +184,14 @@ struct Summary {
 struct Progress {
     json: bool,
     stage: usize,
+    /// Stages this run prints (one more with `--token`).
+    stages: usize,
     started: Instant,
     steps: Vec<Step>,
     stage_ms: Vec<(String, u128)>,
 }
 
-/// Stages printed with a counter.
+/// Stages printed with a counter (without `--token`'s).
 const STAGES: usize = 8;
 
 impl Progress {
@@ -208,8 +210,9 @@ impl Progress {
         let ms = self.started.elapsed().as_millis();
         self.stage_ms.push((name.to_owned(), ms));
         self.say(format!(
-            "[{}/{STAGES}] {name:<12} {} ({:.1} s)",
+            "[{}/{}] {name:<12} {} ({:.1} s)",
             self.stage,
+            self.stages,
             detail.as_ref(),
             ms as f64 / 1000.0
         ));
@@ -327,6 +330,7 @@ impl Demo {
         let mut out = Progress {
             json,
             stage: 0,
+            stages: STAGES + usize::from(args.token),
             started: Instant::now(),
             steps: Vec::new(),
             stage_ms: Vec::new(),
