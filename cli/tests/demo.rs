@@ -452,6 +452,11 @@ fn fleet_simulate_reports_what_the_relays_counted() {
     );
     assert!(r["rpc_cache_hit_rate"].as_f64().unwrap() > 0.0);
     assert!(r["rpc_methods_per_check"]["eth_getProof"].as_f64().unwrap() > 0.0);
+    // One voted head per attempt: the release is checked at the head its latest version was
+    // proven at (`Client::check_at`), not at a second one.
+    for method in ["eth_blockNumber", "eth_getBlockByNumber"] {
+        assert_eq!(r["rpc_methods_per_check"][method], 1.0, "{method}: {r}");
+    }
     assert!(r["cpu_ms_per_update_process"].as_f64().unwrap() > 0.0);
     assert!(r["peak_rss_process_mib"].as_f64().unwrap() > 0.0);
     let devices: Vec<Value> =

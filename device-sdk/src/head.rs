@@ -171,6 +171,15 @@ pub fn trusted_head(
             faults,
         });
     };
+    check_fresh(head, limits, now, highest_seen)?;
+    Ok(head.clone())
+}
+
+/// The checks a trusted head passes at device time `now` besides the vote: not older than
+/// `max_age` (freeze), not ahead of the clock by more than the skew, not below the highest
+/// block trusted before (rollback of the head). Run again when a head is reused
+/// ([`crate::Checker::resume`]).
+pub fn check_fresh(head: &TrustedHead, limits: &Limits, now: u64, highest_seen: u64) -> Result<()> {
     let age = now.saturating_sub(head.timestamp);
     if age > limits.max_age_secs {
         return Err(Error::StaleHead {
@@ -195,7 +204,7 @@ pub fn trusted_head(
             highest_seen,
         });
     }
-    Ok(head.clone())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -102,6 +102,26 @@ impl<'a> Checker<'a> {
             head,
         })
     }
+
+    /// Step 1 again without asking anyone: the head `latest` was proven at, if it is still
+    /// fresh at this checker's clock reading and not below its highest block seen
+    /// ([`head::check_fresh`], the same checks as a voted head). A [`LatestVerified`] comes
+    /// only from [`HeadVerified::latest`] (`non_exhaustive`: it cannot be built outside this
+    /// crate), so the head it carries won a vote of this device's endpoints; the caller must
+    /// pass one from a checker of the same device configuration, as
+    /// [`crate::client::Client::check_at`] does.
+    pub fn resume(self, latest: &LatestVerified) -> Result<HeadVerified<'a>> {
+        head::check_fresh(
+            &latest.head,
+            self.limits,
+            self.now,
+            self.state.highest_block,
+        )?;
+        Ok(HeadVerified {
+            checker: self,
+            head: latest.head.clone(),
+        })
+    }
 }
 
 /// The state proofs step 2 needs: `eth_getProof(address, slots, block)` for each account.
@@ -234,8 +254,11 @@ impl<'a> HeadVerified<'a> {
     }
 }
 
-/// The model's proven latest version at a trusted head ([`HeadVerified::latest`]).
+/// The model's proven latest version at a trusted head ([`HeadVerified::latest`]). Only the
+/// pipeline makes one (`non_exhaustive`: no struct literal outside this crate), so its head won
+/// a vote; [`Checker::resume`] relies on that.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LatestVerified {
     /// The head it was proven at.
     pub head: TrustedHead,

@@ -5,8 +5,9 @@
 //! - steps 1–2 for a proven latest version ([`Client::latest`]): "up to date" is a verified
 //!   answer;
 //! - the manifest and approval of that version from a [`ReleaseSource`] (untrusted), and
-//!   steps 1–4, [`Client::check`]: head, state proofs, policy, signatures; a source whose answer
-//!   is refused at steps 2–4 does not stop the next source from being asked;
+//!   steps 1–4 at the same head, [`Client::check_at`]: the head checked again for freshness,
+//!   state proofs, policy, signatures; a source whose answer is refused at steps 2–4 does not
+//!   stop the next source from being asked;
 //!
 //! 5. the key ([`fetch_key`]): a 404 everywhere is "not entitled yet", not an error;
 //! 6. the verified download ([`download`]);
@@ -30,7 +31,7 @@ use super::{
     Client, HealthCheck, Installer, KeyService, Recovery, ReleaseSource, ReportQueue, ReportSink,
     decrypt_into, download, fetch_key,
 };
-use crate::{Error, Result};
+use crate::{Error, LatestVerified, Result};
 
 /// How long [`Updater::run_once`] waits for the device lock before it reports
 /// [`Error::Busy`]: 1 s (see `Updater::lock`).
@@ -387,7 +388,10 @@ impl Updater {
     /// trusted head (step 1) does not depend on the answer and ends the search; a refusal at
     /// steps 2–4 is logged and the next source asked; when none passes, the first refusal is
     /// the verdict. Errors that are no verdict (RPC, state file) end the search.
-    async fn find_and_check(&self, version: u64) -> Result<Checked> {
+    ///
+    /// Every answer is checked at the head `latest` was proven at ([`Client::check_at`]), so the
+    /// version looked for and the release checked are proven at the same block.
+    async fn find_and_check(&self, latest: &LatestVerified, version: u64) -> Result<Checked> {
         let c = self.parts.client.config();
         let mut reasons = Vec::new();
         let mut refused = None;
@@ -405,7 +409,12 @@ impl Updater {
                 "release",
                 format!("release {release_id} found (source {i})"),
             );
-            match self.parts.client.check(&manifest, &approval).await {
+            match self
+                .parts
+                .client
+                .check_at(latest, &manifest, &approval)
+                .await
+            {
                 Ok(u) => return Ok(Checked::Approved(release_id, Box::new(u))),
                 Err(Error::NotEntitled { release_id, .. }) => {
                     return Ok(Checked::NotEntitled(release_id));
@@ -470,7 +479,7 @@ impl Updater {
             ),
         );
         let c = self.parts.client.config().clone();
-        let (release_id, update) = match self.find_and_check(version).await? {
+        let (release_id, update) = match self.find_and_check(&latest, version).await? {
             Checked::Approved(release_id, update) => (release_id, *update),
             Checked::NotEntitled(release_id) => {
                 self.emit(

@@ -100,3 +100,71 @@ async fn a_head_below_the_highest_block_seen_is_refused() {
         Error::HeadBehindHighestSeen { highest_seen, .. } if highest_seen == number + 10
     ));
 }
+
+/// A device clock the test moves.
+#[derive(Clone)]
+struct MovingClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl otaledger_device_sdk::client::Clock for MovingClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The head `latest` was proven at is reused for the release's check (`Client::check_at`), but
+/// the freeze checks run again: once the device clock has moved two hours on, the same head is
+/// stale and the check is refused in step 1, with nothing stored.
+#[tokio::test]
+async fn a_reused_head_that_went_stale_is_refused() {
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(w.timestamp().await));
+    let client = w.client_with(
+        &dir,
+        vec![Box::new(w.honest())],
+        Box::new(MovingClock(now.clone())),
+        w.devices[0],
+    );
+    let latest = client.latest().await.unwrap();
+    assert_eq!(latest.newer(), Some(1));
+    let before = FileStorage::new(dir.path().join("state.json"))
+        .load()
+        .unwrap();
+    now.fetch_add(2 * 3600, std::sync::atomic::Ordering::SeqCst);
+    let err = client.check_at(&latest, &m, &a).await.unwrap_err();
+    assert!(
+        matches!(err, Error::StaleHead { number, max_age: 3600, .. } if number == latest.head.number),
+        "{err:?}"
+    );
+    assert_eq!(err.step(), Some(1));
+    let after = FileStorage::new(dir.path().join("state.json"))
+        .load()
+        .unwrap();
+    assert_eq!(after, before, "a refusal stores nothing");
+}
+
+/// A head proven earlier cannot be replayed once the device trusted a higher one: after a second
+/// `latest` at a later block, a check at the first head is refused (`HeadBehindHighestSeen`),
+/// while the new head passes.
+#[tokio::test]
+async fn a_reused_head_below_a_newer_trusted_one_is_refused() {
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = w.honest_client(&dir);
+    let old = client.latest().await.unwrap();
+    w.settle().await;
+    let new = client.latest().await.unwrap();
+    assert!(new.head.number > old.head.number);
+    let err = client.check_at(&old, &m, &a).await.unwrap_err();
+    assert!(
+        matches!(err, Error::HeadBehindHighestSeen { number, highest_seen }
+            if number == old.head.number && highest_seen == new.head.number),
+        "{err:?}"
+    );
+    let update = client.check_at(&new, &m, &a).await.unwrap();
+    assert_eq!(update.head.number, new.head.number);
+}

@@ -62,3 +62,69 @@ async fn a_minority_of_endpoints_down_is_tolerated_a_majority_is_not() {
         }
     ));
 }
+
+/// An endpoint that counts what it is asked.
+struct Counting {
+    inner: otaledger_device_sdk::client::HttpRpc,
+    heads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Rpc for Counting {
+    fn block_number(&self) -> otaledger_device_sdk::client::RpcFuture<'_, u64> {
+        self.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.block_number()
+    }
+
+    fn header(
+        &self,
+        number: u64,
+    ) -> otaledger_device_sdk::client::RpcFuture<'_, otaledger_device_sdk::head::RawHeader> {
+        self.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.header(number)
+    }
+
+    fn proof(
+        &self,
+        address: alloy::primitives::Address,
+        slots: Vec<alloy::primitives::B256>,
+        number: u64,
+    ) -> otaledger_device_sdk::client::RpcFuture<'_, otaledger_device_sdk::state::AccountProof>
+    {
+        self.inner.proof(address, slots, number)
+    }
+}
+
+/// `check_at` proves the release at the head `latest` was proven at: the endpoints are asked
+/// for a head once (latest block and header, by each of the three), not again for the check,
+/// and the approved update is the one `check` approves, at that head.
+#[tokio::test]
+async fn check_at_proves_the_release_at_the_latest_head_without_asking_for_it_again() {
+    let w = World::new().await;
+    let (m, a) = w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let heads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rpcs: Vec<Box<dyn Rpc>> = (0..3)
+        .map(|_| {
+            Box::new(Counting {
+                inner: w.honest(),
+                heads: heads.clone(),
+            }) as _
+        })
+        .collect();
+    let client = w.client(&dir, rpcs);
+    let latest = client.latest().await.unwrap();
+    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 6);
+    let update = client.check_at(&latest, &m, &a).await.unwrap();
+    assert_eq!(
+        heads.load(std::sync::atomic::Ordering::SeqCst),
+        6,
+        "no head asked again"
+    );
+    assert_eq!(update.head, latest.head);
+    assert_eq!(update.manifest, m);
+    assert_eq!(stored(&client).highest_block, latest.head.number);
+    let again = client.check(&m, &a).await.unwrap();
+    assert_eq!(again.release_id, update.release_id);
+    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 12);
+}
