@@ -55,6 +55,7 @@ export const FUNCTIONS = {
   name: fn('name()', '0x06fdde03', '(string)'),
   // EIP-2612 and EIP-5267
   nonces: fn('nonces(address)', '0x7ecebe00', '(uint256)'),
+  permit: fn('permit(address,address,uint256,uint256,uint8,bytes32,bytes32)', '0xd505accf'),
   DOMAIN_SEPARATOR: fn('DOMAIN_SEPARATOR()', '0x3644e515', '(bytes32)'),
   eip712Domain: fn('eip712Domain()', '0x84b0196e', '(bytes1,string,string,uint256,address,bytes32,uint256[])'),
 };

@@ -256,7 +256,7 @@ export function initDapp({ byIndex, map, fleetEvents, el, getJson, allPages, sho
           try {
             set('pending', 'sign the permit in your wallet (a signature, not a transaction)…');
             permit = await signPermit(wallet, r.token, deployment.market, total, await permitDeadline());
-            set('signed', `signed: the market may take ${amount(r, devices.length)} once, in the purchase`);
+            set('signed', `signed: the market may take up to ${amount(r, devices.length)}, in this purchase`);
           } catch (e) {
             if (!(e instanceof NoPermit)) { set('failed', `failed: ${reason(e)}`); continue; }
             set('skipped', `not offered: ${e.message}; approving first`);

@@ -96,13 +96,36 @@ export async function tokenDomain(wallet, token, chainId) {
  */
 export async function signPermit(wallet, token, spender, value, deadline) {
   await wallet.checkChain();
+  // A contract account (a Safe, say) signs by ERC-1271, which EIP-2612 tokens do not check; an
+  // EIP-7702 account (code 0xef0100 ‖ delegate) still signs with its key.
+  const code = lower(await wallet.request('eth_getCode', [wallet.account, 'latest']));
+  if (code && code !== '0x' && !code.startsWith('0xef0100')) throw new NoPermit(`account ${wallet.account} is a contract: tokens check permits by ecrecover, not ERC-1271`);
   const domain = await tokenDomain(wallet, token, wallet.chainId);
   const [nonce] = await wallet.call(token, F.nonces, [wallet.account]);
   const permit = { owner: wallet.account, spender, value, nonce, deadline };
+  // The digest first: its encoding refuses a field out of range (a deadline past uint256 from
+  // an odd block) before the wallet is asked to sign anything.
+  const digest = permitDigest(domainSeparator(domain), permit);
   const typed = permitTypedData(domain, permit);
-  const signature = await wallet.request('eth_signTypedData_v4', [wallet.account, JSON.stringify(typed)]);
+  let signature;
+  try {
+    signature = await wallet.request('eth_signTypedData_v4', [wallet.account, JSON.stringify(typed)]);
+  } catch (e) {
+    // EIP-1193: 4200 unsupported method; JSON-RPC -32601 method not found. A refusal by the
+    // person (4001) stays a failure: they did not want to pay this way now.
+    if (e?.code === 4200 || e?.code === -32601) throw new NoPermit('the wallet cannot sign typed data (eth_signTypedData_v4)');
+    throw e;
+  }
   const { v, r, s } = splitSignature(signature);
-  const who = await wallet.recover(permitDigest(domainSeparator(domain), permit), signature);
+  const who = await wallet.recover(digest, signature);
   if (lower(who) !== lower(wallet.account)) throw new Error(`the wallet's permit signature recovers to ${who ?? 'nothing'}, not ${wallet.account}`);
-  return [toBigInt(value), toBigInt(deadline), v, r, s];
+  const signed = [toBigInt(value), toBigInt(deadline), v, r, s];
+  // The token itself must take it: one with EIP-2612's getters but another `permit` (DAI's)
+  // refuses it, and then the purchase approves instead of failing on a useless signature.
+  try {
+    await wallet.call(token, F.permit, [wallet.account, spender, ...signed]);
+  } catch (e) {
+    throw new NoPermit(`token ${token} refused the signed permit (${e?.message ?? e}), so it has no EIP-2612 permit the page can use`);
+  }
+  return signed;
 }

@@ -85,11 +85,12 @@ fn selectors_topics_and_errors_match_the_bindings() {
     check_call::<UpdateMarket::purchaseWithPermitCall>(f, "purchaseWithPermit");
     check_call::<DemoToken::nameCall>(f, "name");
     check_call::<DemoToken::noncesCall>(f, "nonces");
+    check_call::<DemoToken::permitCall>(f, "permit");
     check_call::<DemoToken::DOMAIN_SEPARATORCall>(f, "DOMAIN_SEPARATOR");
     check_call::<DemoToken::eip712DomainCall>(f, "eip712Domain");
     assert_eq!(
         f.as_object().unwrap().len(),
-        29,
+        30,
         "a function was added to abi.js without a check here"
     );
 
