@@ -146,6 +146,28 @@ pub enum Error {
         /// The tolerance.
         max_skew: u64,
     },
+    /// A head was to be reused ([`crate::Checker::resume`]) after the device clock moved on by
+    /// more than [`crate::Limits::head_reuse_secs`] since it was proven (or moved back): a new
+    /// head must be voted ([`crate::client::Client::check_at`] does so itself).
+    #[error(
+        "head {number} was proven at device time {proven_at}; at {now} it may no longer be reused (at most {max} s later)"
+    )]
+    HeadReuseExpired {
+        /// The head's number.
+        number: u64,
+        /// The device clock when it was proven.
+        proven_at: u64,
+        /// The device clock now.
+        now: u64,
+        /// The reuse limit.
+        max: u64,
+    },
+    /// [`crate::client::Client::check_at`] was given a [`crate::LatestVerified`] another client
+    /// (other endpoints, another quorum or device) proved: a misuse, not a verdict.
+    #[error(
+        "the latest version was proven by another client (its endpoints voted that head, not this client's)"
+    )]
+    ForeignLatest,
     /// The agreed head is below the highest block this device already trusted (rewind).
     #[error("head {number} is below block {highest_seen}, already seen")]
     HeadBehindHighestSeen {
@@ -587,6 +609,7 @@ impl Error {
             | NoQuorum { .. }
             | StaleHead { .. }
             | HeadInFuture { .. }
+            | HeadReuseExpired { .. }
             | HeadBehindHighestSeen { .. } => 1,
             ProofTooLarge { .. }
             | ProofWrongAccount { .. }
@@ -627,9 +650,9 @@ impl Error {
     pub fn class(&self) -> &'static str {
         use Error::*;
         match self {
-            InvalidQuorum { .. } | AnswerCount { .. } => "config",
+            InvalidQuorum { .. } | AnswerCount { .. } | ForeignLatest => "config",
             NotEnoughLatest { .. } | ChainTooShort { .. } | NoQuorum { .. } => "head-quorum",
-            StaleHead { .. } | HeadInFuture { .. } => "head-freshness",
+            StaleHead { .. } | HeadInFuture { .. } | HeadReuseExpired { .. } => "head-freshness",
             HeadBehindHighestSeen { .. } => "head-rewind",
             ProofTooLarge { .. }
             | ProofWrongAccount { .. }

@@ -42,8 +42,9 @@ pub mod client;
 pub use contracts::{Approval, Manifest};
 pub use error::{Error, HeaderFault, Result};
 pub use limits::{
-    DEFAULT_CONFIRMATIONS, DEFAULT_MAX_AGE_SECS, DEFAULT_MAX_CLOCK_SKEW_SECS, Limits,
-    MAX_HEADER_SIZE, MAX_PROOF_NODE_SIZE, MAX_PROOF_NODES, Quorum,
+    DEFAULT_CONFIRMATIONS, DEFAULT_HEAD_REUSE_SECS, DEFAULT_MAX_AGE_SECS,
+    DEFAULT_MAX_CLOCK_SKEW_SECS, Limits, MAX_HEADER_SIZE, MAX_PROOF_NODE_SIZE, MAX_PROOF_NODES,
+    Quorum,
 };
 pub use pipeline::{
     ApprovedUpdate, Checker, DeviceConfig, DeviceState, HeadVerified, LatestVerified, PolicyPassed,

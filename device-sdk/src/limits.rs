@@ -16,6 +16,14 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 3600;
 /// check, so the device refuses rather than trusting a clock it cannot use.
 pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 300;
 
+/// Default longest reuse of a voted head, by the device clock: 15 seconds. The release found
+/// for a newer version is checked at the head that version was proven at (two requests per
+/// endpoint fewer) only while the clock has moved at most this much since; later (a slow or
+/// stalling release source), a new head is voted, so a source cannot choose to have the
+/// release checked at a head from before a revocation it waited for. About one Ethereum block:
+/// small beside the confirmations (72 s) every head already lags by.
+pub const DEFAULT_HEAD_REUSE_SECS: u64 = 15;
+
 /// Largest header RLP accepted: 4 KiB. Mainnet headers are about 600 bytes; the bound stops an
 /// endpoint from making the device decode and hash unbounded data.
 pub const MAX_HEADER_SIZE: usize = 4096;
@@ -77,6 +85,9 @@ pub struct Limits {
     /// How far the head's timestamp may be ahead of the device clock, in seconds
     /// ([`DEFAULT_MAX_CLOCK_SKEW_SECS`]).
     pub max_clock_skew_secs: u64,
+    /// How long a voted head may be reused for the release's check, in seconds of the device
+    /// clock ([`DEFAULT_HEAD_REUSE_SECS`]; 0: never reused).
+    pub head_reuse_secs: u64,
     /// Largest header RLP accepted ([`MAX_HEADER_SIZE`]).
     pub max_header_size: usize,
     /// Most nodes per proof ([`MAX_PROOF_NODES`]).
@@ -93,6 +104,7 @@ impl Limits {
             confirmations: DEFAULT_CONFIRMATIONS,
             max_age_secs: DEFAULT_MAX_AGE_SECS,
             max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
+            head_reuse_secs: DEFAULT_HEAD_REUSE_SECS,
             max_header_size: MAX_HEADER_SIZE,
             max_proof_nodes: MAX_PROOF_NODES,
             max_proof_node_size: MAX_PROOF_NODE_SIZE,

@@ -103,14 +103,29 @@ impl<'a> Checker<'a> {
         })
     }
 
-    /// Step 1 again without asking anyone: the head `latest` was proven at, if it is still
-    /// fresh at this checker's clock reading and not below its highest block seen
-    /// ([`head::check_fresh`], the same checks as a voted head). A [`LatestVerified`] comes
-    /// only from [`HeadVerified::latest`] (`non_exhaustive`: it cannot be built outside this
-    /// crate), so the head it carries won a vote of this device's endpoints; the caller must
-    /// pass one from a checker of the same device configuration, as
-    /// [`crate::client::Client::check_at`] does.
+    /// Whether [`Self::resume`] may reuse `latest`'s head: the clock has moved forward by at
+    /// most [`Limits::head_reuse_secs`] since `latest` was proven. Otherwise vote a new head.
+    pub fn may_resume(&self, latest: &LatestVerified) -> bool {
+        self.now >= latest.proven_at && self.now - latest.proven_at <= self.limits.head_reuse_secs
+    }
+
+    /// Step 1 again without asking anyone: the head `latest` was proven at, if the clock moved
+    /// on by at most [`Limits::head_reuse_secs`] since ([`Self::may_resume`]; else
+    /// [`Error::HeadReuseExpired`]: vote a new head), the head is still fresh at this checker's
+    /// clock reading and not below its highest block seen ([`head::check_fresh`], the same
+    /// checks as a voted head). A [`LatestVerified`] comes only from [`HeadVerified::latest`]
+    /// and cannot be built or changed outside this crate, so the head it carries won a vote of
+    /// the endpoints it was asked of; the caller must pass one from a checker of the same
+    /// device configuration and endpoints, as [`crate::client::Client::check_at`] makes sure.
     pub fn resume(self, latest: &LatestVerified) -> Result<HeadVerified<'a>> {
+        if !self.may_resume(latest) {
+            return Err(crate::Error::HeadReuseExpired {
+                number: latest.head.number,
+                proven_at: latest.proven_at,
+                now: self.now,
+                max: self.limits.head_reuse_secs,
+            });
+        }
         head::check_fresh(
             &latest.head,
             self.limits,
@@ -210,6 +225,8 @@ impl<'a> HeadVerified<'a> {
             head: self.head,
             model,
             installed: self.checker.state.installed_version,
+            proven_at: self.checker.now,
+            issuer: 0,
         })
     }
 
@@ -255,20 +272,73 @@ impl<'a> HeadVerified<'a> {
 }
 
 /// The model's proven latest version at a trusted head ([`HeadVerified::latest`]). Only the
-/// pipeline makes one (`non_exhaustive`: no struct literal outside this crate), so its head won
-/// a vote; [`Checker::resume`] relies on that.
+/// pipeline makes one and no one changes it (private fields, read through [`Self::head`],
+/// [`Self::model`], [`Self::installed`]), so its head won a vote; [`Checker::resume`] relies on
+/// that. Neither a struct literal nor an edit of an owned value compiles outside this crate:
+///
+/// ```compile_fail,E0616
+/// fn refresh(latest: &mut otaledger_device_sdk::LatestVerified, now: u64) {
+///     latest.head.timestamp = now; // a stale head made fresh again
+/// }
+/// ```
+///
+/// ```compile_fail,E0616
+/// fn forge(latest: &mut otaledger_device_sdk::LatestVerified, root: alloy_primitives::B256) {
+///     latest.head.state_root = root; // proofs of another state
+/// }
+/// ```
+///
+/// ```compile_fail,E0451
+/// use otaledger_device_sdk::{LatestVerified, head::TrustedHead, layout::ModelWord};
+/// fn build(head: TrustedHead, model: ModelWord) -> LatestVerified {
+///     LatestVerified { head, model, installed: 0 } // a head no quorum voted
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct LatestVerified {
-    /// The head it was proven at.
-    pub head: TrustedHead,
-    /// The model word (latest version, floor).
-    pub model: ModelWord,
-    /// The device's installed version when the check started.
-    pub installed: u64,
+    head: TrustedHead,
+    model: ModelWord,
+    installed: u64,
+    /// The device clock when it was proven.
+    proven_at: u64,
+    /// The [`crate::client::Client`] that proved it (0: the pipeline used directly).
+    issuer: u64,
 }
 
 impl LatestVerified {
+    /// The head it was proven at.
+    pub fn head(&self) -> &TrustedHead {
+        &self.head
+    }
+
+    /// The model word (latest version, floor).
+    pub fn model(&self) -> ModelWord {
+        self.model
+    }
+
+    /// The device's installed version when the check started.
+    pub fn installed(&self) -> u64 {
+        self.installed
+    }
+
+    /// The device clock's reading when it was proven.
+    pub fn proven_at(&self) -> u64 {
+        self.proven_at
+    }
+
+    /// Marks it as proven by the client `issuer` (see [`crate::client::Client::check_at`]).
+    #[cfg(feature = "std")]
+    pub(crate) fn issued_by(mut self, issuer: u64) -> Self {
+        self.issuer = issuer;
+        self
+    }
+
+    /// The client that proved it (0: none).
+    #[cfg(feature = "std")]
+    pub(crate) fn issuer(&self) -> u64 {
+        self.issuer
+    }
+
     /// The version to look for, if the model's latest is newer than the installed one; `None`
     /// is a proven "up to date".
     pub fn newer(&self) -> Option<u64> {

@@ -457,17 +457,17 @@ impl Updater {
 
     async fn update(&mut self) -> Result<Outcome> {
         let latest = self.parts.client.latest().await?;
-        let block = latest.head.number;
+        let block = latest.head().number;
         let Some(version) = latest.newer() else {
             self.emit(
                 "latest",
                 format!(
                     "up to date: version {} is the model's latest at block {block}",
-                    latest.installed
+                    latest.installed()
                 ),
             );
             return Ok(Outcome::UpToDate {
-                version: latest.installed,
+                version: latest.installed(),
                 block,
             });
         };
@@ -475,7 +475,7 @@ impl Updater {
             "latest",
             format!(
                 "version {version} is newer than installed {} (proven at block {block})",
-                latest.installed
+                latest.installed()
             ),
         );
         let c = self.parts.client.config().clone();

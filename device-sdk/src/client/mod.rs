@@ -75,6 +75,8 @@ impl Clock for SystemClock {
 
 /// A device's update checker over its transports.
 pub struct Client {
+    /// This client among the process's ([`LatestVerified`]s it proved carry it).
+    id: u64,
     config: DeviceConfig,
     limits: Limits,
     rpcs: Vec<Box<dyn Rpc>>,
@@ -107,7 +109,10 @@ impl Client {
                 configured: limits.quorum.n(),
             });
         }
+        /// Client ids: 0 is "no client" (the pipeline used directly).
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
             limits,
             rpcs,
@@ -132,24 +137,39 @@ impl Client {
     }
 
     /// [`Self::check`] at the head `latest` was proven at, without asking the endpoints for a
-    /// head again (two requests fewer per endpoint): the head is checked again for freshness
-    /// against the clock now and against the highest block seen ([`Checker::resume`]), then
-    /// steps 2–4 run as in `check`. `latest` must come from this client's [`Self::latest`].
+    /// head again (two requests fewer per endpoint), while the device clock has moved on by at
+    /// most [`Limits::head_reuse_secs`] since; later (a slow release source) a new head is
+    /// voted, exactly as [`Self::check`]. A reused head is checked again for freshness against
+    /// the clock now and against the highest block seen ([`Checker::resume`]), then steps 2–4
+    /// run as in `check`. `latest` must come from this client's [`Self::latest`] (its
+    /// endpoints voted that head): another client's is refused ([`Error::ForeignLatest`]).
     pub async fn check_at(
         &self,
         latest: &LatestVerified,
         manifest: &Manifest,
         approval: &Approval,
     ) -> Result<ApprovedUpdate> {
+        if latest.issuer() != self.id {
+            return Err(Error::ForeignLatest);
+        }
         let state = self.storage.load()?;
-        let head =
-            Checker::new(&self.config, &self.limits, state, self.clock.now()).resume(latest)?;
+        let checker = Checker::new(&self.config, &self.limits, state, self.clock.now());
+        if !checker.may_resume(latest) {
+            tracing::info!(
+                block = latest.head().number,
+                proven_at = latest.proven_at(),
+                "step 1: the latest version's head is too old to reuse; voting a new one"
+            );
+            let (number, head) = self.trusted_head(checker).await?;
+            return self.prove(number, head, state, manifest, approval).await;
+        }
+        let head = checker.resume(latest)?;
         tracing::info!(
-            block = latest.head.number,
-            hash = %latest.head.hash,
+            block = latest.head().number,
+            hash = %latest.head().hash,
             "step 1: trusted head (the one the latest version was proven at, still fresh)"
         );
-        self.prove(latest.head.number, head, state, manifest, approval)
+        self.prove(latest.head().number, head, state, manifest, approval)
             .await
     }
 
@@ -247,10 +267,11 @@ impl Client {
             };
             match result {
                 Ok(latest) => {
+                    let latest = latest.issued_by(self.id);
                     tracing::info!(
                         block = number,
-                        latest = latest.model.latest_version,
-                        installed = latest.installed,
+                        latest = latest.model().latest_version,
+                        installed = latest.installed(),
                         "step 2: latest version proven"
                     );
                     self.storage.store(&DeviceState {

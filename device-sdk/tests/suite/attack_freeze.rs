@@ -111,9 +111,10 @@ impl otaledger_device_sdk::client::Clock for MovingClock {
     }
 }
 
-/// The head `latest` was proven at is reused for the release's check (`Client::check_at`), but
-/// the freeze checks run again: once the device clock has moved two hours on, the same head is
-/// stale and the check is refused in step 1, with nothing stored.
+/// The head `latest` was proven at is reused for the release's check (`Client::check_at`) only
+/// while the device clock moved at most `head_reuse_secs` on; two hours on, `check_at` votes a
+/// new head, which is as stale by that clock (the chain did not move): refused in step 1, with
+/// nothing stored.
 #[tokio::test]
 async fn a_reused_head_that_went_stale_is_refused() {
     let w = World::new().await;
@@ -135,7 +136,7 @@ async fn a_reused_head_that_went_stale_is_refused() {
     now.fetch_add(2 * 3600, std::sync::atomic::Ordering::SeqCst);
     let err = client.check_at(&latest, &m, &a).await.unwrap_err();
     assert!(
-        matches!(err, Error::StaleHead { number, max_age: 3600, .. } if number == latest.head.number),
+        matches!(err, Error::StaleHead { number, max_age: 3600, .. } if number == latest.head().number),
         "{err:?}"
     );
     assert_eq!(err.step(), Some(1));
@@ -158,13 +159,52 @@ async fn a_reused_head_below_a_newer_trusted_one_is_refused() {
     let old = client.latest().await.unwrap();
     w.settle().await;
     let new = client.latest().await.unwrap();
-    assert!(new.head.number > old.head.number);
+    assert!(new.head().number > old.head().number);
     let err = client.check_at(&old, &m, &a).await.unwrap_err();
     assert!(
         matches!(err, Error::HeadBehindHighestSeen { number, highest_seen }
-            if number == old.head.number && highest_seen == new.head.number),
+            if number == old.head().number && highest_seen == new.head().number),
         "{err:?}"
     );
     let update = client.check_at(&new, &m, &a).await.unwrap();
-    assert_eq!(update.head.number, new.head.number);
+    assert_eq!(update.head.number, new.head().number);
+}
+
+/// `Checker::resume` (the no_std pipeline, for firmware without the std client) refuses to reuse
+/// a head once the device clock moved more than `head_reuse_secs` on since it was proven, or
+/// back: `HeadReuseExpired` (step 1, "head-freshness"); within the window it resumes.
+#[tokio::test]
+async fn the_pipeline_reuses_a_head_only_within_the_reuse_window() {
+    use otaledger_device_sdk::{Checker, Limits, Quorum};
+    let w = World::new().await;
+    w.release(1).await;
+    w.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(w.timestamp().await));
+    let client = w.client_with(
+        &dir,
+        vec![Box::new(w.honest())],
+        Box::new(MovingClock(now.clone())),
+        w.devices[0],
+    );
+    let latest = client.latest().await.unwrap();
+    let t = latest.proven_at();
+    let mut limits = Limits::new(Quorum::majority(1).unwrap());
+    limits.confirmations = crate::common::CONFIRMATIONS;
+    let state = client.state().unwrap();
+    let config = client.config().clone();
+    let at = |now: u64| Checker::new(&config, &limits, state, now);
+    assert!(at(t + limits.head_reuse_secs).resume(&latest).is_ok());
+    for late in [t + limits.head_reuse_secs + 1, t - 1] {
+        let err = at(late).resume(&latest).unwrap_err();
+        assert!(
+            matches!(err, Error::HeadReuseExpired { proven_at, now, max: 15, .. } if proven_at == t && now == late),
+            "{err:?}"
+        );
+        assert_eq!((err.step(), err.class()), (Some(1), "head-freshness"));
+    }
+    limits.head_reuse_secs = 0;
+    let at = |now: u64| Checker::new(&config, &limits, state, now);
+    assert!(at(t).resume(&latest).is_ok(), "0 s: the same instant only");
+    assert!(at(t + 1).resume(&latest).is_err());
 }

@@ -32,6 +32,7 @@ mod properties_formats;
 mod reports_offline;
 mod review_bundle;
 mod review_device_file;
+mod review_head_reuse;
 mod review_keys;
 mod review_reports;
 mod review_source;

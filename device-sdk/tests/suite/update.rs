@@ -121,9 +121,9 @@ async fn check_at_proves_the_release_at_the_latest_head_without_asking_for_it_ag
         6,
         "no head asked again"
     );
-    assert_eq!(update.head, latest.head);
+    assert_eq!(&update.head, latest.head());
     assert_eq!(update.manifest, m);
-    assert_eq!(stored(&client).highest_block, latest.head.number);
+    assert_eq!(stored(&client).highest_block, latest.head().number);
     let again = client.check(&m, &a).await.unwrap();
     assert_eq!(again.release_id, update.release_id);
     assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 12);
