@@ -8,7 +8,8 @@
 //! then API latency (p50/p99) under 64 concurrent clients over the SQLite index.
 //!
 //! `cargo bench -p otaledger-indexer --bench sync -- EVENTS [SCENARIOS [BLOCK_TIME]]` (default
-//! 20,000 events; 16 scenarios; a block per transaction, or one every BLOCK_TIME seconds). The history is filled by SCENARIOS manufacturers side by side, each
+//! 20,000 events; 16 scenarios; a block per transaction, or one every BLOCK_TIME seconds;
+//! `OTALEDGER_BENCH_ANVIL_ARGS` adds anvil arguments, e.g. `--prune-history`). The history is filled by SCENARIOS manufacturers side by side, each
 //! with its own operator and owner accounts: one scenario sends one transaction after another
 //! (about 38 events/s on this machine, bound by waiting for each receipt), so several keep anvil
 //! busy. Their rounds run in lockstep: every scenario plays its round up to the refunds, then one
@@ -221,6 +222,10 @@ async fn main() {
     if let Some(t) = args.get(2) {
         anvil_args.extend(["--block-time", t]);
     }
+    // OTALEDGER_BENCH_ANVIL_ARGS: more anvil arguments, space-separated (e.g. `--prune-history`:
+    // no historical states at all; the legs read logs and headers, not old state).
+    let extra = std::env::var("OTALEDGER_BENCH_ANVIL_ARGS").unwrap_or_default();
+    anvil_args.extend(extra.split_whitespace());
     let chain = Chain::start(&anvil_args).await.unwrap();
     let mut scenarios = Vec::with_capacity(parallel);
     for _ in 0..parallel {
