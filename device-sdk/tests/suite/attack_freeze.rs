@@ -101,16 +101,6 @@ async fn a_head_below_the_highest_block_seen_is_refused() {
     ));
 }
 
-/// A device clock the test moves.
-#[derive(Clone)]
-struct MovingClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
-
-impl otaledger_device_sdk::client::Clock for MovingClock {
-    fn now(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// The head `latest` was proven at is reused for the release's check (`Client::check_at`) only
 /// while the device clock moved at most `head_reuse_secs` on; two hours on, `check_at` votes a
 /// new head, which is as stale by that clock (the chain did not move): refused in step 1, with
@@ -121,13 +111,7 @@ async fn a_reused_head_that_went_stale_is_refused() {
     let (m, a) = w.release(1).await;
     w.settle().await;
     let dir = tempfile::tempdir().unwrap();
-    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(w.timestamp().await));
-    let client = w.client_with(
-        &dir,
-        vec![Box::new(w.honest())],
-        Box::new(MovingClock(now.clone())),
-        w.devices[0],
-    );
+    let (client, now) = w.moving_client(&dir).await;
     let latest = client.latest().await.unwrap();
     assert_eq!(latest.newer(), Some(1));
     let before = FileStorage::new(dir.path().join("state.json"))
@@ -180,13 +164,7 @@ async fn the_pipeline_reuses_a_head_only_within_the_reuse_window() {
     w.release(1).await;
     w.settle().await;
     let dir = tempfile::tempdir().unwrap();
-    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(w.timestamp().await));
-    let client = w.client_with(
-        &dir,
-        vec![Box::new(w.honest())],
-        Box::new(MovingClock(now.clone())),
-        w.devices[0],
-    );
+    let (client, _) = w.moving_client(&dir).await;
     let latest = client.latest().await.unwrap();
     let t = latest.proven_at();
     let mut limits = Limits::new(Quorum::majority(1).unwrap());

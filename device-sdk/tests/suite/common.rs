@@ -292,6 +292,21 @@ impl World {
         .unwrap()
     }
 
+    /// One honest endpoint and a device clock the test moves, set to the chain's time.
+    pub(crate) async fn moving_client(
+        &self,
+        dir: &tempfile::TempDir,
+    ) -> (Client, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(self.timestamp().await));
+        let client = self.client_with(
+            dir,
+            vec![Box::new(self.honest())],
+            Box::new(MovingClock(now.clone())),
+            self.devices[0],
+        );
+        (client, now)
+    }
+
     /// One honest endpoint.
     pub(crate) fn honest_client(&self, dir: &tempfile::TempDir) -> Client {
         self.client(dir, vec![Box::new(self.honest())])
@@ -313,6 +328,16 @@ pub(crate) fn to_device_approval(a: &IUpdateRegistry::Approval) -> Approval {
 /// The stored state after a check (nothing stored = the default).
 pub(crate) fn stored(client: &Client) -> DeviceState {
     client.state().unwrap()
+}
+
+/// A device clock the test moves (shared with whatever moves it).
+#[derive(Clone)]
+pub(crate) struct MovingClock(pub(crate) std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock for MovingClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A fixed device clock.

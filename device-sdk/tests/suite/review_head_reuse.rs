@@ -16,29 +16,17 @@ use alloy::{
 };
 use otaledger_device_sdk::{
     Approval, DeviceState, Error, Manifest,
-    client::{
-        Clock, FileStorage, HttpRpc, ReleaseSource, Rpc, RpcFuture, SourceFuture, Storage, Updater,
-    },
+    client::{FileStorage, HttpRpc, ReleaseSource, Rpc, RpcFuture, SourceFuture, Storage, Updater},
     contracts::release_id,
     head::RawHeader,
     state::AccountProof,
 };
 
 use crate::{
-    common::{Liar, Lie, World, stored},
+    common::{Liar, Lie, MovingClock, World, stored},
     fleet::{Fleet, nothing_installed},
     mined,
 };
-
-/// A device clock the test moves (shared with a source that "takes its time").
-#[derive(Clone)]
-struct MovingClock(Arc<AtomicU64>);
-
-impl Clock for MovingClock {
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 fn state_file(dir: &tempfile::TempDir) -> DeviceState {
     FileStorage::new(dir.path().join("state.json"))
@@ -286,13 +274,7 @@ async fn review_a_reused_head_after_the_clock_stepped_back_is_refused() {
     let (m, a) = w.release(1).await;
     w.settle().await;
     let dir = tempfile::tempdir().unwrap();
-    let now = Arc::new(AtomicU64::new(w.timestamp().await));
-    let client = w.client_with(
-        &dir,
-        vec![Box::new(w.honest())],
-        Box::new(MovingClock(now.clone())),
-        w.devices[0],
-    );
+    let (client, now) = w.moving_client(&dir).await;
     let latest = client.latest().await.unwrap();
     let before = state_file(&dir);
     now.fetch_sub(3600, Ordering::SeqCst);
