@@ -23,6 +23,7 @@ import { FUNCTIONS as F, encode, toBigInt } from './abi.js';
 import { exactKeys, lowerHex, readJson, requireCanonical, safeUint, visibleText } from './checks.js';
 import { keccakHex, keccakText } from './keccak.js';
 import { domainSeparator as eip712Separator } from './permit.js';
+import { parsePolicy, policyId } from './policy.js';
 import { WalletError, formatUnits, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -75,53 +76,25 @@ export function parseManifestFile(text) {
     return lowerHex(m[k], null, what);
   });
   if ((m.bundleCid.length - 2) / 2 > 256) throw new Error('manifest.bundleCid: longer than a CID');
+  // What a signer is shown must be what they sign: the policy text's id is the signed policyId.
+  const id = policyId(v.policy);
+  if (id !== m.policyId) throw new Error(`policy: the text hashes to policy id ${id}, the manifest signs ${m.policyId}`);
   return { chainId: v.chainId, registry: v.registry, releaseId: v.releaseId, digest: v.digest, policy: v.policy, manifest: m, tuple };
 }
 
-/** Longest policy text (the CP-ABE crate's MAX_POLICY_TEXT). */
+/** Longest policy text the page reads (the cpabe crate allows 64 KiB; real policies are short). */
 export const MAX_POLICY_TEXT = 4096;
 
 /**
- * A policy text the page shows: printable ASCII in the policy grammar (quoted or bare
- * attributes, `and`, `or`, `k of (…, …)`, parentheses), so a file cannot put prose, controls
- * or bidirectional overrides where the page shows the policy. Whether it hashes to the signed
- * `policyId` is not checked here (the CLI does).
+ * A policy text the page shows: printable ASCII (so a file cannot put controls, bidirectional
+ * overrides or invisible characters where the page shows the policy) that parses as the cpabe
+ * crate parses policies (`policy.js`); `parseManifestFile` then checks it hashes to the signed
+ * `policyId`.
  */
 export function checkPolicyText(text) {
   if (typeof text !== 'string' || !text || text.length > MAX_POLICY_TEXT) throw new Error(`policy: expected a policy text of at most ${MAX_POLICY_TEXT} characters`);
   if (!/^[\x20-\x7e]*$/.test(text)) throw new Error('policy: only printable ASCII (no control, bidirectional or invisible characters)');
-  const tokens = [];
-  const re = /\s*(?:("(?:[^"\\]|\\.)*")|([A-Za-z0-9_:\-./@+=]+)|([(),]))/y;
-  let at = 0;
-  while (at < text.length) {
-    if (/^\s*$/.test(text.slice(at))) break;
-    re.lastIndex = at;
-    const m = re.exec(text);
-    if (!m) throw new Error(`policy: unexpected ${JSON.stringify(text[at])} at ${at}`);
-    tokens.push(m[1] ? { attr: true } : m[2] ? { word: m[2].toLowerCase() } : { punct: m[3] });
-    at = re.lastIndex;
-  }
-  let i = 0;
-  const isWord = (w) => tokens[i]?.word === w;
-  const operand = () => {
-    const t = tokens[i];
-    if (!t) throw new Error('policy: ended where an attribute was expected');
-    if (t.punct === '(') { i++; or(); if (tokens[i]?.punct !== ')') throw new Error('policy: expected )'); i++; return; }
-    if (t.word && /^[0-9]+$/.test(t.word) && tokens[i + 1]?.word === 'of') {
-      i += 2;
-      if (tokens[i]?.punct !== '(') throw new Error('policy: expected ( after "of"');
-      i++; or();
-      while (tokens[i]?.punct === ',') { i++; or(); }
-      if (tokens[i]?.punct !== ')') throw new Error('policy: expected )');
-      i++; return;
-    }
-    if (t.attr || (t.word && !['and', 'or', 'of'].includes(t.word))) { i++; return; }
-    throw new Error('policy: expected an attribute');
-  };
-  const and = () => { operand(); while (isWord('and')) { i++; operand(); } };
-  const or = () => { and(); while (isWord('or')) { i++; and(); } };
-  or();
-  if (i !== tokens.length) throw new Error('policy: text after the policy');
+  parsePolicy(text);
   return text;
 }
 
@@ -332,8 +305,8 @@ export function initPublish({ el, short, getJson }) {
       summary.push(
         `${set.name}, model ${f.manifest.modelId}, version ${version}${version <= BigInt(m[1]) ? ` (not above the latest published, ${BigInt(m[1])}: the registry will refuse it)` : ''}`,
         `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${expiryText(f.manifest.expiry)} · ${f.manifest.bundleSize} bytes`,
-        `policy, as the file states it: ${f.policy} (what is signed is its hash, policyId ${f.manifest.policyId}; `
-          + 'the page cannot recompute it, nor fetch and hash the bundle: `otaledger release sign --bundle` checks both)',
+        `policy ${f.policy} (its hash, checked here, is the signed policyId ${f.manifest.policyId}; `
+          + 'that the bundle is encrypted under it the page cannot check: `otaledger release sign --bundle` does)',
         `release id ${f.releaseId} (the registry's hash of these fields)`);
       return { set, summary, message: f.manifest, digest, label: 'Publish', done: `release ${f.releaseId} is published`,
         call: (approval) => [F.publishRelease, [f.tuple, approval]], what: `publish v${version}` };

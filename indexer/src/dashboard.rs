@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../dashboard/wallet.js"),
     ),
     (
+        "policy.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../dashboard/policy.js"),
+    ),
+    (
         "permit.js",
         "text/javascript; charset=utf-8",
         include_str!("../../dashboard/permit.js"),

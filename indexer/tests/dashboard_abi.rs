@@ -1222,3 +1222,173 @@ fn the_page_splits_permit_signatures_and_refuses_malleable_ones() {
         assert!(e["error"].as_str().unwrap().contains("not 65 bytes"), "{e}");
     }
 }
+
+/// A random policy text: attributes bare or quoted (with every escape, `\u{…}` of 1–6 digits
+/// included), `and`/`or` chains in mixed case, parentheses, thresholds with k in and out of
+/// range, sometimes a repeated attribute, odd spacing.
+fn policy_text(rng: &mut Rng, depth: u32, used: &mut u32) -> String {
+    let attr = |rng: &mut Rng, used: &mut u32| {
+        *used += 1;
+        let n = if rng.below(20) == 0 { 1 } else { *used };
+        match rng.below(6) {
+            0 => format!("\"q \\\" \\\\ \\n\\t\\r {n}\""),
+            1 => format!(
+                "\"\\u{{{:x}}}é{n}\"",
+                [0x41, 0x263a, 0x1f600, 0x10ffff][rng.below(4) as usize]
+            ),
+            2 => format!("model:{n}"),
+            3 => format!("Ab_:-./@+={n}"),
+            4 => format!("\"release:{n}/7 and or\""),
+            _ => format!("{n}"),
+        }
+    };
+    if depth == 0 || rng.below(3) == 0 {
+        return attr(rng, used);
+    }
+    let n = 1 + rng.below(4) as usize;
+    let parts: Vec<String> = (0..n)
+        .map(|_| {
+            let inner = policy_text(rng, depth - 1, used);
+            if rng.below(2) == 0 {
+                format!("({inner})")
+            } else {
+                inner
+            }
+        })
+        .collect();
+    let sp = ["  ", " "][rng.below(2) as usize];
+    match rng.below(3) {
+        0 => parts.join(&format!(
+            "{sp}{}{sp}",
+            ["and", "AND", "And"][rng.below(3) as usize]
+        )),
+        1 => parts.join(&format!(" {} ", ["or", "OR", "oR"][rng.below(3) as usize])),
+        _ => {
+            let k = match rng.below(6) {
+                0 => 0,
+                1 => n + 1,
+                _ => 1 + rng.below(n as u64) as usize,
+            };
+            format!(
+                "{k} {} ( {} )",
+                ["of", "OF"][rng.below(2) as usize],
+                parts.join(" , ")
+            )
+        }
+    }
+}
+
+/// The page's policy ids (`dashboard/policy.js`) are the cpabe crate's: on random policy texts
+/// and thousands of mutations of them (characters dropped, inserted, replaced from the
+/// grammar's alphabet), the page parses exactly the texts `Policy::parse` accepts and hashes
+/// each to the same `policy_id` (keccak-256 of `Policy::to_bytes`); also every accepted
+/// policy's own text form (`Display`), limits at their edges (32 levels, 512 leaves, 256-byte
+/// attributes) and just past them.
+#[test]
+fn the_page_computes_policy_ids_as_the_cpabe_crate_does() {
+    use otaledger_core::bundle::parse_policy;
+    let mut rng = Rng(0x5eed_0008);
+    let mut texts: Vec<String> = Vec::new();
+    for i in 0..300 {
+        let mut used = 0;
+        texts.push(policy_text(&mut rng, 1 + (i % 4), &mut used));
+    }
+    let alphabet = b"() ,\"\\aAnNdDoOrRfF0123456789:{}u.x";
+    let bases = texts.clone();
+    for base in &bases {
+        for _ in 0..8 {
+            if let Some(m) = mutate(&mut rng, base, alphabet, 3) {
+                texts.push(m);
+            }
+        }
+    }
+    let nest = |levels: usize| format!("{}a{}", "(".repeat(levels), ")".repeat(levels));
+    let chain =
+        |levels: usize| (0..levels).fold("leaf".to_owned(), |t, i| format!("x{i} and ({t})"));
+    let leaves = |n: usize| {
+        (0..n)
+            .map(|i| format!("a{i}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    texts.extend([
+        nest(31),
+        nest(32),
+        chain(30),
+        chain(31),
+        chain(32),
+        leaves(512),
+        leaves(513),
+        format!("\"{}\"", "a".repeat(256)),
+        format!("\"{}\"", "a".repeat(257)),
+        format!("\"{}\"", "é".repeat(128)),
+        format!("\"{}é\"", "a".repeat(255)),
+        "\"\\u{d800}\"".into(),
+        "\"\\u{110000}\"".into(),
+        "\"\\u{}\"".into(),
+        "\"\\u{0000041}\"".into(),
+        "18446744073709551617 of (a)".into(),
+        "007 of (a, b, c, d, e, f, g)".into(),
+        "2 of (a)".into(),
+        "\"\"".into(),
+        "a and".into(),
+        "of".into(),
+        "\"of\"".into(),
+        "OR".into(),
+        "a and Of".into(),
+        "AND and b".into(),
+        "\"AND\" and b".into(),
+        "3 oF (a, b, c)".into(),
+        "a b".into(),
+        String::new(),
+    ]);
+    // Every accepted policy's Display form too.
+    let display: Vec<String> = texts
+        .iter()
+        .filter_map(|t| parse_policy(t).ok())
+        .map(|p| p.to_string())
+        .collect();
+    texts.extend(display);
+    let want: Vec<Option<String>> = texts
+        .iter()
+        .map(|t| parse_policy(t).ok().map(|p| hex(policy_id(&p))))
+        .collect();
+    let got = node(
+        "out(input.map((t) => { try { return policy.policyId(t); } catch (e) { if (!(e instanceof policy.PolicyError)) throw e; return null; } }));",
+        &json!(texts),
+    );
+    let accepted = want.iter().filter(|w| w.is_some()).count();
+    assert!(
+        accepted > 400 && accepted < texts.len() - 400,
+        "{accepted} of {}",
+        texts.len()
+    );
+    for ((text, w), g) in texts.iter().zip(&want).zip(got.as_array().unwrap()) {
+        assert_eq!(g, &json!(w), "{text:?}");
+    }
+}
+
+/// A manifest file whose policy text does not hash to the `policyId` it signs is refused by
+/// name before anyone is asked to sign (the page shows signers the policy text).
+#[test]
+fn a_manifest_file_whose_policy_text_is_not_the_signed_one_is_refused() {
+    let mut rng = Rng(0x5eed_0009);
+    let file = &manifest_files(&mut rng, 1)[0];
+    let text = file.to_json();
+    let other = text.replacen("\\\"model:", "\\\"Model:", 1);
+    assert_ne!(text, other, "the policy text names the model attribute");
+    let got = node(
+        "out(input.map((t) => { try { publish.parseManifestFile(t); return 'read'; } catch (e) { return e.message; } }));",
+        &json!([text, other]),
+    );
+    assert_eq!(got[0], "read");
+    let refusal = got[1].as_str().unwrap();
+    assert!(
+        refusal.starts_with("policy: the text hashes to policy id 0x")
+            && refusal.contains(&format!(
+                "the manifest signs {}",
+                hex(file.manifest.policyId)
+            )),
+        "{refusal}"
+    );
+}

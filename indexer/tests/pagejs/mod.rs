@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// Runs `script` as an ES module with the page's modules imported as `abi`, `publish`,
-/// `claim`, `keccak`, `walletjs` (`wallet.js`), `session` and `permit`, `input` (read from stdin: it may
+/// `claim`, `keccak`, `walletjs` (`wallet.js`), `session`, `permit` and `policy`, `input` (read from stdin: it may
 /// be large) as `input`, and returns the JSON it prints with `out` (BigInts as decimal text).
 pub fn node(script: &str, input: &Value) -> Value {
     use std::io::Write as _;
@@ -30,6 +30,7 @@ pub fn node(script: &str, input: &Value) -> Value {
         ("walletjs", "wallet.js"),
         ("session", "session.js"),
         ("permit", "permit.js"),
+        ("policy", "policy.js"),
     ]
     .iter()
     .map(|(name, file)| format!("import * as {name} from {};\n", module(file)))
