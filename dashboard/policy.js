@@ -34,6 +34,10 @@ export class PolicyError extends Error {
  */
 export function parsePolicy(text) {
   if (typeof text !== 'string') throw new PolicyError('not a text', 0);
+  // A JavaScript string may hold a lone surrogate (JSON "\ud800"), which no Rust text can and
+  // TextEncoder would hash as U+FFFD: refused, so two texts never share an id.
+  const lone = /\p{Cs}/u.exec(text);
+  if (lone) throw new PolicyError('a lone surrogate (not Unicode text)', lone.index);
   if (utf8(text).length > MAX_POLICY_TEXT_BYTES) throw new PolicyError(`policy text longer than ${MAX_POLICY_TEXT_BYTES} bytes`, 0);
   let pos = 0; let leaves = 0;
   const seen = new Set();
@@ -152,6 +156,12 @@ export function parsePolicy(text) {
   const rest = peek();
   if (rest) throw new PolicyError('unexpected text after the policy', rest.at);
   return parsed.node;
+}
+
+/** The attributes of a parsed policy, in the text's order. */
+export function policyAttributes(tree) {
+  if (tree.attr !== undefined) return [tree.attr];
+  return (tree.and ?? tree.or ?? tree.of).flatMap(policyAttributes);
 }
 
 /** The canonical encoding of a parsed policy (`Policy::to_bytes`). */

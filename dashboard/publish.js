@@ -23,7 +23,7 @@ import { FUNCTIONS as F, encode, toBigInt } from './abi.js';
 import { exactKeys, lowerHex, readJson, requireCanonical, safeUint, visibleText } from './checks.js';
 import { keccakHex, keccakText } from './keccak.js';
 import { domainSeparator as eip712Separator } from './permit.js';
-import { parsePolicy, policyId } from './policy.js';
+import { parsePolicy, policyAttributes, policyId } from './policy.js';
 import { WalletError, formatUnits, reason } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
@@ -305,7 +305,8 @@ export function initPublish({ el, short, getJson }) {
       summary.push(
         `${set.name}, model ${f.manifest.modelId}, version ${version}${version <= BigInt(m[1]) ? ` (not above the latest published, ${BigInt(m[1])}: the registry will refuse it)` : ''}`,
         `price ${token === 'ETH' ? `${formatUnits(toBigInt(f.manifest.price), 18)} ETH` : `${f.manifest.price} ${token}`} · expiry ${expiryText(f.manifest.expiry)} · ${f.manifest.bundleSize} bytes`,
-        `policy ${f.policy} (its hash, checked here, is the signed policyId ${f.manifest.policyId}; `
+        `policy ${f.policy}: attributes ${policyAttributes(parsePolicy(f.policy)).map((a) => JSON.stringify(a)).join(', ')} `
+          + `(its hash, checked here, is the signed policyId ${f.manifest.policyId}; `
           + 'that the bundle is encrypted under it the page cannot check: `otaledger release sign --bundle` does)',
         `release id ${f.releaseId} (the registry's hash of these fields)`);
       return { set, summary, message: f.manifest, digest, label: 'Publish', done: `release ${f.releaseId} is published`,
