@@ -24,7 +24,7 @@ use otaledger_core::{
     bundle::{default_policy, policy_id},
     manifest::ManifestFile,
 };
-use pagejs::node;
+use pagejs::{Rng, hex, node};
 use serde_json::{Value, json};
 
 alloy::sol! {
@@ -35,10 +35,6 @@ alloy::sol! {
         function decimals() external view returns (uint8);
         function symbol() external view returns (string);
     }
-}
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    alloy::hex::encode_prefixed(bytes)
 }
 
 fn tables() -> Value {
@@ -434,24 +430,6 @@ fn malformed_input_and_data_are_refused_by_name() {
 }
 
 // ---------------------------------------------------------------- publish.js
-
-/// A small seeded generator (xorshift64*), so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        std::array::from_fn(|_| self.next() as u8)
-    }
-}
 
 /// One seeded mutation of `text` (`None` when it is not UTF-8 or unchanged): of the first
 /// `kinds` of a byte replaced by one of `alphabet`, one inserted, one deleted, a line dropped, a

@@ -34,7 +34,7 @@ use otaledger_core::{
     signing::release_id,
     test_support::Chain,
 };
-use pagejs::node;
+use pagejs::{hex, node};
 use serde_json::{Value, json};
 
 /// One dUSD in its smallest unit (6 decimals).
@@ -217,10 +217,6 @@ async function buy(o = {}) {
 struct Env {
     _chain: Chain,
     input: Value,
-}
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    alloy::hex::encode_prefixed(bytes)
 }
 
 fn manifest(token: Address) -> Manifest {

@@ -12,27 +12,8 @@ use otaledger_core::{
     bundle::{parse_policy, policy_id},
     manifest::ManifestFile,
 };
-use pagejs::node;
+use pagejs::{Rng, hex, node};
 use serde_json::{Value, json};
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    alloy::hex::encode_prefixed(bytes)
-}
-
-/// A small seeded generator (xorshift64*), so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// The crate's id of `text`, or `None` when it refuses it.
 fn rust_id(text: &str) -> Option<String> {

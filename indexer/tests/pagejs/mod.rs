@@ -65,3 +65,31 @@ pub fn node(script: &str, input: &Value) -> Value {
         )
     })
 }
+
+/// A small seeded generator (xorshift64*), so failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// `N` random bytes.
+    pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        std::array::from_fn(|_| self.next() as u8)
+    }
+}
+
+/// 0x-prefixed lower-case hex.
+pub fn hex(bytes: impl AsRef<[u8]>) -> String {
+    alloy::hex::encode_prefixed(bytes)
+}
