@@ -22,7 +22,7 @@ mod output;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cid::Cid;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -98,12 +98,26 @@ pub async fn fetch(
         },
         opts: opts.clone(),
         received: Arc::new(AtomicU64::new(0)),
+        cancelled: Arc::new(AtomicBool::new(false)),
     };
+    // The job runs on a blocking thread that outlives this future if it is dropped (a timeout
+    // around the fetch, a task aborted): the guard tells it so, and the job then stops at its
+    // next check instead of renaming the file into place for a caller that is gone.
+    let _cancel_on_drop = CancelOnDrop(job.cancelled.clone());
     let gateways = gateways.to_vec();
     let out_path = out_path.to_path_buf();
     tokio::task::spawn_blocking(move || job.run(&gateways, &out_path))
         .await
         .map_err(|e| FetchError::Task(e.to_string()))?
+}
+
+/// Sets its flag when dropped: with the fetch's future, or once the job has ended (harmless).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The HTTP client for gateway requests with these timeouts (one per process and timeouts:
@@ -238,6 +252,9 @@ struct Job {
     opts: FetchOptions,
     /// Body bytes read by the current attempt (reset before each).
     received: Arc<AtomicU64>,
+    /// Set when the caller's future was dropped: checked before each gateway and before the
+    /// rename, so a dropped fetch leaves nothing (the temporary file is removed with `Output`).
+    cancelled: Arc<AtomicBool>,
 }
 
 /// The outcome of one attempt that did not fail.
@@ -257,7 +274,15 @@ impl Job {
         })?;
         let mut out = Output::create(out_path, self.opts.durable)?;
         let mut failures = Vec::new();
+        let cancelled = || {
+            self.cancelled.load(Ordering::SeqCst).then(|| {
+                FetchError::Task("cancelled: the fetch's caller is gone, nothing kept".into())
+            })
+        };
         for gateway in gateways {
+            if let Some(e) = cancelled() {
+                return Err(e);
+            }
             let from = out.written();
             self.received.store(0, Ordering::Relaxed);
             // Every byte in but the DAG not finished: what is missing carries no bytes (a
@@ -295,6 +320,9 @@ impl Job {
             }
             match result {
                 Ok(Attempt::Done) => {
+                    if let Some(e) = cancelled() {
+                        return Err(e);
+                    }
                     let (path, sha256) = out.finish()?;
                     return Ok(FetchReport {
                         root: self.root,

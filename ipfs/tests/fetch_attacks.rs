@@ -1114,3 +1114,45 @@ async fn extended_car_bodies_do_not_reach_the_file_or_the_hash() {
         assert_file_and_hash(dir.path(), &report, &fx.bytes, what);
     }
 }
+
+/// A fetch whose future is dropped (a timeout around it) while its blocking job is still
+/// reading leaves nothing behind: the job finishes its attempt, sees the caller is gone and
+/// neither renames the file into place nor keeps the temporary file, even though every byte
+/// arrived and verified.
+#[tokio::test]
+async fn a_dropped_fetch_leaves_nothing_behind() {
+    let fx = fixture(SIZE);
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    // About 1.2 s for the whole file, well above the minimum rate.
+    let slow = Behavior::Slow {
+        body,
+        chunk: 16 * 1024,
+        pause: Duration::from_millis(25),
+    };
+    let gw = bad_gateway::start(slow).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        fetch(
+            fx.root,
+            SIZE as u64,
+            std::slice::from_ref(&gw.url),
+            &out_path(dir.path()),
+            &FetchOptions::default(),
+        ),
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "the fetch must still be running at 200 ms"
+    );
+    // The temporary file exists while the job reads; wait (up to 30 s) until the job is done.
+    let entries = || std::fs::read_dir(dir.path()).unwrap().count();
+    for _ in 0..600 {
+        if entries() == 0 || out_path(dir.path()).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_nothing_written(dir.path());
+}
