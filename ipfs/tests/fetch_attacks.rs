@@ -1156,3 +1156,277 @@ async fn a_dropped_fetch_leaves_nothing_behind() {
     }
     assert_nothing_written(dir.path());
 }
+
+// ---- Second engineer's attacks on the dropped-fetch guard. Each drop is made deterministic by
+// a progress callback that, once the position reaches `at`, tells the test and then holds the
+// blocking job (inside its attempt) until the test has dropped the fetch's future.
+
+/// Holds the job in its progress callback at a position until released.
+struct Pause {
+    at: u64,
+    reached: std::sync::atomic::AtomicBool,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl Pause {
+    fn new(at: u64) -> Arc<Self> {
+        Arc::new(Self {
+            at,
+            reached: Default::default(),
+            released: Default::default(),
+        })
+    }
+
+    fn opts(self: &Arc<Self>) -> FetchOptions {
+        let me = Arc::clone(self);
+        FetchOptions {
+            progress: Some(Arc::new(move |p: FetchProgress| {
+                if me.released.load(Ordering::SeqCst) {
+                    return;
+                }
+                if p.position < me.at || me.reached.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                // Bounded: 30 s at most, then the job goes on (and the test fails on its own).
+                for _ in 0..3000 {
+                    if me.released.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })),
+            ..FetchOptions::default()
+        }
+    }
+
+    /// Wait (up to 30 s) until the job is held.
+    async fn wait_reached(&self) {
+        for _ in 0..3000 {
+            if self.reached.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the job never reached position {}", self.at);
+    }
+
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Spawn `fetch` as a task, wait until `pause` holds its job, abort the task (its future is
+/// dropped), then let the job go on; returns once the task is gone.
+async fn drop_while_held(pause: &Arc<Pause>, root: Cid, gateways: Vec<url::Url>, out: PathBuf) {
+    let opts = pause.opts();
+    let task = tokio::spawn(async move { fetch(root, SIZE as u64, &gateways, &out, &opts).await });
+    pause.wait_reached().await;
+    task.abort();
+    let joined = task.await;
+    assert!(
+        joined.as_ref().is_err_and(|e| e.is_cancelled()),
+        "the task must have been cancelled while the job was held: {joined:?}"
+    );
+    pause.release();
+}
+
+/// Wait (up to 30 s) until the directory holds exactly `n` entries.
+async fn wait_entries(dir: &Path, n: usize) {
+    for _ in 0..3000 {
+        if std::fs::read_dir(dir).unwrap().count() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    panic!("expected {n} entries, found {left:?}");
+}
+
+/// Dropped while the second gateway (resuming after the first died halfway) is delivering the
+/// rest: it would complete the file, yet nothing is kept.
+#[tokio::test]
+async fn dropped_during_the_second_gateway_that_would_complete() {
+    let fx = fixture(SIZE);
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    let half = body.len() / 2;
+    let dying = bad_gateway::start(Behavior::DieAfter { body, after: half }).await;
+    let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first gateway leaves 262,144 verified bytes; 524,288 is inside the second's attempt.
+    let pause = Pause::new(2 * 262_144);
+    drop_while_held(
+        &pause,
+        fx.root,
+        vec![dying.url.clone(), honest.url.clone()],
+        out_path(dir.path()),
+    )
+    .await;
+    wait_entries(dir.path(), 0).await;
+    assert_nothing_written(dir.path());
+    assert_eq!(honest.requests().len(), 1);
+}
+
+/// Dropped inside the second gateway's attempt, which then fails: the third (honest) gateway
+/// must never be asked, and nothing is kept.
+#[tokio::test]
+async fn dropped_during_a_failing_gateway_the_next_is_never_asked() {
+    let fx = fixture(SIZE);
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    let half = body.len() / 2;
+    let dying = bad_gateway::start(Behavior::DieAfter { body, after: half }).await;
+    // The resumed CAR: the root, leaf 1 whole, then the connection breaks inside leaf 2.
+    let dying_too = bad_gateway::start(Behavior::RealDieAfter {
+        store: fx.store.clone(),
+        after: 300_000,
+    })
+    .await;
+    let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Pause::new(2 * 262_144);
+    drop_while_held(
+        &pause,
+        fx.root,
+        vec![dying.url.clone(), dying_too.url.clone(), honest.url.clone()],
+        out_path(dir.path()),
+    )
+    .await;
+    wait_entries(dir.path(), 0).await;
+    assert_nothing_written(dir.path());
+    assert_eq!(dying_too.requests().len(), 1);
+    assert!(
+        honest.requests().is_empty(),
+        "a gateway asked for a gone caller: {:?}",
+        honest.requests()
+    );
+}
+
+/// Dropped during the raw block-by-block fallback (a gateway without CAR support).
+#[tokio::test]
+async fn dropped_during_the_raw_fallback() {
+    let fx = fixture(SIZE);
+    let gw = bad_gateway::start(Behavior::NoCar(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Pause::new(262_144);
+    drop_while_held(&pause, fx.root, vec![gw.url.clone()], out_path(dir.path())).await;
+    wait_entries(dir.path(), 0).await;
+    assert_nothing_written(dir.path());
+    // The 406, the root, then the leaves (the attempt ran on for the gone caller).
+    assert!(gw.requests().len() >= 3, "{:?}", gw.requests());
+}
+
+/// Dropped with every byte written (held on the last progress call, just before the rename),
+/// while a second fetch to the same path completes: the second's file stays, the same file
+/// (not replaced by the first job's rename) with the right bytes, and no temporary is left.
+#[tokio::test]
+async fn a_dropped_fetch_does_not_replace_or_remove_the_next_fetchs_file() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = fixture(SIZE);
+    let gw = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Pause::new(SIZE as u64);
+    drop_while_held(
+        &pause.clone(),
+        fx.root,
+        vec![gw.url.clone()],
+        out_path(dir.path()),
+    )
+    .await;
+    // `drop_while_held` released the first job; hold nothing more, run the second fetch now
+    // (the first may still be finishing its attempt, or already gone).
+    let report = fetch(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&gw.url),
+        &out_path(dir.path()),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ino = std::fs::metadata(&report.path).unwrap().ino();
+    // The first job's temporary file goes; only the second's file is left.
+    wait_entries(dir.path(), 1).await;
+    assert_eq!(std::fs::metadata(out_path(dir.path())).unwrap().ino(), ino);
+    assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
+    assert_eq!(report.sha256, sha256(&fx.bytes));
+}
+
+/// The same, but the second fetch runs and completes entirely while the first job is still
+/// held just before its rename; then the first is dropped and released.
+#[tokio::test]
+async fn a_held_then_dropped_fetch_leaves_the_completed_one_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = fixture(SIZE);
+    let gw = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Pause::new(SIZE as u64);
+    let opts = pause.opts();
+    let (root, url, out) = (fx.root, gw.url.clone(), out_path(dir.path()));
+    let first = tokio::spawn(async move { fetch(root, SIZE as u64, &[url], &out, &opts).await });
+    pause.wait_reached().await;
+    let report = fetch(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&gw.url),
+        &out_path(dir.path()),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ino = std::fs::metadata(&report.path).unwrap().ino();
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    pause.release();
+    wait_entries(dir.path(), 1).await;
+    assert_eq!(std::fs::metadata(out_path(dir.path())).unwrap().ino(), ino);
+    assert!(std::fs::read(out_path(dir.path())).unwrap() == fx.bytes);
+}
+
+/// A fetch whose future is left unpolled (another `select!` branch won) but not dropped, then
+/// awaited again, completes: the guard fires only on drop. And fetches that complete normally,
+/// by CAR, after a resume and block by block, never report a cancellation.
+#[tokio::test]
+async fn a_fetch_not_dropped_is_never_reported_cancelled() {
+    let fx = fixture(SIZE);
+    let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Pause::new(SIZE as u64);
+    let opts = pause.opts();
+    let gateways = [honest.url.clone()];
+    let out = out_path(dir.path());
+    let mut f = std::pin::pin!(fetch(fx.root, SIZE as u64, &gateways, &out, &opts));
+    tokio::select! {
+        r = &mut f => panic!("the job is held, the fetch cannot be done: {r:?}"),
+        () = pause.wait_reached() => {}
+    }
+    pause.release();
+    let report = f.await.unwrap();
+    assert_eq!(report.sha256, sha256(&fx.bytes));
+    assert!(std::fs::read(&out).unwrap() == fx.bytes);
+
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    let half = body.len() / 2;
+    let dying = bad_gateway::start(Behavior::DieAfter { body, after: half }).await;
+    let nocar = bad_gateway::start(Behavior::NoCar(fx.store.clone())).await;
+    for round in 0..10 {
+        for gateways in [
+            vec![honest.url.clone()],
+            vec![dying.url.clone(), honest.url.clone()],
+            vec![nocar.url.clone()],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let report = fetch(
+                fx.root,
+                SIZE as u64,
+                &gateways,
+                &out_path(dir.path()),
+                &FetchOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert_eq!(report.sha256, sha256(&fx.bytes));
+        }
+    }
+}
