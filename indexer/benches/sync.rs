@@ -8,12 +8,16 @@
 //! then API latency (p50/p99) under 64 concurrent clients over the SQLite index.
 //!
 //! `cargo bench -p otaledger-indexer --bench sync -- EVENTS [SCENARIOS [BLOCK_TIME]]` (default
-//! 20,000 events; 16 scenarios; a block per transaction, or one every BLOCK_TIME seconds;
-//! `OTALEDGER_BENCH_ANVIL_ARGS` adds anvil arguments, e.g. `--prune-history`). The history is filled by SCENARIOS manufacturers side by side, each
-//! with its own operator and owner accounts: one scenario sends one transaction after another
-//! (about 38 events/s on this machine, bound by waiting for each receipt), so several keep anvil
-//! busy. Their rounds run in lockstep: every scenario plays its round up to the refunds, then one
-//! `evm_increaseTime` past the refund window serves them all, then every withdrawal.
+//! 20,000 events; 16 scenarios; a block per transaction, or one every BLOCK_TIME seconds).
+//! `OTALEDGER_BENCH_ANVIL_ARGS` adds anvil arguments (e.g. `--prune-history 4 --gas-limit
+//! 1000000000`); `OTALEDGER_BENCH_STATE=DIR` saves the filled history in DIR (anvil's dumped
+//! state and the deployment file) on the first run and loads it (`--load-state`) on later runs,
+//! so every run measures the same history. The history is filled by SCENARIOS manufacturers side
+//! by side, each with its own operator and owner accounts (registered 32 at a time): one scenario
+//! sends one transaction after another, waiting for each receipt, so many keep anvil busy. Their
+//! rounds run in lockstep: every scenario plays its round up to the refunds, then one
+//! `evm_increaseTime` past the refund window serves them all, then every withdrawal. The
+//! 200,000-event history: `-- 200000 512 1` with the anvil arguments above (docs/benchmarks.md).
 
 use std::{path::Path, process::Command, sync::Arc, time::Instant};
 
@@ -169,6 +173,70 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
     (at(0.5), at(0.99), l.len())
 }
 
+/// Plays rounds of `parallel` scenarios until about `target` events are on the chain.
+async fn fill(chain: &Chain, target: usize, parallel: usize) {
+    // Registered 32 at a time (each on its own fresh accounts): with interval mining one
+    // after another would take a block each.
+    let mut scenarios: Vec<Scenario> = stream::iter(0..parallel)
+        .map(|_| Scenario::register_fresh(chain))
+        .buffer_unordered(32)
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    eprintln!("{} scenarios registered", scenarios.len());
+    let started = Instant::now();
+    play(chain, &mut scenarios).await;
+    let head = chain.head().await.unwrap();
+    let d = &chain.deployment;
+    let per_round = raw_get_logs(
+        &chain.url(),
+        &d.registry.to_string(),
+        &d.market.to_string(),
+        d.deployment_block,
+        head,
+    )
+    .await;
+    let rounds = target.div_ceil(per_round.max(1));
+    for round in 1..rounds {
+        play(chain, &mut scenarios).await;
+        let filled = per_round * (round + 1);
+        eprintln!(
+            "filling: round {} of {rounds}, about {filled} of {target} events ({:.0} events/s)",
+            round + 1,
+            filled as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    let head = chain.head().await.unwrap();
+    let events = raw_get_logs(
+        &chain.url(),
+        &d.registry.to_string(),
+        &d.market.to_string(),
+        d.deployment_block,
+        head,
+    )
+    .await;
+    println!(
+        "history: {events} events in {head} blocks ({rounds} rounds of {parallel} scenarios, filled in {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Saves the chain's state (`anvil_dumpState`, gunzipped) and deployment file in `dir`.
+async fn save(chain: &Chain, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let dumped = chain
+        .raw("anvil_dumpState", serde_json::json!([]))
+        .await
+        .unwrap();
+    let bytes = alloy::hex::decode(dumped.as_str().unwrap()).unwrap();
+    let gz = dir.join("state.json.gz");
+    std::fs::write(&gz, bytes).unwrap();
+    let status = Command::new("gzip").arg("-df").arg(&gz).status().unwrap();
+    assert!(status.success(), "gunzip {}", gz.display());
+    chain.deployment.store(dir).unwrap();
+    eprintln!("history saved in {}", dir.display());
+}
+
 /// One round of every scenario, side by side (see the module documentation).
 async fn play(chain: &Chain, scenarios: &mut [Scenario]) {
     for r in
@@ -226,47 +294,43 @@ async fn main() {
     // no historical states at all; the legs read logs and headers, not old state).
     let extra = std::env::var("OTALEDGER_BENCH_ANVIL_ARGS").unwrap_or_default();
     anvil_args.extend(extra.split_whitespace());
-    let chain = Chain::start(&anvil_args).await.unwrap();
-    let mut scenarios = Vec::with_capacity(parallel);
-    for _ in 0..parallel {
-        scenarios.push(Scenario::register_fresh(&chain).await.unwrap());
+    // OTALEDGER_BENCH_STATE=DIR: the first run fills the history and saves it there
+    // (`anvil_dumpState`, unzipped: DIR/state.json, and the deployment file); later runs
+    // load it with `--load-state` and measure the same history again without filling.
+    let state_dir = std::env::var_os("OTALEDGER_BENCH_STATE").map(std::path::PathBuf::from);
+    let saved = state_dir
+        .as_ref()
+        .map(|d| d.join("state.json"))
+        .filter(|p| p.exists());
+    let saved_arg = saved.as_ref().map(|p| p.display().to_string());
+    if let Some(p) = &saved_arg {
+        anvil_args.extend(["--load-state", p.as_str()]);
     }
-    let started = Instant::now();
-    play(&chain, &mut scenarios).await;
-    let head = chain.head().await.unwrap();
-    let d = &chain.deployment;
-    let per_round = raw_get_logs(
-        &chain.url(),
-        &d.registry.to_string(),
-        &d.market.to_string(),
-        d.deployment_block,
-        head,
-    )
-    .await;
-    let rounds = target.div_ceil(per_round.max(1));
-    for round in 1..rounds {
-        play(&chain, &mut scenarios).await;
-        if round % 20 == 0 {
-            let filled = per_round * (round + 1);
-            eprintln!(
-                "filling: about {filled} of {target} events ({:.0} events/s)",
-                filled as f64 / started.elapsed().as_secs_f64()
-            );
+    let mut chain = Chain::start(&anvil_args).await.unwrap();
+    if let Some(dir) = state_dir.as_ref().filter(|_| saved.is_some()) {
+        chain.deployment =
+            otaledger_core::deployment::Deployment::load(dir, chain.deployment.chain_id).unwrap();
+        let head = chain.head().await.unwrap();
+        let d = &chain.deployment;
+        let events = raw_get_logs(
+            &chain.url(),
+            &d.registry.to_string(),
+            &d.market.to_string(),
+            d.deployment_block,
+            head,
+        )
+        .await;
+        println!(
+            "history: {events} events in {head} blocks (loaded from {})",
+            dir.display()
+        );
+    } else {
+        fill(&chain, target, parallel).await;
+        if let Some(dir) = &state_dir {
+            save(&chain, dir).await;
         }
     }
     let head = chain.head().await.unwrap();
-    let events = raw_get_logs(
-        &chain.url(),
-        &d.registry.to_string(),
-        &d.market.to_string(),
-        d.deployment_block,
-        head,
-    )
-    .await;
-    println!(
-        "history: {events} events in {head} blocks ({rounds} rounds of {parallel} scenarios, filled in {:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
     let dir = tempfile::tempdir().unwrap();
     chain.deployment.store(dir.path()).unwrap();
     let common = vec![

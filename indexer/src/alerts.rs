@@ -251,10 +251,13 @@ async fn insert_alerts(
         .filter(|a| seen.insert(a.id.clone()))
         .collect();
     let mut stored = std::collections::HashSet::new();
+    let sqlite = tx.backend_name() == "SQLite";
     for chunk in alerts.chunks(ALERTS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
+                let p: Vec<String> = (1..=9)
+                    .map(|c| crate::db::param(sqlite, i * 9 + c))
+                    .collect();
                 format!("({})", p.join(", "))
             })
             .collect();

@@ -297,6 +297,7 @@ pub async fn check_pending(
         .await
         .map_err(db("recording a leaf list"))?;
         if let Outcome::Verified(leaves) = &outcome {
+            let sqlite = tx.backend_name() == "SQLite";
             for chunk in leaves.chunks(100) {
                 let mut sql = String::from(
                     "INSERT INTO device_identities (block_number, log_index, position, batch_id, \
@@ -307,17 +308,8 @@ pub async fn check_pending(
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8
-                    ));
+                    let p: Vec<String> = (1..=8).map(|c| crate::db::param(sqlite, b + c)).collect();
+                    sql.push_str(&format!("({})", p.join(", ")));
                 }
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for leaf in chunk {

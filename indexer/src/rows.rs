@@ -463,25 +463,47 @@ pub async fn decode_logs_with(
     market: Address,
     known: &HashMap<B256, TransactionInput>,
 ) -> Result<Vec<Row>> {
-    use futures_util::{StreamExt, TryStreamExt, stream};
-    let mut wanted: Vec<B256> = logs
+    let wanted: Vec<B256> = logs
         .iter()
         .filter_map(|l| needs_input(l, registry))
         .filter(|tx| !known.contains_key(tx))
         .collect();
-    wanted.sort();
-    wanted.dedup();
-    let fetched: HashMap<B256, TransactionInput> = stream::iter(wanted)
-        .map(|tx| async move { rpc.transaction_input(tx).await.map(|input| (tx, input)) })
-        .buffer_unordered(8)
-        .try_collect()
-        .await?;
+    let fetched: HashMap<B256, TransactionInput> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        rpc.transaction_inputs(&wanted).await?
+    };
     let inputs = |tx: &B256| known.get(tx).or_else(|| fetched.get(tx));
     let mut rows = Vec::new();
     for log in logs {
         rows.extend(decode_at(log, registry, market, &inputs)?);
     }
     Ok(rows)
+}
+
+/// [`decode_logs_with`] without a node: the rows of `logs` when `known` holds the calldata
+/// of every transaction that needs it (see [`needs_input`]), `None` when some is missing
+/// (then [`decode_logs_with`] fetches it). The follower's fetch stage runs this beside the
+/// previous batch's write.
+pub fn decode_logs_known(
+    logs: &[Log],
+    registry: Address,
+    market: Address,
+    known: &HashMap<B256, TransactionInput>,
+) -> Result<Option<Vec<Row>>> {
+    if logs
+        .iter()
+        .filter_map(|l| needs_input(l, registry))
+        .any(|tx| !known.contains_key(&tx))
+    {
+        return Ok(None);
+    }
+    let inputs = |tx: &B256| known.get(tx);
+    let mut rows = Vec::with_capacity(logs.len());
+    for log in logs {
+        rows.extend(decode_at(log, registry, market, &inputs)?);
+    }
+    Ok(Some(rows))
 }
 
 fn signer_set(

@@ -89,7 +89,7 @@ async fn history_mirrors_exactly(kind: Kind) {
         keep_from: 0,
         inputs: Default::default(),
     };
-    match store.apply(&gap).await {
+    match store.apply(&gap, None).await {
         Err(Error::CheckpointMoved { expected, found }) => {
             assert_eq!((expected, found), (cp.number as i64 + 4, cp.number as i64))
         }
@@ -267,4 +267,52 @@ async fn new_heads_wake_the_follower_and_polling_is_the_fallback() {
         task.await.unwrap().unwrap();
         db.remove().await;
     }
+}
+
+/// The fetch stage's decoding (`decode_logs_known`, from the calldata fetched with the logs)
+/// gives exactly the rows the write step's decoding (`decode_logs`, fetching calldata itself)
+/// gives, over a real history with every event kind; and with a publishing transaction's
+/// calldata missing it declines (`None`) instead of decoding without the approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoding_in_the_fetch_stage_equals_decoding_in_the_write_step() {
+    use otaledger_core::follow::fetch_logs_with_inputs;
+    use otaledger_indexer::rows::{decode_logs, decode_logs_known};
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut scenario = Scenario::register(&chain).await.unwrap();
+    scenario.round(&chain).await.unwrap();
+    let d = &chain.deployment;
+    let rpc = Rpc::new(
+        vec![chain.url()],
+        Duration::from_secs(5),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    // The indexer's own follow configuration (the calldata it asks the fetch stage for).
+    let follow = otaledger_indexer::IndexerConfig::new(
+        "sqlite://unused".into(),
+        vec![chain.url()],
+        chain.deployment.clone(),
+    )
+    .follow;
+    let head = chain.head().await.unwrap();
+    let (logs, mut inputs) = fetch_logs_with_inputs(&rpc, &follow, d.deployment_block, head)
+        .await
+        .unwrap();
+    assert!(!inputs.is_empty(), "the round publishes releases");
+    let known = decode_logs_known(&logs, d.registry, d.market, &inputs)
+        .unwrap()
+        .expect("every calldata was fetched");
+    let fetched = decode_logs(&rpc, &logs, d.registry, d.market)
+        .await
+        .unwrap();
+    assert_eq!(known, fetched);
+    assert!(known.len() >= logs.len());
+
+    let missing = *inputs.keys().next().unwrap();
+    inputs.remove(&missing);
+    assert!(
+        decode_logs_known(&logs, d.registry, d.market, &inputs)
+            .unwrap()
+            .is_none()
+    );
 }

@@ -216,6 +216,12 @@ impl KeyStore {
 
 impl FollowStore for KeyStore {
     type Error = Error;
+    /// Nothing: the key service's facts are few and decoded in `apply`.
+    type Prepared = ();
+
+    fn preparer(&self) -> otaledger_core::follow::Preparer<(), Error> {
+        std::sync::Arc::new(|_, _| Ok(()))
+    }
 
     async fn checkpoint(&mut self) -> Result<Option<BlockRef>> {
         checkpoint(&self.pool).await
@@ -240,7 +246,7 @@ impl FollowStore for KeyStore {
             .collect()
     }
 
-    async fn apply(&mut self, batch: &Batch) -> Result<()> {
+    async fn apply(&mut self, batch: &Batch, (): ()) -> Result<()> {
         let facts: Vec<(u64, Fact)> = batch
             .logs
             .iter()

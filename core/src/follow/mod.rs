@@ -76,10 +76,23 @@ pub struct Batch {
     pub inputs: HashMap<B256, TransactionInput>,
 }
 
+/// A store's preparing step (see [`FollowStore::preparer`]): what it makes of a range's
+/// logs and calldata before writing them.
+pub type Preparer<P, E> =
+    Arc<dyn Fn(&[Log], &HashMap<B256, TransactionInput>) -> Result<P, E> + Send + Sync>;
+
 /// Where a follower keeps what it mirrored. Each method is one transaction.
 pub trait FollowStore: Send {
     /// The store's error.
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// What [`preparer`](Self::preparer) makes of a batch (the indexer: its decoded rows).
+    type Prepared: Send + 'static;
+
+    /// The store's preparing step, which the follower runs in the fetch stage, on the range's
+    /// own task: a backfill's batch is prepared (decoded) while the batch before it is being
+    /// written. It sees only the batch, never the store.
+    fn preparer(&self) -> Preparer<Self::Prepared, Self::Error>;
 
     /// The last block fully written, if any.
     fn checkpoint(&mut self) -> impl Future<Output = Result<Option<BlockRef>, Self::Error>> + Send;
@@ -87,9 +100,14 @@ pub trait FollowStore: Send {
     /// The remembered block hashes, newest first.
     fn recent_blocks(&mut self) -> impl Future<Output = Result<Vec<BlockRef>, Self::Error>> + Send;
 
-    /// Writes the batch's rows, remembers its block hashes, forgets those below
-    /// `keep_from` and moves the checkpoint to `batch.to`, in one transaction.
-    fn apply(&mut self, batch: &Batch) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Writes the batch's rows (`prepared` is what the [`preparer`](Self::preparer) made of
+    /// it), remembers its block hashes, forgets those below `keep_from` and moves the
+    /// checkpoint to `batch.to`, in one transaction.
+    fn apply(
+        &mut self,
+        batch: &Batch,
+        prepared: Self::Prepared,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Deletes every row and remembered hash above `ancestor` and moves the
     /// checkpoint to it, in one transaction.
@@ -295,26 +313,32 @@ impl<S: FollowStore> Follower<S> {
         let range = self.range.clone();
         let config = self.config.clone();
         let keep = self.config.finality_depth;
+        let preparer = self.store.preparer();
         let ranges = stream::unfold(from, move |start| {
-            let rpc = rpc.clone();
-            let range = range.clone();
-            let config = config.clone();
-            async move {
-                if start > to {
-                    return None;
-                }
+            // A ready future around a spawned task (no async block borrowing the closure's
+            // captures: that trips rustc's higher-ranked `Send` inference in callers).
+            let next = (start <= to).then(|| {
                 let size = range.load(Ordering::Relaxed).max(1);
                 let end = start.saturating_add(size - 1).min(to);
-                let fetch = async move { fetch_range(&rpc, &config, &range, start, end).await };
-                Some((fetch, end + 1))
-            }
+                let task = spawn_range(
+                    rpc.clone(),
+                    config.clone(),
+                    range.clone(),
+                    preparer.clone(),
+                    start,
+                    end,
+                );
+                (task, end + 1)
+            });
+            std::future::ready(next)
         })
         .buffered(self.config.in_flight.max(1));
         let mut ranges = std::pin::pin!(ranges);
         let mut last = None;
         let mut written = 0;
         while let Some(fetched) = ranges.next().await {
-            let (batch_from, head, logs, inputs) = fetched?;
+            let ((batch_from, head, logs, inputs), prepared) = fetched?;
+            let prepared = prepared.map_err(store_error)?;
             let to_ref = BlockRef {
                 number: head.number.to(),
                 hash: head.hash,
@@ -328,7 +352,10 @@ impl<S: FollowStore> Follower<S> {
                 keep_from: to_ref.number.saturating_sub(keep),
                 inputs,
             };
-            self.store.apply(&batch).await.map_err(store_error)?;
+            self.store
+                .apply(&batch, prepared)
+                .await
+                .map_err(store_error)?;
             last = Some(to_ref);
         }
         last.map(|l| (l, written))
@@ -415,7 +442,11 @@ impl<S: FollowStore> Follower<S> {
             keep_from: to.saturating_sub(self.config.finality_depth),
             inputs,
         };
-        self.store.apply(&batch).await.map_err(store_error)?;
+        let prepared = (self.store.preparer())(&batch.logs, &batch.inputs).map_err(store_error)?;
+        self.store
+            .apply(&batch, prepared)
+            .await
+            .map_err(store_error)?;
         Ok(Some((last, count)))
     }
 }
@@ -524,18 +555,75 @@ async fn fetch_range(
     Ok((from, head, sorted(logs), inputs))
 }
 
+/// A fetched range (first block, head of its last block, logs, calldata) with what the
+/// store's preparer made of it.
+type Prepared<P, E> = (
+    (u64, BlockHead, Vec<Log>, HashMap<B256, TransactionInput>),
+    Result<P, E>,
+);
+
+/// Fetches `start..=end` and prepares it, on a task of its own: its response is parsed, its
+/// calldata fetched and its logs prepared (decoded) by the store's preparer on another core
+/// while the store writes the range before it (a future inside `buffered` only runs when the
+/// stream is polled, which the backfill loop does not do while it awaits `apply`). Dropping
+/// the returned future (an error, a cancelled sync) aborts the task.
+fn spawn_range<P: Send + 'static, E: Send + 'static>(
+    rpc: Arc<Rpc>,
+    config: FollowConfig,
+    range: Arc<AtomicU64>,
+    preparer: Preparer<P, E>,
+    start: u64,
+    end: u64,
+) -> Spawned<Prepared<P, E>> {
+    Spawned(tokio::spawn(async move {
+        let fetched = fetch_range(&rpc, &config, &range, start, end).await?;
+        let prepared = preparer(&fetched.2, &fetched.3);
+        Ok((fetched, prepared))
+    }))
+}
+
+/// A spawned range fetch, aborted when dropped unfinished.
+struct Spawned<T>(tokio::task::JoinHandle<Result<T>>);
+
+impl<T> Future for Spawned<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic())
+                }
+                // Only a runtime shutting down cancels the task.
+                Err(Error::Rpc {
+                    during: "eth_getLogs",
+                    reason: "the range's fetch task was cancelled".into(),
+                })
+            })
+        })
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The calldata of the transactions of `logs` that [`FollowConfig::calldata_of`]
-/// names (up to 8 requests at once, each retried like any other).
+/// names ([`Rpc::transaction_inputs`]: JSON-RPC batches, each retried like any other call).
 async fn fetch_inputs(
     rpc: &Rpc,
     config: &FollowConfig,
     logs: &[Log],
 ) -> Result<HashMap<B256, TransactionInput>> {
-    use futures_util::TryStreamExt;
     if config.calldata_of.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut wanted: Vec<B256> = logs
+    let wanted: Vec<B256> = logs
         .iter()
         .filter(|l| {
             l.topic0().is_some_and(|t| {
@@ -547,13 +635,10 @@ async fn fetch_inputs(
         })
         .filter_map(|l| l.transaction_hash)
         .collect();
-    wanted.sort();
-    wanted.dedup();
-    stream::iter(wanted)
-        .map(|tx| async move { rpc.transaction_input(tx).await.map(|input| (tx, input)) })
-        .buffer_unordered(8)
-        .try_collect()
-        .await
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    rpc.transaction_inputs(&wanted).await
 }
 
 /// Every log of `config.addresses` in `from..=to`, fetched like a backfill

@@ -109,7 +109,13 @@ pub struct Rpc {
     /// Failed calls per endpoint (transport, HTTP, JSON or node errors; not
     /// range-limit answers), for metrics.
     errors: Vec<AtomicU64>,
+    /// Endpoints that answered a JSON-RPC batch with something other than an array (they
+    /// do not take batches): asked one call at a time from then on.
+    no_batches: Vec<std::sync::atomic::AtomicBool>,
 }
+
+/// Transactions asked for in one JSON-RPC batch by [`Rpc::transaction_inputs`].
+pub const INPUTS_PER_BATCH: usize = 100;
 
 impl Rpc {
     /// A client over `urls` (tried in order, moving on when one fails), with a
@@ -126,12 +132,17 @@ impl Rpc {
                 reason: e.to_string(),
             })?;
         let errors = urls.iter().map(|_| AtomicU64::new(0)).collect();
+        let no_batches = urls
+            .iter()
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect();
         Ok(Self {
             client,
             urls,
             current: AtomicUsize::new(0),
             retry,
             errors,
+            no_batches,
         })
     }
 
@@ -218,33 +229,7 @@ impl Rpc {
             .bytes()
             .await
             .map_err(|e| CallError::Transient(format!("{method}: reading the body: {e}")))?;
-        let envelope: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            CallError::Transient(format!("{method}: http {status}, invalid json: {e}"))
-        })?;
-        if let Some(error) = envelope.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-            if method == "eth_getLogs" && is_range_limit(code, &message) {
-                let hint = parse_range_hint(&message);
-                return Err(CallError::RangeLimit { hint, message });
-            }
-            return Err(CallError::Transient(format!(
-                "{method}: node error {code}: {message}"
-            )));
-        }
-        if !status.is_success() {
-            return Err(CallError::Transient(format!("{method}: http {status}")));
-        }
-        let result = envelope
-            .get("result")
-            .cloned()
-            .ok_or_else(|| CallError::Transient(format!("{method}: response has no result")))?;
-        serde_json::from_value(result)
-            .map_err(|e| CallError::Transient(format!("{method}: unexpected result: {e}")))
+        parse_response(method, status, &bytes)
     }
 
     /// Runs `op` against the current endpoint, retrying transient failures with
@@ -358,6 +343,104 @@ impl Rpc {
         .await
     }
 
+    /// The recipients and calldata of `hashes` (duplicates allowed), [`INPUTS_PER_BATCH`] to a
+    /// JSON-RPC batch request, up to four batches in flight, each retried and failed over like
+    /// any call; an endpoint that does not take batches is asked one transaction at a time.
+    /// Any transaction a node does not know fails the batch (retried on the next endpoint).
+    pub async fn transaction_inputs(
+        &self,
+        hashes: &[B256],
+    ) -> Result<std::collections::HashMap<B256, TransactionInput>> {
+        use futures_util::{StreamExt, TryStreamExt, stream};
+        let mut wanted = hashes.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        stream::iter(wanted.chunks(INPUTS_PER_BATCH).map(<[B256]>::to_vec))
+            .map(|chunk| async move {
+                self.retrying("eth_getTransactionByHash", |i| {
+                    let chunk = chunk.clone();
+                    async move { self.inputs_at(i, &chunk).await }
+                })
+                .await
+            })
+            .buffer_unordered(4)
+            .try_fold(
+                std::collections::HashMap::new(),
+                |mut all, got| async move {
+                    all.extend(got);
+                    Ok(all)
+                },
+            )
+            .await
+    }
+
+    /// One batch of [`transaction_inputs`](Self::transaction_inputs) from endpoint `index`.
+    async fn inputs_at(
+        &self,
+        index: usize,
+        hashes: &[B256],
+    ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
+        let not_found = |hash: &B256| CallError::Transient(format!("transaction {hash} not found"));
+        let no_batches = &self.no_batches[index % self.urls.len()];
+        if hashes.len() == 1 || no_batches.load(Ordering::Relaxed) {
+            let mut got = Vec::with_capacity(hashes.len());
+            for hash in hashes {
+                let tx: Option<TransactionInput> = self
+                    .call(index, "eth_getTransactionByHash", json!([hash]))
+                    .await?;
+                got.push((*hash, tx.ok_or_else(|| not_found(hash))?));
+            }
+            return Ok(got);
+        }
+        let body: Vec<Value> = hashes
+            .iter()
+            .enumerate()
+            .map(|(id, hash)| {
+                json!({"jsonrpc": "2.0", "id": id, "method": "eth_getTransactionByHash", "params": [hash]})
+            })
+            .collect();
+        let sent = self
+            .client
+            .post(self.url(index))
+            .header("content-type", "application/json")
+            .body(Value::Array(body).to_string())
+            .send()
+            .await;
+        let result = match sent {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(bytes) => parse_batch(status, &bytes, hashes.len()),
+                    Err(e) => Err(BatchError::Call(CallError::Transient(format!(
+                        "eth_getTransactionByHash batch: reading the body: {e}"
+                    )))),
+                }
+            }
+            Err(e) => Err(BatchError::Call(CallError::Transient(format!(
+                "eth_getTransactionByHash batch: {e}"
+            )))),
+        };
+        match result {
+            Ok(found) => hashes
+                .iter()
+                .zip(found)
+                .map(|(hash, tx)| Ok((*hash, tx.ok_or_else(|| not_found(hash))?)))
+                .collect(),
+            Err(BatchError::Unsupported) => {
+                tracing::info!(
+                    endpoint = self.url(index),
+                    "the endpoint does not take JSON-RPC batches; asking one call at a time"
+                );
+                no_batches.store(true, Ordering::Relaxed);
+                Box::pin(self.inputs_at(index, hashes)).await
+            }
+            Err(BatchError::Call(e)) => {
+                self.errors[index % self.urls.len()].fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
     /// The head of block `number`, with retries.
     pub async fn block_head(&self, number: u64) -> Result<BlockHead> {
         self.retrying("eth_getBlockByNumber", |i| self.block_head_at(i, number))
@@ -414,6 +497,151 @@ impl Rpc {
     }
 }
 
+/// A JSON-RPC response body parsed into `T`, or the call's error (a range limit for
+/// `eth_getLogs` when the node's message says so).
+fn parse_response<T: DeserializeOwned>(
+    method: &str,
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<T, CallError> {
+    // The envelope is parsed with its result left as raw text, and the result parsed
+    // straight into `T`: no `Value` tree of a large `eth_getLogs` answer, no copy of it.
+    // (`"result": null` is a result — `T` may be an `Option` — not a missing one.)
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(default, borrow, deserialize_with = "present")]
+        result: Option<&'a serde_json::value::RawValue>,
+        #[serde(default)]
+        error: Option<Value>,
+    }
+    // A response is an object (serde would also read a struct from an array).
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(CallError::Transient(format!(
+            "{method}: http {status}, invalid json: the response is not a JSON object"
+        )));
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| CallError::Transient(format!("{method}: http {status}, invalid json: {e}")))?;
+    if let Some(error) = envelope.error.filter(|e| !e.is_null()) {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+        if method == "eth_getLogs" && is_range_limit(code, &message) {
+            let hint = parse_range_hint(&message);
+            return Err(CallError::RangeLimit { hint, message });
+        }
+        return Err(CallError::Transient(format!(
+            "{method}: node error {code}: {message}"
+        )));
+    }
+    if !status.is_success() {
+        return Err(CallError::Transient(format!("{method}: http {status}")));
+    }
+    let result = envelope
+        .result
+        .ok_or_else(|| CallError::Transient(format!("{method}: response has no result")))?;
+    serde_json::from_str(result.get())
+        .map_err(|e| CallError::Transient(format!("{method}: unexpected result: {e}")))
+}
+
+/// Why a batch failed.
+#[derive(Debug)]
+enum BatchError {
+    /// The endpoint answered with something other than an array: it does not take batches.
+    Unsupported,
+    /// Worth retrying, like any call.
+    Call(CallError),
+}
+
+/// A JSON-RPC batch answer to `n` calls with ids `0..n`, in id order (a node may answer
+/// in any order): every id exactly once, no error, each result a transaction or `null`.
+fn parse_batch(
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+    n: usize,
+) -> Result<Vec<Option<TransactionInput>>, BatchError> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        id: Option<u64>,
+        #[serde(default, deserialize_with = "present_owned")]
+        result: Option<Option<TransactionInput>>,
+        #[serde(default)]
+        error: Option<Value>,
+    }
+    let transient = |m: String| BatchError::Call(CallError::Transient(m));
+    match bytes.trim_ascii_start().first() {
+        Some(b'[') => {}
+        // An object (typically an error saying batches are not supported), or an HTTP error
+        // page: not a batch answer.
+        Some(b'{') if status.is_success() || status == reqwest::StatusCode::BAD_REQUEST => {
+            return Err(BatchError::Unsupported);
+        }
+        _ => {
+            return Err(transient(format!(
+                "eth_getTransactionByHash batch: http {status}, not a JSON array"
+            )));
+        }
+    }
+    let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|e| {
+        transient(format!(
+            "eth_getTransactionByHash batch: http {status}, invalid json: {e}"
+        ))
+    })?;
+    if !status.is_success() {
+        return Err(transient(format!(
+            "eth_getTransactionByHash batch: http {status}"
+        )));
+    }
+    if items.len() != n {
+        return Err(transient(format!(
+            "eth_getTransactionByHash batch: {} answers to {n} calls",
+            items.len()
+        )));
+    }
+    let mut found: Vec<Option<Option<TransactionInput>>> = (0..n).map(|_| None).collect();
+    for item in items {
+        if let Some(error) = item.error.filter(|e| !e.is_null()) {
+            return Err(transient(format!(
+                "eth_getTransactionByHash batch: node error: {error}"
+            )));
+        }
+        let id = item
+            .id
+            .and_then(|id| usize::try_from(id).ok())
+            .filter(|&id| id < n)
+            .ok_or_else(|| {
+                transient("eth_getTransactionByHash batch: an answer with an unknown id".into())
+            })?;
+        let result = item.result.ok_or_else(|| {
+            transient("eth_getTransactionByHash batch: an answer without a result".into())
+        })?;
+        if found[id].replace(result).is_some() {
+            return Err(transient(format!(
+                "eth_getTransactionByHash batch: two answers with id {id}"
+            )));
+        }
+    }
+    // n answers, each id below n, none twice: every id is there.
+    Ok(found.into_iter().map(Option::flatten).collect())
+}
+
+/// [`present`] for an owned value.
+fn present_owned<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A field that is there, `null` included (plain `Option` reads `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
 /// Whether a node's `eth_getLogs` error says the range or result set is too
 /// large (rather than the node being broken).
 fn is_range_limit(code: i64, message: &str) -> bool {
@@ -464,5 +692,158 @@ mod tests {
         }
         assert!(!is_range_limit(-32000, "header not found"));
         assert!(!is_range_limit(-32603, "internal error"));
+    }
+
+    #[test]
+    fn responses_parse_without_a_value_tree_and_keep_their_meaning() {
+        let ok = reqwest::StatusCode::OK;
+        let parse = |body: &str| parse_response::<Option<u64>>("eth_x", ok, body.as_bytes());
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"result":7}"#).unwrap(),
+            Some(7)
+        );
+        // `null` is a result (an absent transaction, say), not a missing one.
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap(),
+            None
+        );
+        for (body, says) in [
+            (r#"{"jsonrpc":"2.0","id":1}"#, "no result"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":"seven"}"#,
+                "unexpected result",
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"result":7"#, "invalid json"),
+            (r#"[1,2]"#, "invalid json"),
+            (r#"  [7, null]"#, "not a JSON object"),
+            ("", "invalid json"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"header not found"}}"#,
+                "node error -32000: header not found",
+            ),
+        ] {
+            match parse(body) {
+                Err(CallError::Transient(m)) => assert!(m.contains(says), "{body}: {m}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // An error next to a result is an error.
+        assert!(parse(r#"{"result":1,"error":{"code":1,"message":"no"}}"#).is_err());
+        // A range limit keeps the node's hint.
+        let limited = parse_response::<Vec<u64>>(
+            "eth_getLogs",
+            ok,
+            br#"{"error":{"code":-32005,"message":"query returned more than 10000 results. Try with this block range [0x1, 0x20]."}}"#,
+        );
+        match limited {
+            Err(CallError::RangeLimit { hint, .. }) => assert!(hint.is_some()),
+            other => panic!("{other:?}"),
+        }
+        // A non-2xx status with a well-formed result is still a failure.
+        assert!(
+            parse_response::<u64>(
+                "eth_x",
+                reqwest::StatusCode::BAD_GATEWAY,
+                br#"{"result":1}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn batch_answers_are_matched_by_id_and_every_defect_refused() {
+        let ok = reqwest::StatusCode::OK;
+        let tx =
+            |to: &str, input: &str| format!(r#"{{"to":"{to}","input":"{input}","hash":"0x00"}}"#);
+        let a = tx("0x00000000000000000000000000000000000000aa", "0x01");
+        let b = tx("0x00000000000000000000000000000000000000bb", "0x0202");
+        // Out of order, one transaction unknown (`null`).
+        let body = format!(
+            r#"[{{"jsonrpc":"2.0","id":2,"result":null}},{{"id":0,"result":{b}}},{{"id":1,"result":{a}}}]"#
+        );
+        let got = parse_batch(ok, body.as_bytes(), 3).unwrap();
+        assert_eq!(got[0].as_ref().unwrap().input.as_ref(), &[2, 2]);
+        assert_eq!(got[1].as_ref().unwrap().input.as_ref(), &[1]);
+        assert!(got[2].is_none());
+
+        let refused = |body: String, n: usize, says: &str| match parse_batch(ok, body.as_bytes(), n)
+        {
+            Err(BatchError::Call(CallError::Transient(m))) => {
+                assert!(m.contains(says), "{body}: {m}")
+            }
+            other => panic!("{body}: {other:?}"),
+        };
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}}]"#),
+            2,
+            "1 answers to 2 calls",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"id":0,"result":{b}}}]"#),
+            2,
+            "two answers with id 0",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"id":2,"result":{b}}}]"#),
+            2,
+            "unknown id",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"result":{b}}}]"#),
+            2,
+            "unknown id",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"id":-1,"result":{b}}}]"#),
+            2,
+            "invalid json",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"id":1}}]"#),
+            2,
+            "without a result",
+        );
+        refused(
+            format!(
+                r#"[{{"id":0,"result":{a}}},{{"id":1,"error":{{"code":-32000,"message":"busy"}}}}]"#
+            ),
+            2,
+            "node error",
+        );
+        refused(
+            format!(r#"[{{"id":0,"result":{a}}},{{"id":1,"result":7}}]"#),
+            2,
+            "invalid json",
+        );
+        refused(format!(r#"[{{"id":0,"result":{a}}}"#), 1, "invalid json");
+        refused("<html>bad gateway</html>".into(), 1, "not a JSON array");
+        refused(String::new(), 1, "not a JSON array");
+        // A node that does not take batches answers with one object: asked call by call.
+        for status in [ok, reqwest::StatusCode::BAD_REQUEST] {
+            assert!(matches!(
+                parse_batch(status, br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch not supported"}}"#, 2),
+                Err(BatchError::Unsupported)
+            ));
+        }
+        // Rate limits and server errors are worth retrying, not a reason to stop batching.
+        for status in [
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            reqwest::StatusCode::BAD_GATEWAY,
+        ] {
+            assert!(matches!(
+                parse_batch(
+                    status,
+                    br#"{"error":{"code":-32005,"message":"slow down"}}"#,
+                    2
+                ),
+                Err(BatchError::Call(_))
+            ));
+        }
+        // An array under an error status is not trusted either.
+        let body = format!(r#"[{{"id":0,"result":{a}}}]"#);
+        assert!(matches!(
+            parse_batch(reqwest::StatusCode::BAD_GATEWAY, body.as_bytes(), 1),
+            Err(BatchError::Call(_))
+        ));
     }
 }
