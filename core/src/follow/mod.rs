@@ -156,7 +156,7 @@ impl FollowConfig {
             addresses,
             start_block,
             finality_depth: 64,
-            initial_range: 100,
+            initial_range: 10,
             max_range: 50_000,
             target_logs: 2_000,
             in_flight: 4,

@@ -84,6 +84,31 @@ pub struct TransactionInput {
     pub input: alloy::primitives::Bytes,
 }
 
+/// A transaction as a node sends it: [`TransactionInput`] and the hash it claims, which must
+/// be the one asked for (a batch answer is linked to its call only by an id, which a proxy
+/// splitting batches may renumber).
+#[derive(Debug, Deserialize)]
+struct WireTransaction {
+    hash: B256,
+    to: Option<Address>,
+    input: alloy::primitives::Bytes,
+}
+
+impl WireTransaction {
+    fn checked(self, asked: &B256) -> Result<TransactionInput, CallError> {
+        if self.hash != *asked {
+            return Err(CallError::Transient(format!(
+                "eth_getTransactionByHash({asked}) answered transaction {}",
+                self.hash
+            )));
+        }
+        Ok(TransactionInput {
+            to: self.to,
+            input: self.input,
+        })
+    }
+}
+
 /// Why one call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CallError {
@@ -124,8 +149,10 @@ impl Rpc {
         if urls.is_empty() {
             return Err(Error::NoRpcUrl);
         }
+        // No redirects: a node does not get to send the client's requests elsewhere.
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Rpc {
                 during: "building the http client",
@@ -335,10 +362,11 @@ impl Rpc {
     /// that does not know it answers `null`: retried on the next endpoint).
     pub async fn transaction_input(&self, hash: B256) -> Result<TransactionInput> {
         self.retrying("eth_getTransactionByHash", |i| async move {
-            let tx: Option<TransactionInput> = self
+            let tx: Option<WireTransaction> = self
                 .call(i, "eth_getTransactionByHash", json!([hash]))
                 .await?;
-            tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))
+            tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))?
+                .checked(&hash)
         })
         .await
     }
@@ -385,10 +413,10 @@ impl Rpc {
         if hashes.len() == 1 || no_batches.load(Ordering::Relaxed) {
             let mut got = Vec::with_capacity(hashes.len());
             for hash in hashes {
-                let tx: Option<TransactionInput> = self
+                let tx: Option<WireTransaction> = self
                     .call(index, "eth_getTransactionByHash", json!([hash]))
                     .await?;
-                got.push((*hash, tx.ok_or_else(|| not_found(hash))?));
+                got.push((*hash, tx.ok_or_else(|| not_found(hash))?.checked(hash)?));
             }
             return Ok(got);
         }
@@ -424,7 +452,7 @@ impl Rpc {
             Ok(found) => hashes
                 .iter()
                 .zip(found)
-                .map(|(hash, tx)| Ok((*hash, tx.ok_or_else(|| not_found(hash))?)))
+                .map(|(hash, tx)| Ok((*hash, tx.ok_or_else(|| not_found(hash))?.checked(hash)?)))
                 .collect(),
             Err(BatchError::Unsupported) => {
                 tracing::info!(
@@ -562,12 +590,12 @@ fn parse_batch(
     status: reqwest::StatusCode,
     bytes: &[u8],
     n: usize,
-) -> Result<Vec<Option<TransactionInput>>, BatchError> {
+) -> Result<Vec<Option<WireTransaction>>, BatchError> {
     #[derive(serde::Deserialize)]
-    struct Item {
+    struct Item<'a> {
         id: Option<u64>,
-        #[serde(default, deserialize_with = "present_owned")]
-        result: Option<Option<TransactionInput>>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        result: Option<&'a serde_json::value::RawValue>,
         #[serde(default)]
         error: Option<Value>,
     }
@@ -585,24 +613,32 @@ fn parse_batch(
             )));
         }
     }
-    let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|e| {
+    let invalid = |e: &dyn std::fmt::Display| {
         transient(format!(
             "eth_getTransactionByHash batch: http {status}, invalid json: {e}"
         ))
-    })?;
+    };
+    // Each answer, and each transaction in it, must be an object (serde would also read a
+    // struct from an array): checked on the raw text before the typed parse.
+    let raw: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(bytes).map_err(|e| invalid(&e))?;
     if !status.is_success() {
         return Err(transient(format!(
             "eth_getTransactionByHash batch: http {status}"
         )));
     }
-    if items.len() != n {
+    if raw.len() != n {
         return Err(transient(format!(
             "eth_getTransactionByHash batch: {} answers to {n} calls",
-            items.len()
+            raw.len()
         )));
     }
-    let mut found: Vec<Option<Option<TransactionInput>>> = (0..n).map(|_| None).collect();
-    for item in items {
+    let mut found: Vec<Option<Option<WireTransaction>>> = (0..n).map(|_| None).collect();
+    for item in raw {
+        if !item.get().starts_with('{') {
+            return Err(invalid(&"an answer that is not an object"));
+        }
+        let item: Item<'_> = serde_json::from_str(item.get()).map_err(|e| invalid(&e))?;
         if let Some(error) = item.error.filter(|e| !e.is_null()) {
             return Err(transient(format!(
                 "eth_getTransactionByHash batch: node error: {error}"
@@ -618,6 +654,17 @@ fn parse_batch(
         let result = item.result.ok_or_else(|| {
             transient("eth_getTransactionByHash batch: an answer without a result".into())
         })?;
+        let result = match result.get() {
+            "null" => None,
+            text if text.starts_with('{') => {
+                Some(serde_json::from_str::<WireTransaction>(text).map_err(|e| invalid(&e))?)
+            }
+            _ => {
+                return Err(invalid(
+                    &"a result that is neither a transaction object nor null",
+                ));
+            }
+        };
         if found[id].replace(result).is_some() {
             return Err(transient(format!(
                 "eth_getTransactionByHash batch: two answers with id {id}"
@@ -626,13 +673,6 @@ fn parse_batch(
     }
     // n answers, each id below n, none twice: every id is there.
     Ok(found.into_iter().map(Option::flatten).collect())
-}
-
-/// [`present`] for an owned value.
-fn present_owned<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// A field that is there, `null` included (plain `Option` reads `null` as absent).
@@ -753,8 +793,9 @@ mod tests {
     #[test]
     fn batch_answers_are_matched_by_id_and_every_defect_refused() {
         let ok = reqwest::StatusCode::OK;
+        let hash = alloy::hex::encode_prefixed(B256::repeat_byte(1));
         let tx =
-            |to: &str, input: &str| format!(r#"{{"to":"{to}","input":"{input}","hash":"0x00"}}"#);
+            |to: &str, input: &str| format!(r#"{{"to":"{to}","input":"{input}","hash":"{hash}"}}"#);
         let a = tx("0x00000000000000000000000000000000000000aa", "0x01");
         let b = tx("0x00000000000000000000000000000000000000bb", "0x0202");
         // Out of order, one transaction unknown (`null`).
@@ -816,6 +857,15 @@ mod tests {
             "invalid json",
         );
         refused(format!(r#"[{{"id":0,"result":{a}}}"#), 1, "invalid json");
+        // Answers and transactions in array form (serde would read a struct from an array).
+        refused(format!(r#"[[0, {a}]]"#), 1, "not an object");
+        refused(
+            format!(
+                r#"[{{"id":0,"result":["0x00000000000000000000000000000000000000aa","0x01","{hash}"]}}]"#
+            ),
+            1,
+            "neither a transaction object nor null",
+        );
         refused("<html>bad gateway</html>".into(), 1, "not a JSON array");
         refused(String::new(), 1, "not a JSON array");
         // A node that does not take batches answers with one object: asked call by call.

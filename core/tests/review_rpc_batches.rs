@@ -1,0 +1,742 @@
+//! Second engineer's adversarial review of the batched calldata fetch
+//! (`Rpc::transaction_inputs`, `parse_batch`, `parse_response`; commit 57bd017).
+//!
+//! A small hand-written HTTP/1.1 server (tokio `TcpListener`) plays a lying or
+//! broken node; every test drives the real `otaledger_core::follow::rpc::Rpc`
+//! against it and checks the client's answer: either the right calldata for
+//! every asked hash, or an error, within a bounded time and without a panic.
+//! Tests marked `// FOUND:` showed a defect of 57bd017 (they failed on it) and pass since the
+//! fix: each answer's transaction hash is checked against the asked one, and answers and
+//! transactions in array form are refused.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::{B256, keccak256};
+use otaledger_core::follow::rpc::{INPUTS_PER_BATCH, RetryPolicy, Rpc};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// What the hostile node does with one request.
+enum Reply {
+    /// An HTTP response with this status and body.
+    Http(u16, String),
+    /// Accepts the request and never answers.
+    Hang,
+    /// Sends headers promising a large body, then one byte every 50 ms forever.
+    Drip,
+    /// Promises more bytes than it sends, then closes the connection.
+    Truncated(String),
+}
+
+type Handler = dyn Fn(usize, &Value) -> Reply + Send + Sync;
+
+/// A running hostile node: its URL and every request body it received.
+struct Node {
+    url: String,
+    log: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Node {
+    fn requests(&self) -> Vec<Value> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn node(handler: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Node {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let handler: Arc<Handler> = Arc::new(handler);
+    let server_log = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (log, handler) = (server_log.clone(), handler.clone());
+            tokio::spawn(async move {
+                let _ = connection(stream, log, handler).await;
+            });
+        }
+    });
+    Node { url, log }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    log: Arc<Mutex<Vec<Value>>>,
+    handler: Arc<Handler>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let request: Value = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap();
+    let number = {
+        let mut log = log.lock().unwrap();
+        log.push(request.clone());
+        log.len() - 1
+    };
+    let reply = handler(number, &request);
+    let head = |status: u16, length: usize| {
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    match reply {
+        Reply::Http(status, body) => {
+            stream
+                .write_all(head(status, body.len()).as_bytes())
+                .await?;
+            stream.write_all(body.as_bytes()).await?;
+        }
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Reply::Drip => {
+            stream.write_all(head(200, 10_000_000).as_bytes()).await?;
+            stream.write_all(b"[").await?;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                stream.write_all(b" ").await?;
+            }
+        }
+        Reply::Truncated(body) => {
+            stream
+                .write_all(head(200, body.len() + 100).as_bytes())
+                .await?;
+            stream.write_all(body.as_bytes()).await?;
+        }
+    }
+    stream.shutdown().await
+}
+
+/// Hash number `i` of the tests.
+fn h(i: u64) -> B256 {
+    keccak256(i.to_be_bytes())
+}
+
+/// The honest transaction of `hash`: its calldata is the hash itself, so a
+/// mix-up shows.
+fn tx_of(hash: &str) -> Value {
+    json!({
+        "hash": hash,
+        "to": "0x00000000000000000000000000000000000000aa",
+        "input": hash,
+        "nonce": "0x0",
+    })
+}
+
+/// The hash a call asks for.
+fn asked(call: &Value) -> String {
+    call["params"][0].as_str().unwrap().to_owned()
+}
+
+/// The honest answer to one call.
+fn honest_item(call: &Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": call["id"], "result": tx_of(&asked(call))})
+}
+
+/// The honest answer to a request (a batch or a single call).
+fn honest(request: &Value) -> Reply {
+    let body = match request {
+        Value::Array(calls) => Value::Array(calls.iter().map(honest_item).collect()),
+        call => honest_item(call),
+    };
+    Reply::Http(200, body.to_string())
+}
+
+fn rpc(urls: Vec<String>, attempts: u32, timeout: Duration) -> Rpc {
+    Rpc::new(
+        urls,
+        timeout,
+        RetryPolicy {
+            attempts,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        },
+    )
+    .unwrap()
+}
+
+fn quick(node: &Node) -> Rpc {
+    rpc(vec![node.url.clone()], 3, Duration::from_secs(5))
+}
+
+/// `hashes` fetched; every answer must be the asked hash's own calldata.
+async fn fetch_checked(rpc: &Rpc, hashes: &[B256]) -> otaledger_core::Result<()> {
+    let got = rpc.transaction_inputs(hashes).await?;
+    for hash in hashes {
+        let tx = got
+            .get(hash)
+            .expect("an asked hash missing from an Ok answer");
+        assert_eq!(
+            tx.input.as_ref(),
+            hash.as_slice(),
+            "calldata of another transaction accepted for {hash}"
+        );
+    }
+    let mut distinct = hashes.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(got.len(), distinct.len(), "hashes nobody asked for");
+    Ok(())
+}
+
+/// Applies `f` to the items of a batch answer (single calls answered honestly).
+fn batch_tampered(
+    f: impl Fn(&mut Vec<Value>) + Send + Sync + 'static,
+) -> impl Fn(usize, &Value) -> Reply + Send + Sync + 'static {
+    move |_, request| match request {
+        Value::Array(calls) => {
+            let mut items: Vec<Value> = calls.iter().map(honest_item).collect();
+            f(&mut items);
+            Reply::Http(200, Value::Array(items).to_string())
+        }
+        _ => honest(request),
+    }
+}
+
+/// Expects an error (not a panic, not an Ok) from a batch of three.
+async fn refused(node: Node, what: &str) {
+    let rpc = quick(&node);
+    let hashes = [h(1), h(2), h(3)];
+    match fetch_checked(&rpc, &hashes).await {
+        Err(_) => {}
+        Ok(()) => panic!("{what}: accepted"),
+    }
+    assert!(!node.requests().is_empty());
+}
+
+#[tokio::test]
+async fn honest_node_baseline_batches_of_100_duplicates_asked_once() {
+    let node = node(|_, r| honest(r)).await;
+    let rpc = quick(&node);
+    let mut hashes: Vec<B256> = (0..250).map(h).collect();
+    hashes.extend((0..250).map(h)); // every hash twice
+    fetch_checked(&rpc, &hashes).await.unwrap();
+    let requests = node.requests();
+    assert_eq!(requests.len(), 3, "250 distinct hashes: three batches");
+    let mut seen: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(asked))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.as_array().unwrap().len() <= INPUTS_PER_BATCH)
+    );
+    seen.sort();
+    let n = seen.len();
+    seen.dedup();
+    assert_eq!((n, seen.len()), (250, 250), "each hash asked exactly once");
+}
+
+#[tokio::test]
+async fn empty_hash_list_asks_nothing() {
+    let node = node(|_, r| honest(r)).await;
+    let rpc = quick(&node);
+    assert!(rpc.transaction_inputs(&[]).await.unwrap().is_empty());
+    assert!(node.requests().is_empty());
+}
+
+#[tokio::test]
+async fn only_duplicates_of_one_hash_is_a_single_call() {
+    let node = node(|_, r| honest(r)).await;
+    let rpc = quick(&node);
+    fetch_checked(&rpc, &[h(7), h(7), h(7)]).await.unwrap();
+    let requests = node.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].is_object(), "one distinct hash: one plain call");
+}
+
+// FOUND (fixed): a node (or a batch-splitting proxy / load balancer that renumbers ids)
+// answering id 0 with the transaction of the hash asked as id 1, and id 1 with
+// that of id 0, passes every id check; the client files each calldata under the
+// wrong hash although the answers carry their own `hash` field, which is never
+// compared with the asked hash.
+#[tokio::test]
+async fn swapped_answers_between_two_hashes_are_refused() {
+    let node = node(batch_tampered(|items| {
+        let (r0, r1) = (items[0]["result"].clone(), items[1]["result"].clone());
+        items[0]["result"] = r1;
+        items[1]["result"] = r0;
+    }))
+    .await;
+    let rpc = quick(&node);
+    let result = fetch_checked(&rpc, &[h(1), h(2), h(3)]).await;
+    assert!(result.is_err(), "swapped answers must not be accepted");
+}
+
+// FOUND (fixed): the same mix-up made the other way: results left in request order but
+// the ids of the first two answers exchanged (what a proxy that splits a batch
+// and renumbers its ids may do). Every id is present once, so it is accepted.
+#[tokio::test]
+async fn swapped_ids_are_refused() {
+    let node = node(batch_tampered(|items| {
+        items[0]["id"] = json!(1);
+        items[1]["id"] = json!(0);
+    }))
+    .await;
+    let rpc = quick(&node);
+    assert!(fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.is_err());
+}
+
+// FOUND (fixed): the call-by-call path (one hash, or an endpoint without batches) has the
+// same gap: a node answering with another transaction is believed.
+#[tokio::test]
+async fn a_single_call_answered_with_another_transaction_is_refused() {
+    let other = h(99).to_string();
+    let node = node(move |_, request| {
+        let mut item = honest_item(request);
+        item["result"] = tx_of(&other);
+        Reply::Http(200, item.to_string())
+    })
+    .await;
+    let rpc = quick(&node);
+    assert!(fetch_checked(&rpc, &[h(1)]).await.is_err());
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused() {
+    refused(
+        node(batch_tampered(|items| items[2]["id"] = json!(0))).await,
+        "id 0 twice, id 2 missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicated_key_inside_an_answer_is_refused() {
+    let node = node(|_, request| match request {
+        Value::Array(calls) => {
+            let items: Vec<String> = calls
+                .iter()
+                .map(|c| {
+                    format!(
+                        r#"{{"id":{},"result":{},"result":{}}}"#,
+                        c["id"],
+                        tx_of(&asked(c)),
+                        tx_of(&h(99).to_string())
+                    )
+                })
+                .collect();
+            Reply::Http(200, format!("[{}]", items.join(",")))
+        }
+        _ => honest(request),
+    })
+    .await;
+    refused(node, "two `result` keys").await;
+}
+
+#[tokio::test]
+async fn ids_as_strings_huge_negative_fractional_or_null_are_refused() {
+    for bad in [
+        json!("0"),
+        json!("0x0"),
+        json!(u64::MAX),
+        json!(1u64 << 32),
+        json!(3),
+        json!(-1),
+        json!(0.0),
+        json!(1e300),
+        Value::Null,
+        json!([0]),
+        json!({"id": 0}),
+    ] {
+        let b = bad.clone();
+        refused(
+            node(batch_tampered(move |items| items[0]["id"] = b.clone())).await,
+            &format!("id {bad}"),
+        )
+        .await;
+    }
+    // 2^64 and beyond: not representable as u64.
+    let node = node(|_, request| match request {
+        Value::Array(calls) => {
+            let body = Value::Array(calls.iter().map(honest_item).collect()).to_string();
+            Reply::Http(
+                200,
+                body.replacen(r#""id":0"#, r#""id":18446744073709551616"#, 1),
+            )
+        }
+        _ => honest(request),
+    })
+    .await;
+    refused(node, "id 2^64").await;
+}
+
+#[tokio::test]
+async fn too_many_or_too_few_answers_are_refused() {
+    // 100 answers to a batch of 3 (ids 0..100).
+    let node100 = node(|_, request| match request {
+        Value::Array(calls) => {
+            let items: Vec<Value> = (0..100)
+                .map(|id| json!({"id": id, "result": tx_of(&asked(&calls[id % calls.len()]))}))
+                .collect();
+            Reply::Http(200, Value::Array(items).to_string())
+        }
+        _ => honest(request),
+    })
+    .await;
+    refused(node100, "100 answers to 3").await;
+    refused(
+        node(batch_tampered(|items| {
+            items.pop();
+        }))
+        .await,
+        "2 answers to 3",
+    )
+    .await;
+    refused(
+        node(batch_tampered(|items| items.clear())).await,
+        "0 answers to 3",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nested_arrays_are_refused_without_overflowing_the_stack() {
+    refused(
+        node(|_, request| match request {
+            Value::Array(_) => {
+                let Reply::Http(_, body) = honest(request) else {
+                    unreachable!()
+                };
+                Reply::Http(200, format!("[{body}]"))
+            }
+            _ => honest(request),
+        })
+        .await,
+        "the batch answer inside an array",
+    )
+    .await;
+    refused(
+        node(|_, request| match request {
+            Value::Array(_) => Reply::Http(200, "[".repeat(200_000) + &"]".repeat(200_000)),
+            _ => honest(request),
+        })
+        .await,
+        "200,000 nested arrays",
+    )
+    .await;
+    refused(
+        node(batch_tampered(|items| {
+            let mut deep = json!(null);
+            for _ in 0..100 {
+                deep = json!([deep]);
+            }
+            items[1]["error"] = json!({"code": 1, "message": "x", "data": deep});
+        }))
+        .await,
+        "a deep error",
+    )
+    .await;
+}
+
+// FOUND (minor, hardening; fixed): `parse_response` refuses a non-object body because
+// "serde would also read a struct from an array", but `parse_batch`'s items and
+// every `TransactionInput` are derived structs too: the positional form
+// `[[id, result], ...]` with `[to, input]` transactions — no JSON-RPC node ever
+// sends that — is accepted as a valid batch answer.
+#[tokio::test]
+async fn answers_and_transactions_in_positional_array_form_are_refused() {
+    let node = node(|_, request| match request {
+        Value::Array(calls) => {
+            let items: Vec<Value> = calls
+                .iter()
+                .map(|c| {
+                    json!([
+                        c["id"],
+                        ["0x00000000000000000000000000000000000000aa", asked(c)]
+                    ])
+                })
+                .collect();
+            Reply::Http(200, Value::Array(items).to_string())
+        }
+        _ => honest(request),
+    })
+    .await;
+    refused(node, "positional answers").await;
+}
+
+#[tokio::test]
+async fn results_of_the_wrong_type_are_refused() {
+    for bad in [
+        json!(7),
+        json!("0x01"),
+        json!([]),
+        json!(true),
+        json!({}),
+        json!({"to": "0x00000000000000000000000000000000000000aa"}),
+        json!({"to": "0x00000000000000000000000000000000000000aa", "input": 5}),
+        json!({"to": "0x00000000000000000000000000000000000000aa", "input": "0x0"}),
+        json!({"to": "0xaa", "input": "0x01"}),
+        json!({"to": "0x00000000000000000000000000000000000000aa", "input": "zz"}),
+    ] {
+        let b = bad.clone();
+        refused(
+            node(batch_tampered(move |items| items[1]["result"] = b.clone())).await,
+            &format!("result {bad}"),
+        )
+        .await;
+    }
+    // A missing result, `null` (unknown transaction) and an error item fail the batch.
+    refused(
+        node(batch_tampered(|items| {
+            items[1].as_object_mut().unwrap().remove("result");
+        }))
+        .await,
+        "no result",
+    )
+    .await;
+    refused(
+        node(batch_tampered(|items| items[1]["result"] = Value::Null)).await,
+        "null result",
+    )
+    .await;
+    refused(
+        node(batch_tampered(|items| {
+            items[1]["error"] = json!({"code": -32000, "message": "busy"})
+        }))
+        .await,
+        "an error beside a result",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_lagging_first_endpoint_fails_over_to_an_honest_one() {
+    let lagging = node(batch_tampered(|items| items[2]["result"] = Value::Null)).await;
+    let good = node(|_, r| honest(r)).await;
+    let rpc = rpc(
+        vec![lagging.url.clone(), good.url.clone()],
+        3,
+        Duration::from_secs(5),
+    );
+    fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.unwrap();
+    assert_eq!(lagging.requests().len(), 1);
+    assert_eq!(good.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_object_under_429_or_500_is_retried_and_batching_kept() {
+    for status in [429u16, 500, 502, 503] {
+        let node = node(move |n, request| match request {
+            Value::Array(_) if n == 0 => Reply::Http(
+                status,
+                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"slow down"}}"#
+                    .into(),
+            ),
+            _ => honest(request),
+        })
+        .await;
+        let rpc = quick(&node);
+        fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.unwrap();
+        let requests = node.requests();
+        assert_eq!(requests.len(), 2, "status {status}: {requests:?}");
+        assert!(requests.iter().all(Value::is_array), "status {status}");
+    }
+}
+
+#[tokio::test]
+async fn an_array_under_an_error_status_is_not_believed() {
+    let node = node(|_, request| {
+        let Reply::Http(_, body) = honest(request) else {
+            unreachable!()
+        };
+        Reply::Http(500, body)
+    })
+    .await;
+    refused(node, "an honest-looking array under http 500").await;
+}
+
+#[tokio::test]
+async fn an_endpoint_without_batches_is_asked_call_by_call_and_still_checked() {
+    // Objects to batches (200 and 400): asked one call at a time, results right.
+    for status in [200u16, 400] {
+        let node = node(move |_, request| match request {
+            Value::Array(_) => Reply::Http(
+                status,
+                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch not supported"}}"#.into(),
+            ),
+            _ => honest(request),
+        })
+        .await;
+        let rpc = quick(&node);
+        fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.unwrap();
+        fetch_checked(&rpc, &[h(4), h(5)]).await.unwrap();
+        let requests = node.requests();
+        // One refused batch, then only plain calls (the endpoint is remembered).
+        assert_eq!(requests.iter().filter(|r| r.is_array()).count(), 1);
+        assert_eq!(requests.len(), 1 + 5);
+    }
+    // An "object" answer to a batch that is in fact the answer to its first call
+    // must not be taken for the batch.
+    let node = node(|_, request| match request {
+        Value::Array(calls) => honest(&calls[0]),
+        _ => honest(request),
+    })
+    .await;
+    fetch_checked(&quick(&node), &[h(1), h(2), h(3)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_endpoint_switching_between_arrays_and_objects_is_never_believed_wrongly() {
+    // Arrays first, then objects to batches: the remaining batches go call by call.
+    let node1 = node(|n, request| match request {
+        Value::Array(_) if n == 0 => honest(request),
+        Value::Array(_) => Reply::Http(200, r#"{"error":{"code":-32600,"message":"no"}}"#.into()),
+        _ => honest(request),
+    })
+    .await;
+    let hashes: Vec<B256> = (0..250).map(h).collect();
+    fetch_checked(&quick(&node1), &hashes).await.unwrap();
+    // Objects to batches, then arrays to the plain calls: refused.
+    let node2 = node(|_, request| match request {
+        Value::Array(_) => Reply::Http(200, r#"{"error":{"code":-32600,"message":"no"}}"#.into()),
+        call => honest(&Value::Array(vec![call.clone()])),
+    })
+    .await;
+    refused(node2, "arrays to plain calls").await;
+}
+
+#[tokio::test]
+async fn truncated_bodies_are_refused() {
+    refused(
+        node(|_, request| {
+            let Reply::Http(_, body) = honest(request) else {
+                unreachable!()
+            };
+            Reply::Truncated(body)
+        })
+        .await,
+        "fewer bytes than content-length",
+    )
+    .await;
+    refused(
+        node(|_, request| {
+            let Reply::Http(_, body) = honest(request) else {
+                unreachable!()
+            };
+            Reply::Http(200, body[..body.len() - 3].to_owned())
+        })
+        .await,
+        "truncated json",
+    )
+    .await;
+    refused(
+        node(|_, _| Reply::Http(200, String::new())).await,
+        "empty body",
+    )
+    .await;
+    refused(
+        node(|_, request| {
+            let Reply::Http(_, body) = honest(request) else {
+                unreachable!()
+            };
+            Reply::Http(200, format!("{body} trailing"))
+        })
+        .await,
+        "trailing garbage",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_enormous_valid_answer_is_refused_without_a_panic() {
+    // ~24 MB: 100 answers to a batch of 3, each with a 240 kB junk field.
+    let junk = "00".repeat(120_000);
+    let node = node(move |_, request| match request {
+        Value::Array(calls) => {
+            let items: Vec<Value> = (0..100)
+                .map(|id| {
+                    json!({"id": id, "junk": junk, "result": tx_of(&asked(&calls[id % calls.len()]))})
+                })
+                .collect();
+            Reply::Http(200, Value::Array(items).to_string())
+        }
+        _ => honest(request),
+    })
+    .await;
+    let started = Instant::now();
+    refused(node, "24 MB answer").await;
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_node_that_never_answers_is_ended_by_the_timeout() {
+    let node = node(|_, _| Reply::Hang).await;
+    let rpc = rpc(vec![node.url.clone()], 2, Duration::from_millis(300));
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        rpc.transaction_inputs(&[h(1), h(2), h(3)]),
+    )
+    .await
+    .expect("the client hung");
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(node.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_node_dripping_its_body_forever_is_ended_by_the_timeout() {
+    let node = node(|_, _| Reply::Drip).await;
+    let rpc = rpc(vec![node.url.clone()], 2, Duration::from_millis(500));
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        rpc.transaction_inputs(&[h(1), h(2), h(3)]),
+    )
+    .await
+    .expect("the client hung on a dripping body");
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_without_batches_is_bounded_too() {
+    // Batches refused, then every plain call hangs: one timeout per attempt,
+    // not one per hash.
+    let node = node(|_, request| match request {
+        Value::Array(_) => Reply::Http(200, r#"{"error":{"code":-32600,"message":"no"}}"#.into()),
+        _ => Reply::Hang,
+    })
+    .await;
+    let rpc = rpc(vec![node.url.clone()], 2, Duration::from_millis(300));
+    let hashes: Vec<B256> = (0..100).map(h).collect();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(20), rpc.transaction_inputs(&hashes))
+        .await
+        .expect("hung");
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
