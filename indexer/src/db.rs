@@ -37,20 +37,14 @@ pub async fn connect(url: &str) -> Result<AnyPool> {
     } else {
         url.to_owned()
     };
-    // SQLite: one connection (one writer); WAL so readers never block it. A 32 MiB page
-    // cache (SQLite's default is 2 MiB): the indexes are keyed by hashes, so a backfill's
-    // inserts land all over them and a small cache re-reads pages for every batch.
+    // SQLite: one connection (one writer); WAL so readers never block it. SQLite's default
+    // 2 MiB page cache: a 32 MiB one made the 200,000-event backfill 3-5 % faster for 25 MiB
+    // more peak RSS (docs/benchmarks.md), not worth it against the 200 MiB target.
     let options = if sqlite {
         AnyPoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -32768").await?;
-                    Ok(())
-                })
-            })
     } else {
         AnyPoolOptions::new().max_connections(4)
     };
