@@ -173,6 +173,21 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
     (at(0.5), at(0.99), l.len())
 }
 
+/// The chain's head and the number of events of both contracts up to it.
+async fn history(chain: &Chain) -> (u64, usize) {
+    let head = chain.head().await.unwrap();
+    let d = &chain.deployment;
+    let events = raw_get_logs(
+        &chain.url(),
+        &d.registry.to_string(),
+        &d.market.to_string(),
+        d.deployment_block,
+        head,
+    )
+    .await;
+    (head, events)
+}
+
 /// Plays rounds of `parallel` scenarios until about `target` events are on the chain.
 async fn fill(chain: &Chain, target: usize, parallel: usize) {
     // Registered 32 at a time (each on its own fresh accounts): with interval mining one
@@ -186,16 +201,7 @@ async fn fill(chain: &Chain, target: usize, parallel: usize) {
     eprintln!("{} scenarios registered", scenarios.len());
     let started = Instant::now();
     play(chain, &mut scenarios).await;
-    let head = chain.head().await.unwrap();
-    let d = &chain.deployment;
-    let per_round = raw_get_logs(
-        &chain.url(),
-        &d.registry.to_string(),
-        &d.market.to_string(),
-        d.deployment_block,
-        head,
-    )
-    .await;
+    let (_, per_round) = history(chain).await;
     let rounds = target.div_ceil(per_round.max(1));
     for round in 1..rounds {
         play(chain, &mut scenarios).await;
@@ -206,15 +212,7 @@ async fn fill(chain: &Chain, target: usize, parallel: usize) {
             filled as f64 / started.elapsed().as_secs_f64()
         );
     }
-    let head = chain.head().await.unwrap();
-    let events = raw_get_logs(
-        &chain.url(),
-        &d.registry.to_string(),
-        &d.market.to_string(),
-        d.deployment_block,
-        head,
-    )
-    .await;
+    let (head, events) = history(chain).await;
     println!(
         "history: {events} events in {head} blocks ({rounds} rounds of {parallel} scenarios, filled in {:.0} s)",
         started.elapsed().as_secs_f64()
@@ -310,16 +308,7 @@ async fn main() {
     if let Some(dir) = state_dir.as_ref().filter(|_| saved.is_some()) {
         chain.deployment =
             otaledger_core::deployment::Deployment::load(dir, chain.deployment.chain_id).unwrap();
-        let head = chain.head().await.unwrap();
-        let d = &chain.deployment;
-        let events = raw_get_logs(
-            &chain.url(),
-            &d.registry.to_string(),
-            &d.market.to_string(),
-            d.deployment_block,
-            head,
-        )
-        .await;
+        let (head, events) = history(&chain).await;
         println!(
             "history: {events} events in {head} blocks (loaded from {})",
             dir.display()
