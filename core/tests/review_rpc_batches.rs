@@ -32,6 +32,8 @@ enum Reply {
     Drip,
     /// Promises more bytes than it sends, then closes the connection.
     Truncated(String),
+    /// A 200 answer without `Content-Length`: the body, then the connection closes.
+    Unsized(String),
 }
 
 type Handler = dyn Fn(usize, &Value) -> Reply + Send + Sync;
@@ -127,6 +129,14 @@ async fn connection(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 stream.write_all(b" ").await?;
             }
+        }
+        Reply::Unsized(body) => {
+            stream
+                .write_all(
+                    b"HTTP/1.1 200 X\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+                )
+                .await?;
+            stream.write_all(body.as_bytes()).await?;
         }
         Reply::Truncated(body) => {
             stream
@@ -739,4 +749,96 @@ async fn a_hanging_endpoint_without_batches_is_bounded_too() {
         .expect("hung");
     assert!(result.is_err());
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// Added with the fix for the reviewer's note that bodies were read whole: every answer is
+// read up to a cap (`Rpc::with_max_response_bytes`, 64 MiB by default).
+
+/// An answer above the cap is refused: by its `Content-Length` before a byte is read (a
+/// node dripping a promised 10 MB is not waited for), or as it arrives when it has none.
+#[tokio::test]
+async fn answers_above_the_cap_are_refused_not_read_whole() {
+    let big = format!("[{}]", " ".repeat(2 << 20));
+    let sized = node(move |_, _| Reply::Http(200, big.clone())).await;
+    let unsized_big = format!("[{}]", " ".repeat(2 << 20));
+    let no_length = node(move |_, _| Reply::Unsized(unsized_big.clone())).await;
+    let drip = node(|_, _| Reply::Drip).await;
+    for node in [sized, no_length, drip] {
+        let rpc = rpc(vec![node.url.clone()], 2, Duration::from_secs(60))
+            .with_max_response_bytes(1 << 20);
+        let err = rpc
+            .transaction_inputs(&[h(1), h(2)])
+            .await
+            .expect_err("an answer above the cap");
+        assert!(
+            err.to_string().contains("larger than 1048576 bytes"),
+            "{err}"
+        );
+    }
+}
+
+/// Too large an `eth_getLogs` answer is a range limit: the range is split until the answers
+/// fit, so an honest node with a dense history is read in smaller ranges, never refused.
+#[tokio::test]
+async fn an_eth_get_logs_answer_above_the_cap_splits_its_range() {
+    use otaledger_core::follow::{FollowConfig, fetch_logs};
+    let node = node(|_, call| {
+        let params = &call["params"][0];
+        match call["method"].as_str().unwrap() {
+            "eth_getBlockByNumber" => {
+                let n = u64::from_str_radix(
+                    call["params"][0].as_str().unwrap().trim_start_matches("0x"),
+                    16,
+                )
+                .unwrap();
+                let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {
+                    "number": format!("{n:#x}"),
+                    "hash": h(n),
+                    "parentHash": h(n.wrapping_sub(1)),
+                }});
+                Reply::Http(200, answer.to_string())
+            }
+            "eth_getLogs" => {
+                let from = params["fromBlock"].as_str().unwrap().to_owned();
+                let to = params["toBlock"].as_str().unwrap().to_owned();
+                if from == to {
+                    Reply::Http(200, r#"{"jsonrpc":"2.0","id":1,"result":[]}"#.into())
+                } else {
+                    let pad = " ".repeat(2 << 20);
+                    Reply::Http(
+                        200,
+                        format!(r#"{{"jsonrpc":"2.0","id":1,"result":[{pad}]}}"#),
+                    )
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    })
+    .await;
+    let rpc = quick(&node).with_max_response_bytes(1 << 20);
+    let config = FollowConfig::new(vec![alloy::primitives::Address::repeat_byte(7)], 0);
+    let logs = fetch_logs(&rpc, &config, 0, 3).await.unwrap();
+    assert!(logs.is_empty());
+    let ranges: Vec<(String, String)> = node
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "eth_getLogs")
+        .map(|r| {
+            let p = &r["params"][0];
+            (
+                p["fromBlock"].as_str().unwrap().to_owned(),
+                p["toBlock"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges.first().unwrap(),
+        &("0x0".to_owned(), "0x3".to_owned())
+    );
+    for block in ["0x0", "0x1", "0x2", "0x3"] {
+        assert!(
+            ranges.contains(&(block.to_owned(), block.to_owned())),
+            "{block} read alone: {ranges:?}"
+        );
+    }
 }

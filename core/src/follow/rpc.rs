@@ -137,10 +137,17 @@ pub struct Rpc {
     /// Endpoints that answered a JSON-RPC batch with something other than an array (they
     /// do not take batches): asked one call at a time from then on.
     no_batches: Vec<std::sync::atomic::AtomicBool>,
+    /// The largest answer read ([`MAX_RESPONSE_BYTES`] unless set).
+    max_response: usize,
 }
 
 /// Transactions asked for in one JSON-RPC batch by [`Rpc::transaction_inputs`].
 pub const INPUTS_PER_BATCH: usize = 100;
+
+/// The largest answer [`Rpc`] reads by default: 64 MiB (a batch of [`INPUTS_PER_BATCH`]
+/// transactions of the 128 KiB nodes accept is under 26 MiB hex-encoded; the follower's
+/// adaptive `eth_getLogs` ranges aim at a few MiB, and a larger answer splits its range).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 impl Rpc {
     /// A client over `urls` (tried in order, moving on when one fails), with a
@@ -170,6 +177,7 @@ impl Rpc {
             retry,
             errors,
             no_batches,
+            max_response: MAX_RESPONSE_BYTES,
         })
     }
 
@@ -252,11 +260,53 @@ impl Rpc {
             .await
             .map_err(|e| CallError::Transient(format!("{method}: {e}")))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Transient(format!("{method}: reading the body: {e}")))?;
+        let bytes = self.read_capped(response, method).await?;
         parse_response(method, status, &bytes)
+    }
+
+    /// The body of `response`, read up to [`max_response_bytes`](Self::with_max_response_bytes):
+    /// a node cannot make the client hold more (a `Content-Length` above it is refused before
+    /// any byte is read). Too large an `eth_getLogs` answer is a range limit, so the range is
+    /// split; too large any other answer fails the call.
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        method: &str,
+    ) -> Result<Vec<u8>, CallError> {
+        let cap = self.max_response;
+        let too_large = || {
+            let message = format!("{method}: the answer is larger than {cap} bytes");
+            if method == "eth_getLogs" {
+                CallError::RangeLimit {
+                    hint: None,
+                    message,
+                }
+            } else {
+                CallError::Transient(message)
+            }
+        };
+        if response.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| CallError::Transient(format!("{method}: reading the body: {e}")))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The same client with another cap on the size of one answer (default
+    /// [`MAX_RESPONSE_BYTES`]).
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response = bytes;
+        self
     }
 
     /// Runs `op` against the current endpoint, retrying transient failures with
@@ -437,11 +487,12 @@ impl Rpc {
         let result = match sent {
             Ok(response) => {
                 let status = response.status();
-                match response.bytes().await {
+                match self
+                    .read_capped(response, "eth_getTransactionByHash batch")
+                    .await
+                {
                     Ok(bytes) => parse_batch(status, &bytes, hashes.len()),
-                    Err(e) => Err(BatchError::Call(CallError::Transient(format!(
-                        "eth_getTransactionByHash batch: reading the body: {e}"
-                    )))),
+                    Err(e) => Err(BatchError::Call(e)),
                 }
             }
             Err(e) => Err(BatchError::Call(CallError::Transient(format!(
