@@ -251,7 +251,7 @@ async fn insert_alerts(
         .filter(|a| seen.insert(a.id.clone()))
         .collect();
     let mut stored = std::collections::HashSet::new();
-    let sqlite = tx.backend_name() == "SQLite";
+    let sqlite = crate::db::anonymous_params(tx);
     for chunk in alerts.chunks(ALERTS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {

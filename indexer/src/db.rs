@@ -172,6 +172,12 @@ fn bind<'q>(
     }
 }
 
+/// Whether statements on `conn` take anonymous `?` parameters (SQLite; see [`insert_sql`])
+/// rather than numbered `$n` ones.
+pub(crate) fn anonymous_params(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name() == "SQLite"
+}
+
 /// Parameter `n` (from 1) of a statement: `$n`, or `?` on SQLite (`anonymous`; see
 /// [`insert_sql`] for why), for statements with many parameters bound in order.
 pub(crate) fn param(anonymous: bool, n: usize) -> String {
@@ -212,7 +218,7 @@ fn insert_sql(table: &Table, rows: usize, anonymous: bool) -> String {
 }
 
 async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>, rows: &[Row]) -> Result<()> {
-    let sqlite = tx.backend_name() == "SQLite";
+    let sqlite = anonymous_params(tx);
     for table in TABLES {
         let of_table: Vec<&Row> = rows
             .iter()
@@ -305,7 +311,7 @@ impl FollowStore for DbStore {
             return Err(Error::CheckpointMoved { expected, found });
         }
         insert_rows(&mut tx, &rows).await?;
-        let sqlite = tx.backend_name() == "SQLite";
+        let sqlite = anonymous_params(&tx);
         // One statement for the batch's block hashes (a tip batch carries up
         // to the finality depth of them), not one round trip per block.
         for chunk in batch.blocks.chunks(ROWS_PER_INSERT) {

@@ -297,7 +297,7 @@ pub async fn check_pending(
         .await
         .map_err(db("recording a leaf list"))?;
         if let Outcome::Verified(leaves) = &outcome {
-            let sqlite = tx.backend_name() == "SQLite";
+            let sqlite = crate::db::anonymous_params(&tx);
             for chunk in leaves.chunks(100) {
                 let mut sql = String::from(
                     "INSERT INTO device_identities (block_number, log_index, position, batch_id, \

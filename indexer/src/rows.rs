@@ -473,10 +473,21 @@ pub async fn decode_logs_with(
     } else {
         rpc.transaction_inputs(&wanted).await?
     };
-    let inputs = |tx: &B256| known.get(tx).or_else(|| fetched.get(tx));
-    let mut rows = Vec::new();
+    decode_all(logs, registry, market, &|tx: &B256| {
+        known.get(tx).or_else(|| fetched.get(tx))
+    })
+}
+
+/// Every row of `logs`, the calldata looked up in `inputs`.
+fn decode_all<'i>(
+    logs: &[Log],
+    registry: Address,
+    market: Address,
+    inputs: &dyn Fn(&B256) -> Option<&'i TransactionInput>,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::with_capacity(logs.len());
     for log in logs {
-        rows.extend(decode_at(log, registry, market, &inputs)?);
+        rows.extend(decode_at(log, registry, market, inputs)?);
     }
     Ok(rows)
 }
@@ -498,12 +509,7 @@ pub fn decode_logs_known(
     {
         return Ok(None);
     }
-    let inputs = |tx: &B256| known.get(tx);
-    let mut rows = Vec::with_capacity(logs.len());
-    for log in logs {
-        rows.extend(decode_at(log, registry, market, &inputs)?);
-    }
-    Ok(Some(rows))
+    decode_all(logs, registry, market, &|tx: &B256| known.get(tx)).map(Some)
 }
 
 fn signer_set(

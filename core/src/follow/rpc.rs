@@ -408,19 +408,6 @@ impl Rpc {
         }
     }
 
-    /// The recipient and calldata of transaction `hash`, with retries (a node
-    /// that does not know it answers `null`: retried on the next endpoint).
-    pub async fn transaction_input(&self, hash: B256) -> Result<TransactionInput> {
-        self.retrying("eth_getTransactionByHash", |i| async move {
-            let tx: Option<WireTransaction> = self
-                .call(i, "eth_getTransactionByHash", json!([hash]))
-                .await?;
-            tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))?
-                .checked(&hash)
-        })
-        .await
-    }
-
     /// The recipients and calldata of `hashes` (duplicates allowed), [`INPUTS_PER_BATCH`] to a
     /// JSON-RPC batch request, up to four batches in flight, each retried and failed over like
     /// any call; an endpoint that does not take batches is asked one transaction at a time.
@@ -458,6 +445,7 @@ impl Rpc {
         index: usize,
         hashes: &[B256],
     ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
+        // A node that does not know a transaction answers `null`: retried on the next endpoint.
         let not_found = |hash: &B256| CallError::Transient(format!("transaction {hash} not found"));
         let no_batches = &self.no_batches[index % self.urls.len()];
         if hashes.len() == 1 || no_batches.load(Ordering::Relaxed) {
