@@ -10,16 +10,29 @@
 //! as a typed [`GatewayFailure`] and the next gateway continues from the verified position
 //! (`entity-bytes=<position>:*`), keeping the bytes already written.
 //!
-//! Bytes go to a temporary file beside the output, which is fsynced and renamed into place only
-//! when the whole file was verified; a failed fetch leaves nothing at the output path. Memory
-//! stays at one block plus one path of DAG nodes whatever the file size.
+//! Where the bytes go:
+//! - [`fetch()`]: to a temporary file beside the output, which is fsynced and renamed into place
+//!   only when the whole file was verified; a failed fetch leaves nothing at the output path.
+//! - [`fetch_into()`]: to a caller's sink ([`std::io::Write`]), in file order, each byte only
+//!   after the block carrying it verified, every byte exactly once across gateway switches (the
+//!   next gateway resumes at the count of bytes the sink took). The sink runs on the fetch's
+//!   blocking thread; it sees a prefix of the file, and the whole file only when the fetch
+//!   returns `Ok`, so a caller must not act on what it received until then. A sink keeps no
+//!   bytes the fetch could copy a repeated subtree from, so the blocks of a subtree the DAG
+//!   repeats are fetched and verified again (one raw request each, from the gateway in use:
+//!   a `dups=n` CAR sends them once).
+//!
+//! Both share the gateway loop, the verifier and the guards ([`dest::Dest`]). Memory stays at
+//! one block plus one path of DAG nodes whatever the file size.
 
 mod body;
 mod car_stream;
+mod dest;
 mod error;
 mod options;
 mod output;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +44,7 @@ use tokio::runtime::Handle;
 use crate::{Limits, Pushed, Verifier, VerifyError};
 use body::{BodyReader, Guards};
 use car_stream::CarSections;
+use dest::{Dest, SinkDest};
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
 pub use options::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OVERHEAD_PERCENT, DEFAULT_MIN_RATE, DEFAULT_RATE_GRACE,
@@ -60,6 +74,32 @@ pub struct FetchReport {
     pub failures: Vec<GatewayFailure>,
 }
 
+/// What a successful [`fetch_into()`] did.
+pub struct SinkReport<W> {
+    /// The root CID.
+    pub root: Cid,
+    /// File bytes handed to the sink (the expected size).
+    pub size: u64,
+    /// The gateway that delivered the last byte, and how.
+    pub completed_by: (url::Url, FetchMode),
+    /// Attempts that failed before (the sink kept the verified bytes they delivered, and the
+    /// next attempt resumed after them).
+    pub failures: Vec<GatewayFailure>,
+    /// The sink, given back.
+    pub sink: W,
+}
+
+impl<W> std::fmt::Debug for SinkReport<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkReport")
+            .field("root", &self.root)
+            .field("size", &self.size)
+            .field("completed_by", &self.completed_by)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Fetch the UnixFS file `root` of `expected_size` bytes from `gateways` into `out_path`,
 /// verifying every block (see the module documentation).
 pub async fn fetch(
@@ -69,6 +109,71 @@ pub async fn fetch(
     out_path: &Path,
     opts: &FetchOptions,
 ) -> Result<FetchReport, FetchError> {
+    let out_path = out_path.to_path_buf();
+    run_job(root, expected_size, gateways, opts, move |job, gateways| {
+        // Refuse roots the verifier cannot check before touching the disk.
+        job.check_root()?;
+        let mut out = Output::create(&out_path, job.opts.durable)?;
+        let done = job.run(gateways, &mut out)?;
+        let (path, sha256) = out.finish()?;
+        Ok(FetchReport {
+            root: job.root,
+            size: job.expected_size,
+            path,
+            sha256,
+            completed_by: done.by,
+            failures: done.failures,
+        })
+    })
+    .await
+}
+
+/// Fetch the UnixFS file `root` of `expected_size` bytes from `gateways`, verifying every block
+/// as [`fetch()`] does, and hand its bytes to `sink` instead of a file: in order, each only after
+/// its block verified, every byte exactly once (see the module documentation). The same guards
+/// hold: bytes beyond `expected_size` refused, the minimum rate, the next gateway on any failure
+/// resuming from the bytes the sink took.
+///
+/// `sink` runs on the fetch's blocking thread (it may block: the fetch then waits, and its rate
+/// guard counts the wait against the gateway, so a sink must keep up with `opts.min_rate`). A
+/// sink error ends the fetch ([`FetchError::Sink`]); so does dropping this future (the fetch
+/// stops at its next block and the sink is dropped). The sink is given back on success; on
+/// error it is dropped having seen a verified prefix of the file only.
+pub async fn fetch_into<W: Write + Send + 'static>(
+    root: Cid,
+    expected_size: u64,
+    gateways: &[url::Url],
+    sink: W,
+    opts: &FetchOptions,
+) -> Result<SinkReport<W>, FetchError> {
+    run_job(root, expected_size, gateways, opts, move |job, gateways| {
+        job.check_root()?;
+        let mut dest = SinkDest::new(sink);
+        let done = job.run(gateways, &mut dest)?;
+        Ok(SinkReport {
+            root: job.root,
+            size: job.expected_size,
+            completed_by: done.by,
+            failures: done.failures,
+            sink: dest.sink,
+        })
+    })
+    .await
+}
+
+/// Checks the gateways, then runs `body` over a [`Job`] on a blocking thread; the job is told
+/// when this future is dropped.
+async fn run_job<T, F>(
+    root: Cid,
+    expected_size: u64,
+    gateways: &[url::Url],
+    opts: &FetchOptions,
+    body: F,
+) -> Result<T, FetchError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Job, &[url::Url]) -> Result<T, FetchError> + Send + 'static,
+{
     if gateways.is_empty() {
         return Err(FetchError::NoGateways);
     }
@@ -102,11 +207,11 @@ pub async fn fetch(
     };
     // The job runs on a blocking thread that outlives this future if it is dropped (a timeout
     // around the fetch, a task aborted): the guard tells it so, and the job then stops at its
-    // next check instead of renaming the file into place for a caller that is gone.
+    // next check instead of renaming the file into place (or feeding a sink) for a caller that
+    // is gone.
     let _cancel_on_drop = CancelOnDrop(job.cancelled.clone());
     let gateways = gateways.to_vec();
-    let out_path = out_path.to_path_buf();
-    tokio::task::spawn_blocking(move || job.run(&gateways, &out_path))
+    tokio::task::spawn_blocking(move || body(&job, &gateways))
         .await
         .map_err(|e| FetchError::Task(e.to_string()))?
 }
@@ -252,9 +357,18 @@ struct Job {
     opts: FetchOptions,
     /// Body bytes read by the current attempt (reset before each).
     received: Arc<AtomicU64>,
-    /// Set when the caller's future was dropped: checked before each gateway and before the
-    /// rename, so a dropped fetch leaves nothing (the temporary file is removed with `Output`).
+    /// Set when the caller's future was dropped: checked before each gateway, after each
+    /// verified block and before the rename, so a dropped fetch leaves nothing (the temporary
+    /// file is removed with `Output`) and feeds a sink no further.
     cancelled: Arc<AtomicBool>,
+}
+
+/// How a fetch ended well.
+struct Completed {
+    /// The gateway that delivered the last byte, and how.
+    by: (url::Url, FetchMode),
+    /// Attempts that failed before.
+    failures: Vec<GatewayFailure>,
 }
 
 /// The outcome of one attempt that did not fail.
@@ -266,21 +380,26 @@ enum Attempt {
 }
 
 impl Job {
-    fn run(&self, gateways: &[url::Url], out_path: &Path) -> Result<FetchReport, FetchError> {
-        // Refuse roots the verifier cannot check before touching the disk.
+    /// Refuses a root the verifier cannot check.
+    fn check_root(&self) -> Result<(), FetchError> {
         Verifier::new(self.root, self.limits).map_err(|source| FetchError::Root {
             root: self.root,
             source,
         })?;
-        let mut out = Output::create(out_path, self.opts.durable)?;
+        Ok(())
+    }
+
+    /// The error to stop with if the caller's future was dropped.
+    fn cancelled(&self) -> Option<FetchError> {
+        self.cancelled
+            .load(Ordering::SeqCst)
+            .then(|| FetchError::Task("cancelled: the fetch's caller is gone, nothing kept".into()))
+    }
+
+    fn run<D: Dest>(&self, gateways: &[url::Url], out: &mut D) -> Result<Completed, FetchError> {
         let mut failures = Vec::new();
-        let cancelled = || {
-            self.cancelled.load(Ordering::SeqCst).then(|| {
-                FetchError::Task("cancelled: the fetch's caller is gone, nothing kept".into())
-            })
-        };
         for gateway in gateways {
-            if let Some(e) = cancelled() {
+            if let Some(e) = self.cancelled() {
                 return Err(e);
             }
             let from = out.written();
@@ -288,7 +407,7 @@ impl Job {
             // Every byte in but the DAG not finished: what is missing carries no bytes (a
             // zero-size subtree at the end), which no byte range names (`entity-bytes=<size>:*`
             // is outside the file, and `<from>:*` ends at the last byte): block by block.
-            let bytes_all_in = |out: &Output| out.written() == self.expected_size;
+            let bytes_all_in = |out: &D| out.written() == self.expected_size;
             let failure = |mode, error| GatewayFailure {
                 gateway: gateway.clone(),
                 mode,
@@ -298,38 +417,33 @@ impl Job {
             };
             let mut mode = FetchMode::Car;
             let mut result =
-                if self.expected_size > 0 && bytes_all_in(&out) && self.opts.raw_fallback {
+                if self.expected_size > 0 && bytes_all_in(out) && self.opts.raw_fallback {
                     mode = FetchMode::Raw;
-                    self.attempt_raw(gateway, &mut out)
+                    self.attempt_raw(gateway, out)
                 } else {
-                    self.attempt_car(gateway, &mut out)
+                    self.attempt_car(gateway, out)
                 };
             if matches!(result, Ok(Attempt::CarUnsupported(_))) && self.opts.raw_fallback {
                 mode = FetchMode::Raw;
-                result = self.attempt_raw(gateway, &mut out);
+                result = self.attempt_raw(gateway, out);
             }
             if mode == FetchMode::Car
-                && bytes_all_in(&out)
+                && bytes_all_in(out)
                 && self.opts.raw_fallback
                 && let Err(Failed::Gateway(error)) = result
             {
                 tracing::info!(%gateway, error = %error, "every byte verified, the rest of the DAG block by block");
                 failures.push(failure(mode, error));
                 mode = FetchMode::Raw;
-                result = self.attempt_raw(gateway, &mut out);
+                result = self.attempt_raw(gateway, out);
             }
             match result {
                 Ok(Attempt::Done) => {
-                    if let Some(e) = cancelled() {
+                    if let Some(e) = self.cancelled() {
                         return Err(e);
                     }
-                    let (path, sha256) = out.finish()?;
-                    return Ok(FetchReport {
-                        root: self.root,
-                        size: self.expected_size,
-                        path,
-                        sha256,
-                        completed_by: (gateway.clone(), mode),
+                    return Ok(Completed {
+                        by: (gateway.clone(), mode),
                         failures,
                     });
                 }
@@ -352,9 +466,8 @@ impl Job {
     }
 
     /// A verifier that resumes at the verified position.
-    fn verifier(&self, out: &mut Output) -> Result<Verifier, Failed> {
-        let from = out.written();
-        out.rewind_to(from).map_err(Failed::Fatal)?;
+    fn verifier<D: Dest>(&self, out: &mut D) -> Result<Verifier, Failed> {
+        let from = out.resume().map_err(Failed::Fatal)?;
         Verifier::with_range(self.root, self.limits, from)
             .map_err(|e| Failed::Gateway(AttemptError::Verify(e)))
     }
@@ -394,13 +507,34 @@ impl Job {
         }
     }
 
-    /// Write what a verified block yielded, and any repeated subtrees that follow it.
-    fn emit(
+    /// Push one block the sender says is `cid`, and hand on what it yields.
+    fn push<D: Dest>(
         &self,
         verifier: &mut Verifier,
-        out: &mut Output,
+        out: &mut D,
+        cid: &Cid,
+        block: &[u8],
+        dups_allowed: bool,
+    ) -> Result<(), Failed> {
+        match verifier.push(cid, block) {
+            Ok(Pushed::Data(data)) => self.emit(verifier, out, Some(data)),
+            Ok(Pushed::Node) => self.emit(verifier, out, None),
+            Err(VerifyError::DuplicateBlock { .. }) if dups_allowed => Ok(()),
+            Err(e) => Err(AttemptError::Verify(e).into()),
+        }
+    }
+
+    /// Write what a verified block yielded, and any repeated subtrees that follow it (where the
+    /// destination keeps bytes to copy them from).
+    fn emit<D: Dest>(
+        &self,
+        verifier: &mut Verifier,
+        out: &mut D,
         pushed: Option<&[u8]>,
     ) -> Result<(), Failed> {
+        if let Some(e) = self.cancelled() {
+            return Err(Failed::Fatal(e));
+        }
         // The root's declared size is known once the root was pushed: check it before any of
         // the root's own bytes (a raw-leaf root) reach the output.
         if verifier
@@ -415,9 +549,10 @@ impl Job {
         if let Some(data) = pushed {
             out.append(data).map_err(Failed::Fatal)?;
         }
-        while let Some(repeat) = verifier
-            .repeat()
-            .map_err(|e| Failed::Gateway(AttemptError::Verify(e)))?
+        while out.keeps_bytes()
+            && let Some(repeat) = verifier
+                .repeat()
+                .map_err(|e| Failed::Gateway(AttemptError::Verify(e)))?
         {
             out.append_repeat(repeat).map_err(Failed::Fatal)?;
         }
@@ -425,7 +560,7 @@ impl Job {
         Ok(())
     }
 
-    fn finished(&self, verifier: &Verifier, out: &Output) -> Result<Attempt, Failed> {
+    fn finished<D: Dest>(&self, verifier: &Verifier, out: &D) -> Result<Attempt, Failed> {
         // The verifier stops at the declared size, which was checked against the expected one.
         if out.written() != self.expected_size {
             return Err(Failed::Gateway(AttemptError::SizeMismatch {
@@ -437,7 +572,7 @@ impl Job {
     }
 
     /// One CAR request from the verified position.
-    fn attempt_car(&self, gateway: &url::Url, out: &mut Output) -> Result<Attempt, Failed> {
+    fn attempt_car<D: Dest>(&self, gateway: &url::Url, out: &mut D) -> Result<Attempt, Failed> {
         let mut verifier = self.verifier(out)?;
         let from = verifier.position();
         let query = if from == 0 {
@@ -458,7 +593,7 @@ impl Job {
             .opts
             .car_body_limit(self.expected_size.saturating_sub(from));
         let mut body = self.body(resp, limit);
-        let result = self.stream_car(&mut verifier, out, &mut body, dups);
+        let result = self.stream_car(gateway, &mut verifier, out, &mut body, dups);
         // The reader's own reason (slow, endless, transport) explains a CAR read error best.
         match (result, body.take_failure()) {
             (Err(Failed::Gateway(AttemptError::Car(_))), Some(reason)) => Err(reason.into()),
@@ -466,10 +601,11 @@ impl Job {
         }
     }
 
-    fn stream_car(
+    fn stream_car<D: Dest>(
         &self,
+        gateway: &url::Url,
         verifier: &mut Verifier,
-        out: &mut Output,
+        out: &mut D,
         body: &mut BodyReader,
         dups_allowed: bool,
     ) -> Result<Attempt, Failed> {
@@ -480,6 +616,16 @@ impl Job {
         self.emit(verifier, out, None)?;
         let mut block = Vec::new();
         while !verifier.is_done() {
+            // A subtree this CAR already sent, which a destination keeping no bytes cannot copy:
+            // its blocks again, one raw request each, from this gateway; the CAR goes on after it.
+            if !out.keeps_bytes()
+                && verifier.next_is_repeat()
+                && let Some(cid) = verifier.next_needed().copied()
+            {
+                let block = self.raw_block(gateway, cid)?;
+                self.push(verifier, out, &cid, &block, false)?;
+                continue;
+            }
             let Some(cid) = car.next(&mut block).map_err(car_err)? else {
                 return Err(AttemptError::Truncated {
                     position: verifier.position(),
@@ -487,48 +633,45 @@ impl Job {
                 }
                 .into());
             };
-            match verifier.push(&cid, &block) {
-                Ok(Pushed::Data(data)) => self.emit(verifier, out, Some(data))?,
-                Ok(Pushed::Node) => self.emit(verifier, out, None)?,
-                Err(VerifyError::DuplicateBlock { .. }) if dups_allowed => {}
-                Err(e) => return Err(AttemptError::Verify(e).into()),
-            }
+            self.push(verifier, out, &cid, &block, dups_allowed)?;
         }
         self.finished(verifier, out)
     }
 
     /// One raw block request per block, in the order the verifier needs them.
-    fn attempt_raw(&self, gateway: &url::Url, out: &mut Output) -> Result<Attempt, Failed> {
+    fn attempt_raw<D: Dest>(&self, gateway: &url::Url, out: &mut D) -> Result<Attempt, Failed> {
         let mut verifier = self.verifier(out)?;
         self.emit(&mut verifier, out, None)?;
         while let Some(cid) = verifier.next_needed().copied() {
-            let resp = self.get(self.url(gateway, &cid, "format=raw"), ACCEPT_RAW)?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(AttemptError::HttpStatus { status }.into());
-            }
-            check_type(&resp, ACCEPT_RAW)?;
-            // Counted as it streams (the pump stops one network read past the limit); a
-            // `Content-Length` above the limit is refused before anything is read.
-            let max = self.limits.max_block_size as u64;
-            let too_large = block_limit(&resp, cid, max)?;
-            let mut body = self.body(resp, max);
-            let mut block = Vec::new();
-            if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
-                return Err(match body.take_failure() {
-                    Some(AttemptError::EndlessData { read, .. }) => too_large(read),
-                    Some(reason) => reason,
-                    None => AttemptError::Car(crate::CarError::Io(e)),
-                }
-                .into());
-            }
-            match verifier.push(&cid, &block) {
-                Ok(Pushed::Data(data)) => self.emit(&mut verifier, out, Some(data))?,
-                Ok(Pushed::Node) => self.emit(&mut verifier, out, None)?,
-                Err(e) => return Err(AttemptError::Verify(e).into()),
-            }
+            let block = self.raw_block(gateway, cid)?;
+            self.push(&mut verifier, out, &cid, &block, false)?;
         }
         self.finished(&verifier, out)
+    }
+
+    /// One block from `gateway` (`?format=raw`), unverified (the caller pushes it).
+    fn raw_block(&self, gateway: &url::Url, cid: Cid) -> Result<Vec<u8>, Failed> {
+        let resp = self.get(self.url(gateway, &cid, "format=raw"), ACCEPT_RAW)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(AttemptError::HttpStatus { status }.into());
+        }
+        check_type(&resp, ACCEPT_RAW)?;
+        // Counted as it streams (the pump stops one network read past the limit); a
+        // `Content-Length` above the limit is refused before anything is read.
+        let max = self.limits.max_block_size as u64;
+        let too_large = block_limit(&resp, cid, max)?;
+        let mut body = self.body(resp, max);
+        let mut block = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
+            return Err(match body.take_failure() {
+                Some(AttemptError::EndlessData { read, .. }) => too_large(read),
+                Some(reason) => reason,
+                None => AttemptError::Car(crate::CarError::Io(e)),
+            }
+            .into());
+        }
+        Ok(block)
     }
 }
 

@@ -65,7 +65,7 @@ pub mod http;
 mod kubo;
 
 #[cfg(feature = "client")]
-pub use fetch::{FetchError, FetchOptions, FetchReport, fetch, probe_size};
+pub use fetch::{FetchError, FetchOptions, FetchReport, SinkReport, fetch, fetch_into, probe_size};
 #[cfg(feature = "server")]
 pub use gateway::{GatewayConfig, router, serve};
 #[cfg(feature = "client")]

@@ -250,6 +250,16 @@ impl Verifier {
         }
     }
 
+    /// Whether the next needed block is the root of a subtree verified earlier in this walk:
+    /// what [`Verifier::repeat`] would skip. A caller that keeps no bytes to copy the repeat
+    /// from does not call `repeat` and pushes the subtree's blocks again instead (a `dups=n` CAR
+    /// does not send them a second time, so it asks for them one by one).
+    pub fn next_is_repeat(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| self.seen.contains_key(&p.cid))
+    }
+
     /// If the next needed block is the root of a subtree verified earlier in this walk, skips
     /// the whole subtree and says where its bytes are, so the caller can copy them (for CARs
     /// without duplicate blocks, which never send a block twice). Returns `Ok(None)` otherwise.

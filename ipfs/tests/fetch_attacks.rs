@@ -15,7 +15,7 @@ use net_support::{dfs_blocks, fixture};
 use otaledger_ipfs::fetch::{AttemptError, FetchMode, FetchProgress};
 use otaledger_ipfs::{
     CarError, Cid, DAG_PB, FetchError, FetchOptions, PbLink, RAW, VerifyError, block_cid,
-    encode_dag_pb, encode_unixfs_file, fetch,
+    encode_dag_pb, encode_unixfs_file, fetch, fetch_into,
 };
 
 /// 3 full leaves and a partial one under one root.
@@ -1429,4 +1429,259 @@ async fn a_fetch_not_dropped_is_never_reported_cancelled() {
             assert_eq!(report.sha256, sha256(&fx.bytes));
         }
     }
+}
+
+// ---- Verified fetch into a caller's sink (`fetch_into`) ----
+//
+// The same guards as the file fetch; what changes is that the sink cannot be rewound or read
+// back: it must be handed every byte exactly once, in order, each only after its block
+// verified, whatever the gateways do.
+
+/// A sink that records what it was handed where the test still sees it after the fetch dropped
+/// the sink (a failed fetch does not give it back).
+#[derive(Clone, Default)]
+struct Recorder(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Recorder {
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl std::io::Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `got` is a strict prefix of `file` (a failed fetch handed on only verified bytes, not all).
+fn assert_strict_prefix(got: &[u8], file: &[u8], at: &str) {
+    assert!(got.len() < file.len(), "{at}: the sink got the whole file");
+    assert!(
+        got == &file[..got.len()],
+        "{at}: the sink got bytes that are not the file's"
+    );
+}
+
+/// A DAG full of repeated subtrees from this crate's honest gateway (a `dups=n` CAR sends every
+/// block once): the sink keeps nothing to copy a repeat from, so each repeated block is asked
+/// for again (one raw request per block occurrence the CAR left out) and verified again.
+#[tokio::test]
+async fn a_sink_gets_a_dag_with_repeats_whole_the_repeated_blocks_fetched_again() {
+    let st = stored(&repeats_tree());
+    let omitted = st.dag.dfs.len() - dedup(&st.dag.dfs).len();
+    assert!(omitted > 0, "the DAG must repeat subtrees");
+    let gw = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    let report = fetch_into(
+        st.dag.cid,
+        st.dag.size,
+        std::slice::from_ref(&gw.url),
+        Vec::new(),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.sink == st.dag.bytes, "the sink did not get the file");
+    assert_eq!(report.size, st.dag.size);
+    assert!(report.failures.is_empty());
+    assert_eq!(report.completed_by, (gw.url.clone(), FetchMode::Car));
+    let asked = gw.requests();
+    assert_eq!(asked.len(), 1 + omitted, "{asked:?}");
+    assert!(
+        asked[1..].iter().all(|r| r.contains("format=raw")),
+        "{asked:?}"
+    );
+}
+
+/// A gateway dying at every interesting byte offset of a `dups=n` CAR of a DAG full of repeats,
+/// then another resuming (by CAR with `entity-bytes`, or block by block): the sink sees the file
+/// exactly once (a byte handed twice or skipped would make it longer, shorter or different).
+#[tokio::test]
+async fn a_sink_gets_every_byte_exactly_once_across_a_gateway_dying_at_every_offset() {
+    let st = stored(&repeats_tree());
+    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    let blocks = dedup(&st.dag.dfs);
+    let body = car(&root, &blocks);
+    let car_gw = bad_gateway::start(Behavior::Real(st.store.clone())).await;
+    let raw_gw = bad_gateway::start(Behavior::NoCar(st.store.clone())).await;
+    for (n, after) in cut_offsets(&root, &blocks).into_iter().enumerate() {
+        let dying = bad_gateway::start(Behavior::DieAfter {
+            body: body.clone(),
+            after,
+        })
+        .await;
+        let next = if n % 2 == 0 { &car_gw } else { &raw_gw };
+        let report = fetch_into(
+            root,
+            st.dag.size,
+            &[dying.url.clone(), next.url.clone()],
+            Vec::new(),
+            &FetchOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
+        assert!(report.sink == *expected, "cut at {after}: not the file");
+        if let Some(failure) = report.failures.first() {
+            assert_eq!(failure.gateway, dying.url, "cut at {after}");
+        }
+    }
+}
+
+/// Bad blocks after a good prefix (a tampered block, a block of another CID, a duplicate in a
+/// `dups=n` CAR, a CAR cut inside a block): alone, the fetch fails and the sink got a verified
+/// prefix only; followed by an honest gateway, the sink gets the file exactly once.
+#[tokio::test]
+async fn a_sink_gets_only_verified_bytes_from_a_bad_gateway_and_the_rest_from_the_next() {
+    let fx = fixture(SIZE);
+    let good = dfs_blocks(&fx.store, &fx.root);
+    let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let mut tampered = good.clone();
+    tampered[3].1[100] ^= 1;
+    let mut wrong = good.clone();
+    wrong[3].1 = good[2].1.clone();
+    let mut dup = good.clone();
+    dup.insert(3, good[2].clone());
+    let whole = car(&fx.root, &good);
+    let attacks = [
+        ("tampered block 3", car(&fx.root, &tampered)),
+        ("block 3 with block 2's bytes", car(&fx.root, &wrong)),
+        ("block 2 sent twice", car(&fx.root, &dup)),
+        (
+            "cut inside the last block",
+            whole[..whole.len() - 100].to_vec(),
+        ),
+    ];
+    for (what, body) in attacks {
+        let bad = bad_gateway::start(canned_car(body.clone())).await;
+        let sink = Recorder::default();
+        let err = fetch_into(
+            fx.root,
+            SIZE as u64,
+            std::slice::from_ref(&bad.url),
+            sink.clone(),
+            &FetchOptions::default(),
+        )
+        .await
+        .expect_err(what);
+        let FetchError::AllGatewaysFailed {
+            position, failures, ..
+        } = &err
+        else {
+            panic!("{what}: {err:?}")
+        };
+        assert_eq!(failures.len(), 1, "{what}");
+        let got = sink.bytes();
+        assert_eq!(got.len() as u64, *position, "{what}");
+        assert_strict_prefix(&got, &fx.bytes, what);
+
+        let bad = bad_gateway::start(canned_car(body)).await;
+        let report = fetch_into(
+            fx.root,
+            SIZE as u64,
+            &[bad.url.clone(), honest.url.clone()],
+            Vec::new(),
+            &FetchOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert!(report.sink == fx.bytes, "{what}: not the file");
+        assert_eq!(report.failures.len(), 1, "{what}");
+        assert_eq!(report.failures[0].from, 0, "{what}");
+    }
+}
+
+/// More bytes than expected (the root declares more than the chain's size), fewer (the root
+/// declares less), a stream ending between blocks: refused, the sink handed a prefix at most
+/// (nothing at all where the root is refused).
+#[tokio::test]
+async fn a_sink_gets_nothing_beyond_the_expected_size_and_no_truncated_file() {
+    let fx = fixture(SIZE);
+    let blocks = dfs_blocks(&fx.store, &fx.root);
+    let body = car(&fx.root, &blocks);
+    let cases: [(&str, Vec<u8>, u64); 3] = [
+        (
+            "root larger than expected",
+            body.clone(),
+            SIZE as u64 - 1000,
+        ),
+        ("root smaller than expected", body, SIZE as u64 + 1),
+        (
+            "ends between blocks",
+            car(&fx.root, &blocks[..3]),
+            SIZE as u64,
+        ),
+    ];
+    for (what, body, size) in cases {
+        let gw = bad_gateway::start(canned_car(body)).await;
+        let sink = Recorder::default();
+        let err = fetch_into(
+            fx.root,
+            size,
+            std::slice::from_ref(&gw.url),
+            sink.clone(),
+            &FetchOptions::default(),
+        )
+        .await
+        .expect_err(what);
+        let FetchError::AllGatewaysFailed { failures, .. } = &err else {
+            panic!("{what}: {err:?}")
+        };
+        let got = sink.bytes();
+        match &failures[0].error {
+            AttemptError::Verify(VerifyError::TotalSizeExceeded { .. })
+            | AttemptError::SizeMismatch { .. } => assert!(got.is_empty(), "{what}"),
+            AttemptError::Truncated { position, .. } => {
+                assert_eq!(*position, 2 * 262_144, "{what}");
+                assert_strict_prefix(&got, &fx.bytes, what);
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+/// A sink that refuses bytes ends the fetch at once (`FetchError::Sink`, the offset it refused
+/// at): no other gateway is asked, nothing is handed to it again.
+#[tokio::test]
+async fn a_failing_sink_stops_the_fetch() {
+    struct FailAt(u64, u64);
+    impl std::io::Write for FailAt {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0 + buf.len() as u64 > self.1 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let fx = fixture(SIZE);
+    let a = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let b = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let err = fetch_into(
+        fx.root,
+        SIZE as u64,
+        &[a.url.clone(), b.url.clone()],
+        FailAt(0, 262_144 + 1),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::Sink {
+                position: 262_144,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(b.requests().is_empty());
 }

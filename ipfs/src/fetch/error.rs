@@ -130,7 +130,8 @@ impl std::fmt::Display for GatewayFailure {
     }
 }
 
-/// Why a verified fetch failed. Nothing is left at the output path in any case.
+/// Why a verified fetch failed. Nothing is left at the output path in any case (for
+/// [`crate::fetch::fetch_into`]: the sink was handed only verified bytes, but not all of them).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
@@ -172,6 +173,16 @@ pub enum FetchError {
         /// The path involved.
         path: std::path::PathBuf,
         /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The caller's sink ([`crate::fetch::fetch_into`]) refused verified bytes: the fetch stops
+    /// there (bytes a sink refused cannot be handed to it again).
+    #[error("sink refused the bytes at {position}: {source}")]
+    Sink {
+        /// The file offset of the first byte refused.
+        position: u64,
+        /// The sink's error.
         #[source]
         source: std::io::Error,
     },
