@@ -125,6 +125,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{id}", get(release))
         .route("/v1/models/{model}/releases/{version}", get(model_release))
+        .route("/v1/devices", get(devices))
         .route("/v1/devices/{index}", get(device))
         .route("/v1/devices/{index}/update", get(update))
         .route("/v1/purchases", get(purchases))
@@ -151,6 +152,7 @@ pub fn app(state: ApiState) -> Router {
         releases,
         release,
         model_release,
+        devices,
         device,
         update,
         purchases,
@@ -695,6 +697,81 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     Err(ApiError::NotFound(format!(
         "no installable release for device {index}"
     )))
+}
+
+/// Query of the device list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceQuery {
+    /// Filter: current owner (0x and 40 hex digits, any case).
+    owner: Option<String>,
+    /// Filter: model id.
+    model: Option<String>,
+    /// Filter: manufacturer id (of the device's model).
+    manufacturer: Option<String>,
+    /// Filter: current status, `active` or `deactivated`.
+    status: Option<String>,
+    /// Cursor from a previous page's `next` (a device index).
+    after: Option<String>,
+    /// Page size (1..=500, default 50).
+    limit: Option<i64>,
+}
+
+fn non_negative(s: &str, what: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| *i >= 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("{what} must be a number, got {s:?}")))
+}
+
+/// Claimed devices with their current owner and status, by index.
+#[utoipa::path(get, path = "/v1/devices", params(DeviceQuery), responses((status = 200, description = "{items: [{device_index, device, model_id, manufacturer_id, batch_id, owner, status (1 active, 2 deactivated), claimed_block, claimed_tx}], next}: a page of claimed devices by index; `next` is the `after` of the next page, null on the last"), (status = 400, description = "malformed owner, id, status, cursor or limit"), (status = 500, description = "database failure")))]
+async fn devices(State(state): State<ApiState>, Query(q): Query<DeviceQuery>) -> ApiResult {
+    let limit = page_limit(q.limit)?;
+    let owner = q
+        .owner
+        .as_deref()
+        .map(|o| hex_id(o, 20, "owner"))
+        .transpose()?
+        .map(|v| v.to_string().trim_matches('"').to_owned());
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| match s {
+            "active" => Ok(1),
+            "deactivated" => Ok(2),
+            other => Err(ApiError::BadRequest(format!(
+                "status must be active or deactivated, got {other:?}"
+            ))),
+        })
+        .transpose()?;
+    let filter = crate::devices::DeviceFilter {
+        owner,
+        model: q
+            .model
+            .as_deref()
+            .map(|m| non_negative(m, "model"))
+            .transpose()?,
+        manufacturer: q
+            .manufacturer
+            .as_deref()
+            .map(|m| non_negative(m, "manufacturer"))
+            .transpose()?,
+        status,
+    };
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| non_negative(a, "cursor"))
+        .transpose()?;
+    let items = crate::devices::list(&state.pool, &filter, after, limit).await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|d| d.device_index.to_string()))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": items, "next": next }),
+    ))
 }
 
 /// One device: its claim, transfers, status changes and purchases (its audit trail).

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod backoff;
 pub mod dashboard;
 pub mod db;
+pub mod devices;
 mod error;
 pub mod leaves;
 pub mod limit;

@@ -226,23 +226,15 @@ pub async fn candidate_manufacturers(pool: &AnyPool, who: Address, limit: i64) -
 /// transferred away, or transferred to it last), at most `limit`: the
 /// candidates whose ownership [`ChainRoles::device`] then checks on chain.
 pub async fn candidate_devices(pool: &AnyPool, who: Address, limit: i64) -> Result<Vec<u64>> {
-    let who = format!("{who:#x}");
-    let rows = sqlx::query(
-        "SELECT c.device_index FROM claims c WHERE COALESCE((SELECT t.to_address FROM transfers t \
-         WHERE t.device_index = c.device_index ORDER BY t.block_number DESC, t.log_index DESC LIMIT 1), \
-         c.owner) = $1 ORDER BY c.device_index LIMIT $2",
-    )
-    .bind(who)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(db("finding devices of an address"))?;
-    rows.iter()
-        .map(|r| {
-            let i: i64 = r.try_get(0).map_err(db("finding devices of an address"))?;
-            Ok(i as u64)
-        })
-        .collect()
+    let filter = crate::devices::DeviceFilter {
+        owner: Some(format!("{who:#x}")),
+        ..Default::default()
+    };
+    Ok(crate::devices::list(pool, &filter, None, limit)
+        .await?
+        .iter()
+        .map(|d| d.device_index as u64)
+        .collect())
 }
 
 #[cfg(test)]

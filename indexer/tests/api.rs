@@ -45,6 +45,7 @@ async fn every_endpoint(kind: Kind) {
         "/v1/releases",
         "/v1/releases/{id}",
         "/v1/models/{model}/releases/{version}",
+        "/v1/devices",
         "/v1/devices/{index}",
         "/v1/devices/{index}/update",
         "/v1/purchases",
@@ -246,6 +247,141 @@ async fn get_lenient(state: &otaledger_indexer::api::ApiState, uri: &str) -> (St
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// `GET /v1/devices`: every claimed device with its current owner and status, paged by index,
+/// and each filter (owner, model, manufacturer, status) keeping exactly the devices of the full
+/// list it names, each item agreeing with the device's own audit trail.
+async fn devices_are_listed_by_owner_model_manufacturer_and_status(kind: Kind) {
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut first = Scenario::register(&chain).await.unwrap();
+    first.round(&chain).await.unwrap();
+    first.round(&chain).await.unwrap();
+    let mut second = Scenario::register(&chain).await.unwrap();
+    second.round(&chain).await.unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
+    indexer.sync().await.unwrap();
+    let state = indexer.api_state(2);
+
+    // The whole list, paged 4 at a time.
+    let mut all: Vec<Value> = Vec::new();
+    let mut uri = "/v1/devices?limit=4".to_owned();
+    loop {
+        let (status, body) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        all.extend(body["items"].as_array().unwrap().iter().cloned());
+        match body["next"].as_str() {
+            Some(next) => uri = format!("/v1/devices?limit=4&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 9, "{all:?}");
+    let indexes: Vec<i64> = all
+        .iter()
+        .map(|d| d["device_index"].as_i64().unwrap())
+        .collect();
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    // Each item is what the device's audit trail says.
+    for d in &all {
+        let (status, trail) = get(&state, &format!("/v1/devices/{}", d["device_index"])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(d["owner"], trail["owner"], "{d}");
+        assert_eq!(d["status"], trail["status"], "{d}");
+        assert_eq!(d["device"], trail["claim"]["device"], "{d}");
+        assert_eq!(d["claimed_tx"], trail["claim"]["tx_hash"], "{d}");
+    }
+    // Three transferred and deactivated devices, one per round, each at a new owner.
+    let moved: Vec<&Value> = all.iter().filter(|d| d["status"] == 2).collect();
+    assert_eq!(moved.len(), 3, "{all:?}");
+
+    let subset = |pred: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        all.iter()
+            .filter(|d| pred(d))
+            .map(|d| d["device_index"].as_i64().unwrap())
+            .collect()
+    };
+    let listed = |body: &Value| -> Vec<i64> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device_index"].as_i64().unwrap())
+            .collect()
+    };
+    // By owner, in any case: the claimer keeps the untransferred devices only; a recipient
+    // owns what it was given.
+    let claimer = all[0]["owner"].as_str().unwrap().to_owned();
+    for owner in [
+        claimer.clone(),
+        moved[0]["owner"].as_str().unwrap().to_owned(),
+    ] {
+        let upper = format!("0x{}", owner[2..].to_uppercase());
+        let (status, body) = get(&state, &format!("/v1/devices?owner={upper}&limit=500")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let expected = subset(&|d| d["owner"] == owner.as_str());
+        assert!(!expected.is_empty());
+        assert_eq!(listed(&body), expected, "owner {owner}");
+    }
+    assert!(
+        !listed(&get(&state, &format!("/v1/devices?owner={claimer}")).await.1)
+            .contains(&moved[0]["device_index"].as_i64().unwrap()),
+        "a transferred device is still listed under its claimer"
+    );
+    let nobody = format!("0x{}", "ee".repeat(20));
+    let (status, body) = get(&state, &format!("/v1/devices?owner={nobody}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["items"].as_array().unwrap().is_empty() && body["next"].is_null());
+
+    // By model, by manufacturer, by status, and combined.
+    let model = all[0]["model_id"].as_i64().unwrap();
+    let body = get(&state, &format!("/v1/devices?model={model}&limit=500"))
+        .await
+        .1;
+    assert_eq!(listed(&body), subset(&|d| d["model_id"] == model));
+    for m in [first.manufacturer, second.manufacturer] {
+        let body = get(&state, &format!("/v1/devices?manufacturer={m}&limit=500"))
+            .await
+            .1;
+        let expected = subset(&|d| d["manufacturer_id"] == m);
+        assert_eq!(listed(&body), expected);
+        assert_eq!(expected.len(), if m == first.manufacturer { 6 } else { 3 });
+    }
+    let body = get(&state, "/v1/devices?status=deactivated&limit=500")
+        .await
+        .1;
+    assert_eq!(listed(&body), subset(&|d| d["status"] == 2));
+    let body = get(&state, "/v1/devices?status=active&limit=500").await.1;
+    assert_eq!(listed(&body), subset(&|d| d["status"] == 1));
+    let uri = format!(
+        "/v1/devices?owner={claimer}&manufacturer={}&status=active&limit=500",
+        second.manufacturer
+    );
+    let body = get(&state, &uri).await.1;
+    assert_eq!(
+        listed(&body),
+        subset(&|d| d["owner"] == claimer.as_str()
+            && d["manufacturer_id"] == second.manufacturer
+            && d["status"] == 1)
+    );
+
+    for uri in [
+        "/v1/devices?owner=0x1234",
+        "/v1/devices?owner=nobody",
+        "/v1/devices?model=x",
+        "/v1/devices?model=-1",
+        "/v1/devices?manufacturer=1.5",
+        "/v1/devices?status=lost",
+        "/v1/devices?after=x",
+        "/v1/devices?limit=0",
+        "/v1/devices?limit=501",
+    ] {
+        let (status, body) = get_lenient(&state, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
+    drop(indexer);
+    db.remove().await;
+}
+
 both_databases! {
     every_endpoint,
+    devices_are_listed_by_owner_model_manufacturer_and_status,
 }
