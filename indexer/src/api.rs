@@ -173,7 +173,10 @@ pub struct ApiDoc;
 
 async fn openapi() -> Response {
     use utoipa::OpenApi;
-    match ApiDoc::openapi().to_json() {
+    match serde_json::to_value(ApiDoc::openapi())
+        .map(crate::openapi::with_schemas)
+        .and_then(|doc| serde_json::to_string(&doc))
+    {
         Ok(doc) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

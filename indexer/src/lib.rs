@@ -34,6 +34,7 @@ mod error;
 pub mod leaves;
 pub mod limit;
 pub mod metrics;
+pub mod openapi;
 pub mod pins;
 pub mod private;
 pub mod reports;

@@ -71,9 +71,15 @@ async fn every_endpoint(kind: Kind) {
     let (status, body) = get(&state, "/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checkpoint"], head);
+    conforms(&doc, "/readyz", status, &body);
+    let (status, body) = get(&state, "/healthz").await;
+    conforms(&doc, "/healthz", status, &body);
 
     let (status, body) = get(&state, "/v1/manufacturers").await;
     assert_eq!(status, StatusCode::OK);
+    conforms(&doc, "/v1/manufacturers", status, &body);
+    let (status, body_models) = get(&state, "/v1/models").await;
+    conforms(&doc, "/v1/models", status, &body_models);
     assert_eq!(body["items"][0]["name"], "Acme");
     assert_eq!(body["items"][0]["manufacturer_id"], scenario.manufacturer);
     let model = get(&state, "/v1/models").await.1["items"][0]["model_id"].clone();
@@ -84,6 +90,7 @@ async fn every_endpoint(kind: Kind) {
     loop {
         let (status, body) = get(&state, &uri).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        conforms(&doc, "/v1/releases", status, &body);
         for item in body["items"].as_array().unwrap() {
             ids.push(item["release_id"].as_str().unwrap().to_owned());
             assert!(item["tx_hash"].as_str().unwrap().starts_with("0x"));
@@ -101,6 +108,7 @@ async fn every_endpoint(kind: Kind) {
     // One release: manifest, approval with the signer set, revocation, purchases.
     let (status, v2) = get(&state, &format!("/v1/releases/{}", ids[1])).await;
     assert_eq!(status, StatusCode::OK, "{v2}");
+    conforms(&doc, "/v1/releases/{id}", status, &v2);
     assert_eq!(v2["version"], "00000000000000000002");
     assert_eq!(v2["approval"]["threshold"], 2);
     assert_eq!(v2["approval"]["signers"].as_array().unwrap().len(), 3);
@@ -117,6 +125,7 @@ async fn every_endpoint(kind: Kind) {
     // manifest and approval ABI-encoded, the release id the manifest's own hash.
     let (status, one) = get(&state, &format!("/v1/models/{model}/releases/2")).await;
     assert_eq!(status, StatusCode::OK, "{one}");
+    conforms(&doc, "/v1/models/{model}/releases/{version}", status, &one);
     assert_eq!(one["release_id"], ids[1].as_str());
     assert_eq!(one["version"], 2);
     assert_eq!(one["chain_id"], chain.deployment.chain_id);
@@ -148,7 +157,8 @@ async fn every_endpoint(kind: Kind) {
     }
 
     // Purchases by buyer (v1 and v2; v3 was revoked before anyone bought it).
-    let bought = get(&state, &format!("/v1/purchases?buyer={buyer}")).await.1;
+    let (status, bought) = get(&state, &format!("/v1/purchases?buyer={buyer}")).await;
+    conforms(&doc, "/v1/purchases", status, &bought);
     assert_eq!(bought["items"].as_array().unwrap().len(), 2);
     let of_v1 = get(&state, &format!("/v1/purchases?release={}", ids[0]))
         .await
@@ -168,6 +178,7 @@ async fn every_endpoint(kind: Kind) {
     };
     let (status, d) = get(&state, &format!("/v1/devices/{index}")).await;
     assert_eq!(status, StatusCode::OK, "{d}");
+    conforms(&doc, "/v1/devices/{index}", status, &d);
     assert_eq!(d["owner"], d["transfers"][0]["to_address"]);
     assert_ne!(d["owner"], d["claim"]["owner"]);
     assert_eq!(d["status"], 2); // deactivated after the transfer
@@ -187,6 +198,7 @@ async fn every_endpoint(kind: Kind) {
     };
     let (status, update) = get(&state, &format!("/v1/devices/{first}/update")).await;
     assert_eq!(status, StatusCode::OK, "{update}");
+    conforms(&doc, "/v1/devices/{index}/update", status, &update);
     assert_eq!(update["release"]["release_id"], ids[0].as_str());
     assert_eq!(update["release"]["version"], "00000000000000000001");
     assert_eq!(update["bundle_cid"], update["release"]["bundle_cid"]);
@@ -226,7 +238,11 @@ async fn every_endpoint(kind: Kind) {
     let unknown = format!("/v1/releases/0x{}", "ab".repeat(32));
     let (status, body) = get(&state, &unknown).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    conforms(&doc, "/v1/releases/{id}", status, &body);
     assert!(body["error"].as_str().unwrap().contains("no release"));
+    let (status, bad) = get(&state, "/v1/devices/0x1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    conforms(&doc, "/v1/devices/{index}", status, &bad);
     assert_eq!(
         get(&state, "/v1/devices/999999").await.0,
         StatusCode::NOT_FOUND
@@ -247,6 +263,133 @@ async fn get_lenient(state: &otaledger_indexer::api::ApiState, uri: &str) -> (St
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Checks `value` against `schema`, the subset of JSON Schema the API's document uses (`type`,
+/// one or a list; `const`; `enum`; `properties` with `required`; `items`; `$ref` into `doc`;
+/// `allOf`; `oneOf`). `Err` names the first mismatch by its JSON path.
+fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = doc
+            .pointer(r.trim_start_matches('#'))
+            .ok_or_else(|| format!("{at}: unresolved {r}"))?;
+        return check(doc, target, value, at);
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => return Err(format!("{at}: bad type keyword {other}")),
+        };
+        let is = |t: &str| match t {
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            _ => false,
+        };
+        if !types.iter().any(|t| is(t)) {
+            return Err(format!("{at}: {value} is not {types:?}"));
+        }
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        return Err(format!("{at}: {value} is not {c}"));
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {e:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for field in schema["required"].as_array().into_iter().flatten() {
+            let field = field.as_str().unwrap_or_default();
+            if !object.contains_key(field) {
+                return Err(format!("{at}: missing {field}"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, sub) in properties {
+                if let Some(v) = object.get(name) {
+                    check(doc, sub, v, &format!("{at}.{name}"))?;
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in values.iter().enumerate() {
+            check(doc, items, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    for sub in schema["allOf"].as_array().into_iter().flatten() {
+        check(doc, sub, value, at)?;
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let matching = options
+            .iter()
+            .filter(|o| check(doc, o, value, at).is_ok())
+            .count();
+        if matching != 1 {
+            return Err(format!(
+                "{at}: {value} matches {matching} of oneOf {options:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Asserts `body`, answered with `status` by the route `template`, is what the OpenAPI
+/// document `doc` says that route answers with that status.
+fn conforms(doc: &Value, template: &str, status: StatusCode, body: &Value) {
+    let schema =
+        doc["paths"][template]["get"]["responses"][status.as_str()]["content"]["application/json"]
+            ["schema"]
+            .clone();
+    assert!(
+        !schema.is_null(),
+        "the document gives no body schema for {status} of {template}"
+    );
+    if let Err(e) = check(doc, &schema, body, "$") {
+        panic!("{template} ({status}) does not match its documented schema: {e}\n{body}");
+    }
+}
+
+/// The checker refuses what the document does not allow (the schema tests can fail).
+#[test]
+fn the_schema_check_refuses_missing_fields_wrong_types_and_ambiguous_one_of() {
+    let doc = serde_json::json!({ "components": { "schemas": {
+        "row": { "type": "object", "required": ["a"], "properties": { "a": { "type": "integer" } } }
+    }}});
+    let row = serde_json::json!({ "$ref": "#/components/schemas/row" });
+    let page = serde_json::json!({ "type": "object", "required": ["items"],
+        "properties": { "items": { "type": "array", "items": row } } });
+    assert!(
+        check(
+            &doc,
+            &page,
+            &serde_json::json!({ "items": [{ "a": 1 }] }),
+            "$"
+        )
+        .is_ok()
+    );
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({ "items": [{}] }),
+        serde_json::json!({ "items": [{ "a": "1" }] }),
+        serde_json::json!({ "items": {} }),
+    ] {
+        assert!(check(&doc, &page, &bad, "$").is_err(), "{bad}");
+    }
+    let either =
+        serde_json::json!({ "oneOf": [{ "type": "null" }, { "type": ["integer", "null"] }] });
+    assert!(check(&doc, &either, &Value::Null, "$").is_err());
+    assert!(check(&doc, &either, &serde_json::json!(3), "$").is_ok());
+    let status = serde_json::json!({ "enum": [1, 2] });
+    assert!(check(&doc, &status, &serde_json::json!(3), "$").is_err());
+}
+
 /// `GET /v1/devices`: every claimed device with its current owner and status, paged by index,
 /// and each filter (owner, model, manufacturer, status) keeping exactly the devices of the full
 /// list it names, each item agreeing with the device's own audit trail.
@@ -261,6 +404,7 @@ async fn devices_are_listed_by_owner_model_manufacturer_and_status(kind: Kind) {
     let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
     indexer.sync().await.unwrap();
     let state = indexer.api_state(2);
+    let doc = get(&state, "/v1/openapi.json").await.1;
 
     // The whole list, paged 4 at a time.
     let mut all: Vec<Value> = Vec::new();
@@ -268,6 +412,7 @@ async fn devices_are_listed_by_owner_model_manufacturer_and_status(kind: Kind) {
     loop {
         let (status, body) = get(&state, &uri).await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        conforms(&doc, "/v1/devices", status, &body);
         all.extend(body["items"].as_array().unwrap().iter().cloned());
         match body["next"].as_str() {
             Some(next) => uri = format!("/v1/devices?limit=4&after={next}"),
