@@ -1,15 +1,18 @@
-//! Step 7, decryption: the downloaded bundle (`otaledger-bundle` v1, docs/bundle-format.md)
-//! opened with the device's CP-ABE key, segment by segment in constant memory (one 64 KiB
-//! segment buffered), with `otaledger_core::bundle`'s `StreamDecryptor`: plaintext is passed on
-//! only after its segment authenticated, and the image's SHA-256 must be the manifest's
-//! `imageSha256`.
+//! Step 7, decryption: the bundle (`otaledger-bundle` v1, docs/bundle-format.md) opened with
+//! the device's CP-ABE key, segment by segment in constant memory (one 64 KiB segment
+//! buffered), with `otaledger_core::bundle`'s `StreamDecryptor`: plaintext is passed on only
+//! after its segment authenticated, and the image's SHA-256 must be the manifest's
+//! `imageSha256`. The bytes are pushed in order ([`BundleOpener`]): by the updater straight from
+//! the verified fetch ([`super::stream_into_slot`], steps 6 and 7 as one stream), or read from a
+//! bundle file ([`decrypt_into`]).
 //!
 //! Attacks stopped: a bundle made for another chain, registry, model or version, or sealed
-//! under another policy than the manifest's `policyId` ([`Error::BundleTarget`]); a changed header or capsule (key commitment), a tampered,
-//! reordered, duplicated, truncated or extended segment ([`Error::Decrypt`], with the core's
-//! variant as its source); an image other than the approved one ([`Error::ImageHash`]). The
-//! caller's output is committed only when this returns `Ok` ([`crate::client::Installer`]
-//! discards it otherwise), so nothing reaches the inactive slot unless every check passed.
+//! under another policy than the manifest's `policyId` ([`Error::BundleTarget`]); a changed
+//! header or capsule (key commitment), a tampered, reordered, duplicated, truncated or extended
+//! segment ([`Error::Decrypt`], with the core's variant as its source); an image other than the
+//! approved one ([`Error::ImageHash`]). The caller's output is committed only when this returns
+//! `Ok` ([`crate::client::Installer`] discards it otherwise), so nothing reaches the inactive
+//! slot unless every check passed.
 
 use std::{
     io::{Read, Write},
@@ -17,7 +20,7 @@ use std::{
 };
 
 use alloy_primitives::Address;
-use otaledger_core::bundle::{ContentKey, StreamDecryptor, read_header};
+use otaledger_core::bundle::{ContentKey, Header, Parsed, StreamDecryptor};
 use otaledger_cpabe::SecretKey;
 
 use crate::{Error, Manifest, Result};
@@ -44,54 +47,7 @@ pub fn decrypt_into(
         source,
     };
     let mut reader = std::fs::File::open(bundle).map_err(io)?;
-    let (header, rest) = read_header(&mut reader).map_err(refused)?;
-    let t = header.target();
-    let checks = [
-        ("chain id", t.chain_id.to_string(), chain_id.to_string()),
-        ("registry", t.registry.to_string(), registry.to_string()),
-        (
-            "model",
-            t.model_id.to_string(),
-            manifest.modelId.to_string(),
-        ),
-        (
-            "version",
-            t.version.to_string(),
-            manifest.version.to_string(),
-        ),
-        // The signers approved `policyId`, never saw the bundle's policy: a bundle sealed under
-        // another (weaker) policy is refused (review of issue 13,
-        // `a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused`).
-        (
-            "policy id",
-            header.policy_id().to_string(),
-            manifest.policyId.to_string(),
-        ),
-    ];
-    for (field, found, expected) in checks {
-        if found != expected {
-            return Err(Error::BundleTarget {
-                field,
-                found,
-                expected,
-            });
-        }
-    }
-    let content_key = ContentKey::unlock(&header, key).map_err(refused)?;
-    let mut decryptor = StreamDecryptor::new(&header, content_key);
-    // The image hash on the second core, where there is one (same digest either way).
-    if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
-        decryptor = decryptor.hash_on_thread();
-    }
-    // A failed write surfaces as the core's `Stream { during: "writing the image" }`.
-    let mut sink = |plain: &[u8]| -> otaledger_core::Result<()> {
-        out.write_all(plain)
-            .map_err(|source| otaledger_core::Error::Stream {
-                during: "writing the image",
-                source,
-            })
-    };
-    decryptor.update(&rest, &mut sink).map_err(refused)?;
+    let mut opener = BundleOpener::new(key, manifest, chain_id, registry);
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
         let n = match reader.read(&mut chunk) {
@@ -100,20 +56,173 @@ pub fn decrypt_into(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io(e)),
         };
-        decryptor.update(&chunk[..n], &mut sink).map_err(refused)?;
+        opener.update(&chunk[..n], out)?;
     }
-    let opened = decryptor.finish().map_err(refused)?;
-    if opened.image_sha256 != manifest.imageSha256 {
-        return Err(Error::ImageHash {
-            expected: manifest.imageSha256,
-            actual: opened.image_sha256,
-        });
+    opener.finish()
+}
+
+/// Step 7 over the bundle's bytes pushed in order, in pieces of any size (from a file, or
+/// straight from the verified fetch): the header is gathered (at most
+/// `otaledger_core::bundle::limits::MAX_HEADER_LEN` bytes) and checked against the approved
+/// release as soon as it is complete, the content key unlocked, then the stream decrypted into
+/// the caller's writer segment by segment. [`BundleOpener::finish`] checks that every segment
+/// arrived and the image's SHA-256.
+pub(crate) struct BundleOpener<'a> {
+    key: &'a SecretKey,
+    manifest: &'a Manifest,
+    chain_id: u64,
+    registry: Address,
+    /// The header's bytes gathered so far (until it is complete).
+    header: Vec<u8>,
+    /// Bytes the header parser needs before it is asked again.
+    needed: usize,
+    decryptor: Option<StreamDecryptor>,
+}
+
+impl<'a> BundleOpener<'a> {
+    /// An opener for the bundle of the approved `manifest` (published on `chain_id` in
+    /// `registry`), with the device's `key`.
+    pub(crate) fn new(
+        key: &'a SecretKey,
+        manifest: &'a Manifest,
+        chain_id: u64,
+        registry: Address,
+    ) -> Self {
+        Self {
+            key,
+            manifest,
+            chain_id,
+            registry,
+            header: Vec::new(),
+            needed: 0,
+            decryptor: None,
+        }
     }
-    tracing::info!(
-        image_len = opened.image_len,
-        "step 7: bundle decrypted, every segment and the image sha256 verified"
-    );
-    Ok(opened.image_len)
+
+    /// The next bytes of the bundle; verified plaintext goes to `out`.
+    pub(crate) fn update(&mut self, mut bytes: &[u8], out: &mut dyn Write) -> Result<()> {
+        if self.decryptor.is_none() {
+            // Gather no more than the parser asked for, so the header buffer stays bounded.
+            while self.decryptor.is_none() && !bytes.is_empty() {
+                let take = self
+                    .needed
+                    .saturating_sub(self.header.len())
+                    .clamp(1, bytes.len());
+                self.header.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.header.len() >= self.needed {
+                    self.parse_header(out)?;
+                }
+            }
+            if bytes.is_empty() {
+                return Ok(());
+            }
+        }
+        let Some(decryptor) = &mut self.decryptor else {
+            return Ok(());
+        };
+        decryptor.update(bytes, &mut sink(out)).map_err(refused)
+    }
+
+    /// Parses the gathered header: still incomplete (asks for more), or complete (checked
+    /// against the approved release, the key unlocked, the decryptor started with any stream
+    /// bytes gathered past the header).
+    fn parse_header(&mut self, out: &mut dyn Write) -> Result<()> {
+        let (header, used) = match Header::parse_prefix(&self.header).map_err(refused)? {
+            Parsed::Incomplete { needed } => {
+                self.needed = needed;
+                return Ok(());
+            }
+            Parsed::Complete(header, used) => (header, used),
+        };
+        self.check_target(&header)?;
+        let content_key = ContentKey::unlock(&header, self.key).map_err(refused)?;
+        let mut decryptor = StreamDecryptor::new(&header, content_key);
+        // The image hash on the second core, where there is one (same digest either way).
+        if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+            decryptor = decryptor.hash_on_thread();
+        }
+        let rest = self.header.split_off(used);
+        self.header = Vec::new();
+        decryptor.update(&rest, &mut sink(out)).map_err(refused)?;
+        self.decryptor = Some(decryptor);
+        Ok(())
+    }
+
+    /// The header's chain, registry, model, version and policy must be the approved release's.
+    fn check_target(&self, header: &Header) -> Result<()> {
+        let t = header.target();
+        let m = self.manifest;
+        let checks = [
+            (
+                "chain id",
+                t.chain_id.to_string(),
+                self.chain_id.to_string(),
+            ),
+            (
+                "registry",
+                t.registry.to_string(),
+                self.registry.to_string(),
+            ),
+            ("model", t.model_id.to_string(), m.modelId.to_string()),
+            ("version", t.version.to_string(), m.version.to_string()),
+            // The signers approved `policyId`, never saw the bundle's policy: a bundle sealed
+            // under another (weaker) policy is refused (review of issue 13,
+            // `a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused`).
+            (
+                "policy id",
+                header.policy_id().to_string(),
+                m.policyId.to_string(),
+            ),
+        ];
+        for (field, found, expected) in checks {
+            if found != expected {
+                return Err(Error::BundleTarget {
+                    field,
+                    found,
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the bundle: the header complete, every segment arrived and authenticated, the
+    /// image's SHA-256 the manifest's `imageSha256`. Returns the image's length.
+    pub(crate) fn finish(self) -> Result<u64> {
+        let Some(decryptor) = self.decryptor else {
+            // Too short even for its header: the core's own error for it.
+            return Err(refused(otaledger_core::Error::Truncated {
+                format: "bundle header",
+                needed: self.needed.max(1) as u64,
+                available: self.header.len() as u64,
+            }));
+        };
+        let opened = decryptor.finish().map_err(refused)?;
+        if opened.image_sha256 != self.manifest.imageSha256 {
+            return Err(Error::ImageHash {
+                expected: self.manifest.imageSha256,
+                actual: opened.image_sha256,
+            });
+        }
+        tracing::info!(
+            image_len = opened.image_len,
+            "step 7: bundle decrypted, every segment and the image sha256 verified"
+        );
+        Ok(opened.image_len)
+    }
+}
+
+/// The decryptor's sink over `out`: a failed write surfaces as the core's
+/// `Stream { during: "writing the image" }`.
+fn sink(out: &mut dyn Write) -> impl FnMut(&[u8]) -> otaledger_core::Result<()> + '_ {
+    |plain: &[u8]| {
+        out.write_all(plain)
+            .map_err(|source| otaledger_core::Error::Stream {
+                during: "writing the image",
+                source,
+            })
+    }
 }
 
 #[cfg(test)]

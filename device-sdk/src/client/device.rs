@@ -10,9 +10,9 @@
 //!   stop the next source from being asked;
 //!
 //! 5. the key ([`fetch_key`]): a 404 everywhere is "not entitled yet", not an error;
-//! 6. the verified download ([`download`]);
-//! 7. decryption ([`decrypt_into`]) straight into the installer's inactive slot, kept only if
-//!    every segment and the image hash verified;
+//! 6. and 7. the verified download streamed through the decryption straight into the
+//!    installer's inactive slot ([`stream_into_slot`]: no bundle file), kept only if every block,
+//!    the bundle's size and hash, every segment and the image hash verified;
 //! 8. pending, switch, health check, confirm ([`Installer`]);
 //! 9. a signed report of the outcome, queued and delivered ([`ReportQueue`]).
 //!
@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::{
     Client, HealthCheck, Installer, KeyService, Recovery, ReleaseSource, ReportQueue, ReportSink,
-    decrypt_into, download, fetch_key,
+    SlotRelease, fetch_key, stream_into_slot,
 };
 use crate::{Error, LatestVerified, Result};
 
@@ -105,7 +105,8 @@ pub struct UpdaterParts {
     pub reports: ReportQueue,
     /// Report receivers (may be empty).
     pub sinks: Vec<Box<dyn ReportSink>>,
-    /// Where downloads are kept while they are checked.
+    /// The work directory: its lock is `<work_dir>.lock` beside it; the updater streams the
+    /// bundle without a file, and removes there what an older one's interrupted download left.
     pub work_dir: PathBuf,
 }
 
@@ -266,9 +267,10 @@ impl Updater {
         }
     }
 
-    /// Removes what an interrupted step 6 left in the work directory (the verified fetch's
-    /// `.bundle-….part` temporary files, a `bundle-….bin` not yet removed): a device losing
-    /// power during every download must not fill its disk. Best effort: a failure is logged.
+    /// Removes what an interrupted step 6 of an older updater left in the work directory (the
+    /// verified fetch's `.bundle-….part` temporary files, a `bundle-….bin` not yet removed;
+    /// this one streams the bundle without a file): a device losing power during every download
+    /// must not fill its disk. Best effort: a failure is logged.
     fn clear_downloads(&self) {
         let dir = &self.parts.work_dir;
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -549,49 +551,37 @@ impl Updater {
         };
         self.emit("key", "delivery signed by the key service, opened".into());
 
-        // Step 6: download.
-        std::fs::create_dir_all(&self.parts.work_dir).map_err(|source| Error::InstallIo {
-            path: self.parts.work_dir.clone(),
-            source,
-        })?;
-        let bundle = self
-            .parts
-            .work_dir
-            .join(format!("bundle-{release_id:x}.bin"));
-        if let Err(e) = download(
-            &update.manifest,
+        // Steps 6, 7 and 8.1 as one stream: the verified download decrypted as it arrives into
+        // the inactive slot, kept only if every check of both steps passed.
+        let release = SlotRelease {
+            manifest: update.manifest.clone(),
+            release_id,
+            chain_id: c.chain_id,
+            registry: c.registry,
+            key,
+        };
+        let streamed = match stream_into_slot(
+            release,
             &self.parts.gateways,
             &self.parts.fetch,
-            &bundle,
+            &mut self.parts.installer,
         )
         .await
         {
-            return Err(self.refuse(e, release_id, version, block));
+            Ok(streamed) => streamed,
+            Err(e) if e.step().is_some() => return Err(self.refuse(e, release_id, version, block)),
+            Err(e) => return Err(e),
+        };
+        for failure in &streamed.failures {
+            self.emit("download", format!("gateway attempt failed: {failure}"));
         }
         self.emit(
             "download",
             format!(
-                "{} bytes, every block and the sha256 verified",
-                update.manifest.bundleSize
+                "{} bytes from {}, every block and the sha256 verified",
+                streamed.bundle_len, streamed.completed_by
             ),
         );
-
-        // Steps 7 and 8.1: decrypt into the inactive slot.
-        let manifest = update.manifest.clone();
-        let written = self.parts.installer.write_inactive(
-            version,
-            release_id,
-            manifest.imageSha256,
-            &mut |out| decrypt_into(&bundle, &key, &manifest, c.chain_id, c.registry, out),
-        );
-        let _ = std::fs::remove_file(&bundle);
-        if let Err(e) = written {
-            return Err(if e.step().is_some() {
-                self.refuse(e, release_id, version, block)
-            } else {
-                e
-            });
-        }
         self.emit(
             "decrypt",
             "every segment and the image sha256 verified; inactive slot written".into(),

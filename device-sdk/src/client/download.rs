@@ -1,14 +1,16 @@
 //! Step 6, verified download: the bundle by the manifest's `bundleCid`, from the configured
 //! gateways, with `otaledger-ipfs`'s verified fetch (every block checked against the CID that
-//! named it before its bytes are written; bytes beyond the manifest's `bundleSize` refused; a
-//! minimum rate; the next gateway on any failure, resuming from the verified position), then the
-//! whole file's SHA-256 against the manifest's `bundleSha256`.
+//! named it before its bytes are handed on; bytes beyond the manifest's `bundleSize` refused; a
+//! minimum rate; the next gateway on any failure, resuming from the verified position), and the
+//! whole bundle's SHA-256 against the manifest's `bundleSha256`.
+//!
+//! The updater runs it as one stream with step 7 ([`super::stream_into_slot`]); [`download`]
+//! is the same step into a file.
 //!
 //! Attacks stopped: a malicious mirror (tampered block, wrong block, truncated CAR), endless
 //! data, slow retrieval ([`Error::Download`], whose source lists every gateway attempt); a
 //! manifest claiming a bundle larger than the compiled-in ceiling ([`Error::BundleTooLarge`]); a
-//! bundle other than the approved one ([`Error::BundleHash`]). The file appears at its path only
-//! when every check passed.
+//! bundle other than the approved one ([`Error::BundleHash`]).
 
 use std::{io::Read, path::Path};
 
@@ -38,23 +40,42 @@ pub fn file_sha256(path: &Path) -> std::io::Result<B256> {
     Ok(B256::from(<[u8; 32]>::from(hash.finalize())))
 }
 
-/// Step 6: fetches `manifest`'s bundle from `gateways` into `out` (which appears only if every
-/// check passed; a bundle failing the hash check is removed).
-pub async fn download(
-    manifest: &Manifest,
-    gateways: &[url::Url],
-    opts: &FetchOptions,
-    out: &Path,
-) -> Result<()> {
+/// The manifest's bundle as the fetch asks for it: its CID, its size within
+/// [`MAX_BUNDLE_SIZE`] (checked before any request).
+pub(crate) fn bundle_cid(manifest: &Manifest) -> Result<Cid> {
     if manifest.bundleSize > MAX_BUNDLE_SIZE {
         return Err(Error::BundleTooLarge {
             size: manifest.bundleSize,
             max: MAX_BUNDLE_SIZE,
         });
     }
-    let cid = Cid::try_from(manifest.bundleCid.as_ref()).map_err(|e| Error::BundleCid {
+    Cid::try_from(manifest.bundleCid.as_ref()).map_err(|e| Error::BundleCid {
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// The bundle's SHA-256 must be the manifest's `bundleSha256`.
+pub(crate) fn check_bundle_hash(manifest: &Manifest, actual: B256) -> Result<()> {
+    if actual != manifest.bundleSha256 {
+        return Err(Error::BundleHash {
+            expected: manifest.bundleSha256,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Step 6 alone: fetches `manifest`'s bundle from `gateways` into the file `out` (which appears
+/// only if every check passed; a bundle failing the hash check is removed). The updater does
+/// not use it: it streams the verified bytes straight into step 7
+/// ([`super::stream_into_slot`]); this is for a caller that wants the bundle as a file.
+pub async fn download(
+    manifest: &Manifest,
+    gateways: &[url::Url],
+    opts: &FetchOptions,
+    out: &Path,
+) -> Result<()> {
+    let cid = bundle_cid(manifest)?;
     // Not made durable: the updater decrypts it at once and removes it, and removes any bundle
     // file a power cut left at its next start, so an fsync of the whole bundle buys nothing.
     let opts = FetchOptions {
@@ -70,13 +91,9 @@ pub async fn download(
         tracing::warn!(%failure, "step 6: gateway attempt failed, resumed at the next one");
     }
     // The file's SHA-256 as the fetch wrote it (no second read of the file).
-    let actual = B256::from(report.sha256);
-    if actual != manifest.bundleSha256 {
+    if let Err(e) = check_bundle_hash(manifest, B256::from(report.sha256)) {
         let _ = std::fs::remove_file(out);
-        return Err(Error::BundleHash {
-            expected: manifest.bundleSha256,
-            actual,
-        });
+        return Err(e);
     }
     tracing::info!(
         size = manifest.bundleSize,

@@ -13,9 +13,9 @@
 //! [`Client::latest`] answers "is anything newer?" from the model word alone (a proven "up to
 //! date"). [`Updater`] runs the whole update: latest → release from a [`ReleaseSource`]
 //! ([`IndexerSource`], then [`HttpRpc`]'s logs) →
-//! [`Client::check`] → 5. key ([`fetch_key`]) → 6. verified download ([`download`]) →
-//! 7. decryption ([`decrypt_into`]) → 8. A/B install ([`Installer`]) → 9. signed report
-//! ([`ReportQueue`]).
+//! [`Client::check`] → 5. key ([`fetch_key`]) → 6. verified download and 7. decryption as one
+//! stream into the inactive slot ([`stream_into_slot`]; each alone: [`download`],
+//! [`decrypt_into`]) → 8. A/B install ([`Installer`]) → 9. signed report ([`ReportQueue`]).
 
 mod decrypt;
 mod device;
@@ -27,6 +27,7 @@ mod report;
 mod rpc;
 mod source;
 mod storage;
+mod stream;
 
 pub use decrypt::decrypt_into;
 pub use device::{Event, Observer, Outcome, Updater, UpdaterParts};
@@ -47,6 +48,7 @@ pub use report::{
 pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
 pub use source::{ReleaseSource, SourceError, SourceFuture};
 pub use storage::{FileStorage, Storage};
+pub use stream::{PIECES_IN_FLIGHT, SlotRelease, Streamed, stream_into_slot};
 
 use futures_util::future::join_all;
 

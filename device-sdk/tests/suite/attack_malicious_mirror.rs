@@ -28,6 +28,8 @@ pub(crate) enum Mirror {
     WrongBlock(Cid),
     /// Cuts the response in half.
     Truncate,
+    /// Sends the first half of the response, then breaks the connection.
+    DieHalfway,
 }
 
 struct Proxy {
@@ -64,6 +66,23 @@ async fn proxy(
             body[at] ^= 1;
         }
         Mirror::Truncate => body.truncate(body.len() / 2),
+        Mirror::DieHalfway => {
+            let half = body.split_off(body.len() / 2);
+            let pieces: [Result<Vec<u8>, std::io::Error>; 2] = [
+                Ok(body),
+                Err(std::io::Error::other(format!(
+                    "the mirror dies, {} bytes unsent",
+                    half.len()
+                ))),
+            ];
+            let stream = futures_util::stream::iter(pieces);
+            return (
+                status,
+                [(header::CONTENT_TYPE, content_type)],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response();
+        }
         Mirror::WrongBlock(_) => {}
     }
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -116,6 +135,9 @@ async fn tampered_wrong_and_truncated_blocks_are_refused() {
                 attempt,
                 AttemptError::Truncated { .. } | AttemptError::Car(_)
             ),
+            Mirror::DieHalfway => {
+                matches!(attempt, AttemptError::Transport(_) | AttemptError::Car(_))
+            }
         };
         assert!(refused_as_expected, "{attempt}");
         nothing_installed(dir.path(), &updater, 0);

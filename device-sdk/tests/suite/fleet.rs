@@ -310,7 +310,10 @@ impl Fleet {
         let cid = self.add(&bundle);
         // The approval is checked by the device from the chain's copy (`ReleaseSource`).
         m.bundleCid = cid.to_bytes().into();
-        m.bundleSize = bundle.len() as u64;
+        // An edited size is kept (a manifest announcing another size than the DAG's).
+        if m.bundleSize == sealed.bundle_len {
+            m.bundleSize = bundle.len() as u64;
+        }
         if m.bundleSha256 == sealed.bundle_sha256 {
             use sha2::Digest;
             m.bundleSha256 = B256::from(<[u8; 32]>::from(sha2::Sha256::digest(&bundle)));
@@ -536,4 +539,13 @@ pub(crate) fn nothing_installed(dir: &Path, updater: &Updater, installed: u64) {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "no download left: {leftovers:?}");
+    // No slot written halfway either (`<slot>.partial`).
+    let partial: Vec<_> = std::fs::read_dir(dir.join("slots"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".partial"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(partial.is_empty(), "a slot written halfway: {partial:?}");
 }

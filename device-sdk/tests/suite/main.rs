@@ -19,6 +19,7 @@ mod attack_power_cut_process;
 mod attack_revoked;
 mod attack_rollback;
 mod attack_slow_retrieval;
+mod attack_stream;
 mod attack_tampered_segment;
 mod attack_unpaid;
 mod attack_wrong_image_hash;

@@ -1,0 +1,313 @@
+//! Steps 6 and 7 as one stream, into the inactive slot ([`stream_into_slot`]): the verified
+//! fetch's bytes (each handed on only after its block matched its CID,
+//! [`otaledger_ipfs::fetch_into`]) go straight to the decryption and from it to the installer's
+//! slot writer; no bundle file is written or read back.
+//!
+//! Two threads besides the runtime, with a bounded channel of [`PIECES_IN_FLIGHT`] pieces (one
+//! block's bytes each) between them, so memory stays constant whatever the bundle size:
+//! - the fetch's blocking thread: the CAR, every block's hash, and the bundle's SHA-256 as the
+//!   verified bytes pass;
+//! - the writer's blocking thread, inside [`Installer::write_inactive`]: the header, its target
+//!   checks, the CP-ABE unlock, the segment-by-segment AEAD and the slot write (the image's
+//!   SHA-256 on a third, `StreamDecryptor::hash_on_thread`).
+//!
+//! Nothing is committed unless every check passed: the slot writer's output is kept only if the
+//! writer returns `Ok`, and it returns `Ok` only after the fetch completed (the whole bundle,
+//! exactly `bundleSize` bytes, every block verified), the bundle's SHA-256 equalled the
+//! manifest's (known only at the end), every segment authenticated and the image's SHA-256
+//! equalled the manifest's. Any failure — a refusal by the decryption (which stops the fetch), a
+//! gateway failing with no other to resume, the bundle hash, a dropped future — makes the writer
+//! return an error, so the installer removes its temporary file and the slot is untouched.
+//!
+//! Errors keep their step: [`Error::BundleTooLarge`], [`Error::BundleCid`], [`Error::Download`],
+//! [`Error::BundleHash`] (step 6); [`Error::BundleTarget`], [`Error::Decrypt`],
+//! [`Error::ImageHash`] (step 7). The first to be known wins: a refusal by the decryption ends
+//! the stream there (the rest of a bundle already refused is not downloaded), so a bundle that
+//! is both another than the approved one and undecryptable is refused by the decryption.
+
+use std::{
+    io::Write,
+    sync::{
+        Arc, Mutex, PoisonError,
+        mpsc::{Receiver, SyncSender, sync_channel},
+    },
+};
+
+use alloy_primitives::{Address, B256};
+use otaledger_cpabe::SecretKey;
+use otaledger_ipfs::{FetchError, FetchOptions, fetch::GatewayFailure};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Installer,
+    decrypt::BundleOpener,
+    download::{bundle_cid, check_bundle_hash},
+    install::{BootState, HealthCheck, Recovery},
+};
+use crate::{Error, Manifest, Result};
+
+/// Pieces (one verified block's bytes each, 256 KiB for Kubo's default chunker) queued between
+/// the fetch and the decryption; as many again are kept for reuse.
+pub const PIECES_IN_FLIGHT: usize = 4;
+
+/// The approved release a stream installs, and what opens it.
+#[derive(Clone)]
+pub struct SlotRelease {
+    /// The approved manifest (steps 1–4).
+    pub manifest: Manifest,
+    /// The release id.
+    pub release_id: B256,
+    /// The chain id the release was approved on.
+    pub chain_id: u64,
+    /// The registry it was approved in.
+    pub registry: Address,
+    /// The device's CP-ABE key for it (step 5).
+    pub key: SecretKey,
+}
+
+impl std::fmt::Debug for SlotRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotRelease")
+            .field("release_id", &self.release_id)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stream that installed its release did.
+#[derive(Debug)]
+pub struct Streamed {
+    /// The bundle's length (the manifest's `bundleSize`).
+    pub bundle_len: u64,
+    /// The image's length.
+    pub image_len: u64,
+    /// The gateway that delivered the last byte.
+    pub completed_by: url::Url,
+    /// Gateway attempts that failed before (the next resumed after their verified bytes).
+    pub failures: Vec<GatewayFailure>,
+}
+
+/// Steps 6, 7 and 8.1 as one stream (see the module documentation): fetches `release`'s bundle
+/// from `gateways`, decrypts it as it arrives and writes the image into `installer`'s inactive
+/// slot, committed only if every check passed.
+///
+/// While the stream runs, the installer is lent to the writing thread and `installer` holds a
+/// stand-in that forwards to it (waiting for the write to end); it is given back before this
+/// returns, or, if this future is dropped, the stand-in keeps forwarding to it.
+pub async fn stream_into_slot(
+    release: SlotRelease,
+    gateways: &[url::Url],
+    opts: &FetchOptions,
+    installer: &mut Box<dyn Installer>,
+) -> Result<Streamed> {
+    let cid = bundle_cid(&release.manifest)?;
+    let size = release.manifest.bundleSize;
+    let (pieces_tx, pieces_rx) = sync_channel::<Vec<u8>>(PIECES_IN_FLIGHT);
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(PIECES_IN_FLIGHT);
+    let (verdict_tx, verdict_rx) = sync_channel::<Result<B256>>(1);
+    let sink = Pieces {
+        pieces: pieces_tx,
+        spare: spare_rx,
+        hash: Sha256::new(),
+    };
+    let lent = Lent::lend(installer);
+    let writer = {
+        let lent = lent.clone();
+        tokio::task::spawn_blocking(move || {
+            let stream = Stream {
+                pieces: pieces_rx,
+                spare: spare_tx,
+                verdict: verdict_rx,
+            };
+            let mut image_len = 0;
+            lent.with(|installer| {
+                let m = &release.manifest;
+                installer.write_inactive(m.version, release.release_id, m.imageSha256, &mut |out| {
+                    let mut opener =
+                        BundleOpener::new(&release.key, m, release.chain_id, release.registry);
+                    stream.decrypt(&mut opener, m, out)?;
+                    image_len = opener.finish()?;
+                    Ok(image_len)
+                })
+            })?;
+            Ok(image_len)
+        })
+    };
+    let fetched = otaledger_ipfs::fetch_into(cid, size, gateways, sink, opts).await;
+    let (verdict, report) = match fetched {
+        Ok(report) => {
+            let Pieces { pieces, hash, .. } = report.sink;
+            // The end of the stream for the writer, then the verdict it waits for.
+            drop(pieces);
+            let sha256 = B256::from(<[u8; 32]>::from(hash.finalize()));
+            (Ok(sha256), Some((report.completed_by.0, report.failures)))
+        }
+        Err(e) => (
+            Err(Error::Download {
+                source: Box::new(e),
+            }),
+            None,
+        ),
+    };
+    // Never blocks: one slot, one message. The writer may be gone (it refused the bundle).
+    let _ = verdict_tx.send(verdict);
+    let written = writer.await;
+    lent.give_back(installer);
+    let image_len = written.map_err(|e| Error::InstallState {
+        reason: format!("the slot writer failed: {e}"),
+    })??;
+    // The writer returns `Ok` only after a successful fetch's verdict.
+    let Some((completed_by, failures)) = report else {
+        return Err(Error::InstallState {
+            reason: "the slot was written without a completed download".into(),
+        });
+    };
+    for failure in &failures {
+        tracing::warn!(%failure, "step 6: gateway attempt failed, resumed at the next one");
+    }
+    tracing::info!(
+        size,
+        gateway = %completed_by,
+        "steps 6-7: bundle streamed, every block, the bundle sha256, every segment and the image sha256 verified"
+    );
+    Ok(Streamed {
+        bundle_len: size,
+        image_len,
+        completed_by,
+        failures,
+    })
+}
+
+/// The fetch's sink: hashes the verified bytes and queues them for the writer, one piece per
+/// call (the fetch hands on one block's bytes at a time), reusing the pieces the writer is done
+/// with.
+struct Pieces {
+    pieces: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    hash: Sha256,
+}
+
+impl Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        let mut piece = self.spare.try_recv().unwrap_or_default();
+        piece.clear();
+        piece.extend_from_slice(buf);
+        self.pieces.send(piece).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the decryption stopped taking the bundle",
+            )
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The writer's end of the stream.
+struct Stream {
+    pieces: Receiver<Vec<u8>>,
+    spare: SyncSender<Vec<u8>>,
+    /// How the fetch ended: the bundle's SHA-256, or why it failed.
+    verdict: Receiver<Result<B256>>,
+}
+
+impl Stream {
+    /// Feeds every verified piece to `opener` until the fetch ends, then takes the fetch's
+    /// verdict and checks the bundle's SHA-256. A refusal by the opener returns at once (the
+    /// stream's end is dropped, which stops the fetch).
+    fn decrypt(
+        &self,
+        opener: &mut BundleOpener<'_>,
+        manifest: &Manifest,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        for piece in &self.pieces {
+            opener.update(&piece, out)?;
+            // Kept for reuse if the fetch is short of spares, freed otherwise.
+            let _ = self.spare.try_send(piece);
+        }
+        let sha256 = self.verdict.recv().unwrap_or_else(|_| {
+            Err(Error::Download {
+                source: Box::new(FetchError::Task(
+                    "the update was abandoned during the download".into(),
+                )),
+            })
+        })?;
+        check_bundle_hash(manifest, sha256)
+    }
+}
+
+/// The installer while the writing thread holds it: shared with the [`Lent`] stand-in left in
+/// the updater's parts.
+type Shared = Arc<Mutex<Option<Box<dyn Installer>>>>;
+
+/// A stand-in for an installer lent to the writing thread: forwards every call to it, waiting
+/// for the write to end.
+#[derive(Clone)]
+struct Lent(Shared);
+
+impl Lent {
+    /// Takes the installer out of `slot`, leaving a stand-in forwarding to it.
+    fn lend(slot: &mut Box<dyn Installer>) -> Self {
+        let lent = Self(Arc::new(Mutex::new(None)));
+        let installer = std::mem::replace(slot, Box::new(lent.clone()));
+        *lent.lock() = Some(installer);
+        lent
+    }
+
+    /// Puts the installer back in `slot` (if `slot` still holds this stand-in's installer).
+    fn give_back(&self, slot: &mut Box<dyn Installer>) {
+        if let Some(installer) = self.lock().take() {
+            *slot = installer;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn Installer>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Installer) -> Result<T>) -> Result<T> {
+        match self.lock().as_mut() {
+            Some(installer) => f(installer.as_mut()),
+            None => Err(Error::InstallState {
+                reason: "the installer was given back".into(),
+            }),
+        }
+    }
+}
+
+impl Installer for Lent {
+    fn state(&self) -> Result<BootState> {
+        self.with(|i| i.state())
+    }
+
+    fn recover(&mut self) -> Result<Recovery> {
+        self.with(|i| i.recover())
+    }
+
+    fn write_inactive(
+        &mut self,
+        version: u64,
+        release_id: B256,
+        image_sha256: B256,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
+    ) -> Result<()> {
+        self.with(|i| i.write_inactive(version, release_id, image_sha256, write))
+    }
+
+    fn mark_pending(&mut self) -> Result<()> {
+        self.with(|i| i.mark_pending())
+    }
+
+    fn switch(&mut self) -> Result<()> {
+        self.with(|i| i.switch())
+    }
+
+    fn confirm(&mut self, health: &dyn HealthCheck) -> Result<()> {
+        self.with(|i| i.confirm(health))
+    }
+}
