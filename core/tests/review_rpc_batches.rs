@@ -169,9 +169,28 @@ fn asked(call: &Value) -> String {
     call["params"][0].as_str().unwrap().to_owned()
 }
 
-/// The honest answer to one call.
+/// The honest answer to one call. These nodes' transactions are made up (their hashes are no
+/// signed transaction's), so they have no `eth_getRawTransactionByHash` ("method not found"):
+/// the client then asks `eth_getTransactionByHash`, the path these tests attack
+/// (`raw_transactions_*` below attack the raw path with real signed transactions).
 fn honest_item(call: &Value) -> Value {
+    if call["method"] == "eth_getRawTransactionByHash" {
+        return json!({"jsonrpc": "2.0", "id": call["id"],
+            "error": {"code": -32601, "message": "the method eth_getRawTransactionByHash does not exist"}});
+    }
     json!({"jsonrpc": "2.0", "id": call["id"], "result": tx_of(&asked(call))})
+}
+
+/// The requests asking `eth_getTransactionByHash` (a batch, or one call).
+fn full_requests(requests: Vec<Value>) -> Vec<Value> {
+    let method = |r: &Value| match r {
+        Value::Array(calls) => calls.first().map(|c| c["method"].clone()),
+        call => Some(call["method"].clone()),
+    };
+    requests
+        .into_iter()
+        .filter(|r| method(r) == Some(json!("eth_getTransactionByHash")))
+        .collect()
 }
 
 /// The honest answer to a request (a batch or a single call).
@@ -252,7 +271,7 @@ async fn honest_node_baseline_batches_of_100_duplicates_asked_once() {
     let mut hashes: Vec<B256> = (0..250).map(h).collect();
     hashes.extend((0..250).map(h)); // every hash twice
     fetch_checked(&rpc, &hashes).await.unwrap();
-    let requests = node.requests();
+    let requests = full_requests(node.requests());
     assert_eq!(requests.len(), 3, "250 distinct hashes: three batches");
     let mut seen: Vec<String> = requests
         .iter()
@@ -278,13 +297,16 @@ async fn empty_hash_list_asks_nothing() {
 }
 
 #[tokio::test]
-async fn only_duplicates_of_one_hash_is_a_single_call() {
+async fn only_duplicates_of_one_hash_is_asked_once() {
     let node = node(|_, r| honest(r)).await;
     let rpc = quick(&node);
     fetch_checked(&rpc, &[h(7), h(7), h(7)]).await.unwrap();
+    // One batch of one raw call (answered "no such method"), then one of one object call.
     let requests = node.requests();
-    assert_eq!(requests.len(), 1);
-    assert!(requests[0].is_object(), "one distinct hash: one plain call");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for r in &requests {
+        assert_eq!(r.as_array().map(Vec::len), Some(1), "{r}");
+    }
 }
 
 // FOUND (fixed): a node (or a batch-splitting proxy / load balancer that renumbers ids)
@@ -552,8 +574,8 @@ async fn a_lagging_first_endpoint_fails_over_to_an_honest_one() {
         Duration::from_secs(5),
     );
     fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.unwrap();
-    assert_eq!(lagging.requests().len(), 1);
-    assert_eq!(good.requests().len(), 1);
+    assert_eq!(full_requests(lagging.requests()).len(), 1);
+    assert_eq!(full_requests(good.requests()).len(), 1);
 }
 
 #[tokio::test]
@@ -570,8 +592,10 @@ async fn an_object_under_429_or_500_is_retried_and_batching_kept() {
         .await;
         let rpc = quick(&node);
         fetch_checked(&rpc, &[h(1), h(2), h(3)]).await.unwrap();
+        // The refused batch, its retry (answered "no raw method"), and the batch of
+        // eth_getTransactionByHash.
         let requests = node.requests();
-        assert_eq!(requests.len(), 2, "status {status}: {requests:?}");
+        assert_eq!(requests.len(), 3, "status {status}: {requests:?}");
         assert!(requests.iter().all(Value::is_array), "status {status}");
     }
 }
@@ -840,5 +864,242 @@ async fn an_eth_get_logs_answer_above_the_cap_splits_its_range() {
             ranges.contains(&(block.to_owned(), block.to_owned())),
             "{block} read alone: {ranges:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------- raw transactions
+//
+// `eth_getRawTransactionByHash`, asked first: the answer is accepted only if its bytes hash to
+// the asked hash and decode (alloy's checked EIP-2718 decoder) without bytes left over.
+
+/// A real signed transaction: an EIP-1559 one (or a legacy one when `legacy`) to
+/// `0x…aa` whose calldata is `calldata`. Returns its hash and its signed bytes.
+fn signed_tx(calldata: &[u8], nonce: u64, legacy: bool) -> (B256, Vec<u8>) {
+    use alloy::{
+        consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy},
+        eips::eip2718::Encodable2718,
+        primitives::{Address, TxKind},
+        signers::{SignerSync, local::PrivateKeySigner},
+    };
+    let signer = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x42)).unwrap();
+    let to = TxKind::Call(Address::repeat_byte(0xaa));
+    let envelope: TxEnvelope = if legacy {
+        let tx = TxLegacy {
+            chain_id: Some(31337),
+            nonce,
+            gas_price: 1,
+            gas_limit: 100_000,
+            to,
+            value: Default::default(),
+            input: calldata.to_vec().into(),
+        };
+        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+        tx.into_signed(sig).into()
+    } else {
+        let tx = TxEip1559 {
+            chain_id: 31337,
+            nonce,
+            gas_limit: 100_000,
+            max_fee_per_gas: 2,
+            max_priority_fee_per_gas: 1,
+            to,
+            value: Default::default(),
+            access_list: Default::default(),
+            input: calldata.to_vec().into(),
+        };
+        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+        tx.into_signed(sig).into()
+    };
+    let bytes = envelope.encoded_2718();
+    assert_eq!(keccak256(&bytes), *envelope.tx_hash());
+    (*envelope.tx_hash(), bytes)
+}
+
+/// A node answering `eth_getRawTransactionByHash` from `raw` (hash → `0x…` bytes, `null`
+/// when unknown), passed through `tamper` (asked hash, honest answer → answer), and
+/// `eth_getTransactionByHash` from `objects`.
+fn raw_node(
+    raw: Vec<(B256, Vec<u8>)>,
+    objects: Vec<(B256, Value)>,
+    tamper: impl Fn(&str, Value) -> Value + Send + Sync + 'static,
+) -> impl Fn(usize, &Value) -> Reply + Send + Sync + 'static {
+    let hex = |b: &[u8]| format!("0x{}", alloy::primitives::hex::encode(b));
+    let raw: std::collections::HashMap<String, String> = raw
+        .into_iter()
+        .map(|(h, b)| (format!("{h:#x}"), hex(&b)))
+        .collect();
+    let objects: std::collections::HashMap<String, Value> = objects
+        .into_iter()
+        .map(|(h, v)| (format!("{h:#x}"), v))
+        .collect();
+    move |_, request| {
+        let answer = |call: &Value| {
+            let hash = asked(call);
+            let result = match call["method"].as_str().unwrap() {
+                "eth_getRawTransactionByHash" => tamper(
+                    &hash,
+                    raw.get(&hash).map(|b| json!(b)).unwrap_or(Value::Null),
+                ),
+                _ => objects.get(&hash).cloned().unwrap_or(Value::Null),
+            };
+            json!({"jsonrpc": "2.0", "id": call["id"], "result": result})
+        };
+        let body = match request {
+            Value::Array(calls) => Value::Array(calls.iter().map(answer).collect()),
+            call => answer(call),
+        };
+        Reply::Http(200, body.to_string())
+    }
+}
+
+/// The calldata `rpc` returns for `hashes`, or its error.
+async fn inputs_of(
+    rpc: &Rpc,
+    hashes: &[B256],
+) -> otaledger_core::Result<Vec<(Option<alloy::primitives::Address>, Vec<u8>)>> {
+    let got = rpc.transaction_inputs(hashes).await?;
+    Ok(hashes
+        .iter()
+        .map(|h| (got[h].to, got[h].input.to_vec()))
+        .collect())
+}
+
+#[tokio::test]
+async fn raw_transactions_of_either_kind_are_decoded_and_no_object_is_asked() {
+    let txs: Vec<(B256, Vec<u8>)> = (0..5)
+        .map(|i| signed_tx(&[i as u8; 3], i, i % 2 == 0))
+        .collect();
+    let node = node(raw_node(txs.clone(), Vec::new(), |_, v| v)).await;
+    let hashes: Vec<B256> = txs.iter().map(|(h, _)| *h).collect();
+    let got = inputs_of(&quick(&node), &hashes).await.unwrap();
+    for (i, (to, input)) in got.iter().enumerate() {
+        assert_eq!(*to, Some(alloy::primitives::Address::repeat_byte(0xaa)));
+        assert_eq!(input, &vec![i as u8; 3]);
+    }
+    assert!(full_requests(node.requests()).is_empty());
+}
+
+#[tokio::test]
+async fn raw_transactions_of_another_transaction_or_with_forged_calldata_are_refused() {
+    let (a, a_bytes) = signed_tx(b"approval of A", 0, false);
+    let (b, b_bytes) = signed_tx(b"approval of B", 1, false);
+    let hex = |b: &[u8]| json!(format!("0x{}", alloy::primitives::hex::encode(b)));
+    // B's bytes answered for A.
+    let swapped = b_bytes.clone();
+    let node_swap = node(raw_node(
+        vec![(a, a_bytes.clone()), (b, b_bytes.clone())],
+        Vec::new(),
+        move |h, v| {
+            if h == format!("{a:#x}") {
+                hex(&swapped)
+            } else {
+                v
+            }
+        },
+    ))
+    .await;
+    let err = inputs_of(&quick(&node_swap), &[a, b]).await.unwrap_err();
+    assert!(err.to_string().contains("hashing to"), "{err}");
+    // A's calldata rewritten inside its signed encoding (same length, still decodes).
+    let mut forged = a_bytes.clone();
+    let at = forged
+        .windows(13)
+        .position(|w| w == b"approval of A")
+        .unwrap();
+    forged[at..at + 13].copy_from_slice(b"approval of X");
+    let node_forge = node(raw_node(
+        vec![(a, a_bytes.clone())],
+        Vec::new(),
+        move |_, _| hex(&forged),
+    ))
+    .await;
+    let err = inputs_of(&quick(&node_forge), &[a, b]).await.unwrap_err();
+    assert!(err.to_string().contains("hashing to"), "{err}");
+    // A lying first endpoint, an honest second: the truth, from the second.
+    let honest = node(raw_node(
+        vec![(a, a_bytes.clone()), (b, b_bytes.clone())],
+        Vec::new(),
+        |_, v| v,
+    ))
+    .await;
+    let rpc = rpc(
+        vec![node_swap.url.clone(), honest.url.clone()],
+        3,
+        Duration::from_secs(5),
+    );
+    let got = inputs_of(&rpc, &[a, b]).await.unwrap();
+    assert_eq!(got[0].1, b"approval of A");
+    assert_eq!(got[1].1, b"approval of B");
+}
+
+#[tokio::test]
+async fn raw_bytes_that_hash_right_but_do_not_decode_exactly_are_refused() {
+    let (_, good) = signed_tx(b"calldata", 0, false);
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0u8; 4]);
+    let mut cut = good.clone();
+    cut.truncate(good.len() - 10);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bytes after the transaction", trailing),
+        ("does not decode", cut),
+        ("does not decode", vec![0x02]),
+        ("does not decode", vec![0xf8, 0xff, 0x01]),
+        ("does not decode", Vec::new()),
+    ];
+    for (says, bytes) in cases {
+        // The test picks the hash, so the bytes hash right and only decoding can refuse.
+        let hash = keccak256(&bytes);
+        let node = node(raw_node(vec![(hash, bytes.clone())], Vec::new(), |_, v| v)).await;
+        let err = inputs_of(&quick(&node), &[hash]).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{bytes:02x?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_raw_transaction_of_an_unknown_type_is_asked_as_an_object() {
+    // An L2's own transaction type (0x7e, a deposit): alloy's envelope does not know it.
+    let deposit = vec![0x7e, 0xc0];
+    let hash = keccak256(&deposit);
+    let (known, known_bytes) = signed_tx(b"known", 0, false);
+    let object = json!({
+        "hash": format!("{hash:#x}"),
+        "to": "0x00000000000000000000000000000000000000bb",
+        "input": "0xd00d",
+    });
+    let node = node(raw_node(
+        vec![(hash, deposit), (known, known_bytes)],
+        vec![(hash, object)],
+        |_, v| v,
+    ))
+    .await;
+    let got = inputs_of(&quick(&node), &[hash, known]).await.unwrap();
+    assert_eq!(got[0].1, vec![0xd0, 0x0d]);
+    assert_eq!(got[1].1, b"known");
+    let full = full_requests(node.requests());
+    assert_eq!(
+        full.len(),
+        1,
+        "only the unknown type asked as an object: {full:?}"
+    );
+}
+
+#[tokio::test]
+async fn raw_answers_of_the_wrong_json_type_are_refused() {
+    let (a, bytes) = signed_tx(b"x", 0, false);
+    for wrong in [
+        json!({"raw": "0x00"}),
+        json!(["0x00"]),
+        json!(7),
+        json!("not hex"),
+        json!(true),
+    ] {
+        let node = node(raw_node(
+            vec![(a, bytes.clone())],
+            Vec::new(),
+            move |_, _| wrong.clone(),
+        ))
+        .await;
+        let err = inputs_of(&quick(&node), &[a, h(1)]).await.unwrap_err();
+        assert!(err.to_string().contains("0x-hex bytes"), "{err}");
     }
 }

@@ -137,8 +137,80 @@ pub struct Rpc {
     /// Endpoints that answered a JSON-RPC batch with something other than an array (they
     /// do not take batches): asked one call at a time from then on.
     no_batches: Vec<std::sync::atomic::AtomicBool>,
+    /// Endpoints that answered `eth_getRawTransactionByHash` with "method not found": asked
+    /// `eth_getTransactionByHash` from then on.
+    no_raw: Vec<std::sync::atomic::AtomicBool>,
     /// The largest answer read ([`MAX_RESPONSE_BYTES`] unless set).
     max_response: usize,
+}
+
+/// How [`Rpc::transaction_inputs`] asks for a transaction first: its signed bytes, which must
+/// hash to the transaction's hash.
+const RAW_METHOD: &str = "eth_getRawTransactionByHash";
+/// How it asks when an endpoint has no [`RAW_METHOD`], takes no batches, or the transaction's
+/// type is unknown to the decoder.
+const FULL_METHOD: &str = "eth_getTransactionByHash";
+
+/// The answers of one calldata batch, in the order asked.
+enum Answers {
+    /// [`RAW_METHOD`]: a transaction's bytes, or `null`.
+    Raw(Vec<Option<alloy::primitives::Bytes>>),
+    /// [`FULL_METHOD`]: a transaction object, or `null`.
+    Full(Vec<Option<WireTransaction>>),
+}
+
+/// The recipient and calldata of the signed transaction `bytes` answered for `asked`:
+/// `Err` when they do not hash to `asked` (another transaction, or forged bytes) or do not
+/// decode as a known type's well-formed encoding, `Ok(None)` when their type is one alloy's
+/// decoder does not know (an L2's own type: then asked as an object).
+fn decode_raw(asked: &B256, bytes: &[u8]) -> Result<Option<TransactionInput>, CallError> {
+    use alloy::{
+        consensus::{Transaction as _, TxEnvelope},
+        eips::eip2718::Decodable2718,
+    };
+    let actual = alloy::primitives::keccak256(bytes);
+    if actual != *asked {
+        return Err(CallError::Transient(format!(
+            "{RAW_METHOD}({asked}) answered bytes hashing to {actual}"
+        )));
+    }
+    // A typed transaction starts with its type (below 0x80), a legacy one with an RLP list
+    // header (0xc0 and up).
+    if let Some(&ty) = bytes.first()
+        && ty < 0x80
+        && alloy::consensus::TxType::try_from(ty).is_err()
+    {
+        return Ok(None);
+    }
+    let mut rest = bytes;
+    match TxEnvelope::decode_2718(&mut rest) {
+        Ok(tx) if rest.is_empty() => Ok(Some(TransactionInput {
+            to: tx.to(),
+            input: tx.input().clone(),
+        })),
+        Ok(_) => Err(CallError::Transient(format!(
+            "{RAW_METHOD}({asked}): {} bytes after the transaction",
+            rest.len()
+        ))),
+        Err(e) => Err(CallError::Transient(format!(
+            "{RAW_METHOD}({asked}): the transaction does not decode: {e}"
+        ))),
+    }
+}
+
+/// A [`RAW_METHOD`] result: a JSON string of 0x-hex bytes.
+fn raw_result(text: &str) -> Option<alloy::primitives::Bytes> {
+    text.starts_with('"')
+        .then(|| serde_json::from_str(text).ok())
+        .flatten()
+}
+
+/// A [`FULL_METHOD`] result: a transaction object (serde would also read a struct from an
+/// array, so the text must be an object).
+fn full_result(text: &str) -> Option<WireTransaction> {
+    text.starts_with('{')
+        .then(|| serde_json::from_str(text).ok())
+        .flatten()
 }
 
 /// Transactions asked for in one JSON-RPC batch by [`Rpc::transaction_inputs`].
@@ -166,10 +238,12 @@ impl Rpc {
                 reason: e.to_string(),
             })?;
         let errors = urls.iter().map(|_| AtomicU64::new(0)).collect();
-        let no_batches = urls
-            .iter()
-            .map(|_| std::sync::atomic::AtomicBool::new(false))
-            .collect();
+        let flags = || {
+            urls.iter()
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect()
+        };
+        let (no_batches, no_raw) = (flags(), flags());
         Ok(Self {
             client,
             urls,
@@ -177,6 +251,7 @@ impl Rpc {
             retry,
             errors,
             no_batches,
+            no_raw,
             max_response: MAX_RESPONSE_BYTES,
         })
     }
@@ -422,7 +497,7 @@ impl Rpc {
         wanted.dedup();
         stream::iter(wanted.chunks(INPUTS_PER_BATCH).map(<[B256]>::to_vec))
             .map(|chunk| async move {
-                self.retrying("eth_getTransactionByHash", |i| {
+                self.retrying("transaction calldata", |i| {
                     let chunk = chunk.clone();
                     async move { self.inputs_at(i, &chunk).await }
                 })
@@ -439,31 +514,29 @@ impl Rpc {
             .await
     }
 
-    /// One batch of [`transaction_inputs`](Self::transaction_inputs) from endpoint `index`.
+    /// One batch of [`transaction_inputs`](Self::transaction_inputs) from endpoint `index`:
+    /// the signed transactions' bytes (`eth_getRawTransactionByHash`), each accepted only if
+    /// its keccak-256 is the hash asked for, so a node cannot answer another transaction's
+    /// calldata or forge it; decoded with alloy's checked EIP-2718 decoder. A transaction of a
+    /// type that decoder does not know, and every transaction of an endpoint without the raw
+    /// method or without batches, is asked with `eth_getTransactionByHash` instead (its
+    /// answer's `hash` must be the one asked for).
     async fn inputs_at(
         &self,
         index: usize,
         hashes: &[B256],
     ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
-        // A node that does not know a transaction answers `null`: retried on the next endpoint.
-        let not_found = |hash: &B256| CallError::Transient(format!("transaction {hash} not found"));
         let no_batches = &self.no_batches[index % self.urls.len()];
-        if hashes.len() == 1 || no_batches.load(Ordering::Relaxed) {
-            let mut got = Vec::with_capacity(hashes.len());
-            for hash in hashes {
-                let tx: Option<WireTransaction> = self
-                    .call(index, "eth_getTransactionByHash", json!([hash]))
-                    .await?;
-                got.push((*hash, tx.ok_or_else(|| not_found(hash))?.checked(hash)?));
-            }
-            return Ok(got);
+        let no_raw = &self.no_raw[index % self.urls.len()];
+        if no_batches.load(Ordering::Relaxed) {
+            return self.inputs_one_by_one(index, hashes).await;
         }
+        let raw = !no_raw.load(Ordering::Relaxed);
+        let method = if raw { RAW_METHOD } else { FULL_METHOD };
         let body: Vec<Value> = hashes
             .iter()
             .enumerate()
-            .map(|(id, hash)| {
-                json!({"jsonrpc": "2.0", "id": id, "method": "eth_getTransactionByHash", "params": [hash]})
-            })
+            .map(|(id, hash)| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": [hash]}))
             .collect();
         let sent = self
             .client
@@ -472,27 +545,46 @@ impl Rpc {
             .body(Value::Array(body).to_string())
             .send()
             .await;
-        let result = match sent {
+        let bytes = match sent {
             Ok(response) => {
                 let status = response.status();
-                match self
-                    .read_capped(response, "eth_getTransactionByHash batch")
+                self.read_capped(response, method)
                     .await
-                {
-                    Ok(bytes) => parse_batch(status, &bytes, hashes.len()),
-                    Err(e) => Err(BatchError::Call(e)),
-                }
+                    .map(|bytes| (status, bytes))
             }
-            Err(e) => Err(BatchError::Call(CallError::Transient(format!(
-                "eth_getTransactionByHash batch: {e}"
-            )))),
+            Err(e) => Err(CallError::Transient(format!("{method} batch: {e}"))),
         };
+        let result = match bytes {
+            Err(e) => Err(BatchError::Call(e)),
+            Ok((status, bytes)) if raw => {
+                parse_batch(status, &bytes, hashes.len(), method, &raw_result).map(Answers::Raw)
+            }
+            Ok((status, bytes)) => {
+                parse_batch(status, &bytes, hashes.len(), method, &full_result).map(Answers::Full)
+            }
+        };
+        let not_found = |hash: &B256| CallError::Transient(format!("transaction {hash} not found"));
         match result {
-            Ok(found) => hashes
+            Ok(Answers::Full(found)) => hashes
                 .iter()
                 .zip(found)
                 .map(|(hash, tx)| Ok((*hash, tx.ok_or_else(|| not_found(hash))?.checked(hash)?)))
                 .collect(),
+            Ok(Answers::Raw(found)) => {
+                let mut got = Vec::with_capacity(hashes.len());
+                let mut unknown_type = Vec::new();
+                for (hash, bytes) in hashes.iter().zip(found) {
+                    let bytes = bytes.ok_or_else(|| not_found(hash))?;
+                    match decode_raw(hash, &bytes)? {
+                        Some(input) => got.push((*hash, input)),
+                        None => unknown_type.push(*hash),
+                    }
+                }
+                if !unknown_type.is_empty() {
+                    got.extend(self.inputs_one_by_one(index, &unknown_type).await?);
+                }
+                Ok(got)
+            }
             Err(BatchError::Unsupported) => {
                 tracing::info!(
                     endpoint = self.url(index),
@@ -501,11 +593,43 @@ impl Rpc {
                 no_batches.store(true, Ordering::Relaxed);
                 Box::pin(self.inputs_at(index, hashes)).await
             }
+            Err(BatchError::NoMethod) if raw => {
+                tracing::info!(
+                    endpoint = self.url(index),
+                    "the endpoint has no {RAW_METHOD}; asking {FULL_METHOD}"
+                );
+                no_raw.store(true, Ordering::Relaxed);
+                Box::pin(self.inputs_at(index, hashes)).await
+            }
+            Err(BatchError::NoMethod) => {
+                self.errors[index % self.urls.len()].fetch_add(1, Ordering::Relaxed);
+                Err(CallError::Transient(format!(
+                    "{method} batch: the endpoint says the method does not exist"
+                )))
+            }
             Err(BatchError::Call(e)) => {
                 self.errors[index % self.urls.len()].fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
         }
+    }
+
+    /// `hashes` asked with `eth_getTransactionByHash` one call at a time.
+    async fn inputs_one_by_one(
+        &self,
+        index: usize,
+        hashes: &[B256],
+    ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
+        let mut got = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            // A node that does not know a transaction answers `null`: retried on the next
+            // endpoint.
+            let tx: Option<WireTransaction> = self.call(index, FULL_METHOD, json!([hash])).await?;
+            let tx =
+                tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))?;
+            got.push((*hash, tx.checked(hash)?));
+        }
+        Ok(got)
     }
 
     /// The head of block `number`, with retries.
@@ -619,17 +743,22 @@ fn parse_response<T: DeserializeOwned>(
 enum BatchError {
     /// The endpoint answered with something other than an array: it does not take batches.
     Unsupported,
+    /// An answer was the JSON-RPC error "method not found" (-32601).
+    NoMethod,
     /// Worth retrying, like any call.
     Call(CallError),
 }
 
-/// A JSON-RPC batch answer to `n` calls with ids `0..n`, in id order (a node may answer
-/// in any order): every id exactly once, no error, each result a transaction or `null`.
-fn parse_batch(
+/// A JSON-RPC batch answer to `n` calls of `method` with ids `0..n`, in id order (a node may
+/// answer in any order): every id exactly once, no error, each result `null` or what
+/// `result` reads from its JSON text (`None`: not a result of `method`).
+fn parse_batch<T>(
     status: reqwest::StatusCode,
     bytes: &[u8],
     n: usize,
-) -> Result<Vec<Option<WireTransaction>>, BatchError> {
+    method: &str,
+    result: &dyn Fn(&str) -> Option<T>,
+) -> Result<Vec<Option<T>>, BatchError> {
     #[derive(serde::Deserialize)]
     struct Item<'a> {
         id: Option<u64>,
@@ -648,65 +777,60 @@ fn parse_batch(
         }
         _ => {
             return Err(transient(format!(
-                "eth_getTransactionByHash batch: http {status}, not a JSON array"
+                "{method} batch: http {status}, not a JSON array"
             )));
         }
     }
     let invalid = |e: &dyn std::fmt::Display| {
-        transient(format!(
-            "eth_getTransactionByHash batch: http {status}, invalid json: {e}"
-        ))
+        transient(format!("{method} batch: http {status}, invalid json: {e}"))
     };
     // Each answer, and each transaction in it, must be an object (serde would also read a
     // struct from an array): checked on the raw text before the typed parse.
     let raw: Vec<&serde_json::value::RawValue> =
         serde_json::from_slice(bytes).map_err(|e| invalid(&e))?;
     if !status.is_success() {
-        return Err(transient(format!(
-            "eth_getTransactionByHash batch: http {status}"
-        )));
+        return Err(transient(format!("{method} batch: http {status}")));
     }
     if raw.len() != n {
         return Err(transient(format!(
-            "eth_getTransactionByHash batch: {} answers to {n} calls",
+            "{method} batch: {} answers to {n} calls",
             raw.len()
         )));
     }
-    let mut found: Vec<Option<Option<WireTransaction>>> = (0..n).map(|_| None).collect();
+    let mut found: Vec<Option<Option<T>>> = (0..n).map(|_| None).collect();
     for item in raw {
         if !item.get().starts_with('{') {
             return Err(invalid(&"an answer that is not an object"));
         }
         let item: Item<'_> = serde_json::from_str(item.get()).map_err(|e| invalid(&e))?;
         if let Some(error) = item.error.filter(|e| !e.is_null()) {
-            return Err(transient(format!(
-                "eth_getTransactionByHash batch: node error: {error}"
-            )));
+            if error.get("code").and_then(Value::as_i64) == Some(-32601) {
+                return Err(BatchError::NoMethod);
+            }
+            return Err(transient(format!("{method} batch: node error: {error}")));
         }
         let id = item
             .id
             .and_then(|id| usize::try_from(id).ok())
             .filter(|&id| id < n)
-            .ok_or_else(|| {
-                transient("eth_getTransactionByHash batch: an answer with an unknown id".into())
-            })?;
-        let result = item.result.ok_or_else(|| {
-            transient("eth_getTransactionByHash batch: an answer without a result".into())
-        })?;
-        let result = match result.get() {
+            .ok_or_else(|| transient(format!("{method} batch: an answer with an unknown id")))?;
+        let raw_result = item
+            .result
+            .ok_or_else(|| transient(format!("{method} batch: an answer without a result")))?;
+        let value = match raw_result.get() {
             "null" => None,
-            text if text.starts_with('{') => {
-                Some(serde_json::from_str::<WireTransaction>(text).map_err(|e| invalid(&e))?)
-            }
-            _ => {
-                return Err(invalid(
-                    &"a result that is neither a transaction object nor null",
-                ));
-            }
+            text => Some(result(text).ok_or_else(|| {
+                let what = if method == RAW_METHOD {
+                    "0x-hex bytes"
+                } else {
+                    "a transaction object"
+                };
+                invalid(&format_args!("a result that is neither {what} nor null"))
+            })?),
         };
-        if found[id].replace(result).is_some() {
+        if found[id].replace(value).is_some() {
             return Err(transient(format!(
-                "eth_getTransactionByHash batch: two answers with id {id}"
+                "{method} batch: two answers with id {id}"
             )));
         }
     }
@@ -841,13 +965,18 @@ mod tests {
         let body = format!(
             r#"[{{"jsonrpc":"2.0","id":2,"result":null}},{{"id":0,"result":{b}}},{{"id":1,"result":{a}}}]"#
         );
-        let got = parse_batch(ok, body.as_bytes(), 3).unwrap();
+        let got = parse_batch(ok, body.as_bytes(), 3, FULL_METHOD, &full_result).unwrap();
         assert_eq!(got[0].as_ref().unwrap().input.as_ref(), &[2, 2]);
         assert_eq!(got[1].as_ref().unwrap().input.as_ref(), &[1]);
         assert!(got[2].is_none());
 
-        let refused = |body: String, n: usize, says: &str| match parse_batch(ok, body.as_bytes(), n)
-        {
+        let refused = |body: String, n: usize, says: &str| match parse_batch(
+            ok,
+            body.as_bytes(),
+            n,
+            FULL_METHOD,
+            &full_result,
+        ) {
             Err(BatchError::Call(CallError::Transient(m))) => {
                 assert!(m.contains(says), "{body}: {m}")
             }
@@ -910,7 +1039,7 @@ mod tests {
         // A node that does not take batches answers with one object: asked call by call.
         for status in [ok, reqwest::StatusCode::BAD_REQUEST] {
             assert!(matches!(
-                parse_batch(status, br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch not supported"}}"#, 2),
+                parse_batch(status, br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch not supported"}}"#, 2, FULL_METHOD, &full_result),
                 Err(BatchError::Unsupported)
             ));
         }
@@ -923,7 +1052,9 @@ mod tests {
                 parse_batch(
                     status,
                     br#"{"error":{"code":-32005,"message":"slow down"}}"#,
-                    2
+                    2,
+                    FULL_METHOD,
+                    &full_result,
                 ),
                 Err(BatchError::Call(_))
             ));
@@ -931,7 +1062,13 @@ mod tests {
         // An array under an error status is not trusted either.
         let body = format!(r#"[{{"id":0,"result":{a}}}]"#);
         assert!(matches!(
-            parse_batch(reqwest::StatusCode::BAD_GATEWAY, body.as_bytes(), 1),
+            parse_batch(
+                reqwest::StatusCode::BAD_GATEWAY,
+                body.as_bytes(),
+                1,
+                FULL_METHOD,
+                &full_result
+            ),
             Err(BatchError::Call(_))
         ));
     }
