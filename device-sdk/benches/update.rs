@@ -71,6 +71,17 @@ fn child(spec_path: &str) {
     let mut updater = Updater::new(spec.parts());
     let rss_before_kib = status_kib("VmHWM:");
     let (cpu0, t) = (cpu_secs(), Instant::now());
+    // `OTALEDGER_BENCH_PHASES=1`: each step's event with the time since the start, on stderr.
+    if std::env::var_os("OTALEDGER_BENCH_PHASES").is_some() {
+        updater = updater.with_observer(move |e| {
+            eprintln!(
+                "  {:7.1} ms  {}: {}",
+                t.elapsed().as_secs_f64() * 1000.0,
+                e.step,
+                e.message
+            );
+        });
+    }
     let outcome = rt.block_on(updater.run_once());
     let secs = t.elapsed().as_secs_f64();
     let report = ChildReport {
@@ -104,6 +115,9 @@ async fn update(f: &fleet::Fleet, root: &Path, run: usize) -> ChildReport {
         "child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if std::env::var_os("OTALEDGER_BENCH_PHASES").is_some() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     let report: ChildReport = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "child printed no report ({e}): {}",

@@ -731,7 +731,35 @@ fn assert_file_and_hash(
 #[tokio::test]
 async fn resumed_at_every_offset_of_a_dag_with_repeats_the_hash_is_the_files() {
     let st = stored(&repeats_tree());
-    let (root, expected) = (st.dag.cid, &st.dag.bytes);
+    cut_at_every_offset(&st, async |n, after, gateways| {
+        let dir = tempfile::tempdir().unwrap();
+        let report = fetch(
+            st.dag.cid,
+            st.dag.size,
+            &gateways,
+            &out_path(dir.path()),
+            &FetchOptions {
+                durable: n % 3 != 0,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
+        assert_file_and_hash(
+            dir.path(),
+            &report,
+            &st.dag.bytes,
+            &format!("cut at {after}"),
+        );
+    })
+    .await;
+}
+
+/// For every offset of `cut_offsets` in the `dups=n` CAR of `st`'s DAG (which must repeat
+/// subtrees): a gateway dying there, then another resuming, by CAR (with `entity-bytes`) or
+/// block by block, in turn; `check(n, after, [dying, next])` fetches from them.
+async fn cut_at_every_offset(st: &Stored, mut check: impl AsyncFnMut(usize, usize, [url::Url; 2])) {
+    let root = st.dag.cid;
     let blocks = dedup(&st.dag.dfs);
     assert!(
         blocks.len() < st.dag.dfs.len(),
@@ -747,20 +775,7 @@ async fn resumed_at_every_offset_of_a_dag_with_repeats_the_hash_is_the_files() {
         })
         .await;
         let next = if n % 2 == 0 { &car_gw } else { &raw_gw };
-        let dir = tempfile::tempdir().unwrap();
-        let report = fetch(
-            root,
-            st.dag.size,
-            &[dying.url.clone(), next.url.clone()],
-            &out_path(dir.path()),
-            &FetchOptions {
-                durable: n % 3 != 0,
-                ..FetchOptions::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
-        assert_file_and_hash(dir.path(), &report, expected, &format!("cut at {after}"));
+        check(n, after, [dying.url.clone(), next.url.clone()]).await;
     }
 }
 
@@ -1504,32 +1519,22 @@ async fn a_sink_gets_a_dag_with_repeats_whole_the_repeated_blocks_fetched_again(
 #[tokio::test]
 async fn a_sink_gets_every_byte_exactly_once_across_a_gateway_dying_at_every_offset() {
     let st = stored(&repeats_tree());
-    let (root, expected) = (st.dag.cid, &st.dag.bytes);
-    let blocks = dedup(&st.dag.dfs);
-    let body = car(&root, &blocks);
-    let car_gw = bad_gateway::start(Behavior::Real(st.store.clone())).await;
-    let raw_gw = bad_gateway::start(Behavior::NoCar(st.store.clone())).await;
-    for (n, after) in cut_offsets(&root, &blocks).into_iter().enumerate() {
-        let dying = bad_gateway::start(Behavior::DieAfter {
-            body: body.clone(),
-            after,
-        })
-        .await;
-        let next = if n % 2 == 0 { &car_gw } else { &raw_gw };
+    cut_at_every_offset(&st, async |_, after, gateways| {
         let report = fetch_into(
-            root,
+            st.dag.cid,
             st.dag.size,
-            &[dying.url.clone(), next.url.clone()],
+            &gateways,
             Vec::new(),
             &FetchOptions::default(),
         )
         .await
         .unwrap_or_else(|e| panic!("cut at {after}: {e:?}"));
-        assert!(report.sink == *expected, "cut at {after}: not the file");
+        assert!(report.sink == st.dag.bytes, "cut at {after}: not the file");
         if let Some(failure) = report.failures.first() {
-            assert_eq!(failure.gateway, dying.url, "cut at {after}");
+            assert_eq!(failure.gateway, gateways[0], "cut at {after}");
         }
-    }
+    })
+    .await;
 }
 
 /// Bad blocks after a good prefix (a tampered block, a block of another CID, a duplicate in a

@@ -20,7 +20,7 @@ use otaledger_ipfs::{FetchError, VerifyError, fetch::AttemptError, fetch::FetchP
 use sha2::Digest;
 
 use crate::attack_malicious_mirror::{Mirror, mirror};
-use crate::fleet::{Fleet, Published, image, nothing_installed};
+use crate::fleet::{Fleet, image, nothing_installed};
 
 /// 2 MiB: 8 blocks of 256 KiB and a partial one, 33 segments of 64 KiB.
 const LEN: usize = 2 << 20;
@@ -45,14 +45,13 @@ fn download_failure(err: &Error) -> (&AttemptError, u64) {
     (&failures.last().unwrap().error, *position)
 }
 
-/// `mode` alone: refused mid-stream (verified bytes had been streamed), nothing installed, no
-/// file left; `mode` then the honest gateway: installed, the slot holding exactly the image.
-async fn mid_stream_then_resumed(
-    f: &Fleet,
-    release: &Published,
-    mode: Mirror,
-    expected: fn(&AttemptError) -> bool,
-) {
+/// A release of [`LEN`] bytes from a mirror that misbehaves as `mode`. Alone: refused
+/// mid-stream (verified bytes had been streamed), nothing installed, no file left. Then the
+/// honest gateway: installed, the slot holding exactly the image.
+async fn mid_stream_then_resumed(mode: Mirror, expected: fn(&AttemptError) -> bool) {
+    let f = Fleet::new().await;
+    let release = f.publish(1, LEN).await;
+    f.issue(release.release_id, release.release_id);
     let bad = mirror(&f.gateway, mode).await;
     let dir = tempfile::tempdir().unwrap();
     let mut parts = f.parts(dir.path());
@@ -99,10 +98,7 @@ async fn mid_stream_then_resumed(
 
 #[tokio::test]
 async fn a_tampered_block_mid_stream_is_refused_and_the_next_gateway_completes() {
-    let f = Fleet::new().await;
-    let release = f.publish(1, LEN).await;
-    f.issue(release.release_id, release.release_id);
-    mid_stream_then_resumed(&f, &release, Mirror::TamperBlock, |a| {
+    mid_stream_then_resumed(Mirror::TamperBlock, |a| {
         matches!(a, AttemptError::Verify(_) | AttemptError::Car(_))
     })
     .await;
@@ -110,10 +106,7 @@ async fn a_tampered_block_mid_stream_is_refused_and_the_next_gateway_completes()
 
 #[tokio::test]
 async fn a_gateway_dying_mid_stream_hands_over_to_the_next_with_every_byte_once() {
-    let f = Fleet::new().await;
-    let release = f.publish(1, LEN).await;
-    f.issue(release.release_id, release.release_id);
-    mid_stream_then_resumed(&f, &release, Mirror::DieHalfway, |a| {
+    mid_stream_then_resumed(Mirror::DieHalfway, |a| {
         matches!(a, AttemptError::Transport(_) | AttemptError::Car(_))
     })
     .await;
@@ -121,10 +114,7 @@ async fn a_gateway_dying_mid_stream_hands_over_to_the_next_with_every_byte_once(
 
 #[tokio::test]
 async fn a_truncated_stream_is_refused_and_the_next_gateway_completes() {
-    let f = Fleet::new().await;
-    let release = f.publish(1, LEN).await;
-    f.issue(release.release_id, release.release_id);
-    mid_stream_then_resumed(&f, &release, Mirror::Truncate, |a| {
+    mid_stream_then_resumed(Mirror::Truncate, |a| {
         matches!(a, AttemptError::Truncated { .. } | AttemptError::Car(_))
     })
     .await;
