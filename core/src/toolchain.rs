@@ -114,8 +114,16 @@ pub fn spawn_anvil_with(args: &[&str]) -> Result<alloy::node_bindings::AnvilInst
     } else {
         &["--max-persisted-states", "0"]
     };
+    // Loading a saved state (the indexer benchmark's is 1.2 GB) takes longer than alloy's
+    // 10 s wait for the node to listen, more so on a busy machine.
+    let wait_ms = if args.contains(&"--load-state") {
+        300_000
+    } else {
+        10_000
+    };
     alloy::node_bindings::Anvil::at(&path)
         .host("127.0.0.1")
+        .timeout(wait_ms)
         .args(memory_only)
         .args(args)
         .try_spawn()

@@ -35,6 +35,9 @@ enum Mode {
     Faulty,
     /// Serves the chain as it was `lag` blocks ago (hides newer blocks, clamps `eth_getLogs`).
     Lagging(u64),
+    /// Has no `eth_getRawTransactionByHash` ("method not found", -32601, for each call of a
+    /// batch): clients ask `eth_getTransactionByHash`, answered by the real node.
+    NoRaw,
 }
 
 struct Proxy {
@@ -145,6 +148,26 @@ async fn handle(State(proxy): State<Arc<Proxy>>, body: Bytes) -> axum::response:
                 }
             }
             proxy.forward(&request).await.into_response()
+        }
+        Mode::NoRaw => {
+            let no_method = |call: &Value| {
+                json!({"jsonrpc": "2.0", "id": call["id"],
+                    "error": {"code": -32601, "message": "the method eth_getRawTransactionByHash does not exist/is not available"}})
+            };
+            let raw = |call: &Value| call["method"] == "eth_getRawTransactionByHash";
+            match &request {
+                Value::Array(calls) if calls.iter().any(raw) => {
+                    proxy.count("no_raw");
+                    Value::Array(calls.iter().map(no_method).collect())
+                        .to_string()
+                        .into_response()
+                }
+                call if raw(call) => {
+                    proxy.count("no_raw");
+                    no_method(call).to_string().into_response()
+                }
+                _ => proxy.forward(&request).await.into_response(),
+            }
         }
         Mode::Lagging(lag) => {
             let visible = proxy.head().await.saturating_sub(lag);
@@ -272,4 +295,50 @@ async fn a_lagging_node_is_not_believed() {
             .await
             .is_err()
     );
+}
+
+/// A node without `eth_getRawTransactionByHash`: the calldata comes from anvil's own
+/// `eth_getTransactionByHash` objects, accepted only because their signed fields re-encode to
+/// the transaction's hash, and equals what the raw bytes give (review of 141415a, F2: an
+/// object's `hash` field alone is the node's claim, never believed).
+#[tokio::test]
+async fn without_the_raw_method_anvils_objects_are_re_hashed_and_give_the_same_calldata() {
+    use alloy::providers::Provider;
+    let chain = Chain::start(&[]).await.unwrap();
+    let mut scenario = Scenario::register(&chain).await.unwrap();
+    scenario.round(&chain).await.unwrap();
+    let head = chain.head().await.unwrap();
+    let mut hashes = Vec::new();
+    for n in 0..=head {
+        let block = chain
+            .provider
+            .get_block_by_number(n.into())
+            .await
+            .unwrap()
+            .unwrap();
+        hashes.extend(block.transactions.hashes());
+    }
+    assert!(hashes.len() > 10, "{} transactions", hashes.len());
+    let (url, proxy) = start_proxy(chain.url(), Mode::NoRaw).await;
+    let retry = RetryPolicy {
+        attempts: 2,
+        base: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+    };
+    let objects = Rpc::new(vec![url], Duration::from_secs(10), retry)
+        .unwrap()
+        .transaction_inputs(&hashes)
+        .await
+        .unwrap();
+    let raw = Rpc::new(vec![chain.url()], Duration::from_secs(10), retry)
+        .unwrap()
+        .transaction_inputs(&hashes)
+        .await
+        .unwrap();
+    assert!(proxy.stat("no_raw") >= 1);
+    assert_eq!(objects.len(), hashes.len());
+    for hash in &hashes {
+        assert_eq!(objects[hash].to, raw[hash].to, "{hash}");
+        assert_eq!(objects[hash].input, raw[hash].input, "{hash}");
+    }
 }

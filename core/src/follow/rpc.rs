@@ -84,29 +84,55 @@ pub struct TransactionInput {
     pub input: alloy::primitives::Bytes,
 }
 
-/// A transaction as a node sends it: [`TransactionInput`] and the hash it claims, which must
-/// be the one asked for (a batch answer is linked to its call only by an id, which a proxy
-/// splitting batches may renumber).
-#[derive(Debug, Deserialize)]
-struct WireTransaction {
-    hash: B256,
-    to: Option<Address>,
-    input: alloy::primitives::Bytes,
-}
-
-impl WireTransaction {
-    fn checked(self, asked: &B256) -> Result<TransactionInput, CallError> {
-        if self.hash != *asked {
-            return Err(CallError::Transient(format!(
-                "eth_getTransactionByHash({asked}) answered transaction {}",
-                self.hash
-            )));
-        }
-        Ok(TransactionInput {
-            to: self.to,
-            input: self.input,
-        })
+/// An `eth_getTransactionByHash` answer for `asked`: accepted only if it is a transaction
+/// of a type alloy knows whose signed fields re-encode (EIP-2718) to exactly `asked`, so a
+/// node cannot fill in another calldata (the `hash` it states is only its claim).
+/// `Ok(None)` when its type is one alloy does not know (an L2's own type): its calldata cannot
+/// be checked, and the caller goes without it (review of 141415a, F2).
+fn decode_object(asked: &B256, text: &str) -> Result<Option<TransactionInput>, CallError> {
+    use alloy::{
+        consensus::{Transaction as _, TxType},
+        eips::eip2718::Encodable2718,
+    };
+    #[derive(Deserialize)]
+    struct Claimed {
+        hash: B256,
+        #[serde(default, rename = "type")]
+        ty: Option<alloy::primitives::U64>,
     }
+    let claimed: Claimed = serde_json::from_str(text).map_err(|e| {
+        CallError::Transient(format!("{FULL_METHOD}({asked}): unexpected result: {e}"))
+    })?;
+    if claimed.hash != *asked {
+        return Err(CallError::Transient(format!(
+            "{FULL_METHOD}({asked}) answered transaction {}",
+            claimed.hash
+        )));
+    }
+    let ty = claimed.ty.map_or(0, |t| t.to::<u64>());
+    if u8::try_from(ty)
+        .ok()
+        .and_then(|t| TxType::try_from(t).ok())
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let tx: alloy::rpc::types::Transaction = serde_json::from_str(text).map_err(|e| {
+        CallError::Transient(format!(
+            "{FULL_METHOD}({asked}): a type-{ty} transaction that does not decode: {e}"
+        ))
+    })?;
+    let envelope = tx.inner.into_inner();
+    let actual = alloy::primitives::keccak256(envelope.encoded_2718());
+    if actual != *asked || envelope.tx_hash() != asked {
+        return Err(CallError::Transient(format!(
+            "{FULL_METHOD}({asked}) answered a transaction whose signed fields hash to {actual}"
+        )));
+    }
+    Ok(Some(TransactionInput {
+        to: envelope.to(),
+        input: envelope.input().clone(),
+    }))
 }
 
 /// Why one call failed.
@@ -155,8 +181,8 @@ const FULL_METHOD: &str = "eth_getTransactionByHash";
 enum Answers {
     /// [`RAW_METHOD`]: a transaction's bytes, or `null`.
     Raw(Vec<Option<alloy::primitives::Bytes>>),
-    /// [`FULL_METHOD`]: a transaction object, or `null`.
-    Full(Vec<Option<WireTransaction>>),
+    /// [`FULL_METHOD`]: a transaction object's JSON text, or `null`.
+    Full(Vec<Option<String>>),
 }
 
 /// The recipient and calldata of the signed transaction `bytes` answered for `asked`:
@@ -184,6 +210,13 @@ fn decode_raw(asked: &B256, bytes: &[u8]) -> Result<Option<TransactionInput>, Ca
     }
     let mut rest = bytes;
     match TxEnvelope::decode_2718(&mut rest) {
+        // The 4844 decoder also reads the network form (with the blobs' sidecar), whose
+        // keccak is not the transaction's hash: the hash must be the decoded transaction's own
+        // (review of 141415a, F4).
+        Ok(tx) if rest.is_empty() && tx.tx_hash() != asked => Err(CallError::Transient(format!(
+            "{RAW_METHOD}({asked}): bytes of transaction {} in another form",
+            tx.tx_hash()
+        ))),
         Ok(tx) if rest.is_empty() => Ok(Some(TransactionInput {
             to: tx.to(),
             input: tx.input().clone(),
@@ -205,12 +238,10 @@ fn raw_result(text: &str) -> Option<alloy::primitives::Bytes> {
         .flatten()
 }
 
-/// A [`FULL_METHOD`] result: a transaction object (serde would also read a struct from an
-/// array, so the text must be an object).
-fn full_result(text: &str) -> Option<WireTransaction> {
-    text.starts_with('{')
-        .then(|| serde_json::from_str(text).ok())
-        .flatten()
+/// A [`FULL_METHOD`] result: a transaction object's text (serde would also read a struct from
+/// an array, so the text must be an object), checked by [`decode_object`].
+fn full_result(text: &str) -> Option<String> {
+    text.starts_with('{').then(|| text.to_owned())
 }
 
 /// Transactions asked for in one JSON-RPC batch by [`Rpc::transaction_inputs`].
@@ -487,6 +518,9 @@ impl Rpc {
     /// JSON-RPC batch request, up to four batches in flight, each retried and failed over like
     /// any call; an endpoint that does not take batches is asked one transaction at a time.
     /// Any transaction a node does not know fails the batch (retried on the next endpoint).
+    /// Every returned calldata is checked against its transaction's hash (see `inputs_at`); a
+    /// transaction of a type alloy does not know has no checkable calldata and is left out of
+    /// the map (its release keeps no approval, like one published through a contract).
     pub async fn transaction_inputs(
         &self,
         hashes: &[B256],
@@ -565,11 +599,16 @@ impl Rpc {
         };
         let not_found = |hash: &B256| CallError::Transient(format!("transaction {hash} not found"));
         match result {
-            Ok(Answers::Full(found)) => hashes
-                .iter()
-                .zip(found)
-                .map(|(hash, tx)| Ok((*hash, tx.ok_or_else(|| not_found(hash))?.checked(hash)?)))
-                .collect(),
+            Ok(Answers::Full(found)) => {
+                let mut got = Vec::with_capacity(hashes.len());
+                for (hash, text) in hashes.iter().zip(found) {
+                    let text = text.ok_or_else(|| not_found(hash))?;
+                    if let Some(input) = self.checked_object(index, hash, &text)? {
+                        got.push((*hash, input));
+                    }
+                }
+                Ok(got)
+            }
             Ok(Answers::Raw(found)) => {
                 let mut got = Vec::with_capacity(hashes.len());
                 let mut unknown_type = Vec::new();
@@ -614,7 +653,8 @@ impl Rpc {
         }
     }
 
-    /// `hashes` asked with `eth_getTransactionByHash` one call at a time.
+    /// `hashes` asked with `eth_getTransactionByHash` one call at a time, each answer checked
+    /// by [`decode_object`] (those of unknown types left out).
     async fn inputs_one_by_one(
         &self,
         index: usize,
@@ -624,12 +664,38 @@ impl Rpc {
         for hash in hashes {
             // A node that does not know a transaction answers `null`: retried on the next
             // endpoint.
-            let tx: Option<WireTransaction> = self.call(index, FULL_METHOD, json!([hash])).await?;
+            let tx: Option<Box<serde_json::value::RawValue>> =
+                self.call(index, FULL_METHOD, json!([hash])).await?;
             let tx =
                 tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))?;
-            got.push((*hash, tx.checked(hash)?));
+            if !tx.get().starts_with('{') {
+                return Err(CallError::Transient(format!(
+                    "{FULL_METHOD}({hash}): a result that is not a transaction object"
+                )));
+            }
+            if let Some(input) = self.checked_object(index, hash, tx.get())? {
+                got.push((*hash, input));
+            }
         }
         Ok(got)
+    }
+
+    /// [`decode_object`], logging a transaction whose calldata cannot be checked.
+    fn checked_object(
+        &self,
+        index: usize,
+        hash: &B256,
+        text: &str,
+    ) -> Result<Option<TransactionInput>, CallError> {
+        let input = decode_object(hash, text)?;
+        if input.is_none() {
+            tracing::warn!(
+                endpoint = self.url(index),
+                tx = %hash,
+                "a transaction of a type whose signed fields cannot be checked: its calldata is not used"
+            );
+        }
+        Ok(input)
     }
 
     /// The head of block `number`, with retries.
@@ -773,7 +839,15 @@ fn parse_batch<T>(
         // An object (typically an error saying batches are not supported), or an HTTP error
         // page: not a batch answer.
         Some(b'{') if status.is_success() || status == reqwest::StatusCode::BAD_REQUEST => {
-            return Err(BatchError::Unsupported);
+            return Err(if says_no_batches(bytes) {
+                BatchError::Unsupported
+            } else {
+                // A rate limit or a server error for the whole batch: worth retrying, and no
+                // reason to stop batching (review of 141415a, F3).
+                transient(format!(
+                    "{method} batch: http {status}, one object for the batch"
+                ))
+            });
         }
         _ => {
             return Err(transient(format!(
@@ -798,14 +872,19 @@ fn parse_batch<T>(
         )));
     }
     let mut found: Vec<Option<Option<T>>> = (0..n).map(|_| None).collect();
+    let mut no_method = 0;
     for item in raw {
         if !item.get().starts_with('{') {
             return Err(invalid(&"an answer that is not an object"));
         }
         let item: Item<'_> = serde_json::from_str(item.get()).map_err(|e| invalid(&e))?;
         if let Some(error) = item.error.filter(|e| !e.is_null()) {
+            // "Method not found" counts only when every answer says it (review of 141415a,
+            // F1: one such item among results is a broken or lying node, not a missing
+            // method).
             if error.get("code").and_then(Value::as_i64) == Some(-32601) {
-                return Err(BatchError::NoMethod);
+                no_method += 1;
+                continue;
             }
             return Err(transient(format!("{method} batch: node error: {error}")));
         }
@@ -834,8 +913,34 @@ fn parse_batch<T>(
             )));
         }
     }
+    if no_method == n {
+        return Err(BatchError::NoMethod);
+    }
+    if no_method > 0 {
+        return Err(transient(format!(
+            "{method} batch: {no_method} of {n} answers say the method does not exist"
+        )));
+    }
     // n answers, each id below n, none twice: every id is there.
     Ok(found.into_iter().map(Option::flatten).collect())
+}
+
+/// Whether a single object answered to a batch says the endpoint takes no batches: an
+/// "invalid request" (-32600) or "method not found" (-32601) error, an error whose message
+/// names batches, or a body that is no JSON-RPC error at all (such as the answer to the first
+/// call alone).
+fn says_no_batches(bytes: &[u8]) -> bool {
+    let Ok(answer) = serde_json::from_slice::<Value>(bytes) else {
+        return true;
+    };
+    let error = &answer["error"];
+    if !error.is_object() {
+        return true;
+    }
+    matches!(error["code"].as_i64(), Some(-32600 | -32601))
+        || error["message"]
+            .as_str()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("batch"))
 }
 
 /// A field that is there, `null` included (plain `Option` reads `null` as absent).
@@ -966,8 +1071,9 @@ mod tests {
             r#"[{{"jsonrpc":"2.0","id":2,"result":null}},{{"id":0,"result":{b}}},{{"id":1,"result":{a}}}]"#
         );
         let got = parse_batch(ok, body.as_bytes(), 3, FULL_METHOD, &full_result).unwrap();
-        assert_eq!(got[0].as_ref().unwrap().input.as_ref(), &[2, 2]);
-        assert_eq!(got[1].as_ref().unwrap().input.as_ref(), &[1]);
+        // Matched by id; each object's text is checked by `decode_object` afterwards.
+        assert_eq!(got[0].as_deref(), Some(b.as_str()));
+        assert_eq!(got[1].as_deref(), Some(a.as_str()));
         assert!(got[2].is_none());
 
         let refused = |body: String, n: usize, says: &str| match parse_batch(
