@@ -159,7 +159,7 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
                     latencies
                         .lock()
                         .unwrap()
-                        .push(t.elapsed().as_secs_f64() * 1e3);
+                        .push((path, t.elapsed().as_secs_f64() * 1e3));
                 }
             })
         })
@@ -167,10 +167,23 @@ async fn api_load(db_url: &str, chain: &Chain) -> (f64, f64, usize) {
     for c in clients {
         c.await.unwrap();
     }
-    let mut l = latencies.lock().unwrap().clone();
-    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
-    (at(0.5), at(0.99), l.len())
+    let all = latencies.lock().unwrap().clone();
+    let quantiles = |mut l: Vec<f64>| {
+        l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
+        (at(0.5), at(0.99), l.len())
+    };
+    // Each path's own quantiles, then all requests'.
+    for path in paths {
+        let (p50, p99, n) = quantiles(
+            all.iter()
+                .filter(|(p, _)| *p == path)
+                .map(|(_, ms)| *ms)
+                .collect(),
+        );
+        println!("  API {path}: {n} requests, p50 {p50:.2} ms, p99 {p99:.2} ms");
+    }
+    quantiles(all.iter().map(|(_, ms)| *ms).collect())
 }
 
 /// The chain's head and the number of events of both contracts up to it.
