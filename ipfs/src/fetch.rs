@@ -615,13 +615,18 @@ impl Job {
         let mut car = CarSections::new(body, max_section).map_err(car_err)?;
         self.emit(verifier, out, None)?;
         let mut block = Vec::new();
+        // A subtree this CAR already sent, which a destination keeping no bytes cannot copy:
+        // its blocks again. A `dups=n` CAR does not carry them: one raw request each, from this
+        // gateway, and the CAR goes on after them. A CAR that may carry duplicates is read first:
+        // its next block is pushed if it is the one needed, and the raw requests are made only
+        // for the repeated blocks it moved past.
+        let repeat_needed = |verifier: &Verifier, out: &D| {
+            (!out.keeps_bytes() && verifier.next_is_repeat())
+                .then(|| verifier.next_needed().copied())
+                .flatten()
+        };
         while !verifier.is_done() {
-            // A subtree this CAR already sent, which a destination keeping no bytes cannot copy:
-            // its blocks again, one raw request each, from this gateway; the CAR goes on after it.
-            if !out.keeps_bytes()
-                && verifier.next_is_repeat()
-                && let Some(cid) = verifier.next_needed().copied()
-            {
+            if !dups_allowed && let Some(cid) = repeat_needed(verifier, out) {
                 let block = self.raw_block(gateway, cid)?;
                 self.push(verifier, out, &cid, &block, false)?;
                 continue;
@@ -633,6 +638,10 @@ impl Job {
                 }
                 .into());
             };
+            while let Some(needed) = repeat_needed(verifier, out).filter(|needed| *needed != cid) {
+                let repeated = self.raw_block(gateway, needed)?;
+                self.push(verifier, out, &needed, &repeated, false)?;
+            }
             self.push(verifier, out, &cid, &block, dups_allowed)?;
         }
         self.finished(verifier, out)

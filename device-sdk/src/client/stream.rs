@@ -7,9 +7,15 @@
 //! block's bytes each) between them, so memory stays constant whatever the bundle size:
 //! - the fetch's blocking thread: the CAR, every block's hash, and the bundle's SHA-256 as the
 //!   verified bytes pass;
-//! - the writer's blocking thread, inside [`Installer::write_inactive`]: the header, its target
-//!   checks, the CP-ABE unlock, the segment-by-segment AEAD and the slot write (the image's
-//!   SHA-256 on a third, `StreamDecryptor::hash_on_thread`).
+//! - the writer's own thread (`slot-writer`, not the runtime's blocking pool, so one blocking
+//!   thread is enough), inside [`Installer::write_inactive`]: the header, its target checks, the
+//!   CP-ABE unlock, the segment-by-segment AEAD and the slot write (the image's SHA-256 on a
+//!   third, `StreamDecryptor::hash_on_thread`).
+//!
+//! If the update's future is dropped, the writer is told at once (a flag and a sentinel on the
+//! channel) and gives up without waiting for the fetch, which may need the runtime's thread to
+//! go on. The stream cannot be replayed: a second call of the write closure by the installer
+//! fails (no verdict is left for it).
 //!
 //! Nothing is committed unless every check passed: the slot writer's output is kept only if the
 //! writer returns `Ok`, and it returns `Ok` only after the fetch completed (the whole bundle,
@@ -29,6 +35,7 @@ use std::{
     io::Write,
     sync::{
         Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
         mpsc::{Receiver, SyncSender, sync_channel},
     },
 };
@@ -102,25 +109,34 @@ pub async fn stream_into_slot(
 ) -> Result<Streamed> {
     let cid = bundle_cid(&release.manifest)?;
     let size = release.manifest.bundleSize;
-    let (pieces_tx, pieces_rx) = sync_channel::<Vec<u8>>(PIECES_IN_FLIGHT);
+    let (pieces_tx, pieces_rx) = sync_channel::<Piece>(PIECES_IN_FLIGHT);
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(PIECES_IN_FLIGHT);
     let (verdict_tx, verdict_rx) = sync_channel::<Result<B256>>(1);
+    // Wakes the writer if this future is dropped: it must not wait for a fetch that may need
+    // the runtime (the thread a current-thread runtime runs on) to make progress.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let abandon = Abandon(Some(pieces_tx.clone()), abandoned.clone());
     let sink = Pieces {
         pieces: pieces_tx,
         spare: spare_rx,
         hash: Sha256::new(),
     };
     let lent = Lent::lend(installer);
-    let writer = {
-        let lent = lent.clone();
-        tokio::task::spawn_blocking(move || {
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
+    let writer_lent = lent.clone();
+    // Its own thread, not the runtime's blocking pool: the fetch takes one of those, and a
+    // device runtime may have only one (`max_blocking_threads(1)`).
+    let writer = std::thread::Builder::new()
+        .name("slot-writer".into())
+        .spawn(move || {
             let stream = Stream {
                 pieces: pieces_rx,
                 spare: spare_tx,
                 verdict: verdict_rx,
+                abandoned,
             };
             let mut image_len = 0;
-            lent.with(|installer| {
+            let written = writer_lent.with(|installer| {
                 let m = &release.manifest;
                 installer.write_inactive(m.version, release.release_id, m.imageSha256, &mut |out| {
                     let mut opener =
@@ -129,11 +145,18 @@ pub async fn stream_into_slot(
                     image_len = opener.finish()?;
                     Ok(image_len)
                 })
-            })?;
-            Ok(image_len)
-        })
-    };
+            });
+            let _ = written_tx.send(written.map(|()| image_len));
+        });
+    if let Err(e) = writer {
+        lent.give_back(installer);
+        return Err(Error::InstallState {
+            reason: format!("cannot start the slot writer: {e}"),
+        });
+    }
     let fetched = otaledger_ipfs::fetch_into(cid, size, gateways, sink, opts).await;
+    // The fetch ended (its sink is dropped below or was by the fetch): so may the channel.
+    abandon.disarm();
     let (verdict, report) = match fetched {
         Ok(report) => {
             let Pieces { pieces, hash, .. } = report.sink;
@@ -150,12 +173,17 @@ pub async fn stream_into_slot(
         ),
     };
     // Never blocks: one slot, one message. The writer may be gone (it refused the bundle).
+    // Dropped at once, so a writer asking again (an installer calling its write a second time)
+    // finds no verdict rather than waiting for one.
     let _ = verdict_tx.send(verdict);
-    let written = writer.await;
+    drop(verdict_tx);
+    let written = written_rx.await;
     lent.give_back(installer);
-    let image_len = written.map_err(|e| Error::InstallState {
-        reason: format!("the slot writer failed: {e}"),
-    })??;
+    let image_len = written.unwrap_or_else(|_| {
+        Err(Error::InstallState {
+            reason: "the slot writer stopped without an answer (it panicked)".into(),
+        })
+    })?;
     // The writer returns `Ok` only after a successful fetch's verdict.
     let Some((completed_by, failures)) = report else {
         return Err(Error::InstallState {
@@ -178,11 +206,40 @@ pub async fn stream_into_slot(
     })
 }
 
+/// What the writer receives.
+enum Piece {
+    /// The next verified bytes.
+    Bytes(Vec<u8>),
+    /// The update was dropped: stop.
+    Abandoned,
+}
+
+/// Dropped with [`stream_into_slot`]'s future while the fetch runs: sets the flag, then wakes
+/// the writer with [`Piece::Abandoned`]. When the channel is full the sentinel cannot be queued,
+/// but then the writer is not waiting: it takes a queued piece and sees the flag first.
+/// Disarmed (its sender dropped, nothing sent) once the fetch ended.
+struct Abandon(Option<SyncSender<Piece>>, Arc<AtomicBool>);
+
+impl Abandon {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(pieces) = self.0.take() {
+            self.1.store(true, Ordering::SeqCst);
+            let _ = pieces.try_send(Piece::Abandoned);
+        }
+    }
+}
+
 /// The fetch's sink: hashes the verified bytes and queues them for the writer, one piece per
 /// call (the fetch hands on one block's bytes at a time), reusing the pieces the writer is done
 /// with.
 struct Pieces {
-    pieces: SyncSender<Vec<u8>>,
+    pieces: SyncSender<Piece>,
     spare: Receiver<Vec<u8>>,
     hash: Sha256,
 }
@@ -193,7 +250,7 @@ impl Write for Pieces {
         let mut piece = self.spare.try_recv().unwrap_or_default();
         piece.clear();
         piece.extend_from_slice(buf);
-        self.pieces.send(piece).map_err(|_| {
+        self.pieces.send(Piece::Bytes(piece)).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
                 "the decryption stopped taking the bundle",
@@ -209,10 +266,12 @@ impl Write for Pieces {
 
 /// The writer's end of the stream.
 struct Stream {
-    pieces: Receiver<Vec<u8>>,
+    pieces: Receiver<Piece>,
     spare: SyncSender<Vec<u8>>,
     /// How the fetch ended: the bundle's SHA-256, or why it failed.
     verdict: Receiver<Result<B256>>,
+    /// Set when the update was dropped.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Stream {
@@ -225,19 +284,34 @@ impl Stream {
         manifest: &Manifest,
         out: &mut dyn Write,
     ) -> Result<()> {
+        // Until the fetch ends (every sender dropped) or the update is dropped.
         for piece in &self.pieces {
-            opener.update(&piece, out)?;
-            // Kept for reuse if the fetch is short of spares, freed otherwise.
-            let _ = self.spare.try_send(piece);
+            match piece {
+                _ if self.abandoned.load(Ordering::SeqCst) => return Err(abandoned()),
+                Piece::Abandoned => return Err(abandoned()),
+                Piece::Bytes(bytes) => {
+                    opener.update(&bytes, out)?;
+                    // Kept for reuse if the fetch is short of spares, freed otherwise.
+                    let _ = self.spare.try_send(bytes);
+                }
+            }
         }
-        let sha256 = self.verdict.recv().unwrap_or_else(|_| {
-            Err(Error::Download {
-                source: Box::new(FetchError::Task(
-                    "the update was abandoned during the download".into(),
-                )),
-            })
-        })?;
+        // No verdict: the update was dropped, or the write is asked for again after the
+        // verdict was taken (an installer retrying: a stream cannot be replayed).
+        let sha256 = self.verdict.recv().unwrap_or_else(|_| Err(abandoned()))?;
         check_bundle_hash(manifest, sha256)
+    }
+}
+
+/// The stream ended without the whole verified bundle: the update was dropped, or the write was
+/// asked for again once the stream was used up.
+fn abandoned() -> Error {
+    Error::Download {
+        source: Box::new(FetchError::Task(
+            "the stream ended without a verified bundle: the update was dropped, or the slot \
+             write was asked for again (a stream cannot be replayed)"
+                .into(),
+        )),
     }
 }
 
