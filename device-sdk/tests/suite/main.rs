@@ -38,5 +38,6 @@ mod review_keys;
 mod review_reports;
 mod review_source;
 mod review_state;
+mod review_stream;
 mod review_trials;
 mod update;
