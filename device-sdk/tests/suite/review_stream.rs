@@ -764,3 +764,172 @@ async fn review_a_header_for_another_version_split_into_tiny_pieces_is_refused()
     );
     nothing_installed(dir.path(), &updater, 0);
 }
+
+// ---- A local write failure is not a verdict on the release ----
+
+/// A `FileInstaller` whose flash fails once, after `fail_after` bytes of the image (a transient
+/// write error it sees on its own writer), and which then, if `retry`, writes the slot again.
+struct FlakyFlash {
+    inner: FileInstaller,
+    fail_after: usize,
+    retry: bool,
+    failed: Arc<AtomicBool>,
+}
+
+struct FailOnce<'a> {
+    out: &'a mut dyn std::io::Write,
+    left: usize,
+    failed: Arc<AtomicBool>,
+}
+
+impl std::io::Write for FailOnce<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.failed.load(Ordering::SeqCst) && buf.len() > self.left {
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(std::io::Error::other("flash write error (transient)"));
+        }
+        self.left = self.left.saturating_sub(buf.len());
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Installer for FlakyFlash {
+    fn state(&self) -> Result<BootState> {
+        self.inner.state()
+    }
+
+    fn recover(&mut self) -> Result<Recovery> {
+        self.inner.recover()
+    }
+
+    fn write_inactive(
+        &mut self,
+        version: u64,
+        release_id: B256,
+        image_sha256: B256,
+        write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<u64>,
+    ) -> Result<()> {
+        let failed = self.failed.clone();
+        let fail_after = self.fail_after;
+        let mut attempt = |installer: &mut FileInstaller| {
+            installer.write_inactive(version, release_id, image_sha256, &mut |out| {
+                write(&mut FailOnce {
+                    out,
+                    left: fail_after,
+                    failed: failed.clone(),
+                })
+            })
+        };
+        let first = attempt(&mut self.inner);
+        if first.is_err() && self.retry && self.failed.load(Ordering::SeqCst) {
+            // Our own flash failed: write the slot again.
+            return attempt(&mut self.inner);
+        }
+        first
+    }
+
+    fn mark_pending(&mut self) -> Result<()> {
+        self.inner.mark_pending()
+    }
+
+    fn switch(&mut self) -> Result<()> {
+        self.inner.switch()
+    }
+
+    fn confirm(&mut self, health: &dyn HealthCheck) -> Result<()> {
+        self.inner.confirm(health)
+    }
+}
+
+/// The last report queued: its outcome and detail.
+fn last_queued(updater: &Updater) -> (otaledger_core::report::Outcome, String) {
+    let queued = updater.parts().reports.queued().unwrap();
+    let last = &queued.last().expect("no report queued").report;
+    (last.outcome, last.detail.clone())
+}
+
+async fn flaky_flash_run(
+    retry: bool,
+) -> (
+    Result<Outcome>,
+    Option<(otaledger_core::report::Outcome, String)>,
+) {
+    let f = Fleet::new().await;
+    let release = f.publish(1, LEN).await;
+    f.issue(release.release_id, release.release_id);
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = f.parts(dir.path());
+    parts.installer = Box::new(FlakyFlash {
+        inner: FileInstaller::new(dir.path().join("slots")).unwrap(),
+        fail_after: 300_000,
+        retry,
+        failed: Arc::new(AtomicBool::new(false)),
+    });
+    let mut updater = Updater::new(parts);
+    let r = tokio::time::timeout(Duration::from_secs(60), updater.run_once())
+        .await
+        .expect("hung");
+    match &r {
+        Ok(Outcome::Updated { version: 1, .. }) => {
+            assert!(slot_image(dir.path()).unwrap() == release.image);
+        }
+        Ok(other) => panic!("{other:?}"),
+        Err(_) => nothing_installed(dir.path(), &updater, 0),
+    }
+    let report =
+        (!updater.parts().reports.queued().unwrap().is_empty()).then(|| last_queued(&updater));
+    (r, report)
+}
+
+// FOUND: a transient write error on the device's own flash, mid-stream, with an installer that
+// writes the slot again (as the trait's `FnMut` allows, and as the file-based step 7 supported
+// by decrypting the bundle file again from its start): the second call of the write closure
+// does not start the bundle again, it goes on from the middle of the stream with a new
+// `BundleOpener`, which parses ciphertext as a header and refuses it. The update ends as a
+// step-7 refusal (`BundleTarget` / `Decrypt`) and the device queues a signed `refused` report
+// against a release that is perfectly valid: a local fault becomes signed evidence that the
+// publisher's bundle was bad. The retried write must fail as what it is (a stream cannot be
+// replayed: an install-state/I-O error, report `failed`), or the stream must be restartable.
+#[tokio::test]
+async fn review_a_retried_slot_write_after_a_flash_error_mid_stream_is_not_a_refusal_of_the_release()
+ {
+    let (r, report) = flaky_flash_run(true).await;
+    if let Err(e) = &r {
+        assert!(
+            !matches!(e, Error::BundleTarget { .. } | Error::Decrypt { .. }),
+            "a flash error, retried, was turned into a refusal of the release: {e}"
+        );
+    }
+    if let Some((outcome, detail)) = report {
+        assert!(
+            outcome != otaledger_core::report::Outcome::Refused,
+            "signed report {outcome:?} {detail} for a valid release after a local write error"
+        );
+    }
+}
+
+// FOUND (not new with the stream: `decrypt_into` mapped it the same way): the device's own
+// flash failing mid-write (disk full, a worn block) surfaces as the core's
+// `Stream { during: "writing the image" }` wrapped in `Error::Decrypt`, a step-7 error: the
+// updater queues a signed `refused` / `decrypt` report for a valid release, as if its bundle
+// had failed authentication. Suggested: map a failed write to the installer's output to
+// `InstallIo` (no step, report `failed`), keeping `Decrypt` for the bundle's own faults.
+#[tokio::test]
+async fn review_a_flash_error_mid_stream_is_not_reported_as_a_refused_bundle() {
+    let (r, report) = flaky_flash_run(false).await;
+    let e = r.expect_err("the write failed");
+    assert!(
+        !matches!(e, Error::Decrypt { .. }),
+        "a flash write error was classed as a decryption refusal: {e}"
+    );
+    if let Some((outcome, detail)) = report {
+        assert!(
+            outcome != otaledger_core::report::Outcome::Refused,
+            "signed report {outcome:?} {detail} for a valid release after a local write error"
+        );
+    }
+}
