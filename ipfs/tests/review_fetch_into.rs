@@ -299,3 +299,90 @@ async fn review_a_dups_y_car_with_repeats_completes_into_a_sink_from_a_car_only_
         Err(e) => panic!("the sink fetch failed where the file fetch completed: {e}"),
     }
 }
+
+/// A gateway serving raw blocks from `blocks` and, for CAR requests, `car` labelled `dups=y`.
+async fn car_and_raw_gateway(car_body: Vec<u8>, blocks: Vec<(Cid, Vec<u8>)>) -> url::Url {
+    use axum::extract::{Path, RawQuery};
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let blocks: Arc<std::collections::HashMap<String, Vec<u8>>> = Arc::new(
+        blocks
+            .into_iter()
+            .map(|(c, b)| (c.to_string(), b))
+            .collect(),
+    );
+    let car_body = Arc::new(car_body);
+    let app = axum::Router::new().route(
+        "/ipfs/{cid}",
+        axum::routing::get(move |Path(cid): Path<String>, RawQuery(q): RawQuery| {
+            let blocks = blocks.clone();
+            let car_body = car_body.clone();
+            async move {
+                if q.unwrap_or_default().contains("format=raw") {
+                    match blocks.get(&cid) {
+                        Some(b) => (
+                            [(header::CONTENT_TYPE, "application/vnd.ipld.raw")],
+                            b.clone(),
+                        )
+                            .into_response(),
+                        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                    }
+                } else {
+                    ([(header::CONTENT_TYPE, CAR_DUPS_Y)], (*car_body).clone()).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/").parse().unwrap()
+}
+
+// FOUND (availability, sink only; in a582fc7's dups=y handling): a CAR labelled `dups=y` may
+// carry the repeated blocks or not. When it does not and the DAG ends with a repeated subtree,
+// `fetch_into` reads the CAR's next section before asking for the repeat, finds the CAR's end
+// and fails the attempt as `Truncated`, although the gateway serves raw blocks and the file
+// fetch (which copies the repeat) completes from the same answer. (Fix: at the CAR's end, ask
+// for the repeats still needed by raw request before calling it truncated.)
+#[tokio::test]
+async fn review_a_dups_y_car_without_the_trailing_repeat_completes_into_a_sink() {
+    let s = || {
+        node(vec![
+            leaf(net_support::data(5000, 1)),
+            leaf(net_support::data(3000, 2)),
+        ])
+    };
+    let (root, size, _, bytes, dfs) = node(vec![leaf(net_support::data(700, 3)), s(), s()]);
+    let mut seen = std::collections::HashSet::new();
+    let dedup: Vec<_> = dfs
+        .iter()
+        .filter(|(c, _)| seen.insert(*c))
+        .cloned()
+        .collect();
+    assert!(dedup.len() < dfs.len());
+    let gw = car_and_raw_gateway(car(&root, &dedup), dedup.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = fetch(
+        root,
+        size,
+        std::slice::from_ref(&gw),
+        &dir.path().join("f"),
+        &FetchOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(report.path).unwrap(), bytes);
+    let r = fetch_into(
+        root,
+        size,
+        std::slice::from_ref(&gw),
+        Vec::new(),
+        &FetchOptions::default(),
+    )
+    .await;
+    match r {
+        Ok(report) => assert!(report.sink == bytes),
+        Err(e) => panic!("the sink fetch failed where the file fetch completed: {e}"),
+    }
+}

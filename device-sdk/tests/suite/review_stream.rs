@@ -933,3 +933,53 @@ async fn review_a_flash_error_mid_stream_is_not_reported_as_a_refused_bundle() {
         );
     }
 }
+
+// ---- Gateway switches mid-stream ----
+
+/// A gateway dying mid-stream, then one serving another file's CAR (a different CID: none of its
+/// blocks is the one the resumed walk needs), then the honest one: the wrong gateway's blocks
+/// never reach the decryption, the honest one resumes from the verified offset and the slot is
+/// exactly the image; without the honest one, refused and nothing left.
+#[tokio::test]
+async fn review_a_dying_gateway_then_another_cids_blocks_then_the_honest_one_installs_exactly() {
+    use crate::attack_malicious_mirror::{Mirror, mirror};
+    let f = Fleet::new().await;
+    let release = f.publish(1, LEN).await;
+    f.issue(release.release_id, release.release_id);
+    let other = f.add(&crate::fleet::image(99, LEN));
+    let dying = mirror(&f.gateway, Mirror::DieHalfway).await;
+    let wrong = mirror(&f.gateway, Mirror::WrongBlock(other)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = f.parts(dir.path());
+    parts.gateways = vec![dying.clone(), wrong.clone()];
+    let mut updater = Updater::new(parts);
+    let err = updater.run_once().await.unwrap_err();
+    let Error::Download { source } = &err else {
+        panic!("{err}")
+    };
+    let otaledger_ipfs::FetchError::AllGatewaysFailed {
+        failures, position, ..
+    } = &**source
+    else {
+        panic!("{source}")
+    };
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(*position > 0 && *position < release.bundle.len() as u64);
+    assert_eq!(
+        failures[1].from, *position,
+        "the wrong gateway moved the offset"
+    );
+    nothing_installed(dir.path(), &updater, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut parts = f.parts(dir.path());
+    parts.gateways = vec![dying, wrong, f.gateway.clone()];
+    let mut updater = Updater::new(parts);
+    let r = updater.run_once().await;
+    assert!(
+        matches!(r, Ok(Outcome::Updated { version: 1, .. })),
+        "{r:?}"
+    );
+    assert!(slot_image(dir.path()).unwrap() == release.image);
+}
