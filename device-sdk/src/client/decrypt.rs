@@ -308,6 +308,28 @@ mod tests {
         };
         let mut out = Vec::new();
         let len = decrypt_into(&path, &key, &honest, 31337, target.registry, &mut out).unwrap();
-        assert_eq!((len, out), (image.len() as u64, image));
+        assert_eq!((len, out), (image.len() as u64, image.clone()));
+
+        // Steps 6 and 7 as one stream push the bundle in pieces of whatever size the blocks have:
+        // the header is gathered across pieces, and the result is the same for any size; a
+        // bundle cut short anywhere is refused at `finish`.
+        for size in [1, 7, 4096, 100_000, bytes.len()] {
+            let mut opener = BundleOpener::new(&key, &honest, 31337, target.registry);
+            let mut out = Vec::new();
+            for piece in bytes.chunks(size) {
+                opener.update(piece, &mut out).unwrap();
+            }
+            assert_eq!(opener.finish().unwrap(), image.len() as u64, "{size}");
+            assert_eq!(out, image, "{size}");
+        }
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            let mut opener = BundleOpener::new(&key, &honest, 31337, target.registry);
+            let mut out = Vec::new();
+            opener.update(&bytes[..cut], &mut out).unwrap();
+            assert!(
+                matches!(opener.finish(), Err(Error::Decrypt { .. })),
+                "cut at {cut}"
+            );
+        }
     }
 }
