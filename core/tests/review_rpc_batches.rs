@@ -2175,3 +2175,46 @@ async fn raw_method_not_found_on_one_endpoint_leaves_the_others_on_raw() {
     assert!(full_requests(honest.requests()).is_empty());
     assert_eq!(raw_requests(honest.requests()).len(), 1);
 }
+
+/// An endpoint's "no raw method" mark lapses (`Rpc::with_recheck_after`): once it has, the
+/// endpoint is asked the raw way again; while it holds, it is asked for objects directly.
+#[tokio::test]
+async fn a_no_raw_mark_lapses_and_the_endpoint_is_asked_raw_again() {
+    use alloy::eips::eip2718::Encodable2718;
+    let txs: Vec<(B256, Vec<u8>, Value)> = (0..4)
+        .map(|i| {
+            let (hash, object) = numbered(i);
+            let bytes = envelope_of(Kind::Eip1559, &i.to_be_bytes(), i).encoded_2718();
+            (hash, bytes, object)
+        })
+        .collect();
+    let serve = || {
+        let inner = raw_node(
+            txs.iter().map(|(h, b, _)| (*h, b.clone())).collect(),
+            txs.iter().map(|(h, _, o)| (*h, o.clone())).collect(),
+            |_, v| v,
+        );
+        // The first request only: "method not found" for every raw call.
+        move |n: usize, request: &Value| match request {
+            Value::Array(calls) if n == 0 => Reply::Http(
+                200,
+                Value::Array(calls.iter().map(honest_item).collect()).to_string(),
+            ),
+            _ => inner(n, request),
+        }
+    };
+    let hashes: Vec<B256> = txs.iter().map(|(h, _, _)| *h).collect();
+    for (lasting, raw_again) in [(Duration::ZERO, true), (Duration::from_secs(600), false)] {
+        let node = node(serve()).await;
+        let rpc = quick(&node).with_recheck_after(lasting);
+        fetch_checked(&rpc, &hashes[..2]).await.unwrap();
+        fetch_checked(&rpc, &hashes[2..]).await.unwrap();
+        let requests = node.requests();
+        let last = requests.last().unwrap().as_array().unwrap()[0]["method"].clone();
+        assert_eq!(
+            last == "eth_getRawTransactionByHash",
+            raw_again,
+            "lasting {lasting:?}: {requests:?}"
+        );
+    }
+}

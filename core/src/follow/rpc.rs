@@ -160,14 +160,42 @@ pub struct Rpc {
     /// Failed calls per endpoint (transport, HTTP, JSON or node errors; not
     /// range-limit answers), for metrics.
     errors: Vec<AtomicU64>,
-    /// Endpoints that answered a JSON-RPC batch with something other than an array (they
-    /// do not take batches): asked one call at a time from then on.
-    no_batches: Vec<std::sync::atomic::AtomicBool>,
+    /// Endpoints that said they take no JSON-RPC batches: asked one call at a time until the
+    /// mark lapses.
+    no_batches: Vec<Mark>,
     /// Endpoints that answered `eth_getRawTransactionByHash` with "method not found": asked
-    /// `eth_getTransactionByHash` from then on.
-    no_raw: Vec<std::sync::atomic::AtomicBool>,
+    /// `eth_getTransactionByHash` until the mark lapses.
+    no_raw: Vec<Mark>,
+    /// How long a [`Mark`] holds ([`RECHECK_AFTER`] unless set).
+    recheck_after: Duration,
     /// The largest answer read ([`MAX_RESPONSE_BYTES`] unless set).
     max_response: usize,
+}
+
+/// How long an endpoint is taken at its word that it lacks batches or the raw method before
+/// it is asked the better way again (it may be upgraded or replaced behind its URL, or the
+/// answer may have come from one bad backend behind a load balancer): 10 minutes.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(600);
+
+/// "This endpoint lacks a feature", as of when it said so.
+#[derive(Debug, Default)]
+struct Mark(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Mark {
+    fn set(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    /// Whether the mark was set less than `lasting` ago.
+    fn holds(&self, lasting: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < lasting)
+    }
 }
 
 /// How [`Rpc::transaction_inputs`] asks for a transaction first: its signed bytes, which must
@@ -269,12 +297,8 @@ impl Rpc {
                 reason: e.to_string(),
             })?;
         let errors = urls.iter().map(|_| AtomicU64::new(0)).collect();
-        let flags = || {
-            urls.iter()
-                .map(|_| std::sync::atomic::AtomicBool::new(false))
-                .collect()
-        };
-        let (no_batches, no_raw) = (flags(), flags());
+        let marks = || urls.iter().map(|_| Mark::default()).collect();
+        let (no_batches, no_raw) = (marks(), marks());
         Ok(Self {
             client,
             urls,
@@ -283,6 +307,7 @@ impl Rpc {
             errors,
             no_batches,
             no_raw,
+            recheck_after: RECHECK_AFTER,
             max_response: MAX_RESPONSE_BYTES,
         })
     }
@@ -412,6 +437,13 @@ impl Rpc {
     /// [`MAX_RESPONSE_BYTES`]).
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response = bytes;
+        self
+    }
+
+    /// This client with endpoints' "no batches" and "no raw method" marks lasting `after`
+    /// instead of [`RECHECK_AFTER`].
+    pub fn with_recheck_after(mut self, after: Duration) -> Self {
+        self.recheck_after = after;
         self
     }
 
@@ -560,12 +592,22 @@ impl Rpc {
         index: usize,
         hashes: &[B256],
     ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
-        let no_batches = &self.no_batches[index % self.urls.len()];
-        let no_raw = &self.no_raw[index % self.urls.len()];
-        if no_batches.load(Ordering::Relaxed) {
+        if self.no_batches[index % self.urls.len()].holds(self.recheck_after) {
             return self.inputs_one_by_one(index, hashes).await;
         }
-        let raw = !no_raw.load(Ordering::Relaxed);
+        let raw = !self.no_raw[index % self.urls.len()].holds(self.recheck_after);
+        self.inputs_batched(index, hashes, raw).await
+    }
+
+    /// [`inputs_at`](Self::inputs_at) as one batch, of [`RAW_METHOD`] calls if `raw`.
+    async fn inputs_batched(
+        &self,
+        index: usize,
+        hashes: &[B256],
+        raw: bool,
+    ) -> Result<Vec<(B256, TransactionInput)>, CallError> {
+        let no_batches = &self.no_batches[index % self.urls.len()];
+        let no_raw = &self.no_raw[index % self.urls.len()];
         let method = if raw { RAW_METHOD } else { FULL_METHOD };
         let body: Vec<Value> = hashes
             .iter()
@@ -629,16 +671,16 @@ impl Rpc {
                     endpoint = self.url(index),
                     "the endpoint does not take JSON-RPC batches; asking one call at a time"
                 );
-                no_batches.store(true, Ordering::Relaxed);
-                Box::pin(self.inputs_at(index, hashes)).await
+                no_batches.set();
+                self.inputs_one_by_one(index, hashes).await
             }
             Err(BatchError::NoMethod) if raw => {
                 tracing::info!(
                     endpoint = self.url(index),
                     "the endpoint has no {RAW_METHOD}; asking {FULL_METHOD}"
                 );
-                no_raw.store(true, Ordering::Relaxed);
-                Box::pin(self.inputs_at(index, hashes)).await
+                no_raw.set();
+                Box::pin(self.inputs_batched(index, hashes, false)).await
             }
             Err(BatchError::NoMethod) => {
                 self.errors[index % self.urls.len()].fetch_add(1, Ordering::Relaxed);
