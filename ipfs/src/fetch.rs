@@ -632,6 +632,13 @@ impl Job {
                 continue;
             }
             let Some(cid) = car.next(&mut block).map_err(car_err)? else {
+                // The CAR ended without a repeat it could have carried (`dups=y` may leave it
+                // out): by raw request, then the CAR's end is met again.
+                if let Some(needed) = repeat_needed(verifier, out) {
+                    let repeated = self.raw_block(gateway, needed)?;
+                    self.push(verifier, out, &needed, &repeated, false)?;
+                    continue;
+                }
                 return Err(AttemptError::Truncated {
                     position: verifier.position(),
                     expected: self.expected_size,

@@ -121,7 +121,7 @@ impl<'a> BundleOpener<'a> {
         let Some(decryptor) = &mut self.decryptor else {
             return Ok(());
         };
-        decryptor.update(bytes, &mut sink(out)).map_err(refused)
+        feed(decryptor, bytes, out)
     }
 
     /// Parses the gathered header: still incomplete (asks for more), or complete (checked
@@ -144,7 +144,7 @@ impl<'a> BundleOpener<'a> {
         }
         let rest = self.header.split_off(used);
         self.header = Vec::new();
-        decryptor.update(&rest, &mut sink(out)).map_err(refused)?;
+        feed(&mut decryptor, &rest, out)?;
         self.decryptor = Some(decryptor);
         Ok(())
     }
@@ -213,15 +213,28 @@ impl<'a> BundleOpener<'a> {
     }
 }
 
-/// The decryptor's sink over `out`: a failed write surfaces as the core's
-/// `Stream { during: "writing the image" }`.
-fn sink(out: &mut dyn Write) -> impl FnMut(&[u8]) -> otaledger_core::Result<()> + '_ {
-    |plain: &[u8]| {
-        out.write_all(plain)
-            .map_err(|source| otaledger_core::Error::Stream {
+/// Feeds `bytes` to `decryptor`, the verified plaintext to `out`. The bundle's faults are
+/// [`Error::Decrypt`] (step 7, a refusal of the release); a failed write to `out` is the
+/// device's own (its flash full or failing), [`Error::InstallIo`]: no step, never reported as
+/// a refused release.
+fn feed(decryptor: &mut StreamDecryptor, bytes: &[u8], out: &mut dyn Write) -> Result<()> {
+    let mut failed = None;
+    let result = decryptor.update(bytes, &mut |plain: &[u8]| {
+        out.write_all(plain).map_err(|source| {
+            let stream = otaledger_core::Error::Stream {
                 during: "writing the image",
-                source,
-            })
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            };
+            failed = Some(source);
+            stream
+        })
+    });
+    match (result, failed) {
+        (Err(_), Some(source)) => Err(Error::InstallIo {
+            path: std::path::PathBuf::from("<inactive slot>"),
+            source,
+        }),
+        (result, _) => result.map_err(refused),
     }
 }
 

@@ -288,6 +288,10 @@ pub trait Installer: Send + Sync {
     fn recover(&mut self) -> Result<Recovery>;
 
     /// Step 8.1: writes the inactive slot through `write`, keeping it only if `write` succeeds.
+    ///
+    /// The updater's `write` streams the bundle as it downloads ([`super::stream_into_slot`]):
+    /// it can run once; called again (a retry after the installer's own I/O error) it fails
+    /// with [`Error::InstallState`], and the next update downloads the bundle again.
     fn write_inactive(
         &mut self,
         version: u64,

@@ -136,9 +136,21 @@ pub async fn stream_into_slot(
                 abandoned,
             };
             let mut image_len = 0;
+            let mut calls = 0u32;
             let written = writer_lent.with(|installer| {
                 let m = &release.manifest;
                 installer.write_inactive(m.version, release.release_id, m.imageSha256, &mut |out| {
+                    // A stream cannot be replayed: an installer writing the slot again (a retry
+                    // after its own I/O error) gets an install error, not the rest of the stream
+                    // (which a new opener would refuse as a bad bundle).
+                    calls += 1;
+                    if calls > 1 {
+                        return Err(Error::InstallState {
+                            reason: "the slot write was asked for again: a streamed bundle \
+                                     cannot be replayed (the next update downloads it again)"
+                                .into(),
+                        });
+                    }
                     let mut opener =
                         BundleOpener::new(&release.key, m, release.chain_id, release.registry);
                     stream.decrypt(&mut opener, m, out)?;
