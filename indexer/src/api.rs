@@ -609,97 +609,98 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
         .max()
         .unwrap_or_default();
     let manufacturer = defined.first().and_then(|m| int_of(m, "manufacturer_id"));
-    let mut candidates = db::select(pool, &rows::RELEASES, &by_model(), None, None).await?;
-    candidates.sort_by_key(|r| std::cmp::Reverse(text(r, "version")));
-    for release in candidates {
-        let (Some(id), Some(version)) = (text(&release, "release_id"), text(&release, "version"))
-        else {
-            continue;
-        };
-        if version < floor {
-            continue;
-        }
-        let by_id = || vec![f("release_id", Value::Text(id.clone()))];
-        if !db::select(pool, &rows::REVOCATIONS, &by_id(), None, Some(1))
-            .await?
-            .is_empty()
-        {
-            continue;
-        }
-        let mine = || {
-            vec![
-                f("release_id", Value::Text(id.clone())),
-                f("device_index", Value::Int(index)),
-            ]
-        };
-        let bought = db::select(pool, &rows::PURCHASE_DEVICES, &mine(), None, None)
-            .await?
-            .len();
-        let refunded = db::select(pool, &rows::REFUND_DEVICES, &mine(), None, None)
-            .await?
-            .len();
-        if bought <= refunded {
-            continue;
-        }
-        let approval = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
-        let signers =
-            db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
-        let mut signer_set = Json::Null;
-        if let Some(m) = manufacturer {
-            let sets = db::select(
+    // The newest release of the model at or above the floor, not revoked, bought for this
+    // device more often than refunded (ties in version: the first published), in one
+    // statement rather than three queries per older release.
+    let chosen = sqlx::query(
+        "SELECT r.release_id FROM releases r \
+         WHERE r.model_id = $1 AND r.version >= $2 \
+         AND NOT EXISTS (SELECT 1 FROM revocations x WHERE x.release_id = r.release_id) \
+         AND (SELECT COUNT(*) FROM purchase_devices p \
+              WHERE p.release_id = r.release_id AND p.device_index = $3) \
+           > (SELECT COUNT(*) FROM refund_devices d \
+              WHERE d.release_id = r.release_id AND d.device_index = $4) \
+         ORDER BY r.version DESC, r.block_number, r.log_index LIMIT 1",
+    )
+    .bind(model)
+    .bind(floor)
+    .bind(index)
+    .bind(index)
+    .fetch_optional(pool)
+    .await
+    .map_err(|source| crate::Error::Database {
+        during: "choosing a device's update",
+        source,
+    })?;
+    let id: Option<String> = chosen
+        .map(|row| sqlx::Row::try_get(&row, 0))
+        .transpose()
+        .map_err(|source| crate::Error::Database {
+            during: "choosing a device's update",
+            source,
+        })?;
+    let no_update = || ApiError::NotFound(format!("no installable release for device {index}"));
+    let id = id.ok_or_else(no_update)?;
+    let by_id = || vec![f("release_id", Value::Text(id.clone()))];
+    let release = db::select(pool, &rows::RELEASES, &by_id(), None, Some(1))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(no_update)?;
+    let approval = db::select(pool, &rows::RELEASE_APPROVALS, &by_id(), None, Some(1)).await?;
+    let signers = db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
+    let mut signer_set = Json::Null;
+    if let Some(m) = manufacturer {
+        let sets = db::select(
+            pool,
+            &rows::SIGNER_SETS,
+            &[f("manufacturer_id", Value::Int(m))],
+            None,
+            None,
+        )
+        .await?;
+        if let Some(current) = sets.last() {
+            let members = db::select(
                 pool,
-                &rows::SIGNER_SETS,
-                &[f("manufacturer_id", Value::Int(m))],
+                &rows::SIGNER_SET_MEMBERS,
+                &[
+                    f("block_number", current.values[0].clone()),
+                    f("log_index", current.values[3].clone()),
+                ],
                 None,
                 None,
             )
             .await?;
-            if let Some(current) = sets.last() {
-                let members = db::select(
-                    pool,
-                    &rows::SIGNER_SET_MEMBERS,
-                    &[
-                        f("block_number", current.values[0].clone()),
-                        f("log_index", current.values[3].clone()),
-                    ],
-                    None,
-                    None,
-                )
-                .await?;
-                signer_set = json!({
-                    "manufacturer_id": m,
-                    "threshold": int_of(current, "threshold"),
-                    "signers": members.iter().filter_map(|r| text(r, "signer")).collect::<Vec<_>>(),
-                    "block_number": int_of(current, "block_number"),
-                });
-            }
+            signer_set = json!({
+                "manufacturer_id": m,
+                "threshold": int_of(current, "threshold"),
+                "signers": members.iter().filter_map(|r| text(r, "signer")).collect::<Vec<_>>(),
+                "block_number": int_of(current, "block_number"),
+            });
         }
-        let mut approval_json = approval.first().map(to_json).unwrap_or(Json::Null);
-        if let Some(a) = approval_json.as_object_mut() {
-            a.insert(
-                "signers".into(),
-                json!(
-                    signers
-                        .iter()
-                        .filter_map(|r| text(r, "signer"))
-                        .collect::<Vec<_>>()
-                ),
-            );
-        }
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "device_index": index,
-                "bundle_cid": text(&release, "bundle_cid"),
-                "release": to_json(&release),
-                "approval": approval_json,
-                "signer_set": signer_set,
-            }),
-        ));
     }
-    Err(ApiError::NotFound(format!(
-        "no installable release for device {index}"
-    )))
+    let mut approval_json = approval.first().map(to_json).unwrap_or(Json::Null);
+    if let Some(a) = approval_json.as_object_mut() {
+        a.insert(
+            "signers".into(),
+            json!(
+                signers
+                    .iter()
+                    .filter_map(|r| text(r, "signer"))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "device_index": index,
+            "bundle_cid": text(&release, "bundle_cid"),
+            "release": to_json(&release),
+            "approval": approval_json,
+            "signer_set": signer_set,
+        }),
+    ))
 }
 
 /// Query of the device list.
