@@ -239,6 +239,12 @@ fn parse_cursor(cursor: &str) -> Result<(i64, i64), ApiError> {
 }
 
 fn hex_id(s: &str, bytes: usize, what: &str) -> Result<Value, ApiError> {
+    hex_text(s, bytes, what).map(Value::Text)
+}
+
+/// `s` as `0x` and `2 × bytes` lowercase hex digits (as the mirror stores ids and addresses),
+/// or a 400 naming `what`.
+fn hex_text(s: &str, bytes: usize, what: &str) -> Result<String, ApiError> {
     let lower = s.to_ascii_lowercase();
     let ok = lower.len() == 2 + 2 * bytes
         && lower.starts_with("0x")
@@ -249,7 +255,7 @@ fn hex_id(s: &str, bytes: usize, what: &str) -> Result<Value, ApiError> {
             2 * bytes
         )));
     }
-    Ok(Value::Text(lower))
+    Ok(lower)
 }
 
 async fn page(
@@ -258,12 +264,7 @@ async fn page(
     filters: Vec<Filter>,
     p: &Page,
 ) -> ApiResult {
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_PAGE}, got {limit}"
-        )));
-    }
+    let limit = page_limit(p.limit)?;
     let after = p.after.as_deref().map(parse_cursor).transpose()?;
     let rows = db::select(&state.pool, table, &filters, after, Some(limit)).await?;
     let next = (rows.len() as i64 == limit)
@@ -330,12 +331,7 @@ async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiRe
             value: Value::Int(m),
         });
     }
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_PAGE}, got {limit}"
-        )));
-    }
+    let limit = page_limit(p.limit)?;
     let after = p.after.as_deref().map(parse_cursor).transpose()?;
     let rows = db::select(&state.pool, &rows::RELEASES, &filters, after, Some(limit)).await?;
     let next = (rows.len() as i64 == limit)
@@ -572,9 +568,7 @@ fn int_of(row: &Row, column: &str) -> Option<i64> {
 }
 
 fn parse_index(index: &str) -> Result<i64, ApiError> {
-    index.parse().ok().filter(|i: &i64| *i >= 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
-    })
+    non_negative(index, "device index")
 }
 
 /// The devices' update question: the newest release of the device's model it
@@ -612,7 +606,7 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     // The newest release of the model at or above the floor, not revoked, bought for this
     // device more often than refunded (ties in version: the first published), in one
     // statement rather than three queries per older release.
-    let chosen = sqlx::query(
+    let id = sqlx::query(
         "SELECT r.release_id FROM releases r \
          WHERE r.model_id = $1 AND r.version >= $2 \
          AND NOT EXISTS (SELECT 1 FROM revocations x WHERE x.release_id = r.release_id) \
@@ -628,17 +622,14 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     .bind(index)
     .fetch_optional(pool)
     .await
+    .and_then(|row| {
+        row.map(|r| sqlx::Row::try_get::<String, _>(&r, 0))
+            .transpose()
+    })
     .map_err(|source| crate::Error::Database {
         during: "choosing a device's update",
         source,
     })?;
-    let id: Option<String> = chosen
-        .map(|row| sqlx::Row::try_get(&row, 0))
-        .transpose()
-        .map_err(|source| crate::Error::Database {
-            during: "choosing a device's update",
-            source,
-        })?;
     let no_update = || ApiError::NotFound(format!("no installable release for device {index}"));
     let id = id.ok_or_else(no_update)?;
     let by_id = || vec![f("release_id", Value::Text(id.clone()))];
@@ -735,9 +726,8 @@ async fn devices(State(state): State<ApiState>, Query(q): Query<DeviceQuery>) ->
     let owner = q
         .owner
         .as_deref()
-        .map(|o| hex_id(o, 20, "owner"))
-        .transpose()?
-        .map(|v| v.to_string().trim_matches('"').to_owned());
+        .map(|o| hex_text(o, 20, "owner"))
+        .transpose()?;
     let status = q
         .status
         .as_deref()
@@ -781,9 +771,7 @@ async fn devices(State(state): State<ApiState>, Query(q): Query<DeviceQuery>) ->
 /// One device: its claim, transfers, status changes and purchases (its audit trail).
 #[utoipa::path(get, path = "/v1/devices/{index}", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the device's audit trail"), (status = 404, description = "device never claimed"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn device(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
-    let index: i64 = index.parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
-    })?;
+    let index = parse_index(&index)?;
     let by_index = || {
         vec![Filter {
             column: "device_index",
@@ -859,9 +847,8 @@ fn report_filter(q: &ReportQuery, device: Option<i64>) -> Result<reports::Report
     let release = q
         .release
         .as_deref()
-        .map(|r| hex_id(r, 32, "release"))
-        .transpose()?
-        .map(|v| v.to_string().trim_matches('"').to_owned());
+        .map(|r| hex_text(r, 32, "release"))
+        .transpose()?;
     let outcome = q
         .outcome
         .as_deref()

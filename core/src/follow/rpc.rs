@@ -90,10 +90,7 @@ pub struct TransactionInput {
 /// `Ok(None)` when its type is one alloy does not know (an L2's own type): its calldata cannot
 /// be checked, and the caller goes without it (review of 141415a, F2).
 fn decode_object(asked: &B256, text: &str) -> Result<Option<TransactionInput>, CallError> {
-    use alloy::{
-        consensus::{Transaction as _, TxType},
-        eips::eip2718::Encodable2718,
-    };
+    use alloy::{consensus::Transaction as _, eips::eip2718::Encodable2718};
     #[derive(Deserialize)]
     struct Claimed {
         hash: B256,
@@ -110,11 +107,7 @@ fn decode_object(asked: &B256, text: &str) -> Result<Option<TransactionInput>, C
         )));
     }
     let ty = claimed.ty.map_or(0, |t| t.to::<u64>());
-    if u8::try_from(ty)
-        .ok()
-        .and_then(|t| TxType::try_from(t).ok())
-        .is_none()
-    {
+    if !u8::try_from(ty).is_ok_and(known_type) {
         return Ok(None);
     }
     let tx: alloy::rpc::types::Transaction = serde_json::from_str(text).map_err(|e| {
@@ -232,7 +225,7 @@ fn decode_raw(asked: &B256, bytes: &[u8]) -> Result<Option<TransactionInput>, Ca
     // header (0xc0 and up).
     if let Some(&ty) = bytes.first()
         && ty < 0x80
-        && alloy::consensus::TxType::try_from(ty).is_err()
+        && !known_type(ty)
     {
         return Ok(None);
     }
@@ -257,6 +250,11 @@ fn decode_raw(asked: &B256, bytes: &[u8]) -> Result<Option<TransactionInput>, Ca
             "{RAW_METHOD}({asked}): the transaction does not decode: {e}"
         ))),
     }
+}
+
+/// Whether alloy's envelope decodes transactions of EIP-2718 type `ty` (0 is legacy).
+fn known_type(ty: u8) -> bool {
+    alloy::consensus::TxType::try_from(ty).is_ok()
 }
 
 /// A [`RAW_METHOD`] result: a JSON string of 0x-hex bytes.
@@ -585,8 +583,8 @@ impl Rpc {
     /// its keccak-256 is the hash asked for, so a node cannot answer another transaction's
     /// calldata or forge it; decoded with alloy's checked EIP-2718 decoder. A transaction of a
     /// type that decoder does not know, and every transaction of an endpoint without the raw
-    /// method or without batches, is asked with `eth_getTransactionByHash` instead (its
-    /// answer's `hash` must be the one asked for).
+    /// method or without batches (until its [`Mark`] lapses), is asked with
+    /// `eth_getTransactionByHash` instead, whose objects [`decode_object`] checks.
     async fn inputs_at(
         &self,
         index: usize,
@@ -710,12 +708,12 @@ impl Rpc {
                 self.call(index, FULL_METHOD, json!([hash])).await?;
             let tx =
                 tx.ok_or_else(|| CallError::Transient(format!("transaction {hash} not found")))?;
-            if !tx.get().starts_with('{') {
-                return Err(CallError::Transient(format!(
+            let text = full_result(tx.get()).ok_or_else(|| {
+                CallError::Transient(format!(
                     "{FULL_METHOD}({hash}): a result that is not a transaction object"
-                )));
-            }
-            if let Some(input) = self.checked_object(index, hash, tx.get())? {
+                ))
+            })?;
+            if let Some(input) = self.checked_object(index, hash, &text)? {
                 got.push((*hash, input));
             }
         }
