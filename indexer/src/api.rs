@@ -44,8 +44,12 @@ pub const MAX_PAGE: i64 = 500;
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// The mirror.
+    /// The mirror, through the writer's pool: for the handlers that write
+    /// (reports, sign-in) and what must read the writer's own view.
     pub pool: AnyPool,
+    /// The mirror's read-only pool (`db::connect_reader`): every read handler uses
+    /// it, so on SQLite reads no longer queue for the one writer connection.
+    pub reader: AnyPool,
     /// The newest chain head the follower saw (0 until it saw one).
     pub head: Arc<AtomicU64>,
     /// `/readyz` answers 200 only when the checkpoint is at most this many blocks behind the head.
@@ -266,7 +270,7 @@ async fn page(
 ) -> ApiResult {
     let limit = page_limit(p.limit)?;
     let after = p.after.as_deref().map(parse_cursor).transpose()?;
-    let rows = db::select(&state.pool, table, &filters, after, Some(limit)).await?;
+    let rows = db::select(&state.reader, table, &filters, after, Some(limit)).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(cursor_of))
         .flatten();
@@ -278,14 +282,14 @@ async fn page(
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the database answers"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn healthz(State(state): State<ApiState>) -> ApiResult {
-    db::ping(&state.pool).await?;
+    db::ping(&state.reader).await?;
     Ok(json_response(StatusCode::OK, &json!({ "status": "ok" })))
 }
 
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "caught up"), (status = 503, description = "not caught up"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn readyz(State(state): State<ApiState>) -> ApiResult {
     let head = state.head.load(Ordering::Relaxed);
-    let checkpoint = db::checkpoint(&state.pool).await?.map(|c| c.number);
+    let checkpoint = db::checkpoint(&state.reader).await?.map(|c| c.number);
     let ready = head > 0 && checkpoint.is_some_and(|c| head.saturating_sub(c) <= state.max_lag);
     let status = if ready {
         StatusCode::OK
@@ -333,12 +337,12 @@ async fn releases(State(state): State<ApiState>, Query(p): Query<Page>) -> ApiRe
     }
     let limit = page_limit(p.limit)?;
     let after = p.after.as_deref().map(parse_cursor).transpose()?;
-    let rows = db::select(&state.pool, &rows::RELEASES, &filters, after, Some(limit)).await?;
+    let rows = db::select(&state.reader, &rows::RELEASES, &filters, after, Some(limit)).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(cursor_of))
         .flatten();
     let ids: Vec<String> = rows.iter().filter_map(|r| text(r, "release_id")).collect();
-    let counts = reports::counts(&state.pool, &ids).await?;
+    let counts = reports::counts(&state.reader, &ids).await?;
     let items: Vec<Json> = rows
         .iter()
         .map(|r| {
@@ -383,7 +387,7 @@ async fn release(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
             value: id.clone(),
         }]
     };
-    let pool = &state.pool;
+    let pool = &state.reader;
     let found = db::select(pool, &rows::RELEASES, &by_id(), None, Some(1)).await?;
     let Some(release) = found.first() else {
         return Err(ApiError::NotFound(format!("no release {id}")));
@@ -479,7 +483,7 @@ async fn model_release(
     let version: u64 = version
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("version must be a number, got {version:?}")))?;
-    let pool = &state.pool;
+    let pool = &state.reader;
     let f = |column, value| Filter { column, value };
     let found = db::select(
         pool,
@@ -579,30 +583,38 @@ fn parse_index(index: &str) -> Result<i64, ApiError> {
 #[utoipa::path(get, path = "/v1/devices/{index}/update", params(("index" = u64, Path, description = "device index")), responses((status = 200, description = "the newest installable release"), (status = 404, description = "device never claimed, or no installable release"), (status = 400, description = "malformed request"), (status = 500, description = "database failure")))]
 async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> ApiResult {
     let index = parse_index(&index)?;
-    let pool = &state.pool;
+    let pool = &state.reader;
     let f = |column, value| Filter { column, value };
-    let claims = db::select(
-        pool,
-        &rows::CLAIMS,
-        &[f("device_index", Value::Int(index))],
-        None,
-        Some(1),
+    // The device's model, its manufacturer and its floor (the model's first floor or the
+    // highest raised since: versions are zero-padded text, so MAX orders them).
+    let device = sqlx::query(
+        "SELECT c.model_id, m.manufacturer_id, m.min_version, \
+         (SELECT MAX(f.min_version) FROM floors f WHERE f.model_id = c.model_id) \
+         FROM claims c LEFT JOIN models m ON m.model_id = c.model_id \
+         WHERE c.device_index = $1 ORDER BY c.block_number, c.log_index LIMIT 1",
     )
-    .await?;
-    let model = claims
-        .first()
-        .and_then(|c| int_of(c, "model_id"))
-        .ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
-    let by_model = || vec![f("model_id", Value::Int(model))];
-    let defined = db::select(pool, &rows::MODELS, &by_model(), None, Some(1)).await?;
-    let floors = db::select(pool, &rows::FLOORS, &by_model(), None, None).await?;
-    let floor = defined
-        .iter()
-        .chain(&floors)
-        .filter_map(|r| text(r, "min_version"))
-        .max()
-        .unwrap_or_default();
-    let manufacturer = defined.first().and_then(|m| int_of(m, "manufacturer_id"));
+    .bind(index)
+    .fetch_optional(pool)
+    .await
+    .and_then(|row| {
+        row.map(|r| {
+            use sqlx::Row as _;
+            Ok::<_, sqlx::Error>((
+                r.try_get::<i64, _>(0)?,
+                r.try_get::<Option<i64>, _>(1)?,
+                r.try_get::<Option<String>, _>(2)?
+                    .max(r.try_get::<Option<String>, _>(3)?),
+            ))
+        })
+        .transpose()
+    })
+    .map_err(|source| crate::Error::Database {
+        during: "reading a device's model and floor",
+        source,
+    })?;
+    let (model, manufacturer, floor) =
+        device.ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
+    let floor = floor.unwrap_or_default();
     // The newest release of the model at or above the floor, not revoked, bought for this
     // device more often than refunded (ties in version: the first published), in one
     // statement rather than three queries per older release.
@@ -642,21 +654,36 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     let signers = db::select(pool, &rows::RELEASE_APPROVAL_SIGNERS, &by_id(), None, None).await?;
     let mut signer_set = Json::Null;
     if let Some(m) = manufacturer {
-        let sets = db::select(
-            pool,
-            &rows::SIGNER_SETS,
-            &[f("manufacturer_id", Value::Int(m))],
-            None,
-            None,
+        // The manufacturer's current set: its newest rotation (or registration).
+        let current = sqlx::query(
+            "SELECT block_number, log_index, threshold FROM signer_sets \
+             WHERE manufacturer_id = $1 ORDER BY block_number DESC, log_index DESC LIMIT 1",
         )
-        .await?;
-        if let Some(current) = sets.last() {
+        .bind(m)
+        .fetch_optional(pool)
+        .await
+        .and_then(|row| {
+            row.map(|r| {
+                use sqlx::Row as _;
+                Ok::<_, sqlx::Error>((
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<i64, _>(2)?,
+                ))
+            })
+            .transpose()
+        })
+        .map_err(|source| crate::Error::Database {
+            during: "reading a manufacturer's signer set",
+            source,
+        })?;
+        if let Some((block, log, threshold)) = current {
             let members = db::select(
                 pool,
                 &rows::SIGNER_SET_MEMBERS,
                 &[
-                    f("block_number", current.values[0].clone()),
-                    f("log_index", current.values[3].clone()),
+                    f("block_number", Value::Int(block)),
+                    f("log_index", Value::Int(log)),
                 ],
                 None,
                 None,
@@ -664,9 +691,9 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
             .await?;
             signer_set = json!({
                 "manufacturer_id": m,
-                "threshold": int_of(current, "threshold"),
+                "threshold": threshold,
                 "signers": members.iter().filter_map(|r| text(r, "signer")).collect::<Vec<_>>(),
-                "block_number": int_of(current, "block_number"),
+                "block_number": block,
             });
         }
     }
@@ -758,7 +785,7 @@ async fn devices(State(state): State<ApiState>, Query(q): Query<DeviceQuery>) ->
         .as_deref()
         .map(|a| non_negative(a, "cursor"))
         .transpose()?;
-    let items = crate::devices::list(&state.pool, &filter, after, limit).await?;
+    let items = crate::devices::list(&state.reader, &filter, after, limit).await?;
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|d| d.device_index.to_string()))
         .flatten();
@@ -778,7 +805,7 @@ async fn device(State(state): State<ApiState>, Path(index): Path<String>) -> Api
             value: Value::Int(index),
         }]
     };
-    let pool = &state.pool;
+    let pool = &state.reader;
     let claims = db::select(pool, &rows::CLAIMS, &by_index(), None, Some(1)).await?;
     let Some(claim) = claims.first() else {
         return Err(ApiError::NotFound(format!(
@@ -882,7 +909,7 @@ fn report_filter(q: &ReportQuery, device: Option<i64>) -> Result<reports::Report
 }
 
 async fn report_page(state: &ApiState, f: reports::ReportFilter) -> ApiResult {
-    let items = reports::list(&state.pool, &f).await?;
+    let items = reports::list(&state.reader, &f).await?;
     let next = (items.len() as i64 == f.limit)
         .then(|| items.last().map(reports::cursor_of))
         .flatten();
@@ -981,7 +1008,7 @@ async fn device_reports(
     Query(q): Query<ReportQuery>,
 ) -> ApiResult {
     let index = parse_index(&index)?;
-    if reports::device_identity(&state.pool, index)
+    if reports::device_identity(&state.reader, index)
         .await?
         .is_none()
     {
@@ -1038,7 +1065,7 @@ async fn list_alerts(State(state): State<ApiState>, Query(q): Query<AlertQuery>)
         after,
         limit: page_limit(q.limit)?,
     };
-    let items = alerts::list(&state.pool, &f).await?;
+    let items = alerts::list(&state.reader, &f).await?;
     let next = (items.len() as i64 == f.limit)
         .then(|| {
             items.last().map(|a| {
@@ -1061,10 +1088,10 @@ async fn list_alerts(State(state): State<ApiState>, Query(q): Query<AlertQuery>)
 async fn metrics(State(state): State<ApiState>) -> ApiResult {
     let snapshot = crate::metrics::Snapshot {
         head: state.head.load(Ordering::Relaxed),
-        checkpoint: db::checkpoint(&state.pool).await?.map(|c| c.number),
+        checkpoint: db::checkpoint(&state.reader).await?.map(|c| c.number),
         rpc_errors: state.monitor.rpc.endpoint_errors(),
-        alerts_stored: alerts::counts(&state.pool).await?,
-        ipfs_backoff: crate::backoff::waiting(&state.pool).await?,
+        alerts_stored: alerts::counts(&state.reader).await?,
+        ipfs_backoff: crate::backoff::waiting(&state.reader).await?,
     };
     Ok((
         StatusCode::OK,

@@ -26,17 +26,7 @@ fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
 /// Opens `url` (`sqlite://PATH` — created if missing — or `postgres://…`) and
 /// runs the migrations.
 pub async fn connect(url: &str) -> Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let sqlite = url.starts_with("sqlite:");
-    if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-        let shown = url.split('@').next_back().unwrap_or_default().to_owned();
-        return Err(Error::UnsupportedDatabase { url: shown });
-    }
-    let url = if sqlite && !url.contains("mode=") {
-        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-    } else {
-        url.to_owned()
-    };
+    let (sqlite, url) = checked_url(url)?;
     // SQLite: one connection (one writer); WAL so readers never block it. SQLite's default
     // 2 MiB page cache: a 32 MiB one made the 200,000-event backfill 3-5 % faster for 25 MiB
     // more peak RSS (docs/benchmarks.md), not worth it against the 200 MiB target.
@@ -60,6 +50,58 @@ pub async fn connect(url: &str) -> Result<AnyPool> {
         .await
         .map_err(|source| Error::Migrate { source })?;
     Ok(pool)
+}
+
+/// Checks that `url` names a supported database; returns whether it is SQLite and the URL
+/// to connect with (SQLite: created if missing unless the URL says otherwise).
+fn checked_url(url: &str) -> Result<(bool, String)> {
+    sqlx::any::install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        let shown = url.split('@').next_back().unwrap_or_default().to_owned();
+        return Err(Error::UnsupportedDatabase { url: shown });
+    }
+    let url = if sqlite && !url.contains("mode=") {
+        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+    } else {
+        url.to_owned()
+    };
+    Ok((sqlite, url))
+}
+
+/// Connections of the [`connect_reader`] pool.
+pub const READ_CONNECTIONS: u32 = 4;
+
+/// Opens a second pool on the database [`connect`] opened (and migrated), for the
+/// API's reads: [`READ_CONNECTIONS`] connections, each read-only at the database's
+/// own level (SQLite `PRAGMA query_only`, PostgreSQL read-only transactions), so
+/// a read handler cannot write by mistake.
+///
+/// On SQLite this is what lets readers run beside the writer: [`connect`]'s pool has
+/// the one writer connection, and in WAL mode readers on other connections see the
+/// last committed state without waiting for it (before this pool, every API query
+/// queued for that one connection). Open it after [`connect`] (the file and its
+/// schema must exist).
+pub async fn connect_reader(url: &str) -> Result<AnyPool> {
+    let (sqlite, url) = checked_url(url)?;
+    let read_only = if sqlite {
+        "PRAGMA query_only = ON"
+    } else {
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+    };
+    AnyPoolOptions::new()
+        .max_connections(READ_CONNECTIONS)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, read_only).await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .map_err(db("connecting the readers"))
 }
 
 fn hex_text(bytes: &[u8]) -> String {
@@ -428,15 +470,9 @@ pub struct Filter {
     pub value: Value,
 }
 
-/// Rows of `table` matching every filter, in chain order, after the position
-/// `after` (block number, log index), at most `limit`.
-pub async fn select(
-    pool: &AnyPool,
-    table: &'static Table,
-    filters: &[Filter],
-    after: Option<(i64, i64)>,
-    limit: Option<i64>,
-) -> Result<Vec<Row>> {
+/// The statement [`select`] runs: `filters` are the columns compared for equality
+/// (`$1…`), then the position `after` (three parameters) and the limit, if asked.
+fn select_sql(table: &Table, filters: &[&str], after: bool, limit: bool) -> String {
     let columns: Vec<&str> = table.column_names().collect();
     let mut conditions = Vec::new();
     let mut n = 0;
@@ -444,10 +480,10 @@ pub async fn select(
         n += 1;
         format!("${n}")
     };
-    for f in filters {
-        conditions.push(format!("{} = {}", f.column, next()));
+    for column in filters {
+        conditions.push(format!("{column} = {}", next()));
     }
-    if after.is_some() {
+    if after {
         let (b1, b2, l) = (next(), next(), next());
         conditions.push(format!(
             "(block_number > {b1} OR (block_number = {b2} AND log_index > {l}))"
@@ -463,9 +499,23 @@ pub async fn select(
     } else {
         " ORDER BY block_number, log_index"
     });
-    if limit.is_some() {
+    if limit {
         sql.push_str(&format!(" LIMIT {}", next()));
     }
+    sql
+}
+
+/// Rows of `table` matching every filter, in chain order, after the position
+/// `after` (block number, log index), at most `limit`.
+pub async fn select(
+    pool: &AnyPool,
+    table: &'static Table,
+    filters: &[Filter],
+    after: Option<(i64, i64)>,
+    limit: Option<i64>,
+) -> Result<Vec<Row>> {
+    let columns: Vec<&str> = filters.iter().map(|f| f.column).collect();
+    let sql = select_sql(table, &columns, after.is_some(), limit.is_some());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for f in filters {
         query = bind(query, &f.value);
@@ -502,6 +552,71 @@ pub async fn ping(pool: &AnyPool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The columns the API and the rules look rows up by.
+    const LOOKUPS: &[&str] = &[
+        "release_id",
+        "device_index",
+        "model_id",
+        "manufacturer_id",
+        "batch_id",
+        "owner",
+        "buyer",
+        "to_address",
+        "signer",
+    ];
+
+    /// Columns of [`LOOKUPS`] that no statement of the crate looks a table up by, so
+    /// they are left without an index (each costs every backfill insert).
+    const NOT_LOOKED_UP: &[(&str, &str)] = &[
+        ("claims", "batch_id"),
+        ("release_approval_signers", "signer"),
+        ("revocations", "model_id"),
+        ("refunds", "owner"),
+    ];
+
+    /// Every lookup by one of [`LOOKUPS`] in every table that has it is answered from an
+    /// index, never by reading the whole table (the device's update answer read all of
+    /// `release_approval_signers`, one row per signature of every release, until
+    /// migration 0008 indexed it).
+    #[tokio::test]
+    async fn every_lookup_column_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let pool = connect(&url).await.unwrap();
+        let mut scans = Vec::new();
+        let mut checked = 0;
+        for table in TABLES {
+            let looked_up =
+                |c: &&str| LOOKUPS.contains(c) && !NOT_LOOKED_UP.contains(&(table.name, *c));
+            for column in table.column_names().filter(looked_up) {
+                for limit in [false, true] {
+                    let sql = select_sql(table, &[column], false, limit);
+                    let plan =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap();
+                    let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+                    checked += 1;
+                    if !details.iter().any(|d| {
+                        d.contains(&format!("({column}=?)")) || d.contains(&format!("({column}=?"))
+                    }) {
+                        scans.push(format!(
+                            "{}.{column} (limit {limit}): {details:?}",
+                            table.name
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} lookups checked");
+        assert!(
+            scans.is_empty(),
+            "lookups not answered from an index:\n{}",
+            scans.join("\n")
+        );
+    }
 
     #[test]
     fn multi_row_insert_numbers_placeholders_row_by_row() {

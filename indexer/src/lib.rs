@@ -139,6 +139,7 @@ pub async fn load_deployment(
 pub struct Indexer {
     follower: Follower<DbStore>,
     pool: AnyPool,
+    reader: AnyPool,
     rpc: Arc<Rpc>,
     config: IndexerConfig,
     head: Arc<AtomicU64>,
@@ -167,6 +168,7 @@ impl Indexer {
         }
         let pool = db::connect(&config.database_url).await?;
         db::claim(&pool, d.chain_id, d.registry, d.market).await?;
+        let reader = db::connect_reader(&config.database_url).await?;
         let monitor = Arc::new(alerts::Monitor::new(
             config.alerts.clone(),
             d.chain_id,
@@ -179,6 +181,7 @@ impl Indexer {
         Ok(Self {
             follower,
             pool,
+            reader,
             rpc,
             config,
             head: Arc::new(AtomicU64::new(0)),
@@ -201,6 +204,7 @@ impl Indexer {
     pub fn api_state(&self, max_lag: u64) -> api::ApiState {
         api::ApiState {
             pool: self.pool.clone(),
+            reader: self.reader.clone(),
             head: self.head.clone(),
             max_lag,
             monitor: self.monitor.clone(),

@@ -526,7 +526,54 @@ async fn devices_are_listed_by_owner_model_manufacturer_and_status(kind: Kind) {
     db.remove().await;
 }
 
+/// The API's read pool is read-only at the database's own level, and sees what the
+/// writer commits; a read held open on it does not stop the writer.
+async fn the_read_pool_refuses_writes_and_sees_the_writers_commits(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let writer = otaledger_indexer::db::connect(&db.url).await.unwrap();
+    let reader = otaledger_indexer::db::connect_reader(&db.url)
+        .await
+        .unwrap();
+    let count = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM floors")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(reader.clone()).await, 0);
+    let insert = "INSERT INTO floors (block_number, block_hash, tx_hash, log_index, model_id, \
+                  min_version) VALUES (1, '0x01', '0x02', 0, 7, '00000000000000000003')";
+    let refused = sqlx::query(insert).execute(&reader).await;
+    assert!(refused.is_err(), "the read pool wrote a row");
+    // Every connection of the pool (held at once, so each is a different one).
+    let mut held = Vec::new();
+    for _ in 0..READERS {
+        held.push(reader.acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        assert!(sqlx::query(insert).execute(&mut **conn).await.is_err());
+    }
+    drop(held);
+    // A reader inside an open transaction does not block the writer (WAL on SQLite).
+    let mut open = reader.begin().await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM floors")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    sqlx::query(insert).execute(&writer).await.unwrap();
+    open.rollback().await.unwrap();
+    assert_eq!(count(reader.clone()).await, 1);
+    assert_eq!(count(writer.clone()).await, 1);
+    reader.close().await;
+    writer.close().await;
+    db.remove().await;
+}
+
+/// Connections of the read pool, each of which must refuse writes.
+const READERS: u32 = otaledger_indexer::db::READ_CONNECTIONS;
+
 both_databases! {
     every_endpoint,
     devices_are_listed_by_owner_model_manufacturer_and_status,
+    the_read_pool_refuses_writes_and_sees_the_writers_commits,
 }
