@@ -580,7 +580,7 @@ impl DashboardState {
     async fn refresh(&self) -> crate::Result<Arc<Snapshot>> {
         let s = &self.shared;
         let _one = s.refresh.lock().await;
-        let devices = read_fleet(&s.api.pool, s.config.map.as_deref()).await?;
+        let devices = read_fleet(&s.api.reader, s.config.map.as_deref()).await?;
         let old = s.snapshot.borrow().clone();
         if old.generation > 0 && old.devices == devices {
             return Ok(old);
@@ -823,7 +823,7 @@ async fn trail(
     let index: i64 = index.parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
         api::ApiError::BadRequest(format!("device index must be a number, got {index:?}"))
     })?;
-    let pool = &state.shared.api.pool;
+    let pool = &state.shared.api.reader;
     let claims = rows_json(pool, "SELECT 'claimed' AS kind, block_number, log_index, tx_hash, owner, device, model_id, batch_id FROM claims WHERE device_index = $1", index).await?;
     let Some(claim) = claims.first() else {
         return Err(api::ApiError::NotFound(format!(
@@ -862,7 +862,7 @@ async fn trail(
 async fn deployment(State(state): State<DashboardState>) -> Result<Response, api::ApiError> {
     let row =
         sqlx::query("SELECT chain_id, registry, market, block_number FROM sync_state WHERE id = 1")
-            .fetch_optional(&state.shared.api.pool)
+            .fetch_optional(&state.shared.api.reader)
             .await
             .map_err(db_err("reading the deployment"))?;
     let Some(row) = row else {
@@ -897,7 +897,7 @@ async fn signers(
     let id: i64 = id.parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
         api::ApiError::BadRequest(format!("manufacturer id must be a number, got {id:?}"))
     })?;
-    let pool = &state.shared.api.pool;
+    let pool = &state.shared.api.reader;
     let mut sets = rows_json(pool, "SELECT block_number, log_index, tx_hash, nonce, threshold FROM signer_sets WHERE manufacturer_id = $1 ORDER BY block_number, log_index", id).await?;
     let members = rows_json(pool, "SELECT block_number, log_index, position, signer FROM signer_set_members WHERE manufacturer_id = $1 ORDER BY block_number, log_index, position", id).await?;
     for set in &mut sets {
