@@ -42,7 +42,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::runtime::Handle;
 
 use crate::{Limits, Pushed, Verifier, VerifyError};
-use body::{BodyReader, Guards};
+use body::{BodyReader, Guards, SinkTime};
 use car_stream::CarSections;
 use dest::{Dest, SinkDest};
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
@@ -134,9 +134,13 @@ pub async fn fetch(
 /// hold: bytes beyond `expected_size` refused, the minimum rate, the next gateway on any failure
 /// resuming from the bytes the sink took.
 ///
-/// `sink` runs on the fetch's blocking thread (it may block: the fetch then waits, and its rate
-/// guard counts the wait against the gateway, so a sink must keep up with `opts.min_rate`). A
-/// sink error ends the fetch ([`FetchError::Sink`]); so does dropping this future (the fetch
+/// `sink` runs on the fetch's blocking thread. It may block: the fetch then waits (reading at
+/// most a few pieces ahead), and the time spent inside the sink is not counted against the
+/// gateway: the rate guard's window stands still while the sink runs, so a slow writer makes
+/// the fetch slower, never a healthy gateway fail with [`AttemptError::TooSlow`] and the next be
+/// asked. The guard still judges the gateway's own time: silence or a rate below
+/// `opts.min_rate` while the sink is not running fails the attempt as before. A sink error ends
+/// the fetch ([`FetchError::Sink`]); so does dropping this future (the fetch
 /// stops at its next block and the sink is dropped). The sink is given back on success; on
 /// error it is dropped having seen a verified prefix of the file only.
 pub async fn fetch_into<W: Write + Send + 'static>(
@@ -204,6 +208,7 @@ where
         opts: opts.clone(),
         received: Arc::new(AtomicU64::new(0)),
         cancelled: Arc::new(AtomicBool::new(false)),
+        sink_time: Arc::default(),
     };
     // The job runs on a blocking thread that outlives this future if it is dropped (a timeout
     // around the fetch, a task aborted): the guard tells it so, and the job then stops at its
@@ -361,6 +366,9 @@ struct Job {
     /// verified block and before the rename, so a dropped fetch leaves nothing (the temporary
     /// file is removed with `Output`) and feeds a sink no further.
     cancelled: Arc<AtomicBool>,
+    /// Time spent handing verified bytes on (the sink or the file, and the progress callback):
+    /// the fetch's own side, left out of the gateways' rate windows.
+    sink_time: Arc<SinkTime>,
 }
 
 /// How a fetch ended well.
@@ -495,7 +503,13 @@ impl Job {
             min_rate: self.opts.min_rate,
             grace: self.opts.rate_grace,
         };
-        BodyReader::new(&self.handle, resp, guards, Arc::clone(&self.received))
+        BodyReader::new(
+            &self.handle,
+            resp,
+            guards,
+            Arc::clone(&self.received),
+            Arc::clone(&self.sink_time),
+        )
     }
 
     fn progress(&self, position: u64) {
@@ -546,6 +560,9 @@ impl Job {
                 declared: verifier.expected_size().unwrap_or_default(),
             }));
         }
+        // The destination's time is the fetch's, not the gateway's: the rate windows stand
+        // still while it runs (a sink waiting on a slow writer is no gateway's fault).
+        let _in_sink = self.sink_time.enter();
         if let Some(data) = pushed {
             out.append(data).map_err(Failed::Fatal)?;
         }

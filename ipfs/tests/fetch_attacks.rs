@@ -1690,3 +1690,116 @@ async fn a_failing_sink_stops_the_fetch() {
     );
     assert!(b.requests().is_empty());
 }
+
+/// A sink that sleeps `stall` inside the writes numbered in `at` (the device's slot writer
+/// held up by its flash), recording what it was handed.
+struct StallingSink {
+    got: Recorder,
+    writes: usize,
+    at: &'static [usize],
+    stall: Duration,
+}
+
+impl std::io::Write for StallingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.at.contains(&self.writes) {
+            std::thread::sleep(self.stall);
+        }
+        self.writes += 1;
+        self.got.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that blocks for 2.5 rate windows, twice (at its first write and mid-file), behind a
+/// fast local gateway and a minimum rate the blocking alone would break (3 MiB per 1 s window:
+/// more than the fetch can read ahead while the sink blocks, about 2 MiB): the time inside the
+/// sink is not the gateway's, so the fetch completes from the first gateway, no rate error, no
+/// switch to the second, every byte once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_blocking_longer_than_the_rate_window_is_not_the_gateways_fault() {
+    let size = 16 * 262_144;
+    let fx = fixture(size);
+    let a = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let b = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
+    let grace = Duration::from_secs(1);
+    let opts = FetchOptions {
+        min_rate: 3 << 20,
+        rate_grace: grace,
+        ..FetchOptions::default()
+    };
+    let sink = StallingSink {
+        got: Recorder::default(),
+        writes: 0,
+        at: &[0, 8],
+        stall: grace * 5 / 2,
+    };
+    let report = fetch_into(
+        fx.root,
+        size as u64,
+        &[a.url.clone(), b.url.clone()],
+        sink,
+        &opts,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a blocking sink failed the gateway: {e:?}"));
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.completed_by, (a.url.clone(), FetchMode::Car));
+    assert!(report.sink.got.bytes() == fx.bytes, "not the file");
+    assert!(report.sink.writes >= 9, "the sink did not block twice");
+    assert_eq!(a.requests().len(), 1);
+    assert!(b.requests().is_empty(), "the second gateway was asked");
+}
+
+/// A gateway that sends its first 600 KB at once, then trickles (64 bytes every 20 ms, about
+/// 3 KiB/s against a minimum of 1 MiB/s over 200 ms windows), into a sink that blocks longer
+/// than a window at every write: the sink's time is left out of the window, the gateway's own
+/// slowness is not, so the fetch still fails with the rate error, the sink holding a verified
+/// prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_gateway_still_fails_the_rate_guard_while_the_sink_blocks() {
+    let fx = fixture(SIZE);
+    let body = car(&fx.root, &dfs_blocks(&fx.store, &fx.root));
+    let gw = bad_gateway::start(Behavior::SlowAfter {
+        body,
+        fast: 600_000,
+        chunk: 64,
+        pause: Duration::from_millis(20),
+    })
+    .await;
+    let opts = FetchOptions {
+        min_rate: 1 << 20,
+        rate_grace: Duration::from_millis(200),
+        raw_fallback: false,
+        ..FetchOptions::default()
+    };
+    let got = Recorder::default();
+    let sink = StallingSink {
+        got: got.clone(),
+        writes: 0,
+        at: &[0, 1, 2, 3],
+        stall: Duration::from_millis(500),
+    };
+    let err = fetch_into(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&gw.url),
+        sink,
+        &opts,
+    )
+    .await
+    .expect_err("a slow gateway must fail");
+    let FetchError::AllGatewaysFailed { failures, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(failures[0].error, AttemptError::TooSlow { min_rate, .. } if min_rate == 1 << 20),
+        "{err:?}"
+    );
+    let got = got.bytes();
+    assert!(!got.is_empty(), "the sink never ran");
+    assert_strict_prefix(&got, &fx.bytes, "slow gateway");
+}

@@ -7,11 +7,17 @@
 //! [`HANDOFF`] bytes through a small bounded channel, so the blocking reader wakes up once per
 //! piece rather than once per network read. A piece is the list of the network reads' buffers
 //! as they came (not copied into one buffer). Memory: at most `CHANNEL_PIECES + 1` pieces.
+//!
+//! The windows are measured in the gateway's time only: while the fetch's thread is inside the
+//! destination (a caller's sink waiting on its writer, a file write; [`SinkTime`]) the window's
+//! clock stands still. A slow destination makes the fetch slower (the pump stops reading once
+//! its channel is full), never the gateway fail; a gateway silent or slow while the destination
+//! is idle is judged as before.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,14 +55,16 @@ pub(crate) struct BodyReader {
 
 impl BodyReader {
     /// Start pumping `resp`; every body byte taken from the network is added to `received`.
+    /// The rate windows leave out the time `sink` records.
     pub(crate) fn new(
         handle: &Handle,
         resp: reqwest::Response,
         guards: Guards,
         received: Arc<AtomicU64>,
+        sink: Arc<SinkTime>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
-        let pump = handle.spawn(pump(resp, tx, guards, received));
+        let pump = handle.spawn(pump(resp, tx, guards, received, sink));
         Self {
             rx,
             piece: Piece::new(),
@@ -112,18 +120,106 @@ impl Read for BodyReader {
 /// Network reads handed over together, in order.
 type Piece = VecDeque<Bytes>;
 
-/// Rate windows over a stream of byte counts.
+/// The time the fetch's thread has spent inside its destination (handing verified bytes to a
+/// caller's sink, which may block on its writer, or to the output file): the fetch's own side,
+/// which the rate guard leaves out of the gateway's windows. Shared by the job (which marks each
+/// hand-over, [`SinkTime::enter`]) and the pumps of its responses.
+#[derive(Debug, Default)]
+pub(crate) struct SinkTime(Mutex<Spent>);
+
+/// [`SinkTime`]'s state.
+#[derive(Debug, Default)]
+struct Spent {
+    /// Time inside the destination, hand-overs that ended.
+    total: Duration,
+    /// When the hand-over under way began, if one is.
+    since: Option<std::time::Instant>,
+}
+
+impl SinkTime {
+    /// Marks a hand-over to the destination, until the returned guard is dropped.
+    pub(crate) fn enter(&self) -> InSink<'_> {
+        self.lock().since = Some(std::time::Instant::now());
+        InSink(self)
+    }
+
+    /// Time spent inside the destination so far (the hand-over under way included), and
+    /// whether one is under way.
+    fn spent(&self) -> (Duration, bool) {
+        let spent = self.lock();
+        match spent.since {
+            Some(since) => (spent.total + since.elapsed(), true),
+            None => (spent.total, false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spent> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A hand-over to the destination under way ([`SinkTime::enter`]); its time is added when it is
+/// dropped (also when the destination fails or panics).
+pub(crate) struct InSink<'a>(&'a SinkTime);
+
+impl Drop for InSink<'_> {
+    fn drop(&mut self) {
+        let mut spent = self.0.lock();
+        if let Some(since) = spent.since.take() {
+            spent.total += since.elapsed();
+        }
+    }
+}
+
+/// Rate windows over a stream of byte counts, in the gateway's time: a window's clock stands
+/// still while the fetch is inside its destination ([`SinkTime`]).
 struct RateWindow {
     min_rate: u64,
     grace: Duration,
     start: Instant,
     bytes: u64,
+    sink: Arc<SinkTime>,
+    /// [`SinkTime::spent`] when the window began.
+    sink_at_start: Duration,
 }
 
 impl RateWindow {
+    fn new(guards: Guards, sink: Arc<SinkTime>) -> Self {
+        let sink_at_start = sink.spent().0;
+        Self {
+            min_rate: guards.min_rate,
+            grace: guards.grace,
+            start: Instant::now(),
+            bytes: 0,
+            sink,
+            sink_at_start,
+        }
+    }
+
+    /// How long the window has run in the gateway's time (the destination's time left out),
+    /// and whether the fetch is inside the destination now.
+    fn ran(&self, now: Instant) -> (Duration, bool) {
+        let (sink, busy) = self.sink.spent();
+        let in_sink = sink.saturating_sub(self.sink_at_start);
+        (
+            now.saturating_duration_since(self.start)
+                .saturating_sub(in_sink),
+            busy,
+        )
+    }
+
+    /// When to judge the window if nothing arrives: at its end in the gateway's time. While
+    /// the destination is busy that end moves away as fast as time passes, so look again after
+    /// what is left of the window, at least a quarter of it (never a busy loop of short waits).
+    fn deadline(&self, now: Instant) -> Instant {
+        let (ran, busy) = self.ran(now);
+        let left = self.grace.saturating_sub(ran);
+        now + if busy { left.max(self.grace / 4) } else { left }
+    }
+
     /// Close the window if it is over; fail if it was too slow.
     fn check(&mut self, now: Instant) -> Result<(), AttemptError> {
-        if now < self.start + self.grace {
+        if self.ran(now).0 < self.grace {
             return Ok(());
         }
         let needed = (u128::from(self.min_rate) * self.grace.as_millis()) / 1000;
@@ -135,6 +231,7 @@ impl RateWindow {
             });
         }
         self.start = now;
+        self.sink_at_start = self.sink.spent().0;
         self.bytes = 0;
         Ok(())
     }
@@ -146,18 +243,14 @@ async fn pump(
     tx: mpsc::Sender<Result<Piece, AttemptError>>,
     guards: Guards,
     counter: Arc<AtomicU64>,
+    sink: Arc<SinkTime>,
 ) {
-    let mut window = RateWindow {
-        min_rate: guards.min_rate,
-        grace: guards.grace,
-        start: Instant::now(),
-        bytes: 0,
-    };
+    let mut window = RateWindow::new(guards, sink);
     let mut received = 0u64;
     let mut piece = Piece::new();
     let mut piece_len = 0usize;
     let outcome = loop {
-        let deadline = window.start + window.grace;
+        let deadline = window.deadline(Instant::now());
         match tokio::time::timeout_at(deadline, resp.chunk()).await {
             Ok(Ok(Some(chunk))) => {
                 // A network read is at most hyper's read buffer; counting it before keeping it

@@ -41,10 +41,13 @@ pub struct FetchOptions {
     /// Time from sending a request to receiving the response headers. Default 30 s.
     pub response_timeout: Duration,
     /// Slowest acceptable transfer, in bytes per second, averaged over windows of `rate_grace`
-    /// (a gateway that trickles data to hold the device is abandoned). Default 16 KiB/s.
+    /// (a gateway that trickles data to hold the device is abandoned). Default 16 KiB/s. The
+    /// windows count the gateway's time only: time the fetch spends handing verified bytes on
+    /// (writing the file, a [`crate::fetch_into`] sink waiting on its writer, the progress
+    /// callback) is left out.
     pub min_rate: u64,
     /// Length of the window over which `min_rate` is measured; also the longest silence
-    /// tolerated. Default 20 s.
+    /// tolerated (in the gateway's time, as for `min_rate`). Default 20 s.
     pub rate_grace: Duration,
     /// Bytes one CAR response may carry beyond the file bytes it covers, as a percentage of those
     /// bytes (at least [`MIN_OVERHEAD_BYTES`]); more is endless data. Default 25 %, enough for

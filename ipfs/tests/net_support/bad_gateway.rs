@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use otaledger_ipfs::{Blockstore, Cid, car::encode_header};
 use tower::ServiceExt;
 
@@ -33,6 +34,14 @@ pub enum Behavior {
     /// A CAR body sent `chunk` bytes at a time with `pause` between chunks.
     Slow {
         body: Vec<u8>,
+        chunk: usize,
+        pause: Duration,
+    },
+    /// The first `fast` bytes of a CAR body at once, then the rest `chunk` bytes at a time with
+    /// `pause` between chunks (a gateway that starts well, then trickles).
+    SlowAfter {
+        body: Vec<u8>,
+        fast: usize,
         chunk: usize,
         pause: Duration,
     },
@@ -223,6 +232,27 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
                     tokio::time::sleep(pause).await;
                     Some((Ok::<_, std::io::Error>(next), it))
                 });
+            car_response(CAR_DUPS_N, Body::from_stream(stream))
+        }
+        Behavior::SlowAfter {
+            body,
+            fast,
+            chunk,
+            pause,
+        } => {
+            let fast = fast.min(body.len());
+            let first = Bytes::copy_from_slice(&body[..fast]);
+            let rest: Vec<Bytes> = body[fast..]
+                .chunks(chunk)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let stream = futures_util::stream::once(async move { Ok(first) }).chain(
+                futures_util::stream::unfold(rest.into_iter(), move |mut it| async move {
+                    let next = it.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((Ok::<_, std::io::Error>(next), it))
+                }),
+            );
             car_response(CAR_DUPS_N, Body::from_stream(stream))
         }
         Behavior::Endless { prefix, repeat } => {
