@@ -48,7 +48,7 @@ pub use report::{
 pub use rpc::{DEFAULT_RPC_TIMEOUT, HttpRpc, MAX_RESPONSE_SIZE, Rpc, RpcFuture};
 pub use source::{ReleaseSource, SourceError, SourceFuture};
 pub use storage::{FileStorage, Storage};
-pub use stream::{PIECES_IN_FLIGHT, SlotRelease, Streamed, stream_into_slot};
+pub use stream::{PIECE_SIZE, PIECES_IN_FLIGHT, QueueUse, SlotRelease, Streamed, stream_into_slot};
 
 use futures_util::future::join_all;
 

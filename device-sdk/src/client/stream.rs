@@ -3,8 +3,10 @@
 //! [`otaledger_ipfs::fetch_into`]) go straight to the decryption and from it to the installer's
 //! slot writer; no bundle file is written or read back.
 //!
-//! Two threads besides the runtime, with a bounded channel of [`PIECES_IN_FLIGHT`] pieces (one
-//! block's bytes each) between them, so memory stays constant whatever the bundle size:
+//! Two threads besides the runtime, with a bounded channel of [`PIECES_IN_FLIGHT`] pieces of at
+//! most [`PIECE_SIZE`] bytes between them (a verified block larger than a piece, up to the
+//! verifier's 2 MiB, is split, never a larger piece), so memory stays constant whatever the
+//! bundle's size and however its publisher chunked it:
 //! - the fetch's blocking thread: the CAR, every block's hash, and the bundle's SHA-256 as the
 //!   verified bytes pass;
 //! - the writer's own thread (`slot-writer`, not the runtime's blocking pool, so one blocking
@@ -35,7 +37,7 @@ use std::{
     io::Write,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc::{Receiver, SyncSender, sync_channel},
     },
 };
@@ -53,9 +55,31 @@ use super::{
 };
 use crate::{Error, Manifest, Result};
 
-/// Pieces (one verified block's bytes each, 256 KiB for Kubo's default chunker) queued between
-/// the fetch and the decryption; as many again are kept for reuse.
+/// Pieces queued between the fetch and the decryption; as many again are kept for reuse.
 pub const PIECES_IN_FLIGHT: usize = 4;
+
+/// Largest piece, in bytes: one block of Kubo's default chunker. A verified block is handed on
+/// in pieces of at most this size whatever the DAG's block size (up to
+/// [`otaledger_ipfs::MAX_BLOCK_SIZE`]), so the pieces between the fetch and the decryption hold
+/// at most ([`PIECES_IN_FLIGHT`] + 2) × `PIECE_SIZE` bytes (those queued, the one being queued,
+/// the one being decrypted) and the spares kept for reuse [`PIECES_IN_FLIGHT`] more: 2.5 MiB in
+/// all, a constant.
+pub const PIECE_SIZE: usize = 256 * 1024;
+
+/// How the queue between the fetch and the decryption was used by one stream: the memory it
+/// took, which [`PIECE_SIZE`] and [`PIECES_IN_FLIGHT`] bound whatever the bundle's blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueUse {
+    /// Pieces queued.
+    pub pieces: u64,
+    /// The largest piece's allocation (its capacity, so spares kept for reuse are covered):
+    /// at most [`PIECE_SIZE`].
+    pub largest_piece: usize,
+    /// The most bytes held in pieces at once between the fetch and the decryption (queued, the
+    /// one being queued and the one being decrypted): at most ([`PIECES_IN_FLIGHT`] + 2) ×
+    /// [`PIECE_SIZE`].
+    pub peak_queued: usize,
+}
 
 /// The approved release a stream installs, and what opens it.
 #[derive(Clone)]
@@ -92,6 +116,8 @@ pub struct Streamed {
     pub completed_by: url::Url,
     /// Gateway attempts that failed before (the next resumed after their verified bytes).
     pub failures: Vec<GatewayFailure>,
+    /// How the queue between the fetch and the decryption was used.
+    pub queue: QueueUse,
 }
 
 /// Steps 6, 7 and 8.1 as one stream (see the module documentation): fetches `release`'s bundle
@@ -116,10 +142,13 @@ pub async fn stream_into_slot(
     // the runtime (the thread a current-thread runtime runs on) to make progress.
     let abandoned = Arc::new(AtomicBool::new(false));
     let abandon = Abandon(Some(pieces_tx.clone()), abandoned.clone());
+    let queued = Arc::new(AtomicUsize::new(0));
     let sink = Pieces {
         pieces: pieces_tx,
         spare: spare_rx,
         hash: Sha256::new(),
+        queued: queued.clone(),
+        used: QueueUse::default(),
     };
     let lent = Lent::lend(installer);
     let (written_tx, written_rx) = tokio::sync::oneshot::channel();
@@ -134,6 +163,7 @@ pub async fn stream_into_slot(
                 spare: spare_tx,
                 verdict: verdict_rx,
                 abandoned,
+                queued,
             };
             let mut image_len = 0;
             let mut calls = 0u32;
@@ -171,11 +201,16 @@ pub async fn stream_into_slot(
     abandon.disarm();
     let (verdict, report) = match fetched {
         Ok(report) => {
-            let Pieces { pieces, hash, .. } = report.sink;
+            let Pieces {
+                pieces, hash, used, ..
+            } = report.sink;
             // The end of the stream for the writer, then the verdict it waits for.
             drop(pieces);
             let sha256 = B256::from(<[u8; 32]>::from(hash.finalize()));
-            (Ok(sha256), Some((report.completed_by.0, report.failures)))
+            (
+                Ok(sha256),
+                Some((report.completed_by.0, report.failures, used)),
+            )
         }
         Err(e) => (
             Err(Error::Download {
@@ -197,7 +232,7 @@ pub async fn stream_into_slot(
         })
     })?;
     // The writer returns `Ok` only after a successful fetch's verdict.
-    let Some((completed_by, failures)) = report else {
+    let Some((completed_by, failures, queue)) = report else {
         return Err(Error::InstallState {
             reason: "the slot was written without a completed download".into(),
         });
@@ -215,6 +250,7 @@ pub async fn stream_into_slot(
         image_len,
         completed_by,
         failures,
+        queue,
     })
 }
 
@@ -247,21 +283,33 @@ impl Drop for Abandon {
     }
 }
 
-/// The fetch's sink: hashes the verified bytes and queues them for the writer, one piece per
-/// call (the fetch hands on one block's bytes at a time), reusing the pieces the writer is done
-/// with.
+/// The fetch's sink: hashes the verified bytes and queues them for the writer, one piece of at
+/// most [`PIECE_SIZE`] per call (the fetch hands on one block's bytes at a time, and `write_all`
+/// calls again for the rest of a larger block), reusing the pieces the writer is done with.
 struct Pieces {
     pieces: SyncSender<Piece>,
     spare: Receiver<Vec<u8>>,
     hash: Sha256,
+    /// Bytes in pieces the writer is not done with (shared with [`Stream`]).
+    queued: Arc<AtomicUsize>,
+    used: QueueUse,
 }
 
 impl Write for Pieces {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Split, never grow: a piece holds at most `PIECE_SIZE` bytes whatever the block size.
+        let buf = &buf[..buf.len().min(PIECE_SIZE)];
         self.hash.update(buf);
-        let mut piece = self.spare.try_recv().unwrap_or_default();
+        let mut piece = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PIECE_SIZE));
         piece.clear();
         piece.extend_from_slice(buf);
+        self.used.pieces += 1;
+        self.used.largest_piece = self.used.largest_piece.max(piece.capacity());
+        let queued = self.queued.fetch_add(buf.len(), Ordering::SeqCst) + buf.len();
+        self.used.peak_queued = self.used.peak_queued.max(queued);
         self.pieces.send(Piece::Bytes(piece)).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
@@ -284,6 +332,8 @@ struct Stream {
     verdict: Receiver<Result<B256>>,
     /// Set when the update was dropped.
     abandoned: Arc<AtomicBool>,
+    /// Bytes in pieces not done with yet (shared with [`Pieces`]).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Stream {
@@ -303,6 +353,7 @@ impl Stream {
                 Piece::Abandoned => return Err(abandoned()),
                 Piece::Bytes(bytes) => {
                     opener.update(&bytes, out)?;
+                    self.queued.fetch_sub(bytes.len(), Ordering::SeqCst);
                     // Kept for reuse if the fetch is short of spares, freed otherwise.
                     let _ = self.spare.try_send(bytes);
                 }

@@ -167,6 +167,9 @@ pub(crate) struct Published {
     /// The bundle's CID.
     #[allow(dead_code, reason = "read by benches/update.rs")]
     pub(crate) cid: Cid,
+    /// The manifest as published (the device's type).
+    #[allow(dead_code, reason = "read by the suite, not benches/update.rs")]
+    pub(crate) manifest: otaledger_device_sdk::Manifest,
 }
 
 /// The world of a whole update.
@@ -281,6 +284,18 @@ impl Fleet {
         image: Vec<u8>,
         edit: impl FnOnce(&mut Vec<u8>, &mut IUpdateRegistry::Manifest),
     ) -> Published {
+        self.publish_stored(version, image, edit, Self::add).await
+    }
+
+    /// [`Fleet::publish_with`], the bundle added to the store by `add` (a DAG of the test's
+    /// own making), which returns its root.
+    pub(crate) async fn publish_stored(
+        &self,
+        version: u64,
+        image: Vec<u8>,
+        edit: impl FnOnce(&mut Vec<u8>, &mut IUpdateRegistry::Manifest),
+        add: impl FnOnce(&Self, &[u8]) -> Cid,
+    ) -> Published {
         let w = &self.w;
         let policy = default_policy(w.model, version);
         let mut bundle = Vec::new();
@@ -307,7 +322,7 @@ impl Fleet {
             .build();
         m.price = PRICE;
         edit(&mut bundle, &mut m);
-        let cid = self.add(&bundle);
+        let cid = add(self, &bundle);
         // The approval is checked by the device from the chain's copy (`ReleaseSource`).
         m.bundleCid = cid.to_bytes().into();
         // An edited size is kept (a manifest announcing another size than the DAG's).
@@ -326,7 +341,8 @@ impl Fleet {
                 .value(U256::from(PRICE))
         );
         w.settle().await;
-        let release_id = otaledger_device_sdk::contracts::release_id(&to_device(&m));
+        let manifest = to_device(&m);
+        let release_id = otaledger_device_sdk::contracts::release_id(&manifest);
         self.keys
             .releases
             .lock()
@@ -337,6 +353,7 @@ impl Fleet {
             image,
             bundle,
             cid,
+            manifest,
         }
     }
 

@@ -40,4 +40,5 @@ mod review_source;
 mod review_state;
 mod review_stream;
 mod review_trials;
+mod stream_memory;
 mod update;
