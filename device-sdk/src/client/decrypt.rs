@@ -345,4 +345,76 @@ mod tests {
             );
         }
     }
+
+    /// What reaches the slot's writer (with steps 6 and 7 as one stream, `<slot>.partial`, before
+    /// the bundle's and the image's hashes are known) is plaintext of authenticated segments
+    /// only: a segment whose tag fails (here the last, every byte of it received) gives its
+    /// writer nothing, and the segments before it arrive whole. The AEAD check is the core's
+    /// `StreamDecryptor` (`decrypt_in_place` verifies the tag before the plaintext is handed on).
+    #[test]
+    fn only_authenticated_segments_reach_the_writer() {
+        let (params, master) = setup(&mut OsRng);
+        let key = keygen(
+            &master,
+            &[model_attribute(7), release_attribute(7, 42)],
+            &mut OsRng,
+        )
+        .unwrap();
+        let target = ReleaseTarget {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0x5a),
+            model_id: 7,
+            version: 42,
+        };
+        let segment = 64 * 1024;
+        let image: Vec<u8> = (0..3 * segment + 1000).map(|i| (i % 251) as u8).collect();
+        let policy = default_policy(7, 42);
+        let mut bytes = Vec::new();
+        let sealed = seal(
+            &params,
+            &BundleSpec {
+                target,
+                policy: &policy,
+                options: SealOptions {
+                    segment_size: segment as u32,
+                },
+            },
+            &image[..],
+            image.len() as u64,
+            &mut bytes,
+            &mut OsRng,
+        )
+        .unwrap();
+        let manifest = Manifest {
+            modelId: 7,
+            version: 42,
+            bundleSha256: sealed.bundle_sha256,
+            bundleSize: sealed.bundle_len,
+            bundleCid: Default::default(),
+            imageSha256: sealed.image_sha256,
+            price: 1,
+            paymentToken: Address::ZERO,
+            policyId: policy_id(&policy),
+            expiry: 0,
+            metadataHash: B256::ZERO,
+        };
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let mut opener = BundleOpener::new(&key, &manifest, 31337, target.registry);
+        let mut out = Vec::new();
+        let refused = bytes
+            .chunks(4096)
+            .map(|piece| opener.update(piece, &mut out))
+            .find(Result::is_err);
+        assert!(
+            matches!(refused, Some(Err(Error::Decrypt { .. }))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            out.len(),
+            3 * segment,
+            "only the three authenticated segments"
+        );
+        assert!(out[..] == image[..3 * segment]);
+    }
 }

@@ -385,9 +385,12 @@ impl FileInstaller {
 }
 
 /// Writes `path` through `write` to a temporary file beside it, fsyncs it, renames it into
-/// place and fsyncs the directory; on error the temporary file is removed and `path` untouched.
-/// Whatever is at the temporary path (a file left by a power cut, a planted symlink) is removed
-/// and the file created exclusively, so a write never follows a symlink out of the directory.
+/// place and fsyncs the directory; on error the temporary file is removed and `path` untouched
+/// (also when `write` panics: the removal runs as the stack unwinds). Whatever is at the
+/// temporary path (a file left by a power cut, a planted symlink) is removed and the file
+/// created exclusively with mode 0600 on unix ([`create_new`]), so a write never follows a
+/// symlink out of the directory and what it holds (a slot's decrypted image before its checks
+/// ended) is readable by the device's own user only.
 pub(crate) fn write_durably(
     path: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<u64>,
@@ -397,21 +400,36 @@ pub(crate) fn write_durably(
         _ => PathBuf::from("."),
     };
     let tmp = partial_path(path);
-    let result = (|| {
-        let file = create_new(&tmp)?;
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-        let n = write(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()?;
-        Ok(n)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let cleanup = RemoveOnDrop(Some(tmp.clone()));
+    let file = create_new(&tmp)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let n = write(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    // Renamed: nothing left to remove, whatever the directory's fsync says.
+    cleanup.disarm();
+    File::open(&dir)?.sync_all()?;
+    Ok(n)
+}
+
+/// A temporary file removed when this is dropped (an error returned, a panic unwinding) unless
+/// disarmed once it was renamed into place.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
     }
-    result
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// The temporary file [`write_durably`] writes `path` through: `<path>.partial`, one fixed name,
@@ -433,17 +451,21 @@ pub(crate) fn remove_partial(path: &Path) -> std::io::Result<bool> {
 }
 
 /// Creates `path` afresh: removes whatever entry is there (never following a symlink), then
-/// creates the file exclusively (`O_EXCL`: fails rather than follow a symlink planted between).
+/// creates the file exclusively (`O_EXCL`: fails rather than follow a symlink planted between),
+/// with mode 0600 on unix (owner read and write only, whatever the umask allows): a slot's
+/// temporary file holds decrypted firmware before the bundle's and the image's hashes were
+/// checked, the state files the device's own records.
 pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    let mut open = fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(path)
 }
 
 impl Installer for FileInstaller {
@@ -694,6 +716,56 @@ mod tests {
                 "{slot:?}"
             );
         }
+    }
+
+    /// The slot's temporary file holds decrypted firmware whose bundle and image hashes are not
+    /// checked yet: it is created owner-only (0600, whatever the umask lets through), the slot
+    /// keeps that mode once renamed into place, and the file is removed when the writer fails
+    /// and when it panics (the stream's writer thread dying mid-slot).
+    #[cfg(unix)]
+    #[test]
+    fn the_slot_being_written_is_owner_only_and_removed_on_an_error_or_a_panic() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        let partial = partial_path(&i.slot_path(Slot::B));
+        let mut seen = None;
+        i.write_inactive(1, B256::repeat_byte(1), sha(b"v1"), &mut |out| {
+            out.write_all(b"v1").unwrap();
+            out.flush().unwrap();
+            seen = Some(mode(&partial));
+            Ok(2)
+        })
+        .unwrap();
+        assert_eq!(seen, Some(0o600), "the .partial while written");
+        assert_eq!(mode(&i.slot_path(Slot::B)), 0o600, "the slot once renamed");
+        assert!(!partial.exists());
+
+        // An error (a refusal, a failed download) and a panic, mid-write: nothing left.
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = FileInstaller::new(dir.path()).unwrap();
+        let partial = partial_path(&i.slot_path(Slot::B));
+        let err = i.write_inactive(1, B256::ZERO, B256::ZERO, &mut |out| {
+            out.write_all(&[7; 300_000]).unwrap();
+            assert!(partial.exists());
+            Err(Error::InstallState {
+                reason: "refused".into(),
+            })
+        });
+        assert!(matches!(err, Err(Error::InstallState { .. })));
+        assert!(!partial.exists(), "left after an error");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = i.write_inactive(1, B256::ZERO, B256::ZERO, &mut |out| {
+                out.write_all(&[7; 300_000]).unwrap();
+                assert!(partial.exists());
+                panic!("the writer died");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(!partial.exists(), "left after a panic");
+        assert!(!i.slot_path(Slot::B).exists());
+        assert_eq!(i.state().unwrap(), BootState::default());
     }
 
     /// Trials cut short are tried again up to [`MAX_TRIAL_BOOTS`] in all, then the release is
