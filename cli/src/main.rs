@@ -72,6 +72,8 @@ enum Command {
 }
 
 fn main() -> eyre::Result<()> {
+    // Before any thread starts: one malloc arena per core (MALLOC_ARENA_MAX wins if set).
+    otaledger_indexer::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -274,8 +274,18 @@ async fn play(chain: &Chain, scenarios: &mut [Scenario]) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // As `otaledger` does before its runtime starts: one malloc arena per core.
+    otaledger_indexer::memory::limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
     let all: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
     // binary without it: then one round (about twenty events) runs every leg

@@ -15,6 +15,7 @@
 //! - [`alerts`]: the anomaly rules, their alerts and the webhook;
 //! - [`metrics`]: Prometheus metrics (`/metrics`);
 //! - [`backoff`]: retry backoff of unavailable leaf lists and pins;
+//! - [`memory`]: the process's malloc arenas, one per core;
 //! - [`auth`], [`siwe`], [`roles`], [`private`]: Sign-In with Ethereum,
 //!   roles read from chain state at request time, and the endpoints behind
 //!   sign-in (device labels, manufacturer statistics; `docs/auth.md`).
@@ -33,6 +34,7 @@ pub mod devices;
 mod error;
 pub mod leaves;
 pub mod limit;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod pins;
