@@ -35,6 +35,8 @@ mod review_bundle;
 mod review_device_file;
 mod review_head_reuse;
 mod review_keys;
+mod review_partial_modes;
+mod review_pieces;
 mod review_reports;
 mod review_source;
 mod review_state;
