@@ -2,7 +2,8 @@
 # The indexer benchmark (docs/benchmarks.md): fills a fresh anvil with about EVENTS events of
 # the real contracts (default 200,000, the issue's size), played by SCENARIOS manufacturers side
 # by side (default 512) on anvil mining a block every BLOCK_TIME seconds (default 1), then
-# measures (a) raw eth_getLogs, (b) PostgreSQL backfill, (c) SQLite backfill — each its own
+# measures (a) raw eth_getLogs, (a') the same then the publishing transactions' raw bytes (the
+# approvals' calldata), (b) PostgreSQL backfill, (c) SQLite backfill — each its own
 # process, start to caught up, with peak RSS — and API p50/p99 under 64 concurrent clients.
 # The filled history is saved in target/bench-indexer/EVENTS (anvil's dumped state, about
 # 1.2 GB for 200,000 events) and loaded by later runs with the same EVENTS (delete it to fill

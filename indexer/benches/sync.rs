@@ -4,7 +4,10 @@
 //! transaction), then runs each leg as its own process under `/usr/bin/time`
 //! (wall time from process start to caught up, peak RSS):
 //! (a) raw `eth_getLogs` of the whole history, fixed 2,000-block ranges, 2 in
-//! flight, no database; (b) a full backfill into PostgreSQL; (c) into SQLite;
+//! flight, no database; (a') as a second reference, not one of the legs, (a)
+//! then the signed bytes of every publishing transaction (the approvals' calldata, which
+//! the indexer must fetch too) in batches of 100, 2 in flight; (b) a full backfill into
+//! PostgreSQL; (c) into SQLite;
 //! then API latency (p50/p99) under 64 concurrent clients over the SQLite index.
 //!
 //! `cargo bench -p otaledger-indexer --bench sync -- EVENTS [SCENARIOS [BLOCK_TIME]]` (default
