@@ -115,11 +115,12 @@ struct GetArgs {
     /// is used, which bounds the download only by what a gateway claims.
     #[arg(long)]
     size: Option<u64>,
-    /// Slowest acceptable transfer, bytes per second.
-    #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE)]
+    /// Slowest acceptable transfer, bytes per second (at least 1).
+    #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE, value_parser = clap::value_parser!(u64).range(1..))]
     min_rate: u64,
-    /// Window over which --min-rate is measured, seconds.
-    #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_RATE_GRACE.as_secs())]
+    /// Window over which --min-rate is measured, seconds (1 to 3600): also the longest silence
+    /// tolerated.
+    #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_RATE_GRACE.as_secs(), value_parser = clap::value_parser!(u64).range(1..=otaledger_ipfs::fetch::MAX_RATE_GRACE.as_secs()))]
     rate_grace: u64,
 }
 
@@ -312,7 +313,7 @@ struct GetOutput {
 async fn get(g: GetArgs, json: bool) -> eyre::Result<()> {
     let mut opts = FetchOptions {
         min_rate: g.min_rate,
-        rate_grace: std::time::Duration::from_secs(g.rate_grace.max(1)),
+        rate_grace: std::time::Duration::from_secs(g.rate_grace),
         ..FetchOptions::default()
     };
     let size = match g.size {

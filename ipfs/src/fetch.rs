@@ -48,7 +48,8 @@ use dest::{Dest, SinkDest};
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
 pub use options::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OVERHEAD_PERCENT, DEFAULT_MIN_RATE, DEFAULT_RATE_GRACE,
-    DEFAULT_RESPONSE_TIMEOUT, FetchOptions, FetchProgress, MIN_OVERHEAD_BYTES, ProgressFn,
+    DEFAULT_RESPONSE_TIMEOUT, FetchOptions, FetchProgress, MAX_RATE_GRACE, MIN_OVERHEAD_BYTES,
+    MIN_RATE_GRACE, ProgressFn,
 };
 use output::Output;
 
@@ -165,8 +166,8 @@ pub async fn fetch_into<W: Write + Send + 'static>(
     .await
 }
 
-/// Checks the gateways, then runs `body` over a [`Job`] on a blocking thread; the job is told
-/// when this future is dropped.
+/// Checks the options ([`FetchOptions::validate`]) and the gateways, then runs `body` over a
+/// [`Job`] on a blocking thread; the job is told when this future is dropped.
 async fn run_job<T, F>(
     root: Cid,
     expected_size: u64,
@@ -178,6 +179,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Job, &[url::Url]) -> Result<T, FetchError> + Send + 'static,
 {
+    opts.validate()?;
     if gateways.is_empty() {
         return Err(FetchError::NoGateways);
     }
@@ -261,9 +263,10 @@ pub async fn probe_size(
     gateways: &[url::Url],
     opts: &FetchOptions,
 ) -> Result<u64, FetchError> {
+    opts.validate()?;
     let http = http_client(
         opts.connect_timeout,
-        Some(opts.response_timeout + opts.rate_grace),
+        Some(opts.response_timeout.saturating_add(opts.rate_grace)),
     )?;
     let mut failures = Vec::new();
     for gateway in gateways {

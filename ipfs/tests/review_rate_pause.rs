@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use net_support::bad_gateway::{self, Behavior, car};
 use net_support::{dfs_blocks, fixture};
 use otaledger_ipfs::fetch::{AttemptError, FetchMode};
-use otaledger_ipfs::{Blockstore, Cid, FetchError, FetchOptions, fetch_into};
+use otaledger_ipfs::{Blockstore, Cid, FetchError, FetchOptions, fetch_into, probe_size};
 
 /// 3 full leaves and a partial one under one root.
 const SIZE: usize = 3 * 262_144 + 5000;
@@ -281,44 +281,101 @@ async fn silent_fetch(opts: &FetchOptions, bound: Duration) -> Option<FetchError
     Some(ended.expect_err("a silent gateway cannot complete"))
 }
 
-/// `rate_grace` zero: "the longest silence tolerated" is zero, yet a window of zero needs zero
-/// bytes, so every check passes and the pump re-arms a deadline already past (about one wake-up
-/// a millisecond): a silent gateway holds the fetch forever. Pre-existing (the deadline was
-/// `start + grace` before 71581fd too); `FetchOptions` does not refuse it.
+/// `rate_grace` zero: "the longest silence tolerated" is zero, yet a window of zero needed zero
+/// bytes, so every check passed and the pump re-armed a deadline already past (about one wake-up
+/// a millisecond): a silent gateway held the fetch forever. Pre-existing (the deadline was
+/// `start + grace` before 71581fd too). Fixed: the options are refused before any request
+/// (`FetchError::InvalidOptions` naming `rate_grace`), as is any window below 100 ms. The
+/// reviewer expected `AllGatewaysFailed`: a setting that cannot bound silence is the caller's
+/// error, not a gateway's, so it is refused as such rather than run and blamed on every gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaw: rate_grace zero disables the silence bound (a silent gateway holds the fetch forever, spinning)"]
 async fn review_rate_grace_zero_still_bounds_silence() {
+    for rate_grace in [Duration::ZERO, Duration::from_millis(99)] {
+        let opts = FetchOptions {
+            rate_grace,
+            raw_fallback: false,
+            ..FetchOptions::default()
+        };
+        let err = silent_fetch(&opts, Duration::from_secs(10))
+            .await
+            .expect("rate_grace zero: a silent gateway held the fetch past the bound");
+        assert!(
+            matches!(
+                err,
+                FetchError::InvalidOptions {
+                    field: "rate_grace",
+                    ..
+                }
+            ),
+            "{rate_grace:?}: {err:?}"
+        );
+    }
+    // `probe_size` (whose client timeout adds `rate_grace`) refuses them the same way.
     let opts = FetchOptions {
         rate_grace: Duration::ZERO,
-        raw_fallback: false,
         ..FetchOptions::default()
     };
-    let err = silent_fetch(&opts, Duration::from_secs(10))
+    let gateway: url::Url = "http://127.0.0.1:9/".parse().unwrap();
+    let err = probe_size("bafkqaaa".parse::<Cid>().unwrap(), &[gateway], &opts)
         .await
-        .expect("rate_grace zero: a silent gateway held the fetch past the bound");
+        .expect_err("rate_grace zero");
     assert!(
-        matches!(err, FetchError::AllGatewaysFailed { .. }),
+        matches!(
+            err,
+            FetchError::InvalidOptions {
+                field: "rate_grace",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
 
-/// `min_rate` zero (`device run --min-rate 0` is accepted): a window needs zero bytes, so the
-/// silence bound `rate_grace` documents ("also the longest silence tolerated") is gone and a
-/// silent gateway holds the device forever; nothing else bounds the fetch. Pre-existing.
+/// `min_rate` zero (`device run --min-rate 0` was accepted): a window needed zero bytes, so the
+/// silence bound `rate_grace` documents ("also the longest silence tolerated") was gone and a
+/// silent gateway held the device forever; nothing else bounds the fetch. Pre-existing. Fixed:
+/// refused before any request (`FetchError::InvalidOptions` naming `min_rate`), as is a
+/// `min_rate` asking for less than one byte per window (1 byte/s over 200 ms); `--min-rate` of
+/// `device run` and `ipfs get` take `1..`. `InvalidOptions` rather than the reviewer's
+/// `AllGatewaysFailed` for the reason given above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaw: min_rate zero disables the silence bound (a silent gateway holds the fetch forever)"]
 async fn review_min_rate_zero_still_bounds_silence() {
+    for min_rate in [0, 1] {
+        let opts = FetchOptions {
+            min_rate,
+            rate_grace: Duration::from_millis(200),
+            raw_fallback: false,
+            ..FetchOptions::default()
+        };
+        let err = silent_fetch(&opts, Duration::from_secs(10))
+            .await
+            .expect("min_rate zero: a silent gateway held the fetch past 50 windows");
+        assert!(
+            matches!(
+                err,
+                FetchError::InvalidOptions {
+                    field: "min_rate",
+                    ..
+                }
+            ),
+            "{min_rate}: {err:?}"
+        );
+    }
+    // The smallest window that needs a byte is accepted, and silence then fails the gateway.
     let opts = FetchOptions {
-        min_rate: 0,
+        min_rate: 5,
         rate_grace: Duration::from_millis(200),
         raw_fallback: false,
         ..FetchOptions::default()
     };
     let err = silent_fetch(&opts, Duration::from_secs(10))
         .await
-        .expect("min_rate zero: a silent gateway held the fetch past 50 windows");
+        .expect("min_rate of one byte per window: a silent gateway held the fetch");
+    let FetchError::AllGatewaysFailed { failures, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert!(
-        matches!(err, FetchError::AllGatewaysFailed { .. }),
+        matches!(failures[0].error, AttemptError::TooSlow { bytes: 0, .. }),
         "{err:?}"
     );
 }

@@ -54,8 +54,8 @@ enum DeviceCommand {
         /// Blocks below the latest at which the trusted head is taken.
         #[arg(long, default_value_t = otaledger_device_sdk::DEFAULT_CONFIRMATIONS)]
         confirmations: u64,
-        /// Minimum download rate in bytes per second (slower gateways are abandoned).
-        #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE)]
+        /// Minimum download rate in bytes per second, at least 1 (slower gateways are abandoned).
+        #[arg(long, default_value_t = otaledger_ipfs::fetch::DEFAULT_MIN_RATE, value_parser = clap::value_parser!(u64).range(1..))]
         min_rate: u64,
         /// Seconds one key-service request may take (then the next key service is asked).
         #[arg(long, value_name = "SECS", default_value_t = otaledger_device_sdk::client::DEFAULT_KEY_SERVICE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::error::AttemptError;
+use super::options::window_bytes;
 
 /// Bytes gathered before the pump hands a piece to the reader.
 const HANDOFF: usize = 256 * 1024;
@@ -222,7 +223,7 @@ impl RateWindow {
         if self.ran(now).0 < self.grace {
             return Ok(());
         }
-        let needed = (u128::from(self.min_rate) * self.grace.as_millis()) / 1000;
+        let needed = window_bytes(self.min_rate, self.grace);
         if u128::from(self.bytes) < needed {
             return Err(AttemptError::TooSlow {
                 bytes: self.bytes,

@@ -146,6 +146,15 @@ pub enum FetchError {
         /// Why.
         reason: &'static str,
     },
+    /// The [`crate::FetchOptions`] cannot be used (see [`crate::FetchOptions::validate`]);
+    /// refused before any request.
+    #[error("invalid fetch option {field}: {reason}")]
+    InvalidOptions {
+        /// The field refused (`min_rate`, `rate_grace`).
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// The root CID cannot name a UnixFS file this client verifies.
     #[error("cannot fetch {root}: {source}")]
     Root {

@@ -13,6 +13,14 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MIN_RATE: u64 = 16 * 1024;
 /// Default [`FetchOptions::rate_grace`].
 pub const DEFAULT_RATE_GRACE: Duration = Duration::from_secs(20);
+/// Shortest accepted [`FetchOptions::rate_grace`]: 100 ms. A shorter window measures the
+/// runtime's timer and scheduling more than the gateway (zero would need zero bytes, so silence
+/// would never fail).
+pub const MIN_RATE_GRACE: Duration = Duration::from_millis(100);
+/// Longest accepted [`FetchOptions::rate_grace`]: one hour, the longest silence a fetch can be
+/// told to tolerate (a longer window is no rate guard, and deadlines that far out are refused
+/// rather than risked past what a clock can hold).
+pub const MAX_RATE_GRACE: Duration = Duration::from_secs(3600);
 /// Default [`FetchOptions::max_overhead_percent`].
 pub const DEFAULT_MAX_OVERHEAD_PERCENT: u64 = 25;
 /// Response bytes always allowed beyond the file's bytes (CAR header, root and interior nodes).
@@ -44,10 +52,16 @@ pub struct FetchOptions {
     /// (a gateway that trickles data to hold the device is abandoned). Default 16 KiB/s. The
     /// windows count the gateway's time only: time the fetch spends handing verified bytes on
     /// (writing the file, a [`crate::fetch_into`] sink waiting on its writer, the progress
-    /// callback) is left out.
+    /// callback) is left out. In the raw-block fallback one window runs across the attempt's
+    /// requests, the waits for their response headers included. Must be at least 1 and, with
+    /// `rate_grace`, ask for at least one byte per window (otherwise the fetch refuses the
+    /// options with [`crate::FetchError::InvalidOptions`]: a window needing no bytes would let
+    /// a silent gateway hold the fetch forever).
     pub min_rate: u64,
     /// Length of the window over which `min_rate` is measured; also the longest silence
-    /// tolerated (in the gateway's time, as for `min_rate`). Default 20 s.
+    /// tolerated (in the gateway's time, as for `min_rate`). Default 20 s. Between
+    /// [`MIN_RATE_GRACE`] and [`MAX_RATE_GRACE`] inclusive; other values are refused with
+    /// [`crate::FetchError::InvalidOptions`].
     pub rate_grace: Duration,
     /// Bytes one CAR response may carry beyond the file bytes it covers, as a percentage of those
     /// bytes (at least [`MIN_OVERHEAD_BYTES`]); more is endless data. Default 25 %, enough for
@@ -98,6 +112,38 @@ impl std::fmt::Debug for FetchOptions {
 }
 
 impl FetchOptions {
+    /// Checks the settings the fetch's guards depend on; [`crate::fetch()`],
+    /// [`crate::fetch_into()`] and [`crate::fetch::probe_size()`] call it before any request, and
+    /// a caller may call it earlier (when it reads its configuration).
+    ///
+    /// Refused, naming the field: `rate_grace` outside [`MIN_RATE_GRACE`]..=[`MAX_RATE_GRACE`],
+    /// `min_rate` zero, or a `min_rate` and `rate_grace` whose window needs less than one byte.
+    pub fn validate(&self) -> Result<(), crate::FetchError> {
+        let invalid = |field, reason| Err(crate::FetchError::InvalidOptions { field, reason });
+        if self.rate_grace < MIN_RATE_GRACE {
+            return invalid(
+                "rate_grace",
+                "below the shortest window, 100 ms (zero would tolerate silence forever)",
+            );
+        }
+        if self.rate_grace > MAX_RATE_GRACE {
+            return invalid("rate_grace", "above the longest window, one hour");
+        }
+        if self.min_rate == 0 {
+            return invalid(
+                "min_rate",
+                "zero (a window needing no bytes would tolerate silence forever)",
+            );
+        }
+        if window_bytes(self.min_rate, self.rate_grace) == 0 {
+            return invalid(
+                "min_rate",
+                "asks for less than one byte per rate_grace window (silence would never fail)",
+            );
+        }
+        Ok(())
+    }
+
     /// Largest CAR body accepted for the `remaining` file bytes.
     pub(crate) fn car_body_limit(&self, remaining: u64) -> u64 {
         let overhead = (remaining / 100)
@@ -105,6 +151,11 @@ impl FetchOptions {
             .max(MIN_OVERHEAD_BYTES);
         remaining.saturating_add(overhead)
     }
+}
+
+/// Bytes a window of `grace` must carry at `min_rate` bytes per second (rounded down).
+pub(crate) fn window_bytes(min_rate: u64, grace: Duration) -> u128 {
+    u128::from(min_rate) * grace.as_nanos() / 1_000_000_000
 }
 
 #[cfg(test)]
@@ -116,5 +167,50 @@ mod tests {
         let o = FetchOptions::default();
         assert_eq!(o.car_body_limit(0), MIN_OVERHEAD_BYTES);
         assert_eq!(o.car_body_limit(100 << 20), (100 << 20) + (25 << 20));
+    }
+
+    fn refused_field(o: &FetchOptions) -> Option<&'static str> {
+        match o.validate() {
+            Ok(()) => None,
+            Err(crate::FetchError::InvalidOptions { field, .. }) => Some(field),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_rate_guards_settings_are_checked_at_their_edges() {
+        let with = |min_rate, rate_grace| FetchOptions {
+            min_rate,
+            rate_grace,
+            ..FetchOptions::default()
+        };
+        assert_eq!(refused_field(&FetchOptions::default()), None);
+        assert_eq!(
+            refused_field(&with(1 << 14, Duration::ZERO)),
+            Some("rate_grace")
+        );
+        assert_eq!(
+            refused_field(&with(1 << 14, MIN_RATE_GRACE - Duration::from_nanos(1))),
+            Some("rate_grace")
+        );
+        assert_eq!(refused_field(&with(1 << 14, MIN_RATE_GRACE)), None);
+        assert_eq!(refused_field(&with(1 << 14, MAX_RATE_GRACE)), None);
+        assert_eq!(
+            refused_field(&with(1 << 14, MAX_RATE_GRACE + Duration::from_nanos(1))),
+            Some("rate_grace")
+        );
+        assert_eq!(
+            refused_field(&with(1 << 14, Duration::MAX)),
+            Some("rate_grace")
+        );
+        assert_eq!(
+            refused_field(&with(0, DEFAULT_RATE_GRACE)),
+            Some("min_rate")
+        );
+        // 1 byte/s over 100 ms is a tenth of a byte per window: nothing needed, refused.
+        assert_eq!(refused_field(&with(1, MIN_RATE_GRACE)), Some("min_rate"));
+        assert_eq!(refused_field(&with(10, MIN_RATE_GRACE)), None);
+        assert_eq!(refused_field(&with(1, Duration::from_secs(1))), None);
+        assert_eq!(refused_field(&with(u64::MAX, MAX_RATE_GRACE)), None);
     }
 }
