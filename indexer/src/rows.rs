@@ -53,6 +53,21 @@ impl Table {
     }
 }
 
+/// A string from the chain (a name, a CID, a revocation reason) as stored: each NUL
+/// character becomes U+FFFD, on both databases. Anyone can register a manufacturer
+/// or a model under any name, and PostgreSQL's TEXT cannot hold NUL: stored as it
+/// came, such a name stopped every PostgreSQL indexer at that block
+/// (`sync::postgres::nul_characters_in_chain_strings_do_not_stop_the_indexer`).
+/// SQLite stores the same, so both mirrors and `verify` agree; the only loss is
+/// that a NUL reads as U+FFFD.
+pub fn chain_text(s: String) -> Value {
+    if s.contains('\0') {
+        Value::Text(s.replace('\0', "\u{fffd}"))
+    } else {
+        Value::Text(s)
+    }
+}
+
 /// A column value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
@@ -239,8 +254,8 @@ fn decode_at<'i>(
                         id.clone(),
                         address(e.operator),
                         address(e.payee),
-                        Value::Text(e.name),
-                        Value::Text(e.paramsCid),
+                        chain_text(e.name),
+                        chain_text(e.paramsCid),
                     ],
                 ));
                 signer_set(&mut rows, &at, id, Value::Null, e.threshold, &e.signers)?;
@@ -265,7 +280,7 @@ fn decode_at<'i>(
                 &at,
                 vec![
                     int(e.manufacturerId, "manufacturer_id")?,
-                    Value::Text(e.paramsCid),
+                    chain_text(e.paramsCid),
                 ],
             )),
             E::ModelDefined(e) => rows.push(row(
@@ -275,7 +290,7 @@ fn decode_at<'i>(
                     int(e.modelId, "model_id")?,
                     int(e.manufacturerId, "manufacturer_id")?,
                     padded(e.minVersion),
-                    Value::Text(e.name),
+                    chain_text(e.name),
                 ],
             )),
             E::FloorRaised(e) => rows.push(row(
@@ -292,7 +307,7 @@ fn decode_at<'i>(
                     int(e.firstIndex, "first_index")?,
                     int(e.count, "device_count")?,
                     hash(e.root),
-                    Value::Text(e.leavesCid),
+                    chain_text(e.leavesCid),
                 ],
             )),
             E::DeviceClaimed(e) => rows.push(row(
@@ -375,7 +390,7 @@ fn decode_at<'i>(
                     hash(e.releaseId),
                     int(e.modelId, "model_id")?,
                     Value::Int(i64::from(e.emergency)),
-                    Value::Text(e.reason),
+                    chain_text(e.reason),
                 ],
             )),
         }

@@ -205,10 +205,85 @@ async fn a_reorg_deeper_than_the_window_stops(kind: Kind) {
     db.remove().await;
 }
 
+/// Every row of `table`, each value as its `Display` text.
+async fn texts(
+    indexer: &Indexer,
+    table: &'static otaledger_indexer::rows::Table,
+) -> Vec<Vec<String>> {
+    db::read_table(indexer.pool(), table)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.values.iter().map(ToString::to_string).collect())
+        .collect()
+}
+
+/// Strings from the chain may hold NUL characters, which PostgreSQL's TEXT cannot store:
+/// a permissionless registration named with one must not stop the indexer. Every
+/// chain string is stored with each NUL as U+FFFD on both databases, and `verify`
+/// (which decodes the chain the same way) finds the mirror clean.
+async fn nul_characters_in_chain_strings_do_not_stop_the_indexer(kind: Kind) {
+    use otaledger_core::bindings::registry::UpdateRegistry;
+    let chain = Chain::start(&[]).await.unwrap();
+    let d = &chain.deployment;
+    let registry = UpdateRegistry::new(d.registry, &chain.provider);
+    let signer = chain.anvil.addresses()[0];
+    let receipt = registry
+        .registerManufacturer(
+            "Ac\0me".into(),
+            alloy::primitives::Address::ZERO,
+            alloy::primitives::Address::ZERO,
+            vec![signer],
+            1,
+            "bafy\0params".into(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let id = receipt
+        .decoded_log::<UpdateRegistry::ManufacturerRegistered>()
+        .unwrap()
+        .manufacturerId;
+    registry
+        .defineModel(id, "\0".into(), 0)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let db = TestDb::new(kind).await;
+    let mut indexer = Indexer::open(config(&chain, &db, 3)).await.unwrap();
+    let progress = indexer.sync().await.unwrap();
+    assert_eq!(progress.checkpoint.unwrap().number, progress.head);
+    let manufacturers = texts(&indexer, &otaledger_indexer::rows::MANUFACTURERS).await;
+    assert!(
+        manufacturers[0].contains(&format!("{:?}", "Ac\u{fffd}me")),
+        "{manufacturers:?}"
+    );
+    assert!(
+        manufacturers[0].contains(&format!("{:?}", "bafy\u{fffd}params")),
+        "{manufacturers:?}"
+    );
+    let models = texts(&indexer, &otaledger_indexer::rows::MODELS).await;
+    assert!(
+        models[0].contains(&format!("{:?}", "\u{fffd}")),
+        "{models:?}"
+    );
+    let report = indexer.verify().await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    drop(indexer);
+    db.remove().await;
+}
+
 both_databases! {
     history_mirrors_exactly,
     reorgs_are_repaired,
     a_reorg_deeper_than_the_window_stops,
+    nul_characters_in_chain_strings_do_not_stop_the_indexer,
 }
 
 /// `eth_subscribe` newHeads wakes the follower: with a 60 s poll interval, a
