@@ -42,7 +42,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::runtime::Handle;
 
 use crate::{Limits, Pushed, Verifier, VerifyError};
-use body::{BodyReader, Guards, SinkTime};
+use body::{BodyFailure, BodyReader, Guards, SinkTime};
 use car_stream::CarSections;
 use dest::{Dest, SinkDest};
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
@@ -701,11 +701,12 @@ impl Job {
         let mut block = Vec::new();
         if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
             return Err(match body.take_failure() {
-                Some(AttemptError::EndlessData { read, .. }) => too_large(read),
-                Some(reason) => reason,
-                None => AttemptError::Car(crate::CarError::Io(e)),
-            }
-            .into());
+                Some(BodyFailure::Gateway(AttemptError::EndlessData { read, .. })) => {
+                    too_large(read).into()
+                }
+                Some(reason) => reason.into(),
+                None => AttemptError::Car(crate::CarError::Io(e)).into(),
+            });
         }
         Ok(block)
     }
@@ -722,6 +723,17 @@ enum Failed {
 impl From<AttemptError> for Failed {
     fn from(e: AttemptError) -> Self {
         Self::Gateway(e)
+    }
+}
+
+impl From<BodyFailure> for Failed {
+    /// A body reader lost (its pump died) is the fetch's failure, not the gateway's: asking the
+    /// next gateway would meet the same fault, and a body cut short must never pass as whole.
+    fn from(e: BodyFailure) -> Self {
+        match e {
+            BodyFailure::Gateway(e) => Self::Gateway(e),
+            BodyFailure::Lost(why) => Self::Fatal(FetchError::Task(why)),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use net_support::bad_gateway::{self, Behavior, car};
 use net_support::{dfs_blocks, fixture};
-use otaledger_ipfs::fetch::{AttemptError, FetchMode};
+use otaledger_ipfs::fetch::{AttemptError, FetchMode, MAX_RATE_GRACE};
 use otaledger_ipfs::{Blockstore, Cid, FetchError, FetchOptions, fetch_into, probe_size};
 
 /// 3 full leaves and a partial one under one root.
@@ -381,11 +381,17 @@ async fn review_min_rate_zero_still_bounds_silence() {
 }
 
 /// A huge `rate_grace` (`Duration::MAX`, "no rate guard"): the pump's deadline `now + grace`
-/// overflows `Instant` and panics on the runtime; the reader sees the channel close as the end
-/// of the body, so an honest gateway fails (a truncated CAR) and the fetch with it.
-/// Pre-existing (`start + grace` before 71581fd).
+/// overflowed `Instant` and panicked on the runtime; the reader saw the channel close as the end
+/// of the body, so an honest gateway failed (a truncated CAR) and the fetch with it.
+/// Pre-existing (`start + grace` before 71581fd). Fixed three ways: a `rate_grace` above one
+/// hour is refused before any request (`FetchError::InvalidOptions`; the reviewer expected the
+/// fetch to complete, but a window longer than any silence worth waiting for is no rate guard,
+/// and refusing it is what makes the bound hold); the deadlines are `checked_add` (an instant
+/// `Instant` cannot hold is no deadline, never a panic); and a body reader whose pump dies
+/// without its end marker fails instead of reporting the end of the body
+/// (`fetch::body::tests::a_pump_that_dies_is_an_error_not_the_end_of_the_body`). The longest
+/// window accepted lets an honest gateway complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaw: a rate_grace that overflows Instant panics the pump; an honest gateway fails as truncated"]
 async fn review_a_huge_rate_grace_does_not_break_an_honest_fetch() {
     let fx = fixture(SIZE);
     let gw = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
@@ -393,18 +399,45 @@ async fn review_a_huge_rate_grace_does_not_break_an_honest_fetch() {
         rate_grace: Duration::MAX,
         ..FetchOptions::default()
     };
-    let got = Recorder::default();
-    let report = fetch_into(
+    let err = fetch_into(
         fx.root,
         SIZE as u64,
         std::slice::from_ref(&gw.url),
-        got.clone(),
+        Recorder::default(),
         &opts,
     )
     .await
-    .unwrap_or_else(|e| panic!("an honest gateway failed with a huge rate_grace: {e:?}"));
-    assert!(report.failures.is_empty());
-    assert!(got.bytes() == fx.bytes);
+    .expect_err("rate_grace Duration::MAX");
+    assert!(
+        matches!(
+            err,
+            FetchError::InvalidOptions {
+                field: "rate_grace",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for rate_grace in [MAX_RATE_GRACE, MAX_RATE_GRACE - Duration::from_nanos(1)] {
+        let opts = FetchOptions {
+            rate_grace,
+            ..FetchOptions::default()
+        };
+        let got = Recorder::default();
+        let report = fetch_into(
+            fx.root,
+            SIZE as u64,
+            std::slice::from_ref(&gw.url),
+            got.clone(),
+            &opts,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!("an honest gateway failed with rate_grace {rate_grace:?}: {e:?}")
+        });
+        assert!(report.failures.is_empty());
+        assert!(got.bytes() == fx.bytes);
+    }
 }
 
 /// A gateway that refuses CARs (406) and answers each raw block request only after `delay`

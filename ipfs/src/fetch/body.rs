@@ -7,6 +7,9 @@
 //! [`HANDOFF`] bytes through a small bounded channel, so the blocking reader wakes up once per
 //! piece rather than once per network read. A piece is the list of the network reads' buffers
 //! as they came (not copied into one buffer). Memory: at most `CHANNEL_PIECES + 1` pieces.
+//! The pump ends the channel with an explicit end of body (or the failure); a channel that
+//! closes without one (the pump panicked, or its runtime went away) is an error for the reader
+//! ([`BodyFailure::Lost`]), never taken for the end of the body.
 //!
 //! The windows are measured in the gateway's time only: while the fetch's thread is inside the
 //! destination (a caller's sink waiting on its writer, a file write; [`SinkTime`]) the window's
@@ -48,10 +51,34 @@ pub(crate) struct Guards {
 /// A response body as `Read`, failing on slow or endless data; the typed reason is kept in
 /// [`BodyReader::take_failure`] (the `io::Error` only carries its text).
 pub(crate) struct BodyReader {
-    rx: mpsc::Receiver<Result<Piece, AttemptError>>,
+    handle: Handle,
+    rx: mpsc::Receiver<Handoff>,
     piece: Piece,
-    failure: Option<AttemptError>,
+    /// Set once the pump's last message was read: the end of the body (`None`), or why the body
+    /// failed (its text, returned again by later reads).
+    closed: Option<Option<String>>,
+    failure: Option<BodyFailure>,
     pump: JoinHandle<()>,
+}
+
+/// What the pump hands the reader.
+enum Handoff {
+    /// The next bytes of the body.
+    Piece(Piece),
+    /// The body ended, every byte handed over.
+    End,
+    /// The body failed (after the pieces that arrived before).
+    Failed(AttemptError),
+}
+
+/// Why a body could not be read to its end.
+#[derive(Debug)]
+pub(crate) enum BodyFailure {
+    /// The gateway's fault (slow, endless, transport): the next gateway is asked.
+    Gateway(AttemptError),
+    /// The pump stopped without ending the body (it panicked, or the runtime shut down): the
+    /// fetch's own failure, not the gateway's, and never the end of the body.
+    Lost(String),
 }
 
 impl BodyReader {
@@ -66,17 +93,52 @@ impl BodyReader {
     ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
         let pump = handle.spawn(pump(resp, tx, guards, received, sink));
+        Self::with_pump(handle, rx, pump)
+    }
+
+    fn with_pump(handle: &Handle, rx: mpsc::Receiver<Handoff>, pump: JoinHandle<()>) -> Self {
         Self {
+            handle: handle.clone(),
             rx,
             piece: Piece::new(),
+            closed: None,
             failure: None,
             pump,
         }
     }
 
-    /// Why the last read failed, if it was this reader's guard or the transport.
-    pub(crate) fn take_failure(&mut self) -> Option<AttemptError> {
+    /// Why the last read failed, if it was this reader's guard, the transport, or the pump
+    /// lost.
+    pub(crate) fn take_failure(&mut self) -> Option<BodyFailure> {
         self.failure.take()
+    }
+
+    /// The channel closed with no end of body: why the pump stopped.
+    fn lost(&mut self) -> String {
+        match self.handle.block_on(&mut self.pump) {
+            Err(e) if e.is_panic() => {
+                let panic = e.into_panic();
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("the response reader panicked before the end of the body: {text}")
+            }
+            Err(e) => format!("the response reader stopped before the end of the body: {e}"),
+            Ok(()) => "the response reader stopped before the end of the body".to_owned(),
+        }
+    }
+
+    /// Ends reading with `failure`, whose text later reads return again.
+    fn fail(&mut self, failure: BodyFailure) -> std::io::Error {
+        let text = match &failure {
+            BodyFailure::Gateway(e) => e.to_string(),
+            BodyFailure::Lost(why) => why.clone(),
+        };
+        self.closed = Some(Some(text.clone()));
+        self.failure = Some(failure);
+        std::io::Error::other(text)
     }
 }
 
@@ -96,14 +158,22 @@ impl Read for BodyReader {
             if self.piece.pop_front().is_some() {
                 continue;
             }
+            match &self.closed {
+                Some(None) => return Ok(0),
+                Some(Some(text)) => return Err(std::io::Error::other(text.clone())),
+                None => {}
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(piece)) => self.piece = piece,
-                Some(Err(e)) => {
-                    let io = std::io::Error::other(e.to_string());
-                    self.failure = Some(e);
-                    return Err(io);
+                Some(Handoff::Piece(piece)) => self.piece = piece,
+                Some(Handoff::End) => {
+                    self.closed = Some(None);
+                    return Ok(0);
                 }
-                None => return Ok(0),
+                Some(Handoff::Failed(e)) => return Err(self.fail(BodyFailure::Gateway(e))),
+                None => {
+                    let why = self.lost();
+                    return Err(self.fail(BodyFailure::Lost(why)));
+                }
             }
         }
         let Some(chunk) = self.piece.front_mut() else {
@@ -212,10 +282,12 @@ impl RateWindow {
     /// When to judge the window if nothing arrives: at its end in the gateway's time. While
     /// the destination is busy that end moves away as fast as time passes, so look again after
     /// what is left of the window, at least a quarter of it (never a busy loop of short waits).
-    fn deadline(&self, now: Instant) -> Instant {
+    /// `None` when that instant is past what [`Instant`] can hold (the options refuse windows
+    /// over an hour, so only a window that could never end): no deadline then, never a panic.
+    fn deadline(&self, now: Instant) -> Option<Instant> {
         let (ran, busy) = self.ran(now);
         let left = self.grace.saturating_sub(ran);
-        now + if busy { left.max(self.grace / 4) } else { left }
+        now.checked_add(if busy { left.max(self.grace / 4) } else { left })
     }
 
     /// Close the window if it is over; fail if it was too slow.
@@ -241,7 +313,7 @@ impl RateWindow {
 /// Read the body, enforce the guards and hand pieces to the reader.
 async fn pump(
     mut resp: reqwest::Response,
-    tx: mpsc::Sender<Result<Piece, AttemptError>>,
+    tx: mpsc::Sender<Handoff>,
     guards: Guards,
     counter: Arc<AtomicU64>,
     sink: Arc<SinkTime>,
@@ -251,8 +323,11 @@ async fn pump(
     let mut piece = Piece::new();
     let mut piece_len = 0usize;
     let outcome = loop {
-        let deadline = window.deadline(Instant::now());
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+        let next = match window.deadline(Instant::now()) {
+            Some(deadline) => tokio::time::timeout_at(deadline, resp.chunk()).await,
+            None => Ok(resp.chunk().await),
+        };
+        match next {
             Ok(Ok(Some(chunk))) => {
                 // A network read is at most hyper's read buffer; counting it before keeping it
                 // bounds the body at the limit plus one read, whatever `Content-Length` said.
@@ -272,7 +347,11 @@ async fn pump(
                 piece.push_back(chunk);
                 if piece_len >= HANDOFF {
                     piece_len = 0;
-                    if tx.send(Ok(std::mem::take(&mut piece))).await.is_err() {
+                    if tx
+                        .send(Handoff::Piece(std::mem::take(&mut piece)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -288,10 +367,72 @@ async fn pump(
         }
     };
     // What arrived before an error is still delivered (a resume keeps its verified part).
-    if !piece.is_empty() && tx.send(Ok(piece)).await.is_err() {
+    if !piece.is_empty() && tx.send(Handoff::Piece(piece)).await.is_err() {
         return;
     }
-    if let Err(e) = outcome {
-        let _ = tx.send(Err(e)).await;
+    let _ = tx
+        .send(match outcome {
+            Ok(()) => Handoff::End,
+            Err(e) => Handoff::Failed(e),
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A pump that hands over a piece and then dies (a panic, as an `Instant` overflow did)
+    /// without ending the body: the reader gets the piece, then an error naming the panic, never
+    /// an end of body; later reads fail the same way.
+    #[test]
+    fn a_pump_that_dies_is_an_error_not_the_end_of_the_body() {
+        let rt = runtime();
+        let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
+        let pump = rt.spawn(async move {
+            let piece = Piece::from([Bytes::from_static(b"verified prefix")]);
+            tx.send(Handoff::Piece(piece)).await.ok();
+            panic!("deadline overflow");
+        });
+        let mut reader = BodyReader::with_pump(rt.handle(), rx, pump);
+        let mut got = Vec::new();
+        let err = reader
+            .read_to_end(&mut got)
+            .expect_err("a dead pump is no end");
+        assert_eq!(got, b"verified prefix");
+        assert!(err.to_string().contains("deadline overflow"), "{err}");
+        assert!(
+            matches!(reader.take_failure(), Some(BodyFailure::Lost(why)) if why.contains("panicked"))
+        );
+        assert!(
+            reader.read(&mut [0; 8]).is_err(),
+            "a later read is no end either"
+        );
+    }
+
+    /// The end marker, and only it, is the end of the body (read again: still the end).
+    #[test]
+    fn the_end_marker_ends_the_body() {
+        let rt = runtime();
+        let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
+        let pump = rt.spawn(async move {
+            let piece = Piece::from([Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
+            tx.send(Handoff::Piece(piece)).await.ok();
+            tx.send(Handoff::End).await.ok();
+        });
+        let mut reader = BodyReader::with_pump(rt.handle(), rx, pump);
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"abcd");
+        assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0);
+        assert!(reader.take_failure().is_none());
     }
 }

@@ -195,7 +195,8 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
-    /// The fetch task panicked or was cancelled.
+    /// The fetch task panicked or was cancelled, or a response's reader stopped before the end
+    /// of the body (it panicked, or the runtime shut down): never taken for the body's end.
     #[error("fetch task failed: {0}")]
     Task(String),
 }
