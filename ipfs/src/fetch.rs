@@ -42,7 +42,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::runtime::Handle;
 
 use crate::{Limits, Pushed, Verifier, VerifyError};
-use body::{BodyFailure, BodyReader, Guards, SinkTime};
+use body::{BodyFailure, BodyReader, Rate, SinkTime};
 use car_stream::CarSections;
 use dest::{Dest, SinkDest};
 pub use error::{AttemptError, FetchError, FetchMode, GatewayFailure};
@@ -487,31 +487,45 @@ impl Job {
         gateway_url(gateway, cid, query)
     }
 
-    /// Send a GET and wait for the headers (bounded by `response_timeout`).
-    fn get(&self, url: url::Url, accept: &'static str) -> Result<reqwest::Response, AttemptError> {
+    /// Send a GET and wait for the headers (bounded by `response_timeout`; with `rate`, the
+    /// wait is also the gateway's time in that rate guard's windows, [`Rate::judge`]).
+    fn get(
+        &self,
+        url: url::Url,
+        accept: &'static str,
+        rate: Option<&Rate>,
+    ) -> Result<reqwest::Response, AttemptError> {
         let send = self.http.get(url).header(ACCEPT, accept).send();
-        match self
-            .handle
-            .block_on(tokio::time::timeout(self.opts.response_timeout, send))
-        {
+        let timed = tokio::time::timeout(self.opts.response_timeout, send);
+        let sent = self.handle.block_on(async {
+            match rate {
+                Some(rate) => rate.judge(timed).await,
+                None => Ok(timed.await),
+            }
+        })?;
+        match sent {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(AttemptError::Transport(e)),
             Err(_) => Err(AttemptError::ResponseTimeout(self.opts.response_timeout)),
         }
     }
 
-    fn body(&self, resp: reqwest::Response, limit: u64) -> BodyReader {
-        let guards = Guards {
-            limit,
-            min_rate: self.opts.min_rate,
-            grace: self.opts.rate_grace,
-        };
+    /// A rate guard for one attempt, its first window starting now.
+    fn rate(&self) -> Arc<Rate> {
+        Rate::new(
+            self.opts.min_rate,
+            self.opts.rate_grace,
+            Arc::clone(&self.sink_time),
+        )
+    }
+
+    fn body(&self, resp: reqwest::Response, limit: u64, rate: &Arc<Rate>) -> BodyReader {
         BodyReader::new(
             &self.handle,
             resp,
-            guards,
+            limit,
             Arc::clone(&self.received),
-            Arc::clone(&self.sink_time),
+            Arc::clone(rate),
         )
     }
 
@@ -600,7 +614,9 @@ impl Job {
         } else {
             format!("format=car&dag-scope=entity&entity-bytes={from}:*")
         };
-        let resp = self.get(self.url(gateway, &self.root, &query), ACCEPT_CAR)?;
+        // The wait for the CAR's headers is bounded by `response_timeout` alone (once per
+        // attempt); the rate guard's first window starts with the body.
+        let resp = self.get(self.url(gateway, &self.root, &query), ACCEPT_CAR, None)?;
         let status = resp.status().as_u16();
         if matches!(status, 406 | 501) {
             return Ok(Attempt::CarUnsupported(status));
@@ -612,8 +628,10 @@ impl Job {
         let limit = self
             .opts
             .car_body_limit(self.expected_size.saturating_sub(from));
-        let mut body = self.body(resp, limit);
-        let result = self.stream_car(gateway, &mut verifier, out, &mut body, dups);
+        // One rate guard for the CAR and the raw requests made beside it (repeated blocks).
+        let rate = self.rate();
+        let mut body = self.body(resp, limit, &rate);
+        let result = self.stream_car(gateway, &mut verifier, out, &mut body, dups, &rate);
         // The reader's own reason (slow, endless, transport) explains a CAR read error best.
         match (result, body.take_failure()) {
             (Err(Failed::Gateway(AttemptError::Car(_))), Some(reason)) => Err(reason.into()),
@@ -628,6 +646,7 @@ impl Job {
         out: &mut D,
         body: &mut BodyReader,
         dups_allowed: bool,
+        rate: &Arc<Rate>,
     ) -> Result<Attempt, Failed> {
         let car_err = |e| Failed::Gateway(AttemptError::Car(e));
         // A section is a CID (at most a few dozen bytes; 256 allowed) and a block.
@@ -647,7 +666,7 @@ impl Job {
         };
         while !verifier.is_done() {
             if !dups_allowed && let Some(cid) = repeat_needed(verifier, out) {
-                let block = self.raw_block(gateway, cid)?;
+                let block = self.raw_block(gateway, cid, rate)?;
                 self.push(verifier, out, &cid, &block, false)?;
                 continue;
             }
@@ -655,7 +674,7 @@ impl Job {
                 // The CAR ended without a repeat it could have carried (`dups=y` may leave it
                 // out): by raw request, then the CAR's end is met again.
                 if let Some(needed) = repeat_needed(verifier, out) {
-                    let repeated = self.raw_block(gateway, needed)?;
+                    let repeated = self.raw_block(gateway, needed, rate)?;
                     self.push(verifier, out, &needed, &repeated, false)?;
                     continue;
                 }
@@ -666,7 +685,7 @@ impl Job {
                 .into());
             };
             while let Some(needed) = repeat_needed(verifier, out).filter(|needed| *needed != cid) {
-                let repeated = self.raw_block(gateway, needed)?;
+                let repeated = self.raw_block(gateway, needed, rate)?;
                 self.push(verifier, out, &needed, &repeated, false)?;
             }
             self.push(verifier, out, &cid, &block, dups_allowed)?;
@@ -674,20 +693,28 @@ impl Job {
         self.finished(verifier, out)
     }
 
-    /// One raw block request per block, in the order the verifier needs them.
+    /// One raw block request per block, in the order the verifier needs them. One rate guard
+    /// spans the requests, the waits for their headers included: a gateway cannot hold the
+    /// fetch below `min_rate` by delaying each response (just under `response_timeout`).
     fn attempt_raw<D: Dest>(&self, gateway: &url::Url, out: &mut D) -> Result<Attempt, Failed> {
         let mut verifier = self.verifier(out)?;
         self.emit(&mut verifier, out, None)?;
+        let rate = self.rate();
         while let Some(cid) = verifier.next_needed().copied() {
-            let block = self.raw_block(gateway, cid)?;
+            let block = self.raw_block(gateway, cid, &rate)?;
             self.push(&mut verifier, out, &cid, &block, false)?;
         }
         self.finished(&verifier, out)
     }
 
-    /// One block from `gateway` (`?format=raw`), unverified (the caller pushes it).
-    fn raw_block(&self, gateway: &url::Url, cid: Cid) -> Result<Vec<u8>, Failed> {
-        let resp = self.get(self.url(gateway, &cid, "format=raw"), ACCEPT_RAW)?;
+    /// One block from `gateway` (`?format=raw`), unverified (the caller pushes it); the wait
+    /// for its headers and its body are judged by the attempt's `rate`.
+    fn raw_block(&self, gateway: &url::Url, cid: Cid, rate: &Arc<Rate>) -> Result<Vec<u8>, Failed> {
+        let resp = self.get(
+            self.url(gateway, &cid, "format=raw"),
+            ACCEPT_RAW,
+            Some(rate),
+        )?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(AttemptError::HttpStatus { status }.into());
@@ -697,7 +724,7 @@ impl Job {
         // `Content-Length` above the limit is refused before anything is read.
         let max = self.limits.max_block_size as u64;
         let too_large = block_limit(&resp, cid, max)?;
-        let mut body = self.body(resp, max);
+        let mut body = self.body(resp, max, rate);
         let mut block = Vec::new();
         if let Err(e) = std::io::Read::read_to_end(&mut body, &mut block) {
             return Err(match body.take_failure() {

@@ -3,11 +3,11 @@
 //! is idle again, a trickle into a sink (and a progress callback) that block at every call,
 //! endless data while the sink blocks; and the guard's settings at their edges (`rate_grace`
 //! zero or huge, `min_rate` zero), and whether a gateway answering raw requests slowly (the
-//! wait for each response's headers is in no window) holds the device below `min_rate`.
+//! wait for each response's headers was in no window) holds the device below `min_rate`.
 //!
 //! No timed assertions: the gateways sleep, the tests assert on outcomes. Where a test must tell
 //! "never ends" from "ends", it gives the fetch a bound many rate windows long and asserts it
-//! ended (those tests are the ignored flaws).
+//! ended (those tests were the reviewer's ignored flaws, each now fixed and asserting the fix).
 #![cfg(all(feature = "server", feature = "client"))]
 
 mod net_support;
@@ -474,15 +474,26 @@ async fn slow_raw(State(gw): State<SlowRaw>, req: Request) -> Response {
     }
 }
 
+/// Serves `SlowRaw` on a local port.
+async fn start_slow_raw(gw: SlowRaw) -> url::Url {
+    let app = Router::new().fallback(slow_raw).with_state(gw);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 /// A gateway answering CARs 406 and every raw block request just before `response_timeout`:
-/// each body arrives at full speed inside its own window, and the wait for the headers is in no
-/// window, so the transfer as a whole runs far below `min_rate` (256 KiB per 400 ms, about
+/// each body arrived at full speed inside its own window, and the wait for the headers was in
+/// no window, so the transfer as a whole ran far below `min_rate` (256 KiB per 400 ms, about
 /// 0.6 MiB/s, against 4 MiB/s here; with the defaults, a block per 29 s against 16 KiB/s) and
-/// the gateway is never abandoned: `min_rate` ("a gateway that trickles data to hold the device
-/// is abandoned") does not hold in the raw fallback, and nothing else bounds the fetch as a
-/// whole. Pre-existing, not from 71581fd.
+/// the gateway was never abandoned. Pre-existing, not from 71581fd. Fixed: one rate window runs
+/// across a raw attempt's requests and the waits for their headers are the gateway's time in
+/// it, so the gateway fails with `TooSlow` (in raw mode) before it has answered every block,
+/// and the next gateway completes from the verified position, every byte once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaw: raw responses each delayed just under response_timeout hold the fetch below min_rate, never abandoned"]
 async fn review_raw_responses_delayed_below_the_response_timeout_are_held_to_min_rate() {
     let fx = fixture(SIZE);
     let gw = SlowRaw {
@@ -491,12 +502,7 @@ async fn review_raw_responses_delayed_below_the_response_timeout_are_held_to_min
         requests: Arc::default(),
     };
     let requests = gw.requests.clone();
-    let app = Router::new().fallback(slow_raw).with_state(gw);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url: url::Url = format!("http://{}/", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = start_slow_raw(gw).await;
     let honest = bad_gateway::start(Behavior::Real(fx.store.clone())).await;
     let opts = FetchOptions {
         min_rate: 4 << 20,
@@ -515,11 +521,57 @@ async fn review_raw_responses_delayed_below_the_response_timeout_are_held_to_min
     .await
     .unwrap();
     assert!(got.bytes() == fx.bytes);
-    assert_eq!(requests.load(Ordering::SeqCst), 5, "the root and 4 leaves");
-    // Five 400 ms waits for about 0.8 MB: the gateway should have been abandoned for the next.
+    // Five 400 ms waits for about 0.8 MB: the gateway is abandoned for the next.
     assert!(
         report.completed_by.0 == honest.url,
         "the slow raw gateway completed the fetch, never judged ({:?})",
         report.completed_by
     );
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    let failure = &report.failures[0];
+    assert!(
+        failure.gateway == url
+            && failure.mode == FetchMode::Raw
+            && matches!(failure.error, AttemptError::TooSlow { min_rate, .. } if min_rate == 4 << 20),
+        "{failure:?}"
+    );
+    assert!(
+        requests.load(Ordering::SeqCst) < 5,
+        "the slow gateway answered every block (the root and 4 leaves)"
+    );
+}
+
+/// The other side of the raw fallback's rate guard: a gateway answering CARs 406 and each raw
+/// block after a short wait (20 ms) is slow but well above `min_rate` (256 KiB/s over 500 ms
+/// windows) once its waits count: it completes the fetch alone, no failure, one request per
+/// block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_raw_responses_slow_but_above_min_rate_complete() {
+    let fx = fixture(SIZE);
+    let gw = SlowRaw {
+        store: fx.store.clone(),
+        delay: Duration::from_millis(20),
+        requests: Arc::default(),
+    };
+    let requests = gw.requests.clone();
+    let url = start_slow_raw(gw).await;
+    let opts = FetchOptions {
+        min_rate: 256 << 10,
+        rate_grace: Duration::from_millis(500),
+        ..FetchOptions::default()
+    };
+    let got = Recorder::default();
+    let report = fetch_into(
+        fx.root,
+        SIZE as u64,
+        std::slice::from_ref(&url),
+        got.clone(),
+        &opts,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a slow raw gateway above min_rate failed: {e:?}"));
+    assert!(got.bytes() == fx.bytes);
+    assert_eq!(report.completed_by, (url, FetchMode::Raw));
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(requests.load(Ordering::SeqCst), 5, "the root and 4 leaves");
 }

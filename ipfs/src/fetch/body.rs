@@ -1,8 +1,9 @@
 //! Reading a response body on the fetch's blocking thread, with the rate and size guards.
 //!
-//! An async task on the runtime pumps the body: it measures the rate over consecutive windows of
-//! `rate_grace` (a window with fewer than `min_rate × rate_grace` bytes, silence included, caught
-//! by a deadline at the window's end, fails with [`AttemptError::TooSlow`]), stops past `limit`
+//! An async task on the runtime pumps the body: it counts the bytes into the attempt's [`Rate`]
+//! (consecutive windows of `rate_grace`; a window with fewer than `min_rate × rate_grace` bytes,
+//! silence included, caught by a deadline at the window's end, fails with
+//! [`AttemptError::TooSlow`]), stops past `limit`
 //! bytes ([`AttemptError::EndlessData`]), and hands the data over in pieces of at least
 //! [`HANDOFF`] bytes through a small bounded channel, so the blocking reader wakes up once per
 //! piece rather than once per network read. A piece is the list of the network reads' buffers
@@ -10,6 +11,11 @@
 //! The pump ends the channel with an explicit end of body (or the failure); a channel that
 //! closes without one (the pump panicked, or its runtime went away) is an error for the reader
 //! ([`BodyFailure::Lost`]), never taken for the end of the body.
+//!
+//! One [`Rate`] serves every request of an attempt at a gateway: its windows run across the
+//! requests, and [`Rate::judge`] also judges the wait for a response's headers where the attempt
+//! asks for it (each raw block request: a gateway delaying every response just under
+//! `response_timeout` cannot keep that time out of every window).
 //!
 //! The windows are measured in the gateway's time only: while the fetch's thread is inside the
 //! destination (a caller's sink waiting on its writer, a file write; [`SinkTime`]) the window's
@@ -36,17 +42,6 @@ use super::options::window_bytes;
 const HANDOFF: usize = 256 * 1024;
 /// Pieces queued between the pump and the reader.
 const CHANNEL_PIECES: usize = 4;
-
-/// The rate and size guards of one response.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Guards {
-    /// Most bytes the body may have.
-    pub(crate) limit: u64,
-    /// Slowest acceptable rate, bytes per second.
-    pub(crate) min_rate: u64,
-    /// Window over which the rate is measured.
-    pub(crate) grace: Duration,
-}
 
 /// A response body as `Read`, failing on slow or endless data; the typed reason is kept in
 /// [`BodyReader::take_failure`] (the `io::Error` only carries its text).
@@ -82,17 +77,17 @@ pub(crate) enum BodyFailure {
 }
 
 impl BodyReader {
-    /// Start pumping `resp`; every body byte taken from the network is added to `received`.
-    /// The rate windows leave out the time `sink` records.
+    /// Start pumping `resp`, at most `limit` bytes; every body byte taken from the network is
+    /// added to `received` and to `rate`, the attempt's rate guard.
     pub(crate) fn new(
         handle: &Handle,
         resp: reqwest::Response,
-        guards: Guards,
+        limit: u64,
         received: Arc<AtomicU64>,
-        sink: Arc<SinkTime>,
+        rate: Arc<Rate>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
-        let pump = handle.spawn(pump(resp, tx, guards, received, sink));
+        let pump = handle.spawn(pump(resp, tx, limit, received, rate));
         Self::with_pump(handle, rx, pump)
     }
 
@@ -242,41 +237,63 @@ impl Drop for InSink<'_> {
     }
 }
 
-/// Rate windows over a stream of byte counts, in the gateway's time: a window's clock stands
-/// still while the fetch is inside its destination ([`SinkTime`]).
-struct RateWindow {
+/// The rate guard of one attempt at a gateway: consecutive windows of `grace` over the body
+/// bytes of all the attempt's responses (and, where the attempt asks, the waits for their
+/// headers: [`Rate::judge`]), each of which must carry `min_rate × grace` bytes. In the gateway's
+/// time: a window's clock stands still while the fetch is inside its destination
+/// ([`SinkTime`]). Shared by the attempt's requests (a CAR's pump and the raw requests made
+/// beside it), hence the lock.
+pub(crate) struct Rate {
     min_rate: u64,
     grace: Duration,
+    sink: Arc<SinkTime>,
+    window: Mutex<Window>,
+}
+
+/// The window under way ([`Rate`]).
+struct Window {
     start: Instant,
     bytes: u64,
-    sink: Arc<SinkTime>,
     /// [`SinkTime::spent`] when the window began.
     sink_at_start: Duration,
 }
 
-impl RateWindow {
-    fn new(guards: Guards, sink: Arc<SinkTime>) -> Self {
+impl Rate {
+    /// A guard whose first window starts now; the windows leave out the time `sink` records.
+    pub(crate) fn new(min_rate: u64, grace: Duration, sink: Arc<SinkTime>) -> Arc<Self> {
         let sink_at_start = sink.spent().0;
-        Self {
-            min_rate: guards.min_rate,
-            grace: guards.grace,
-            start: Instant::now(),
-            bytes: 0,
+        Arc::new(Self {
+            min_rate,
+            grace,
             sink,
-            sink_at_start,
-        }
+            window: Mutex::new(Window {
+                start: Instant::now(),
+                bytes: 0,
+                sink_at_start,
+            }),
+        })
     }
 
-    /// How long the window has run in the gateway's time (the destination's time left out),
-    /// and whether the fetch is inside the destination now.
-    fn ran(&self, now: Instant) -> (Duration, bool) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long `window` has run in the gateway's time (the destination's time left out), and
+    /// whether the fetch is inside the destination now.
+    fn ran(&self, window: &Window, now: Instant) -> (Duration, bool) {
         let (sink, busy) = self.sink.spent();
-        let in_sink = sink.saturating_sub(self.sink_at_start);
+        let in_sink = sink.saturating_sub(window.sink_at_start);
         (
-            now.saturating_duration_since(self.start)
+            now.saturating_duration_since(window.start)
                 .saturating_sub(in_sink),
             busy,
         )
+    }
+
+    /// Counts `bytes` received into the window under way.
+    fn add(&self, bytes: u64) {
+        let mut window = self.lock();
+        window.bytes = window.bytes.saturating_add(bytes);
     }
 
     /// When to judge the window if nothing arrives: at its end in the gateway's time. While
@@ -285,28 +302,46 @@ impl RateWindow {
     /// `None` when that instant is past what [`Instant`] can hold (the options refuse windows
     /// over an hour, so only a window that could never end): no deadline then, never a panic.
     fn deadline(&self, now: Instant) -> Option<Instant> {
-        let (ran, busy) = self.ran(now);
+        let (ran, busy) = self.ran(&self.lock(), now);
         let left = self.grace.saturating_sub(ran);
         now.checked_add(if busy { left.max(self.grace / 4) } else { left })
     }
 
     /// Close the window if it is over; fail if it was too slow.
-    fn check(&mut self, now: Instant) -> Result<(), AttemptError> {
-        if self.ran(now).0 < self.grace {
+    fn check(&self, now: Instant) -> Result<(), AttemptError> {
+        let mut window = self.lock();
+        if self.ran(&window, now).0 < self.grace {
             return Ok(());
         }
-        let needed = window_bytes(self.min_rate, self.grace);
-        if u128::from(self.bytes) < needed {
+        if u128::from(window.bytes) < window_bytes(self.min_rate, self.grace) {
             return Err(AttemptError::TooSlow {
-                bytes: self.bytes,
+                bytes: window.bytes,
                 window: self.grace,
                 min_rate: self.min_rate,
             });
         }
-        self.start = now;
-        self.sink_at_start = self.sink.spent().0;
-        self.bytes = 0;
+        window.start = now;
+        window.sink_at_start = self.sink.spent().0;
+        window.bytes = 0;
         Ok(())
+    }
+
+    /// Waits for `fut` while judging the windows: each window that ends meanwhile must have
+    /// carried its bytes (from this attempt's other requests, or before the wait), or the wait
+    /// fails with [`AttemptError::TooSlow`]. The time waited is the gateway's.
+    pub(crate) async fn judge<F: Future>(&self, fut: F) -> Result<F::Output, AttemptError> {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let next = match self.deadline(Instant::now()) {
+                Some(deadline) => tokio::time::timeout_at(deadline, fut.as_mut()).await,
+                None => Ok(fut.as_mut().await),
+            };
+            match next {
+                Ok(out) => return Ok(out),
+                // The window ended with nothing arriving: judge it, then keep waiting.
+                Err(_) => self.check(Instant::now())?,
+            }
+        }
     }
 }
 
@@ -314,33 +349,28 @@ impl RateWindow {
 async fn pump(
     mut resp: reqwest::Response,
     tx: mpsc::Sender<Handoff>,
-    guards: Guards,
+    limit: u64,
     counter: Arc<AtomicU64>,
-    sink: Arc<SinkTime>,
+    rate: Arc<Rate>,
 ) {
-    let mut window = RateWindow::new(guards, sink);
     let mut received = 0u64;
     let mut piece = Piece::new();
     let mut piece_len = 0usize;
     let outcome = loop {
-        let next = match window.deadline(Instant::now()) {
-            Some(deadline) => tokio::time::timeout_at(deadline, resp.chunk()).await,
-            None => Ok(resp.chunk().await),
-        };
-        match next {
+        match rate.judge(resp.chunk()).await {
             Ok(Ok(Some(chunk))) => {
                 // A network read is at most hyper's read buffer; counting it before keeping it
                 // bounds the body at the limit plus one read, whatever `Content-Length` said.
                 received += chunk.len() as u64;
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if received > guards.limit {
+                if received > limit {
                     break Err(AttemptError::EndlessData {
-                        limit: guards.limit,
+                        limit,
                         read: received,
                     });
                 }
-                window.bytes += chunk.len() as u64;
-                if let Err(e) = window.check(Instant::now()) {
+                rate.add(chunk.len() as u64);
+                if let Err(e) = rate.check(Instant::now()) {
                     break Err(e);
                 }
                 piece_len += chunk.len();
@@ -358,12 +388,7 @@ async fn pump(
             }
             Ok(Ok(None)) => break Ok(()),
             Ok(Err(e)) => break Err(AttemptError::Transport(e)),
-            // The window ended with nothing more arriving: judge it, then keep waiting.
-            Err(_) => {
-                if let Err(e) = window.check(Instant::now()) {
-                    break Err(e);
-                }
-            }
+            Err(e) => break Err(e),
         }
     };
     // What arrived before an error is still delivered (a resume keeps its verified part).

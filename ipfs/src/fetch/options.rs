@@ -46,17 +46,23 @@ pub struct FetchOptions {
     pub limits: Limits,
     /// Time to open a connection to a gateway. Default 10 s.
     pub connect_timeout: Duration,
-    /// Time from sending a request to receiving the response headers. Default 30 s.
+    /// Time from sending a request to receiving the response headers. Default 30 s. In the
+    /// raw-block fallback that wait is also the gateway's time in `min_rate`'s windows.
     pub response_timeout: Duration,
     /// Slowest acceptable transfer, in bytes per second, averaged over windows of `rate_grace`
-    /// (a gateway that trickles data to hold the device is abandoned). Default 16 KiB/s. The
-    /// windows count the gateway's time only: time the fetch spends handing verified bytes on
-    /// (writing the file, a [`crate::fetch_into`] sink waiting on its writer, the progress
-    /// callback) is left out. In the raw-block fallback one window runs across the attempt's
-    /// requests, the waits for their response headers included. Must be at least 1 and, with
-    /// `rate_grace`, ask for at least one byte per window (otherwise the fetch refuses the
-    /// options with [`crate::FetchError::InvalidOptions`]: a window needing no bytes would let
-    /// a silent gateway hold the fetch forever).
+    /// (a gateway that trickles data, falls silent, or delays each raw block response to hold
+    /// the device is abandoned for the next; tests in `ipfs/tests/`:
+    /// `fetch_attacks::slow_gateway_below_the_minimum_rate`,
+    /// `fetch_attacks::silent_gateway_is_too_slow`,
+    /// `review_rate_pause::review_silence_after_a_burst_fails_while_the_sink_is_idle`,
+    /// `review_rate_pause::review_raw_responses_delayed_below_the_response_timeout_are_held_to_min_rate`).
+    /// Default 16 KiB/s. The windows count the gateway's time only: time the fetch spends handing
+    /// verified bytes on (writing the file, a [`crate::fetch_into`] sink waiting on its writer, the
+    /// progress callback) is left out. In the raw-block fallback one window runs across the
+    /// attempt's requests, the waits for their response headers included. Must be at least 1 and,
+    /// with `rate_grace`, ask for at least one byte per window (otherwise the fetch refuses the
+    /// options with [`crate::FetchError::InvalidOptions`]: a window needing no bytes would let a
+    /// silent gateway hold the fetch forever).
     pub min_rate: u64,
     /// Length of the window over which `min_rate` is measured; also the longest silence
     /// tolerated (in the gateway's time, as for `min_rate`). Default 20 s. Between
