@@ -169,13 +169,34 @@ pub async fn pin(http: &reqwest::Client, target: &PinTarget, cid_text: &str) -> 
     }
 }
 
+/// The longest value the `pins` table keeps as its key. A CID's text is far shorter
+/// (a CIDv1 of a SHA-256 is 59 characters); anyone can put a longer "CID" on chain (a
+/// batch's leaves CID, a release's bundle CID), and PostgreSQL refuses index entries
+/// above about 2.7 KB, which stopped every round of the pin follower at that value
+/// (`review_indexer_strings::postgres::a_long_leaves_cid_does_not_stop_the_pin_follower`).
+pub const MAX_PIN_KEY: usize = 256;
+
+/// The `pins` key of a CID as the chain states it: the text itself, or for a value
+/// longer than [`MAX_PIN_KEY`] (no CID) `sha256:` and the hex SHA-256 of the text.
+pub fn pin_key(text: &str) -> String {
+    if text.len() <= MAX_PIN_KEY {
+        return text.to_owned();
+    }
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        alloy::hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    )
+}
+
 /// The `pins` key of a release's bundle CID as the chain has it (binary): its
-/// CID string, or the `0x` hex text when it is no CID.
+/// CID string, or the `0x` hex text when it is no CID ([`pin_key`] of either).
 pub fn bundle_key(bundle_cid_hex: &str) -> String {
-    alloy::hex::decode(bundle_cid_hex)
+    let text = alloy::hex::decode(bundle_cid_hex)
         .ok()
         .and_then(|b| Cid::try_from(b.as_slice()).ok())
-        .map_or_else(|| bundle_cid_hex.to_owned(), |c| c.to_string())
+        .map_or_else(|| bundle_cid_hex.to_owned(), |c| c.to_string());
+    pin_key(&text)
 }
 
 /// One round: every bundle and leaves CID not pinned yet (and not given up
@@ -196,7 +217,8 @@ pub async fn pin_pending(pool: &AnyPool, target: &PinTarget, backoff: &Backoff) 
         .await
         .map_err(&read)?
     {
-        wanted.push((row.try_get(0).map_err(&read)?, "leaves"));
+        let text: String = row.try_get(0).map_err(&read)?;
+        wanted.push((pin_key(&text), "leaves"));
     }
     let mut done = HashSet::new();
     let mut attempts = std::collections::HashMap::new();
@@ -229,42 +251,66 @@ pub async fn pin_pending(pool: &AnyPool, target: &PinTarget, backoff: &Backoff) 
         if done.contains(&cid) || !this_round.insert(cid.clone()) {
             continue;
         }
-        let status = pin(&http, target, &cid).await;
-        let mut tx = pool.begin().await.map_err(db("beginning a transaction"))?;
-        sqlx::query("DELETE FROM pins WHERE cid = $1")
-            .bind(cid.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(db("recording a pin"))?;
-        let tries = attempts.get(&cid).copied().unwrap_or(0) + 1;
-        let next_attempt_at = if status.status == "unavailable" {
-            backoff.next_attempt_at(tries, crate::backoff::now_ms())
+        let status = if cid.len() > MAX_PIN_KEY || cid.starts_with("sha256:") {
+            PinStatus {
+                status: "invalid",
+                detail: "longer than any CID".into(),
+            }
         } else {
-            0
+            pin(&http, target, &cid).await
         };
-        sqlx::query(
-            "INSERT INTO pins (cid, kind, status, detail, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(cid.clone())
-        .bind(kind)
-        .bind(status.status)
-        .bind(status.detail)
-        .bind(tries)
-        .bind(next_attempt_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("recording a pin"))?;
-        tx.commit().await.map_err(db("committing a pin"))?;
-        recorded += 1;
+        // One CID's failure to record is logged and the round goes on with the rest.
+        match record(pool, &cid, kind, status, &attempts, backoff).await {
+            Ok(()) => recorded += 1,
+            Err(e) => tracing::warn!(cid = %cid, error = %e, "recording a pin failed"),
+        }
     }
     Ok(recorded)
 }
 
-/// The recorded status of `cid` (a key as [`bundle_key`] makes it), if any.
+/// Records the outcome of pinning `cid` (its previous row replaced).
+async fn record(
+    pool: &AnyPool,
+    cid: &str,
+    kind: &'static str,
+    status: PinStatus,
+    attempts: &std::collections::HashMap<String, i64>,
+    backoff: &Backoff,
+) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db("beginning a transaction"))?;
+    sqlx::query("DELETE FROM pins WHERE cid = $1")
+        .bind(cid.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(db("recording a pin"))?;
+    let tries = attempts.get(cid).copied().unwrap_or(0) + 1;
+    let next_attempt_at = if status.status == "unavailable" {
+        backoff.next_attempt_at(tries, crate::backoff::now_ms())
+    } else {
+        0
+    };
+    sqlx::query(
+        "INSERT INTO pins (cid, kind, status, detail, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(cid.to_owned())
+    .bind(kind)
+    .bind(status.status)
+    .bind(status.detail)
+    .bind(tries)
+    .bind(next_attempt_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db("recording a pin"))?;
+    tx.commit().await.map_err(db("committing a pin"))?;
+    Ok(())
+}
+
+/// The recorded status of `cid` (a CID's text as the chain states it, or a key as
+/// [`bundle_key`] and [`pin_key`] make it), if any.
 pub async fn status(pool: &AnyPool, cid: &str) -> Result<Option<PinStatus>> {
     let row = sqlx::query("SELECT status, detail FROM pins WHERE cid = $1")
-        .bind(cid.to_owned())
+        .bind(pin_key(cid))
         .fetch_optional(pool)
         .await
         .map_err(db("reading a pin"))?;

@@ -301,21 +301,5 @@ async fn a_long_leaves_cid_does_not_stop_the_pin_follower(kind: Kind) {
 both_databases! {
     invalid_utf8_in_chain_strings_does_not_stop_the_indexer,
     long_chain_strings_do_not_stop_the_indexer,
-}
-
-/// [`a_long_leaves_cid_does_not_stop_the_pin_follower`] on both databases, as
-/// `both_databases!` would, but with the PostgreSQL run ignored: the flaw is PostgreSQL's.
-mod pin_follower {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_a_long_leaves_cid_does_not_stop_the_pin_follower() {
-        super::a_long_leaves_cid_does_not_stop_the_pin_follower(super::Kind::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "flaw: pins.cid is a PRIMARY KEY on TEXT; on PostgreSQL a leaves CID (or a bundle CID's hex) \
-                longer than a btree entry (2704 bytes; 8191 uncompressed) fails the INSERT, pin_pending \
-                returns the error and every later round fails at the same CID: no CID after it is ever pinned"]
-    async fn postgres_a_long_leaves_cid_does_not_stop_the_pin_follower() {
-        super::a_long_leaves_cid_does_not_stop_the_pin_follower(super::Kind::Postgres).await
-    }
+    a_long_leaves_cid_does_not_stop_the_pin_follower,
 }
