@@ -632,7 +632,7 @@ pub struct SignedApproval {
     pub digest: B256,
 }
 
-/// Signs a request (offline) into `out` [default: `<request dir>/<signer>.approval.sig.json`].
+/// Signs a request (offline) into `out` (default: `<request dir>/<signer>.approval.sig.json`).
 pub fn sign(
     request: &Path,
     key: &PrivateKeySigner,

@@ -18,6 +18,10 @@
 //!   as a device does (`device open`).
 //! - [`keyservice`]: the key service daemon (`keys serve`).
 
+// Argument docs are clap's `--help` text, which writes placeholders as `<M>` and
+// defaults as `[default: …]`: not HTML tags or links.
+#![allow(rustdoc::invalid_html_tags)]
+
 pub mod approval;
 pub mod authority;
 pub mod chain;

@@ -17,6 +17,10 @@
 //!   `release revoke | list`:
 //!   the manufacturer's and owner's side (logic in the `otaledger_cli` library).
 
+// Argument docs are clap's `--help` text, which writes placeholders as `<M>` and
+// defaults as `[default: …]`: not HTML tags or links.
+#![allow(rustdoc::invalid_html_tags)]
+
 use clap::{Parser, Subcommand};
 
 mod cmd;

@@ -111,7 +111,7 @@ impl<'a> Checker<'a> {
 
     /// Step 1 again without asking anyone: the head `latest` was proven at, if the clock moved
     /// on by at most [`Limits::head_reuse_secs`] since ([`Self::may_resume`]; else
-    /// [`Error::HeadReuseExpired`]: vote a new head), the head is still fresh at this checker's
+    /// [`crate::Error::HeadReuseExpired`]: vote a new head), the head is still fresh at this checker's
     /// clock reading and not below its highest block seen ([`head::check_fresh`], the same
     /// checks as a voted head). A [`LatestVerified`] comes only from [`HeadVerified::latest`]
     /// and cannot be built or changed outside this crate, so the head it carries won a vote of

@@ -218,7 +218,7 @@ fn bodies() -> Vec<(&'static str, Json)> {
     ]
 }
 
-/// `doc` (the handlers' document, serialized) with the schemas of [`components`], each read
+/// `doc` (the handlers' document, serialized) with the schemas of `components`, each read
 /// route's `200` body and every error status's body.
 pub fn with_schemas(mut doc: Json) -> Json {
     let section = doc

@@ -7,7 +7,7 @@
 //! ASCII and line feeds, at most [`MAX_MESSAGE`] bytes, the fields in the
 //! EIP's order, each at most once, no unknown line, no trailing line break.
 //! Whatever it accepts prints back to the same bytes
-//! ([`SiweMessage::to_string`]), so no two texts carry the same fields
+//! (its `Display`, `SiweMessage::to_string`), so no two texts carry the same fields
 //! (`siwe::tests::mutations_never_panic_and_never_change_a_field`).
 
 use std::fmt;

@@ -22,7 +22,7 @@
 //!   repeats are fetched and verified again (one raw request each, from the gateway in use:
 //!   a `dups=n` CAR sends them once).
 //!
-//! Both share the gateway loop, the verifier and the guards ([`dest::Dest`]). Memory stays at
+//! Both share the gateway loop, the verifier and the guards (`dest::Dest`). Memory stays at
 //! one block plus one path of DAG nodes whatever the file size.
 
 mod body;

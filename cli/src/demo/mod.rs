@@ -9,7 +9,7 @@
 //!    CP-ABE authority ([`authority::init`], parameters' CID on chain) and a model;
 //!    with `--token`, the ERC-20 (`DemoToken`, EIP-2612) the release is priced in;
 //! 4. the services: the IPFS block store and trustless gateway
-//!    ([`otaledger_ipfs::serve`]), the key service ([`keyservice::serve`]) and
+//!    ([`otaledger_ipfs::serve`]), the key service (`keyservice::serve`) and
 //!    the indexer (SQLite or `--postgres`) with its read API and dashboard;
 //! 5. a fleet provisioned into the state directory ([`device::provision`]),
 //!    claimed by the owner with every device's own signature, drawn on the

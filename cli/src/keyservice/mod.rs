@@ -10,7 +10,7 @@
 //! list ([`leaves`], checked against the on-chain Merkle root) and signed by
 //! the key-service wallet ([`crate::keys::seal_key`]). The delivery is stored
 //! (primary key (release, device): a restart never reissues), then added to
-//! the local IPFS block store, and served over HTTP ([`http`]).
+//! the local IPFS block store, and served over HTTP (`http`).
 //!
 //! Exactly once across crashes: purchases and the follower's checkpoint commit
 //! in one transaction; a key is issued only for a purchase still in the

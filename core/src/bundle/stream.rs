@@ -311,7 +311,7 @@ impl StreamDecryptor {
     }
 
     /// Hashes the image on a helper thread (the decrypted segments are copied to it, at most
-    /// [`HASH_QUEUE`] at a time), so decryption and hashing run on two cores; worth it where
+    /// `HASH_QUEUE` (8) at a time), so decryption and hashing run on two cores; worth it where
     /// there are two. Only before the first byte is fed; if no thread can be started it keeps
     /// hashing inline. The result is the same either way.
     pub fn hash_on_thread(mut self) -> Self {
