@@ -37,10 +37,11 @@ test: tools postgres lint slither contracts-test no-std rust-test ## every check
 postgres: ## make sure PostgreSQL answers on 127.0.0.1:5432 (start it if not)
 	@script/ensure-postgres.sh
 
-lint: node_modules/.installed ## formatting and lints (Rust and Solidity)
+lint: node_modules/.installed ## formatting and lints (Rust and Solidity), and the Rust docs' links
 	$(CARGO) fmt --all --check
 	$(FORGE) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps  # broken or private intra-doc links
 
 contracts-test: node_modules/.installed ## forge build --sizes, forge test (ci profile), gas snapshot check
 	script/check-forge-fails.sh
