@@ -4,26 +4,11 @@
 
 mod common;
 
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
-use common::{Kind, TestDb, config};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{Kind, TestDb, config, get_json as get, get_text as get_lenient};
 use otaledger_core::test_support::{Chain, Scenario};
-use otaledger_indexer::{Indexer, api::app};
+use otaledger_indexer::Indexer;
 use serde_json::Value;
-use tower::ServiceExt;
-
-async fn get(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, Value) {
-    let response = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
 
 async fn every_endpoint(kind: Kind) {
     let chain = Chain::start(&[]).await.unwrap();
@@ -250,17 +235,6 @@ async fn every_endpoint(kind: Kind) {
 
     drop(indexer);
     db.remove().await;
-}
-
-/// Like `get`, for responses that may not be JSON (axum's own query rejections).
-async fn get_lenient(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, String) {
-    let response = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Checks `value` against `schema`, the subset of JSON Schema the API's document uses (`type`,

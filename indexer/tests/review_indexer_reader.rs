@@ -6,28 +6,19 @@
 
 mod common;
 
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
+use axum::http::StatusCode;
 use common::{Kind, TestDb, config, postgres_admin_url};
-use http_body_util::BodyExt;
 use otaledger_core::test_support::{Chain, Scenario};
-use otaledger_indexer::{Indexer, api::app, db};
+use otaledger_indexer::{Indexer, db};
 use serde_json::Value;
 use sqlx::AnyPool;
-use tower::ServiceExt;
 
 async fn get(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, Value) {
-    let response = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
+    let (status, body) = common::get_text(state, uri).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 /// Statements that would change the mirror, each tried on a reader connection.

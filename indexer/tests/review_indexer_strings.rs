@@ -12,25 +12,10 @@ use alloy::{
     providers::Provider,
     rpc::types::TransactionRequest,
 };
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
-use common::{Kind, TestDb, config};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{Kind, TestDb, config, get_text as get};
 use otaledger_core::{bindings::registry::UpdateRegistry, test_support::Chain};
-use otaledger_indexer::{Indexer, api::app, backoff::Backoff, db, pins, rows};
-use tower::ServiceExt;
-
-async fn get(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, String) {
-    let response = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
+use otaledger_indexer::{Indexer, backoff::Backoff, db, pins, rows};
 
 /// Sends `data` to `to` from anvil's key 0 and waits for a successful receipt.
 async fn send_raw(chain: &Chain, to: Address, data: Vec<u8>) {

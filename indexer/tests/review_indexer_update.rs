@@ -15,12 +15,8 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
 };
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
-use common::{Kind, TestDb, config};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{Kind, TestDb, config, get_json as get};
 use otaledger_core::{
     bindings::{
         market::UpdateMarket,
@@ -34,23 +30,10 @@ use otaledger_core::{
     test_support::Chain,
 };
 use otaledger_indexer::{
-    Indexer,
-    api::app,
-    db,
+    Indexer, db,
     rows::{self, Row, Value},
 };
 use serde_json::{Value as Json, json};
-use tower::ServiceExt;
-
-async fn get(state: &otaledger_indexer::api::ApiState, uri: &str) -> (StatusCode, Json) {
-    let response = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
 
 macro_rules! mined {
     ($call:expr) => {{

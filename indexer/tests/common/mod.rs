@@ -133,3 +133,34 @@ macro_rules! both_databases {
         }
     };
 }
+
+/// One in-process GET of the API (`app(state).oneshot(…)`, no port): the status and the
+/// body as text (lossy UTF-8, for bodies that may not be JSON, e.g. axum's rejections).
+pub async fn get_text(
+    state: &otaledger_indexer::api::ApiState,
+    uri: &str,
+) -> (axum::http::StatusCode, String) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = otaledger_indexer::api::app(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`get_text`] with the body parsed as JSON; a body that is not JSON fails the test.
+pub async fn get_json(
+    state: &otaledger_indexer::api::ApiState,
+    uri: &str,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    let (status, body) = get_text(state, uri).await;
+    let json = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{uri}: {status} answered no JSON ({e}): {body}"));
+    (status, json)
+}
