@@ -29,7 +29,8 @@ use serde_json::{Value as Json, json};
 use sqlx::{AnyPool, Row as _};
 use tokio::sync::mpsc;
 
-use crate::{Error, Result, db, metrics::Metrics, rows::Value};
+use crate::error::db as dberr;
+use crate::{Result, db, metrics::Metrics, rows::Value};
 
 /// Rule thresholds and windows (block counts are of the chain followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,10 +198,6 @@ fn spawn_webhook(url: String, config: &AlertConfig, metrics: Arc<Metrics>) -> mp
         }
     });
     tx
-}
-
-fn dberr(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |source| Error::Database { during, source }
 }
 
 fn now_ms() -> i64 {

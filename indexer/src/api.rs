@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 use sqlx::AnyPool;
 
+use crate::error::db as db_error;
 use crate::{
     Error, alerts, db,
     db::Filter,
@@ -587,7 +588,9 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     let f = |column, value| Filter { column, value };
     // The device's model, its manufacturer and its floor (the model's first floor or the
     // highest raised since: versions are zero-padded text, so MAX orders them).
-    let device = sqlx::query(
+    // (model, manufacturer, the model's first floor, the highest floor raised since)
+    type DeviceRow = (i64, Option<i64>, Option<String>, Option<String>);
+    let device: Option<DeviceRow> = sqlx::query_as(
         "SELECT c.model_id, m.manufacturer_id, m.min_version, \
          (SELECT MAX(f.min_version) FROM floors f WHERE f.model_id = c.model_id) \
          FROM claims c LEFT JOIN models m ON m.model_id = c.model_id \
@@ -596,29 +599,15 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     .bind(index)
     .fetch_optional(pool)
     .await
-    .and_then(|row| {
-        row.map(|r| {
-            use sqlx::Row as _;
-            Ok::<_, sqlx::Error>((
-                r.try_get::<i64, _>(0)?,
-                r.try_get::<Option<i64>, _>(1)?,
-                r.try_get::<Option<String>, _>(2)?
-                    .max(r.try_get::<Option<String>, _>(3)?),
-            ))
-        })
-        .transpose()
-    })
-    .map_err(|source| crate::Error::Database {
-        during: "reading a device's model and floor",
-        source,
-    })?;
-    let (model, manufacturer, floor) =
-        device.ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
+    .map_err(db_error("reading a device's model and floor"))?;
+    let (model, manufacturer, floor) = device
+        .map(|(model, manufacturer, first, raised)| (model, manufacturer, first.max(raised)))
+        .ok_or_else(|| ApiError::NotFound(format!("device {index} was never claimed")))?;
     let floor = floor.unwrap_or_default();
     // The newest release of the model at or above the floor, not revoked, bought for this
     // device more often than refunded (ties in version: the first published), in one
     // statement rather than three queries per older release.
-    let id = sqlx::query(
+    let id: Option<String> = sqlx::query_scalar(
         "SELECT r.release_id FROM releases r \
          WHERE r.model_id = $1 AND r.version >= $2 \
          AND NOT EXISTS (SELECT 1 FROM revocations x WHERE x.release_id = r.release_id) \
@@ -634,14 +623,7 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     .bind(index)
     .fetch_optional(pool)
     .await
-    .and_then(|row| {
-        row.map(|r| sqlx::Row::try_get::<String, _>(&r, 0))
-            .transpose()
-    })
-    .map_err(|source| crate::Error::Database {
-        during: "choosing a device's update",
-        source,
-    })?;
+    .map_err(db_error("choosing a device's update"))?;
     let no_update = || ApiError::NotFound(format!("no installable release for device {index}"));
     let id = id.ok_or_else(no_update)?;
     let by_id = || vec![f("release_id", Value::Text(id.clone()))];
@@ -655,28 +637,14 @@ async fn update(State(state): State<ApiState>, Path(index): Path<String>) -> Api
     let mut signer_set = Json::Null;
     if let Some(m) = manufacturer {
         // The manufacturer's current set: its newest rotation (or registration).
-        let current = sqlx::query(
+        let current: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT block_number, log_index, threshold FROM signer_sets \
              WHERE manufacturer_id = $1 ORDER BY block_number DESC, log_index DESC LIMIT 1",
         )
         .bind(m)
         .fetch_optional(pool)
         .await
-        .and_then(|row| {
-            row.map(|r| {
-                use sqlx::Row as _;
-                Ok::<_, sqlx::Error>((
-                    r.try_get::<i64, _>(0)?,
-                    r.try_get::<i64, _>(1)?,
-                    r.try_get::<i64, _>(2)?,
-                ))
-            })
-            .transpose()
-        })
-        .map_err(|source| crate::Error::Database {
-            during: "reading a manufacturer's signer set",
-            source,
-        })?;
+        .map_err(db_error("reading a manufacturer's signer set"))?;
         if let Some((block, log, threshold)) = current {
             let members = db::select(
                 pool,

@@ -52,6 +52,7 @@ use serde_json::{Value as Json, json};
 use sqlx::{AnyPool, Row as _};
 use subtle::ConstantTimeEq as _;
 
+use crate::error::db;
 use crate::{
     Error,
     api::ApiError,
@@ -328,10 +329,6 @@ fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     OsRng.fill_bytes(&mut b);
     alloy::hex::encode(b)
-}
-
-fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |source| Error::Database { during, source }
 }
 
 fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {

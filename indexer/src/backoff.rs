@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::{AnyPool, Row as _};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The retry schedule of unavailable leaf lists and pins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,16 +75,10 @@ pub async fn waiting(pool: &AnyPool) -> Result<Vec<(&'static str, i64, f64)>> {
         .bind(now)
         .fetch_one(pool)
         .await
-        .map_err(|source| Error::Database {
-            during: "reading retry backoff",
-            source,
-        })?;
-        let read = |source| Error::Database {
-            during: "reading retry backoff",
-            source,
-        };
-        let count: i64 = row.try_get(0).map_err(read)?;
-        let latest: i64 = row.try_get(1).map_err(read)?;
+        .map_err(crate::error::db("reading retry backoff"))?;
+        let read = crate::error::db("reading retry backoff");
+        let count: i64 = row.try_get(0).map_err(&read)?;
+        let latest: i64 = row.try_get(1).map_err(&read)?;
         let wait = if count > 0 {
             (latest - now).max(0) as f64 / 1000.0
         } else {

@@ -34,6 +34,7 @@ use sqlx::{AnyPool, Row as _};
 use tokio::sync::{Mutex, watch};
 
 use crate::api::{self, ApiState};
+use crate::error::db as db_err;
 
 /// The page's Content-Security-Policy: nothing from outside, no inline code.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -327,10 +328,6 @@ pub struct ReportRow {
     pub timestamp: i64,
     /// Per-device nonce (strictly increasing).
     pub nonce: i64,
-}
-
-fn db_err(during: &'static str) -> impl Fn(sqlx::Error) -> crate::Error {
-    move |source| crate::Error::Database { during, source }
 }
 
 fn is_missing_table(e: &sqlx::Error) -> bool {

@@ -11,6 +11,7 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
+use crate::error::db;
 use crate::{
     Error, Result,
     rows::{Kind, Row, TABLES, Table, Value, decode_logs_known, decode_logs_with},
@@ -18,10 +19,6 @@ use crate::{
 
 /// Rows per multi-row INSERT (well under both databases' parameter limits).
 const ROWS_PER_INSERT: usize = 500;
-
-fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |source| Error::Database { during, source }
-}
 
 /// Opens `url` (`sqlite://PATH` — created if missing — or `postgres://…`) and
 /// runs the migrations.

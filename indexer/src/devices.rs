@@ -9,7 +9,7 @@
 
 use sqlx::{AnyPool, Row};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// What [`list`] keeps; every filter given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,11 +117,8 @@ pub async fn list(
     if let Some(s) = filter.status {
         query = query.bind(s);
     }
-    let db = |source| Error::Database {
-        during: "listing devices",
-        source,
-    };
-    let rows = query.bind(limit).fetch_all(pool).await.map_err(db)?;
+    let db = crate::error::db("listing devices");
+    let rows = query.bind(limit).fetch_all(pool).await.map_err(&db)?;
     rows.iter()
         .map(|r| {
             Ok(DeviceSummary {

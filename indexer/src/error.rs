@@ -100,3 +100,8 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error of a statement that failed while doing `during` (`.map_err(db("…"))`).
+pub(crate) fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |source| Error::Database { during, source }
+}

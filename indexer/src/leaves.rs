@@ -15,7 +15,8 @@ use otaledger_core::leaves::{LeafEntry, MAX_LEAF_LIST_SIZE, leaves_root, parse_l
 use otaledger_ipfs::{Blockstore, Cid, FetchOptions, Limits, Pushed, Verifier};
 use sqlx::{AnyPool, Row as _};
 
-use crate::{Error, Result, backoff::Backoff};
+use crate::error::db;
+use crate::{Result, backoff::Backoff};
 
 /// Tries of an `unavailable` list before it is left alone.
 pub const MAX_ATTEMPTS: i64 = 10;
@@ -186,10 +187,6 @@ pub async fn check_list(
         };
     }
     Outcome::Verified(leaves)
-}
-
-fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |source| Error::Database { during, source }
 }
 
 /// One round: every batch without a recorded list (and every `unavailable`

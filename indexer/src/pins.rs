@@ -13,6 +13,7 @@ use otaledger_ipfs::{
 };
 use sqlx::{AnyPool, Row as _};
 
+use crate::error::db;
 use crate::{Error, Result, backoff::Backoff};
 
 /// Tries of an `unavailable` CID before it is left alone.
@@ -42,10 +43,6 @@ pub struct PinStatus {
     pub status: &'static str,
     /// The number of blocks, the missing block or the error.
     pub detail: String,
-}
-
-fn db(during: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |source| Error::Database { during, source }
 }
 
 /// A block of at most [`MAX_BLOCK_SIZE`] bytes from the first gateway that
