@@ -249,13 +249,13 @@ mod tests {
 
     use super::*;
 
-    /// Review of issue 13: the manifest's signed `policyId` must be the bundle's policy. A
-    /// bundle sealed under a weaker policy (`"model:7"`: every device of the model opens it, paid
-    /// or not) but listed in a manifest whose `policyId` is the release policy passed every
-    /// other check, since nothing compared the two; signers reviewing `manifest.json` see only
-    /// the policy text that hashes to `policyId`, never the bundle's.
-    #[test]
-    fn a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused() {
+    /// A fresh CP-ABE authority's public key, the key of a device of model 7 that bought
+    /// release 42, and that release's target.
+    fn release_7_42() -> (
+        otaledger_cpabe::PublicKey,
+        otaledger_cpabe::SecretKey,
+        ReleaseTarget,
+    ) {
         let (params, master) = setup(&mut OsRng);
         let key = keygen(
             &master,
@@ -269,6 +269,17 @@ mod tests {
             model_id: 7,
             version: 42,
         };
+        (params, key, target)
+    }
+
+    /// Review of issue 13: the manifest's signed `policyId` must be the bundle's policy. A
+    /// bundle sealed under a weaker policy (`"model:7"`: every device of the model opens it, paid
+    /// or not) but listed in a manifest whose `policyId` is the release policy passed every
+    /// other check, since nothing compared the two; signers reviewing `manifest.json` see only
+    /// the policy text that hashes to `policyId`, never the bundle's.
+    #[test]
+    fn a_bundle_sealed_under_another_policy_than_the_manifest_names_is_refused() {
+        let (params, key, target) = release_7_42();
         let image = vec![7u8; 1000];
         let weaker = parse_policy("\"model:7\"").unwrap();
         let mut bytes = Vec::new();
@@ -353,19 +364,7 @@ mod tests {
     /// `StreamDecryptor` (`decrypt_in_place` verifies the tag before the plaintext is handed on).
     #[test]
     fn only_authenticated_segments_reach_the_writer() {
-        let (params, master) = setup(&mut OsRng);
-        let key = keygen(
-            &master,
-            &[model_attribute(7), release_attribute(7, 42)],
-            &mut OsRng,
-        )
-        .unwrap();
-        let target = ReleaseTarget {
-            chain_id: 31337,
-            registry: Address::repeat_byte(0x5a),
-            model_id: 7,
-            version: 42,
-        };
+        let (params, key, target) = release_7_42();
         let segment = 64 * 1024;
         let image: Vec<u8> = (0..3 * segment + 1000).map(|i| (i % 251) as u8).collect();
         let policy = default_policy(7, 42);
